@@ -1,0 +1,6 @@
+"""eqglb: equitable geographical load balancing (GLB) of AI inference."""
+
+from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo
+
+__all__ = ["DIMS", "Dispatch", "Scenario", "ScenarioError", "SolveInfo"]
+__version__ = "0.1.0"

@@ -1,0 +1,490 @@
+"""Scenario data model: what an equitable GLB problem is made of, validated once.
+
+A :class:`Scenario` holds every input of ``docs/MODEL.md`` (see the shared docs) with
+named dimensions ``time``, ``datacenter``, ``region`` and ``model`` ("model" always means
+the AI model). It is validated once, at construction; downstream code trusts it.
+Nothing writes back into a Scenario: the arrays are made read-only.
+
+A :class:`Dispatch` is a routing ``y[time, datacenter, region, model]`` [requests/slot]
+from any policy (or from a file); it is scored by :func:`eqglb.simulate.evaluate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "DIMS",
+    "Dispatch",
+    "Scenario",
+    "ScenarioError",
+    "SolveInfo",
+]
+
+#: Names of the four dimensions of a dispatch, in array order.
+DIMS = ("time", "datacenter", "region", "model")
+
+
+class ScenarioError(ValueError):
+    """An input is invalid; the message names the variable, the coordinate and the fix."""
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+def _fmt_time(time: pd.DatetimeIndex, t: int) -> str:
+    return f"slot {t} ({time[t]:%Y-%m-%d %H:%M})"
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A validated equitable-GLB scenario.
+
+    Parameters
+    ----------
+    datacenters : sequence of str
+        Data-centre names (dimension ``datacenter``, size N), unique.
+    regions : sequence of str
+        User-region (gateway) names (dimension ``region``, size J), unique.
+    models : sequence of str
+        AI-model variant names (dimension ``model``, size K), unique.
+    time : pandas.DatetimeIndex
+        Start of each slot (dimension ``time``, size T), UTC, strictly increasing with a
+        fixed step (no gaps). A naive index is taken as UTC.
+    demand : array (time, region)
+        Requests arriving at each region in each slot [requests/slot].
+    price : array (time, datacenter)
+        Electricity price [USD/kWh]; may be negative.
+    carbon_intensity : array (time, datacenter)
+        Grid carbon intensity [kg CO2/kWh].
+    wue : array (time, datacenter)
+        On-site water usage effectiveness of cooling [L/kWh of IT energy].
+    ewif : array (time, datacenter)
+        Off-site energy-water intensity factor of the grid [L/kWh of facility energy].
+    pue : array (datacenter,) or (time, datacenter)
+        Power usage effectiveness [-], >= 1 in practice (> 0 enforced).
+    energy_per_request : array (datacenter, model) or (model,)
+        IT energy one request of each model takes at each data centre [kWh/request].
+    capacity_per_request : array (model,)
+        Capacity units one request of each model takes [units/request] (e.g. GPU-seconds).
+    capacity : array (datacenter,), (time, datacenter), (datacenter, model) or (time, datacenter, model)
+        Capacity per slot. With ``capacity_mode="shared"`` one pool per data centre
+        [units/slot] that requests of model k draw ``capacity_per_request[k]`` units from;
+        with ``"per_model"`` one pool per (data centre, model) [requests/slot].
+    quality_loss : array (model,)
+        Normalised quality loss of each model versus the best one [-], in [0, 1].
+    allowed : bool array (datacenter, region, model), (datacenter, region) or None
+        Whether region j may be served by model k at data centre i (latency,
+        sovereignty, model hosted). ``None`` allows everything.
+    capacity_mode : {"shared", "per_model"}
+        Whether ``capacity`` is one pool per data centre or one per (data centre, model).
+    latency : array (datacenter, region) or None
+        Latency or distance proxy [ms] used by the Nearest baseline.
+    home : sequence of str or None
+        Home (nearest) data centre of each region; used by Nearest when ``latency`` is
+        absent (home = 0 ms, elsewhere = 1 ms, i.e. spill-over to any allowed site).
+    name, description : str
+        Free text; ``description`` should state the provenance of the data.
+    attrs : dict
+        Free metadata (sources, units of the original files, ...), never read by the maths.
+    """
+
+    datacenters: tuple[str, ...]
+    regions: tuple[str, ...]
+    models: tuple[str, ...]
+    time: pd.DatetimeIndex
+    demand: np.ndarray
+    price: np.ndarray
+    carbon_intensity: np.ndarray
+    wue: np.ndarray
+    ewif: np.ndarray
+    pue: np.ndarray
+    energy_per_request: np.ndarray
+    capacity_per_request: np.ndarray
+    capacity: np.ndarray
+    quality_loss: np.ndarray
+    allowed: np.ndarray | None = None
+    capacity_mode: str = "shared"
+    latency: np.ndarray | None = None
+    home: tuple[str, ...] | None = None
+    name: str = "scenario"
+    description: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+    validate_feasibility: bool = True
+
+    # ------------------------------------------------------------------ construction
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        for dim, names in (("datacenter", self.datacenters), ("region", self.regions),
+                           ("model", self.models)):
+            names = tuple(str(n) for n in names)
+            if len(names) == 0:
+                raise ScenarioError(f"{dim} list is empty; give at least one {dim} name")
+            seen: set[str] = set()
+            for n in names:
+                if n in seen:
+                    raise ScenarioError(
+                        f"{dim} name {n!r} appears twice; {dim} names must be unique")
+                if not n.strip():
+                    raise ScenarioError(f"a {dim} name is empty; give every {dim} a name")
+                seen.add(n)
+            set_(dim + "s", names)
+        N, J, K = len(self.datacenters), len(self.regions), len(self.models)
+
+        time = self.time
+        if not isinstance(time, pd.DatetimeIndex):
+            try:
+                time = pd.DatetimeIndex(pd.to_datetime(list(time)))
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(f"time is not a list of timestamps ({exc}); "
+                                    "give ISO 8601 times such as 2022-09-22 00:00") from exc
+        time = time.tz_localize("UTC") if time.tz is None else time.tz_convert("UTC")
+        T = len(time)
+        if T == 0:
+            raise ScenarioError("time is empty; give at least one slot")
+        if T > 1:
+            steps = np.diff(time.asi8)
+            bad = np.flatnonzero(steps <= 0)
+            if bad.size:
+                t = int(bad[0]) + 1
+                raise ScenarioError(
+                    f"time is not strictly increasing at slot {t} ({time[t]} after "
+                    f"{time[t - 1]}); sort the time stamps and drop duplicates")
+            gap = np.flatnonzero(steps != steps[0])
+            if gap.size:
+                t = int(gap[0]) + 1
+                raise ScenarioError(
+                    f"time has a gap or uneven step at slot {t} ({time[t - 1]} -> {time[t]}, "
+                    f"expected step {pd.Timedelta(int(steps[0]))}); fill the missing slots")
+        set_("time", time)
+
+        def arr(name: str, shapes: Sequence[tuple[int, ...]], target: tuple[int, ...] | None,
+                dims: Sequence[tuple[str, ...]], dtype: Any = float) -> np.ndarray:
+            v = getattr(self, name)
+            try:
+                a = np.array(v, dtype=dtype, copy=True)
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(f"{name} is not numeric ({exc}); give numbers") from exc
+            for s, d in zip(shapes, dims, strict=True):
+                if a.shape == s:
+                    if target is not None and s != target:
+                        if d == ("model",) and target == (N, K):
+                            a = np.broadcast_to(a[None, :], target)
+                        elif d == ("datacenter",) and len(target) == 2:
+                            a = np.broadcast_to(a[None, :], target)
+                        elif d == ("datacenter", "model") and len(target) == 3:
+                            a = np.broadcast_to(a[None, :, :], target)
+                        elif d == ("datacenter", "region"):
+                            a = np.broadcast_to(a[:, :, None], target)
+                    return a
+            want = " or ".join(
+                "(" + ", ".join(f"{dn}={n}" for dn, n in zip(d, s, strict=True)) + ")"
+                for s, d in zip(shapes, dims, strict=True))
+            raise ScenarioError(f"{name} has shape {a.shape}; expected {want}")
+
+        tn = ("time", "datacenter")
+        demand = arr("demand", [(T, J)], None, [("time", "region")])
+        price = arr("price", [(T, N)], None, [tn])
+        ci = arr("carbon_intensity", [(T, N)], None, [tn])
+        wue = arr("wue", [(T, N)], None, [tn])
+        ewif = arr("ewif", [(T, N)], None, [tn])
+        pue = arr("pue", [(N,), (T, N)], (T, N), [("datacenter",), tn])
+        eps = arr("energy_per_request", [(N, K), (K,)], (N, K),
+                  [("datacenter", "model"), ("model",)])
+        r = arr("capacity_per_request", [(K,)], None, [("model",)])
+        s = arr("quality_loss", [(K,)], None, [("model",)])
+        if self.capacity_mode not in ("shared", "per_model"):
+            raise ScenarioError(f"capacity_mode is {self.capacity_mode!r}; "
+                                "use 'shared' or 'per_model'")
+        if self.capacity_mode == "shared":
+            cap = arr("capacity", [(N,), (T, N)], (T, N), [("datacenter",), tn])
+        else:
+            cap = arr("capacity", [(N, K), (T, N, K)], (T, N, K),
+                      [("datacenter", "model"), ("time", "datacenter", "model")])
+        if self.allowed is None:
+            allowed = np.ones((N, J, K), dtype=bool)
+        else:
+            allowed = arr("allowed", [(N, J, K), (N, J)], (N, J, K),
+                          [("datacenter", "region", "model"), ("datacenter", "region")],
+                          dtype=bool)
+
+        # finite values
+        checks: list[tuple[str, np.ndarray, tuple[str, ...], bool]] = [
+            ("demand", demand, ("time", "region"), True),
+            ("price", price, tn, False),
+            ("carbon_intensity", ci, tn, True),
+            ("wue", wue, tn, True),
+            ("ewif", ewif, tn, True),
+            ("pue", pue, tn, True),
+            ("energy_per_request", eps, ("datacenter", "model"), True),
+            ("capacity_per_request", r, ("model",), True),
+            ("capacity", cap, tn + (("model",) if cap.ndim == 3 else ()), True),
+            ("quality_loss", s, ("model",), True),
+        ]
+        for name, a, dims, nonneg in checks:
+            bad = ~np.isfinite(a)
+            if bad.any():
+                idx = np.argwhere(bad)[0]
+                raise ScenarioError(
+                    f"{name} has {int(bad.sum())} NaN/inf value(s), first at "
+                    f"{self._coord(dims, idx, time)}; fill or drop them")
+            if nonneg:
+                neg = a < 0
+                if neg.any():
+                    idx = np.argwhere(neg)[0]
+                    raise ScenarioError(
+                        f"{name} has {int(neg.sum())} negative value(s), first "
+                        f"{a[tuple(idx)]:g} at {self._coord(dims, idx, time)}; "
+                        f"{name} must be >= 0")
+        if (pue <= 0).any():
+            idx = np.argwhere(pue <= 0)[0]
+            raise ScenarioError(f"pue is <= 0 at {self._coord(tn, idx, time)}; "
+                                "PUE is facility/IT energy, >= 1 in practice")
+        if (r <= 0).any():
+            k = int(np.argmin(r))
+            raise ScenarioError(f"capacity_per_request is {r[k]:g} for model "
+                                f"{self.models[k]!r}; it must be > 0 [units/request]")
+        if ((s < 0) | (s > 1)).any():
+            k = int(np.flatnonzero((s < 0) | (s > 1))[0])
+            raise ScenarioError(
+                f"quality_loss is {s[k]:g} for model {self.models[k]!r}; normalised "
+                "quality loss must lie in [0, 1] (0 = best model)")
+
+        # names in home, allowed coverage
+        home = self.home
+        if home is not None:
+            home = tuple(str(h) for h in home)
+            if len(home) != J:
+                raise ScenarioError(f"home has {len(home)} entries; expected one per region ({J})")
+            for j, h in enumerate(home):
+                if h not in self.datacenters:
+                    raise ScenarioError(
+                        f"home of region {self.regions[j]!r} is {h!r}, not a known datacenter; "
+                        f"use one of {list(self.datacenters)}")
+        set_("home", home)
+        lat = None
+        if self.latency is not None:
+            lat = arr("latency", [(N, J)], None, [("datacenter", "region")])
+            if (~np.isfinite(lat)).any() or (lat < 0).any():
+                idx = np.argwhere(~np.isfinite(lat) | (lat < 0))[0]
+                raise ScenarioError(f"latency is NaN, inf or negative at "
+                                    f"{self._coord(('datacenter', 'region'), idx, time)}; "
+                                    "give latencies >= 0 [ms]")
+        cover = allowed.any(axis=(0, 2))
+        if not cover.all():
+            j = int(np.flatnonzero(~cover)[0])
+            raise ScenarioError(
+                f"region {self.regions[j]!r} has no allowed datacenter and model; "
+                "allow at least one (datacenter, model) for it in `allowed`")
+
+        for key, a in (("demand", demand), ("price", price), ("carbon_intensity", ci),
+                       ("wue", wue), ("ewif", ewif), ("pue", pue),
+                       ("energy_per_request", eps), ("capacity_per_request", r),
+                       ("capacity", cap), ("quality_loss", s), ("allowed", allowed),
+                       ("latency", lat)):
+            set_(key, None if a is None else _ro(a))
+        if self.validate_feasibility:
+            self._check_feasible()
+
+    def _coord(self, dims: Sequence[str], idx: Sequence[int], time: pd.DatetimeIndex) -> str:
+        parts = []
+        for d, i in zip(dims, idx, strict=True):
+            i = int(i)
+            if d == "time":
+                parts.append(_fmt_time(time, i))
+            else:
+                parts.append(f"{d} {getattr(self, d + 's')[i]!r}")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(T, N, J, K): sizes of time, datacenter, region, model."""
+        return (len(self.time), len(self.datacenters), len(self.regions), len(self.models))
+
+    @property
+    def n_time(self) -> int:
+        return len(self.time)
+
+    @property
+    def slot_hours(self) -> float:
+        """Slot length [h] (1.0 for a single-slot scenario)."""
+        if len(self.time) < 2:
+            return 1.0
+        return float((self.time[1] - self.time[0]) / pd.Timedelta(hours=1))
+
+    def index(self, dim: str, name: str) -> int:
+        """Position of ``name`` along ``dim``; raises ScenarioError naming the known names."""
+        names = getattr(self, dim + "s")
+        try:
+            return names.index(name)
+        except ValueError:
+            raise ScenarioError(f"unknown {dim} {name!r}; known: {list(names)}") from None
+
+    def nearest_latency(self) -> np.ndarray:
+        """Latency proxy (datacenter, region) [ms] for the Nearest baseline."""
+        if self.latency is not None:
+            return np.asarray(self.latency)
+        if self.home is not None:
+            lat = np.ones((len(self.datacenters), len(self.regions)))
+            for j, h in enumerate(self.home):
+                lat[self.datacenters.index(h), j] = 0.0
+            return lat
+        raise ScenarioError(
+            f"scenario {self.name!r} has neither `latency` nor `home`; the Nearest baseline "
+            "needs one of them (give each region a home datacenter)")
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A new validated Scenario with some fields changed (this one is untouched)."""
+        return dataclasses.replace(self, **changes)
+
+    def slice_time(self, start: int, stop: int) -> Scenario:
+        """Sub-scenario over slots ``start:stop`` (validated again)."""
+        sl = slice(start, stop)
+        ch: dict[str, Any] = dict(
+            time=self.time[sl], demand=self.demand[sl], price=self.price[sl],
+            carbon_intensity=self.carbon_intensity[sl], wue=self.wue[sl], ewif=self.ewif[sl],
+            pue=self.pue[sl], capacity=self.capacity[sl])
+        return self.replace(**ch)
+
+    # ------------------------------------------------------------------ feasibility
+    def _check_feasible(self) -> None:
+        """Raise ScenarioError naming the first slot and region whose demand cannot be served.
+
+        Exact per-slot check: a linear program with an unserved-demand slack per
+        (slot, region) minimises the total slack; any positive slack names a slot and a
+        region. Cheap necessary conditions are checked first.
+        """
+        from eqglb._feasibility import first_unservable
+
+        res = first_unservable(self)
+        if res is not None:
+            t, j, missing = res
+            raise ScenarioError(
+                f"demand cannot be served in {_fmt_time(self.time, t)}: region "
+                f"{self.regions[j]!r} has {missing:.6g} requests that capacity and routing "
+                "cannot serve; raise capacity, allow more (datacenter, model) routes for it, "
+                "or lower its demand")
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """Solver status as data.
+
+    Attributes
+    ----------
+    status : str
+        ``"optimal"``, ``"optimal_inaccurate"``, ``"infeasible"``, ``"unbounded"``, ...
+    solver : str
+        Solver name (e.g. ``"HIGHS"``, ``"CLARABEL"``, ``"closed-form"``).
+    solve_time : float
+        Wall time spent in the solver [s].
+    objective : float or None
+        Objective value the solver reports [USD]; never read by the evaluator.
+    dual_bound : float or None
+        Lower bound on the optimum where the solver gives one [USD].
+    iterations : int or None
+    extra : dict
+        Any other optimality information (residuals, gaps).
+    """
+
+    status: str
+    solver: str
+    solve_time: float = 0.0
+    objective: float | None = None
+    dual_bound: float | None = None
+    iterations: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
+
+    @property
+    def gap(self) -> float | None:
+        """Relative optimality gap (objective - dual_bound) / max(1, |objective|)."""
+        if self.objective is None or self.dual_bound is None:
+            return None
+        return (self.objective - self.dual_bound) / max(1.0, abs(self.objective))
+
+
+@dataclass(frozen=True, eq=False)
+class Dispatch:
+    """A routing decision ``y[time, datacenter, region, model]`` [requests/slot].
+
+    Attributes
+    ----------
+    y : array (time, datacenter, region, model)
+        Requests of each region served by each model at each data centre [requests/slot].
+    policy : str
+        Name of the policy that produced it.
+    info : SolveInfo or None
+        Solver status of the run that produced it.
+    """
+
+    y: np.ndarray
+    policy: str = "dispatch"
+    info: SolveInfo | None = None
+
+    def __post_init__(self) -> None:
+        y = np.asarray(self.y, dtype=float)
+        if y.ndim != 4:
+            raise ScenarioError(f"dispatch y has {y.ndim} dimensions; expected 4 {DIMS}")
+        object.__setattr__(self, "y", _ro(y))
+
+    def to_frame(self, scenario: Scenario, *, nonzero: bool = True) -> pd.DataFrame:
+        """Long table with columns time, datacenter, region, model, requests."""
+        check_dispatch_shape(scenario, self)
+        y = self.y
+        idx = np.argwhere(y > 0) if nonzero else np.argwhere(np.ones_like(y, dtype=bool))
+        return pd.DataFrame({
+            "time": scenario.time[idx[:, 0]],
+            "datacenter": pd.Categorical.from_codes(idx[:, 1], scenario.datacenters),
+            "region": pd.Categorical.from_codes(idx[:, 2], scenario.regions),
+            "model": pd.Categorical.from_codes(idx[:, 3], scenario.models),
+            "requests": y[tuple(idx.T)],
+        })
+
+    @classmethod
+    def from_frame(cls, scenario: Scenario, frame: pd.DataFrame, policy: str = "dispatch",
+                   source: str = "dispatch table") -> Dispatch:
+        """Inverse of :meth:`to_frame`; unknown names raise ScenarioError naming them."""
+        need = ["time", "datacenter", "region", "model", "requests"]
+        miss = [c for c in need if c not in frame.columns]
+        if miss:
+            raise ScenarioError(f"{source}: missing column(s) {miss}; expected {need}")
+        y = np.zeros(scenario.shape)
+        t_idx = scenario.time.get_indexer(pd.DatetimeIndex(frame["time"]).tz_convert("UTC")
+                                          if pd.DatetimeIndex(frame["time"]).tz is not None
+                                          else pd.DatetimeIndex(frame["time"]).tz_localize("UTC"))
+        if (t_idx < 0).any():
+            row = int(np.flatnonzero(t_idx < 0)[0])
+            raise ScenarioError(f"{source}: row {row} has time {frame['time'].iloc[row]} "
+                                "outside the scenario's time index")
+        idx = [t_idx]
+        for dim in ("datacenter", "region", "model"):
+            names = getattr(scenario, dim + "s")
+            codes = pd.Categorical(frame[dim].astype(str), categories=names).codes
+            if (codes < 0).any():
+                row = int(np.flatnonzero(codes < 0)[0])
+                raise ScenarioError(f"{source}: row {row} has unknown {dim} "
+                                    f"{frame[dim].iloc[row]!r}; known: {list(names)}")
+            idx.append(np.asarray(codes))
+        np.add.at(y, tuple(idx), frame["requests"].to_numpy(float))
+        return cls(y=y, policy=policy)
+
+
+def check_dispatch_shape(scenario: Scenario, dispatch: Dispatch) -> None:
+    if dispatch.y.shape != scenario.shape:
+        raise ScenarioError(
+            f"dispatch {dispatch.policy!r} has shape {dispatch.y.shape}; the scenario "
+            f"{scenario.name!r} has (time, datacenter, region, model) = {scenario.shape}")
