@@ -1,0 +1,197 @@
+"""Per-request cost coefficients and the equitable objective's weights.
+
+Every cost of MODEL.md is linear in the dispatch ``y[t, i, j, k]`` [requests/slot], so it is
+fully described by per-request coefficients, computed once here and used by the solvers
+and by the evaluator alike (the physics lives in one place):
+
+* energy cost   ``energy_cost[t, i, k] = pue[t, i] * price[t, i] * eps[i, k]``  [USD/request]
+* carbon        ``carbon[t, i, k] = ci[t, i] * pue[t, i] * eps[i, k]``          [kg CO2/request]
+* water         ``water[t, i, k] = (wue[t, i] + pue[t, i] * ewif[t, i]) * eps[i, k]``  [L/request]
+* quality loss  ``quality[j, k] = s[k] / sum_t demand[t, j]`` (average, the default) or
+  ``s[k]`` (total)                                                              [-/request]
+
+Regional costs: carbon ``C_i`` and water ``W_i`` are located at data centre i; quality loss
+``S_j`` at user region j.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eqglb.metrics import lq_norm, parse_q
+from eqglb.scenario import Scenario
+
+__all__ = [
+    "Coefficients",
+    "Objective",
+    "RegionalCosts",
+    "coefficients",
+    "objective_value",
+    "regional_costs",
+]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Weights and norm orders of ``energy cost + mu_s ||S||_q + mu_c ||C||_q + mu_w ||W||_q``.
+
+    Attributes
+    ----------
+    mu_social : float
+        Weight of the quality-loss norm [USD per unit of S]; S is dimensionless when
+        ``social_average`` (average loss per request), [requests] otherwise.
+    mu_carbon : float
+        Weight of the carbon norm [USD/kg CO2] (eGLB: 1500 USD/t = 1.5 USD/kg).
+    mu_water : float
+        Weight of the water norm [USD/L] (eGLB: 60 USD/m3 = 0.06 USD/L).
+    q_social, q_carbon, q_water : float
+        Norm orders >= 1; ``math.inf`` for the worst region.
+    combined_environment : bool
+        Replace the two environmental norms by one norm (order ``q_carbon``) of the
+        combined regional cost ``mu_c C_i + mu_w W_i`` [USD].
+    social_average : bool
+        Quality cost per region as the average loss per request (True) or the total.
+    """
+
+    mu_social: float = 0.0
+    mu_carbon: float = 0.0
+    mu_water: float = 0.0
+    q_social: float = 2.0
+    q_carbon: float = 2.0
+    q_water: float = 2.0
+    combined_environment: bool = False
+    social_average: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("q_social", "q_carbon", "q_water"):
+            object.__setattr__(self, name, parse_q(getattr(self, name)))
+        for name in ("mu_social", "mu_carbon", "mu_water"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
+            object.__setattr__(self, name, v)
+
+    @classmethod
+    def uniform(cls, q: float | str, mu_social: float = 0.0, mu_carbon: float = 0.0,
+                mu_water: float = 0.0, **kw: bool) -> Objective:
+        """One norm order ``q`` for every term."""
+        qv = parse_q(q)
+        return cls(mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
+                   q_social=qv, q_carbon=qv, q_water=qv, **kw)
+
+    def with_q(self, q: float | str) -> Objective:
+        qv = parse_q(q)
+        return Objective(self.mu_social, self.mu_carbon, self.mu_water, qv, qv, qv,
+                         self.combined_environment, self.social_average)
+
+    @property
+    def is_linear(self) -> bool:
+        """True when every active norm has q in {1, inf}: the problem is an LP."""
+        qs = [self.q_carbon] if self.combined_environment else [self.q_carbon, self.q_water]
+        qs.append(self.q_social)
+        mus = ([self.mu_carbon + self.mu_water] if self.combined_environment
+               else [self.mu_carbon, self.mu_water])
+        mus.append(self.mu_social)
+        return all(q in (1.0, math.inf) for q, mu in zip(qs, mus, strict=True) if mu > 0)
+
+    def describe(self) -> str:
+        def qs(q: float) -> str:
+            return "inf" if math.isinf(q) else f"{q:g}"
+        if self.combined_environment:
+            env = f"||{self.mu_carbon:g} C + {self.mu_water:g} W||_{qs(self.q_carbon)}"
+        else:
+            env = (f"{self.mu_carbon:g} ||C||_{qs(self.q_carbon)} + "
+                   f"{self.mu_water:g} ||W||_{qs(self.q_water)}")
+        return f"energy + {self.mu_social:g} ||S||_{qs(self.q_social)} + {env}"
+
+
+@dataclass(frozen=True, eq=False)
+class Coefficients:
+    """Per-request cost coefficients of one scenario (read-only arrays).
+
+    Attributes
+    ----------
+    energy_cost : array (time, datacenter, model) [USD/request]
+    carbon : array (time, datacenter, model) [kg CO2/request]
+    water : array (time, datacenter, model) [L/request]
+    quality : array (region, model) quality loss per request in the unit of S [-/request]
+    quality_loss : array (model,) normalised quality loss s[k] [-]
+    social_average : bool
+    """
+
+    energy_cost: np.ndarray
+    carbon: np.ndarray
+    water: np.ndarray
+    quality: np.ndarray
+    quality_loss: np.ndarray
+    social_average: bool = True
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
+    """Compute the per-request coefficients of ``sc`` (see the module docstring)."""
+    pue = np.asarray(sc.pue)                      # (T, N)
+    eps = np.asarray(sc.energy_per_request)       # (N, K)
+    fac = pue * np.asarray(sc.price)              # USD/kWh of IT energy
+    energy_cost = fac[:, :, None] * eps[None]
+    carbon = (np.asarray(sc.carbon_intensity) * pue)[:, :, None] * eps[None]
+    water = (np.asarray(sc.wue) + pue * np.asarray(sc.ewif))[:, :, None] * eps[None]
+    s = np.asarray(sc.quality_loss)
+    if social_average:
+        tot = np.asarray(sc.demand).sum(axis=0)   # (J,)
+        inv = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
+        quality = inv[:, None] * s[None, :]
+    else:
+        quality = np.broadcast_to(s[None, :], (len(sc.regions), len(sc.models))).copy()
+    arrs = [energy_cost, carbon, water, quality]
+    for a in arrs:
+        a.setflags(write=False)
+    return Coefficients(energy_cost, carbon, water, quality, s, social_average)
+
+
+@dataclass(frozen=True, eq=False)
+class RegionalCosts:
+    """Costs of a dispatch recomputed from its coefficients.
+
+    Attributes
+    ----------
+    energy_cost : float [USD]
+    carbon : array (datacenter,) [kg CO2]
+    water : array (datacenter,) [L]
+    social : array (region,) quality loss, average per request [-] or total [requests]
+    """
+
+    energy_cost: float
+    carbon: np.ndarray
+    water: np.ndarray
+    social: np.ndarray
+
+
+def regional_costs(coef: Coefficients, y: np.ndarray) -> RegionalCosts:
+    """Energy cost and regional costs of ``y`` (time, datacenter, region, model)."""
+    load = y.sum(axis=2)                          # (T, N, K) requests
+    energy = float(np.einsum("tnk,tnk->", coef.energy_cost, load))
+    carbon = np.einsum("tnk,tnk->n", coef.carbon, load)
+    water = np.einsum("tnk,tnk->n", coef.water, load)
+    per_jk = y.sum(axis=(0, 1))                   # (J, K)
+    social = np.einsum("jk,jk->j", coef.quality, per_jk)
+    return RegionalCosts(energy, carbon, water, social)
+
+
+def objective_value(obj: Objective, rc: RegionalCosts) -> float:
+    """Equitable objective [USD] from recomputed regional costs."""
+    val = rc.energy_cost
+    if obj.mu_social > 0:
+        val += obj.mu_social * lq_norm(rc.social, obj.q_social)
+    if obj.combined_environment:
+        comb = obj.mu_carbon * rc.carbon + obj.mu_water * rc.water
+        val += lq_norm(comb, obj.q_carbon)
+    else:
+        if obj.mu_carbon > 0:
+            val += obj.mu_carbon * lq_norm(rc.carbon, obj.q_carbon)
+        if obj.mu_water > 0:
+            val += obj.mu_water * lq_norm(rc.water, obj.q_water)
+    return float(val)

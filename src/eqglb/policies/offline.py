@@ -1,0 +1,248 @@
+"""Offline policies: the exact equitable optimum and the LP baselines of MODEL.md.
+
+Every policy here is an object with one verb, ``plan(scenario) -> Dispatch``, plus
+``state()``. All are solved as one vectorised cvxpy problem over the whole horizon
+(HiGHS for LPs, Clarabel otherwise; ``solver`` and ``solver_options`` pass through).
+
+Model-size rule of the baselines (``model_rule``):
+
+* ``"best"`` (default): the best allowed model unless capacity forces otherwise. Per slot,
+  the total quality loss ``sum s[k] y`` is first minimised; the baseline's own cost is then
+  minimised subject to keeping that slot minimum (lexicographic, exact per slot). For
+  Nearest the order is reversed: least latency first, then the best models.
+* ``"weighted"``: the objective's quality term with q = 1 is added to the baseline's cost
+  (``mu_social * sum_j S_j``).
+* ``"free"``: only the baseline's own cost (it will pick the least energy-hungry model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from eqglb.costs import Coefficients, Objective, coefficients
+from eqglb.policies.problem import (
+    Routes,
+    capacity_constraints,
+    demand_constraints,
+    dispatch_from,
+    regional_expressions,
+    regularizer,
+    slot_linear,
+    solve_problem,
+)
+from eqglb.scenario import Dispatch, Scenario, SolveInfo
+
+__all__ = [
+    "MODEL_RULES",
+    "EquitableOffline",
+    "LinearBaseline",
+    "eglb_baseline",
+    "weighted_total",
+]
+
+MODEL_RULES = ("best", "weighted", "free")
+
+#: Relative slack allowed on a lexicographic stage's per-slot optimum.
+LEX_TOL = 1e-7
+
+
+def _reference_scale(sc: Scenario, coef: Coefficients, routes: Routes, obj: Objective) -> float:
+    """Rough magnitude of the objective [USD] used to scale it to O(1) for the solver."""
+    total = float(np.asarray(sc.demand).sum())
+    ec = float(np.abs(routes.gather(coef.energy_cost)).mean())
+    c = float(routes.gather(coef.carbon).mean())
+    w = float(routes.gather(coef.water).mean())
+    social = float(np.max(coef.quality)) * (1.0 if coef.social_average else total)
+    ref = total * (ec + obj.mu_carbon * c + obj.mu_water * w) + obj.mu_social * social
+    return ref if ref > 0 and math.isfinite(ref) else 1.0
+
+
+@dataclass
+class _Stage:
+    """One lexicographic stage: per-slot linear cost (time, route) [any unit/request]."""
+
+    cost: np.ndarray
+
+
+def _lexicographic_bounds(sc: Scenario, routes: Routes, stages: list[np.ndarray],
+                          solver: str | None, opts: dict[str, Any]
+                          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+    """Solve the stages in order; return per-slot constraints ``sum_p c[t,p] x <= b[t]``."""
+    bounds: list[tuple[np.ndarray, np.ndarray]] = []
+    spent = 0.0
+    for c in stages:
+        x = cp.Variable((sc.n_time, routes.size), nonneg=True)
+        cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
+        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        cs = c / max(float(np.abs(c).max()), 1e-300)
+        prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(cs, x))), cons)
+        info = solve_problem(prob, lp=True, solver=solver, solver_options=opts)
+        spent += info.solve_time
+        per_slot = np.sum(cs * np.asarray(x.value), axis=1)
+        slack = LEX_TOL * (np.abs(per_slot) + 1.0)
+        bounds.append((cs, per_slot + slack))
+    return bounds, spent
+
+
+@dataclass
+class LinearBaseline:
+    """Equity-oblivious baseline minimising a linear cost (Nearest, Energy, Carbon, Water).
+
+    Parameters
+    ----------
+    kind : {"nearest", "energy", "carbon", "water"}
+        Cost minimised: latency [ms x requests], energy cost [USD], total carbon [kg]
+        or total water [L].
+    model_rule : {"best", "weighted", "free"}
+        How model sizes are picked (module docstring).
+    objective : Objective
+        Supplies ``mu_social`` for ``model_rule="weighted"``.
+    """
+
+    kind: str = "energy"
+    model_rule: str = "best"
+    objective: Objective = field(default_factory=Objective)
+    solver: str | None = None
+    solver_options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("nearest", "energy", "carbon", "water"):
+            raise ValueError(f"unknown baseline kind {self.kind!r}")
+        if self.model_rule not in MODEL_RULES:
+            raise ValueError(f"model_rule {self.model_rule!r}; use one of {MODEL_RULES}")
+        self.name = self.name or self.kind
+
+    def _cost(self, sc: Scenario, coef: Coefficients, routes: Routes) -> np.ndarray:
+        if self.kind == "nearest":
+            lat = sc.nearest_latency()[routes.i, routes.j]
+            return np.broadcast_to(lat[None, :], (sc.n_time, routes.size)).astype(float)
+        arr = {"energy": coef.energy_cost, "carbon": coef.carbon, "water": coef.water}
+        return routes.gather(arr[self.kind])
+
+    def plan(self, sc: Scenario) -> Dispatch:
+        coef = coefficients(sc, social_average=self.objective.social_average)
+        routes = Routes.of(sc)
+        own = self._cost(sc, coef, routes)
+        qual = np.broadcast_to(coef.quality_loss[routes.k][None, :], own.shape).astype(float)
+        if self.model_rule == "best":
+            stages = [own, qual] if self.kind == "nearest" else [qual, own]
+        elif self.model_rule == "weighted":
+            qp = coef.quality[routes.j, routes.k]
+            stages = [own + self.objective.mu_social * qp[None, :]]
+        else:
+            stages = [own]
+        bounds, spent = _lexicographic_bounds(sc, routes, stages[:-1], self.solver,
+                                              self.solver_options)
+        x = cp.Variable((sc.n_time, routes.size), nonneg=True)
+        cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
+        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        last = stages[-1]
+        vs = max(float(np.abs(last).max()), 1e-300) * routes.scale
+        prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(last / vs * routes.scale, x))), cons)
+        info = solve_problem(prob, lp=True, solver=self.solver,
+                             solver_options=self.solver_options, value_scale=vs)
+        info = SolveInfo(info.status, info.solver, info.solve_time + spent, info.objective,
+                         info.dual_bound, info.iterations,
+                         {**info.extra, "model_rule": self.model_rule,
+                          "stages": len(stages)})
+        return dispatch_from(x, sc, routes, self.name, info)
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model_rule": self.model_rule}
+
+
+@dataclass
+class EquitableOffline:
+    """Hindsight-optimal equitable GLB: the convex program of MODEL.md, solved exactly.
+
+    ``minimise energy cost + mu_s ||S||_qs + mu_c ||C||_qc + mu_w ||W||_qw``
+    subject to demand served, capacity and routing, optionally with per-slot quality
+    bounds from a baseline's ``model_rule="best"`` (used by the eGLB baseline).
+
+    Parameters
+    ----------
+    objective : Objective
+        Weights [USD per unit] and norm orders.
+    solver : str or None
+        cvxpy solver name; default HiGHS when the problem is an LP (q in {1, inf}),
+        Clarabel otherwise.
+    solver_options : dict
+        Passed to ``problem.solve``.
+    strict : bool
+        Raise instead of returning a flagged dispatch when the solve is inaccurate.
+    """
+
+    objective: Objective = field(default_factory=Objective)
+    solver: str | None = None
+    solver_options: dict[str, Any] = field(default_factory=dict)
+    model_rule: str = "free"
+    strict: bool = False
+    name: str = "equitable"
+
+    def build(self, sc: Scenario) -> tuple[cp.Problem, cp.Variable, Routes, float, float]:
+        """The cvxpy problem, its variable, routes, objective scale [USD] and lexi time [s]."""
+        obj = self.objective
+        coef = coefficients(sc, social_average=obj.social_average)
+        routes = Routes.of(sc)
+        spent = 0.0
+        bounds: list[tuple[np.ndarray, np.ndarray]] = []
+        if self.model_rule == "best":
+            qual = np.broadcast_to(coef.quality_loss[routes.k][None, :],
+                                   (sc.n_time, routes.size)).astype(float)
+            bounds, spent = _lexicographic_bounds(sc, routes, [qual], self.solver,
+                                                  self.solver_options)
+        elif self.model_rule == "weighted" and obj.mu_social > 0 and not math.isinf(
+                obj.q_social) and obj.q_social != 1.0:
+            raise ValueError("model_rule='weighted' needs q_social in {1, inf} or mu_social 0")
+        x = cp.Variable((sc.n_time, routes.size), nonneg=True)
+        cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
+        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        ex = regional_expressions(x, coef, routes)
+        ref = _reference_scale(sc, coef, routes, obj)
+        prob = cp.Problem(cp.Minimize((ex["energy"] + regularizer(obj, ex)) / ref), cons)
+        return prob, x, routes, ref, spent
+
+    def plan(self, sc: Scenario) -> Dispatch:
+        prob, x, routes, ref, spent = self.build(sc)
+        info = solve_problem(prob, lp=self.objective.is_linear, solver=self.solver,
+                             solver_options=self.solver_options, value_scale=ref)
+        if spent:
+            info = SolveInfo(info.status, info.solver, info.solve_time + spent,
+                             info.objective, info.dual_bound, info.iterations, info.extra)
+        if self.strict and not info.ok:
+            from eqglb.policies.problem import SolveError
+
+            raise SolveError(f"solve is {info.status}; not returned because strict=True", info)
+        return dispatch_from(x, sc, routes, self.name, info)
+
+    def state(self) -> dict[str, Any]:
+        return {"objective": self.objective.describe(), "solver": self.solver}
+
+
+def weighted_total(objective: Objective, **kw: Any) -> EquitableOffline:
+    """Weighted-total baseline: the same weights with q = 1 on every term (an LP)."""
+    kw.setdefault("name", "weighted")
+    return EquitableOffline(objective=objective.with_q(1), **kw)
+
+
+def eglb_baseline(objective: Objective, model_rule: str = "best", **kw: Any) -> EquitableOffline:
+    """eGLB baseline: q = inf on carbon and water, no quality term (arXiv 2307.05494).
+
+    Without a quality term the model size follows ``model_rule``: ``"best"`` keeps each
+    slot's minimum quality loss; ``"free"`` lets cost pick (smallest models).
+    """
+    kw.setdefault("name", "eglb")
+    obj = Objective(mu_social=0.0, mu_carbon=objective.mu_carbon, mu_water=objective.mu_water,
+                    q_social=1.0, q_carbon=math.inf, q_water=math.inf,
+                    combined_environment=False, social_average=objective.social_average)
+    if model_rule == "weighted":
+        obj = Objective(objective.mu_social, obj.mu_carbon, obj.mu_water, 1.0, math.inf,
+                        math.inf, False, objective.social_average)
+        model_rule = "free"
+    return EquitableOffline(objective=obj, model_rule=model_rule, **kw)

@@ -1,0 +1,230 @@
+"""Vectorised convex problem of equitable GLB, built from small named pieces (cvxpy).
+
+The decision is ``y[t, i, j, k]`` [requests/slot]; only allowed (datacenter, region, model)
+triples ("routes" p = 0..P-1) get a variable, so the cvxpy variable is ``x`` of shape
+(time, route) with ``y = scale * x`` (``scale`` = mean positive demand, for conditioning).
+Every piece is built with sparse matrices; there is no Python loop over slots or routes.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from eqglb.costs import Coefficients, Objective
+from eqglb.scenario import Dispatch, Scenario, SolveInfo
+
+__all__ = [
+    "Routes",
+    "SolveError",
+    "capacity_constraints",
+    "demand_constraints",
+    "regional_expressions",
+    "regularizer",
+    "solve_problem",
+]
+
+
+class SolveError(RuntimeError):
+    """The solver found the problem infeasible/unbounded or failed; ``info`` holds the status."""
+
+    def __init__(self, message: str, info: SolveInfo | None = None) -> None:
+        super().__init__(message)
+        self.info = info
+
+
+@dataclass(frozen=True, eq=False)
+class Routes:
+    """Allowed (datacenter, region, model) triples of a scenario and their incidence matrices.
+
+    Attributes
+    ----------
+    i, j, k : int arrays (route,)
+        Datacenter, region and model index of each route.
+    to_region : sparse (route, region)
+        1 where the route serves the region.
+    to_datacenter : sparse (route, datacenter)
+        1 where the route runs at the data centre.
+    scale : float
+        Variable scale [requests/slot]: y = scale * x.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    k: np.ndarray
+    to_region: sp.csr_matrix
+    to_datacenter: sp.csr_matrix
+    scale: float
+
+    @classmethod
+    def of(cls, sc: Scenario) -> Routes:
+        i, j, k = np.nonzero(np.asarray(sc.allowed))
+        P = i.size
+        ar = np.arange(P)
+        to_r = sp.csr_matrix((np.ones(P), (ar, j)), shape=(P, len(sc.regions)))
+        to_d = sp.csr_matrix((np.ones(P), (ar, i)), shape=(P, len(sc.datacenters)))
+        d = np.asarray(sc.demand)
+        pos = d[d > 0]
+        scale = float(pos.mean()) if pos.size else 1.0
+        return cls(i, j, k, to_r, to_d, scale)
+
+    @property
+    def size(self) -> int:
+        return int(self.i.size)
+
+    def gather(self, a: np.ndarray) -> np.ndarray:
+        """(time, datacenter, model) coefficients -> (time, route)."""
+        return np.asarray(a)[:, self.i, self.k]
+
+    def scatter(self, x: np.ndarray, sc: Scenario) -> np.ndarray:
+        """(time, route) values [requests/slot] -> dense y (time, datacenter, region, model)."""
+        y = np.zeros(sc.shape)
+        y[:, self.i, self.j, self.k] = x
+        return y
+
+
+# ----------------------------------------------------------------------------- pieces
+def demand_constraints(x: cp.Variable, sc: Scenario, routes: Routes) -> list[cp.Constraint]:
+    """Demand served: ``sum_{i,k} y[t,i,j,k] = demand[t,j]`` for all t, j."""
+    return [x @ routes.to_region == np.asarray(sc.demand) / routes.scale]
+
+
+def capacity_constraints(x: cp.Variable, sc: Scenario, routes: Routes) -> list[cp.Constraint]:
+    """Capacity per slot.
+
+    Shared: ``sum_{j,k} r[k] y[t,i,j,k] <= cap[t,i]``; per model:
+    ``sum_j y[t,i,j,k] <= cap[t,i,k]``.
+    """
+    cap = np.asarray(sc.capacity)
+    if sc.capacity_mode == "shared":
+        r = np.asarray(sc.capacity_per_request)[routes.k]
+        a = sp.diags(r) @ routes.to_datacenter
+        return [x @ a <= cap / routes.scale]
+    N, K = len(sc.datacenters), len(sc.models)
+    P = routes.size
+    a = sp.csr_matrix((np.ones(P), (np.arange(P), routes.i * K + routes.k)), shape=(P, N * K))
+    return [x @ a <= cap.reshape(cap.shape[0], N * K) / routes.scale]
+
+
+def slot_linear(x: cp.Variable, c: np.ndarray, routes: Routes) -> cp.Expression:
+    """Per-slot linear cost ``sum_p c[t,p] y[t,p]`` (time,) [unit of c x requests]."""
+    return cp.sum(cp.multiply(c, x), axis=1) * routes.scale
+
+
+def regional_expressions(x: cp.Variable, coef: Coefficients, routes: Routes
+                         ) -> dict[str, cp.Expression]:
+    """Energy cost [USD], carbon C (datacenter,) [kg], water W (datacenter,) [L], S (region,).
+
+    ``C_i = sum_{t,j,k} carbon[t,i,k] y[t,i,j,k]``, likewise W;
+    ``S_j = sum_{t,i,k} quality[j,k] y[t,i,j,k]``.
+    """
+    s = routes.scale
+    energy = cp.sum(cp.multiply(routes.gather(coef.energy_cost), x)) * s
+    carbon = cp.sum(cp.multiply(routes.gather(coef.carbon), x), axis=0) @ routes.to_datacenter
+    water = cp.sum(cp.multiply(routes.gather(coef.water), x), axis=0) @ routes.to_datacenter
+    qp = coef.quality[routes.j, routes.k]
+    social = (cp.sum(x, axis=0) @ (sp.diags(qp) @ routes.to_region))
+    return {"energy": energy, "carbon": carbon * s, "water": water * s, "social": social * s}
+
+
+def _norm(v: cp.Expression, q: float) -> cp.Expression:
+    if q == 1.0:
+        return cp.sum(v)  # v >= 0 by construction
+    if math.isinf(q):
+        return cp.max(v)
+    return cp.pnorm(v, q)
+
+
+def regularizer(obj: Objective, ex: dict[str, cp.Expression]) -> cp.Expression:
+    """``mu_s ||S||_qs + mu_c ||C||_qc + mu_w ||W||_qw`` (or the combined environmental norm)."""
+    terms: list[cp.Expression] = []
+    if obj.mu_social > 0:
+        terms.append(obj.mu_social * _norm(ex["social"], obj.q_social))
+    if obj.combined_environment:
+        if obj.mu_carbon > 0 or obj.mu_water > 0:
+            terms.append(_norm(obj.mu_carbon * ex["carbon"] + obj.mu_water * ex["water"],
+                               obj.q_carbon))
+    else:
+        if obj.mu_carbon > 0:
+            terms.append(obj.mu_carbon * _norm(ex["carbon"], obj.q_carbon))
+        if obj.mu_water > 0:
+            terms.append(obj.mu_water * _norm(ex["water"], obj.q_water))
+    return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0)
+
+
+# ----------------------------------------------------------------------------- solving
+_CVX_OK = {cp.OPTIMAL: "optimal", cp.OPTIMAL_INACCURATE: "optimal_inaccurate"}
+
+
+def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
+                  solver_options: dict[str, Any] | None = None, value_scale: float = 1.0
+                  ) -> SolveInfo:
+    """Solve with HiGHS (LP) or Clarabel (otherwise) unless ``solver`` names another.
+
+    Returns the status as data; raises :class:`SolveError` when no usable point exists.
+    ``value_scale`` converts the problem's value back to [USD].
+    """
+    name = (solver or ("HIGHS" if lp else "CLARABEL")).upper()
+    opts = dict(solver_options or {})
+    if name == "HIGHS":
+        opts.setdefault("output_flag", False)
+    t0 = _time.perf_counter()
+    try:
+        problem.solve(solver=name, **opts)
+    except cp.error.SolverError as exc:
+        info = SolveInfo(status="solver_error", solver=name,
+                         solve_time=_time.perf_counter() - t0, extra={"message": str(exc)})
+        raise SolveError(f"{name} failed: {exc}; try another solver (--solver) or "
+                         "q in {1, inf} with HIGHS", info) from exc
+    wall = _time.perf_counter() - t0
+    stats = problem.solver_stats
+    status = _CVX_OK.get(problem.status, str(problem.status))
+    extra: dict[str, Any] = {"cvxpy_status": problem.status,
+                             "compile_time": getattr(problem, "compilation_time", None)}
+    dual_bound = None
+    raw = getattr(stats, "extra_stats", None)
+    if raw is not None and hasattr(raw, "obj_val_dual"):  # Clarabel
+        try:
+            dual_bound = float(raw.obj_val_dual) * value_scale
+            extra["r_prim"] = float(raw.r_prim)
+            extra["r_dual"] = float(raw.r_dual)
+        except (TypeError, ValueError):
+            dual_bound = None
+    value = problem.value
+    objective = float(value) * value_scale if value is not None and np.isfinite(value) else None
+    if raw is not None and hasattr(raw, "primal_dual_objective_error"):  # HiGHS
+        for key in ("max_primal_infeasibility", "max_dual_infeasibility",
+                    "primal_dual_objective_error", "simplex_iteration_count",
+                    "ipm_iteration_count", "dual_solution_status"):
+            extra[key] = getattr(raw, key)
+        pdoe = float(raw.primal_dual_objective_error)
+        if objective is not None and raw.dual_solution_status == 2 and np.isfinite(pdoe):
+            # HiGHS certifies a feasible dual; its objective differs from the primal's by
+            # the relative primal-dual objective error
+            dual_bound = objective - abs(pdoe) * max(1.0, abs(objective))
+    info = SolveInfo(status=status, solver=name, solve_time=wall, objective=objective,
+                     dual_bound=dual_bound, iterations=getattr(stats, "num_iters", None),
+                     extra=extra)
+    if status not in ("optimal", "optimal_inaccurate"):
+        raise SolveError(f"{name} returned status {status!r}: no dispatch; check that demand "
+                         "can be served (Scenario validation) or try another solver", info)
+    return info
+
+
+def dispatch_from(x: cp.Variable, sc: Scenario, routes: Routes, policy: str,
+                  info: SolveInfo) -> Dispatch:
+    """Dense dispatch from a solved variable: tiny negative round-off clipped to 0 and each
+    (slot, region) rescaled so demand is met exactly (changes are at solver tolerance)."""
+    xv = np.asarray(x.value, dtype=float)
+    xv = np.clip(xv, 0.0, None) * routes.scale
+    served = xv @ routes.to_region                      # (T, J)
+    d = np.asarray(sc.demand)
+    fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
+    xv = xv * fac[:, routes.j]
+    return Dispatch(routes.scatter(xv, sc), policy=policy, info=info)

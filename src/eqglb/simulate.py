@@ -1,0 +1,203 @@
+"""Run policies and score any dispatch the same way.
+
+:func:`evaluate` recomputes every cost of a dispatch from the per-request coefficients of
+:mod:`eqglb.costs`; it never reads a solver's objective value. :func:`run_policy` drives a
+policy over a scenario and returns its dispatch and evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eqglb.costs import Objective, coefficients, objective_value, regional_costs
+from eqglb.metrics import summarize
+from eqglb.scenario import Dispatch, Scenario, SolveInfo, check_dispatch_shape
+
+__all__ = ["Evaluation", "Feasibility", "compare", "evaluate", "overheads", "run_policy"]
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """Largest violations of a dispatch's constraints (0 for a feasible dispatch).
+
+    Attributes
+    ----------
+    demand : float
+        max_t,j |sum_{i,k} y - demand| relative to max(1, demand) [-].
+    capacity : float
+        max_t,i (used - cap) / max(1, cap), clipped at 0 [-].
+    routing : float
+        Largest flow on a route that is not allowed [requests/slot].
+    negative : float
+        Largest negative entry magnitude [requests/slot].
+    """
+
+    demand: float
+    capacity: float
+    routing: float
+    negative: float
+
+    def ok(self, tol: float = 1e-6) -> bool:
+        return max(self.demand, self.capacity, self.routing, self.negative) <= tol
+
+
+def check_feasibility(sc: Scenario, y: np.ndarray) -> Feasibility:
+    """Constraint violations of ``y`` (time, datacenter, region, model) [requests/slot]."""
+    d = np.asarray(sc.demand)
+    dem = np.abs(y.sum(axis=(1, 3)) - d) / np.maximum(1.0, d)
+    cap = np.asarray(sc.capacity)
+    if sc.capacity_mode == "shared":
+        used = np.einsum("tnjk,k->tn", y, np.asarray(sc.capacity_per_request))
+    else:
+        used = y.sum(axis=2)
+    capv = np.clip((used - cap) / np.maximum(1.0, cap), 0.0, None)
+    route = np.where(np.asarray(sc.allowed)[None], 0.0, np.abs(y))
+    return Feasibility(float(dem.max()), float(capv.max()), float(route.max()),
+                       float(max(0.0, -y.min())))
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Every cost of one dispatch, recomputed.
+
+    Attributes
+    ----------
+    policy : str
+    energy_cost : float [USD]
+    carbon : dict datacenter -> [kg CO2]
+    water : dict datacenter -> [L]
+    social : dict region -> quality loss (average per request [-], or total [requests])
+    summary : dict cost name -> metrics (total, max, mean, max_over_mean, lq_norm, jain, gini)
+    objective : float or None
+        Equitable objective of the dispatch under ``objective_spec`` [USD].
+    feasibility : Feasibility
+    info : SolveInfo or None
+        Status of the solve that produced the dispatch.
+    """
+
+    policy: str
+    energy_cost: float
+    carbon: dict[str, float]
+    water: dict[str, float]
+    social: dict[str, float]
+    summary: dict[str, dict[str, float]]
+    objective: float | None
+    feasibility: Feasibility
+    info: SolveInfo | None = None
+    objective_spec: Objective | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        """True when the solve was not cleanly optimal or the dispatch is not feasible."""
+        bad_solve = self.info is not None and not self.info.ok
+        return bad_solve or not self.feasibility.ok()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (per-region vectors keyed by name)."""
+        info = None
+        if self.info is not None:
+            info = {"status": self.info.status, "solver": self.info.solver,
+                    "solve_time_s": self.info.solve_time, "solver_objective": self.info.objective,
+                    "dual_bound": self.info.dual_bound, "iterations": self.info.iterations}
+        return {
+            "policy": self.policy,
+            "objective": self.objective,
+            "energy_cost": self.energy_cost,
+            "carbon_kg": self.carbon,
+            "water_l": self.water,
+            "quality_loss": self.social,
+            "summary": self.summary,
+            "feasibility": vars(self.feasibility),
+            "flagged": self.flagged,
+            "solve": info,
+            "objective_spec": None if self.objective_spec is None
+            else self.objective_spec.describe(),
+        }
+
+
+def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = None) -> Evaluation:
+    """Score ``dispatch`` on ``sc``: costs, regional vectors and fairness metrics.
+
+    Parameters
+    ----------
+    objective : Objective, optional
+        Weights and q used for the objective value and for the L_q norms in the summary
+        (q of each term); default: all mu = 0 and q = 2.
+    """
+    check_dispatch_shape(sc, dispatch)
+    obj = objective or Objective()
+    coef = coefficients(sc, social_average=obj.social_average)
+    y = np.asarray(dispatch.y)
+    rc = regional_costs(coef, y)
+    summary = {
+        "carbon": summarize(rc.carbon, obj.q_carbon),
+        "water": summarize(rc.water, obj.q_water),
+        "social": summarize(rc.social, obj.q_social),
+    }
+    if obj.combined_environment:
+        summary["environment"] = summarize(obj.mu_carbon * rc.carbon + obj.mu_water * rc.water,
+                                           obj.q_carbon)
+    total_requests = float(np.asarray(sc.demand).sum())
+    mean_loss = float(np.einsum("tnjk,k->", y, np.asarray(sc.quality_loss))) / max(
+        total_requests, 1e-300)
+    summary["totals"] = {"energy_cost": rc.energy_cost, "carbon": float(rc.carbon.sum()),
+                         "water": float(rc.water.sum()), "mean_quality_loss": mean_loss,
+                         "requests": total_requests}
+    return Evaluation(
+        policy=dispatch.policy,
+        energy_cost=rc.energy_cost,
+        carbon=dict(zip(sc.datacenters, map(float, rc.carbon), strict=True)),
+        water=dict(zip(sc.datacenters, map(float, rc.water), strict=True)),
+        social=dict(zip(sc.regions, map(float, rc.social), strict=True)),
+        summary=summary,
+        objective=objective_value(obj, rc),
+        feasibility=check_feasibility(sc, y),
+        info=dispatch.info,
+        objective_spec=obj,
+    )
+
+
+def _pct(a: float, b: float) -> float:
+    return 100.0 * (a - b) / abs(b) if b != 0 else (0.0 if a == b else math.inf)
+
+
+def overheads(ev: Evaluation, baseline: Evaluation) -> dict[str, float]:
+    """Percent change of ``ev`` versus ``baseline`` [%] for the headline numbers."""
+    out = {"energy_cost": _pct(ev.energy_cost, baseline.energy_cost)}
+    if ev.objective is not None and baseline.objective is not None:
+        out["objective"] = _pct(ev.objective, baseline.objective)
+    for cost in ("carbon", "water", "social"):
+        for m in ("total", "max", "max_over_mean"):
+            out[f"{cost}_{m}"] = _pct(ev.summary[cost][m], baseline.summary[cost][m])
+    return out
+
+
+def compare(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+            baseline: str = "energy") -> dict[str, dict[str, float]]:
+    """Overheads of every evaluation versus the one named ``baseline`` [%]."""
+    d = evals if isinstance(evals, Mapping) else {e.policy: e for e in evals}
+    if baseline not in d:
+        raise KeyError(f"baseline {baseline!r} not among the evaluated policies {list(d)}")
+    return {name: overheads(ev, d[baseline]) for name, ev in d.items()}
+
+
+def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None
+               ) -> tuple[Dispatch, Evaluation]:
+    """Plan (offline) or simulate (online) ``policy`` on ``sc`` and evaluate the dispatch."""
+    t0 = _time.perf_counter()
+    if hasattr(policy, "plan"):
+        dispatch = policy.plan(sc)
+    else:  # online policies: driven slot by slot by the causal simulator
+        from eqglb.online import simulate_online  # type: ignore[import-not-found]
+
+        dispatch = simulate_online(sc, policy)
+    ev = evaluate(sc, dispatch, objective)
+    ev.extra["wall_time_s"] = _time.perf_counter() - t0
+    return dispatch, ev
