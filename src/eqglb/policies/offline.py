@@ -32,7 +32,6 @@ from eqglb.policies.problem import (
     dispatch_from,
     regional_expressions,
     regularizer,
-    slot_linear,
     solve_problem,
 )
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
