@@ -1,0 +1,279 @@
+"""Tests of the built-in scenario (eqglb.builtin) and of its derived data tables.
+
+Tests that read the shared egl-2022 data or docs fail (never skip) when ``../shared`` is
+missing beside the checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eqglb import Scenario, ScenarioError
+from eqglb._feasibility import first_unservable
+from eqglb.builtin import (
+    PARTIAL_MASK,
+    SITES,
+    builtin_scenario,
+    great_circle_km,
+    load_models,
+    load_profiles,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared"
+EGL = SHARED / "data" / "egl-2022"
+NAMES = ["Texas", "Virginia", "Georgia", "Nevada", "Germany", "Belgium", "Netherlands",
+         "Denmark", "Japan", "Singapore"]
+FILE_STEM = {n: ("Belguim" if n == "Belgium" else n) for n in NAMES}
+
+
+def _egl_dir() -> Path:
+    assert EGL.is_dir(), (f"shared egl-2022 data not found at {EGL.resolve()}; these tests "
+                          "need ../shared/data/egl-2022 beside the checkout")
+    return EGL
+
+
+def _load_script():
+    path = ROOT / "scripts" / "derive_builtin_profiles.py"
+    spec = importlib.util.spec_from_file_location("derive_builtin_profiles", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def sc() -> Scenario:
+    return builtin_scenario()
+
+
+# ---------------------------------------------------------------- structure
+def test_sites_regions_models_and_horizon(sc):
+    assert isinstance(sc, Scenario)
+    assert list(sc.datacenters) == NAMES
+    assert list(sc.regions) == NAMES
+    assert sc.models == ("Qwen3-8B", "Qwen3-14B", "Qwen3-32B", "Qwen3-235B-A22B")
+    T, N, J, K = sc.shape
+    assert (N, J, K) == (10, 10, 4)
+    assert T == 14 * 24
+    assert sc.slot_hours == 1.0
+    assert sc.time[0] == pd.Timestamp("2022-09-22 00:00", tz="UTC")
+    assert sc.home == tuple(NAMES)
+    assert "2307.05494" in sc.description and "egl-2022" in sc.description
+
+
+def test_longer_horizon_and_other_start():
+    sc = builtin_scenario(days=15, start="2023-03-20 06:00")
+    assert sc.n_time == 15 * 24
+    assert sc.time[0] == pd.Timestamp("2023-03-20 06:00", tz="UTC")
+
+
+def test_routing_is_the_study_mask_for_every_model(sc):
+    readme = (_egl_dir() / "README.md").read_text()
+    rows = re.findall(r"^(TX|VA|GA|NV|DE|BE|NL|DK|JP|SG)((?: [01]){10})\s*$", readme, re.M)
+    assert [r[0] for r in rows] == ["TX", "VA", "GA", "NV", "DE", "BE", "NL", "DK", "JP", "SG"]
+    mask = np.array([[int(v) for v in r[1].split()] for r in rows], dtype=bool)
+    np.testing.assert_array_equal(PARTIAL_MASK, mask)
+    for k in range(4):
+        np.testing.assert_array_equal(sc.allowed[:, :, k], mask)
+
+
+def test_latency_is_a_great_circle_proxy(sc):
+    # quarter of a great circle: pi/2 * 6371.0088 km
+    assert great_circle_km(0.0, 0.0, 0.0, 90.0) == pytest.approx(np.pi / 2 * 6371.0088)
+    assert great_circle_km(0.0, 0.0, 90.0, 0.0) == pytest.approx(np.pi / 2 * 6371.0088)
+    lat = sc.latency
+    np.testing.assert_allclose(np.diag(lat), 5.0)
+    np.testing.assert_allclose(lat, lat.T)
+    assert (lat[~np.eye(10, dtype=bool)] > 5.0).all()
+    i = NAMES.index
+    # Europe is closer to Europe than to the US; Japan is closer to Singapore than to Texas
+    assert lat[i("Germany"), i("Netherlands")] < lat[i("Germany"), i("Virginia")]
+    assert lat[i("Japan"), i("Singapore")] < lat[i("Japan"), i("Texas")]
+    # the home data centre is the nearest allowed one for every region
+    masked = np.where(sc.allowed[:, :, 0], lat, np.inf)
+    np.testing.assert_array_equal(masked.argmin(axis=0), np.arange(10))
+
+
+# ---------------------------------------------------------------- feasibility and capacity
+def test_feasible_every_slot(sc):
+    assert first_unservable(sc) is None
+    assert np.isfinite(sc.demand).all() and (sc.demand > 0).all()
+
+
+def test_largest_model_cannot_serve_everyone_at_peak(sc):
+    total = sc.demand.sum(axis=1)
+    t = int(total.argmax())
+    k = int(np.argmax(sc.capacity_per_request))
+    assert sc.models[k] == "Qwen3-235B-A22B"
+    need = total[t] * sc.capacity_per_request[k]  # GPU-s to serve all on the 235B
+    cap = sc.capacity[t].sum()
+    assert cap < need
+    assert 0.3 <= cap / need <= 0.5  # roughly 30-50 % of the peak requests on the 235B
+    # the cheapest model could serve everyone several times over
+    assert total[t] * sc.capacity_per_request.min() < 0.2 * cap
+
+
+def test_capacity_differs_and_asia_is_resource_poor(sc):
+    gpus = sc.capacity[0] / 3600.0
+    assert gpus.max() >= 3 * gpus.min()
+    mask = sc.allowed[:, :, 0]
+    demand = sc.demand.mean(axis=0)
+    i = NAMES.index
+
+    def per_request(group):
+        """Capacity reachable by a group of regions per request of the group [GPU-s]."""
+        cols = [i(n) for n in group]
+        reachable = mask[:, cols].any(axis=1)
+        return sc.capacity[0][reachable].sum() / demand[cols].sum()
+
+    asia = per_request(["Japan", "Singapore"])
+    assert asia < per_request(["Germany", "Belgium", "Netherlands", "Denmark"])
+    assert asia < per_request(["Texas", "Virginia", "Georgia", "Nevada"])
+    # Japan, the largest region, is the poorest one on its own too
+    alone = [per_request([n]) for n in NAMES]
+    assert int(np.argmin(alone)) == i("Japan")
+
+
+def test_demand_size_and_population_shares(sc):
+    mean = sc.demand.mean(axis=0)
+    assert (mean >= 1_000).all() and (mean <= 100_000).all()  # requests/hour per region
+    pop = np.array([s.population for s in SITES])
+    np.testing.assert_allclose(mean / mean.sum(), pop / pop.sum(), rtol=0.05)
+    np.testing.assert_array_equal(sc.demand, np.round(sc.demand))
+
+
+def test_demand_follows_the_workload_profile_in_local_time():
+    sc = builtin_scenario(days=56, seed=3)
+    w = load_profiles().query("signal == 'workload'").sort_values("hour_utc")["mean"].to_numpy()
+    for j, site in enumerate(SITES):
+        local = np.asarray(sc.time.tz_convert(site.timezone).hour)
+        by_local = pd.Series(sc.demand[:, j]).groupby(local).mean().to_numpy()
+        assert np.corrcoef(by_local, w)[0, 1] > 0.6, site.name
+
+
+# ---------------------------------------------------------------- models
+def test_quality_loss_normalised_and_cited(sc):
+    s = sc.quality_loss
+    assert ((s >= 0) & (s <= 1)).all()
+    assert s.min() == 0.0 and sc.models[int(s.argmin())] == "Qwen3-235B-A22B"
+    assert (np.diff(s) < 0).all()  # larger model, smaller loss
+    models = load_models()
+    # Arena-Hard, non-thinking mode, Qwen3 Technical Report (arXiv:2505.09388v1):
+    # Table 18 Qwen3-8B 79.6, Table 16 Qwen3-14B 86.3, Table 14 Qwen3-32B 92.8,
+    # Table 12 Qwen3-235B-A22B 96.1.
+    np.testing.assert_allclose(models["quality_score"], [79.6, 86.3, 92.8, 96.1])
+    assert models["quality_source"].str.contains("2505.09388").all()
+    for table, model in zip((18, 16, 14, 12), models["model"], strict=True):
+        src = models.set_index("model").loc[model, "quality_source"]
+        assert f"Table {table}" in src
+    np.testing.assert_allclose(s, (96.1 - models["quality_score"]) / 96.1)
+
+
+def test_energy_and_capacity_per_request_follow_figures_md(sc):
+    figures = (SHARED / "docs" / "FIGURES.md")
+    assert figures.is_file(), f"{figures.resolve()} missing; the tests need ../shared/docs"
+    rows = re.findall(r"^\| (Qwen3-[\w-]+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|",
+                      figures.read_text(), re.M)
+    assert len(rows) == 4
+    for k, (name, gpus, joules, tok_s, out_len) in enumerate(rows):
+        assert name.startswith(sc.models[k])
+        assert sc.energy_per_request[0, k] == pytest.approx(float(joules) / 3.6e6)
+        per_s = float(tok_s) / float(out_len)  # requests/s of one deployment
+        assert sc.capacity_per_request[k] == pytest.approx(int(gpus) / per_s)
+    np.testing.assert_array_equal(sc.energy_per_request, np.tile(sc.energy_per_request[0], (10, 1)))
+
+
+# ---------------------------------------------------------------- signals
+def test_signals_within_derived_range(sc):
+    prof = load_profiles()
+    for field, signal in (("price", "price"), ("carbon_intensity", "carbon_intensity"),
+                          ("wue", "water")):
+        arr = getattr(sc, field)
+        for i, name in enumerate(NAMES):
+            rows = prof[(prof["signal"] == signal) & (prof["site"] == name)]
+            assert len(rows) == 24
+            lo, hi = rows["min"].iloc[0], rows["max"].iloc[0]
+            assert arr[:, i].min() >= lo and arr[:, i].max() <= hi, (field, name)
+            assert arr[:, i].std() > 0, (field, name)  # synthesised, not constant
+    np.testing.assert_array_equal(sc.ewif, 0.0)
+    np.testing.assert_allclose(sc.pue, 1.1)
+
+
+def test_synthetic_signals_track_the_site_means():
+    """Over 8 weeks each synthetic series stays near its site's observed mean.
+
+    The AR(1) residual has unit variance; its 8-week mean has a standard deviation below
+    0.6 even for the most persistent series (phi ~ 0.996), so 3 residual standard
+    deviations is a wide margin. A site mix-up (e.g. Denmark's 0.14 kg/kWh carbon against
+    Singapore's 0.53) would exceed it.
+    """
+    sc = builtin_scenario(days=56, seed=11)
+    prof = load_profiles()
+    for field, signal in (("price", "price"), ("carbon_intensity", "carbon_intensity"),
+                          ("wue", "water")):
+        for i, name in enumerate(NAMES):
+            rows = prof[(prof["signal"] == signal) & (prof["site"] == name)]
+            target = rows["mean"].mean()
+            tol = 3 * rows["resid_std"].mean() + 1e-9
+            assert abs(getattr(sc, field)[:, i].mean() - target) <= tol, (field, name)
+
+
+def test_deterministic_for_a_seed():
+    a, b = builtin_scenario(days=14, seed=7), builtin_scenario(days=14, seed=7)
+    c = builtin_scenario(days=14, seed=8)
+    for f in ("demand", "price", "carbon_intensity", "wue"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+        assert not np.array_equal(getattr(a, f), getattr(c, f)), f
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"days": 0}, {"days": 2.5}, {"days": -1}, {"seed": -3}, {"seed": "x"},
+    {"start": "not a date"}, {"start": "2022-09-22 00:30"},
+])
+def test_bad_arguments_raise_scenario_error(kwargs):
+    with pytest.raises(ScenarioError, match="builtin scenario"):
+        builtin_scenario(**kwargs)
+
+
+# ---------------------------------------------------------------- derived table vs shared data
+def test_profile_table_regenerates_identically_from_shared_data():
+    script = _load_script()
+    text = script.render_csv(script.derive_profiles(_egl_dir()))
+    shipped = resources.files("eqglb").joinpath("data/builtin_profiles.csv").read_text()
+    assert text == shipped
+
+
+def test_profile_hour_means_match_shared_data():
+    egl = _egl_dir()
+    prof = load_profiles()
+    spec = {"price": ("price", "_Price.csv", 1e-3), "carbon_intensity": ("carbon", "_carbon.csv", 1.0),
+            "water": ("water", "_water.csv", 1.0)}
+    for signal, (folder, suffix, factor) in spec.items():
+        for name in NAMES:
+            raw = pd.read_csv(egl / folder / f"{FILE_STEM[name]}{suffix}").iloc[:457]
+            hours = pd.to_datetime(raw.iloc[:, 0], format="%Y-%m-%d %H").dt.hour
+            expected = (raw.iloc[:, 1] * factor).groupby(hours).mean().sort_index().to_numpy()
+            got = prof[(prof["signal"] == signal) & (prof["site"] == name)].sort_values(
+                "hour_utc")["mean"].to_numpy()
+            np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=f"{signal} {name}")
+    raw = pd.read_csv(egl / "AI_workload.csv").iloc[:457]
+    hours = pd.to_datetime(raw.iloc[:, 0], format="%Y-%m-%d %H").dt.hour
+    by_hour = raw.iloc[:, 1].groupby(hours).mean().sort_index().to_numpy()
+    got = prof[prof["signal"] == "workload"].sort_values("hour_utc")["mean"].to_numpy()
+    np.testing.assert_allclose(got, by_hour / by_hour.mean(), rtol=1e-5)
+    assert got.mean() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_profile_table_is_small_and_not_a_copy():
+    prof = load_profiles()
+    assert len(prof) == 3 * 10 * 24 + 24
+    # no hourly series is shipped: far fewer rows than the 457-hour source files
+    assert len(prof[prof["site"] == "Texas"]) == 3 * 24
