@@ -473,7 +473,7 @@ class Dispatch:
         idx = [t_idx]
         for dim in ("datacenter", "region", "model"):
             names = getattr(scenario, dim + "s")
-            codes = pd.Categorical(frame[dim].astype(str), categories=names).codes
+            codes = pd.Index(names).get_indexer(frame[dim].astype(str))
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 raise ScenarioError(f"{source}: row {row} has unknown {dim} "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +177,15 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
         opts.setdefault("output_flag", False)
     t0 = _time.perf_counter()
     try:
-        problem.solve(solver=name, **opts)
+        with warnings.catch_warnings():
+            # cvxpy warns on inaccurate solutions; the status is returned as data instead
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver=name, **opts)
+            if (problem.status == cp.OPTIMAL_INACCURATE and name == "CLARABEL"
+                    and not solver_options):
+                # one retry with more iterations and tighter feasibility before flagging
+                problem.solve(solver=name, max_iter=1000, tol_feas=1e-9, tol_gap_abs=1e-9,
+                              tol_gap_rel=1e-9, static_regularization_constant=1e-10)
     except cp.error.SolverError as exc:
         info = SolveInfo(status="solver_error", solver=name,
                          solve_time=_time.perf_counter() - t0, extra={"message": str(exc)})
