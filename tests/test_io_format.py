@@ -328,6 +328,15 @@ def test_timestamps_with_offsets_are_converted(tmp_path: Path) -> None:
     assert_same(read_scenario(d), read_scenario(EXAMPLE))
 
 
+def test_excel_style_csv_bom_and_crlf(tmp_path: Path) -> None:
+    d = copy_example(tmp_path)
+    f = d / "price.csv"
+    f.write_bytes(b"\xef\xbb\xbf" + f.read_text().replace("\n", "\r\n").encode())
+    assert_same(read_scenario(d), read_scenario(EXAMPLE))
+    edit(d / "price.csv", "52.09", "52.09x")
+    raises_at(d, "price.csv", line_of(d / "price.csv", "52.09x"), "us-oregon")
+
+
 def test_time_not_matching_demand(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     f = d / "carbon_intensity.csv"
@@ -504,3 +513,21 @@ def test_write_rejects_reserved_names(tmp_path: Path) -> None:
 def test_write_unknown_fmt(tmp_path: Path) -> None:
     with pytest.raises(ScenarioFormatError, match="csv.*parquet"):
         write_scenario(read_scenario(EXAMPLE), tmp_path / "x", fmt="xlsx")
+
+
+# ---------------------------------------------------------------------------- documentation
+def test_docs_example_is_the_example_folder() -> None:
+    """docs/scenario-format.md reproduces every file of examples/scenario_small exactly."""
+    doc = (Path(__file__).parents[1] / "docs" / "scenario-format.md").read_text()
+    blocks = dict(re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", doc, flags=re.S))
+    files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
+    assert blocks == files
+
+
+def test_docs_units_table_matches_code() -> None:
+    """Every accepted unit label is documented."""
+    doc = (Path(__file__).parents[1] / "docs" / "scenario-format.md").read_text()
+    section = doc.split("## Units", 1)[1].split("## Reading and writing", 1)[0]
+    documented = set(re.findall(r"`([^`]+)`", section))
+    for table in UNITS.values():
+        assert set(table) <= documented

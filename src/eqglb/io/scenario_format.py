@@ -378,7 +378,7 @@ def _table_kind(name: str) -> str | None:
 
 
 def _layout(tb: _Table, keys: Sequence[str], names: Sequence[str], dim: str,
-            required: Sequence[str]) -> dict[str, int]:
+            required: Sequence[str], alt: str = "") -> dict[str, int]:
     """Map key columns and names to column positions; check missing/unknown/duplicates."""
     pos: dict[str, int] = {}
     for c, h in enumerate(tb.columns):
@@ -405,7 +405,8 @@ def _layout(tb: _Table, keys: Sequence[str], names: Sequence[str], dim: str,
     for n in required:
         if n not in pos:
             raise ScenarioFormatError(
-                f"missing column for {dim} {n!r}; add a column named {n!r} with its values",
+                f"missing column for {dim} {n!r}; add a column named {n!r} with its values"
+                + (alt.format(name=n) if alt else ""),
                 file=tb.label, line=1 if tb.csv else None)
     return pos
 
@@ -469,8 +470,17 @@ def _check_reference_time(tb: _Table, t: pd.DatetimeIndex, col: int) -> None:
             r = int(bad[0]) + 1
             raise tb.error(
                 f"time step from {tb.word} {tb.lines[r - 1]} to {tb.lines[r]} is "
-                f"{t[r] - t[r - 1]}, but the first step is {t[1] - t[0]}; slots must have a "
+                f"{_fmt_td(t[r] - t[r - 1])}, but the first step is {_fmt_td(t[1] - t[0])}; "
+                "slots must have a "
                 "fixed length: add the missing slots", row=r, col=col)
+
+
+def _fmt_td(td: pd.Timedelta) -> str:
+    sec = td.total_seconds()
+    for unit, size in (("h", 3600), ("min", 60)):
+        if sec % size == 0:
+            return f"{sec / size:g} {unit}"
+    return f"{sec:g} s"
 
 
 def _check_same_time(tb: _Table, t: pd.DatetimeIndex, col: int, ref: _Table,
@@ -647,7 +657,9 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
         except ScenarioFormatError as exc:
             raise tm.error(str(exc), line) from None
         tb = _open(folder, display, tm, file, f"[timeseries.{key}]", line)
-        pos = _layout(tb, ["time"], names, _SERIES_DIM[key], required)
+        alt = (f" or give {key} = ... in the [[datacenter]] table of {{name!r}}"
+               if key in _OPTIONAL_SERIES else "")
+        pos = _layout(tb, ["time"], names, _SERIES_DIM[key], required, alt)
         t = _times(tb, pos["time"])
         if ref is None:
             _check_reference_time(tb, t, pos["time"])
@@ -863,7 +875,9 @@ def _per_model_capacity(tm: _Toml, ts: dict[str, Any], folder: Path, display: Pa
     except ScenarioFormatError as exc:
         raise tm.error(str(exc), line) from None
     tb = _open(folder, display, tm, file, "[timeseries.capacity]", line)
-    pos = _layout(tb, ["time", "model"], D, "datacenter", required)
+    pos = _layout(tb, ["time", "model"], D, "datacenter", required,
+                  " or give capacity = {{ model = ... }} in the [[datacenter]] table of "
+                  "{name!r}")
     t = _times(tb, pos["time"])
     ref_tb, ref_t = ref
     ti = ref_t.get_indexer(t)
