@@ -8,7 +8,7 @@ unparsable time stamp, a bad number, a duplicated or missing hour) is reported w
 
 from __future__ import annotations
 
-import io
+import csv
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -22,13 +22,16 @@ from eqglb.scenario import ScenarioError
 
 __all__ = [
     "DataFormatError",
+    "Places",
     "Table",
     "check_regular",
     "parse_numbers",
     "parse_times",
     "read_table",
+    "column_name",
     "require_columns",
     "split_unit",
+    "text_column",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -67,8 +70,8 @@ class Table:
     path : pathlib.Path
         The file.
     frame : pandas.DataFrame
-        All cells as stripped strings; columns are the header names with surrounding
-        whitespace removed.
+        All cells as strings (leading spaces dropped; use :func:`text_column` for fully
+        stripped text); columns are the header names with surrounding whitespace removed.
     lines : numpy.ndarray of int
         For each row of ``frame``, its 1-based line number in the file.
     raw_columns : list of str
@@ -89,7 +92,7 @@ class Table:
 
 
 def read_table(path: PathLike, *, what: str = "data file", comment: str | None = "#",
-               encoding: str = "utf-8-sig") -> Table:
+               encoding: str = "utf-8-sig", require_rows: bool = True) -> Table:
     """Read a comma-separated file into strings, keeping each row's line number.
 
     Parameters
@@ -103,6 +106,8 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
         ``#DEBUG`` lines of IEM downloads. Blank lines are always skipped.
     encoding : str
         Text encoding (``utf-8-sig`` also accepts a byte-order mark).
+    require_rows : bool
+        Whether a file with a header but no data rows is an error.
 
     Returns
     -------
@@ -111,7 +116,8 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
     Raises
     ------
     DataFormatError
-        The file is missing, unreadable, empty, or a row has more fields than the header.
+        The file is missing, unreadable or empty, or a row has a different number of
+        fields than the header (named by line).
     """
     p = Path(path)
     if not p.is_file():
@@ -123,38 +129,55 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
         raise DataFormatError(p, f"cannot read {what} ({exc})",
                               f"give a readable {encoding} text file") from exc
     all_lines = text.splitlines()
-    keep: list[int] = []
-    for i, line in enumerate(all_lines):
-        s = line.strip()
-        if not s or (comment is not None and s.startswith(comment)):
-            continue
-        keep.append(i)
-    if not keep:
+    skip = " \t" + (comment[0] if comment else "")
+
+    def keep(line: str) -> bool:
+        if not line or line[0] in skip:  # fast path: most lines start with data
+            st = line.strip()
+            return bool(st) and not (comment is not None and st.startswith(comment))
+        return True
+
+    kept = [i for i, line in enumerate(all_lines) if keep(line)]
+    body_lines = [all_lines[i] for i in kept]
+    try:
+        records = list(csv.reader(body_lines, skipinitialspace=True))
+        if len(records) == len(body_lines):  # one record per line (no quoted line breaks)
+            starts = [i + 1 for i in kept]
+        else:
+            reader = csv.reader(body_lines, skipinitialspace=True)
+            records, starts, consumed = [], [], 0
+            for rec in reader:
+                starts.append(kept[consumed] + 1)
+                consumed = reader.line_num
+                records.append(rec)
+    except csv.Error as exc:
+        raise DataFormatError(p, f"cannot split a row into fields ({exc})",
+                              "fix the quoting of the rows") from exc
+    if not records:
         raise DataFormatError(p, f"{what} is empty (no header line)",
                               "give a CSV file with a header line and data rows")
-    body = "\n".join(all_lines[i] for i in keep)
-    try:
-        frame = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False,
-                            na_filter=False, skipinitialspace=False)
-    except pd.errors.ParserError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        line = keep[int(m.group(1)) - 1] + 1 if m and int(m.group(1)) <= len(keep) else None
-        raise DataFormatError(p, f"a row does not split into the header's columns ({exc})",
-                              "make every row have as many comma-separated fields as the "
-                              "header (quote values that contain commas)", line=line) from exc
-    raw_columns = [str(c) for c in frame.columns]
-    frame.columns = [c.strip() for c in raw_columns]
-    if frame.columns.duplicated().any():
-        dup = frame.columns[frame.columns.duplicated()][0]
-        raise DataFormatError(p, f"column {dup!r} appears twice in the header",
-                              "keep one column of each name", line=keep[0] + 1)
-    frame = frame.apply(lambda col: col.str.strip())
-    if len(frame) == len(keep) - 1:
-        lines = np.asarray(keep[1:], dtype=int) + 1
-    else:  # quoted fields spanning lines: fall back to counting records after the header
-        lines = keep[0] + 2 + np.arange(len(frame))
-    return Table(path=p, frame=frame, lines=lines, raw_columns=raw_columns,
-                 header_line=keep[0] + 1)
+    raw_columns = records[0]
+    n = len(raw_columns)
+    for rec, line in zip(records[1:], starts[1:], strict=True):
+        if len(rec) != n:
+            raise DataFormatError(
+                p, f"row has {len(rec)} fields but the header has {n}",
+                "give every row one value per header column (quote values that contain "
+                "commas)", line=line)
+    columns = [c.strip() for c in raw_columns]
+    seen: set[str] = set()
+    for c in columns:
+        if c.lower() in seen:
+            raise DataFormatError(p, f"column {c!r} appears twice in the header",
+                                  "keep one column of each name", line=starts[0])
+        seen.add(c.lower())
+    if require_rows and len(records) < 2:
+        raise DataFormatError(p, f"{what} has a header but no data rows",
+                              "give the data rows after the header", line=starts[0])
+    body = np.array(records[1:], dtype=object).reshape(len(records) - 1, n)
+    frame = pd.DataFrame(body, columns=columns, dtype=object)
+    return Table(path=p, frame=frame, lines=np.asarray(starts[1:], dtype=int),
+                 raw_columns=raw_columns, header_line=starts[0])
 
 
 _UNIT_RE = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]*)\)\s*$")
@@ -199,9 +222,23 @@ def require_columns(table: Table, required: Sequence[str], *, what: str = "data 
             line=table.header_line)
 
 
-def _column(table: Table, column: str) -> pd.Series:
+def column_name(table: Table, column: str) -> str:
+    """The table's spelling of ``column`` (matched case-insensitively)."""
     low = {c.lower(): c for c in table.frame.columns}
-    return table.frame[low[column.lower()]]
+    try:
+        return low[column.lower()]
+    except KeyError:
+        raise DataFormatError(table.path, f"no column {column!r}",
+                              f"give the file a {column!r} column",
+                              line=table.header_line) from None
+
+
+def text_column(table: Table, column: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Cells of a column (optionally only ``rows``) as stripped strings (object array)."""
+    values = table.frame[column_name(table, column)].to_numpy()
+    if rows is not None:
+        values = values[np.asarray(rows)]
+    return np.array([v.strip() for v in values], dtype=object)
 
 
 def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
@@ -226,9 +263,8 @@ def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
     DataFormatError
         Naming the first line whose stamp is empty or does not parse.
     """
-    s = _column(table, column)
-    idx = np.arange(len(s)) if rows is None else np.asarray(rows)
-    values = s.to_numpy()[idx]
+    idx = np.arange(len(table.frame)) if rows is None else np.asarray(rows)
+    values = text_column(table, column, idx)
     if isinstance(formats, str):
         formats = [formats]
     empty = np.array([v == "" for v in values], dtype=bool)
@@ -282,40 +318,81 @@ def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
     DataFormatError
         Naming the first line whose cell is not a number (or is missing when not allowed).
     """
-    s = _column(table, column)
-    if rows is not None:
-        s = s.iloc[np.asarray(rows)]
-        idx = np.asarray(rows)
-    else:
-        idx = np.arange(len(s))
-    text = s.str.replace(",", "", regex=False) if thousands else s
-    miss = text.isin(["", *missing]).to_numpy()
-    vals = pd.to_numeric(text.where(~miss), errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(vals) & ~miss
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(table.path, f"value {s.iloc[k]!r} is not a number",
-                              "write a plain decimal number"
-                              + (" (or leave it empty if missing)" if allow_missing else ""),
-                              line=table.line_of(int(idx[k])), column=column)
+    idx = np.arange(len(table.frame)) if rows is None else np.asarray(rows)
+    raw = table.frame[column_name(table, column)].to_numpy()[idx]
+    text = [v.replace(",", "") for v in raw] if thousands else raw
+    vals = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=float)
+    # only cells that are not numbers need a closer look: missing tokens or bad text
+    tokens = {"", *missing}
+    miss = np.zeros(len(vals), dtype=bool)
+    nan_at = np.flatnonzero(np.isnan(vals))
+    for k in nan_at:
+        cell = raw[k].strip()
+        if cell in tokens:
+            miss[k] = True
+        elif cell.lower() != "nan":
+            raise DataFormatError(table.path, f"value {cell!r} is not a number",
+                                  "write a plain decimal number"
+                                  + (" (or leave it empty if missing)" if allow_missing else ""),
+                                  line=table.line_of(int(idx[k])), column=column)
+        else:
+            miss[k] = True
+    inf = np.flatnonzero(np.isinf(vals))
+    if inf.size:
+        k = int(inf[0])
+        raise DataFormatError(table.path, f"value {raw[k].strip()!r} is not finite",
+                              "write a finite number", line=table.line_of(int(idx[k])),
+                              column=column)
     if miss.any() and not allow_missing:
         k = int(np.flatnonzero(miss)[0])
-        raise DataFormatError(table.path, f"value is missing ({s.iloc[k]!r})",
+        raise DataFormatError(table.path, f"value is missing ({raw[k]!r})",
                               "fill it in (this loader needs every value)",
                               line=table.line_of(int(idx[k])), column=column)
     return vals
 
 
-def check_regular(where: Table | Sequence[tuple[PathLike, int]], times: pd.DatetimeIndex, *,
+@dataclass(frozen=True)
+class Places:
+    """File and 1-based line of each row of data gathered from one or more tables.
+
+    Attributes
+    ----------
+    paths : numpy.ndarray of object
+        The file of each row.
+    lines : numpy.ndarray of int
+        The 1-based line number of each row in its file.
+    """
+
+    paths: np.ndarray
+    lines: np.ndarray
+
+    @classmethod
+    def of(cls, table: Table, rows: np.ndarray | None = None) -> Places:
+        lines = table.lines if rows is None else table.lines[np.asarray(rows)]
+        return cls(np.full(len(lines), str(table.path), dtype=object), np.asarray(lines))
+
+    @classmethod
+    def concat(cls, parts: Sequence[Places]) -> Places:
+        return cls(np.concatenate([p.paths for p in parts]),
+                   np.concatenate([p.lines for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, k: int) -> tuple[str, int]:
+        return str(self.paths[k]), int(self.lines[k])
+
+
+def check_regular(where: Table | Places, times: pd.DatetimeIndex, *,
                   step: str | pd.Timedelta = "1h", rows: np.ndarray | None = None,
                   column: str | None = None, label: str = "") -> None:
     """Check that time stamps are sorted, unique and evenly spaced by ``step``.
 
     Parameters
     ----------
-    where : Table or sequence of (path, line)
+    where : Table or Places
         Where the stamps come from: a table (with ``rows``), or for stamps gathered from
-        several files, the (file, 1-based line) of each stamp.
+        several files, the file and line of each stamp.
     times : pandas.DatetimeIndex
         Parsed stamps, one per row.
     step : str or Timedelta
@@ -341,7 +418,7 @@ def check_regular(where: Table | Sequence[tuple[PathLike, int]], times: pd.Datet
         def loc(k: int) -> tuple[PathLike, int]:
             return table.path, table.line_of(int(idx[k]))
     else:
-        places = list(where)
+        places = where
 
         def loc(k: int) -> tuple[PathLike, int]:
             return places[k]

@@ -49,6 +49,7 @@ from eqglb.io._common import (
     parse_times,
     read_table,
     require_columns,
+    text_column,
 )
 from eqglb.physics import (
     INHG_TO_PA,
@@ -163,8 +164,7 @@ def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
     bad_range(mslp, 850.0, 1090.0, "mslp", "hPa")
 
     times = parse_times(table, "valid", _TIME_FORMATS, tz=tz)
-    stations = table.frame[[c for c in table.frame.columns if c.lower() == "station"][0]]
-    stations = stations.to_numpy().astype(str)
+    stations = text_column(table, "station").astype(str)
 
     if isinstance(elevation_m, Mapping):
         elev = np.array([float(elevation_m.get(s, 0.0)) for s in stations])

@@ -44,12 +44,14 @@ import pandas as pd
 from eqglb.io._common import (
     DataFormatError,
     PathLike,
+    Places,
     Table,
     check_regular,
     parse_numbers,
     parse_times,
     read_table,
     require_columns,
+    text_column,
 )
 from eqglb.physics import fuel_factors, grid_intensity
 from eqglb.scenario import ScenarioError
@@ -170,7 +172,8 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
     dict of str -> pandas.DataFrame
         For each authority, generation by fuel [MWh per hour = MW], indexed by the UTC
         start of the hour (``time``), columns fuels (``coal``, ``natural_gas``, ...).
-        ``attrs["lines"]`` holds each row's file and 1-based line number.
+        ``attrs["lines"]`` (a :class:`~eqglb.io._common.Places`) holds each row's file
+        and 1-based line number.
 
     Raises
     ------
@@ -184,34 +187,40 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
     source_to_fuel = {**SOURCE_TO_FUEL,
                       **{" ".join(k.lower().split()): v for k, v in (source_map or {}).items()}}
     wanted = None if balancing_authorities is None else [str(b) for b in balancing_authorities]
-    pieces: dict[str, list[tuple[pd.DataFrame, Table, np.ndarray]]] = {}
+    pieces: dict[str, list[tuple[pd.DataFrame, Places]]] = {}
     for path in paths:
         table = read_table(path, what="EIA-930 BALANCE file")
         require_columns(table, [BA_COL, TIME_COL], what="EIA-930 BALANCE file")
         colmap = _source_columns(table, adjusted, source_to_fuel)
-        ba_values = table.frame[_name(table, BA_COL)].to_numpy()
-        for ba in pd.unique(ba_values):
-            if wanted is not None and ba not in wanted:
-                continue
-            rows = np.flatnonzero(ba_values == ba)
-            times = parse_times(table, TIME_COL, _TIME_FORMATS, rows=rows) - pd.Timedelta(hours=1)
-            fuels: dict[str, np.ndarray] = {}
-            seen_any = np.zeros(len(rows), dtype=bool)
-            for col, fuel in colmap.items():
-                v = parse_numbers(table, col, rows=rows, thousands=True, missing=("",),
-                                  allow_missing=True)
-                seen_any |= ~np.isnan(v)
-                if fuel is None:
-                    continue
-                fuels[fuel] = fuels.get(fuel, np.zeros(len(rows))) + np.nan_to_num(v)
-            if not seen_any.all():
-                r = int(rows[np.flatnonzero(~seen_any)[0]])
-                raise DataFormatError(
-                    table.path, f"hour has no generation value for balancing authority {ba!r}",
-                    "fill the generation columns for that hour or drop the authority",
-                    line=table.line_of(r))
-            df = pd.DataFrame(fuels, index=pd.DatetimeIndex(times, name="time"))
-            pieces.setdefault(str(ba), []).append((df, table, rows))
+        ba_values = text_column(table, BA_COL)
+        keep = np.ones(len(ba_values), dtype=bool) if wanted is None else np.isin(ba_values,
+                                                                                 wanted)
+        rows_all = np.flatnonzero(keep)
+        if rows_all.size == 0:
+            continue
+        # parse each column once for the whole file, then split by authority
+        times_all = (parse_times(table, TIME_COL, _TIME_FORMATS, rows=rows_all)
+                     - pd.Timedelta(hours=1))
+        fuels_all: dict[str, np.ndarray] = {}
+        seen_all = np.zeros(rows_all.size, dtype=bool)
+        for col, fuel in colmap.items():
+            v = parse_numbers(table, col, rows=rows_all, thousands=True, allow_missing=True)
+            seen_all |= ~np.isnan(v)
+            if fuel is not None:
+                fuels_all[fuel] = fuels_all.get(fuel, np.zeros(rows_all.size)) + np.nan_to_num(v)
+        if not seen_all.all():
+            k = int(np.flatnonzero(~seen_all)[0])
+            raise DataFormatError(
+                table.path, f"hour has no generation value for balancing authority "
+                f"{ba_values[rows_all[k]]!r}",
+                "fill the generation columns for that hour or drop the authority",
+                line=table.line_of(int(rows_all[k])))
+        codes, names = pd.factorize(pd.Series(ba_values[rows_all]), sort=False)
+        for i, ba in enumerate(names):
+            pos = np.flatnonzero(codes == i)
+            df = pd.DataFrame({f: v[pos] for f, v in fuels_all.items()},
+                              index=pd.DatetimeIndex(times_all[pos], name="time"))
+            pieces.setdefault(str(ba), []).append((df, Places.of(table, rows_all[pos])))
     if wanted is not None:
         absent = [b for b in wanted if b not in pieces]
         if absent:
@@ -222,18 +231,14 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
     out: dict[str, pd.DataFrame] = {}
     for ba, parts in pieces.items():
         df = pd.concat([p[0] for p in parts]).fillna(0.0)
-        # check the hourly sequence across all files with line numbers of each row
-        lines = [(t.path, t.line_of(int(r))) for _, t, rows in parts for r in rows]
+        # check the hourly sequence across all files with the file and line of each row
+        lines = Places.concat([p[1] for p in parts])
         check_regular(lines, df.index, step="1h", column=TIME_COL,
                       label=f"balancing authority {ba!r}")
         df.attrs["lines"] = lines
         df.attrs["balancing_authority"] = ba
         out[ba] = df
     return out
-
-
-def _name(table: Table, col: str) -> str:
-    return {c.lower(): c for c in table.frame.columns}[col.lower()]
 
 
 def load_eia930(paths: PathLike | Sequence[PathLike], *,

@@ -27,12 +27,14 @@ import pandas as pd
 from eqglb.io._common import (
     DataFormatError,
     PathLike,
+    Places,
     Table,
     check_regular,
     parse_numbers,
     parse_times,
     read_table,
     require_columns,
+    text_column,
 )
 from eqglb.scenario import ScenarioError
 
@@ -101,21 +103,20 @@ def load_electricitymaps(paths: PathLike | Sequence[PathLike], *, kind: str = "d
     if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence):
         paths = [paths]  # type: ignore[list-item]
     wanted = None if zones is None else [str(z) for z in zones]
-    parts: dict[str, list[tuple[pd.Series, list[tuple[object, int]]]]] = {}
+    parts: dict[str, list[tuple[pd.Series, Places]]] = {}
     for path in paths:
         table = read_table(path, what="Electricity Maps export")
         require_columns(table, [TIME_COL, ZONE_COL], what="Electricity Maps export")
         ci_col = _ci_column(table, kind)
-        zcol = {c.lower(): c for c in table.frame.columns}[ZONE_COL.lower()]
-        zone_vals = table.frame[zcol].to_numpy()
+        zone_vals = text_column(table, ZONE_COL)
         est_col = {c.lower(): c for c in table.frame.columns}.get("data estimated")
+        est_all = None if est_col is None else text_column(table, est_col)
         for z in pd.unique(zone_vals):
             if wanted is not None and z not in wanted:
                 continue
             rows = np.flatnonzero(zone_vals == z)
-            if not allow_estimated and est_col is not None:
-                est = table.frame[est_col].to_numpy()[rows]
-                flagged = np.flatnonzero(np.char.lower(est.astype(str)) == "true")
+            if not allow_estimated and est_all is not None:
+                flagged = np.flatnonzero(np.char.lower(est_all[rows].astype(str)) == "true")
                 if flagged.size:
                     raise DataFormatError(
                         table.path, f"zone {z!r} has an estimated value",
@@ -128,8 +129,8 @@ def load_electricitymaps(paths: PathLike | Sequence[PathLike], *, kind: str = "d
                 raise DataFormatError(table.path, f"negative carbon intensity for zone {z!r}",
                                       "give intensities >= 0",
                                       line=table.line_of(int(rows[neg[0]])), column=ci_col)
-            places = [(table.path, table.line_of(int(r))) for r in rows]
-            parts.setdefault(str(z), []).append((pd.Series(vals, index=times), places))
+            parts.setdefault(str(z), []).append((pd.Series(vals, index=times),
+                                                 Places.of(table, rows)))
     if wanted is not None:
         absent = [z for z in wanted if z not in parts]
         if absent:
@@ -139,7 +140,7 @@ def load_electricitymaps(paths: PathLike | Sequence[PathLike], *, kind: str = "d
     out: dict[str, pd.Series] = {}
     for z in (wanted if wanted is not None else list(parts)):
         series = pd.concat([s for s, _ in parts[z]])
-        places = [p for _, pl in parts[z] for p in pl]
+        places = Places.concat([pl for _, pl in parts[z]])
         check_regular(places, pd.DatetimeIndex(series.index), step="1h", column=TIME_COL,
                       label=f"zone {z!r}")
         out[z] = series
