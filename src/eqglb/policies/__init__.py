@@ -75,7 +75,10 @@ def _eglb(objective: Objective, model_rule: str = "best", **kw: Any) -> Equitabl
 @register("equitable", "exact offline equitable optimum (hindsight) for the given q and weights")
 def _equitable(objective: Objective, model_rule: str | None = None,
                **kw: Any) -> EquitableOffline:
-    return EquitableOffline(objective=objective, **kw)
+    # "best" keeps each slot's best achievable total quality as a service floor; any other
+    # rule lets the objective's own quality term choose the model sizes
+    rule = "best" if model_rule == "best" else "free"
+    return EquitableOffline(objective=objective, model_rule=rule, **kw)
 
 
 def policy_names() -> list[str]:

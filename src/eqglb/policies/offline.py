@@ -13,6 +13,10 @@ Model-size rule of the baselines (``model_rule``):
 * ``"weighted"``: the objective's quality term with q = 1 is added to the baseline's cost
   (``mu_social * sum_j S_j``).
 * ``"free"``: only the baseline's own cost (it will pick the least energy-hungry model).
+
+Nearest always minimises latency first (each region to its closest allowed data centre,
+spilling over to the next closest when capacity is short) and then applies the rule to
+choose models: ``best`` quality, ``weighted`` energy cost + quality value, ``free`` energy.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class LinearBaseline:
         Cost minimised: latency [ms x requests], energy cost [USD], total carbon [kg]
         or total water [L].
     model_rule : {"best", "weighted", "free"}
-        How model sizes are picked (module docstring).
+        How model sizes are picked (module docstring). Nearest applies it after latency.
     objective : Objective
         Supplies ``mu_social`` for ``model_rule="weighted"``.
     """
@@ -129,11 +133,18 @@ class LinearBaseline:
         routes = Routes.of(sc)
         own = self._cost(sc, coef, routes)
         qual = np.broadcast_to(coef.quality_loss[routes.k][None, :], own.shape).astype(float)
-        if self.model_rule == "best":
-            stages = [own, qual] if self.kind == "nearest" else [qual, own]
+        qp = coef.quality[routes.j, routes.k]
+        weighted = own + self.objective.mu_social * qp[None, :]
+        if self.kind == "nearest":
+            # latency first; then the model by the rule (quality, or energy + quality value)
+            energy = routes.gather(coef.energy_cost)
+            second = {"best": qual, "weighted": energy + self.objective.mu_social * qp[None, :],
+                      "free": energy}[self.model_rule]
+            stages = [own, second]
+        elif self.model_rule == "best":
+            stages = [qual, own]
         elif self.model_rule == "weighted":
-            qp = coef.quality[routes.j, routes.k]
-            stages = [own + self.objective.mu_social * qp[None, :]]
+            stages = [weighted]
         else:
             stages = [own]
         bounds, spent = _lexicographic_bounds(sc, routes, stages[:-1], self.solver,
