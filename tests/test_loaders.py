@@ -444,7 +444,12 @@ def test_asos_long_gap_is_an_error_unless_allowed():
     """DFW has no observation in hour 04 (between lines 10 and 11)."""
     err = _raises_at(lambda: load_asos(ASOS, max_gap_hours=0), ASOS, 11,
                      "'DFW' has no observation for 1 hours from 2022-09-22 04:00")
-    assert "line 10" in str(err)
+    assert "between line 10 and line 11" in str(err)
+    _raises_at(lambda: load_asos(ASOS, stations=["IAD"], start="2022-09-21 20:00"), ASOS, 14,
+               "4 hours from 2022-09-21 20:00 to 2022-09-21 23:00 UTC \\(before line 14\\)")
+    edge = load_asos(ASOS, stations=["IAD"], start="2022-09-21 23:00", end="2022-09-22 07:00")
+    assert edge.wet_bulb["IAD"].iloc[0] == edge.wet_bulb["IAD"].iloc[1]  # nearest value
+    assert edge.wet_bulb["IAD"].iloc[-1] == edge.wet_bulb["IAD"].iloc[-2]
     w = load_asos(ASOS, max_gap_hours=0, allow_long_gaps=True)
     assert np.isfinite(w.wet_bulb.to_numpy()).all()
     with pytest.raises(DataFormatError, match="'XYZ'"):
@@ -484,3 +489,20 @@ def test_electricitymaps_estimated_rows():
 def test_electricitymaps_malformed(tmp_path, edit, line, match):
     p = _rewrite(EM_DE, tmp_path / "em.csv", edit)
     _raises_at(lambda: load_electricitymaps(p), p, line, match)
+
+
+# =========================================================================== shared CSV reading
+def test_ragged_row_header_only_and_infinite_values(tmp_path):
+    p = _rewrite(EM_DE, tmp_path / "em.csv", lambda ls: ls[:3] + [ls[3] + ",extra"] + ls[4:])
+    _raises_at(lambda: load_electricitymaps(p), p, 4, "row has 12 fields but the header has 11")
+    p = _rewrite(EM_DE, tmp_path / "em2.csv", lambda ls: ls[:1])
+    _raises_at(lambda: load_electricitymaps(p), p, 1, "no data rows")
+    p = _rewrite(EM_DE, tmp_path / "em3.csv", lambda ls: ls[:2] + [ls[2].replace("405.25", "inf")]
+                 + ls[3:])
+    _raises_at(lambda: load_electricitymaps(p), p, 3, "not finite")
+    p = _rewrite(EM_DE, tmp_path / "em4.csv",
+                 lambda ls: ["# exported by hand", "", ls[0], "", *ls[1:]])
+    df = load_electricitymaps(p)
+    assert len(df) == 4
+    p5 = _rewrite(EM_DE, tmp_path / "em5.csv", lambda ls: ["# note", "", ls[0], "", ls[1], ls[1]])
+    _raises_at(lambda: load_electricitymaps(p5), p5, 6, "duplicated.*also on line 5")

@@ -326,7 +326,8 @@ def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
     tokens = {"", *missing}
     miss = np.zeros(len(vals), dtype=bool)
     nan_at = np.flatnonzero(np.isnan(vals))
-    for k in nan_at:
+    for kk in nan_at:
+        k = int(kk)
         cell = raw[k].strip()
         if cell in tokens:
             miss[k] = True

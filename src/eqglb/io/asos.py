@@ -27,8 +27,9 @@ station, with these stated rules:
    value is the *mean of the observations in that UTC hour* ``[h, h+1)`` (routine and
    special reports alike); observations missing temperature or humidity are ignored.
 4. Hours without any observation: runs of at most ``max_gap_hours`` consecutive hours are
-   filled by linear interpolation in time; a longer run is an error unless
-   ``allow_long_gaps=True`` (then interpolated too; the count of filled hours is in
+   filled by linear interpolation in time (runs at the start or end of the requested
+   range take the nearest hour's value); a longer run is an error unless
+   ``allow_long_gaps=True`` (then filled the same way; the count of filled hours is in
    ``attrs["filled_hours"]``).
 5. WUE of each hour from its wet bulb in degF (:func:`eqglb.physics.wue_from_wet_bulb`).
 """
@@ -295,15 +296,19 @@ def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
                 if b - a > max_gap_hours and not allow_long_gaps:
                     before = lines["max"].iloc[a - 1] if a > 0 else None
                     after = lines["min"].iloc[b] if b < len(index) else None
-                    around = ", ".join(f"line {int(x)}" for x in (before, after)
-                                       if x is not None and not np.isnan(x))
+                    has_b = before is not None and not np.isnan(before)
+                    has_a = after is not None and not np.isnan(after)
+                    around = (f" (between line {int(before)} and line {int(after)})"
+                              if has_b and has_a else
+                              f" (before line {int(after)})" if has_a else
+                              f" (after line {int(before)})" if has_b else "")
                     raise DataFormatError(
                         src, f"station {s!r} has no observation for {b - a} hours from "
                         f"{index[a]:%Y-%m-%d %H:%M} to {index[b - 1]:%Y-%m-%d %H:%M} UTC"
-                        + (f" (gap between {around})" if around else ""),
+                        + around,
                         f"supply the missing observations, raise max_gap_hours (now "
                         f"{max_gap_hours}) or pass allow_long_gaps=True",
-                        line=int(after) if after is not None and not np.isnan(after) else None)
+                        line=int(after) if has_a else int(before) if has_b else None)
             hourly = hourly.interpolate(method="time", limit_direction="both")
         filled[s] = int(isna.sum())
         wb[s] = hourly
