@@ -294,10 +294,10 @@ def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
             runs = _runs(isna)
             for a, b in runs:
                 if b - a > max_gap_hours and not allow_long_gaps:
-                    before = lines["max"].iloc[a - 1] if a > 0 else None
-                    after = lines["min"].iloc[b] if b < len(index) else None
-                    has_b = before is not None and not np.isnan(before)
-                    has_a = after is not None and not np.isnan(after)
+                    before = float(lines["max"].iloc[a - 1]) if a > 0 else np.nan
+                    after = float(lines["min"].iloc[b]) if b < len(index) else np.nan
+                    has_b = not np.isnan(before)
+                    has_a = not np.isnan(after)
                     around = (f" (between line {int(before)} and line {int(after)})"
                               if has_b and has_a else
                               f" (before line {int(after)})" if has_a else
