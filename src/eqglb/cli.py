@@ -1,0 +1,569 @@
+"""Command line interface: ``eqglb run``, ``eqglb policies`` (typer + rich).
+
+The CLI is thin: it parses options, builds a Scenario and an Objective, runs policies
+through :func:`eqglb.simulate.run_policy` and hands the Evaluations to
+:mod:`eqglb.report`. :func:`main` returns an exit code: 0 on success, 2 on bad input
+(invalid option, scenario error, failed solve), printed as one red line without a
+traceback.
+
+Adding a subcommand
+-------------------
+Write a small function in this module (or in a module imported by :func:`_load_plugins`)
+decorated with ``@app.command("name")``, reusing the option aliases below
+(``ScenarioOpt``, ``QOpt``, ...) and the helpers :func:`load_scenario`,
+:func:`build_objective`, :func:`solve_policies` and :func:`write_outputs`. Raise
+:class:`CLIError` (or ScenarioError / ValueError) for bad input; :func:`main` prints it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from eqglb.scenario import ScenarioError
+
+if TYPE_CHECKING:
+    from eqglb.costs import Objective
+    from eqglb.scenario import Dispatch, Scenario
+    from eqglb.simulate import Evaluation
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "DEFAULT_MODEL_RULE",
+    "DEFAULT_MU_CARBON",
+    "DEFAULT_MU_WATER",
+    "DEFAULT_POLICIES",
+    "DEFAULT_Q",
+    "DEFAULT_QUALITY_VALUE",
+    "CLIError",
+    "app",
+    "build_objective",
+    "default_mu_social",
+    "load_scenario",
+    "main",
+    "silence_highs_banner",
+    "solve_policies",
+    "write_outputs",
+]
+
+# --------------------------------------------------------------------------- defaults
+#: Policies run by ``eqglb run`` when no ``--policy`` is given.
+DEFAULT_POLICIES: tuple[str, ...] = (
+    "nearest", "energy", "carbon", "water", "weighted", "eglb", "equitable")
+#: Horizon of the built-in scenario [days].
+DEFAULT_DAYS = 7
+#: Carbon weight [USD/kg CO2]: the US EPA (2023) social cost of carbon, about 190 USD/t
+#: CO2 for 2020 emissions at a 2 % discount rate.
+DEFAULT_MU_CARBON = 0.19
+#: Water weight [USD/L] (= 10 USD/m3): a scarcity-adjusted value of consumed fresh water,
+#: a few times the price of industrial water in water-stressed US regions. (The eGLB study
+#: used 60 USD/m3.)
+DEFAULT_MU_WATER = 0.01
+#: Value of quality [USD per request per unit of normalised quality loss]: losing a whole
+#: unit of quality (s = 1) on one request is valued at 5 cents, about the price of a
+#: long (~1000-token) answer from a frontier API model. ``mu_social`` follows from it.
+DEFAULT_QUALITY_VALUE = 0.05
+#: Norm order of every term when neither ``--q`` nor a per-term q is given.
+DEFAULT_Q = "inf"
+DEFAULT_BASELINE = "energy"
+#: Model-size rule: with "weighted" every policy prices quality loss with the same
+#: mu_social (the baselines as a total, q = 1) and the equitable policy chooses model
+#: sizes through its own quality term; "best" would pin every policy, the equitable one
+#: included, to each slot's best achievable quality.
+DEFAULT_MODEL_RULE = "weighted"
+
+#: Files written by ``eqglb run --out DIR``.
+OUT_FILES = ("metrics.json", "regions.csv", "dispatch.parquet", "report.md")
+
+
+class CLIError(Exception):
+    """Bad command-line input; printed by :func:`main` as one red line (exit code 2)."""
+
+
+class ModelRule(StrEnum):
+    """How baselines choose model sizes (see eqglb.policies.offline)."""
+
+    best = "best"
+    weighted = "weighted"
+    free = "free"
+
+
+app = typer.Typer(
+    name="eqglb",
+    help="Equitable geographical load balancing (GLB) of AI inference: compare routing "
+         "policies on energy cost [USD], regional carbon [kg CO2], water [L] and quality "
+         "loss [-].",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: units in [brackets] are not markup
+)
+
+# --------------------------------------------------------------------------- option aliases
+ScenarioOpt = Annotated[Path | None, typer.Option(
+    "--scenario", "-s", metavar="DIR",
+    help="Scenario folder (scenario.toml + tables, see docs/scenario-format.md). "
+         "Default: the built-in scenario (10 eGLB sites, 4 Qwen3 models, hourly).")]
+DaysOpt = Annotated[int, typer.Option(
+    "--days", min=1, metavar="N", help="Horizon of the built-in scenario [days] (ignored with --scenario).")]
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", min=0, metavar="SEED", help="Seed of the built-in scenario's synthetic signals (ignored with "
+                          "--scenario).")]
+PolicyOpt = Annotated[list[str] | None, typer.Option(
+    "--policy", "-p", metavar="NAME",
+    help="Policy to run; repeat for several (see `eqglb policies`). Default: "
+         + ", ".join(DEFAULT_POLICIES) + ".")]
+QOpt = Annotated[str | None, typer.Option(
+    "--q", metavar="Q", help=f"Norm order q >= 1 of every equity term, or 'inf' for the worst region "
+                f"(minimax, as eGLB). q = 1 is the equity-oblivious total. Default: {DEFAULT_Q}.")]
+QSocialOpt = Annotated[str | None, typer.Option(
+    "--q-social", metavar="Q", help="Norm order of the quality-loss term (overrides --q).")]
+QCarbonOpt = Annotated[str | None, typer.Option(
+    "--q-carbon", metavar="Q", help="Norm order of the carbon term, or of the combined environmental "
+                       "term with --combined-env (overrides --q).")]
+QWaterOpt = Annotated[str | None, typer.Option(
+    "--q-water", metavar="Q", help="Norm order of the water term (overrides --q).")]
+MuSocialOpt = Annotated[float | None, typer.Option(
+    "--mu-social", min=0.0, metavar="USD",
+    help="Weight of the quality-loss norm [USD per unit of average quality loss per "
+         "request] ([USD per request of loss] with --total-quality). Default: "
+         f"{DEFAULT_QUALITY_VALUE:g} USD per request per unit of loss (about the price of a "
+         "long answer from a frontier API model) times the mean requests per region over "
+         "the horizon, so the trade-off does not depend on --days.")]
+MuCarbonOpt = Annotated[float, typer.Option(
+    "--mu-carbon", min=0.0, metavar="USD/KG",
+    help="Weight of the carbon norm [USD/kg CO2]. Default: the US EPA (2023) social cost "
+         "of carbon, ~190 USD/t. (eGLB used 1.5 USD/kg.)")]
+MuWaterOpt = Annotated[float, typer.Option(
+    "--mu-water", min=0.0, metavar="USD/L",
+    help="Weight of the water norm [USD/L]. Default: 10 USD/m3, a scarcity-adjusted value "
+         "of consumed fresh water. (eGLB used 0.06 USD/L.)")]
+CombinedEnvOpt = Annotated[bool, typer.Option(
+    "--combined-env", help="Use one norm (order --q-carbon) of the combined regional cost "
+                           "mu_carbon C_i + mu_water W_i [USD] instead of two norms.")]
+TotalQualityOpt = Annotated[bool, typer.Option(
+    "--total-quality", help="Quality cost of a region = total loss [requests] instead of "
+                            "the average loss per request [-].")]
+ModelRuleOpt = Annotated[ModelRule, typer.Option(
+    "--model-rule", case_sensitive=False,
+    help="How policies choose model sizes: weighted (default; baselines add mu_social x "
+         "the total quality loss to their own cost, the equitable policy uses its quality "
+         "term), best (each slot keeps its best achievable total quality, for every "
+         "policy), free (baselines: own cost only).")]
+SolverOpt = Annotated[str | None, typer.Option(
+    "--solver", metavar="NAME", help="cvxpy solver name (default: HIGHS for linear problems, CLARABEL "
+                     "otherwise).")]
+BaselineOpt = Annotated[str, typer.Option(
+    "--baseline", metavar="POLICY", help="Policy the overheads [%] are measured against; run as well if not "
+                       "among --policy.")]
+OutOpt = Annotated[Path | None, typer.Option(
+    "--out", "-o", metavar="DIR",
+    help="Folder to write metrics.json, regions.csv, dispatch.parquet, report.md and PNG "
+         "figures to (created if missing).")]
+PlotsOpt = Annotated[bool, typer.Option(
+    "--plots/--no-plots", help="Write PNG figures with --out.")]
+
+
+# --------------------------------------------------------------------------- helpers
+def _stdout() -> Console:
+    """Console on stdout; at least 150 columns wide when not a terminal (files, pipes)."""
+    con = Console(highlight=False)
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con = Console(highlight=False, width=150)
+    return con
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def silence_highs_banner() -> None:
+    """Construct one HiGHS instance with stdout redirected, so its banner is not printed.
+
+    HiGHS prints a copyright banner to the C-level stdout the first time it is created in
+    a process; later instances are silent. Does nothing if highspy is not installed or
+    stdout has no file descriptor.
+    """
+    try:
+        import highspy
+    except ImportError:
+        return
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+    except (AttributeError, OSError, ValueError):
+        fd = 1
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        del h
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)  # flush C stdio before restoring the descriptor
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+
+
+def _load_plugins() -> None:
+    """Import modules that register more policies (online algorithms) if present."""
+    try:
+        import eqglb.online  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "eqglb.online":
+            raise
+
+
+def load_scenario(scenario: Path | None = None, days: int = DEFAULT_DAYS,
+                  seed: int = 0) -> Scenario:
+    """The scenario folder at ``scenario``, or the built-in scenario of ``days`` days."""
+    if scenario is not None:
+        from eqglb.io.scenario_format import read_scenario
+
+        return read_scenario(scenario)
+    from eqglb.builtin import builtin_scenario
+
+    return builtin_scenario(days=days, seed=seed)
+
+
+def _q(value: str | None, what: str) -> float | None:
+    if value is None:
+        return None
+    from eqglb.metrics import parse_q
+
+    try:
+        return parse_q(value)
+    except ValueError:
+        raise CLIError(f"{what} = {value!r} is not a norm order; give a number >= 1 or "
+                       "'inf'") from None
+
+
+def default_mu_social(sc: Scenario, *, total_quality: bool = False,
+                      quality_value: float = DEFAULT_QUALITY_VALUE) -> float:
+    """Default quality weight from a value per request [USD per request per unit of loss].
+
+    With averaged quality (S_j = loss per request), ``mu_social = quality_value x mean
+    requests per region over the horizon`` [USD per unit of S], so one request's loss is
+    valued at about ``quality_value`` whatever the horizon; with total quality
+    (S_j in [requests]) ``mu_social = quality_value``.
+    """
+    if total_quality:
+        return float(quality_value)
+    import numpy as np
+
+    per_region = float(np.asarray(sc.demand).sum()) / len(sc.regions)
+    return float(quality_value) * per_region
+
+
+def build_objective(sc: Scenario, *, q: str | None = None, q_social: str | None = None,
+                    q_carbon: str | None = None, q_water: str | None = None,
+                    mu_social: float | None = None, mu_carbon: float = DEFAULT_MU_CARBON,
+                    mu_water: float = DEFAULT_MU_WATER, combined_env: bool = False,
+                    total_quality: bool = False) -> Objective:
+    """Objective from CLI options: per-term q falls back to ``q``, then to DEFAULT_Q."""
+    from eqglb.costs import Objective
+
+    base = _q(q, "--q")
+    base = base if base is not None else _q(DEFAULT_Q, "default q")
+    qs = {name: (_q(v, f"--q-{name}") if v is not None else None)
+          for name, v in (("social", q_social), ("carbon", q_carbon), ("water", q_water))}
+    if mu_social is None:
+        mu_social = default_mu_social(sc, total_quality=total_quality)
+    for name, v in (("--mu-social", mu_social), ("--mu-carbon", mu_carbon),
+                    ("--mu-water", mu_water)):
+        if not (math.isfinite(v) and v >= 0):
+            raise CLIError(f"{name} = {v!r}; weights must be finite and >= 0")
+    return Objective(
+        mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
+        q_social=qs["social"] if qs["social"] is not None else base,
+        q_carbon=qs["carbon"] if qs["carbon"] is not None else base,
+        q_water=qs["water"] if qs["water"] is not None else base,
+        combined_environment=combined_env, social_average=not total_quality)
+
+
+def _policy_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` the registered factory of ``name`` accepts."""
+    import inspect
+
+    from eqglb.policies import REGISTRY
+
+    params = inspect.signature(REGISTRY[name]).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return dict(options)
+    names = {p.name for p in params}
+    return {k: v for k, v in options.items() if k in names}
+
+
+def _check_policies(names: Sequence[str]) -> list[str]:
+    from eqglb.policies import REGISTRY
+
+    _load_plugins()
+    out = list(dict.fromkeys(names))
+    unknown = [n for n in out if n not in REGISTRY]
+    if unknown:
+        raise CLIError(f"unknown policy {unknown[0]!r}; choose from {list(REGISTRY)} "
+                       "(see `eqglb policies`)")
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_solvers() -> Iterator[None]:
+    """Hide solver chatter: the status is reported in the table's flag column instead."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate",
+                                category=UserWarning)
+        yield
+
+
+def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
+                   model_rule: str = DEFAULT_MODEL_RULE, solver: str | None = None,
+                   console: Console | None = None, progress: bool = True
+                   ) -> tuple[dict[str, Dispatch], dict[str, Evaluation]]:
+    """Run every policy in ``names`` on ``sc``; all are evaluated with ``objective``.
+
+    Shows a rich progress bar (spinner, policy being solved) on ``console`` (stderr by
+    default). A failed solve raises :class:`CLIError` naming the policy.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from eqglb.policies import SolveError, make_policy
+    from eqglb.simulate import run_policy
+
+    names = _check_policies(names)
+    opts: dict[str, Any] = {"model_rule": model_rule}
+    if solver:
+        opts["solver"] = solver
+    console = console or _stderr()
+    dispatches: dict[str, Dispatch] = {}
+    evals: dict[str, Evaluation] = {}
+    silence_highs_banner()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not (progress and console.is_terminal)
+                  ) as bar, _quiet_solvers():
+        task = bar.add_task("solving", total=len(names))
+        for name in names:
+            bar.update(task, description=f"solving [bold]{escape(name)}[/]")
+            policy = make_policy(name, objective, **_policy_options(name, opts))
+            try:
+                dispatch, ev = run_policy(sc, policy, objective)
+            except SolveError as exc:
+                raise CLIError(f"policy {name!r}: {exc}") from exc
+            dispatches[name], evals[name] = dispatch, ev
+            status = ev.info.status if ev.info is not None else "done"
+            style = "red" if ev.flagged else "green"
+            if progress:
+                bar.console.print(f"  [{style}]{escape(name)}[/]: {escape(status)} in "
+                                  f"{ev.extra.get('wall_time_s', math.nan):.1f} s")
+            bar.advance(task)
+    return dispatches, evals
+
+
+def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
+                  evals: dict[str, Evaluation], *, baseline: str | None,
+                  objective: Objective | None = None, plots: bool = True) -> list[Path]:
+    """Write metrics.json, regions.csv, dispatch.parquet, report.md and figures to ``out``."""
+    from eqglb import report
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder; give a folder path")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [report.write_metrics_json(evals, out / "metrics.json", baseline),
+             out / "regions.csv", out / "dispatch.parquet"]
+    report.write_region_csv(evals, out / "regions.csv")
+    report.write_dispatch_parquet(dispatches, sc, out / "dispatch.parquet")
+    figures: list[Path] = []
+    if plots:
+        figures = report.plot_regional_bars(evals, out)
+    paths.append(report.write_markdown_report(
+        evals, out / "report.md", baseline=baseline, scenario=sc, objective=objective,
+        title=f"eqglb run on {sc.name}", figures=figures))
+    return paths + figures
+
+
+# --------------------------------------------------------------------------- commands
+def _version(value: bool) -> None:
+    if value:
+        from eqglb import __version__
+
+        _stdout().print(f"eqglb {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_version, is_eager=True)] = False,
+) -> None:
+    """Equitable geographical load balancing (GLB) of AI inference."""
+
+
+@app.command("run")
+def run_command(
+    scenario: ScenarioOpt = None,
+    policy: PolicyOpt = None,
+    q: QOpt = None,
+    q_social: QSocialOpt = None,
+    q_carbon: QCarbonOpt = None,
+    q_water: QWaterOpt = None,
+    mu_social: MuSocialOpt = None,
+    mu_carbon: MuCarbonOpt = DEFAULT_MU_CARBON,
+    mu_water: MuWaterOpt = DEFAULT_MU_WATER,
+    combined_env: CombinedEnvOpt = False,
+    total_quality: TotalQualityOpt = False,
+    model_rule: ModelRuleOpt = ModelRule.weighted,
+    solver: SolverOpt = None,
+    baseline: BaselineOpt = DEFAULT_BASELINE,
+    days: DaysOpt = DEFAULT_DAYS,
+    seed: SeedOpt = 0,
+    out: OutOpt = None,
+    plots: PlotsOpt = True,
+) -> None:
+    """Run policies on a scenario and compare them (table on stdout, files with --out).
+
+    Every policy is scored with the same objective: energy cost [USD] + mu_social
+    ||S||_q + mu_carbon ||C||_q + mu_water ||W||_q, with S the quality loss per user
+    region, C the carbon [kg CO2] and W the water [L] per data centre.
+
+    With the defaults (q = inf, model rule 'weighted') on the built-in scenario, the
+    equitable policy lowers the worst data centre's carbon and water and the worst
+    region's quality loss versus the Energy baseline, at a lower energy cost (it runs
+    smaller models where the big data centres were full of the largest one), while the
+    mean quality loss rises toward the worst region's: compare the 'Q mean' column.
+    """
+    from eqglb import report
+
+    names = list(policy) if policy else list(DEFAULT_POLICIES)
+    if baseline and baseline not in names:
+        names.insert(0, baseline)
+    names = _check_policies(names)
+    sc = load_scenario(scenario, days=days, seed=seed)
+    obj = build_objective(sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
+                          mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
+                          combined_env=combined_env, total_quality=total_quality)
+    con = _stdout()
+    T, N, J, K = sc.shape
+    con.print(f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
+              f"{T} slots of {sc.slot_hours:g} h from {sc.time[0]:%Y-%m-%d %H:%M} UTC")
+    con.print(f"objective [USD]: {escape(obj.describe())}")
+    con.print("[dim]weights: mu_social \\[USD per unit of quality loss], mu_carbon "
+              "\\[USD/kg CO2], mu_water \\[USD/L][/]")
+    dispatches, evals = solve_policies(sc, names, obj, model_rule=model_rule.value,
+                                       solver=solver)
+    con.print(report.comparison_table(evals, baseline))
+    flagged = [n for n, ev in evals.items() if ev.flagged]
+    if flagged:
+        con.print(f"[red]flagged[/]: {', '.join(flagged)} (solver not cleanly optimal or "
+                  "constraints violated; see the flag column)")
+    if out is not None:
+        paths = write_outputs(out, sc, dispatches, evals, baseline=baseline, objective=obj,
+                              plots=plots)
+        con.print(f"wrote {len(paths)} files to {escape(str(out))}: "
+                  + ", ".join(p.name for p in paths))
+
+
+@app.command("policies")
+def policies_command() -> None:
+    """List the registered policies with a description of each."""
+    from rich.table import Table
+
+    from eqglb.policies import DESCRIPTIONS, REGISTRY
+
+    _load_plugins()
+    tab = Table(title="eqglb policies", title_justify="left", header_style="bold")
+    tab.add_column("name", style="bold", no_wrap=True)
+    tab.add_column("description")
+    tab.add_column("default", justify="center")
+    for name in REGISTRY:
+        tab.add_row(escape(name), escape(DESCRIPTIONS.get(name, "")),
+                    "yes" if name in DEFAULT_POLICIES else "")
+    _stdout().print(tab)
+
+
+# --------------------------------------------------------------------------- entry point
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _click_exceptions() -> dict[str, tuple[type[BaseException], ...]]:
+    """Exception classes of click and of the copy of click that recent typer vendors."""
+    mods: list[Any] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        with contextlib.suppress(ImportError):
+            mods.append(importlib.import_module(name))
+    out: dict[str, tuple[type[BaseException], ...]] = {}
+    for cls in ("NoArgsIsHelpError", "ClickException", "Exit", "Abort"):
+        found = {getattr(m, cls) for m in mods if hasattr(m, cls)}
+        if cls == "Exit":
+            found.add(typer.Exit)
+        if cls == "Abort":
+            found.add(typer.Abort)
+        out[cls] = tuple(found)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    0: success; 2: bad input (invalid option, scenario error, failed solve, unwritable
+    output), reported as one red line on stderr; 130: interrupted.
+    """
+    from eqglb.policies import SolveError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    err = _stderr()
+    exc_cls = _click_exceptions()
+    try:
+        rv = app(args=args, prog_name="eqglb", standalone_mode=False)
+    except exc_cls["NoArgsIsHelpError"] as exc:
+        _stdout().print(exc.format_message(), markup=False)  # type: ignore[attr-defined]
+        return 0
+    except exc_cls["ClickException"] as exc:
+        err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            err.print(f"try '{escape(ctx.command_path)} --help'")
+        code = getattr(exc, "exit_code", 2)
+        return code if code else 2
+    except exc_cls["Exit"] as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except (*exc_cls["Abort"], KeyboardInterrupt):
+        err.print("[red]interrupted[/]")
+        return 130
+    except (CLIError, ScenarioError, SolveError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
+        return 2
+    return int(rv) if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,525 @@
+"""Tables, files and figures from Evaluations.
+
+Everything here reads :class:`eqglb.simulate.Evaluation` objects (one per policy) and never
+recomputes a cost: the numbers are those of the evaluator.
+
+* :func:`summary_frame` -- one row per policy with the headline numbers in base units
+  (USD, kg CO2, L, -); the rich table, the Markdown report and ``metrics.json`` all use it
+  or the evaluations directly.
+* :func:`comparison_table` / :func:`render_table` -- a rich comparison table, with the
+  energy-cost overhead against a named baseline policy and a flag for inaccurate or
+  infeasible solves.
+* :func:`metrics_dict` / :func:`write_metrics_json` -- the ``metrics.json`` mapping
+  policy -> costs, per-region vectors keyed by name, summary statistics, overheads,
+  solver status.
+* :func:`region_frame` / :func:`write_region_csv` -- long table of regional costs.
+* :func:`write_dispatch_parquet` -- long table of the dispatches (via ``Dispatch.to_frame``).
+* :func:`plot_regional_bars` -- grouped bars per region (matplotlib, imported lazily).
+* :func:`write_markdown_report` -- a short Markdown report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from eqglb.simulate import Evaluation, overheads
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from eqglb.costs import Objective
+    from eqglb.scenario import Dispatch, Scenario
+
+__all__ = [
+    "COSTS",
+    "comparison_table",
+    "flag_reason",
+    "metrics_dict",
+    "plot_regional_bars",
+    "region_frame",
+    "render_table",
+    "summary_frame",
+    "write_dispatch_parquet",
+    "write_markdown_report",
+    "write_metrics_json",
+    "write_region_csv",
+]
+
+#: Regional costs: (Evaluation attribute, summary key, name in files, located at, unit).
+COSTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("carbon", "carbon", "carbon_kg", "datacenter", "kg CO2"),
+    ("water", "water", "water_l", "datacenter", "L"),
+    ("social", "social", "quality_loss", "region", "-"),
+)
+
+
+# --------------------------------------------------------------------------- helpers
+def _as_mapping(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
+                ) -> dict[str, Evaluation]:
+    """Policy name -> Evaluation, keeping order; duplicate names raise ValueError."""
+    if isinstance(evals, Mapping):
+        out = dict(evals)
+    else:
+        out = {}
+        for ev in evals:
+            if ev.policy in out:
+                raise ValueError(f"two evaluations are named {ev.policy!r}; give each policy "
+                                 "a distinct name (pass a mapping name -> Evaluation)")
+            out[ev.policy] = ev
+    if not out:
+        raise ValueError("no evaluations to report; run at least one policy")
+    return out
+
+
+def _quality_unit(ev: Evaluation) -> str:
+    """Unit of the quality-loss vector: average per request [-] or total [requests]."""
+    spec = ev.objective_spec
+    return "-" if spec is None or spec.social_average else "requests"
+
+
+def flag_reason(ev: Evaluation) -> str:
+    """Why an evaluation is flagged ("" when it is not): solver status and/or violation."""
+    parts = []
+    if ev.info is not None and not ev.info.ok:
+        parts.append(ev.info.status)
+    if not ev.feasibility.ok():
+        f = ev.feasibility
+        worst = max(("demand", f.demand), ("capacity", f.capacity), ("routing", f.routing),
+                    ("negative", f.negative), key=lambda kv: kv[1])
+        parts.append(f"infeasible ({worst[0]} {worst[1]:.2g})")
+    return ", ".join(parts)
+
+
+def _finite_or_none(x: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, numpy scalars become Python."""
+    if isinstance(x, Mapping):
+        return {str(k): _finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_none(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _scale_unit(max_value: float, small: str, big: str, factor: float) -> tuple[float, str]:
+    """(divisor, unit): switch to the big unit when values reach 10 000 small units."""
+    return (factor, big) if abs(max_value) >= 1e4 else (1.0, small)
+
+
+# --------------------------------------------------------------------------- summary
+def summary_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                  baseline: str | None = "energy") -> pd.DataFrame:
+    """Headline numbers, one row per policy (index ``policy``), in base units.
+
+    Columns
+    -------
+    objective_usd, energy_cost_usd : [USD]
+    energy_cost_overhead_pct : energy cost versus ``baseline`` [%] (NaN without baseline)
+    carbon_total_kg, carbon_max_kg : [kg CO2]; carbon_max_over_mean, carbon_jain [-]
+    water_total_l, water_max_l : [L]; water_max_over_mean, water_jain [-]
+    quality_loss_mean : request-weighted mean quality loss [-]
+    quality_loss_max : worst region [-] (or [requests] with total quality loss)
+    quality_loss_max_over_mean, quality_loss_jain : [-]
+    flagged : bool; flag : reason ("" when not flagged)
+    """
+    d = _as_mapping(evals)
+    base = d.get(baseline) if baseline is not None else None
+    rows = []
+    for name, ev in d.items():
+        s = ev.summary
+        over = overheads(ev, base)["energy_cost"] if base is not None else math.nan
+        rows.append({
+            "policy": name,
+            "objective_usd": math.nan if ev.objective is None else ev.objective,
+            "energy_cost_usd": ev.energy_cost,
+            "energy_cost_overhead_pct": over,
+            "carbon_total_kg": s["carbon"]["total"],
+            "carbon_max_kg": s["carbon"]["max"],
+            "carbon_max_over_mean": s["carbon"]["max_over_mean"],
+            "carbon_jain": s["carbon"]["jain"],
+            "water_total_l": s["water"]["total"],
+            "water_max_l": s["water"]["max"],
+            "water_max_over_mean": s["water"]["max_over_mean"],
+            "water_jain": s["water"]["jain"],
+            "quality_loss_mean": s["totals"]["mean_quality_loss"],
+            "quality_loss_max": s["social"]["max"],
+            "quality_loss_max_over_mean": s["social"]["max_over_mean"],
+            "quality_loss_jain": s["social"]["jain"],
+            "flagged": ev.flagged,
+            "flag": flag_reason(ev),
+        })
+    return pd.DataFrame(rows).set_index("policy")
+
+
+# --------------------------------------------------------------------------- rich table
+def _fmt(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 1e12 or ax < 1e-3:
+        return f"{x:.{digits - 1}e}"
+    # `digits` significant digits, never an exponent; thousands separated
+    decimals = max(0, digits - 1 - math.floor(math.log10(ax)))
+    return f"{x:,.{decimals}f}"
+
+
+def _pct(x: float) -> str:
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:+.1f}%"
+
+
+def comparison_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                     baseline: str | None = "energy", *, title: str | None = None) -> Table:
+    """Rich table comparing policies (rows) on cost, footprints, quality and fairness.
+
+    Carbon is shown in [kg] or [t] and water in [L] or [m3], whichever keeps the numbers
+    short (the unit is in the header). ``max/mean`` is the peak-to-average ratio over
+    data centres (carbon, water) or regions (quality loss); Jain's index is given for
+    carbon / water / quality loss (1 = perfectly even). When any row is flagged (solver not
+    cleanly optimal, or the dispatch violates a constraint) a ``flag`` column gives the
+    reason and flagged rows are red.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    df = summary_frame(evals, baseline)
+    cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
+    wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
+    q_unit = _quality_unit(next(iter(_as_mapping(evals).values())))
+    has_base = baseline is not None and baseline in df.index
+    caption = ("C: carbon per data centre, W: water per data centre, Q: quality loss per "
+               "user region; max/mean: peak-to-average ratio; Jain: 1 = perfectly even")
+    tab = Table(title=title, title_justify="left", header_style="bold", caption=caption,
+                caption_justify="left")
+    tab.add_column("policy", style="bold", no_wrap=True)
+    heads = ["objective\n[USD]", "energy\n[USD]",
+             f"vs {baseline if has_base else 'baseline'}\n[%]",
+             f"C total\n[{cunit}]", f"C max\n[{cunit}]", "C max/\nmean",
+             f"W total\n[{wunit}]", f"W max\n[{wunit}]", "W max/\nmean",
+             "Q mean\n[-]", f"Q max\n[{q_unit}]", "Q max/\nmean"]
+    for h in heads:
+        tab.add_column(escape(h), justify="right", no_wrap=True)
+    tab.add_column("Jain\nC/W/Q", justify="right", no_wrap=True)
+    any_flag = bool(df["flagged"].any())
+    if any_flag:
+        tab.add_column("flag", style="red")
+    for name, r in df.iterrows():
+        tab.add_row(
+            escape(str(name)),
+            _fmt(r["objective_usd"]),
+            _fmt(r["energy_cost_usd"]),
+            _pct(r["energy_cost_overhead_pct"]) if has_base else "-",
+            _fmt(r["carbon_total_kg"] / cdiv),
+            _fmt(r["carbon_max_kg"] / cdiv),
+            _fmt(r["carbon_max_over_mean"], 3),
+            _fmt(r["water_total_l"] / wdiv),
+            _fmt(r["water_max_l"] / wdiv),
+            _fmt(r["water_max_over_mean"], 3),
+            _fmt(r["quality_loss_mean"], 3),
+            _fmt(r["quality_loss_max"], 3),
+            _fmt(r["quality_loss_max_over_mean"], 3),
+            f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/{r['quality_loss_jain']:.2f}",
+            *([escape(r["flag"])] if any_flag else []),
+            style="red" if r["flagged"] else None,
+        )
+    return tab
+
+
+def render_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                 baseline: str | None = "energy", *, width: int = 160,
+                 title: str | None = None) -> str:
+    """The comparison table as plain text (no colour codes), ``width`` characters wide."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None, force_terminal=False).print(
+        comparison_table(evals, baseline, title=title))
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- metrics.json
+def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                 baseline: str | None = "energy") -> dict[str, dict[str, Any]]:
+    """JSON-ready mapping policy -> metrics.
+
+    Each entry holds ``objective`` and ``energy_cost`` [USD]; ``totals`` (energy_cost_usd,
+    carbon_kg, water_l, mean_quality_loss, requests); per-region vectors keyed by name:
+    ``carbon_kg`` and ``water_l`` by data centre, ``quality_loss`` by region; ``summary``
+    (per cost: total, max, mean, max_over_mean, lq_norm, jain, gini); ``overheads_pct``
+    versus ``baseline`` [%] (None when the baseline was not run); ``solve`` (status,
+    solver, solve_time_s, ...), ``feasibility``, ``flagged`` and ``flag``; ``units``.
+    Non-finite numbers (e.g. max/mean of an all-zero vector) are written as null.
+    """
+    d = _as_mapping(evals)
+    base = d.get(baseline) if baseline is not None else None
+    out: dict[str, dict[str, Any]] = {}
+    for name, ev in d.items():
+        entry = ev.to_dict()
+        entry["policy"] = name
+        t = ev.summary["totals"]
+        entry["totals"] = {
+            "energy_cost_usd": t["energy_cost"], "carbon_kg": t["carbon"],
+            "water_l": t["water"], "mean_quality_loss": t["mean_quality_loss"],
+            "requests": t["requests"],
+        }
+        entry["summary"] = {k: v for k, v in ev.summary.items() if k != "totals"}
+        entry["baseline"] = baseline if base is not None else None
+        entry["overheads_pct"] = overheads(ev, base) if base is not None else None
+        entry["flag"] = flag_reason(ev)
+        entry["wall_time_s"] = ev.extra.get("wall_time_s")
+        entry["units"] = {
+            "objective": "USD", "energy_cost": "USD", "carbon_kg": "kg CO2",
+            "water_l": "L", "quality_loss": _quality_unit(ev), "overheads_pct": "%",
+        }
+        out[name] = _finite_or_none(entry)
+    return out
+
+
+def write_metrics_json(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                       path: str | Path, baseline: str | None = "energy") -> Path:
+    """Write :func:`metrics_dict` as strict JSON (no NaN) to ``path``; returns the path."""
+    path = Path(path)
+    text = json.dumps(metrics_dict(evals, baseline), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- regional CSV
+def region_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation]) -> pd.DataFrame:
+    """Long table of regional costs: columns policy, cost, region_or_datacenter, value, unit.
+
+    ``cost`` is ``carbon`` [kg CO2] and ``water`` [L] per data centre, and
+    ``quality_loss`` per user region ([-] average per request, or [requests] in total).
+    """
+    rows = []
+    for name, ev in _as_mapping(evals).items():
+        for attr, _key, _file, _where, unit in COSTS:
+            if attr == "social":
+                unit, label = _quality_unit(ev), "quality_loss"
+            else:
+                label = attr
+            for place, value in getattr(ev, attr).items():
+                rows.append((name, label, place, float(value), unit))
+    return pd.DataFrame(rows, columns=["policy", "cost", "region_or_datacenter", "value",
+                                       "unit"])
+
+
+def write_region_csv(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                     path: str | Path) -> pd.DataFrame:
+    """Write :func:`region_frame` to ``path`` (CSV, no index); returns the frame."""
+    df = region_frame(evals)
+    df.to_csv(path, index=False, float_format="%.10g")
+    return df
+
+
+# --------------------------------------------------------------------------- dispatch
+def write_dispatch_parquet(dispatches: Mapping[str, Dispatch] | Iterable[Dispatch],
+                           scenario: Scenario, path: str | Path, *,
+                           nonzero: bool = True) -> pd.DataFrame:
+    """Write the dispatches as one long Parquet table; returns the frame.
+
+    Columns: ``policy``, ``time`` (UTC), ``datacenter``, ``region``, ``model``,
+    ``requests`` [requests/slot]; only positive flows unless ``nonzero=False``.
+    """
+    if isinstance(dispatches, Mapping):
+        items = list(dispatches.items())
+    else:
+        items = [(dp.policy, dp) for dp in dispatches]
+    if not items:
+        raise ValueError("no dispatches to write; run at least one policy")
+    names = [n for n, _ in items]
+    frames = []
+    for name, dp in items:
+        f = dp.to_frame(scenario, nonzero=nonzero)
+        f.insert(0, "policy", pd.Categorical([name] * len(f), categories=names))
+        frames.append(f)
+    df = pd.concat(frames, ignore_index=True)
+    df.to_parquet(path, index=False)
+    return df
+
+
+# --------------------------------------------------------------------------- figures
+def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                       path_dir: str | Path, *, prefix: str = "regional_",
+                       dpi: int = 120) -> list[Path]:
+    """Grouped bar charts of carbon, water (per data centre) and quality loss (per region).
+
+    One PNG per cost in ``path_dir`` (created if missing): ``{prefix}carbon.png``,
+    ``{prefix}water.png``, ``{prefix}quality_loss.png``; one group per region, one bar per
+    policy. Units are in the axis labels. Returns the paths written.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed (``pip install matplotlib``).
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # optional plotting dependency
+        raise ImportError("plot_regional_bars needs matplotlib, eqglb's plotting dependency; "
+                          "install it with `pip install matplotlib`") from exc
+
+    d = _as_mapping(evals)
+    out_dir = Path(path_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    first = next(iter(d.values()))
+    carbon_max = max(max(ev.carbon.values(), default=0.0) for ev in d.values())
+    water_max = max(max(ev.water.values(), default=0.0) for ev in d.values())
+    cdiv, cunit = _scale_unit(carbon_max, "kg CO2", "t CO2", 1e3)
+    wdiv, wunit = _scale_unit(water_max, "L", "m$^3$", 1e3)
+    q_unit = _quality_unit(first)
+    specs = [
+        ("carbon", "carbon", f"carbon [{cunit}]", "data centre", cdiv),
+        ("water", "water", f"water consumption [{wunit}]", "data centre", wdiv),
+        ("social", "quality_loss",
+         "average quality loss per request [-]" if q_unit == "-"
+         else "total quality loss [requests]", "user region", 1.0),
+    ]
+    paths = []
+    n_pol = len(d)
+    for attr, fname, ylabel, xlabel, div in specs:
+        places = list(getattr(first, attr))
+        x = np.arange(len(places))
+        width = 0.8 / n_pol
+        # about 0.12 inch per bar, within 6 .. 14 inches
+        fig_w = min(14.0, max(6.0, 1.5 + 0.12 * len(places) * (n_pol + 1)))
+        fig = Figure(figsize=(fig_w, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for p, (name, ev) in enumerate(d.items()):
+            vals = np.array([getattr(ev, attr).get(pl, np.nan) for pl in places]) / div
+            ax.bar(x + (p - (n_pol - 1) / 2) * width, vals, width, label=name)
+        ax.set_xticks(x, places, rotation=30 if len(places) > 5 else 0,
+                      ha="right" if len(places) > 5 else "center")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{fname.replace('_', ' ')} per {xlabel}")
+        ax.legend(fontsize="small", ncols=min(n_pol, 4), loc="best")
+        ax.grid(axis="y", alpha=0.3)
+        path = out_dir / f"{prefix}{fname}.png"
+        fig.savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- markdown
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    def esc(s: str) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |",
+             "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                          path: str | Path, *, baseline: str | None = "energy",
+                          title: str = "eqglb policy comparison",
+                          scenario: Scenario | None = None,
+                          objective: Objective | None = None,
+                          figures: Sequence[str | Path] = (),
+                          notes: Sequence[str] = ()) -> Path:
+    """Write a short Markdown report: scenario, objective, headline table, per-region tables.
+
+    Parameters
+    ----------
+    evals : mapping name -> Evaluation, or evaluations
+    path : str or Path
+        Markdown file to write.
+    baseline : str or None
+        Policy the overheads [%] are measured against.
+    scenario : Scenario, optional
+        Adds its name, sizes, time span and description.
+    objective : Objective, optional
+        Adds the objective the policies were scored with.
+    figures : paths
+        Images to link, relative to the report's folder where possible.
+    notes : str
+        Extra paragraphs appended at the end.
+    """
+    d = _as_mapping(evals)
+    path = Path(path)
+    df = summary_frame(d, baseline)
+    has_base = baseline is not None and baseline in df.index
+    parts = [f"# {title}", ""]
+    if scenario is not None:
+        T, N, J, K = scenario.shape
+        parts += [
+            f"Scenario **{scenario.name}**: {N} data centres, {J} user regions, {K} models, "
+            f"{T} slots of {scenario.slot_hours:g} h from {scenario.time[0]:%Y-%m-%d %H:%M} "
+            f"to {scenario.time[-1]:%Y-%m-%d %H:%M} UTC; "
+            f"{float(np.asarray(scenario.demand).sum()):,.0f} requests in total.", ""]
+        if scenario.description:
+            parts += [scenario.description.strip(), ""]
+    if objective is not None:
+        parts += [f"Objective [USD]: `{objective.describe()}` (mu_carbon in USD/kg CO2, "
+                  "mu_water in USD/L, mu_social in USD per unit of quality loss).", ""]
+    parts += ["## Headline numbers", ""]
+    header = ["policy", "objective [USD]", "energy cost [USD]",
+              f"energy vs {baseline}" if has_base else "energy vs baseline",
+              "carbon total [kg]", "carbon max [kg]", "carbon max/mean",
+              "water total [L]", "water max [L]", "water max/mean",
+              "quality loss mean [-]", "quality loss max", "quality max/mean", "flag"]
+    rows = []
+    for name, r in df.iterrows():
+        rows.append([str(name), _fmt(r["objective_usd"], 6), _fmt(r["energy_cost_usd"], 6),
+                     _pct(r["energy_cost_overhead_pct"]) if has_base else "-",
+                     _fmt(r["carbon_total_kg"], 5), _fmt(r["carbon_max_kg"], 5),
+                     _fmt(r["carbon_max_over_mean"], 3), _fmt(r["water_total_l"], 5),
+                     _fmt(r["water_max_l"], 5), _fmt(r["water_max_over_mean"], 3),
+                     _fmt(r["quality_loss_mean"], 3), _fmt(r["quality_loss_max"], 3),
+                     _fmt(r["quality_loss_max_over_mean"], 3), r["flag"] or ""])
+    parts += [_md_table(header, rows), ""]
+    if has_base:
+        parts += [f"Overheads are changes versus the **{baseline}** policy [%]; negative "
+                  "numbers are reductions.", ""]
+    flagged = [n for n, r in df.iterrows() if r["flagged"]]
+    if flagged:
+        parts += ["**Flagged** (solver not cleanly optimal or constraints violated; treat "
+                  "their numbers with care): " + ", ".join(f"{n} ({df.loc[n, 'flag']})"
+                                                          for n in flagged), ""]
+    reg = region_frame(d)
+    for cost, label in (("carbon", "Carbon per data centre [kg CO2]"),
+                        ("water", "Water per data centre [L]"),
+                        ("quality_loss", "Quality loss per user region")):
+        sub = reg[reg["cost"] == cost].pivot(index="region_or_datacenter", columns="policy",
+                                             values="value")
+        sub = sub.reindex(index=list(dict.fromkeys(reg.loc[reg["cost"] == cost,
+                                                            "region_or_datacenter"])),
+                          columns=list(d))
+        parts += [f"## {label}", "",
+                  _md_table(["", *sub.columns],
+                            [[str(i), *(_fmt(v, 4) for v in row)]
+                             for i, row in zip(sub.index, sub.to_numpy(), strict=True)]), ""]
+    if figures:
+        parts += ["## Figures", ""]
+        for fig in figures:
+            fp = Path(fig)
+            try:
+                rel = fp.resolve().relative_to(path.resolve().parent)
+            except ValueError:
+                rel = fp
+            parts += [f"![{fp.stem.replace('_', ' ')}]({rel.as_posix()})", ""]
+    for note in notes:
+        parts += [note, ""]
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
