@@ -206,3 +206,31 @@ def test_console_script_module_has_no_highs_banner(scenario_dir):
     assert res.returncode == 0, res.stderr
     assert "HiGHS" not in res.stdout
     assert "energy" in res.stdout
+
+
+def test_a_module_can_register_a_subcommand(tmp_path, monkeypatch, capsys):
+    """A subcommand module listed in SUBCOMMAND_MODULES registers on `app` with reused
+    helpers; its bad input gives exit code 2 like the built-in commands."""
+    from eqglb import cli
+
+    (tmp_path / "eqglb_test_hello_cmd.py").write_text(
+        "import typer\n"
+        "from eqglb.cli import CLIError, QOpt, app\n"
+        "@app.command('hello')\n"
+        "def hello(q: QOpt = None, who: str = typer.Option('world')) -> None:\n"
+        "    if who == 'nobody':\n"
+        "        raise CLIError('nobody to greet')\n"
+        "    print(f'hello {who} q={q}')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["eqglb_test_hello_cmd"])
+    n_commands = len(cli.app.registered_commands)
+    try:
+        assert main(["hello", "--who", "you", "--q", "3"]) == 0
+        assert capsys.readouterr().out.strip() == "hello you q=3"
+        assert main(["hello", "--who", "nobody"]) == 2
+        assert "nobody to greet" in capsys.readouterr().err
+    finally:
+        del cli.app.registered_commands[n_commands:]
+        sys.modules.pop("eqglb_test_hello_cmd", None)
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", [])
+    assert main(["hello"]) == 2  # gone again

@@ -8,9 +8,10 @@ traceback.
 
 Adding a subcommand
 -------------------
-Write a small function in this module (or in a module imported by :func:`_load_plugins`)
-decorated with ``@app.command("name")``, reusing the option aliases below
-(``ScenarioOpt``, ``QOpt``, ...) and the helpers :func:`load_scenario`,
+Write a small function decorated with ``@app.command("name")``, either in this module or
+in a module of its own (``from eqglb.cli import app``) whose name is added to
+:data:`SUBCOMMAND_MODULES` (imported by :func:`main` before parsing). Reuse the option
+aliases below (``ScenarioOpt``, ``QOpt``, ...) and the helpers :func:`load_scenario`,
 :func:`build_objective`, :func:`solve_policies` and :func:`write_outputs`. Raise
 :class:`CLIError` (or ScenarioError / ValueError) for bad input; :func:`main` prints it.
 """
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_POLICIES",
     "DEFAULT_Q",
     "DEFAULT_QUALITY_VALUE",
+    "SUBCOMMAND_MODULES",
     "CLIError",
     "app",
     "build_objective",
@@ -83,6 +85,10 @@ DEFAULT_BASELINE = "energy"
 #: sizes through its own quality term; "best" would pin every policy, the equitable one
 #: included, to each slot's best achievable quality.
 DEFAULT_MODEL_RULE = "weighted"
+
+#: Modules that register more subcommands on :data:`app` when imported (see the module
+#: docstring); imported by :func:`main`.
+SUBCOMMAND_MODULES: list[str] = []
 
 #: Files written by ``eqglb run --out DIR``.
 OUT_FILES = ("metrics.json", "regions.csv", "dispatch.parquet", "report.md")
@@ -284,10 +290,12 @@ def build_objective(sc: Scenario, *, q: str | None = None, q_social: str | None 
     """Objective from CLI options: per-term q falls back to ``q``, then to DEFAULT_Q."""
     from eqglb.costs import Objective
 
-    base = _q(q, "--q")
-    base = base if base is not None else _q(DEFAULT_Q, "default q")
-    qs = {name: (_q(v, f"--q-{name}") if v is not None else None)
-          for name, v in (("social", q_social), ("carbon", q_carbon), ("water", q_water))}
+    given = _q(q, "--q")
+    base: float = given if given is not None else float(_q(DEFAULT_Q, "default q") or 1.0)
+    qs: dict[str, float] = {}
+    for term, text in (("social", q_social), ("carbon", q_carbon), ("water", q_water)):
+        qv = _q(text, f"--q-{term}")
+        qs[term] = qv if qv is not None else base
     if mu_social is None:
         mu_social = default_mu_social(sc, total_quality=total_quality)
     for name, v in (("--mu-social", mu_social), ("--mu-carbon", mu_carbon),
@@ -296,9 +304,7 @@ def build_objective(sc: Scenario, *, q: str | None = None, q_social: str | None 
             raise CLIError(f"{name} = {v!r}; weights must be finite and >= 0")
     return Objective(
         mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-        q_social=qs["social"] if qs["social"] is not None else base,
-        q_carbon=qs["carbon"] if qs["carbon"] is not None else base,
-        q_water=qs["water"] if qs["water"] is not None else base,
+        q_social=qs["social"], q_carbon=qs["carbon"], q_water=qs["water"],
         combined_environment=combined_env, social_average=not total_quality)
 
 
@@ -542,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     err = _stderr()
     exc_cls = _click_exceptions()
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module)
+    interrupted: tuple[type[BaseException], ...] = (*exc_cls["Abort"], KeyboardInterrupt)
     try:
         rv = app(args=args, prog_name="eqglb", standalone_mode=False)
     except exc_cls["NoArgsIsHelpError"] as exc:
@@ -556,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if code else 2
     except exc_cls["Exit"] as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
-    except (*exc_cls["Abort"], KeyboardInterrupt):
+    except interrupted:
         err.print("[red]interrupted[/]")
         return 130
     except (CLIError, ScenarioError, SolveError, ValueError, OSError) as exc:
