@@ -10,8 +10,10 @@ Model-size rule of the baselines (``model_rule``):
   the total quality loss ``sum s[k] y`` is first minimised; the baseline's own cost is then
   minimised subject to keeping that slot minimum (lexicographic, exact per slot). For
   Nearest the order is reversed: least latency first, then the best models.
-* ``"weighted"``: the objective's quality term with q = 1 is added to the baseline's cost
-  (``mu_social * sum_j S_j``).
+* ``"weighted"``: the baseline's cost valued in USD by the objective's weight (1 for energy
+  cost, ``mu_carbon`` for carbon, ``mu_water`` for water) plus the objective's quality term
+  with q = 1 (``mu_social * sum_j S_j``); when that weight is 0 the rule falls back to
+  ``"best"``.
 * ``"free"``: only the baseline's own cost (it will pick the least energy-hungry model).
 
 Nearest always minimises latency first (each region to its closest allowed data centre,
@@ -134,16 +136,23 @@ class LinearBaseline:
         own = self._cost(sc, coef, routes)
         qual = np.broadcast_to(coef.quality_loss[routes.k][None, :], own.shape).astype(float)
         qp = coef.quality[routes.j, routes.k]
-        weighted = own + self.objective.mu_social * qp[None, :]
+        # "weighted": the baseline's own cost valued in USD by the objective's weight plus
+        # the same linear quality value mu_s * sum_j S_j every weighted baseline uses
+        usd = {"nearest": 0.0, "energy": 1.0, "carbon": self.objective.mu_carbon,
+               "water": self.objective.mu_water}[self.kind]
+        rule = self.model_rule
+        if rule == "weighted" and self.kind != "nearest" and usd == 0.0:
+            rule = "best"  # no USD value for this cost: fall back to best models first
+        weighted = usd * own + self.objective.mu_social * qp[None, :]
         if self.kind == "nearest":
             # latency first; then the model by the rule (quality, or energy + quality value)
             energy = routes.gather(coef.energy_cost)
             second = {"best": qual, "weighted": energy + self.objective.mu_social * qp[None, :],
-                      "free": energy}[self.model_rule]
+                      "free": energy}[rule]
             stages = [own, second]
-        elif self.model_rule == "best":
+        elif rule == "best":
             stages = [qual, own]
-        elif self.model_rule == "weighted":
+        elif rule == "weighted":
             stages = [weighted]
         else:
             stages = [own]
