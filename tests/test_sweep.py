@@ -308,3 +308,29 @@ def test_spec_default_weights_and_scenario():
     assert spec.policies == ["equitable"] and spec.baseline == "energy"
     assert spec.q == [1.0, 2.0, 4.0, 8.0, math.inf]
     assert isinstance(spec.scenarios[0], ScenarioSpec) and spec.scenarios[0].path is None
+
+
+def test_documented_example_spec_is_valid(tmp_path):
+    """The TOML example of docs/sweep.md loads and means what the page says."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "sweep.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "sweep.toml").write_text(block)
+    spec = SweepSpec.from_toml(tmp_path / "docs" / "sweep.toml")
+    assert spec.q == [1.0, 2.0, 4.0, 8.0, math.inf]
+    assert [(w.mu_social, w.mu_carbon, w.mu_water) for w in spec.weight_settings()] == [
+        (1e6, 1.5, 0.06), (1e6, 0.1, 0.05), (1e6, 0.5, 0.05), (1e6, 2.0, 0.05)]
+    assert spec.baseline_options == {"model_rule": "free"}
+    assert spec.scenarios[0].seeds == [0, 1] and spec.scenarios[0].days == 7
+    assert spec.scenarios[1].path == tmp_path / "docs" / ".." / "examples" / "scenario_small"
+
+
+def test_sweep_without_baseline_plots_energy_cost(tmp_path, traced):
+    label, sc = tiny(8, tmp_path)
+    spec = SweepSpec.from_dict({"q": [1, "inf"], "baseline": None})
+    df = run_sweep(spec, tmp_path / "store", workers=1, progress=False,
+                   scenarios=[(label, sc)])
+    assert len(df) == 2 and (df["role"] == "point").all() and df["ok"].all()
+    assert df["energy_overhead_pct"].isna().all()
+    png = plot_frontier(df, tmp_path / "f.png")
+    assert png.stat().st_size > 10_000

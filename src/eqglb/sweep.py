@@ -1008,7 +1008,8 @@ def render_frontier(frontier: pd.DataFrame, title: str = "trade-off frontier") -
 def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path:
     """PNG of the frontier: max/mean of carbon, water and quality loss against overhead.
 
-    Three panels sharing the x axis (energy-cost overhead versus the baseline [%]); one
+    Three panels sharing the x axis (energy-cost overhead versus the baseline [%], or the
+    energy cost [USD] when the sweep has no baseline); one
     line per (scenario, policy, weight setting) through its points in increasing q, each
     point labelled with its q; the baseline is a black star at its own overhead (0 %).
 
@@ -1030,6 +1031,11 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
     fig = Figure(figsize=(7.5, 9.0), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 1, sharex=True)
+    # without a baseline there is no overhead: plot the energy cost itself
+    xcol = ("energy_overhead_pct" if ok["energy_overhead_pct"].notna().any()
+            else "energy_cost")
+    xlabel = ("energy-cost overhead vs baseline [%]" if xcol == "energy_overhead_pct"
+              else "energy cost [USD]")
     n_scen = ok["scenario"].nunique()
     n_pol = ok.loc[ok["role"] == "point", "policy"].nunique()
     for ax, (prefix, _, label, _) in zip(axes, _COSTS, strict=True):
@@ -1039,21 +1045,21 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
             g = g.sort_values("q")
             name = " ".join(s for s, show in ((scen, n_scen > 1), (pol, n_pol > 1), (wl, True))
                             if show)
-            (ln,) = ax.plot(g["energy_overhead_pct"], g[col], marker="o", label=name)
-            for x, y, q in zip(g["energy_overhead_pct"], g[col], g["q"], strict=True):
+            (ln,) = ax.plot(g[xcol], g[col], marker="o", label=name)
+            for x, y, q in zip(g[xcol], g[col], g["q"], strict=True):
                 ax.annotate("q=inf" if math.isinf(q) else f"q={q:g}", (x, y),
                             textcoords="offset points", xytext=(4, 4), fontsize=7,
                             color=ln.get_color())
         base = ok[ok["role"] == "baseline"]
         for i, (_, b) in enumerate(base.iterrows()):
-            ax.plot([b["energy_overhead_pct"]], [b[col]], marker="*", markersize=11,
+            ax.plot([b[xcol]], [b[col]], marker="*", markersize=11,
                     color="black", linestyle="none",
                     label=f"baseline ({b['policy']})" if i == 0 else None)
         ax.set_ylabel(f"{label} max/mean [-]")
         ax.grid(alpha=0.3)
     axes[0].set_title("trade-off frontier: equity of regional costs vs energy cost")
     axes[0].legend(fontsize="small", loc="best")
-    axes[-1].set_xlabel("energy-cost overhead vs baseline [%]")
+    axes[-1].set_xlabel(xlabel)
     fig.savefig(path, dpi=dpi)
     return path
 
