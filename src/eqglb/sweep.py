@@ -330,7 +330,8 @@ class SweepSpec(_Model):
             more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
             value = first.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            raise SweepSpecError(f"{source}: field {field!r}: {first['msg']}{shown}{more}; "
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            raise SweepSpecError(f"{source}: field {field!r}: {msg}{shown}{more}; "
                                  "fix it (see docs/sweep.md for the fields)") from None
 
     def weight_settings(self) -> list[Weights]:
