@@ -1,0 +1,206 @@
+"""Benchmark: structured exact solver versus the reference cvxpy path, same process.
+
+For each norm order q the script builds the tier's seeded instance(s) (``instances.py``),
+solves them with the reference :class:`eqglb.policies.EquitableOffline` (one vectorised
+cvxpy problem; Clarabel, or HiGHS when the problem is an LP, i.e. q in {1, inf}) and with
+:class:`eqglb.structured.StructuredOffline`, and prints per solve: wall time [s], peak
+resident memory above the level before the solve [MiB] (sampled every 5 ms from
+/proc/self/statm, so native solver memory counts too), the objective recomputed from the
+dispatch [USD], the certified relative gap of the structured solver, the relative
+difference of the two objectives and the speed ratio (reference / structured).
+
+Usage::
+
+    python benchmarks/bench_solver.py --tier paper             # q = 2, 3, inf
+    python benchmarks/bench_solver.py --tier medium --q 2 inf
+    python benchmarks/bench_solver.py --tier paper --q inf --reference-solver CLARABEL
+    python benchmarks/bench_solver.py --tier paper --json results.json
+
+Timings on a shared machine are noisy: run more than once and compare like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instances import TIERS, make_instance  # noqa: E402
+
+from eqglb.costs import Objective, coefficients, objective_value, regional_costs  # noqa: E402
+from eqglb.policies import EquitableOffline, SolveError  # noqa: E402
+from eqglb.simulate import check_feasibility  # noqa: E402
+from eqglb.structured import StructuredOffline  # noqa: E402
+
+#: Weights of the benchmark objective: eGLB's 1500 USD/t CO2 and 60 USD/m3 of water, and a
+#: quality weight [USD per unit of average quality loss] large enough that the model mix
+#: is a real trade-off on these instances.
+MU_CARBON, MU_WATER, MU_SOCIAL = 1.5, 0.06, 3.0e4
+
+
+class PeakRSS:
+    """Peak resident set size above the starting level while the block runs [MiB]."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self._page
+        except OSError:  # not Linux: fall back to the (process-lifetime) high-water mark
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self._rss()
+        self.peak = self.start
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        mem = float("nan")
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def run_one(policy: Any, sc: Any, obj: Objective) -> dict[str, Any]:
+    """Plan with ``policy``; time, memory, recomputed objective, feasibility."""
+    out: dict[str, Any] = {}
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        try:
+            d = policy.plan(sc)
+        except SolveError as exc:
+            out.update(status=f"failed: {exc}", time_s=time.perf_counter() - t0)
+            d = None
+        else:
+            out["time_s"] = time.perf_counter() - t0
+    out["peak_mib"] = mem.mib
+    if d is None:
+        return out
+    coef = coefficients(sc, social_average=obj.social_average)
+    out["objective"] = objective_value(obj, regional_costs(coef, d.y))
+    fz = check_feasibility(sc, d.y)
+    out["max_violation"] = max(fz.demand, fz.capacity, fz.routing, fz.negative)
+    info = d.info
+    out["status"] = info.status if info else "?"
+    out["solver"] = info.solver if info else "?"
+    out["solver_time_s"] = info.solve_time if info else None
+    if info is not None and info.dual_bound is not None:
+        out["dual_bound"] = info.dual_bound
+        out["gap"] = (out["objective"] - info.dual_bound) / max(1.0, abs(out["objective"]))
+    if info is not None and "iterations" in info.extra:
+        for key in ("iterations", "pricing_time", "master_time", "columns"):
+            out[key] = info.extra.get(key)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tier", default="paper", choices=sorted(TIERS))
+    ap.add_argument("--q", nargs="+", default=["2", "3", "inf"], help="norm orders")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--tol", type=float, default=1e-6, help="structured solver's gap target")
+    ap.add_argument("--reference-solver", default=None,
+                    help="cvxpy solver of the reference (default: HiGHS for LPs, else Clarabel)")
+    ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--json", type=Path, default=None, help="write all results here")
+    args = ap.parse_args(argv)
+
+    tier = TIERS[args.tier]
+    print(f"machine: {machine()}")
+    print(f"tier {args.tier}: {tier.datacenters} datacenters x {tier.regions} regions x "
+          f"{tier.models} models x {tier.slots} slots; objective: energy + "
+          f"{MU_SOCIAL:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q")
+    if args.tier == "year":
+        print("the year tier needs the streaming mode, which is not implemented yet; "
+              "nothing to run")
+        return 2
+    rows = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        sc = make_instance(args.tier, seed=seed)
+        print(f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s")
+        for q in args.q:
+            obj = Objective.uniform(q, mu_social=MU_SOCIAL, mu_carbon=MU_CARBON,
+                                    mu_water=MU_WATER)
+            row: dict[str, Any] = {"tier": args.tier, "seed": seed, "q": q}
+            if not args.skip_reference:
+                ref = EquitableOffline(objective=obj, solver=args.reference_solver)
+                row["reference"] = run_one(ref, sc, obj)
+            row["structured"] = run_one(StructuredOffline(obj, tol=args.tol), sc, obj)
+            rows.append(row)
+            _print_row(row)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2,
+                                        default=float))
+    return 0
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    q = row["q"]
+    for name in ("reference", "structured"):
+        r = row.get(name)
+        if r is None:
+            continue
+        objective = r.get("objective", math.nan)
+        extra = ""
+        if "gap" in r:
+            extra += f" certified gap {r['gap']:.1e}"
+        if "iterations" in r:
+            extra += (f" ({r['iterations']} iterations, pricing {r['pricing_time']:.2f} s, "
+                      f"master {r['master_time']:.2f} s)")
+        print(f"  q={q:>3} {name:>10}: {r.get('status', '?'):<18} {r['time_s']:8.2f} s "
+              f"peak +{r['peak_mib']:7.1f} MiB objective {objective:.10g} "
+              f"max violation {r.get('max_violation', math.nan):.1e}{extra}")
+    ref, st = row.get("reference"), row["structured"]
+    if ref and "objective" in ref and "objective" in st:
+        rel = (st["objective"] - ref["objective"]) / max(1.0, abs(ref["objective"]))
+        print(f"  q={q:>3} structured - reference objective: {rel:+.1e} relative; "
+              f"speed-up x{ref['time_s'] / st['time_s']:.1f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

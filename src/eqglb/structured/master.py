@@ -1,0 +1,363 @@
+"""Dantzig-Wolfe master problem over per-slot columns, solved by Clarabel.
+
+A *column* l of slot t is a feasible dispatch ``x_l`` of that slot (a vertex of its
+polytope X_t) summarised by its linear cost ``f_l = c_t . x_l`` [USD] and its
+contribution ``a_l`` to the stacked regional totals u. The restricted master is
+
+    minimise    sum_l f_l lam_l + sum_b w_b s_b
+    subject to  sum_{l of slot t} lam_l = 1            for every slot t     (dual -pi_t)
+                sum_l a_l lam_l - u = 0                                     (dual gamma)
+                ||u_b||_{q_b} <= s_b                     for every block b
+                lam >= 0,
+
+a conic program (linear for q = inf, second-order cone for q = 2, power cones otherwise)
+with one variable per column, solved by the interior-point solver Clarabel. Its duals are
+the prices ``gamma`` [USD per unit of u] and ``pi_t`` [USD] of the pricing step: a new
+column of slot t improves the master iff ``f + gamma . a - pi_t < 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from eqglb.structured.coupling import Coupling
+from eqglb.structured.slotlp import SlotSolution
+
+__all__ = ["ColumnPool", "Combination", "MasterSolution", "solve_master"]
+
+
+class ColumnPool:
+    """Columns of every slot (sparse vertices) with their costs and coupling vectors.
+
+    Parameters
+    ----------
+    n_time : int
+        Number of slots T.
+    width : int
+        Non-zeros per column at most (rows of a slot LP).
+    size : int
+        Number of coupling totals M.
+    """
+
+    def __init__(self, n_time: int, width: int, size: int) -> None:
+        self.T, self.width, self.M = n_time, width, size
+        self.slot = np.zeros(0, dtype=np.intp)
+        self.routes = np.zeros((0, width), dtype=np.intp)
+        self.values = np.zeros((0, width))
+        self.f = np.zeros(0)
+        self.a = sp.csr_matrix((0, size))
+        self.born = np.zeros(0, dtype=np.int64)
+        self.last_used = np.zeros(0, dtype=np.int64)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._next_id = 0
+
+    def __len__(self) -> int:
+        return int(self.slot.size)
+
+    def summarise(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray
+                  ) -> tuple[np.ndarray, sp.csr_matrix]:
+        """Linear cost f (n,) [USD] and coupling rows a (n, M) of the picked solutions."""
+        t = sol.slots[pick]
+        routes = sol.routes[pick]
+        vals = sol.values[pick]
+        mask = routes >= 0
+        r0 = np.where(mask, routes, 0)
+        lin = np.take_along_axis(cp.linear[t], r0, axis=1)
+        f = np.sum(np.where(mask, lin * vals, 0.0), axis=1)
+        n = t.size
+        rows, cols, data = [], [], []
+        off = cp.offsets
+        rr = np.broadcast_to(np.arange(n)[:, None], routes.shape)
+        for b_i, b in enumerate(cp.blocks):
+            g = np.take_along_axis(b.rows(t), r0, axis=1)
+            rows.append(rr[mask])
+            cols.append(off[b_i] + b.index[r0[mask]])
+            data.append((g * vals)[mask])
+        if rows:
+            a = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows),
+                                                      np.concatenate(cols))), shape=(n, self.M))
+        else:
+            a = sp.csr_matrix((n, self.M))
+        a.sum_duplicates()
+        return f, a
+
+    def add(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray, iteration: int) -> None:
+        """Append the picked solutions of ``sol`` as columns."""
+        if pick.size == 0:
+            return
+        f, a = self.summarise(cp, sol, pick)
+        self.slot = np.concatenate([self.slot, sol.slots[pick]])
+        self.routes = np.concatenate([self.routes, sol.routes[pick]])
+        self.values = np.concatenate([self.values, sol.values[pick]])
+        self.f = np.concatenate([self.f, f])
+        self.a = sp.vstack([self.a, a], format="csr")
+        self.born = np.concatenate([self.born, np.full(pick.size, iteration)])
+        self.last_used = np.concatenate([self.last_used, np.full(pick.size, iteration)])
+        self.ids = np.concatenate([self.ids, self._next_id + np.arange(pick.size)])
+        self._next_id += pick.size
+
+    def keep(self, sel: np.ndarray) -> None:
+        """Keep only columns ``sel`` (bool or index array)."""
+        self.slot, self.routes, self.values = self.slot[sel], self.routes[sel], self.values[sel]
+        self.f, self.a = self.f[sel], self.a[sel]
+        self.born, self.last_used = self.born[sel], self.last_used[sel]
+        self.ids = self.ids[sel]
+
+    def combination(self, lam: np.ndarray) -> Combination:
+        """The columns with positive weight and their weights (a copy)."""
+        sel = np.flatnonzero(lam > 0)
+        return Combination(self.slot[sel], self.routes[sel], self.values[sel], lam[sel])
+
+
+@dataclass(frozen=True)
+class Combination:
+    """A convex combination of columns: the slot dispatch it stands for.
+
+    Attributes
+    ----------
+    slot : int array (column,)
+    routes : int array (column, width)
+        Route of each basic entry, -1 for none.
+    values : array (column, width) [requests/slot]
+    lam : array (column,)
+        Weights, summing to 1 over the columns of each slot [-].
+    """
+
+    slot: np.ndarray
+    routes: np.ndarray
+    values: np.ndarray
+    lam: np.ndarray
+
+    def dispatch(self, n_time: int, n_route: int) -> np.ndarray:
+        """Dense slot dispatch x (time, route) = sum_l lam_l x_l [requests/slot]."""
+        x = np.zeros((n_time, n_route))
+        mask = self.routes >= 0
+        w = (self.lam[:, None] * self.values)[mask]
+        tt = np.broadcast_to(self.slot[:, None], self.routes.shape)[mask]
+        np.add.at(x, (tt, self.routes[mask]), w)
+        return x
+
+
+@dataclass(frozen=True)
+class MasterSolution:
+    """Solution of the restricted master.
+
+    Attributes
+    ----------
+    lam : array (column,)
+        Convex weights, normalised to sum to 1 per slot.
+    u : array (M,)
+        Regional totals ``sum_l lam_l a_l`` [unit of each block].
+    value : float
+        ``f . lam + regulariser(u)`` recomputed from ``lam`` [USD] (an upper bound).
+    gamma : array (M,)
+        Dual prices of the regional totals [USD per unit].
+    pi : array (time,)
+        Dual prices of the convexity rows [USD].
+    status : str
+    iterations : int
+    """
+
+    lam: np.ndarray
+    u: np.ndarray
+    value: float
+    gamma: np.ndarray
+    pi: np.ndarray
+    status: str
+    iterations: int
+
+
+def _scaling(pool: ColumnPool, cp: Coupling) -> tuple[np.ndarray, np.ndarray, float]:
+    """Block scales sigma_b [unit of u], per-row scales (M,) and objective scale F [USD]."""
+    L, T = len(pool), pool.T
+    off = cp.offsets
+    per_plan = T / max(L, 1)  # columns -> one plan (average column of every slot)
+    tot = np.asarray(abs(pool.a).sum(axis=0)).ravel() * per_plan
+    sigma = np.array([max(float(tot[off[n]:off[n + 1]].mean()), 1e-300)
+                      for n in range(len(cp.blocks))])
+    sig_row = np.repeat(sigma, [b.size for b in cp.blocks]) if cp.blocks else np.zeros(0)
+    F = float(np.abs(pool.f).sum()) * per_plan + sum(b.weight * s for b, s in
+                                                      zip(cp.blocks, sigma, strict=True))
+    return sigma, sig_row, max(F, 1e-300)
+
+
+def _finish(pool: ColumnPool, cp: Coupling, lam: np.ndarray, gamma: np.ndarray,
+            status: str, iterations: int) -> MasterSolution:
+    T = pool.T
+    lam = np.clip(lam, 0.0, None)
+    per = np.bincount(pool.slot, lam, minlength=T)
+    lam = lam / np.where(per > 0, per, 1.0)[pool.slot]
+    u = np.asarray(pool.a.T @ lam).ravel()
+    value = float(pool.f @ lam) + cp.regularizer(u)
+    red = pool.f + np.asarray(pool.a @ gamma).ravel()
+    pi = np.full(T, np.inf)
+    np.minimum.at(pi, pool.slot, red)
+    return MasterSolution(lam, u, value, gamma, pi, status, iterations)
+
+
+def solve_master(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-9, max_iter: int = 120,
+                 method: str = "auto") -> MasterSolution:
+    """Solve the restricted master: the structured interior-point method of
+    :mod:`eqglb.structured.ipm` when every q >= 2 (``method="auto"`` or ``"ipm"``),
+    Clarabel otherwise (or with ``method="clarabel"``)."""
+    from eqglb.structured.ipm import ipm_master, supports
+
+    linear = all(math.isinf(b.q) for b in cp.blocks)
+    if method == "highs" or (method == "auto" and linear):
+        return solve_master_highs(pool, cp)
+    if method == "clarabel" or (method == "auto" and not supports(cp)):
+        return solve_master_clarabel(pool, cp, tol=tol, max_iter=max_iter)
+    sigma, sig_row, F = _scaling(pool, cp)
+    f = pool.f / F
+    A = pool.a.toarray() / sig_row[None, :]
+    w = np.array([b.weight for b in cp.blocks]) * sigma / F
+    res = ipm_master(f, A, w, pool.slot, pool.T, cp, tol=tol, max_iter=max_iter)
+    gamma = res.gamma * F / np.where(sig_row > 0, sig_row, 1.0)
+    return _finish(pool, cp, res.lam, gamma,
+                   "solved" if res.converged else "stalled", res.iterations)
+
+
+def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
+    """Solve a linear restricted master (every block q = inf) with the HiGHS simplex.
+
+    ``min f . lam + sum_b w_b s_b``  s.t.  ``sum_{l of t} lam_l = 1``,
+    ``sum_l a_lr lam_l - s_b <= 0`` for every entry r of block b, ``lam, s >= 0``.
+    """
+    import highspy
+
+    if not all(math.isinf(b.q) for b in cp.blocks):
+        raise ValueError("the HiGHS master needs q = inf in every coupling block")
+    L, M, T = len(pool), pool.M, pool.T
+    B = len(cp.blocks)
+    sigma, sig_row, F = _scaling(pool, cp)
+    row_block = np.repeat(np.arange(B), [b.size for b in cp.blocks])
+    acoo = pool.a.tocoo()
+    rows = np.concatenate([pool.slot, T + acoo.col, T + np.arange(M)])
+    cols = np.concatenate([np.arange(L), acoo.row, L + row_block])
+    vals = np.concatenate([np.ones(L), acoo.data / sig_row[acoo.col], -np.ones(M)])
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(T + M, L + B))
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = L + B, T + M
+    lp.col_cost_ = np.concatenate([pool.f / F, np.array([b.weight for b in cp.blocks])
+                                   * sigma / F])
+    lp.col_lower_ = np.zeros(L + B)
+    lp.col_upper_ = np.full(L + B, np.inf)
+    lp.row_lower_ = np.concatenate([np.ones(T), np.full(M, -np.inf)])
+    lp.row_upper_ = np.concatenate([np.ones(T), np.zeros(M)])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    h.passModel(lp)
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value)
+    y = np.asarray(sol.row_dual)
+    gamma = -F * y[T:] / np.where(sig_row > 0, sig_row, 1.0)
+    it = int(h.getInfo().simplex_iteration_count)
+    return _finish(pool, cp, x[:L], gamma, "solved" if status == "Optimal" else status, it)
+
+
+def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
+                          max_iter: int = 200) -> MasterSolution:
+    """Solve the restricted master with Clarabel (any q > 1)."""
+    import clarabel
+
+    L, M, T = len(pool), pool.M, pool.T
+    blocks = cp.blocks
+    off = cp.offsets
+    sigma, sig_row, F = _scaling(pool, cp)
+    nb = len(blocks)
+    power = [n for n, b in enumerate(blocks) if not math.isinf(b.q) and b.q != 2.0]
+    n_rho = int(sum(blocks[n].size for n in power))
+    # variable layout: lam (L) | u (M) | s (nb) | rho (n_rho)
+    iu, is_, irho = L, L + M, L + M + nb
+    nvar = irho + n_rho
+    qvec = np.zeros(nvar)
+    qvec[:L] = pool.f / F
+    qvec[is_:is_ + nb] = np.array([b.weight for b in blocks]) * sigma / F
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    bvec: list[np.ndarray] = []
+    cones: list = []
+    r0 = 0
+
+    def put(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+        rows.append(np.asarray(r, dtype=np.int64))
+        cols.append(np.asarray(c, dtype=np.int64))
+        vals.append(np.asarray(v, dtype=float))
+
+    # zero cone: convexity (T), linking (M), power sums (len(power))
+    put(pool.slot, np.arange(L), np.ones(L))
+    bvec.append(np.ones(T))
+    r0 = T
+    acoo = pool.a.tocoo()
+    put(r0 + acoo.col, acoo.row, acoo.data / sig_row[acoo.col])
+    put(r0 + np.arange(M), iu + np.arange(M), -np.ones(M))
+    bvec.append(np.zeros(M))
+    r0 += M
+    rho_off = {}
+    ro = irho
+    for n in power:
+        b = blocks[n]
+        rho_off[n] = ro
+        put(np.full(b.size, r0), ro + np.arange(b.size), np.ones(b.size))
+        put([r0], [is_ + n], [-1.0])
+        bvec.append(np.zeros(1))
+        r0 += 1
+        ro += b.size
+    nzero = r0
+    cones.append(clarabel.ZeroConeT(nzero))
+    # nonnegative: lam >= 0, and s_b - u_r >= 0 for q = inf
+    put(r0 + np.arange(L), np.arange(L), -np.ones(L))
+    bvec.append(np.zeros(L))
+    r0 += L
+    n_nn = L
+    for n, b in enumerate(blocks):
+        if math.isinf(b.q):
+            put(r0 + np.arange(b.size), iu + off[n] + np.arange(b.size), np.ones(b.size))
+            put(r0 + np.arange(b.size), np.full(b.size, is_ + n), -np.ones(b.size))
+            bvec.append(np.zeros(b.size))
+            r0 += b.size
+            n_nn += b.size
+    cones.append(clarabel.NonnegativeConeT(n_nn))
+    for n, b in enumerate(blocks):
+        if b.q == 2.0:
+            put([r0], [is_ + n], [-1.0])
+            put(r0 + 1 + np.arange(b.size), iu + off[n] + np.arange(b.size), -np.ones(b.size))
+            bvec.append(np.zeros(b.size + 1))
+            cones.append(clarabel.SecondOrderConeT(b.size + 1))
+            r0 += b.size + 1
+    for n in power:
+        b = blocks[n]
+        for r in range(b.size):
+            put([r0, r0 + 1, r0 + 2], [rho_off[n] + r, is_ + n, iu + off[n] + r],
+                [-1.0, -1.0, -1.0])
+            bvec.append(np.zeros(3))
+            cones.append(clarabel.PowerConeT(1.0 / b.q))
+            r0 += 3
+    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(r0, nvar))
+    b_all = np.concatenate(bvec)
+    Pm = sp.csc_matrix((nvar, nvar))
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = tol
+    settings.tol_gap_rel = tol
+    settings.tol_feas = tol
+    settings.tol_ktratio = 1e-8
+    settings.max_iter = max_iter
+    solver = clarabel.DefaultSolver(Pm, qvec, A, b_all, cones, settings)
+    sol = solver.solve()
+    x = np.asarray(sol.x)
+    z = np.asarray(sol.z)
+    gamma = F * z[T:T + M] / np.where(sig_row > 0, sig_row, 1.0)
+    return _finish(pool, cp, x[:L], gamma, str(sol.status), int(sol.iterations))
