@@ -1,0 +1,252 @@
+"""Load benchmark of the dispatch service: a real server on loopback, concurrent clients.
+
+Starts ``python -m eqglb.service`` (uvicorn, one process) on a free loopback port with a
+fresh database, submits slots of the built-in scenario (10 data centres x 10 regions x 4
+models) from ``--concurrency`` concurrent clients until ``--requests`` decisions are made
+or ``--duration`` seconds have passed, and reports decisions/s and latency percentiles.
+Every request is a full decision: validated, decided by the online policy, committed to
+SQLite (WAL, ``--synchronous``) before the response.
+
+Slots after the first carry no time stamp (the server assigns the next slot), so
+concurrent clients never race on slot order; each request has its own idempotency key.
+
+Clients: ``raw`` (default) is a minimal HTTP/1.1 keep-alive client on asyncio streams, so
+the measuring side takes little of the machine's CPU; ``httpx`` uses httpx.AsyncClient.
+
+Usage::
+
+    python benchmarks/bench_service.py                     # 3000 requests, 16 clients
+    python benchmarks/bench_service.py --requests 5000 --concurrency 32 --client httpx
+    python benchmarks/bench_service.py --synchronous normal --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def slot_bodies(n: int, days: int = 7) -> list[dict]:
+    """Bodies of ``n`` slots cycling over the built-in scenario's signals."""
+    from eqglb.builtin import builtin_scenario
+
+    sc = builtin_scenario(days=days)
+    out = []
+    for t in range(n):
+        r = t % sc.n_time
+        b = {"demand": dict(zip(sc.regions, sc.demand[r].tolist(), strict=True)),
+             "price": dict(zip(sc.datacenters, sc.price[r].tolist(), strict=True)),
+             "carbon_intensity": dict(zip(sc.datacenters, sc.carbon_intensity[r].tolist(),
+                                          strict=True)),
+             "wue": dict(zip(sc.datacenters, sc.wue[r].tolist(), strict=True))}
+        if t == 0:
+            b["time"] = sc.time[0].isoformat()
+        out.append(b)
+    return out
+
+
+def start_server(db: Path, port: int, synchronous: str, days: int,
+                 extra: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, EQGLB_TOKEN=TOKEN)
+    cmd = [sys.executable, "-m", "eqglb.service", "--db", str(db), "--port", str(port),
+           "--horizon", "10000000", "--days", str(days), "--synchronous", synchronous,
+           "--log-level", "warning", *extra]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start within 60 s")
+
+
+# --------------------------------------------------------------------------- clients
+class RawClient:
+    """Minimal HTTP/1.1 keep-alive client (one connection) on asyncio streams."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
+                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        assert self.reader is not None
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        data = await self.reader.readexactly(length)
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class HttpxClient:
+    def __init__(self, port: int) -> None:
+        import httpx
+
+        self.c = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        r = await self.c.post(path, content=body,
+                              headers={"Content-Type": "application/json", **headers})
+        return r.status_code, r.content
+
+    async def close(self) -> None:
+        await self.c.aclose()
+
+
+async def load(port: int, bodies: list[bytes], start: int, n: int, duration: float,
+               concurrency: int, client: str) -> tuple[list[float], dict[int, int], float]:
+    """Submit bodies[start:start+n] from ``concurrency`` clients; latencies [s]."""
+    nxt = start
+    stop_at = start + n
+    lat: list[float] = []
+    status: dict[int, int] = {}
+    t_end = time.perf_counter() + duration
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def worker() -> None:
+        nonlocal nxt
+        cl = RawClient(port) if client == "raw" else HttpxClient(port)
+        try:
+            while True:
+                i = nxt
+                if i >= stop_at or time.perf_counter() > t_end:
+                    return
+                nxt += 1
+                t0 = time.perf_counter()
+                code, _ = await cl.post("/v1/slots", bodies[i],
+                                        {**auth, "Idempotency-Key": f"bench-{i}"})
+                lat.append(time.perf_counter() - t0)
+                status[code] = status.get(code, 0) + 1
+        finally:
+            await cl.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return lat, status, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=3000, help="decisions to request")
+    ap.add_argument("--duration", type=float, default=60.0, help="time limit of the load [s]")
+    ap.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    ap.add_argument("--warmup", type=int, default=100, help="requests before timing")
+    ap.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    ap.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    ap.add_argument("--days", type=int, default=7, help="built-in scenario horizon [days]")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="extra argument for python -m eqglb.service (repeat)")
+    args = ap.parse_args(argv)
+    if not (1 <= args.requests <= 1_000_000 and 0 < args.duration <= 600):
+        ap.error("--requests must be in [1, 1e6] and --duration in (0, 600]")
+
+    total = args.warmup + args.requests
+    bodies = [json.dumps(b).encode() for b in slot_bodies(total + 1, args.days)]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        port = free_port()
+        proc = start_server(db, port, args.synchronous, args.days, args.server_arg)
+        try:
+            lat0, st0, _ = asyncio.run(load(port, bodies, 0, 1, 30, 1, args.client))
+            assert st0 == {200: 1}, f"first slot failed: {st0}"
+            if args.warmup:
+                asyncio.run(load(port, bodies, 1, args.warmup, 60, args.concurrency,
+                                 args.client))
+            cpu0 = _cpu(proc.pid)
+            lat, status, elapsed = asyncio.run(load(port, bodies, 1 + args.warmup,
+                                                    args.requests, args.duration,
+                                                    args.concurrency, args.client))
+            cpu1 = _cpu(proc.pid)
+            import httpx
+
+            slots = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["slots"]
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    ok = status.get(200, 0)
+    a = np.asarray(lat) * 1e3
+    res = {
+        "requests": len(lat), "ok": ok, "status": {str(k): v for k, v in status.items()},
+        "elapsed_s": elapsed, "decisions_per_s": ok / elapsed if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+                       "p99": float(np.percentile(a, 99)), "max": float(a.max()),
+                       "mean": float(a.mean())},
+        "server_cpu_s": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
+        "slots_in_db": slots, "concurrency": args.concurrency, "client": args.client,
+        "synchronous": args.synchronous, "size": "10 datacenters x 10 regions x 4 models",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_1min": os.getloadavg()[0]},
+    }
+    lm = res["latency_ms"]
+    print(f"{ok} decisions in {elapsed:.2f} s: {res['decisions_per_s']:.0f} decisions/s; "
+          f"latency p50 {lm['p50']:.1f} ms, p90 {lm['p90']:.1f} ms, p99 {lm['p99']:.1f} ms, "
+          f"max {lm['max']:.1f} ms ({args.concurrency} {args.client} clients, "
+          f"synchronous={args.synchronous}, status {res['status']}, load avg "
+          f"{res['machine']['loadavg_1min']:.2f} on {os.cpu_count()} CPUs)")
+    if res["server_cpu_s"] is not None:
+        print(f"server CPU {res['server_cpu_s']:.2f} s "
+              f"({1e3 * res['server_cpu_s'] / max(ok, 1):.2f} ms per decision)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1) + "\n")
+    expected = 1 + args.warmup + ok
+    if slots != expected:
+        print(f"error: the database holds {slots} slots, expected {expected}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cpu(pid: int) -> float | None:
+    """User + system CPU time of a process [s] (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Live dispatch service: the online policy behind an HTTP API (``eqglb serve``).
+
+``create_app(scenario_or_config, db_path, token, ...)`` builds the FastAPI application;
+``serve_command`` is the command-line entry (typer). FastAPI and uvicorn are the
+``service`` extra: they are imported only when an app is created or served.
+
+Pieces: :mod:`.schemas` (request/response bodies), :mod:`.engine` (policy, checks,
+accounting, weights; no HTTP), :mod:`.store` (SQLite WAL, group commit), :mod:`.proxy`
+(NGINX and Envoy configuration), :mod:`.app` (FastAPI), :mod:`.server` (CLI, uvicorn).
+See docs/service.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eqglb.service.engine import ServiceConfig, ServiceConfigError, largest_remainder
+from eqglb.service.proxy import render_envoy, render_nginx
+from eqglb.service.store import Store, StoreError
+
+__all__ = [
+    "ServiceConfig",
+    "ServiceConfigError",
+    "Store",
+    "StoreError",
+    "create_app",
+    "largest_remainder",
+    "render_envoy",
+    "render_nginx",
+    "serve_command",
+]
+
+
+def _need_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"the eqglb service needs the 'service' extra ({exc.name} is "
+                          "missing): pip install 'eqglb[service]'") from exc
+
+
+def create_app(*args: Any, **kwargs: Any) -> Any:
+    """The dispatch service as a FastAPI app; see :func:`eqglb.service.app.create_app`."""
+    _need_extra()
+    from eqglb.service.app import create_app as _create
+
+    return _create(*args, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # serve_command lives with the CLI helpers (typer); imported on first use
+    if name == "serve_command":
+        from eqglb.service.server import serve_command
+
+        return serve_command
+    raise AttributeError(f"module 'eqglb.service' has no attribute {name!r}")

@@ -1,0 +1,382 @@
+"""FastAPI application of the dispatch service (``create_app``).
+
+Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
+
+* ``POST /v1/slots`` - submit the current slot's signals, get the routing and integer
+  load-balancer weights (write: needs ``Authorization: Bearer <token>``);
+* ``GET /v1/state`` - duals, cumulative regional costs and fairness metrics so far;
+* ``GET /v1/weights`` - the latest integer weights (JSON);
+* ``GET /v1/weights/nginx`` - NGINX upstream blocks; ``GET /v1/weights/envoy`` - Envoy
+  weighted clusters (JSON or YAML);
+* ``GET /v1/slots`` and ``GET /v1/slots/{slot}`` - accepted slots as stored;
+* ``GET /healthz`` - liveness (always open).
+
+Reads are open unless ``read_token_required``.
+
+Concurrency: submissions go through one queue to one sequencer thread that owns the
+engine (policy and database connection): slots are decided strictly one after another,
+in arrival order. The thread takes every submission waiting in the queue, decides them in
+order and commits their rows in one SQLite transaction (group commit), then answers each
+request; nothing is answered before its slot is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+
+from eqglb.scenario import Scenario
+from eqglb.service.engine import Engine, Outcome, ServiceConfig, _dumps, load_config_scenario
+from eqglb.service.proxy import REGION_HEADER, render_envoy, render_nginx
+from eqglb.service.schemas import ErrorOut, SlotIn, SlotOut
+from eqglb.service.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("eqglb.service")
+
+_KEY_HEADER = "idempotency-key"
+
+# module level: FastAPI resolves the (string) annotations of endpoints in this namespace
+Level = Annotated[str, Query(pattern="^(datacenter|model)$",
+                             description="Upstream per data centre, or per (data centre, model)")]
+
+
+def _errors_out(exc: ValidationError | RequestValidationError, prefix: tuple[str, ...] = ()
+                ) -> list[dict[str, Any]]:
+    """Pydantic errors as ``{loc, msg, type}`` (the offending input is not echoed: it may
+    be NaN, which JSON cannot carry)."""
+    out = []
+    for e in exc.errors():
+        loc = [*prefix, *[p for p in e.get("loc", ())]]
+        out.append({"loc": loc, "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))})
+    return out
+
+
+class _Sequencer(threading.Thread):
+    """The one thread that decides and commits slots (see the module docstring)."""
+
+    def __init__(self, engine: Engine, store: Store, max_batch: int) -> None:
+        super().__init__(name="eqglb-sequencer", daemon=True)
+        self.engine, self.store, self.max_batch = engine, store, max_batch
+        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.batches = 0
+
+    def submit(self, req: SlotIn, key: str, loop: asyncio.AbstractEventLoop,
+               fut: asyncio.Future[Outcome]) -> None:
+        self.q.put((req, key, loop, fut))
+
+    def stop(self) -> None:
+        self.q.put(None)
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        stop = False
+        while not stop:
+            item = self.q.get()
+            if item is None:
+                break
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._process(batch)
+
+    def _process(self, batch: list[Any]) -> None:
+        eng = self.engine
+        outcomes: list[Outcome] = []
+        for req, key, _, _ in batch:
+            try:
+                outcomes.append(eng.apply(req, key))
+            except Exception as exc:  # a policy failure on a feasible slot: server error
+                log.exception("slot rejected by a server error")
+                outcomes.append(Outcome(500, _dumps({"detail": f"server error: {exc}"}).encode()))
+        rows = [o.row for o in outcomes if o.row is not None]
+        if rows:
+            try:
+                self.store.commit(rows)
+            except Exception as exc:
+                log.exception("commit failed; %d slot(s) rolled back", len(rows))
+                eng.rollback()
+                body = _dumps({"detail": f"the slot could not be stored ({exc}); retry with "
+                                         "the same Idempotency-Key"}).encode()
+                outcomes = [Outcome(503, body) if o.row is not None else o for o in outcomes]
+            else:
+                eng.committed()
+        else:
+            eng.committed()
+        self.batches += 1
+        for (_, _, loop, fut), out in zip(batch, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # loop closed: client gone
+                loop.call_soon_threadsafe(_resolve, fut, out)
+
+
+def _resolve(fut: asyncio.Future[Outcome], out: Outcome) -> None:
+    if not fut.done():
+        fut.set_result(out)
+
+
+class Service:
+    """Everything one app holds: config, store, engine, sequencer, tokens."""
+
+    def __init__(self, config: ServiceConfig, db_path: str | Path, token: str,
+                 read_token_required: bool, policy: Any) -> None:
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("a bearer token is required for writes: pass token= (or --token / "
+                             "EQGLB_TOKEN)")
+        self.config = config
+        self.token = token.encode()
+        self.read_token_required = bool(read_token_required)
+        self.store = Store(db_path, synchronous=config.synchronous)
+        try:
+            self.engine = Engine(config, self.store, policy)
+        except BaseException:
+            self.store.close()
+            raise
+        self.sequencer: _Sequencer | None = None
+
+    def start(self) -> None:
+        if self.sequencer is None:
+            self.sequencer = _Sequencer(self.engine, self.store, int(self.config.max_batch))
+            self.sequencer.start()
+
+    def close(self) -> None:
+        if self.sequencer is not None:
+            self.sequencer.stop()
+            self.sequencer = None
+        self.store.close()
+
+    # ------------------------------------------------------------------ auth
+    def check(self, request: Request, write: bool) -> None:
+        if not write and not self.read_token_required:
+            return
+        auth = request.headers.get("authorization")
+        if not auth:
+            raise HTTPException(401, "missing Authorization header; send "
+                                "'Authorization: Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, cred = auth.partition(" ")
+        if scheme.lower() != "bearer" or not cred.strip():
+            raise HTTPException(401, "Authorization must be 'Bearer <token>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(cred.strip().encode(), self.token):
+            raise HTTPException(403, "the bearer token is not valid for this service")
+
+
+def _as_config(source: Any, **kw: Any) -> ServiceConfig:
+    if isinstance(source, ServiceConfig):
+        if kw:
+            raise TypeError(f"options {sorted(kw)} are given by the ServiceConfig already")
+        return source
+    sc = source if isinstance(source, Scenario) else load_config_scenario(source)
+    return ServiceConfig.from_scenario(sc, **kw)
+
+
+def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
+               read_token_required: bool = False, policy: Any = None,
+               **config: Any) -> FastAPI:
+    """The dispatch service as a FastAPI application.
+
+    Parameters
+    ----------
+    scenario_or_config : ServiceConfig, Scenario, path of a scenario folder or "builtin"
+        What to serve; a Scenario or path is wrapped in
+        :meth:`ServiceConfig.from_scenario` with ``config`` (``q``, ``mu_carbon``,
+        ``weight_total``, ``addresses``, ``synchronous``, ...).
+    db_path : str or Path
+        SQLite database; created if missing, resumed from its last slot otherwise.
+    token : str
+        Bearer token that writes (and reads, with ``read_token_required``) must carry.
+    read_token_required : bool
+        Protect the GET endpoints (``/healthz`` stays open).
+    policy : str, object or callable, optional
+        Online policy: a name (default ``"online"``), an object with ``decide``,
+        ``state`` and ``load_state``, or a factory ``f(objective)``.
+
+    Returns
+    -------
+    FastAPI
+        Serve it with uvicorn (one process: the policy's state lives in it). The
+        decision thread starts with the app (lifespan) and stops with it.
+
+    Raises
+    ------
+    ScenarioError
+        Bad scenario or options; ``StoreError`` when the database is in use or was written
+        with other settings.
+    """
+    cfg = _as_config(scenario_or_config, **config)
+    svc = Service(cfg, db_path, token, read_token_required, policy)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc.start()
+        try:
+            yield
+        finally:
+            svc.close()
+
+    from eqglb import __version__
+
+    app = FastAPI(
+        title="eqglb dispatch service",
+        version=__version__,
+        description="Equitable geographical load balancing of AI inference, live: submit "
+                    "each slot's signals, get the routing and load-balancer weights.",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _errors_out(exc)}, status_code=422)
+
+    slot_schema = SlotIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    errors = {401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
+              403: {"model": ErrorOut, "description": "wrong token"},
+              409: {"model": ErrorOut, "description": "slot time out of order or duplicate; "
+                                                      "idempotency key reused for another body"},
+              422: {"model": ErrorOut, "description": "invalid field (named in loc)"}}
+
+    @app.post("/v1/slots", response_model=SlotOut, responses=errors,  # type: ignore[arg-type]
+              summary="Submit a slot's signals; get its routing and weights",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": slot_schema}}},
+                  "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                  "schema": {"type": "string", "maxLength": 200},
+                                  "description": "Key of this submission (or the body's "
+                                                 "idempotency_key)."}]})
+    async def post_slot(request: Request) -> Response:
+        """Decide one slot. The response is sent after the slot is committed; a retry with
+        the same idempotency key returns the stored response (header
+        ``Idempotency-Replayed: true``), never a second decision."""
+        svc.check(request, write=True)
+        raw = await request.body()
+        try:
+            req = SlotIn.model_validate_json(raw)
+        except ValidationError as exc:
+            return JSONResponse({"detail": _errors_out(exc, ("body",))}, status_code=422)
+        hkey = request.headers.get(_KEY_HEADER)
+        key = req.idempotency_key
+        problems = []
+        if hkey is not None and not 1 <= len(hkey) <= 200:
+            problems.append({"loc": ["header", "Idempotency-Key"],
+                             "msg": "Idempotency-Key must have 1 to 200 characters",
+                             "type": "string_length"})
+        elif hkey is not None and key is not None and hkey != key:
+            problems.append({"loc": ["header", "Idempotency-Key"],
+                             "msg": "Idempotency-Key header and body field idempotency_key "
+                                    "differ; give one, or the same in both",
+                             "type": "idempotency_key_mismatch"})
+        elif hkey is None and key is None:
+            problems.append({"loc": ["header", "Idempotency-Key"],
+                             "msg": "an idempotency key is required: send an Idempotency-Key "
+                                    "header (or body field idempotency_key) unique to this "
+                                    "slot, and the same key when retrying",
+                             "type": "missing"})
+        if problems:
+            return JSONResponse({"detail": problems}, status_code=422)
+        seq = svc.sequencer
+        if seq is None:
+            raise HTTPException(503, "the service is not started (run it under uvicorn, or use "
+                                "TestClient as a context manager)")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        seq.submit(req, str(hkey if hkey is not None else key), loop, fut)
+        out = await fut
+        return Response(out.body, status_code=out.status, media_type="application/json",
+                        headers=out.headers)
+
+    @app.get("/healthz", summary="Liveness")
+    def healthz() -> dict[str, Any]:
+        st = svc.engine.committed_state
+        alive = svc.sequencer is not None and svc.sequencer.is_alive()
+        return {"status": "ok" if alive else "starting", "slots": st["slot"]}
+
+    @app.get("/v1/state", summary="Duals, cumulative regional costs, fairness so far",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_state(request: Request) -> dict[str, Any]:
+        svc.check(request, write=False)
+        return svc.engine.summary(svc.engine.committed_state)
+
+    @app.get("/v1/weights", summary="Latest integer weights per region",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_weights(request: Request, level: Level = "datacenter") -> dict[str, Any]:
+        svc.check(request, write=False)
+        st = svc.engine.committed_state
+        return {"total": cfg.weight_total, "from": st.get("weights_slot"), "level": level,
+                "regions": svc.engine.weights_table(st, level)}
+
+    @app.get("/v1/weights/nginx", response_class=PlainTextResponse,
+             summary="NGINX upstream blocks (http context) with the latest weights",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_nginx(request: Request, level: Level = "datacenter",
+                  include_map: Annotated[bool, Query(alias="map")] = True,
+                  header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
+                  ) -> PlainTextResponse:
+        svc.check(request, write=False)
+        st = svc.engine.committed_state
+        src = st.get("weights_slot")
+        note = (f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
+                if src else "no slot decided yet: uniform weights over allowed routes")
+        text = render_nginx(svc.engine.weights_table(st, level), header=header,
+                            include_map=include_map, comment=note)
+        return PlainTextResponse(text)
+
+    @app.get("/v1/weights/envoy", summary="Envoy v3 weighted-clusters route configuration",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_envoy(request: Request, level: Level = "datacenter",
+                  fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
+                  bootstrap: bool = False,
+                  header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
+                  ) -> Response:
+        svc.check(request, write=False)
+        st = svc.engine.committed_state
+        doc = render_envoy(svc.engine.weights_table(st, level), header=header,
+                           bootstrap=bootstrap)
+        if fmt == "yaml":
+            import yaml
+
+            return Response(yaml.safe_dump(doc, sort_keys=False), media_type="application/yaml")
+        return Response(json.dumps(doc, indent=1), media_type="application/json")
+
+    @app.get("/v1/slots", summary="Accepted slots (index, time, idempotency key)",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def list_slots(request: Request, after: Annotated[int, Query(ge=-1)] = -1,
+                   limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
+        svc.check(request, write=False)
+        return svc.store.list_slots(after, limit)
+
+    @app.get("/v1/slots/{slot}", summary="One accepted slot: stored request and response",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                        404: {"model": ErrorOut}})
+    def get_slot(request: Request,
+                 slot: Annotated[int, PathParam(ge=0, le=2**62)]) -> dict[str, Any]:
+        svc.check(request, write=False)
+        row = svc.store.read_slot(slot)
+        if row is None:
+            raise HTTPException(404, f"no accepted slot {slot} (slots so far: "
+                                f"{svc.engine.committed_state['slot']})")
+        return row
+
+    return app

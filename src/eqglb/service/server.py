@@ -1,0 +1,175 @@
+"""``eqglb serve``: the dispatch service on uvicorn (command-line entry).
+
+:func:`serve_command` is a typer command function; the CLI registers it as ``eqglb
+serve`` (``app.command("serve")(serve_command)``). ``python -m eqglb.service`` runs it
+on its own (:func:`main`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eqglb.cli import (
+    DEFAULT_DAYS,
+    DEFAULT_MU_CARBON,
+    DEFAULT_MU_WATER,
+    CombinedEnvOpt,
+    DaysOpt,
+    MuCarbonOpt,
+    MuSocialOpt,
+    MuWaterOpt,
+    QCarbonOpt,
+    QOpt,
+    QSocialOpt,
+    QWaterOpt,
+    SeedOpt,
+    TotalQualityOpt,
+)
+
+__all__ = ["TOKEN_ENV", "build_app", "main", "serve_command"]
+
+#: Environment variable holding the bearer token (preferred to --token: a command line is
+#: visible to every user of the machine).
+TOKEN_ENV = "EQGLB_TOKEN"
+
+
+def _addresses(items: Sequence[str] | None) -> dict[str, str]:
+    from eqglb.service.engine import ServiceConfigError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        dc, sep, addr = item.partition("=")
+        if not sep or not dc or not addr:
+            raise ServiceConfigError(f"--address {item!r}; give DATACENTER=HOST:PORT, e.g. "
+                                     "Texas=10.0.0.5:8000")
+        out[dc] = addr
+    return out
+
+
+def build_app(scenario: str | Path | None = None, *, db: str | Path = "eqglb-service.db",
+              token: str | None = None, read_token_required: bool = False,
+              policy: str = "online", days: int = DEFAULT_DAYS, seed: int = 0,
+              weight_total: int = 100, addresses: dict[str, str] | None = None,
+              synchronous: str = "full", max_batch: int = 64, horizon: int | None = None,
+              **objective: object):
+    """The FastAPI app for the command-line options (see :func:`serve_command`)."""
+    from eqglb.service import create_app
+    from eqglb.service.engine import ServiceConfig, load_config_scenario
+
+    src = "builtin" if scenario is None or str(scenario) == "builtin" else Path(scenario)
+    sc = load_config_scenario(src, days=days, seed=seed)
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    if not token:
+        raise ValueError(f"a bearer token is required for writes: set {TOKEN_ENV} or pass "
+                         "--token")
+    cfg = ServiceConfig.from_scenario(
+        sc, policy=policy, weight_total=weight_total, addresses=addresses or {},
+        synchronous=synchronous, max_batch=max_batch, horizon=horizon, **objective)  # type: ignore[arg-type]
+    return create_app(cfg, db, token, read_token_required=read_token_required)
+
+
+def serve_command(
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", "-s", metavar="DIR|builtin",
+        help="Scenario folder giving the names, allowed routes, energy and capacity per "
+             "request and quality loss (its first slot gives the initial PUE, EWIF and "
+             "capacity); 'builtin' (default) for the built-in scenario.")] = None,
+    db: Annotated[Path, typer.Option(
+        "--db", metavar="PATH", help="SQLite database of accepted slots; resumed if it "
+                                     "exists.")] = Path("eqglb-service.db"),
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar=TOKEN_ENV, show_envvar=True,
+        help="Bearer token for writes (and reads with --read-token-required). Prefer the "
+             f"{TOKEN_ENV} environment variable.")] = None,
+    read_token_required: Annotated[bool, typer.Option(
+        "--read-token-required", help="Require the token for GET endpoints too "
+                                      "(/healthz stays open).")] = False,
+    policy: Annotated[str, typer.Option(
+        "--policy", "-p", metavar="NAME",
+        help="Online policy: 'online' (dual mirror descent).")] = "online",
+    q: QOpt = None,
+    q_social: QSocialOpt = None,
+    q_carbon: QCarbonOpt = None,
+    q_water: QWaterOpt = None,
+    mu_social: MuSocialOpt = None,
+    mu_carbon: MuCarbonOpt = DEFAULT_MU_CARBON,
+    mu_water: MuWaterOpt = DEFAULT_MU_WATER,
+    combined_env: CombinedEnvOpt = False,
+    total_quality: TotalQualityOpt = False,
+    days: DaysOpt = DEFAULT_DAYS,
+    seed: SeedOpt = 0,
+    horizon: Annotated[int | None, typer.Option(
+        "--horizon", min=1, metavar="SLOTS",
+        help="Slots the service decides (the policy's horizon); default the scenario's "
+             "length. Later slots are refused: a new period needs a new --db.")] = None,
+    weight_total: Annotated[int, typer.Option(
+        "--weight-total", min=1, max=1_000_000, metavar="N",
+        help="Sum of each region's integer load-balancer weights.")] = 100,
+    address: Annotated[list[str] | None, typer.Option(
+        "--address", metavar="DC=HOST:PORT",
+        help="Upstream address of a data centre in the proxy configurations (repeat); "
+             "default <dc>.internal:8000.")] = None,
+    synchronous: Annotated[str, typer.Option(
+        "--synchronous", metavar="full|normal",
+        help="SQLite durability: full (fsync each commit: survives power loss) or normal "
+             "(survives process death).")] = "full",
+    max_batch: Annotated[int, typer.Option(
+        "--max-batch", min=1, max=10_000,
+        help="Most slots committed in one transaction (group commit).")] = 64,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    access_log: Annotated[bool, typer.Option(
+        "--access-log/--no-access-log", help="Log every request (costs throughput).")] = False,
+) -> None:
+    """Serve the online policy over HTTP: POST each slot's signals to /v1/slots, get the
+    routing and integer load-balancer weights (OpenAPI at /openapi.json)."""
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError("eqglb serve needs the 'service' extra: pip install "
+                          "'eqglb[service]'") from exc
+    app = build_app(scenario, db=db, token=token, read_token_required=read_token_required,
+                    policy=policy, days=days, seed=seed, weight_total=weight_total,
+                    addresses=_addresses(address), synchronous=synchronous, horizon=horizon,
+                    max_batch=max_batch, q=q, q_social=q_social, q_carbon=q_carbon,
+                    q_water=q_water, mu_social=mu_social, mu_carbon=mu_carbon,
+                    mu_water=mu_water, combined_env=combined_env, total_quality=total_quality)
+    from eqglb.cli import silence_highs_banner
+
+    silence_highs_banner()
+    svc = app.state.service
+    st = svc.engine.committed_state
+    print(f"eqglb serve: {len(svc.engine.datacenters)} data centres, "
+          f"{len(svc.engine.regions)} regions, {len(svc.engine.models)} models; database "
+          f"{db} ({st['slot']} slots so far); http://{host}:{port}/docs", file=sys.stderr,
+          flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m eqglb.service``: :func:`serve_command` alone; exit code 2 on bad input."""
+    from eqglb import cli
+
+    cmd = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode=None)
+    cmd.command()(serve_command)
+    args = list(sys.argv[1:] if argv is None else argv)
+    errors = cli._click_exceptions()
+    try:
+        cmd(args=args, prog_name="python -m eqglb.service", standalone_mode=False)
+    except errors["ClickException"] as exc:
+        print(f"error: {cli._one_line(exc)}", file=sys.stderr)
+        return 2
+    except errors["Exit"] as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"error: {cli._one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
