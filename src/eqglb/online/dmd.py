@@ -1,0 +1,598 @@
+r"""Online equitable GLB by dual mirror descent (DMD) with auxiliary variables.
+
+The offline problem (MODEL.md) is
+
+    min_y  sum_t e_t(y_t) + F( sum_t g_t(y_t) ),
+
+with ``e_t`` the slot's energy cost [USD], ``g_t(y_t)`` the slot's increments of every
+regional cost (carbon and water per data centre, quality loss per region) and
+``F = mu_c ||.||_qc + mu_w ||.||_qw + mu_s ||.||_qs`` (or the combined environmental norm).
+Introduce budgets ``z_t`` with ``sum_t g_t <= sum_t z_t`` and a price ``gamma_r >= 0`` per
+regional cost. The Lagrangian separates by slot:
+
+    sum_t [ e_t(y_t) + gamma . g_t(y_t) ]  +  sum_t [ f(z_t) - gamma . z_t ].
+
+**Scale of the per-slot regulariser.** Following Balseiro, Lu and Mirrokni (regularised
+online allocation, 2021), the regulariser of the horizon's total is written as T times a
+per-slot regulariser of the average slot: ``F(sum_t z_t) = T f(mean_t z_t)`` with
+``f(z) = F(T z) / T``. Every term of ``F`` is a norm, positively homogeneous of degree 1,
+so ``F(T z) / T = F(z)``: the per-slot regulariser is ``F`` itself with unchanged weights
+``mu``, and its conjugate is the indicator of the dual ball
+
+    C = { gamma >= 0 : ||gamma_group||_{q*} <= mu_group for every group },  1/q + 1/q* = 1.
+
+(For q = inf a group's prices lie in the simplex scaled by mu: the offline dual optimum
+spreads mu over the regions that attain the maximum; for q = 1 every price is mu, and the
+online policy is then exactly optimal.) The averaged quality cost ``S_j = sum_t s y /
+Lambda_j`` is homogeneous in the same way once ``Lambda_j``, region j's demand over the
+horizon, is fixed; online it is replaced by the **running estimate** ``Lambda_j(t) =
+T / (t + 1) * sum_{s <= t} demand[s, j]`` (the mean demand so far times the horizon), or
+by a user's forecast ``horizon_demand``.
+
+**One slot** (MODEL.md steps 1-3):
+
+1. ``y_t = argmin_y e_t(y) + p_t . g_t(y)`` over the slot's feasible set, with prices
+   ``p_t`` (below): the LP of :mod:`eqglb.online.slot_solver`, solved exactly.
+2. Auxiliary step and 3. dual step on the DMD iterate ``gamma``, two variants (``aux``):
+
+   * ``"proximal"`` (default): the auxiliary budget is taken at the *new* dual (an implicit,
+     proximal step on the conjugate ``f*``). By Moreau's decomposition the update becomes
+
+         gamma_{t+1} = argmin_gamma  -gamma . g_t + f*(gamma) + sum_r (gamma_r - gamma_t,r)^2 / (2 eta_r)
+                     = Proj_C^{diag(1/eta)} (gamma_t + eta * g_t),
+
+     the projection onto ``C`` in the step-size metric; the auxiliary budget is the
+     projection residual ``z_t = (gamma_t + eta g_t - gamma_{t+1}) / eta``, which solves
+     ``min_z f(z) - gamma_{t+1} . z``. Closed forms: q = 1, clipping to ``[0, mu]``;
+     q = inf, a weighted projection onto the capped simplex ``{gamma >= 0, sum gamma <=
+     mu}`` (one sort); general q, ``gamma_r = u_r w_r`` with ``w_r`` the root of
+     ``w + a_r w^{q*-1} = 1``, ``a_r = eta_r theta q* u_r^{q*-2}`` (monotone Newton, no
+     bracketing needed) and ``theta`` found by Brent's method so that the group's
+     q*-norm equals mu.
+   * ``"explicit"``: MODEL.md's literal steps, ``z_t = argmin_{0 <= z <= z_max} f(z) -
+     gamma_t . z`` then ``gamma_{t+1} = max(0, gamma_t + eta (g_t - z_t))``. Closed forms
+     for q = 1 (``z_r = z_max,r`` where ``gamma_r > mu``, else 0) and q = inf (a common
+     level ``m``, ``z_r = min(m, z_max,r)``, m the smallest breakpoint where
+     ``mu - sum_{z_max,r > m} gamma_r >= 0``). Other q use ``aux="proximal"``.
+     ``z_max`` defaults to the largest increment the slot allows: for a data centre,
+     ``max_k coef[i,k] * min(capacity / r_k, demand that may reach it)``; for a region,
+     ``max_k quality[j,k] * demand[j]`` (computed each slot from that slot's data).
+
+**Step sizes** (``step``), per price ``r`` of group ``g`` with weight ``mu_g``; ``B_g`` is
+the running maximum (over slots so far) of the largest per-slot increment of the group, so
+``eta * g / B_g`` is a dimensionless fraction of the dual radius ``mu_g``:
+
+* ``"constant"``: ``eta_r = eta * mu_g / B_g``;
+* ``"sqrt"``: ``eta_r = eta * mu_g / (B_g * sqrt(n))``, n the number of slots decided;
+* ``"adaptive"`` (default): AdaGrad per coordinate, ``eta_r = eta * mu_g /
+  sqrt(sum_{s <= t} g_{s,r}^2)``. Projected dual ascent with these steps has regret
+  ``O(D sqrt(sum_t ||g_t||^2))`` for a dual set of diameter ``D ~ mu`` (Duchi, Hazan and
+  Singer, 2011); it needs no bound on the increments, is invariant to the units of each
+  regional cost, gives busy regions (large increments) smaller steps than idle ones and
+  decays like ``1/sqrt(t)`` when the increments are stationary.
+
+**Remaining-horizon correction** (``horizon_gain``, default 1; 0 gives the plain DMD of
+MODEL.md). The objective charges the regional costs of the *whole* horizon, so the right
+price at slot t depends on the costs already incurred, ``X_t``. The problem left at slot t
+has the dual ``max_{gamma in C} gamma . X_t + sum_{s >= t} D_s(gamma)``, ``D_s`` the
+slot's Lagrangian dual function. DMD's iterate ``gamma_t`` estimates the maximiser of the
+per-slot dual; replacing the R remaining dual functions by a concave quadratic around it,
+``- R B_g / (2 kappa mu_g) ||gamma - gamma_t||^2``, gives the prices
+
+    p_t = Proj_C( gamma_t + kappa mu_g / (B_g R_t) * X_t ),   R_t = T - t + 1,
+
+with ``kappa = horizon_gain``. Early in the horizon (R large) ``p_t ~ gamma_t``; towards its
+end the prices move to the regions whose incurred costs are largest, which are the ones
+the final norm will charge. ``X_t`` is carbon and water per data centre (or the combined
+cost), and the quality loss per region so far divided by ``Lambda_j(t)``.
+
+**Initial prices** (``init``): ``"uniform"`` (default) puts each group on the point of ``C``
+that prices equal regional costs, ``gamma = mu n^{1/q - 1}`` (the gradient of ``mu ||v||_q``
+at ``v = (1, ..., 1)``; ``mu / n`` for q = inf, ``mu`` for q = 1); it uses no data. ``"zero"``
+starts from the Energy policy. ``init`` may also be a mapping ``{group: array}`` of
+prices learnt before the horizon.
+
+Defaults (``step="adaptive"``, ``eta=0.1``, ``horizon_gain=1``) were chosen on the built-in
+scenario and on egl-2022; ``benchmarks/bench_online.py`` reports the sensitivity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+
+from eqglb.costs import Objective
+from eqglb.online.slot_solver import SlotSolver
+from eqglb.online.state import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    check_fingerprint,
+    fingerprint,
+    objective_from_config,
+    objective_to_config,
+)
+from eqglb.scenario import ScenarioError
+
+__all__ = ["STEP_RULES", "OnlineDMD", "aux_explicit", "project_dual"]
+
+STEP_RULES = ("constant", "sqrt", "adaptive")
+AUX_RULES = ("proximal", "explicit")
+#: Default eta per step rule (dimensionless, fraction of the dual radius mu per step).
+DEFAULT_ETA = {"constant": 0.01, "sqrt": 0.1, "adaptive": 0.1}
+
+
+# ----------------------------------------------------------------------------- maths
+def _conj(q: float) -> float:
+    """Conjugate exponent q* with 1/q + 1/q* = 1 (inf for q = 1, 1 for q = inf)."""
+    if q == 1.0:
+        return math.inf
+    if math.isinf(q):
+        return 1.0
+    return q / (q - 1.0)
+
+
+def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
+    """Root w in (0, 1] of ``w + a w^(p-1) = 1`` for a >= 0, p > 1 (vectorised).
+
+    For p >= 2 the left side is convex in w and Newton from w = 1 decreases monotonically
+    to the root. For 1 < p < 2 the substitution s = w^(p-1) gives the convex
+    ``s^(1/(p-1)) + a s = 1``, solved the same way from s = 1.
+    """
+    if p >= 2.0:
+        # start right of the root: f(1) = a >= 0 and f(a^(-1/(p-1))) = a^(-1/(p-1)) > 0
+        with np.errstate(divide="ignore"):
+            w = np.minimum(1.0, a ** (-1.0 / (p - 1.0)))
+        for _ in range(iters):
+            wp = w ** (p - 2.0)
+            f = w + a * wp * w - 1.0
+            step = f / (1.0 + a * (p - 1.0) * wp)
+            w = w - step
+            if np.max(step, initial=0.0) <= 1e-13:   # monotone: steps are >= 0 until round-off
+                break
+        return np.clip(w, 0.0, 1.0)
+    m = 1.0 / (p - 1.0)
+    with np.errstate(divide="ignore"):
+        s = np.minimum(1.0, 1.0 / a)                  # psi(1/a) = a^(-m) > 0
+    for _ in range(iters):
+        sm = s ** (m - 1.0)
+        f = sm * s + a * s - 1.0
+        step = f / (m * sm + a)
+        s = s - step
+        if np.max(step, initial=0.0) <= 1e-13:
+            break
+    s = np.clip(s, 0.0, 1.0)
+    return s ** m
+
+
+def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
+    """Projection of ``v`` onto ``C = {gamma >= 0, ||gamma||_{q*} <= mu}`` in the metric
+    ``sum_r (gamma_r - v_r)^2 / eta_r``.
+
+    Parameters
+    ----------
+    v : array (n,)
+        Point to project [price unit, e.g. USD/kg].
+    eta : array (n,)
+        Positive step sizes (the metric's weights) [price unit / cost unit].
+    mu : float
+        Radius of the dual ball: the norm's weight [price unit].
+    q : float
+        Order of the primal norm (1 <= q <= inf).
+
+    Returns
+    -------
+    array (n,): the projection.
+    """
+    u = np.clip(v, 0.0, None)
+    if q == 1.0:
+        return np.minimum(u, mu)
+    if math.isinf(q):
+        if u.sum() <= mu:
+            return u
+        pos = u > 0
+        th = u[pos] / eta[pos]                 # breakpoints theta_r = v_r / eta_r
+        order = np.argsort(-th, kind="stable")
+        cv = np.cumsum(u[pos][order])
+        ce = np.cumsum(eta[pos][order])
+        cand = (cv - mu) / ce                  # theta if the top-k coordinates stay positive
+        k = int(np.flatnonzero(th[order] > cand)[-1])
+        theta = cand[k]
+        return np.clip(u - eta * theta, 0.0, None)
+    p = _conj(q)
+    if float(np.sum(u ** p)) ** (1.0 / p) <= mu:
+        return u
+    if np.all(eta == eta[0]) and p == 2.0:       # Euclidean metric, q = 2: radial scaling
+        return u * (mu / float(np.sqrt(np.sum(u * u))))
+    pos = u > 0
+    up, ep = u[pos], eta[pos]
+    if p == 2.0:                                  # w = 1 / (1 + a): no inner iteration
+        def excess2(log_theta: float) -> float:
+            w = 1.0 / (1.0 + 2.0 * ep * math.exp(log_theta))
+            return float(np.sum((up * w) ** 2)) - mu * mu
+
+        lo, hi = -60.0, 0.0
+        while excess2(hi) > 0 and hi < 700:
+            lo, hi = hi, hi + 10.0
+        lt = brentq(excess2, lo, hi, xtol=1e-13, rtol=1e-15, maxiter=200)
+        out = np.zeros_like(u)
+        out[pos] = up / (1.0 + 2.0 * ep * math.exp(lt))
+        return out
+    base = ep * p * up ** (p - 2.0)
+
+    def excess(log_theta: float) -> float:
+        w = _w_root(base * math.exp(log_theta), p)
+        return float(np.sum((up * w) ** p)) - mu ** p
+
+    lo, hi = -60.0, 0.0
+    while excess(hi) > 0 and hi < 700:
+        lo, hi = hi, hi + 10.0
+    log_theta = brentq(excess, lo, hi, xtol=1e-13, rtol=1e-15, maxiter=200)
+    out = np.zeros_like(u)
+    out[pos] = up * _w_root(base * math.exp(log_theta), p)
+    return out
+
+
+def aux_explicit(gamma: np.ndarray, mu: float, q: float, zmax: np.ndarray) -> np.ndarray:
+    """``argmin_{0 <= z <= zmax} mu ||z||_q - gamma . z`` for q in {1, inf} (closed form).
+
+    q = 1: ``z_r = zmax_r`` where ``gamma_r > mu``, else 0. q = inf: ``z_r = min(m, zmax_r)``
+    with the level m the smallest of {0, zmax_r} where the slope
+    ``mu - sum_{zmax_r > m} gamma_r`` is >= 0 (the objective is convex, piecewise linear in m).
+    """
+    if q == 1.0:
+        return np.where(gamma > mu, zmax, 0.0)
+    if not math.isinf(q):
+        raise ValueError(f"explicit auxiliary step has closed forms for q in {{1, inf}}, not "
+                         f"q = {q:g}; use aux='proximal'")
+    levels = np.r_[0.0, np.sort(zmax)]
+    for m in levels:
+        if mu - float(gamma[zmax > m].sum()) >= 0.0:
+            return np.minimum(m, zmax)
+    return zmax.copy()
+
+
+# ----------------------------------------------------------------------------- groups
+@dataclass(frozen=True)
+class _Group:
+    """One norm term of the regulariser: its prices live on datacenters or regions."""
+
+    name: str          # carbon | water | environment | social
+    on: str            # datacenter | region
+    mu: float          # weight of the norm [USD per unit of the group's cost]
+    q: float
+
+
+def _groups(obj: Objective, has_quality: bool) -> list[_Group]:
+    g: list[_Group] = []
+    if obj.combined_environment:
+        if obj.mu_carbon > 0 or obj.mu_water > 0:
+            g.append(_Group("environment", "datacenter", 1.0, obj.q_carbon))
+    else:
+        if obj.mu_carbon > 0:
+            g.append(_Group("carbon", "datacenter", obj.mu_carbon, obj.q_carbon))
+        if obj.mu_water > 0:
+            g.append(_Group("water", "datacenter", obj.mu_water, obj.q_water))
+    if obj.mu_social > 0 and has_quality:
+        g.append(_Group("social", "region", obj.mu_social, obj.q_social))
+    return g
+
+
+# ----------------------------------------------------------------------------- policy
+@dataclass
+class OnlineDMD:
+    """Online equitable GLB: dual mirror descent with auxiliary variables (module docstring).
+
+    Parameters
+    ----------
+    objective : Objective
+        Weights [USD per unit] and norm orders q (any q >= 1, inf included).
+    step : {"constant", "sqrt", "adaptive"}
+        Step-size rule (module docstring).
+    eta : float, optional
+        Dimensionless step scale; default 0.05 (constant), 0.5 (sqrt, adaptive).
+    z_max : mapping, optional
+        ``aux="explicit"`` only: fixed bound per group (``{"carbon": kg, "water": L,
+        "environment": USD, "social": -}``, a number or an array over the group's
+        datacenters/regions) on the per-slot budgets; default: each slot's largest possible
+        increment.
+    aux : {"proximal", "explicit"}
+        Auxiliary/dual step (module docstring).
+    init : {"uniform", "zero"} or mapping
+        Initial prices (module docstring).
+    horizon_gain : float
+        Weight ``kappa`` >= 0 of the remaining-horizon correction (module docstring);
+        0 gives the plain DMD of MODEL.md.
+    horizon_demand : array (region,), optional
+        Forecast of each region's demand over the horizon [requests], used for the averaged
+        quality cost; default: the running estimate.
+    greedy : bool
+        Let the slot solver try the greedy path first (exact either way).
+    name : str
+        Label of the dispatch.
+    """
+
+    objective: Objective = field(default_factory=Objective)
+    step: str = "adaptive"
+    eta: float | None = None
+    z_max: Mapping[str, Any] | None = None
+    aux: str = "proximal"
+    init: Any = "uniform"
+    horizon_gain: float = 1.0
+    horizon_demand: Any = None
+    greedy: bool = True
+    name: str = "online"
+
+    solver_name = "HiGHS per slot (greedy first)"
+
+    def __post_init__(self) -> None:
+        if self.step not in STEP_RULES:
+            raise ValueError(f"step {self.step!r}; use one of {STEP_RULES}")
+        if self.aux not in AUX_RULES:
+            raise ValueError(f"aux {self.aux!r}; use one of {AUX_RULES}")
+        if self.eta is None:
+            self.eta = DEFAULT_ETA[self.step]
+        self.eta = float(self.eta)
+        if not (math.isfinite(self.eta) and self.eta > 0):
+            raise ValueError(f"eta = {self.eta!r}; give a finite step scale > 0")
+        if self.aux == "explicit":
+            for g in _groups(self.objective, True):
+                if not (g.q == 1.0 or math.isinf(g.q)):
+                    raise ValueError(f"aux='explicit' needs q in {{1, inf}}; the {g.name} term "
+                                     f"has q = {g.q:g} (use aux='proximal')")
+        elif self.z_max is not None:
+            raise ValueError("z_max bounds the explicit auxiliary step; with aux='proximal' "
+                             "the budgets are unbounded (projection onto the dual ball)")
+        self.horizon_gain = float(self.horizon_gain)
+        if not (math.isfinite(self.horizon_gain) and self.horizon_gain >= 0):
+            raise ValueError(f"horizon_gain = {self.horizon_gain!r}; give a finite number >= 0")
+        if isinstance(self.init, str) and self.init not in ("uniform", "zero"):
+            raise ValueError(f"init {self.init!r}; use 'uniform', 'zero' or a mapping of prices")
+        self.reset()
+
+    # ------------------------------------------------------------------ config / state
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments as a JSON-ready dict."""
+        def arr(x: Any) -> Any:
+            if isinstance(x, Mapping):
+                return {k: arr(v) for k, v in x.items()}
+            return np.asarray(x, dtype=float).tolist() if x is not None and not isinstance(
+                x, str) else x
+        return {"objective": objective_to_config(self.objective), "step": self.step,
+                "eta": self.eta, "z_max": arr(self.z_max), "aux": self.aux,
+                "init": arr(self.init), "horizon_gain": self.horizon_gain,
+                "horizon_demand": arr(self.horizon_demand),
+                "greedy": self.greedy, "name": self.name}
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> OnlineDMD:
+        kw = dict(cfg)
+        kw["objective"] = objective_from_config(kw["objective"])
+        return cls(**kw)
+
+    def reset(self) -> None:
+        """Forget everything learnt: back to slot 0."""
+        self.slots_done = 0
+        self._fp: dict[str, Any] | None = None
+        self._solver: SlotSolver | None = None
+        self._groups: list[_Group] = []
+        self.gamma: dict[str, np.ndarray] = {}
+        self._sumsq: dict[str, np.ndarray] = {}
+        self._scale: dict[str, float] = {}
+        self.cumulative: dict[str, np.ndarray] = {}
+        self._counts = {"greedy": 0, "highs": 0}
+        self._prices: dict[str, np.ndarray] = {}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready state: prices, AdaGrad sums, scales, cumulative costs, counters."""
+        lst = lambda d: {k: v.tolist() for k, v in d.items()}  # noqa: E731
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "policy": "OnlineDMD",
+                "name": self.name, "config": self.config(), "t": self.slots_done,
+                "scenario": self._fp, "duals": lst(self.gamma), "sumsq": lst(self._sumsq),
+                "scale": dict(self._scale), "cumulative": lst(self.cumulative),
+                "counters": dict(self._counts)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state` (the configuration stays the constructor's)."""
+        if state.get("policy") != "OnlineDMD":
+            raise ScenarioError(f"policy state: field 'policy' is {state.get('policy')!r}; "
+                                "this is an OnlineDMD policy")
+        self.reset()
+        self.slots_done = int(state["t"])
+        self._fp = state.get("scenario")
+        arr = lambda d: {k: np.asarray(v, dtype=float) for k, v in d.items()}  # noqa: E731
+        self.gamma = arr(state.get("duals", {}))
+        self._sumsq = arr(state.get("sumsq", {}))
+        self._scale = {k: float(v) for k, v in state.get("scale", {}).items()}
+        self.cumulative = arr(state.get("cumulative", {}))
+        self._counts = {k: int(v) for k, v in state.get("counters", {}).items()}
+
+    def run_stats(self) -> dict[str, Any]:
+        return {"slot_solves": dict(self._counts),
+                "final_duals": {k: v.tolist() for k, v in self.gamma.items()},
+                "final_prices": {k: v.tolist() for k, v in self._prices.items()}}
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, view: Any) -> None:
+        N, J, K = view.shape
+        if self._fp is None:
+            self._fp = fingerprint(view)
+        else:
+            check_fingerprint(self._fp, view)
+        self._solver = SlotSolver(view.allowed, view.capacity_per_request, view.capacity_mode,
+                                  greedy=self.greedy)
+        s = self._solver
+        self._reach_dk = np.asarray(view.allowed, dtype=float)  # (N, J, K)
+        self._groups = _groups(self.objective, bool(np.any(np.asarray(view.quality_loss) > 0)))
+        sizes = {"datacenter": N, "region": J}
+        for g in self._groups:
+            n = sizes[g.on]
+            if g.name not in self.gamma:
+                self.gamma[g.name] = self._initial(g, n)
+            if self.gamma[g.name].shape != (n,):
+                raise ScenarioError(f"policy state: duals of {g.name!r} have shape "
+                                    f"{self.gamma[g.name].shape}; expected ({n},)")
+            self._sumsq.setdefault(g.name, np.zeros(n))
+        for key, n in (("carbon", N), ("water", N), ("quality", J), ("demand", J)):
+            self.cumulative.setdefault(key, np.zeros(n))
+        if self.horizon_demand is not None:
+            hd = np.asarray(self.horizon_demand, dtype=float)
+            if hd.shape != (J,) or not np.isfinite(hd).all() or (hd < 0).any():
+                raise ScenarioError(f"horizon_demand has shape {hd.shape} or bad values; give "
+                                    f"one total >= 0 per region ({J}) [requests]")
+        self._s = np.asarray(view.quality_loss, dtype=float)
+        self._r = np.asarray(view.capacity_per_request, dtype=float)
+        self._ik = (s.i, s.k)
+        self._jk = (s.j, s.k)
+
+    def _initial(self, g: _Group, n: int) -> np.ndarray:
+        if isinstance(self.init, Mapping):
+            if g.name not in self.init:
+                raise ValueError(f"init has no prices for {g.name!r}; give all of "
+                                 f"{[x.name for x in self._groups]}")
+            v = np.asarray(self.init[g.name], dtype=float) * np.ones(n)
+            if not np.isfinite(v).all() or (v < 0).any():
+                raise ValueError(f"init prices of {g.name!r} must be finite and >= 0")
+            return v.copy()
+        if self.init == "zero":
+            return np.zeros(n)
+        return np.full(n, g.mu * n ** (1.0 / g.q - 1.0) if not math.isinf(g.q) else g.mu / n)
+
+    # ------------------------------------------------------------------ one slot
+    def _coefs(self, view: Any, t: int, lam: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Per-request increments of each group's regional cost at slot t."""
+        out: dict[str, np.ndarray] = {}
+        obj = self.objective
+        carbon = view.carbon[t]
+        water = view.water[t]
+        for g in self._groups:
+            if g.name == "carbon":
+                out[g.name] = carbon                                   # (N, K) kg/request
+            elif g.name == "water":
+                out[g.name] = water                                    # (N, K) L/request
+            elif g.name == "environment":
+                out[g.name] = obj.mu_carbon * carbon + obj.mu_water * water  # USD/request
+            else:                                                      # (J, K) [-/request]
+                if lam is not None:
+                    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > 0)
+                    out[g.name] = inv[:, None] * self._s[None, :]
+                else:
+                    out[g.name] = np.broadcast_to(self._s[None, :], (view.shape[1], self._s.size))
+        return out
+
+    def _horizon_demand(self, view: Any, t: int) -> np.ndarray:
+        """Demand of each region over the horizon [requests]: the user's forecast, or the
+        running estimate ``T / (t + 1) * sum_{s <= t} demand[s]``."""
+        if self.horizon_demand is not None:
+            return np.asarray(self.horizon_demand, dtype=float)
+        seen = self.cumulative["demand"] + view.demand[t]     # cumulative holds slots < t
+        return seen * (view.n_time / (t + 1.0))
+
+    def _bounds(self, g: _Group, coef: np.ndarray, demand: np.ndarray, cap: np.ndarray
+                ) -> np.ndarray:
+        """Largest increment of each of the group's costs this slot allows."""
+        allowed = self._reach_dk
+        if g.on == "region":
+            mx = np.where(allowed.any(axis=0), coef, 0.0).max(axis=1)     # (J,)
+            return mx * demand
+        reach = np.einsum("njk,j->nk", allowed, demand)                     # (N, K) requests
+        if cap.ndim == 1:
+            load = np.minimum(reach, cap[:, None] / self._r[None, :])
+        else:
+            load = np.minimum(reach, cap)
+        return (coef * load).max(axis=1)
+
+    def _incurred(self, g: _Group, lam: np.ndarray | None) -> np.ndarray:
+        """Regional costs incurred so far in the group's unit (X_t of the module docstring)."""
+        cum = self.cumulative
+        if g.name == "carbon":
+            return cum["carbon"]
+        if g.name == "water":
+            return cum["water"]
+        if g.name == "environment":
+            return self.objective.mu_carbon * cum["carbon"] + self.objective.mu_water * cum["water"]
+        if lam is None:
+            return cum["quality"]
+        return np.divide(cum["quality"], lam, out=np.zeros_like(lam), where=lam > 0)
+
+    def prices(self, g: _Group, t: int, n_time: int, lam: np.ndarray | None) -> np.ndarray:
+        """Prices of group ``g`` used at slot t: DMD iterate plus the horizon correction."""
+        gam = self.gamma[g.name]
+        scale = self._scale.get(g.name, 0.0)
+        if self.horizon_gain == 0 or scale <= 0:
+            return gam
+        kappa = self.horizon_gain * g.mu / (scale * (n_time - t + 1.0))
+        x = self._incurred(g, lam)
+        if not np.any(x > 0):
+            return gam
+        return project_dual(gam + kappa * x, np.full(gam.shape, kappa), g.mu, g.q)
+
+    def decide(self, view: Any) -> np.ndarray:
+        """Routing of slot ``view.t`` (datacenter, region, model) [requests/slot]."""
+        t = view.t
+        if t != self.slots_done:
+            raise ValueError(f"OnlineDMD has decided {self.slots_done} slots; it cannot decide "
+                             f"slot {t} next (resume from a saved state or reset)")
+        if self._solver is None:
+            self._setup(view)
+        s = self._solver
+        assert s is not None
+        demand = np.asarray(view.demand[t], dtype=float)
+        cap = np.asarray(view.capacity[t], dtype=float)
+        lam = (self._horizon_demand(view, t)
+               if self.objective.social_average else None)
+        coefs = self._coefs(view, t, lam)
+        cost = view.energy_cost[t][self._ik].copy()
+        bounds: dict[str, np.ndarray] = {}
+        for g in self._groups:
+            bounds[g.name] = b = self._bounds(g, coefs[g.name], demand, cap)
+            self._scale[g.name] = max(self._scale.get(g.name, 0.0), float(b.max()))
+            p = self._prices[g.name] = self.prices(g, t, view.n_time, lam)
+            if g.on == "datacenter":
+                cost += p[s.i] * coefs[g.name][self._ik]
+            else:
+                cost += p[s.j] * coefs[g.name][self._jk]
+        x, method = s.solve_routes(cost, demand, cap)
+        self._counts[method] = self._counts.get(method, 0) + 1
+        N, J, _ = view.shape
+        n = self.slots_done + 1.0
+        for g in self._groups:
+            c = coefs[g.name]
+            if g.on == "datacenter":
+                inc = np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
+            else:
+                inc = np.bincount(s.j, weights=c[self._jk] * x, minlength=J)
+            self._update(g, inc, bounds[g.name], n)
+        carbon, water = view.carbon[t], view.water[t]
+        self.cumulative["carbon"] += np.bincount(s.i, weights=carbon[self._ik] * x, minlength=N)
+        self.cumulative["water"] += np.bincount(s.i, weights=water[self._ik] * x, minlength=N)
+        self.cumulative["quality"] += np.bincount(s.j, weights=self._s[s.k] * x, minlength=J)
+        self.cumulative["demand"] += demand
+        self.slots_done += 1
+        return s.scatter(x)
+
+    def _update(self, g: _Group, inc: np.ndarray, bound: np.ndarray, n: float) -> None:
+        gam = self.gamma[g.name]
+        scale = self._scale[g.name]
+        if scale <= 0:          # nothing of this cost can be incurred yet
+            return
+        if self.step == "constant":
+            eta = np.full(gam.shape, self.eta * g.mu / scale)
+        elif self.step == "sqrt":
+            eta = np.full(gam.shape, self.eta * g.mu / (scale * math.sqrt(n)))
+        else:
+            ss = self._sumsq[g.name]
+            ss += inc * inc
+            # coordinates that have never had an increment keep a finite step (1e-6 of B_g)
+            eta = self.eta * g.mu / np.sqrt(ss + (1e-6 * scale) ** 2)
+        if self.aux == "proximal":
+            self.gamma[g.name] = project_dual(gam + eta * inc, eta, g.mu, g.q)
+        else:
+            zmax = bound if self.z_max is None else (
+                np.asarray(self.z_max[g.name], dtype=float) * np.ones_like(gam))
+            z = aux_explicit(gam, g.mu, g.q, zmax)
+            self.gamma[g.name] = np.clip(gam + eta * (inc - z), 0.0, None)

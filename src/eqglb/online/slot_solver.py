@@ -1,0 +1,253 @@
+"""Fast exact solver of the per-slot routing problem of the online policies.
+
+With the dual prices of the online algorithm held fixed, one slot's decision is the
+linear program (MODEL.md, "Online equitable GLB", step 1)::
+
+    minimise    sum_{i,j,k} c[i,j,k] y[i,j,k]
+    subject to  sum_{i,k} y[i,j,k] = demand[j]                 for every region j
+                sum_{j,k} r[k] y[i,j,k] <= cap[i]               (shared capacity), or
+                sum_j y[i,j,k] <= cap[i,k]                      (per-model capacity)
+                y[i,j,k] >= 0, and y = 0 on routes that are not allowed
+
+with ``c[i,j,k] = energy_cost[i,k] + sum_r gamma_r * (slot increment of regional cost r per
+request)`` [USD/request]. It is a transportation problem (per-model capacity) or a
+generalised transportation problem (shared capacity with request sizes ``r[k]``).
+
+Two exact paths, tried in order:
+
+1. **Greedy**: every region takes its cheapest allowed (datacenter, model). That minimises
+   the problem without capacity rows; when it also respects every capacity it is optimal
+   for the full problem (a relaxation's optimum that is feasible is optimal). Cost: a few
+   vectorised numpy operations.
+2. **HiGHS simplex** (``highspy``), on a model built once: each slot only the column costs
+   and the row bounds change. Costs are divided by ``max |c|`` and quantities by the
+   largest demand or capacity so HiGHS's absolute tolerances (1e-7) are relative ones.
+   Every solve starts cold (no basis carried between slots), so a decision depends only on
+   the slot's data: a run resumed from saved state repeats the same decisions exactly,
+   even where the optimum is not unique. On 10 x 10 x 4 problems a cold dual simplex is
+   not slower than a warm start (measured: ~0.5 ms median), because the costs of
+   successive slots differ everywhere.
+
+Ties are broken deterministically (lowest route index on the greedy path; HiGHS is
+deterministic for identical input).
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from eqglb.policies.problem import SolveError
+from eqglb.scenario import SolveInfo
+
+__all__ = ["SlotSolution", "SlotSolver"]
+
+_INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True, eq=False)
+class SlotSolution:
+    """Solution of one slot's routing problem.
+
+    Attributes
+    ----------
+    y : array (datacenter, region, model)
+        Requests routed [requests/slot]; demand is met exactly (rows rescaled after a
+        simplex solve to remove round-off at solver tolerance).
+    objective : float
+        ``sum c * y`` [unit of c x requests].
+    method : str
+        ``"greedy"`` (no capacity binds) or ``"highs"``.
+    solve_time : float
+        Wall time of the solve [s].
+    """
+
+    y: np.ndarray
+    objective: float
+    method: str
+    solve_time: float
+
+
+class SlotSolver:
+    """Exact per-slot routing LP with a reusable HiGHS model (see the module docstring).
+
+    Parameters
+    ----------
+    allowed : bool array (datacenter, region, model)
+        Routes that may carry requests.
+    capacity_per_request : array (model,)
+        Capacity units one request of each model takes [units/request] (shared mode).
+    capacity_mode : {"shared", "per_model"}
+        One capacity pool per data centre [units/slot] or one per (data centre, model)
+        [requests/slot].
+    greedy : bool
+        Try the greedy path first (exact when no capacity binds).
+    """
+
+    def __init__(self, allowed: np.ndarray, capacity_per_request: np.ndarray,
+                 capacity_mode: str = "shared", *, greedy: bool = True) -> None:
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.ndim != 3:
+            raise ValueError(f"allowed has shape {allowed.shape}; expected "
+                             "(datacenter, region, model)")
+        if capacity_mode not in ("shared", "per_model"):
+            raise ValueError(f"capacity_mode {capacity_mode!r}; use 'shared' or 'per_model'")
+        N, J, K = allowed.shape
+        self.shape = (N, J, K)
+        self.capacity_mode = capacity_mode
+        self.greedy = greedy
+        r = np.asarray(capacity_per_request, dtype=float)
+        self.r = r
+        # routes grouped by region (region-major order) so each region's routes are contiguous
+        j, i, k = np.nonzero(allowed.transpose(1, 0, 2))
+        self.i, self.j, self.k = i, j, k
+        P = i.size
+        self.n_routes = P
+        counts = np.bincount(j, minlength=J)
+        if (counts == 0).any():
+            raise ValueError(f"region index {int(np.argmin(counts))} has no allowed route")
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        self._pos = np.arange(P) - starts[j]          # position inside the region's block
+        self._pad_shape = (J, int(counts.max()))
+        # capacity rows: shared -> one per datacenter; per_model -> one per (datacenter, model)
+        if capacity_mode == "shared":
+            cap_row = i
+            cap_coef = r[k]
+            n_cap = N
+        else:
+            cap_row = i * K + k
+            cap_coef = np.ones(P)
+            n_cap = N * K
+        self._cap_row, self._cap_coef, self._n_cap = cap_row, cap_coef, n_cap
+        # HiGHS model: columns = routes; rows = J demand rows then n_cap capacity rows
+        lp = highspy.HighsLp()
+        lp.num_col_ = P
+        lp.num_row_ = J + n_cap
+        lp.col_cost_ = np.zeros(P)
+        lp.col_lower_ = np.zeros(P)
+        lp.col_upper_ = np.full(P, _INF)
+        lp.row_lower_ = np.zeros(J + n_cap)
+        lp.row_upper_ = np.zeros(J + n_cap)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = (np.arange(P + 1) * 2).astype(np.int32)
+        index = np.empty(2 * P, dtype=np.int32)
+        value = np.empty(2 * P)
+        index[0::2], value[0::2] = j, 1.0
+        index[1::2], value[1::2] = J + cap_row, cap_coef
+        lp.a_matrix_.index_ = index
+        lp.a_matrix_.value_ = value
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("solver", "simplex")
+        h.passModel(lp)
+        self._h = h
+        self._col_idx = np.arange(P, dtype=np.int32)
+        self._row_idx = np.arange(J + n_cap, dtype=np.int32)
+        self._row_lo = np.empty(J + n_cap)
+        self._row_lo[J:] = -_INF
+        self._row_hi = np.empty(J + n_cap)
+
+    # ------------------------------------------------------------------ helpers
+    def gather(self, a: np.ndarray) -> np.ndarray:
+        """(datacenter, region, model) array -> (route,) vector in this solver's order."""
+        return np.asarray(a)[self.i, self.j, self.k]
+
+    def scatter(self, x: np.ndarray) -> np.ndarray:
+        """(route,) vector -> dense (datacenter, region, model) array."""
+        y = np.zeros(self.shape)
+        y[self.i, self.j, self.k] = x
+        return y
+
+    def _capacity_vector(self, capacity: np.ndarray) -> np.ndarray:
+        cap = np.asarray(capacity, dtype=float)
+        return cap.reshape(-1)
+
+    def used(self, x: np.ndarray) -> np.ndarray:
+        """Capacity used by route flows ``x`` (route,): (datacenter,) or (datacenter*model,)."""
+        return np.bincount(self._cap_row, weights=self._cap_coef * x, minlength=self._n_cap)
+
+    # ------------------------------------------------------------------ solving
+    def solve_routes(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray
+                     ) -> tuple[np.ndarray, str]:
+        """Optimal route flows for per-route costs.
+
+        Parameters
+        ----------
+        cost : array (route,)
+            Cost per request of each route, in this solver's route order [any unit].
+        demand : array (region,)
+            Requests to serve [requests/slot].
+        capacity : array (datacenter,) or (datacenter, model)
+            Capacity of the slot [units/slot] or [requests/slot].
+
+        Returns
+        -------
+        x : array (route,) [requests/slot], method : {"greedy", "highs"}
+
+        Raises
+        ------
+        SolveError
+            If HiGHS does not find an optimal solution (e.g. the slot is infeasible).
+        """
+        c = np.asarray(cost, dtype=float)
+        d = np.asarray(demand, dtype=float)
+        cap = self._capacity_vector(capacity)
+        if self.greedy:
+            pad = np.full(self._pad_shape, np.inf)
+            pad[self.j, self._pos] = c
+            best = np.argmin(pad, axis=1)                       # (J,) position in block
+            x = np.zeros(self.n_routes)
+            sel = np.flatnonzero(self._pos == best[self.j])      # one route per region
+            x[sel] = d[self.j[sel]]
+            if np.all(self.used(x) <= cap * (1.0 + 1e-12)):
+                return x, "greedy"
+        return self._highs(c, d, cap), "highs"
+
+    def _highs(self, c: np.ndarray, d: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        J = self.shape[1]
+        cmax = float(np.abs(c).max()) if c.size else 0.0
+        cs = c / cmax if cmax > 0 else c
+        qscale = max(float(d.max(initial=0.0)), float(cap.max(initial=0.0)), 1e-300)
+        self._row_lo[:J] = d / qscale
+        self._row_hi[:J] = d / qscale
+        self._row_hi[J:] = cap / qscale
+        h = self._h
+        h.changeColsCost(self.n_routes, self._col_idx, cs)
+        h.changeRowsBounds(self._row_idx.size, self._row_idx, self._row_lo, self._row_hi)
+        h.clearSolver()  # cold start: decisions depend on the slot's data only
+        run_status = h.run()
+        status = h.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            msg = h.modelStatusToString(status)
+            if run_status == highspy.HighsStatus.kError:
+                msg = f"error ({msg})"
+            raise SolveError(
+                f"per-slot routing problem: HiGHS status {msg!r}; the slot's demand cannot "
+                "be served within capacity and routing (check capacity and allowed routes)",
+                SolveInfo(status=msg.lower(), solver="HIGHS"))
+        x = np.clip(np.asarray(h.getSolution().col_value, dtype=float), 0.0, None) * qscale
+        served = np.bincount(self.j, weights=x, minlength=J)
+        fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
+        return x * fac[self.j]
+
+    def solve(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray
+              ) -> SlotSolution:
+        """Optimal dispatch of one slot for dense costs (datacenter, region, model).
+
+        Parameters
+        ----------
+        cost : array (datacenter, region, model)
+            Cost per request [any unit, e.g. USD/request]; entries on routes that are not
+            allowed are ignored.
+        demand : array (region,) [requests/slot]
+        capacity : array (datacenter,) [units/slot] or (datacenter, model) [requests/slot]
+        """
+        t0 = _time.perf_counter()
+        c = self.gather(cost)
+        x, method = self.solve_routes(c, demand, capacity)
+        return SlotSolution(self.scatter(x), float(c @ x), method,
+                            _time.perf_counter() - t0)

@@ -1,0 +1,150 @@
+"""Durable state of online policies: JSON save and load, and rebuilding a policy from it.
+
+A policy's :meth:`state` is a JSON-ready dict::
+
+    {"format": "eqglb.online.state", "version": 1,
+     "policy": "OnlineDMD" | "RecedingHorizon", "name": ..., "config": {...},
+     "t": next slot to decide, "scenario": {fingerprint}, ...policy data...}
+
+Floats are written with ``repr`` precision by :mod:`json`, so a state read back holds the
+very same numbers: a run resumed from it repeats the decisions of an uninterrupted run
+exactly (tested). NaN and infinities are refused (``allow_nan=False``); policies keep
+their states finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eqglb.scenario import ScenarioError
+
+__all__ = [
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "check_fingerprint",
+    "fingerprint",
+    "load_state",
+    "objective_from_config",
+    "objective_to_config",
+    "restore_policy",
+    "save_state",
+]
+
+STATE_FORMAT = "eqglb.online.state"
+STATE_VERSION = 1
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def save_state(state: Any, path: str | Path) -> Path:
+    """Write a policy's state (or a policy, whose ``state()`` is taken) to JSON.
+
+    Parameters
+    ----------
+    state : dict or policy
+    path : str or Path
+        Destination file (``.json``); parent folders are created.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    if not isinstance(state, dict):
+        state = state.state()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_jsonable(state), indent=1, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_state`.
+
+    Raises
+    ------
+    ScenarioError
+        If the file is not JSON or not an eqglb online-policy state, naming the file and
+        what to do.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such state file; save one with "
+                            "eqglb.online.save_state(policy, path)") from None
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid JSON ({exc}); give a file written by "
+                            "eqglb.online.save_state") from exc
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise ScenarioError(f"{path}: field 'format' is {data.get('format') if isinstance(data, dict) else None!r}, "
+                            f"not {STATE_FORMAT!r}; give a file written by eqglb.online.save_state")
+    if data.get("version") != STATE_VERSION:
+        raise ScenarioError(f"{path}: field 'version' is {data.get('version')!r}; this eqglb "
+                            f"reads version {STATE_VERSION}")
+    return data
+
+
+def objective_to_config(obj: Any) -> dict[str, Any]:
+    """Objective -> JSON-ready dict (infinite q written as the string "inf")."""
+    out: dict[str, Any] = {}
+    for k in ("mu_social", "mu_carbon", "mu_water", "q_social", "q_carbon", "q_water",
+              "combined_environment", "social_average"):
+        v = getattr(obj, k)
+        out[k] = "inf" if isinstance(v, float) and math.isinf(v) else v
+    return out
+
+
+def objective_from_config(cfg: dict[str, Any]) -> Any:
+    from eqglb.costs import Objective
+
+    return Objective(**cfg)
+
+
+def fingerprint(view: Any) -> dict[str, Any]:
+    """What identifies the scenario a state belongs to (names, horizon, first slot)."""
+    return {"n_time": int(view.n_time), "datacenters": list(view.datacenters),
+            "regions": list(view.regions), "models": list(view.models),
+            "time0": view.time[0].isoformat()}
+
+
+def check_fingerprint(saved: dict[str, Any] | None, view: Any) -> None:
+    """Raise ScenarioError when a saved state belongs to another scenario."""
+    if saved is None:
+        return
+    now = fingerprint(view)
+    for key, value in now.items():
+        if saved.get(key) != value:
+            raise ScenarioError(
+                f"policy state: field 'scenario.{key}' is {saved.get(key)!r} but the scenario "
+                f"being simulated has {value!r}; resume a state only on the scenario it was "
+                "saved from")
+
+
+def restore_policy(state: dict[str, Any]) -> Any:
+    """A new policy built from ``state['config']`` with the state loaded into it."""
+    from eqglb.online.dmd import OnlineDMD
+    from eqglb.online.receding import RecedingHorizon
+
+    kinds = {"OnlineDMD": OnlineDMD, "RecedingHorizon": RecedingHorizon}
+    kind = state.get("policy")
+    if kind not in kinds:
+        raise ScenarioError(f"policy state: field 'policy' is {kind!r}; known: {list(kinds)}")
+    policy = kinds[kind].from_config(state["config"])
+    policy.load_state(state)
+    return policy
