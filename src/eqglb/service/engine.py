@@ -227,9 +227,12 @@ class ServiceConfig:
         configurations; others follow ``address_template``.
     address_template : str
         Default address, formatted with ``datacenter`` (a DNS-safe lower-case form of the
-        name), e.g. ``"{datacenter}.internal:8000"``.
+        name) and ``dc_index`` (0-based), e.g. ``"{datacenter}.internal:8000"`` or
+        ``"10.0.{dc_index}.1:8000"``. NGINX resolves host names when it loads its
+        configuration: they must resolve there.
     model_address_template : str
-        Address of one model at one data centre (``level=model`` proxy configurations).
+        Address of one model at one data centre (``level=model`` proxy configurations),
+        with the fields above and ``model``, ``model_index``.
     synchronous : {"full", "normal"}
         SQLite durability (see :mod:`eqglb.service.store`).
     max_batch : int
@@ -267,13 +270,14 @@ class ServiceConfig:
                     f"address given for unknown datacenter {dc!r}; known: "
                     f"{list(self.scenario.datacenters)}")
             _check_address(addr, f"address of datacenter {dc!r}")
-        for tpl, keys in ((self.address_template, ("datacenter",)),
-                          (self.model_address_template, ("datacenter", "model"))):
+        for tpl, keys in ((self.address_template, ("datacenter", "dc_index")),
+                          (self.model_address_template,
+                           ("datacenter", "dc_index", "model", "model_index"))):
             try:
-                sample = tpl.format(**{k: "x" for k in keys})
+                sample = tpl.format(**{k: 1 if k.endswith("index") else "x" for k in keys})
             except (KeyError, IndexError, ValueError) as exc:
                 raise ServiceConfigError(f"address template {tpl!r} is not valid ({exc}); use "
-                                         "fields {datacenter} and {model} only") from None
+                                         f"the fields {keys} only") from None
             _check_address(sample, f"address template {tpl!r}")
 
     @classmethod
@@ -302,12 +306,16 @@ class ServiceConfig:
         """Upstream address (host:port) of a data centre."""
         if datacenter in self.addresses:
             return self.addresses[datacenter]
-        return self.address_template.format(datacenter=dns_label(datacenter))
+        return self.address_template.format(
+            datacenter=dns_label(datacenter),
+            dc_index=self.scenario.datacenters.index(datacenter))
 
     def model_address(self, datacenter: str, model: str) -> str:
         """Upstream address (host:port) of one model at one data centre."""
-        return self.model_address_template.format(datacenter=dns_label(datacenter),
-                                                  model=dns_label(model))
+        return self.model_address_template.format(
+            datacenter=dns_label(datacenter), model=dns_label(model),
+            dc_index=self.scenario.datacenters.index(datacenter),
+            model_index=self.scenario.models.index(model))
 
 
 def _check_address(addr: str, what: str) -> None:
