@@ -92,3 +92,9 @@ def make_policy(name: str, objective: Objective | None = None, **options: Any) -
     except KeyError:
         raise ValueError(f"unknown policy {name!r}; choose from {policy_names()}") from None
     return factory(objective or Objective(), **options)
+
+
+# Policies defined in their own packages register themselves on import (they import
+# `register` from this module, which is complete by now).
+import eqglb.online  # noqa: E402,F401
+import eqglb.structured  # noqa: E402,F401
