@@ -330,6 +330,8 @@ def test_bad_input_is_4xx_naming_the_field_and_changes_nothing(app_factory, buil
             assert all(d["msg"] for d in r.json()["detail"]), case
         infeasible = post(c, _bad(sc)[-4][1], "again")
         assert "cannot be served" in infeasible.json()["detail"][0]["msg"]
+        big = post(c, None, "big", raw=" " * (4 * 1024 * 1024 + 1))
+        assert big.status_code == 413
         # idempotency key problems
         r = post(c, slot_body(sc, 1), None)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "header"

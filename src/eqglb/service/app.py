@@ -14,15 +14,17 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 Reads are open unless ``read_token_required``.
 
 Concurrency: submissions go through one queue to one sequencer thread that owns the
-engine (policy and database connection): slots are decided strictly one after another,
-in arrival order. The thread takes every submission waiting in the queue, decides them in
-order and commits their rows in one SQLite transaction (group commit), then answers each
-request; nothing is answered before its slot is durable.
+engine (the policy): slots are decided strictly one after another, in arrival order. The
+thread takes every submission waiting in the queue, decides them in order and hands their
+rows to a committer thread that writes them in one SQLite transaction (group commit);
+while that commit runs, the next batch is decided. Each request is answered only after
+its slot's transaction has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import json
@@ -50,6 +52,9 @@ __all__ = ["create_app"]
 log = logging.getLogger("eqglb.service")
 
 _KEY_HEADER = "idempotency-key"
+#: Largest request body accepted [bytes] (a slot of 1000 regions x 1000 data centres is
+#: well under 1 MiB).
+MAX_BODY = 4 * 1024 * 1024
 
 # module level: FastAPI resolves the (string) annotations of endpoints in this namespace
 Level = Annotated[str, Query(pattern="^(datacenter|model)$",
@@ -67,13 +72,33 @@ def _errors_out(exc: ValidationError | RequestValidationError, prefix: tuple[str
     return out
 
 
+class _Batch:
+    """Submissions decided together and committed in one transaction."""
+
+    __slots__ = ("commit", "items", "keys", "outcomes", "state")
+
+    def __init__(self, items: list[Any], outcomes: list[Outcome], state: dict[str, Any],
+                 commit: concurrent.futures.Future[None] | None) -> None:
+        self.items, self.outcomes, self.state, self.commit = items, outcomes, state, commit
+        self.keys = [o.row.idempotency_key for o in outcomes if o.row is not None]
+
+
 class _Sequencer(threading.Thread):
-    """The one thread that decides and commits slots (see the module docstring)."""
+    """The one thread that decides slots (see the module docstring).
+
+    Pipelined group commit: while the rows of batch n are being committed (an fsync in
+    the committer thread, GIL released), batch n+1 is decided on top of them; batch n's
+    requests are answered once its commit is done, before anything of batch n+1. If a
+    commit fails, the engine returns to the last durable state and batches n and n+1 are
+    answered 503 (retry with the same key).
+    """
 
     def __init__(self, engine: Engine, store: Store, max_batch: int) -> None:
         super().__init__(name="eqglb-sequencer", daemon=True)
         self.engine, self.store, self.max_batch = engine, store, max_batch
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.committer = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="eqglb-commit")
         self.batches = 0
 
     def submit(self, req: SlotIn, key: str, loop: asyncio.AbstractEventLoop,
@@ -83,15 +108,25 @@ class _Sequencer(threading.Thread):
     def stop(self) -> None:
         self.q.put(None)
         self.join(timeout=30)
+        self.committer.shutdown(wait=True)
 
     def run(self) -> None:
-        stop = False
-        while not stop:
-            item = self.q.get()
+        inflight: _Batch | None = None
+        while True:
+            if inflight is None:
+                item = self.q.get()
+            else:
+                try:
+                    item = self.q.get_nowait()
+                except queue.Empty:           # nothing new: answer the batch in flight
+                    self._finish(inflight)
+                    inflight = None
+                    continue
             if item is None:
                 break
-            batch = [item]
-            while len(batch) < self.max_batch:
+            items = [item]
+            stop = False
+            while len(items) < self.max_batch:
                 try:
                     nxt = self.q.get_nowait()
                 except queue.Empty:
@@ -99,36 +134,62 @@ class _Sequencer(threading.Thread):
                 if nxt is None:
                     stop = True
                     break
-                batch.append(nxt)
-            self._process(batch)
+                items.append(nxt)
+            batch = self._decide(items)
+            ok = True
+            if inflight is not None:
+                ok = self._finish(inflight)
+                inflight = None
+            if not ok:                        # decided on top of a failed commit
+                self.engine.rollback()
+                self._answer(batch.items, [_RETRY] * len(batch.items))
+            elif batch.commit is None:        # nothing to write (rejections, replays)
+                self._answer(batch.items, batch.outcomes)
+            else:
+                inflight = batch
+            if stop:
+                break
+        if inflight is not None:
+            self._finish(inflight)
 
-    def _process(self, batch: list[Any]) -> None:
+    def _decide(self, items: list[Any]) -> _Batch:
         eng = self.engine
         outcomes: list[Outcome] = []
-        for req, key, _, _ in batch:
+        for req, key, _, _ in items:
             try:
                 outcomes.append(eng.apply(req, key))
             except Exception as exc:  # a policy failure on a feasible slot: server error
                 log.exception("slot rejected by a server error")
                 outcomes.append(Outcome(500, _dumps({"detail": f"server error: {exc}"}).encode()))
         rows = [o.row for o in outcomes if o.row is not None]
-        if rows:
-            try:
-                self.store.commit(rows)
-            except Exception as exc:
-                log.exception("commit failed; %d slot(s) rolled back", len(rows))
-                eng.rollback()
-                body = _dumps({"detail": f"the slot could not be stored ({exc}); retry with "
-                                         "the same Idempotency-Key"}).encode()
-                outcomes = [Outcome(503, body) if o.row is not None else o for o in outcomes]
-            else:
-                eng.committed()
-        else:
-            eng.committed()
+        commit = self.committer.submit(self.store.commit, rows) if rows else None
         self.batches += 1
-        for (_, _, loop, fut), out in zip(batch, outcomes, strict=True):
+        return _Batch(items, outcomes, eng.current_state, commit)
+
+    def _finish(self, batch: _Batch) -> bool:
+        """Wait for a batch's commit and answer its requests; False if the commit failed."""
+        assert batch.commit is not None
+        try:
+            batch.commit.result()
+        except Exception:
+            log.exception("commit failed; slots since the last durable one rolled back")
+            self.engine.rollback()
+            # every answer of the batch depended on state that is now gone: retry them all
+            self._answer(batch.items, [_RETRY] * len(batch.items))
+            return False
+        self.engine.committed(batch.state, batch.keys)
+        self._answer(batch.items, batch.outcomes)
+        return True
+
+    @staticmethod
+    def _answer(items: list[Any], outcomes: list[Outcome]) -> None:
+        for (_, _, loop, fut), out in zip(items, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # loop closed: client gone
                 loop.call_soon_threadsafe(_resolve, fut, out)
+
+
+_RETRY = Outcome(503, _dumps({"detail": "the slot could not be stored; retry with the same "
+                                        "Idempotency-Key"}).encode())
 
 
 def _resolve(fut: asyncio.Future[Outcome], out: Outcome) -> None:
@@ -255,7 +316,9 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
     errors = {401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
               403: {"model": ErrorOut, "description": "wrong token"},
               409: {"model": ErrorOut, "description": "slot time out of order or duplicate; "
-                                                      "idempotency key reused for another body"},
+                                                      "idempotency key reused for another body; "
+                                                      "horizon complete"},
+              413: {"model": ErrorOut, "description": "request body too large"},
               422: {"model": ErrorOut, "description": "invalid field (named in loc)"}}
 
     @app.post("/v1/slots", response_model=SlotOut, responses=errors,  # type: ignore[arg-type]
@@ -271,7 +334,20 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         the same idempotency key returns the stored response (header
         ``Idempotency-Replayed: true``), never a second decision."""
         svc.check(request, write=True)
-        raw = await request.body()
+        too_big = JSONResponse({"detail": [{
+            "loc": ["body"], "msg": f"request body larger than {MAX_BODY} bytes",
+            "type": "too_large"}]}, status_code=413)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            return too_big
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return too_big
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             req = SlotIn.model_validate_json(raw)
         except ValidationError as exc:
@@ -355,8 +431,10 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         doc = render_envoy(svc.engine.weights_table(st, level), header=header,
                            bootstrap=bootstrap)
         if fmt == "yaml":
-            import yaml
-
+            try:
+                import yaml
+            except ImportError:  # JSON is valid YAML (1.2): serve it as such
+                return Response(json.dumps(doc, indent=1), media_type="application/yaml")
             return Response(yaml.safe_dump(doc, sort_keys=False), media_type="application/yaml")
         return Response(json.dumps(doc, indent=1), media_type="application/json")
 

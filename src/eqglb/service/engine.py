@@ -399,6 +399,9 @@ class LiveView:
     __slots__ = ("t", "n_time", "time", "slot_hours", "datacenters", "regions", "models",
                  "allowed", "energy_per_request", "capacity_per_request", "quality_loss",
                  "capacity_mode", "latency", *SIGNALS)
+    datacenters: tuple[str, ...]
+    regions: tuple[str, ...]
+    models: tuple[str, ...]
 
     def __init__(self, t: int, static: Mapping[str, Any], time: _LiveTime,
                  rows: Mapping[str, np.ndarray]) -> None:
@@ -565,7 +568,7 @@ class Engine:
             "weights_slot": None,
         }
 
-    def _load(self, st: Mapping[str, Any]) -> None:
+    def _load(self, st: dict[str, Any]) -> None:
         """Set every mutable part of the engine from a state dict (no policy decision)."""
         self.slot = int(st["slot"])
         self.time0_ns = st["time0_ns"]
@@ -601,10 +604,21 @@ class Engine:
         """State after the last committed slot (a dict never mutated afterwards)."""
         return self._committed
 
-    def committed(self) -> None:
-        """The rows returned by :meth:`apply` since the last call are durable."""
-        self._committed = self._state
-        self._pending.clear()
+    @property
+    def current_state(self) -> dict[str, Any]:
+        """State after the last applied slot (committed or not)."""
+        return self._state
+
+    def committed(self, state: Mapping[str, Any] | None = None,
+                  keys: Any = None) -> None:
+        """Slots applied up to ``state`` (default: all) are durable; ``keys`` (default:
+        all pending) are now found in the database."""
+        self._committed = dict(self._state if state is None else state)
+        if keys is None:
+            self._pending.clear()
+        else:
+            for k in keys:
+                self._pending.pop(k, None)
 
     def rollback(self) -> None:
         """Forget every slot applied since the last :meth:`committed` (commit failed)."""

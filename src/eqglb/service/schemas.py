@@ -10,7 +10,7 @@ which knows them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,19 +36,18 @@ LIMITS: dict[str, tuple[float, float, str]] = {
 }
 
 
-def _num(name: str, *, gt: bool = False) -> Any:
-    lo, hi, unit = LIMITS[name]
-    bound = {"gt": lo} if gt else {"ge": lo}
-    return Annotated[float, Field(strict=True, le=hi, description=f"[{unit}]", **bound)]
+def _desc(name: str) -> str:
+    return f"[{LIMITS[name][2]}]"
 
 
-Demand = _num("demand")
-Price = _num("price")
-Carbon = _num("carbon_intensity")
-Wue = _num("wue")
-Ewif = _num("ewif")
-Pue = _num("pue", gt=True)
-Capacity = _num("capacity")
+Demand = Annotated[float, Field(strict=True, ge=0.0, le=1e12, description=_desc("demand"))]
+Price = Annotated[float, Field(strict=True, ge=-1e4, le=1e4, description=_desc("price"))]
+Carbon = Annotated[float, Field(strict=True, ge=0.0, le=100.0,
+                                description=_desc("carbon_intensity"))]
+Wue = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("wue"))]
+Ewif = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("ewif"))]
+Pue = Annotated[float, Field(strict=True, gt=0.0, le=100.0, description=_desc("pue"))]
+Capacity = Annotated[float, Field(strict=True, ge=0.0, le=1e15, description=_desc("capacity"))]
 
 
 class SlotIn(BaseModel):

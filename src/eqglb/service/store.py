@@ -13,6 +13,9 @@ is still in the OS page cache when the process is killed (SIGKILL loses nothing)
 last transactions may be lost if the machine itself goes down. Group commit is what keeps
 FULL fast under load: one fsync covers every slot of a batch.
 
+Threads: :meth:`Store.commit` may run in one thread while :meth:`Store.lookup` runs in
+another (two connections); the ``read_*`` methods open their own connections.
+
 A lock file (``<db>.lock``, ``flock``) keeps a second service from writing the same
 database; the OS releases it when the process dies, even by SIGKILL.
 """
@@ -131,6 +134,8 @@ class Store:
                                  f"{mode!r}); put the database on a local file system")
             self._con.execute(f"PRAGMA synchronous={sync.upper()}")
             self._con.executescript(_SCHEMA)
+            # lookups run on their own connection: they never wait for a commit's fsync
+            self._read = self._connect()
             version = self.get_meta("schema_version")
             if version is None:
                 self.set_meta({"schema_version": SCHEMA_VERSION})
@@ -168,11 +173,12 @@ class Store:
 
     def close(self) -> None:
         """Close the connection and release the lock (idempotent)."""
-        con = getattr(self, "_con", None)
-        if con is not None:
-            with contextlib.suppress(sqlite3.Error):
-                con.close()
-            self._con = None  # type: ignore[assignment]
+        for attr in ("_read", "_con"):
+            con = getattr(self, attr, None)
+            if con is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+                setattr(self, attr, None)
         fd = getattr(self, "_lock_fd", None)
         if fd is not None:
             with contextlib.suppress(OSError):
@@ -221,8 +227,9 @@ class Store:
                 data)
 
     def lookup(self, key: str) -> tuple[str, bytes, int] | None:
-        """(request_hash, response, slot) stored under an idempotency key, or None."""
-        row = self._con.execute(
+        """(request_hash, response, slot) stored under an idempotency key, or None (sees
+        committed slots only; safe while another thread commits)."""
+        row = self._read.execute(
             "SELECT request_hash, response, slot FROM slots WHERE idempotency_key = ?",
             (key,)).fetchone()
         return None if row is None else (row[0], bytes(row[1]), int(row[2]))
