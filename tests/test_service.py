@@ -577,3 +577,14 @@ def test_command_line_needs_a_token(tmp_path, monkeypatch, capsys):
                  "--address", "nowhere"])
     assert code == 2
     assert "DATACENTER=HOST:PORT" in capsys.readouterr().err
+
+
+def test_serve_registers_on_the_cli(capsys):
+    import eqglb.service.command  # noqa: F401  (registers "serve")
+    from eqglb.cli import main
+
+    assert main(["serve", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--scenario", "--db", "--token", "--read-token-required", "--policy",
+                   "--weight-total", "--synchronous"):
+        assert option in out
