@@ -88,7 +88,7 @@ DEFAULT_MODEL_RULE = "weighted"
 
 #: Modules that register more subcommands on :data:`app` when imported (see the module
 #: docstring); imported by :func:`main`.
-SUBCOMMAND_MODULES: list[str] = ["eqglb._commands"]
+SUBCOMMAND_MODULES: list[str] = ["eqglb._commands", "eqglb.service.command"]
 
 #: Files written by ``eqglb run --out DIR``.
 OUT_FILES = ("metrics.json", "regions.csv", "dispatch.parquet", "report.md")
