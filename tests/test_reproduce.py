@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from eqglb.reproduce import (
     PUBLISHED,
     STUDY_POLICIES,
+    ReproductionError,
     register_cli,
     reproduce_app,
     reproduce_egl2022,
@@ -399,3 +400,15 @@ def test_cli_sub_app_registers_and_reports_a_bad_folder(tmp_path):
                                         "--out", str(tmp_path / "out"), "--quiet"])
     assert res.exit_code != 0
     assert "not found" in str(res.exception)
+
+
+def test_bad_arguments_are_reported_before_any_solve(shared_dir, tmp_path):
+    data = shared_dir / "data" / "egl-2022"
+    with pytest.raises(ReproductionError, match="connectivity"):
+        reproduce_egl2022(data, tmp_path / "a", connectivity=("sparse",), progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ReproductionError, match="not a folder"):
+        reproduce_egl2022(data, blocker, progress=False)
+    with pytest.raises(ReproductionError, match="not found"):
+        reproduce_egl2022(tmp_path / "missing", tmp_path / "b", progress=False)

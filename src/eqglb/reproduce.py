@@ -92,10 +92,10 @@ CONNECTIVITIES = ("full", "partial")
 #: Norm orders of the social sweep.
 SOCIAL_QS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, math.inf)
 #: Weight of the quality-loss norm in the social sweep [USD per unit of average quality
-#: loss per request]. At the sweep's demand (about 3.7e8 requests per region over the
-#: 457 hours) it values one request's loss at about 1e6 / 3.7e8 = 2.7e-3 USD per unit,
-#: i.e. about 4.6e-4 USD for Qwen3-8B (loss 0.17) instead of Qwen3-235B-A22B: the order
-#: of the per-request price gap between those models on public APIs.
+#: loss per request]. At the sweep's demand (about 3.0e8 requests per region on average
+#: over the 457 hours) it values one request's loss at about 1e6 / 3.0e8 = 3.4e-3 USD per
+#: unit, i.e. about 5.8e-4 USD for Qwen3-8B (loss 0.17) instead of Qwen3-235B-A22B: the
+#: order of the per-request price gap between those models on public APIs.
 MU_SOCIAL = 1.0e6
 #: Power provisioned per GPU [kW]: NVIDIA H100 SXM maximum thermal design power (700 W).
 KW_PER_GPU = 0.7
@@ -248,8 +248,8 @@ def study_metrics(ev: Evaluation) -> dict[str, Any]:
         ``energy_cost`` [USD], ``objective`` [USD] (eGLB-Off's objective evaluated on this
         dispatch), ``water`` {site: m3}, ``carbon`` {site: t CO2}, ``water_max``,
         ``water_mean`` [m3], ``water_max_over_mean`` [-], ``carbon_max``, ``carbon_mean``
-        [t], ``carbon_max_over_mean`` [-], ``status`` (solver status) and
-        ``feasible`` (constraints hold to 1e-6).
+        [t], ``carbon_max_over_mean`` [-], ``status`` and ``solver`` (solver status and
+        name) and ``feasible`` (constraints hold to 1e-6).
     """
     water = {k: v / 1000.0 for k, v in ev.water.items()}     # L -> m3
     carbon = {k: v / 1000.0 for k, v in ev.carbon.items()}   # kg -> t
@@ -267,6 +267,7 @@ def study_metrics(ev: Evaluation) -> dict[str, Any]:
         "carbon_mean": float(c.mean()),
         "carbon_max_over_mean": float(c.max() / c.mean()),
         "status": ev.info.status if ev.info is not None else None,
+        "solver": ev.info.solver if ev.info is not None else None,
         "feasible": bool(ev.feasibility.ok()),
     }
 
@@ -575,9 +576,9 @@ def comparison_rows(metrics: dict[str, dict[str, Any]],
         return []
     nb, paper = PUBLISHED["notebook"], PUBLISHED["paper"]
     rows: list[dict[str, Any]] = []
-    why_nb = ("same data and problem; difference at solver tolerance (ECOS interior point "
-              "in the notebook, HiGHS simplex here)")
     for pol in ("eGLB-Off", "Energy", "Carbon", "Water"):
+        why_nb = ("same data and problem; difference at solver tolerance (ECOS interior "
+                  f"point in the notebook, {full[pol].get('solver') or 'HIGHS'} here)")
         for key, val in nb.get(pol, {}).items():
             ours = full[pol][key]
             rows.append({"source": "notebook", "policy": pol, "metric": key,
@@ -709,8 +710,12 @@ def _study_findings(metrics: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
-def _social_findings(sm: dict[str, Any]) -> list[str]:
-    """Sentences stating what the sweep shows, computed from the numbers."""
+def _social_findings(sm: dict[str, Any], split: dict[str, float] | None = None
+                     ) -> list[str]:
+    """Sentences stating what the sweep shows, computed from the numbers.
+
+    ``split``: share of requests per region [-] (to name the populous regions).
+    """
     out: list[str] = []
     e = sm.get("Energy")
     eq = {k: v for k, v in sm.items() if k.startswith("q=")}
@@ -725,6 +730,16 @@ def _social_findings(sm: dict[str, Any]) -> list[str]:
         "carries "
         f"{e['carbon_max_over_mean']:.2f} times the mean carbon and "
         f"{e['water_max_over_mean']:.2f} times the mean water.")
+    if split:
+        top = sorted(e["quality_loss"], key=e["quality_loss"].get, reverse=True)[:2]
+        out.append(
+            "The regions with the highest loss under Energy are "
+            + " and ".join(f"{r} ({100 * split.get(r, math.nan):.0f} % of requests)"
+                           for r in top)
+            + ". Quality enters as an average per region (S_j), so with q = 1 one request "
+            "of region j is worth mu_social x s_k / N_j (N_j: its requests over the "
+            "horizon): regions count equally, users do not, and the baselines' linear "
+            "quality value gives the largest model to small regions first.")
     e_lin = [k for k in eq if k != "q=1"]
     if q1 is not None and e_lin and all(
             eq[k]["energy_cost"] < q1["energy_cost"] for k in e_lin):
@@ -843,7 +858,7 @@ def _write_report(path: Path, result: dict[str, Any], figures: dict[str, list[st
             "Findings (computed from the table):",
             "",
         ]
-        lines += [f"- {s}" for s in _social_findings(social)] + [""]
+        lines += [f"- {s}" for s in _social_findings(social, a.get("split"))] + [""]
         if figures.get("social"):
             lines += [f"![{Path(f).stem}]({f})" for f in figures["social"]] + [""]
     lines += ["## Timings", ""]
@@ -880,20 +895,22 @@ def _plot_study(run: StudyRun, metrics: dict[str, Any], figdir: Path) -> list[Pa
 
     fig, axes = plt.subplots(len(names), 1, figsize=(11, 1.6 * len(names) + 1.0),
                              sharex=True)
+    axs = list(np.atleast_1d(axes))
     t = run.scenario.time
     extent = (0, len(t), len(sites) - 0.5, -0.5)
-    im = None
-    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+    for ax, name in zip(axs, names, strict=True):
         load = np.asarray(run.dispatches[name].y).sum(axis=(2, 3))   # MWh per hour = MW
-        im = ax.imshow(load.T, aspect="auto", interpolation="nearest", vmin=0, vmax=1,
-                       cmap="viridis", extent=extent)
+        ax.imshow(load.T, aspect="auto", interpolation="nearest", vmin=0, vmax=1,
+                  cmap="viridis", extent=extent)
         ax.set_yticks(range(len(sites)), sites, fontsize=7)
         ax.set_ylabel(name, fontsize=9)
     days = np.arange(0, len(t), 48)
-    axes[-1].set_xticks(days, [f"{t[i]:%m-%d}" for i in days], fontsize=8)
-    axes[-1].set_xlabel("hour (UTC)")
-    axes[0].set_title(f"egl-2022, {conn} connectivity: hourly load per site [MW]")
-    fig.colorbar(im, ax=list(np.atleast_1d(axes)), shrink=0.6, label="load [MW]")
+    axs[-1].set_xticks(days, [f"{t[i]:%m-%d}" for i in days], fontsize=8)
+    axs[-1].set_xlabel("hour (UTC)")
+    axs[0].set_title(f"egl-2022, {conn} connectivity: hourly load per site [MW]")
+    scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0.0, 1.0),
+                                         cmap="viridis")
+    fig.colorbar(scale, ax=axs, shrink=0.6, label="load [MW]")
     p2 = figdir / f"study_{conn}_hourly_load.png"
     fig.savefig(p2, dpi=110)
     plt.close(fig)
@@ -1008,8 +1025,8 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
         Also solve eGLB-Off at :data:`SENSITIVITY_WEIGHTS` (full connectivity) and quote
         it in the comparison (about 5 s more).
     social_connectivity : {"partial", "full"}
-        Routing of the social extension (default the study's partial mask: with full
-        connectivity every request fits on the best model and quality is trivially equal).
+        Routing of the social extension (default the study's partial mask, under which
+        Japan and Singapore users reach only three sites).
 
     Returns
     -------
