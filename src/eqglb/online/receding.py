@@ -37,7 +37,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from eqglb.costs import Objective, coefficients
+from eqglb.costs import Objective, RegionalCosts, coefficients, objective_value
 from eqglb.online.forecast import SeasonalNaive, make_forecaster, with_error
 from eqglb.online.state import (
     STATE_FORMAT,
@@ -226,6 +226,24 @@ class RecedingHorizon:
             demand=fc["demand"], regions=view.regions, models=view.models)
         return coefficients(ns, social_average=False)  # type: ignore[arg-type]
 
+    def _magnitude(self, fdem: np.ndarray, ec: np.ndarray, cc: np.ndarray, wc: np.ndarray,
+                   qc: np.ndarray, alpha: float, past_social: np.ndarray, N: int, J: int
+                   ) -> float:
+        """Objective [USD] of the even spread of each region's demand over its routes."""
+        routes = self._built["routes"] if self._built else None
+        assert routes is not None
+        ri, rj = routes.i, routes.j
+        n_routes = np.bincount(rj, minlength=J).astype(float)
+        y = fdem[:, rj] / n_routes[rj]                               # (h, route)
+        energy = float(np.sum(np.abs(ec) * y))
+        rc = RegionalCosts(
+            energy,
+            alpha * self.cumulative["carbon"] + np.bincount(ri, (cc * y).sum(0), minlength=N),
+            alpha * self.cumulative["water"] + np.bincount(ri, (wc * y).sum(0), minlength=N),
+            alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J))
+        ref = objective_value(self.objective, rc)
+        return ref if math.isfinite(ref) and ref > 0 else 1.0
+
     def decide(self, view: Any) -> np.ndarray:
         """Routing of slot ``view.t`` (datacenter, region, model) [requests/slot]."""
         t = view.t
@@ -267,12 +285,13 @@ class RecedingHorizon:
         else:
             qc = s[rk]
             past_social = self.cumulative["quality"]
-        # magnitudes for conditioning: requests in units of `scale`, USD in units of `ref`
+        # conditioning: requests in units of `scale`, USD in units of `ref`, the objective
+        # of the dispatch that spreads each region's demand evenly over its routes
         sc = routes.scale
         per_req = (np.abs(ec) + obj.mu_carbon * cc + obj.mu_water * wc
                    + obj.mu_social * qc[None, :])
         big = float(per_req.max()) if per_req.size else 0.0
-        ref = max(big * float(fdem.sum()), 1e-300) if big > 0 else 1.0
+        ref = self._magnitude(fdem, ec, cc, wc, qc, alpha, past_social, N, J)
         pad = H - h
         padrows = lambda a: np.vstack([a, np.zeros((pad,) + a.shape[1:])]) if pad else a  # noqa: E731
         cap = np.asarray(fc["capacity"], dtype=float).reshape(h, -1)
