@@ -49,7 +49,6 @@ from eqglb.io.egl2022 import (
     load_egl2022,
     read_egl2022_signals,
 )
-from eqglb.policies import EquitableOffline, LinearBaseline
 from eqglb.scenario import Dispatch, Scenario, ScenarioError
 from eqglb.simulate import Evaluation, evaluate
 
@@ -172,6 +171,8 @@ def study_policies(objective: Objective | None = None) -> dict[str, Any]:
     :func:`study_objective`), solved by the structured solver when installed (about
     1 s, certified gap <= 1e-6) or as one HiGHS LP (about 4 s), see ``_equitable_policy``.
     """
+    from eqglb.policies import LinearBaseline
+
     obj = objective or study_objective()
     out: dict[str, Any] = {
         name: LinearBaseline(kind=name.lower(), model_rule="free", objective=obj, name=name)
@@ -407,6 +408,8 @@ def _equitable_policy(obj: Objective, name: str) -> Any:
     q = inf (eGLB-Off: 1 s instead of 4 s). Without it,
     :class:`~eqglb.policies.EquitableOffline` (HiGHS for q = inf, Clarabel otherwise).
     """
+    from eqglb.policies import EquitableOffline
+
     plain_lp = obj.is_linear and not any(
         math.isinf(q) for q in (obj.q_social, obj.q_carbon, obj.q_water))
     if not plain_lp:
@@ -449,6 +452,7 @@ def run_social_sweep(sc: Scenario, qs: Iterable[float | str] = SOCIAL_QS, *,
     named ``"q=1"``, ``"q=2"``, ..., ``"q=inf"``.
     """
     from eqglb.metrics import parse_q
+    from eqglb.policies import LinearBaseline
 
     t0 = _time.perf_counter()
     qv = tuple(parse_q(q) for q in qs)
@@ -1074,6 +1078,8 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
     files.append(p)
     sens_metrics = None
     if sensitivity and "full" in runs:
+        from eqglb.policies import EquitableOffline
+
         t = _time.perf_counter()
         mu_w, mu_c = SENSITIVITY_WEIGHTS
         obj = Objective(mu_carbon=mu_c, mu_water=mu_w, q_social=1.0, q_carbon=math.inf,
