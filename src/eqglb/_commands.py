@@ -29,3 +29,17 @@ def _register() -> None:
 
 
 _register()
+
+
+def _register_groups() -> None:
+    """Command groups (``eqglb reproduce egl2022``) register themselves on the app."""
+    if any(getattr(g, "name", None) == "reproduce" for g in app.registered_groups):
+        return
+    try:
+        from eqglb.reproduce import register_cli
+    except ImportError:  # pragma: no cover - optional part missing
+        return
+    register_cli(app)
+
+
+_register_groups()
