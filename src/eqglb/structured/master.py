@@ -201,13 +201,16 @@ def _finish(pool: ColumnPool, cp: Coupling, lam: np.ndarray, gamma: np.ndarray,
 
 def solve_master(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-9, max_iter: int = 120,
                  method: str = "auto") -> MasterSolution:
-    """Solve the restricted master: the structured interior-point method of
-    :mod:`eqglb.structured.ipm` when every q >= 2 (``method="auto"`` or ``"ipm"``),
-    Clarabel otherwise (or with ``method="clarabel"``)."""
+    """Solve the restricted master.
+
+    ``method``: ``"auto"`` or ``"ipm"``: the structured interior-point method of
+    :mod:`eqglb.structured.ipm` (every q >= 2; its central duals make column generation
+    converge fast), else Clarabel; ``"clarabel"``; ``"highs"`` (simplex, exact vertex
+    solution; only when every block has q = inf).
+    """
     from eqglb.structured.ipm import ipm_master, supports
 
-    linear = all(math.isinf(b.q) for b in cp.blocks)
-    if method == "highs" or (method == "auto" and linear):
+    if method == "highs":
         return solve_master_highs(pool, cp)
     if method == "clarabel" or (method == "auto" and not supports(cp)):
         return solve_master_clarabel(pool, cp, tol=tol, max_iter=max_iter)

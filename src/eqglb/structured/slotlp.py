@@ -38,6 +38,10 @@ FEAS_TOL = 1e-10
 PIV_TOL = 1e-9
 #: Consecutive degenerate pivots after which a slot switches to Bland's rule.
 BLAND_AFTER = 30
+#: Steps between recomputations of the duals from scratch (incremental in between).
+REFRESH = 25
+#: Working arrays are compacted when fewer than this fraction of their slots still pivot.
+COMPACT = 0.6
 
 
 @dataclass(frozen=True)
@@ -172,26 +176,32 @@ class SlotLPs:
     def _run(self, idx: np.ndarray, cost: np.ndarray, phase2: bool, max_steps: int
              ) -> np.ndarray:
         """Primal simplex on slots ``idx`` (global) with scaled structural costs ``cost``
-        (S, P); returns a bool array (S,) of slots that reached optimality."""
+        (S, P); returns a bool array (S,) of slots that reached optimality.
+
+        The slots pivot in lock step on working copies; a slot that is optimal stops
+        pivoting (its row of every update is a no-op) and the working arrays are
+        compacted once fewer than COMPACT of them are still live. Duals are updated
+        incrementally, ``y += d_q (B^-1)_r / alpha_r``, and recomputed every REFRESH steps.
+        """
         S = idx.size
         done = np.zeros(S, dtype=bool)
         if S == 0:
             return done
-        # working copies of the active slots (compacted as slots finish)
-        work = np.arange(S)
+        P, n_eq = self.P, self.n_eq
+        work = np.arange(S)                      # position in idx of each working slot
         Bi = self.Binv[idx]
         xb = self.xB[idx]
         bas = self.basis[idx]
         c = cost
+        live = np.ones(S, dtype=bool)
         degen = np.zeros(S, dtype=np.int64)
-        P, n_eq = self.P, self.n_eq
 
-        def costs_of(basis: np.ndarray, cst: np.ndarray) -> np.ndarray:
-            struct = basis < P
-            cb = np.where(struct, np.take_along_axis(cst, np.where(struct, basis, 0), 1), 0.0)
+        def duals() -> np.ndarray:
+            struct = bas < P
+            cb = np.where(struct, np.take_along_axis(c, np.where(struct, bas, 0), 1), 0.0)
             if not phase2:
-                cb = np.where((basis >= P) & (basis < P + n_eq), 1.0, cb)
-            return cb
+                cb = np.where((bas >= P) & (bas < P + n_eq), 1.0, cb)
+            return np.einsum("sm,smk->sk", cb, Bi)
 
         def write_back(sel: np.ndarray) -> None:
             g = idx[work[sel]]
@@ -199,32 +209,37 @@ class SlotLPs:
             self.xB[g] = xb[sel]
             self.basis[g] = bas[sel]
 
-        for _ in range(max_steps):
-            if work.size == 0:
+        y = duals()
+        step = 0
+        for step in range(1, max_steps + 1):
+            if not live.any():
                 break
             self.steps += 1
-            cb = costs_of(bas, c)
-            y = np.einsum("sm,smk->sk", cb, Bi)
+            if step % REFRESH == 0:
+                y = duals()
             d = self._reduced(y, c, phase2)
-            bland = degen >= BLAND_AFTER
             q = np.argmin(d, axis=1)
-            dmin = d[np.arange(work.size), q]
-            if bland.any():
-                neg = d < -OPT_TOL
-                qb = np.argmax(neg, axis=1)
-                q = np.where(bland, qb, q)
-            opt = dmin >= -OPT_TOL
-            if opt.any():
-                done[work[opt]] = True
-                write_back(opt)
-                keep = ~opt
-                work, Bi, xb, bas, c, degen, q = (work[keep], Bi[keep], xb[keep], bas[keep],
-                                                  c[keep], degen[keep], q[keep])
-                bland = bland[keep]
-                if work.size == 0:
-                    break
             Sw = work.size
             s = np.arange(Sw)
+            dq = d[s, q]
+            bland = live & (degen >= BLAND_AFTER)
+            if bland.any():
+                qb = np.argmax(d < -OPT_TOL, axis=1)
+                q = np.where(bland, qb, q)
+                dq = d[s, q]
+            opt = live & (dq >= -OPT_TOL)
+            if opt.any():
+                done[work[opt]] = True
+                live &= ~opt
+                if live.sum() < COMPACT * Sw:
+                    dead = ~live
+                    write_back(dead)
+                    work, Bi, xb, bas, c, y, degen, live, q, dq, bland = (
+                        a[live] for a in (work, Bi, xb, bas, c, y, degen, live, q, dq, bland))
+                    Sw = work.size
+                    s = np.arange(Sw)
+                    if Sw == 0:
+                        break
             alpha = self._column(Bi, q)
             art = (bas >= P) & (bas < P + n_eq)
             if phase2:
@@ -234,51 +249,47 @@ class SlotLPs:
                 fixed = np.zeros_like(art)
             pos = (alpha > PIV_TOL) & ~fixed
             with np.errstate(divide="ignore", invalid="ignore"):
-                r1 = np.where(pos, (xb + FEAS_TOL) / alpha, np.inf)
-                tmax = r1.min(axis=1)
+                tmax = np.where(pos, (xb + FEAS_TOL) / alpha, np.inf).min(axis=1)
                 ratio = np.where(pos, xb / alpha, np.inf)
             cand = pos & (ratio <= tmax[:, None])
+            score = np.where(cand, alpha, -np.inf)      # Harris: largest pivot among ties
+            r = np.argmax(score, axis=1)
             if bland.any():
                 # Bland: smallest basis index among the minimum ratios
                 rmin = np.where(cand, ratio, np.inf).min(axis=1)
                 tie = pos & (ratio <= rmin[:, None] + FEAS_TOL)
-                key_b = np.where(tie, bas, np.iinfo(np.int64).max)
-                r_bland = np.argmin(key_b, axis=1)
-            else:
-                r_bland = None
-            score = np.where(cand, alpha, -np.inf)
-            r = np.argmax(score, axis=1)
-            if r_bland is not None:
-                r = np.where(bland, r_bland, r)
+                r = np.where(bland, np.argmin(np.where(tie, bas, np.iinfo(np.int64).max),
+                                              axis=1), r)
             has_fixed = fixed.any(axis=1)
             if has_fixed.any():
                 r = np.where(has_fixed, np.argmax(np.where(fixed, np.abs(alpha), -1.0), axis=1),
                              r)
-            unbounded = ~np.isfinite(score[s, r]) & ~has_fixed
+            unbounded = live & ~np.isfinite(score[s, r]) & ~has_fixed
             if unbounded.any():
-                # cannot happen for a bounded slot LP; leave the slot for the fallback
-                keep = ~unbounded
-                write_back(unbounded)
-                work, Bi, xb, bas, c, degen, q, alpha, r = (
-                    work[keep], Bi[keep], xb[keep], bas[keep], c[keep], degen[keep], q[keep],
-                    alpha[keep], r[keep])
-                has_fixed = has_fixed[keep]
-                Sw = work.size
-                s = np.arange(Sw)
-                if Sw == 0:
-                    break
+                live &= ~unbounded  # cannot happen for a bounded slot LP: left to the fallback
+            # slots that do not pivot this step: make every update a no-op
+            still = ~live
+            if still.any():
+                alpha[still] = 0.0
+                r = np.where(still, 0, r)
+                q = np.where(still, bas[:, 0], q)
+                dq = np.where(still, 0.0, dq)
             ar = alpha[s, r]
-            theta = np.where(has_fixed, 0.0, np.maximum(xb[s, r] / ar, 0.0))
+            ar = np.where(still, 1.0, ar)
+            theta = np.where(has_fixed & live, 0.0, np.maximum(xb[s, r] / ar, 0.0))
+            theta = np.where(still, xb[s, r], theta)
             degen = np.where(theta * np.abs(ar) <= FEAS_TOL, degen + 1, 0)
             xb -= theta[:, None] * alpha
             xb[s, r] = theta
             np.clip(xb, 0.0, None, out=xb)
             piv = Bi[s, r, :] / ar[:, None]
+            y += dq[:, None] * piv
             Bi -= alpha[:, :, None] * piv[:, None, :]
             Bi[s, r, :] = piv
             bas[s, r] = q
-            self.pivots += Sw
-            self.pivots_since_inv[idx[work]] += 1
+            n_piv = int(live.sum())
+            self.pivots += n_piv
+            self.pivots_since_inv[idx[work[live]]] += 1
         if work.size:
             write_back(np.ones(work.size, dtype=bool))
         return done

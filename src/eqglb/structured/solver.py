@@ -92,8 +92,12 @@ class StructuredOffline:
         Wall-clock limit [s]; the best dispatch found so far is returned with its
         certified gap (status ``"optimal_inaccurate"`` if above ``tol``).
     smoothing : float
-        Wentges smoothing weight in [0, 1): prices are
+        Initial Wentges smoothing weight in [0, 1): prices are
         ``smoothing * best_bound_prices + (1 - smoothing) * master_prices`` [-].
+    adaptive : bool
+        Adjust the smoothing weight after every iteration from the direction of a
+        subgradient at the smoothed prices (Pessoa, Sadykov, Uchoa and Vanderbeck,
+        INFORMS J. Computing 2018).
     progress : callable or None
         Called after every iteration with a dict (iteration, upper [USD], lower [USD],
         gap [-], columns, elapsed [s]).
@@ -106,6 +110,7 @@ class StructuredOffline:
     max_iter: int = 500
     time_limit: float | None = None
     smoothing: float = 0.5
+    adaptive: bool = True
     progress: Callable[[dict[str, Any]], None] | None = None
     max_age: int | None = 3
     master: str = "auto"
@@ -168,8 +173,10 @@ class StructuredOffline:
         pool.add(cp, sol, np.arange(T), 0)
         best: MasterSolution | None = None
         best_comb: Combination | None = None
-        exact_next = False
+        exact_next = force_tight = False
         upper = math.inf
+        gap_prev = 1.0
+        alpha = self.smoothing
         it = 0
         status = "optimal"
         for it in range(1, int(self.max_iter) + 1):
@@ -177,13 +184,16 @@ class StructuredOffline:
             method = self.master
             if exact_next and method == "auto":
                 method = "highs" if all(math.isinf(b.q) for b in cp.blocks) else "clarabel"
-            ms = solve_master(pool, cp, method=method)
+            # the master needs to be only a little more accurate than the current gap
+            mtol = 1e-9 if force_tight else min(1e-4, max(1e-9, 1e-2 * gap_prev))
+            ms = solve_master(pool, cp, method=method, tol=mtol)
             stats["master_time"] += _time.perf_counter() - t0
             stats["master_iterations"] += ms.iterations
             if ms.value < upper:
                 upper, best = ms.value, ms
                 best_comb = pool.combination(ms.lam)
             gap = (upper - lower) / max(1.0, abs(upper))
+            gap_prev = gap
             self._report(it, upper, lower, gap, len(pool), t_start)
             if gap <= self.tol:
                 break
@@ -192,13 +202,15 @@ class StructuredOffline:
                 break
             g_out = cp.project(cp.split(ms.gamma))
             added = 0
-            for alpha in ((self.smoothing, 0.0) if self.smoothing > 0 else (0.0,)):
-                g_sep = cp.project([alpha * c + (1 - alpha) * g
+            for a_sep in ((alpha, 0.0) if alpha > 0 else (0.0,)):
+                g_sep = cp.project([a_sep * c + (1 - a_sep) * g
                                     for c, g in zip(center, g_out, strict=True)])
                 sol = price(g_sep)
                 lb = float(sol.bound.sum())
                 if lb > lower:
-                    lower, center = lb, g_sep
+                    lower, center_new = lb, g_sep
+                else:
+                    center_new = center
                 # reduced costs of the new vertices at the master's prices
                 f, a = pool.summarise(cp, sol, slots)
                 rc = f + a @ ms.gamma - ms.pi
@@ -206,6 +218,14 @@ class StructuredOffline:
                 pick = np.flatnonzero(rc < -thresh)
                 pool.add(cp, sol, pick, it)
                 added += pick.size
+                if self.adaptive and a_sep > 0:
+                    # Pessoa et al. (2018): a subgradient at the separation point pointing
+                    # towards the master's prices means smoothing too much, and vice versa
+                    g = np.asarray(a.sum(axis=0)).ravel() - ms.u
+                    d = np.concatenate(g_out) - np.concatenate(center)
+                    alpha = (max(0.0, alpha - 0.1) if float(g @ d) > 0
+                             else min(0.99, alpha + 0.1 * (1.0 - alpha)))
+                center = center_new
                 if pick.size:
                     break
             if added == 0:
@@ -213,11 +233,14 @@ class StructuredOffline:
                 # to its own accuracy. Solve it once more with the exact (simplex) or
                 # high-accuracy conic solver; if that does not help either, stop: the
                 # certified gap is what the bounds say.
-                if exact_next or self.master != "auto":
+                if mtol > 1e-9:
+                    force_tight = True         # first: the same master, solved tightly
+                elif exact_next or self.master != "auto":
                     break
-                exact_next = True
+                else:
+                    exact_next = True
             else:
-                exact_next = False
+                exact_next = force_tight = False
             # forget columns unused for a while (keeps the master small)
             if self.max_age is not None:
                 pool.last_used[: ms.lam.size][ms.lam > 1e-7] = it
