@@ -136,8 +136,12 @@ def check_fingerprint(saved: dict[str, Any] | None, view: Any) -> None:
                 "saved from")
 
 
-def restore_policy(state: dict[str, Any]) -> Any:
-    """A new policy built from ``state['config']`` with the state loaded into it."""
+def restore_policy(state: dict[str, Any], **overrides: Any) -> Any:
+    """A new policy built from ``state['config']`` with the state loaded into it.
+
+    ``overrides`` replace configuration entries, e.g. ``forecaster=my_forecaster`` for a
+    receding-horizon policy whose forecaster is a user object (stored by name only).
+    """
     from eqglb.online.dmd import OnlineDMD
     from eqglb.online.receding import RecedingHorizon
 
@@ -145,6 +149,6 @@ def restore_policy(state: dict[str, Any]) -> Any:
     kind = state.get("policy")
     if kind not in kinds:
         raise ScenarioError(f"policy state: field 'policy' is {kind!r}; known: {list(kinds)}")
-    policy = kinds[kind].from_config(state["config"])
+    policy = kinds[kind].from_config({**state["config"], **overrides})
     policy.load_state(state)
     return policy
