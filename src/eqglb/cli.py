@@ -379,10 +379,20 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
         for name in names:
             bar.update(task, description=f"solving [bold]{escape(name)}[/]")
             policy = make_policy(name, objective, **_policy_options(name, opts))
+            slots = None
+            if not hasattr(policy, "plan"):  # online: a second bar over time slots
+                slots = bar.add_task(f"  {escape(name)}: slots", total=sc.n_time)
+
+            def on_slot(done: int, total: int, _task: Any = slots) -> None:
+                bar.update(_task, completed=done, total=total)
+
             try:
-                dispatch, ev = run_policy(sc, policy, objective)
+                dispatch, ev = run_policy(sc, policy, objective,
+                                          progress=on_slot if slots is not None else None)
             except SolveError as exc:
                 raise CLIError(f"policy {name!r}: {exc}") from exc
+            if slots is not None:
+                bar.remove_task(slots)
             dispatches[name], evals[name] = dispatch, ev
             status = ev.info.status if ev.info is not None else "done"
             style = "red" if ev.flagged else "green"

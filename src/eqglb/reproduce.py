@@ -59,6 +59,7 @@ __all__ = [
     "SOCIAL_QS",
     "STUDY_MU_CARBON",
     "STUDY_MU_WATER",
+    "ONLINE_POLICY",
     "STUDY_POLICIES",
     "ReproductionError",
     "SocialRun",
@@ -86,6 +87,8 @@ STUDY_MU_CARBON = 1.5
 STUDY_MU_WATER = 0.06
 #: Policies of the study, in report order.
 STUDY_POLICIES = ("Nearest", "Energy", "Carbon", "Water", "eGLB-Off")
+#: Report name of the online policy added to the study's rows (causal, no look-ahead).
+ONLINE_POLICY = "eGLB-On (DMD)"
 #: Connectivity levels of the study.
 CONNECTIVITIES = ("full", "partial")
 #: Norm orders of the social sweep.
@@ -162,14 +165,17 @@ def study_objective() -> Objective:
                      q_social=1.0, q_carbon=math.inf, q_water=math.inf)
 
 
-def study_policies(objective: Objective | None = None) -> dict[str, Any]:
-    """The study's five offline policies, by report name.
+def study_policies(objective: Objective | None = None, *, online: bool = True
+                   ) -> dict[str, Any]:
+    """The study's five offline policies, by report name, and the online policy.
 
     Nearest: each gateway to its co-located site (spill-over only if full); Energy /
     Carbon / Water: minimum energy cost [USD] / total carbon [kg] / total water [L]
     (HiGHS LPs); eGLB-Off: the equitable program with ``objective`` (default
     :func:`study_objective`), solved by the structured solver when installed (about
     1 s, certified gap <= 1e-6) or as one HiGHS LP (about 4 s), see ``_equitable_policy``.
+    With ``online``, ``eGLB-On (DMD)`` is added: eqglb's online dual mirror descent
+    (:class:`eqglb.online.OnlineDMD`, no look-ahead) with the same objective.
     """
     from eqglb.policies import LinearBaseline
 
@@ -178,6 +184,11 @@ def study_policies(objective: Objective | None = None) -> dict[str, Any]:
         name: LinearBaseline(kind=name.lower(), model_rule="free", objective=obj, name=name)
         for name in ("Nearest", "Energy", "Carbon", "Water")}
     out["eGLB-Off"] = _equitable_policy(obj, "eGLB-Off")
+    if online:
+        from eqglb.online import OnlineDMD
+
+        # causal: sees hour t and the past only (dual mirror descent, eqglb.online)
+        out[ONLINE_POLICY] = OnlineDMD(objective=obj, name=ONLINE_POLICY)
     return out
 
 
@@ -201,6 +212,10 @@ def _plan(policy: Any, sc: Scenario, label: str) -> Dispatch:
     from eqglb.policies import SolveError
 
     try:
+        if not hasattr(policy, "plan"):  # online: driven slot by slot, causally
+            from eqglb.online import simulate_online
+
+            return simulate_online(sc, policy)
         return policy.plan(sc)
     except SolveError as exc:
         raise ReproductionError(f"{label}: {exc}") from exc

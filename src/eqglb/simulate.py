@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,16 +188,20 @@ def compare(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     return {name: overheads(ev, d[baseline]) for name, ev in d.items()}
 
 
-def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None
+def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None, *,
+               progress: Callable[[int, int], None] | None = None
                ) -> tuple[Dispatch, Evaluation]:
-    """Plan (offline) or simulate (online) ``policy`` on ``sc`` and evaluate the dispatch."""
+    """Plan (offline) or simulate (online) ``policy`` on ``sc`` and evaluate the dispatch.
+
+    ``progress(done, total)`` is called after each slot of an online policy.
+    """
     t0 = _time.perf_counter()
     if hasattr(policy, "plan"):
         dispatch = policy.plan(sc)
     else:  # online policies: driven slot by slot by the causal simulator
-        from eqglb.online import simulate_online  # type: ignore[import-not-found]
+        from eqglb.online import simulate_online
 
-        dispatch = simulate_online(sc, policy)
+        dispatch = simulate_online(sc, policy, progress=progress)
     ev = evaluate(sc, dispatch, objective)
     ev.extra["wall_time_s"] = _time.perf_counter() - t0
     return dispatch, ev
