@@ -95,7 +95,7 @@ def test_matches_reference_mixed_orders_and_switches():
         _check(sc, obj)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), q=st.sampled_from(QS),
        T=st.integers(1, 4), N=st.integers(1, 3), J=st.integers(1, 3), K=st.integers(1, 3))
 def test_matches_reference_random(seed, q, T, N, J, K):
@@ -103,6 +103,16 @@ def test_matches_reference_random(seed, q, T, N, J, K):
                          per_model=bool(seed % 2))
     obj = Objective.uniform(q, mu_social=3.0, mu_carbon=0.7, mu_water=0.03)
     _check(sc, obj)
+
+
+@pytest.mark.parametrize("q", [2.0, math.inf])
+def test_long_horizon_with_sampled_warm_start(q):
+    """T >= 96 slots: the solve starts from prices of a sampled problem; same optimum."""
+    rng = np.random.default_rng(17)
+    sc = random_scenario(rng, T=120, N=3, J=3, K=2)
+    obj = Objective.uniform(q, mu_social=4.0, mu_carbon=0.6, mu_water=0.04)
+    d = _check(sc, obj)
+    assert d.info.extra["warm_start_slots"] < 120
 
 
 def test_registered_policy_and_bound_below_baselines():

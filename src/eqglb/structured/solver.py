@@ -36,7 +36,7 @@ import numpy as np
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import Routes
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
-from eqglb.structured.coupling import coupling_of, dual_exponent
+from eqglb.structured.coupling import Block, Coupling, coupling_of, dual_exponent
 from eqglb.structured.master import ColumnPool, Combination, MasterSolution, solve_master
 from eqglb.structured.slotlp import SlotLPs, SlotSolution
 
@@ -60,15 +60,30 @@ def _single_blas_thread() -> Iterator[None]:
         yield
 
 
+#: Horizons of at least this many slots start from prices of a sampled problem.
+WARM_MIN_SLOTS = 96
+#: Number of slots (about) of the sampled problem.
+WARM_SAMPLE = 48
+#: Relative gap to which the sampled problem is solved.
+WARM_TOL = 1e-3
+
+
+def _capacity_rows(sc: Scenario, routes: Routes) -> tuple[np.ndarray, np.ndarray]:
+    """Capacity pool of each route and the units one request takes in it."""
+    if sc.capacity_mode == "shared":
+        return routes.i, np.asarray(sc.capacity_per_request)[routes.k]
+    return routes.i * sc.shape[3] + routes.k, np.ones(routes.size)
+
+
+def _capacity(sc: Scenario) -> np.ndarray:
+    """Capacity right-hand sides (time, pool) [units/slot]."""
+    cap = np.asarray(sc.capacity)
+    return cap.reshape(cap.shape[0], -1)
+
+
 def slot_lps(sc: Scenario, routes: Routes) -> SlotLPs:
     """The batched slot LPs of ``sc`` over ``routes`` (demand and capacity rows)."""
-    r = np.asarray(sc.capacity_per_request)
-    cap = np.asarray(sc.capacity)
-    T, N, _, K = sc.shape
-    if sc.capacity_mode == "shared":
-        return SlotLPs(routes.j, routes.i, r[routes.k], np.asarray(sc.demand), cap)
-    return SlotLPs(routes.j, routes.i * K + routes.k, np.ones(routes.size),
-                   np.asarray(sc.demand), cap.reshape(T, N * K))
+    return SlotLPs(routes.j, *_capacity_rows(sc, routes), np.asarray(sc.demand), _capacity(sc))
 
 
 @dataclass
@@ -98,6 +113,11 @@ class StructuredOffline:
         Adjust the smoothing weight after every iteration from the direction of a
         subgradient at the smoothed prices (Pessoa, Sadykov, Uchoa and Vanderbeck,
         INFORMS J. Computing 2018).
+    max_age : int or None
+        Columns unused (zero weight) for this many iterations leave the master.
+    warm_start : bool
+        Start long horizons (>= 96 slots) from the prices of the same problem on a
+        sample of about 48 slots, each standing for T/48 slots.
     progress : callable or None
         Called after every iteration with a dict (iteration, upper [USD], lower [USD],
         gap [-], columns, elapsed [s]).
@@ -113,6 +133,7 @@ class StructuredOffline:
     adaptive: bool = True
     progress: Callable[[dict[str, Any]], None] | None = None
     max_age: int | None = 3
+    warm_start: bool = True
     master: str = "auto"
     name: str = "structured"
 
@@ -161,11 +182,66 @@ class StructuredOffline:
             return self._finish(sc, obj, coef, routes, x, lower, 0, "optimal", stats, lps,
                                 t_start, master=None, method="separable slot LPs")
 
+        gamma0 = None
+        warm_info: dict[str, Any] = {}
+        if self.warm_start and T >= WARM_MIN_SLOTS:
+            t0 = _time.perf_counter()
+            gamma0 = self._sampled_prices(sc, routes, cp, warm_info)
+            warm_info["warm_start_time"] = _time.perf_counter() - t0
+        res = self._column_generation(cp, lps, T, routes.size, stats, t_start,
+                                      gamma0=gamma0, tol=self.tol, max_iter=int(self.max_iter),
+                                      report=True)
+        stats.update(warm_info)
+        return self._finish(sc, obj, coef, routes, res["x"], res["lower"], res["iterations"],
+                            res["status"], stats, lps, t_start, master=res["master"],
+                            columns=res["columns"], method="dantzig-wolfe")
+
+    def _sampled_prices(self, sc: Scenario, routes: Routes, cp: Coupling,
+                        info: dict[str, Any]) -> list[np.ndarray]:
+        """Prices from the same problem on every k-th slot, each standing for k slots.
+
+        The sampled problem keeps the slot constraints and weights each sampled slot's
+        costs and regional contributions by T / (number sampled), so its regional totals
+        estimate the full horizon's; its prices are a good start for the full solve.
+        """
+        T = sc.n_time
+        k = max(1, T // WARM_SAMPLE)
+        sample = np.arange(0, T, k)
+        weight = T / sample.size
+        sub = Coupling(cp.linear[sample] * weight,
+                       tuple(Block(b.name, b.weight, b.q, b.index, b.size,
+                                   (b.coef * weight) if b.coef.shape[0] == 1
+                                   else b.coef[sample] * weight) for b in cp.blocks))
+        lps = SlotLPs(routes.j, *_capacity_rows(sc, routes),
+                      np.asarray(sc.demand)[sample], _capacity(sc)[sample])
+        sub_stats: dict[str, Any] = {"pricing_time": 0.0, "master_time": 0.0,
+                                     "master_iterations": 0}
+        res = self._column_generation(sub, lps, sample.size, routes.size, sub_stats,
+                                      _time.perf_counter(), gamma0=None, tol=WARM_TOL,
+                                      max_iter=50, report=False)
+        info["warm_start_iterations"] = res["iterations"]
+        info["warm_start_slots"] = int(sample.size)
+        return res["center"]
+
+    def _column_generation(self, cp: Coupling, lps: SlotLPs, T: int, n_route: int,
+                           stats: dict[str, Any], t_start: float, *,
+                           gamma0: list[np.ndarray] | None, tol: float, max_iter: int,
+                           report: bool) -> dict[str, Any]:
+        """The column-generation loop (module docstring) on coupling ``cp`` and slot LPs."""
+        slots = np.arange(T)
+
+        def price(gamma: list[np.ndarray]) -> SlotSolution:
+            t0 = _time.perf_counter()
+            sol = lps.solve(slots, cp.prices(slots, gamma))
+            stats["pricing_time"] += _time.perf_counter() - t0
+            return sol
+
         pool = ColumnPool(T, lps.m, cp.size)
-        # start: "fair" prices, the gradient of each norm at a uniform regional vector
-        gamma0 = [b.weight * np.full(b.size, b.size ** (-1.0 / dual_exponent(b.q))
-                                     if not math.isinf(dual_exponent(b.q)) else 1.0)
-                  for b in cp.blocks]
+        if gamma0 is None:
+            # "fair" prices: the gradient of each norm at a uniform regional vector
+            gamma0 = [b.weight * np.full(b.size, b.size ** (-1.0 / dual_exponent(b.q))
+                                         if not math.isinf(dual_exponent(b.q)) else 1.0)
+                      for b in cp.blocks]
         gamma0 = cp.project(gamma0)
         sol = price(gamma0)
         lower = float(sol.bound.sum())
@@ -179,7 +255,7 @@ class StructuredOffline:
         alpha = self.smoothing
         it = 0
         status = "optimal"
-        for it in range(1, int(self.max_iter) + 1):
+        for it in range(1, max_iter + 1):
             t0 = _time.perf_counter()
             method = self.master
             if exact_next and method == "auto":
@@ -194,8 +270,9 @@ class StructuredOffline:
                 best_comb = pool.combination(ms.lam)
             gap = (upper - lower) / max(1.0, abs(upper))
             gap_prev = gap
-            self._report(it, upper, lower, gap, len(pool), t_start)
-            if gap <= self.tol:
+            if report:
+                self._report(it, upper, lower, gap, len(pool), t_start)
+            if gap <= tol:
                 break
             if self.time_limit is not None and _time.perf_counter() - t_start > self.time_limit:
                 status = "optimal_inaccurate"
@@ -251,9 +328,9 @@ class StructuredOffline:
         else:
             status = "optimal_inaccurate"
         assert best is not None and best_comb is not None
-        x = best_comb.dispatch(T, routes.size)
-        return self._finish(sc, obj, coef, routes, x, lower, it, status, stats, lps, t_start,
-                            master=best, columns=len(pool), method="dantzig-wolfe")
+        return {"x": best_comb.dispatch(T, n_route), "lower": lower, "upper": upper,
+                "iterations": it, "status": status, "master": best, "columns": len(pool),
+                "center": center}
 
     def _report(self, it: int, upper: float, lower: float, gap: float, columns: int,
                 t_start: float) -> None:
@@ -275,7 +352,8 @@ class StructuredOffline:
                  "master_time": stats["master_time"],
                  "master_iterations": stats["master_iterations"],
                  "simplex_steps": lps.steps, "simplex_pivots": lps.pivots,
-                 "fallback_slots": lps.fallbacks, "method": method}
+                 "fallback_slots": lps.fallbacks, "method": method,
+                 **{k: v for k, v in stats.items() if k.startswith("warm_start")}}
         if master is not None:
             extra["master_status"] = master.status
         info = SolveInfo(status=status, solver="eqglb-structured",
