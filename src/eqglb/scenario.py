@@ -286,12 +286,14 @@ class Scenario:
                 f"region {self.regions[j]!r} has no allowed datacenter and model; "
                 "allow at least one (datacenter, model) for it in `allowed`")
 
-        for key, a in (("demand", demand), ("price", price), ("carbon_intensity", ci),
-                       ("wue", wue), ("ewif", ewif), ("pue", pue),
+        arrays: tuple[tuple[str, np.ndarray | None], ...] = (
+            ("demand", demand), ("price", price), ("carbon_intensity", ci),
+            ("wue", wue), ("ewif", ewif), ("pue", pue),
                        ("energy_per_request", eps), ("capacity_per_request", r),
                        ("capacity", cap), ("quality_loss", s), ("allowed", allowed),
-                       ("latency", lat)):
-            set_(key, None if a is None else _ro(a))
+                       ("latency", lat))
+        for key, value in arrays:
+            set_(key, None if value is None else _ro(value))
         if self.validate_feasibility:
             self._check_feasible()
 

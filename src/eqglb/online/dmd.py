@@ -580,6 +580,7 @@ class OnlineDMD:
         scale = self._scale[g.name]
         if scale <= 0:          # nothing of this cost can be incurred yet
             return
+        assert self.eta is not None  # set in __post_init__
         if self.step == "constant":
             eta = np.full(gam.shape, self.eta * g.mu / scale)
         elif self.step == "sqrt":

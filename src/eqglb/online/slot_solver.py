@@ -217,7 +217,8 @@ class SlotSolver:
         self._row_hi[J:] = cap / qscale
         h = self._h
         h.changeColsCost(self.n_routes, self._col_idx, cs)
-        h.changeRowsBounds(self._row_idx.size, self._row_idx, self._row_lo, self._row_hi)
+        h.changeRowsBounds(  # type: ignore[attr-defined]  # highspy binds it at runtime
+            self._row_idx.size, self._row_idx, self._row_lo, self._row_hi)
         h.clearSolver()  # cold start: decisions depend on the slot's data only
         run_status = h.run()
         status = h.getModelStatus()

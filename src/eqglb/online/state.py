@@ -145,7 +145,7 @@ def restore_policy(state: dict[str, Any], **overrides: Any) -> Any:
     from eqglb.online.dmd import OnlineDMD
     from eqglb.online.receding import RecedingHorizon
 
-    kinds = {"OnlineDMD": OnlineDMD, "RecedingHorizon": RecedingHorizon}
+    kinds: dict[str, Any] = {"OnlineDMD": OnlineDMD, "RecedingHorizon": RecedingHorizon}
     kind = state.get("policy")
     if kind not in kinds:
         raise ScenarioError(f"policy state: field 'policy' is {kind!r}; known: {list(kinds)}")

@@ -139,7 +139,7 @@ def _norm(v: cp.Expression, q: float) -> cp.Expression:
         return cp.sum(v)  # v >= 0 by construction
     if math.isinf(q):
         return cp.max(v)
-    return cp.pnorm(v, q)
+    return cp.pnorm(v, q)  # type: ignore[arg-type]  # cvxpy accepts any real p >= 1
 
 
 def regularizer(obj: Objective, ex: dict[str, cp.Expression]) -> cp.Expression:
