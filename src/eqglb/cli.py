@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except interrupted:
         err.print("[red]interrupted[/]")
         return 130
-    except (CLIError, ScenarioError, SolveError, ValueError, OSError) as exc:
+    except (CLIError, ScenarioError, SolveError, ValueError, OSError, ImportError) as exc:
         err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
         return 2
     return int(rv) if isinstance(rv, int) else 0

@@ -368,14 +368,14 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     Raises
     ------
     ImportError
-        If matplotlib is not installed (``pip install matplotlib``).
+        If matplotlib is not installed (``pip install 'eqglb[plot]'``).
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # optional plotting dependency
-        raise ImportError("plot_regional_bars needs matplotlib, eqglb's plotting dependency; "
-                          "install it with `pip install matplotlib`") from exc
+        raise ImportError("plot_regional_bars needs matplotlib, eqglb's plot extra; "
+                          "install it with `pip install 'eqglb[plot]'`") from exc
 
     d = _as_mapping(evals)
     out_dir = Path(path_dir)

@@ -1017,14 +1017,14 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
     Raises
     ------
     ImportError
-        If matplotlib is not installed (``pip install matplotlib``).
+        If matplotlib is not installed (``pip install 'eqglb[plot]'``).
     """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # optional plotting dependency
-        raise ImportError("plot_frontier needs matplotlib, eqglb's plotting dependency; "
-                          "install it with `pip install matplotlib`") from exc
+        raise ImportError("plot_frontier needs matplotlib, eqglb's plot extra; "
+                          "install it with `pip install 'eqglb[plot]'`") from exc
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
