@@ -63,9 +63,9 @@ def _online(objective: Objective, step: str = "adaptive", eta: float | None = No
                      horizon_gain=horizon_gain, init=init)
 
 
-@register("receding", "forecast-aware online: receding horizon over a 24-slot window of "
+@register("receding", "forecast-aware online: receding horizon over a 48-slot window of "
                       "seasonal-naive forecasts")
-def _receding(objective: Objective, window: int = 24, forecaster: Any = "seasonal",
+def _receding(objective: Objective, window: int = 48, forecaster: Any = "seasonal",
               error: float = 0.0, seed: int = 0, solver: str | None = None
               ) -> RecedingHorizon:
     return RecedingHorizon(objective=objective, window=window, forecaster=forecaster,
