@@ -11,12 +11,14 @@ column generation:
    the Lagrangian dual function, a certified lower bound on the optimum (each slot's
    bound comes from an exactly dual-feasible point, so round-off cannot overstate it);
 2. *master*: the slot vertices found so far are columns of a restricted master problem
-   (a small conic program, :mod:`eqglb.structured.master`) whose optimum is a feasible
-   dispatch (convex combinations of feasible slot dispatches), an upper bound, and whose
-   duals are the next prices;
+   (a small conic program, :mod:`eqglb.structured.master`, solved by the structured
+   interior-point method of :mod:`eqglb.structured.ipm`, with Clarabel or the HiGHS
+   simplex as exact fallback) whose optimum is a feasible dispatch (convex combinations
+   of feasible slot dispatches), an upper bound, and whose duals are the next prices;
 3. the loop stops when the certified gap, upper minus lower bound, is at most ``tol``
-   relative. Prices are stabilised (Wentges smoothing towards the best lower-bound point),
-   which cuts the zig-zag of plain column generation.
+   relative. Prices are stabilised (Wentges smoothing towards the best lower-bound point,
+   with the weight adapted as in Pessoa et al. 2018), which cuts the zig-zag of plain
+   column generation; long horizons start from the prices of a sampled problem.
 
 The method is exact: with exact pricing and no column left to add, the master optimum
 equals the dual bound (strong duality of the convex program).
