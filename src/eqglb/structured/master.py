@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -293,7 +294,7 @@ def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
     cones: list = []
     r0 = 0
 
-    def put(r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+    def put(r: Any, c: Any, v: Any) -> None:
         rows.append(np.asarray(r, dtype=np.int64))
         cols.append(np.asarray(c, dtype=np.int64))
         vals.append(np.asarray(v, dtype=float))

@@ -234,7 +234,7 @@ class SlotLPs:
                 if live.sum() < COMPACT * Sw:
                     dead = ~live
                     write_back(dead)
-                    work, Bi, xb, bas, c, y, degen, live, q, dq, bland = (
+                    work, Bi, xb, bas, c, y, degen, live, q, dq, bland = (  # type: ignore[assignment]
                         a[live] for a in (work, Bi, xb, bas, c, y, degen, live, q, dq, bland))
                     Sw = work.size
                     s = np.arange(Sw)
