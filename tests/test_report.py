@@ -226,7 +226,7 @@ def test_plot_names_the_missing_dependency(runs, tmp_path, monkeypatch):
     _, _, _, evals = runs
     for mod in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, mod, None)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
+    with pytest.raises(ImportError, match=r"eqglb\[plot\]"):
         plot_regional_bars(evals, tmp_path)
     assert not any(tmp_path.iterdir())
 
