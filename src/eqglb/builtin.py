@@ -27,6 +27,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from eqglb.io.egl2022 import PARTIAL_MASK as _STUDY_PARTIAL_MASK
 from eqglb.scenario import Scenario, ScenarioError
 
 __all__ = [
@@ -95,19 +96,7 @@ SITES: tuple[Site, ...] = (
 
 #: Partial-connectivity mask of the eGLB study (egl-2022 README): rows = data centre,
 #: columns = region, both in the order of SITES. True = the region may use the data centre.
-PARTIAL_MASK: np.ndarray = np.array([
-    [1, 1, 1, 1, 0, 0, 0, 0, 0, 0],  # Texas
-    [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # Virginia
-    [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # Georgia
-    [1, 1, 1, 1, 0, 0, 0, 0, 1, 1],  # Nevada
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # Germany
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # Belgium
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # Netherlands
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # Denmark
-    [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # Japan
-    [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # Singapore
-], dtype=bool)
-PARTIAL_MASK.setflags(write=False)
+PARTIAL_MASK: np.ndarray = _STUDY_PARTIAL_MASK  # one definition: eqglb.io.egl2022
 
 #: Mean demand summed over all regions [requests/hour]; split by population share.
 MEAN_TOTAL_DEMAND = 200_000.0

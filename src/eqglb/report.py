@@ -356,6 +356,23 @@ def write_dispatch_parquet(dispatches: Mapping[str, Dispatch] | Iterable[Dispatc
 
 
 # --------------------------------------------------------------------------- figures
+def new_figure(who: str, size: tuple[float, float]) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no display) of ``size`` [inch].
+
+    Raises ImportError naming the ``plot`` extra when matplotlib is missing; ``who`` names
+    the caller in that message.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # optional plotting dependency
+        raise ImportError(f"{who} needs matplotlib, eqglb's plot extra; "
+                          "install it with `pip install 'eqglb[plot]'`") from exc
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
                        path_dir: str | Path, *, prefix: str = "regional_",
                        dpi: int = 120) -> list[Path]:
@@ -370,13 +387,6 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     ImportError
         If matplotlib is not installed (``pip install 'eqglb[plot]'``).
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # optional plotting dependency
-        raise ImportError("plot_regional_bars needs matplotlib, eqglb's plot extra; "
-                          "install it with `pip install 'eqglb[plot]'`") from exc
-
     d = _as_mapping(evals)
     out_dir = Path(path_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -401,8 +411,7 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         width = 0.8 / n_pol
         # about 0.12 inch per bar, within 6 .. 14 inches
         fig_w = min(14.0, max(6.0, 1.5 + 0.12 * len(places) * (n_pol + 1)))
-        fig = Figure(figsize=(fig_w, 4.2), layout="constrained")
-        FigureCanvasAgg(fig)
+        fig = new_figure("plot_regional_bars", (fig_w, 4.2))
         ax = fig.add_subplot()
         for p, (name, ev) in enumerate(d.items()):
             vals = np.array([getattr(ev, attr).get(pl, np.nan) for pl in places]) / div

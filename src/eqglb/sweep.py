@@ -1019,18 +1019,13 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
     ImportError
         If matplotlib is not installed (``pip install 'eqglb[plot]'``).
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # optional plotting dependency
-        raise ImportError("plot_frontier needs matplotlib, eqglb's plot extra; "
-                          "install it with `pip install 'eqglb[plot]'`") from exc
+    from eqglb.report import new_figure
 
+    fig = new_figure("plot_frontier", (7.5, 9.0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ok = df[df["ok"]]
-    fig = Figure(figsize=(7.5, 9.0), layout="constrained")
-    FigureCanvasAgg(fig)
+
     axes = fig.subplots(3, 1, sharex=True)
     # without a baseline there is no overhead: plot the energy cost itself
     xcol = ("energy_overhead_pct" if ok["energy_overhead_pct"].notna().any()
