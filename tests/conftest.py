@@ -7,9 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from eqglb import Scenario
+
+# No per-example deadline: CI machines are shared and timing is not what these tests check
+settings.register_profile("eqglb", deadline=None)
+settings.load_profile("eqglb")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
