@@ -11,7 +11,15 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["gini", "jain", "lq_norm", "parse_q", "peak_to_average", "summarize"]
+__all__ = [
+    "dual_exponent",
+    "gini",
+    "jain",
+    "lq_norm",
+    "parse_q",
+    "peak_to_average",
+    "summarize",
+]
 
 
 def parse_q(q: float | str) -> float:
@@ -24,6 +32,18 @@ def parse_q(q: float | str) -> float:
     if not value >= 1:
         raise ValueError(f"norm order q = {q!r} is not >= 1; use a number >= 1 or 'inf'")
     return value
+
+
+def dual_exponent(q: float) -> float:
+    """Conjugate exponent p of q (1/p + 1/q = 1) [-]; inf for q = 1, 1 for q = inf.
+
+    The dual norm of L_q is L_p: the prices of an L_q regulariser live in an L_p ball.
+    """
+    if q == 1.0:
+        return math.inf
+    if math.isinf(q):
+        return 1.0
+    return q / (q - 1.0)
 
 
 def lq_norm(v: ArrayLike, q: float | str) -> float:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from eqglb._json import json_ready
 from eqglb.simulate import Evaluation, overheads
 
 if TYPE_CHECKING:
@@ -97,18 +98,6 @@ def flag_reason(ev: Evaluation) -> str:
         parts.append(f"infeasible ({worst[0]} {worst[1]:.2g})")
     return ", ".join(parts)
 
-
-def _finite_or_none(x: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, numpy scalars become Python."""
-    if isinstance(x, Mapping):
-        return {str(k): _finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite_or_none(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _scale_unit(max_value: float, small: str, big: str, factor: float) -> tuple[float, str]:
@@ -288,7 +277,7 @@ def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
             "objective": "USD", "energy_cost": "USD", "carbon_kg": "kg CO2",
             "water_l": "L", "quality_loss": _quality_unit(ev), "overheads_pct": "%",
         }
-        out[name] = _finite_or_none(entry)
+        out[name] = json_ready(entry, "none")
     return out
 
 

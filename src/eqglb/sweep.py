@@ -58,6 +58,7 @@ import pandas as pd
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eqglb._json import json_ready
 from eqglb.metrics import parse_q
 from eqglb.scenario import Scenario, ScenarioError
 
@@ -524,23 +525,6 @@ def _silence_highs_banner() -> None:
         os.close(null)
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: NaN -> None, +-inf -> "inf"/"-inf", numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    return value
-
 
 def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
     """Solve one point and evaluate it; the single code path of every backend.
@@ -598,7 +582,7 @@ def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
                   "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
                   "traceback": traceback.format_exc(limit=8)}
     result.update(base, wall_time_s=_time.perf_counter() - t0)
-    return _clean(result)
+    return json_ready(result, "string")
 
 
 def _ray_solve(payload: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
@@ -613,7 +597,7 @@ def _result_path(store: Path, key: str) -> Path:
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
     """Write JSON to a temporary file in the same folder, then rename it into place."""
-    text = json.dumps(_clean(record), indent=1, allow_nan=False)
+    text = json.dumps(json_ready(record, "string"), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

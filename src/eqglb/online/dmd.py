@@ -107,14 +107,15 @@ import numpy as np
 from scipy.optimize import brentq
 
 from eqglb.costs import Objective
+from eqglb.metrics import dual_exponent
 from eqglb.online.slot_solver import SlotSolver
 from eqglb.online.state import (
     STATE_FORMAT,
     STATE_VERSION,
     check_fingerprint,
     fingerprint,
-    objective_from_config,
     objective_to_config,
+    policy_kwargs,
 )
 from eqglb.scenario import ScenarioError
 
@@ -127,14 +128,6 @@ DEFAULT_ETA = {"constant": 0.01, "sqrt": 0.1, "adaptive": 0.1}
 
 
 # ----------------------------------------------------------------------------- maths
-def _conj(q: float) -> float:
-    """Conjugate exponent q* with 1/q + 1/q* = 1 (inf for q = 1, 1 for q = inf)."""
-    if q == 1.0:
-        return math.inf
-    if math.isinf(q):
-        return 1.0
-    return q / (q - 1.0)
-
 
 def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
     """Root w in (0, 1] of ``w + a w^(p-1) = 1`` for a >= 0, p > 1 (vectorised).
@@ -203,7 +196,7 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
         k = int(np.flatnonzero(th[order] > cand)[-1])
         theta = cand[k]
         return np.clip(u - eta * theta, 0.0, None)
-    p = _conj(q)
+    p = dual_exponent(q)
     if float(np.sum(u ** p)) ** (1.0 / p) <= mu:
         return u
     if np.all(eta == eta[0]) and p == 2.0:       # Euclidean metric, q = 2: radial scaling
@@ -370,9 +363,7 @@ class OnlineDMD:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> OnlineDMD:
-        kw = dict(cfg)
-        kw["objective"] = objective_from_config(kw["objective"])
-        return cls(**kw)
+        return cls(**policy_kwargs(cfg))
 
     def reset(self) -> None:
         """Forget everything learnt: back to slot 0."""

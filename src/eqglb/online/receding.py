@@ -44,8 +44,8 @@ from eqglb.online.state import (
     STATE_VERSION,
     check_fingerprint,
     fingerprint,
-    objective_from_config,
     objective_to_config,
+    policy_kwargs,
 )
 from eqglb.policies.problem import Routes, regularizer, solve_problem
 from eqglb.scenario import ScenarioError
@@ -127,9 +127,7 @@ class RecedingHorizon:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> RecedingHorizon:
-        kw = dict(cfg)
-        kw["objective"] = objective_from_config(kw["objective"])
-        return cls(**kw)
+        return cls(**policy_kwargs(cfg))
 
     def reset(self) -> None:
         self.slots_done = 0

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from eqglb._json import json_ready
 from eqglb.scenario import ScenarioError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "fingerprint",
     "load_state",
     "objective_from_config",
+    "policy_kwargs",
     "objective_to_config",
     "restore_policy",
     "save_state",
@@ -38,17 +39,6 @@ __all__ = [
 STATE_FORMAT = "eqglb.online.state"
 STATE_VERSION = 1
 
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 def save_state(state: Any, path: str | Path) -> Path:
@@ -68,7 +58,7 @@ def save_state(state: Any, path: str | Path) -> Path:
         state = state.state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(state), indent=1, allow_nan=False)
+    text = json.dumps(json_ready(state), indent=1, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 
@@ -114,6 +104,13 @@ def objective_from_config(cfg: dict[str, Any]) -> Any:
     from eqglb.costs import Objective
 
     return Objective(**cfg)
+
+
+def policy_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor keywords of an online policy from its saved ``config()``."""
+    kw = dict(cfg)
+    kw["objective"] = objective_from_config(kw["objective"])
+    return kw
 
 
 def fingerprint(view: Any) -> dict[str, Any]:

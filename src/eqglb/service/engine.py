@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eqglb._json import json_ready
 from eqglb.costs import Objective
 from eqglb.metrics import summarize
 from eqglb.online.simulator import FEASIBILITY_TOL, SIGNALS, CausalityError
@@ -112,20 +113,6 @@ def _time_ns(t: datetime) -> int:
         t = t.replace(tzinfo=UTC)
     return (t - _EPOCH) // timedelta(microseconds=1) * 1000
 
-
-def _clean(x: Any) -> Any:
-    """JSON-ready copy: numpy to Python, NaN/inf to None."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _numpy_default(x: Any) -> Any:
@@ -500,7 +487,7 @@ class Engine:
                                          "an online policy (decide, state, load_state)")
         self.policy = policy
         self.policy_name = str(getattr(policy, "name", type(policy).__name__))
-        self._fresh_policy_state = _clean(policy.state())
+        self._fresh_policy_state = json_ready(policy.state(), "none")
         self._pending: dict[str, tuple[str, bytes]] = {}
         self._fingerprint = self._config_fingerprint()
         self._attach_store()
@@ -515,7 +502,7 @@ class Engine:
                                   ).hexdigest()[:16]
 
         cfg = getattr(self.policy, "config", None)
-        return _clean({
+        return json_ready({
             "datacenters": list(sc.datacenters), "regions": list(sc.regions),
             "models": list(sc.models), "capacity_mode": sc.capacity_mode,
             "allowed": digest(sc.allowed), "energy_per_request": digest(sc.energy_per_request),
@@ -524,7 +511,7 @@ class Engine:
             "slot_ns": self._step_ns, "objective": objective_to_config(self.config.objective),
             "policy": self.policy_name,
             "policy_config": cfg() if callable(cfg) else None,
-        })
+        }, "none")
 
     def _attach_store(self) -> None:
         saved = self.store.get_meta("config")
@@ -951,7 +938,7 @@ class Engine:
                         for dc, row in zip(self.datacenters, cap.tolist(), strict=True)}
         last = st["last_time_ns"]
         first = st["time0_ns"]
-        return _clean({
+        return json_ready({
             "slots": st["slot"],
             "first_time": None if first is None else _iso(first),
             "last_time": None if last is None else _iso(last),
@@ -976,7 +963,7 @@ class Engine:
                       "duals.water": "USD/L", "duals.social": "USD per unit of S",
                       "capacity": ("units/slot" if self.capacity_mode == "shared"
                                    else "requests/slot")},
-        })
+        }, "none")
 
     def weights_table(self, st: Mapping[str, Any] | None = None, level: str = "datacenter"
                       ) -> dict[str, dict[str, int]]:

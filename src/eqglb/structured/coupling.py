@@ -27,24 +27,15 @@ linear; its maximum equals the optimum (strong duality, all terms convex and fin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from eqglb.costs import Coefficients, Objective
-from eqglb.metrics import lq_norm
+from eqglb.metrics import dual_exponent, lq_norm
 
 __all__ = ["Block", "Coupling", "coupling_of", "dual_exponent"]
 
-
-def dual_exponent(q: float) -> float:
-    """Conjugate exponent p of q (1/p + 1/q = 1) [-]; inf for q = 1, 1 for q = inf."""
-    if q == 1.0:
-        return math.inf
-    if math.isinf(q):
-        return 1.0
-    return q / (q - 1.0)
 
 
 @dataclass(frozen=True, eq=False)
