@@ -34,8 +34,9 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
         r = np.asarray(sc.capacity_per_request)
         rmin = np.where(allowed, r[None, None, :], np.inf).min(axis=2)  # (N, J)
         route = np.isfinite(rmin)
-        reach = np.where(route.T[None, :, :], np.asarray(sc.capacity)[:, None, :]
-                         / np.where(route, rmin, 1.0).T[None, :, :], 0.0).sum(axis=2)  # (T, J)
+        # capacity reachable by each region, in requests: (T, N) @ (N, J)
+        reach = np.asarray(sc.capacity) @ np.where(route, 1.0 / np.where(route, rmin, 1.0),
+                                                   0.0)  # (T, J)
     else:
         route3 = allowed  # (N, J, K)
         reach = np.einsum("tnk,njk->tj", np.asarray(sc.capacity), route3.astype(float))

@@ -7,7 +7,9 @@ Dantzig-Wolfe decomposition over the slots, with a batched warm-started simplex 
 slot LPs (:mod:`.slotlp`) and a structure-exploiting interior-point method for the master
 (:mod:`.ipm`), and certifies every answer with a Lagrangian dual bound.
 
-Importing this package registers the policy ``"structured"``::
+Importing this package registers the policies ``"structured"`` and ``"streaming"``
+(:class:`StreamingOffline`: the same decomposition over compact slot LPs streamed in
+blocks of slots, for year-long scenarios with thousands of regions)::
 
     from eqglb.policies import make_policy
     policy = make_policy("structured", objective, tol=1e-6)
@@ -24,12 +26,15 @@ from eqglb.policies import register
 from eqglb.structured.coupling import Block, Coupling, coupling_of
 from eqglb.structured.slotlp import SlotLPs, SlotSolution
 from eqglb.structured.solver import StructuredOffline, slot_lps
+from eqglb.structured.stream import StreamingOffline, StreamingResult
 
 __all__ = [
     "Block",
     "Coupling",
     "SlotLPs",
     "SlotSolution",
+    "StreamingOffline",
+    "StreamingResult",
     "StructuredOffline",
     "coupling_of",
     "slot_lps",
@@ -41,3 +46,10 @@ __all__ = [
 def _structured(objective: Objective, model_rule: str | None = None,
                 **kw: Any) -> StructuredOffline:
     return StructuredOffline(objective=objective, **kw)
+
+
+@register("streaming", "exact offline equitable optimum for very large scenarios: compact "
+          "slot LPs streamed over blocks of slots in parallel processes, certified gap")
+def _streaming(objective: Objective, model_rule: str | None = None,
+               **kw: Any) -> StreamingOffline:
+    return StreamingOffline(objective=objective, **kw)

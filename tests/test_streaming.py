@@ -1,0 +1,193 @@
+"""Streaming solver (compact slot LPs, block columns): same optimum as the reference paths,
+feasible replayable dispatches, certified bounds, and the parallel backends."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from scipy.optimize import linprog
+
+from eqglb.costs import Objective, coefficients, objective_value, regional_costs
+from eqglb.policies import EquitableOffline, make_policy
+from eqglb.simulate import check_feasibility
+from eqglb.structured import StreamingOffline, StructuredOffline
+from eqglb.structured.compact import CompactLP
+from tests.conftest import random_scenario, scenarios
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from instances import make_scenario  # noqa: E402
+
+QS = [1.0, 2.0, 3.0, math.inf]
+TIGHT = dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1e-9)
+
+
+def _value(sc, obj, y):
+    return objective_value(obj, regional_costs(coefficients(sc, social_average=obj.social_average),
+                                               y))
+
+
+def _check(sc, obj, tol=1e-8, block_slots=4, **kw):
+    """Streaming vs in-memory structured solver: same optimum, feasible, certified gap."""
+    res = StreamingOffline(obj, tol=tol, block_slots=block_slots, backend="serial",
+                           **kw).solve(sc)
+    ref = StructuredOffline(obj, tol=1e-9).plan(sc)
+    y = res.dispatch()
+    v = _value(sc, obj, y)
+    assert check_feasibility(sc, y).ok(1e-7)
+    assert res.objective == pytest.approx(v, rel=1e-9, abs=1e-9)  # totals = replayed dispatch
+    assert v == pytest.approx(ref.info.objective, rel=1e-6, abs=1e-7)
+    assert res.status == "optimal"
+    assert -1e-9 <= res.gap <= tol
+    assert res.dual_bound <= ref.info.objective + 1e-9 * max(1.0, abs(v))
+    # loads are the dispatch's per-(slot, data centre, model) sums
+    np.testing.assert_allclose(res.loads, y.sum(axis=2), rtol=1e-6, atol=1e-4)
+    return res, y
+
+
+@pytest.mark.parametrize("q", QS)
+def test_matches_structured_and_reference(q):
+    sc = make_scenario(4, 6, 3, 24, reach=2, seed=3)
+    obj = Objective.uniform(q, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res, y = _check(sc, obj)
+    ref = EquitableOffline(obj, solver_options={} if obj.is_linear else TIGHT).plan(sc)
+    assert res.objective == pytest.approx(_value(sc, obj, ref.y), rel=1e-6)
+
+
+@pytest.mark.parametrize("per_model", [False, True])
+def test_random_masks_and_capacity_modes(per_model):
+    rng = np.random.default_rng(7 + per_model)
+    sc = random_scenario(rng, 10, 3, 4, 3, per_model=per_model)
+    obj = Objective(mu_social=5.0, mu_carbon=0.3, mu_water=0.02, q_social=2.0,
+                    q_carbon=math.inf, q_water=3.0)
+    res, _ = _check(sc, obj, block_slots=3)
+    assert res.info["classes"] > 1   # random masks: several region classes
+
+
+def test_combined_environment_and_total_quality():
+    sc = make_scenario(3, 5, 2, 12, reach=2, seed=1)
+    obj = Objective(mu_social=0.01, mu_carbon=1.5, mu_water=0.06, q_social=2.0,
+                    q_carbon=2.0, combined_environment=True, social_average=False)
+    _check(sc, obj, block_slots=5)
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+@given(sc=scenarios(max_t=4, max_n=3, max_j=3, max_k=2))
+def test_hypothesis_agrees_with_structured(sc):
+    obj = Objective.uniform(2.0, mu_social=3.0, mu_carbon=0.5, mu_water=0.05)
+    _check(sc, obj, block_slots=2)
+
+
+def test_slot_dispatch_replays_the_combination():
+    sc = make_scenario(4, 6, 3, 30, reach=3, seed=5)
+    obj = Objective.uniform(3.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res, y = _check(sc, obj, block_slots=7)
+    for t in (0, 6, 7, 29):
+        np.testing.assert_allclose(res.slot_dispatch(t), y[t], rtol=1e-12, atol=1e-9)
+    with pytest.raises(IndexError):
+        res.slot_dispatch(30)
+
+
+def test_sampled_warm_start_and_time_limit():
+    sc = make_scenario(4, 6, 3, 300, reach=3, seed=2)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res = StreamingOffline(obj, tol=1e-6, block_slots=48, backend="serial",
+                           warm_sample=30).solve(sc)
+    assert res.info["warm_start_slots"] >= 30
+    ref = StructuredOffline(obj, tol=1e-8).plan(sc)
+    assert res.objective == pytest.approx(ref.info.objective, rel=2e-6)
+    assert res.dual_bound <= ref.info.objective * (1 + 1e-9)
+    # a time limit stops early, flags the result and still certifies what it has
+    quick = StreamingOffline(obj, tol=1e-12, block_slots=48, backend="serial",
+                             warm_start=False, time_limit=0.0).solve(sc)
+    assert quick.status == "optimal_inaccurate"
+    assert quick.gap > 0 and quick.dual_bound <= ref.info.objective * (1 + 1e-9)
+
+
+def test_process_backend_matches_serial():
+    sc = make_scenario(4, 6, 3, 40, reach=3, seed=4)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    a = StreamingOffline(obj, tol=1e-8, block_slots=10, backend="serial").solve(sc)
+    b = StreamingOffline(obj, tol=1e-8, block_slots=10, backend="process",
+                         workers=2).solve(sc)
+    assert b.info["workers"] == 2
+    assert b.objective == pytest.approx(a.objective, rel=1e-9)
+    np.testing.assert_allclose(b.costs.social, a.costs.social, rtol=1e-6)
+
+
+def test_ray_backend_matches_serial():
+    import ray
+
+    sc = make_scenario(3, 4, 2, 24, reach=2, seed=8)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    a = StreamingOffline(obj, tol=1e-8, block_slots=6, backend="serial").solve(sc)
+    try:
+        b = StreamingOffline(obj, tol=1e-8, block_slots=6, backend="ray", workers=2).solve(sc)
+    finally:
+        ray.shutdown()
+    assert b.objective == pytest.approx(a.objective, rel=1e-9)
+    assert b.info["backend"] == "ray"
+
+
+def test_policy_registry_plan():
+    sc = make_scenario(3, 4, 2, 12, reach=2, seed=9)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    d = make_policy("streaming", obj, tol=1e-8, backend="serial").plan(sc)
+    assert d.policy == "streaming"
+    assert d.info.status == "optimal"
+    assert d.info.objective == pytest.approx(_value(sc, obj, d.y), rel=1e-12)
+
+
+# --------------------------------------------------------------------------- compact LP
+def _route_slot_lp(sc, t, alpha, beta):
+    """Slot t over every allowed route (i, j, k) with cost alpha[i, k] + beta[j, k]."""
+    T, N, J, K = sc.shape
+    ii, jj, kk = np.nonzero(np.asarray(sc.allowed))
+    P = ii.size
+    a_eq = np.zeros((J, P))
+    a_eq[jj, np.arange(P)] = 1.0
+    if sc.capacity_mode == "shared":
+        a_ub = np.zeros((N, P))
+        a_ub[ii, np.arange(P)] = np.asarray(sc.capacity_per_request)[kk]
+        b_ub = np.asarray(sc.capacity)[t]
+    else:
+        a_ub = np.zeros((N * K, P))
+        a_ub[ii * K + kk, np.arange(P)] = 1.0
+        b_ub = np.asarray(sc.capacity)[t].ravel()
+    res = linprog(alpha[ii, kk] + beta[jj, kk], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq,
+                  b_eq=np.asarray(sc.demand)[t], bounds=(0, None), method="highs")
+    assert res.status == 0
+    return res.fun
+
+
+@pytest.mark.parametrize("per_model", [False, True])
+def test_compact_slot_lp_is_exact_and_bounds_are_valid(per_model):
+    rng = np.random.default_rng(11 + per_model)
+    sc = random_scenario(rng, 5, 4, 5, 3, per_model=per_model)
+    obj = Objective.uniform(2.0, mu_social=4.0, mu_carbon=0.7, mu_water=0.03)
+    prob = CompactLP.of(sc, obj)
+    M = int(prob.offsets[-1])
+    for t in range(sc.n_time):
+        gamma = rng.uniform(0.0, 2.0, M)
+        alpha, beta = prob.slot_costs(t, gamma)
+        exact = _route_slot_lp(sc, t, alpha, beta)
+        prob.set_basis(None)
+        r = prob.solve_slot(t, gamma)
+        assert r.value == pytest.approx(exact, rel=1e-7, abs=1e-9)
+        assert r.bound <= exact + 1e-9 * max(1.0, abs(exact))
+        assert r.bound == pytest.approx(exact, rel=1e-6, abs=1e-8)   # duals are optimal
+        # any capacity prices give a bound, never above the optimum
+        for _ in range(5):
+            lam = rng.uniform(0.0, 1.0, prob.capacity.shape[1])
+            assert prob.bound(t, alpha, beta, lam) <= exact + 1e-9 * max(1.0, abs(exact))
+        # the expanded route dispatch serves demand within capacity at the same cost
+        y = prob.expand(r.y, r.z)
+        np.testing.assert_allclose(y.sum(axis=(0, 2)), np.asarray(sc.demand)[t], rtol=1e-9,
+                                   atol=1e-9)
+        assert not np.any(y[~np.asarray(sc.allowed)] > 0)
+        cost = float(np.einsum("ijk,ik->", y, alpha) + np.einsum("ijk,jk->", y, beta))
+        assert cost == pytest.approx(exact, rel=1e-7, abs=1e-9)
