@@ -5,7 +5,8 @@ solves them with the reference :class:`eqglb.policies.EquitableOffline` (one vec
 cvxpy problem; Clarabel, or HiGHS when the problem is an LP, i.e. q in {1, inf}) and with
 :class:`eqglb.structured.StructuredOffline`, and prints per solve: wall time [s], peak
 resident memory above the level before the solve [MiB] (sampled every 5 ms from
-/proc/self/statm, so native solver memory counts too; the structured solver runs first
+/proc/<pid>/statm of the process and its worker processes, so native solver memory and
+workers count too; the structured solver runs first
 so that memory the reference frees does not hide its peak; ``--tracemalloc`` adds the
 Python-heap peak from a second, untimed run), the objective recomputed from the
 dispatch [USD], the certified relative gap of the structured solver, the relative
@@ -17,6 +18,13 @@ Usage::
     python benchmarks/bench_solver.py --tier medium --q 2 inf
     python benchmarks/bench_solver.py --tier paper --q inf --reference-solver CLARABEL
     python benchmarks/bench_solver.py --tier paper --json results.json
+    python benchmarks/bench_solver.py --tier medium --solver streaming --q 2
+    python benchmarks/bench_solver.py --tier year --q 2 --tol 0.01   # streaming only
+
+The year tier (100 x 1000 x 5 x 8760, 4.4e9 variables) runs only the streaming solver
+(:class:`eqglb.structured.StreamingOffline`): the reference would need the whole LP in
+memory. It reports the certified gap, the peak memory of the process and its workers,
+the objective's terms, and checks sampled slots' full dispatches rebuilt on demand.
 
 Timings on a shared machine are noisy: run more than once and compare like with like.
 """
@@ -41,7 +49,7 @@ from instances import TIERS, make_instance  # noqa: E402
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs  # noqa: E402
 from eqglb.policies import EquitableOffline, SolveError  # noqa: E402
 from eqglb.simulate import check_feasibility  # noqa: E402
-from eqglb.structured import StructuredOffline  # noqa: E402
+from eqglb.structured import StreamingOffline, StructuredOffline  # noqa: E402
 
 #: Weights of the benchmark objective: eGLB's 1500 USD/t CO2 and 60 USD/m3 of water, and a
 #: quality weight [USD per unit of average quality loss] large enough that the model mix
@@ -59,9 +67,20 @@ class PeakRSS:
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
     def _rss(self) -> int:
+        """Resident memory of this process and all its descendants (worker processes)."""
         try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * self._page
+            total, todo = 0, [os.getpid()]
+            while todo:
+                pid = todo.pop()
+                try:
+                    with open(f"/proc/{pid}/statm") as fh:
+                        total += int(fh.read().split()[1]) * self._page
+                    for task in os.listdir(f"/proc/{pid}/task"):
+                        with open(f"/proc/{pid}/task/{task}/children") as fh:
+                            todo.extend(int(c) for c in fh.read().split())
+                except (FileNotFoundError, ProcessLookupError):
+                    continue  # a worker that just exited
+            return total
         except OSError:  # not Linux: fall back to the (process-lifetime) high-water mark
             import resource
 
@@ -150,6 +169,11 @@ def run_one(policy: Any, sc: Any, obj: Objective, trace: bool = False) -> dict[s
     if info is not None and "iterations" in info.extra:
         for key in ("iterations", "pricing_time", "master_time", "columns"):
             out[key] = info.extra.get(key)
+    elif info is not None and "passes" in info.extra:  # streaming solver
+        out["iterations"] = info.iterations
+        for key in ("pricing_time", "master_time", "passes", "warm_start_time"):
+            out[key] = info.extra.get(key)
+        out["columns"] = info.extra.get("columns_used")
     return out
 
 
@@ -162,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference-solver", default=None,
                     help="cvxpy solver of the reference (default: HiGHS for LPs, else Clarabel)")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--solver", choices=["structured", "streaming"], default=None,
+                    help="eqglb solver (default: structured; the year tier: streaming)")
+    ap.add_argument("--workers", type=int, default=None, help="streaming: worker processes")
+    ap.add_argument("--block-slots", type=int, default=168, help="streaming: slots per block")
+    ap.add_argument("--backend", default="process", choices=["process", "serial", "ray"],
+                    help="streaming: where blocks are priced")
+    ap.add_argument("--check-slots", type=int, default=8,
+                    help="year tier: number of slots whose full dispatch is rebuilt and checked")
     ap.add_argument("--tracemalloc", action="store_true",
                     help="also report the tracemalloc peak (an extra, untimed run each)")
     ap.add_argument("--json", type=Path, default=None, help="write all results here")
@@ -172,10 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tier {args.tier}: {tier.datacenters} datacenters x {tier.regions} regions x "
           f"{tier.models} models x {tier.slots} slots; objective: energy + "
           f"{MU_SOCIAL:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q")
+    solver = args.solver or ("streaming" if args.tier == "year" else "structured")
     if args.tier == "year":
-        print("the year tier needs the streaming mode, which is not implemented yet; "
-              "nothing to run")
-        return 2
+        if solver != "streaming":
+            print("the year tier does not fit in memory for the structured solver or the "
+                  "reference; use --solver streaming")
+            return 2
+        return _year(args)
     rows = []
     for seed in args.seeds:
         t0 = time.perf_counter()
@@ -187,8 +222,11 @@ def main(argv: list[str] | None = None) -> int:
             row: dict[str, Any] = {"tier": args.tier, "seed": seed, "q": q}
             # structured first: memory the reference frees stays with the process and
             # would hide the structured solver's own peak
-            row["structured"] = run_one(StructuredOffline(obj, tol=args.tol), sc, obj,
-                                        args.tracemalloc)
+            mine: Any = (StructuredOffline(obj, tol=args.tol) if solver == "structured" else
+                         StreamingOffline(obj, tol=args.tol, workers=args.workers,
+                                          block_slots=args.block_slots, backend=args.backend))
+            row["structured"] = run_one(mine, sc, obj, args.tracemalloc)
+            row["solver"] = solver
             if not args.skip_reference:
                 ref = EquitableOffline(objective=obj, solver=args.reference_solver)
                 row["reference"] = run_one(ref, sc, obj, args.tracemalloc)
@@ -203,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_row(row: dict[str, Any]) -> None:
     q = row["q"]
     for name in ("structured", "reference"):
+        label = row.get("solver", "structured") if name == "structured" else name
         r = row.get(name)
         if r is None:
             continue
@@ -215,14 +254,96 @@ def _print_row(row: dict[str, Any]) -> None:
                       f"master {r['master_time']:.2f} s)")
         if "tracemalloc_peak_mib" in r:
             extra += f" tracemalloc peak {r['tracemalloc_peak_mib']:.1f} MiB"
-        print(f"  q={q:>3} {name:>10}: {r.get('status', '?'):<18} {r['time_s']:8.2f} s "
+        print(f"  q={q:>3} {label:>10}: {r.get('status', '?'):<18} {r['time_s']:8.2f} s "
               f"RSS peak +{r['peak_mib']:7.1f} MiB objective {objective:.10g} "
               f"max violation {r.get('max_violation', math.nan):.1e}{extra}")
     ref, st = row.get("reference"), row["structured"]
     if ref and "objective" in ref and "objective" in st:
         rel = (st["objective"] - ref["objective"]) / max(1.0, abs(ref["objective"]))
-        print(f"  q={q:>3} structured - reference objective: {rel:+.1e} relative; "
+        print(f"  q={q:>3} {row.get('solver', 'structured')} - reference objective: "
+              f"{rel:+.1e} relative; "
               f"speed-up x{ref['time_s'] / st['time_s']:.1f}")
+
+
+def _year(args: argparse.Namespace) -> int:
+    """The year tier: streaming solver only, certified gap, memory, sampled slot checks."""
+    import numpy as np
+
+    from eqglb.metrics import lq_norm
+
+    rows = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        with PeakRSS() as mem_build:
+            sc = make_instance("year", seed=seed)
+        T, N, J, K = sc.shape
+        print(f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s "
+              f"(+{mem_build.mib:.0f} MiB); {T * N * J * K:.3g} variables "
+              f"({int(np.asarray(sc.allowed).sum()) * T:.3g} allowed)")
+        for q in args.q:
+            obj = Objective.uniform(q, mu_social=MU_SOCIAL, mu_carbon=MU_CARBON,
+                                    mu_water=MU_WATER)
+
+            def progress(d: dict[str, Any]) -> None:
+                if d["event"] != "iteration":
+                    return
+                print(f"    iteration {d['iteration']:3d}: upper {d['upper']:.10g} lower "
+                      f"{d['lower']:.10g} gap {d['gap']:.2e} ({d['elapsed']:.0f} s)",
+                      flush=True)
+
+            solver = StreamingOffline(obj, tol=args.tol, workers=args.workers,
+                                      block_slots=args.block_slots, backend=args.backend,
+                                      progress=progress)
+            with PeakRSS(interval=0.05) as mem:
+                t1 = time.perf_counter()
+                res = solver.solve(sc)
+                elapsed = time.perf_counter() - t1
+            c = res.costs
+            terms = {"energy": c.energy_cost,
+                     "social": MU_SOCIAL * lq_norm(c.social, obj.q_social),
+                     "carbon": MU_CARBON * lq_norm(c.carbon, obj.q_carbon),
+                     "water": MU_WATER * lq_norm(c.water, obj.q_water)}
+            # rebuild sampled slots' full dispatches and check them
+            rng = np.random.default_rng(seed)
+            slots = np.sort(rng.choice(T, size=min(args.check_slots, T), replace=False))
+            t2 = time.perf_counter()
+            worst = 0.0
+            cap_r = np.asarray(sc.capacity_per_request)
+            for t in slots:
+                y = res.slot_dispatch(int(t))
+                d = np.asarray(sc.demand)[t]
+                dem = np.abs(y.sum(axis=(0, 2)) - d).max() / max(1.0, d.max())
+                use = (y.sum(axis=1) @ cap_r if sc.capacity_mode == "shared"
+                       else y.sum(axis=1))
+                capv = np.clip(use - np.asarray(sc.capacity)[t], 0, None).max()
+                route = np.abs(y[~np.asarray(sc.allowed)]).max(initial=0.0)
+                load = np.abs(y.sum(axis=1) - res.loads[t]).max() / max(1.0, d.max())
+                worst = max(worst, dem, capv / max(1.0, float(np.max(sc.capacity))), route,
+                            load)
+            rebuild = (time.perf_counter() - t2) / max(1, slots.size)
+            row = {"tier": "year", "seed": seed, "q": q, "solver": "streaming",
+                   "status": res.status, "time_s": elapsed, "peak_mib": mem.mib,
+                   "objective": res.objective, "dual_bound": res.dual_bound, "gap": res.gap,
+                   "iterations": res.iterations, "terms": terms,
+                   "slot_rebuild_s": rebuild, "checked_slots": slots.tolist(),
+                   "max_violation_checked_slots": worst,
+                   **{k: v for k, v in res.info.items() if k != "center"}}
+            rows.append(row)
+            print(f"  q={q:>3} streaming: {res.status} in {elapsed:.1f} s, peak RSS "
+                  f"(process + workers) +{mem.mib:.0f} MiB, objective {res.objective:.10g}, "
+                  f"bound {res.dual_bound:.10g}, certified gap {res.gap:.2e} "
+                  f"({res.iterations} iterations, {res.info['passes']} pricing passes of "
+                  f"{res.info['pricing_time'] / max(1, res.info['passes']):.1f} s, master "
+                  f"{res.info['master_time']:.1f} s, warm start "
+                  f"{res.info.get('warm_start_time', 0.0):.1f} s)")
+            print("           terms [USD]: " + ", ".join(f"{k} {v:.6g}" for k, v in
+                                                          terms.items()))
+            print(f"           {slots.size} slots rebuilt in {rebuild:.2f} s each; largest "
+                  f"relative violation (demand, capacity, routing, loads) {worst:.1e}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2,
+                                        default=float))
+    return 0
 
 
 if __name__ == "__main__":

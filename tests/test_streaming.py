@@ -191,3 +191,42 @@ def test_compact_slot_lp_is_exact_and_bounds_are_valid(per_model):
         assert not np.any(y[~np.asarray(sc.allowed)] > 0)
         cost = float(np.einsum("ijk,ik->", y, alpha) + np.einsum("ijk,jk->", y, beta))
         assert cost == pytest.approx(exact, rel=1e-7, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- CLI
+def test_solve_command_writes_certified_results(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from eqglb.cli import main
+    from eqglb.io.scenario_format import write_scenario
+
+    sc = make_scenario(4, 6, 3, 30, reach=3, seed=6)
+    folder = tmp_path / "sc"
+    write_scenario(sc, folder)
+    out = tmp_path / "out"
+    code = main(["solve", "--scenario", str(folder), "--q", "2", "--mu-social", "3e4",
+                 "--mu-carbon", "1.5", "--mu-water", "0.06", "--tol", "1e-7",
+                 "--block-slots", "8", "--workers", "2", "--slot", "5", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    ref = StructuredOffline(obj, tol=1e-9).plan(sc)
+    assert summary["status"] == "optimal"
+    assert summary["objective_usd"] == pytest.approx(ref.info.objective, rel=1e-6)
+    assert summary["lower_bound_usd"] <= ref.info.objective * (1 + 1e-9)
+    assert sum(summary["terms_usd"].values()) == pytest.approx(summary["objective_usd"],
+                                                               rel=1e-9)
+    loads = pd.read_parquet(out / "loads.parquet")
+    assert len(loads) == 30 * 4 * 3
+    np.testing.assert_allclose(loads["requests"].sum(), np.asarray(sc.demand).sum(), rtol=1e-6)
+    slot = pd.read_csv(out / "dispatch_slot_5.csv")
+    np.testing.assert_allclose(slot["requests"].sum(), np.asarray(sc.demand)[5].sum(),
+                               rtol=1e-9)
+    dc = pd.read_csv(out / "datacenters.csv")
+    assert list(dc.columns) == ["datacenter", "carbon_kg", "water_l"]
+    # a slot outside the horizon is a clear error, exit code 2
+    assert main(["solve", "--scenario", str(folder), "--slot", "30", "--out",
+                 str(tmp_path / "o2")]) == 2
+    assert "--slot 30 is outside" in capsys.readouterr().err

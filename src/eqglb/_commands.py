@@ -13,6 +13,7 @@ from eqglb.cli import app
 #: (command name, module, attribute): a typer-compatible function to register
 COMMANDS = [
     ("sweep", "eqglb.sweep", "sweep_command"),
+    ("solve", "eqglb.solve_command", "solve_command"),
 ]
 
 

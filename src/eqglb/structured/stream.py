@@ -352,8 +352,10 @@ class StreamingOffline:
     warm_start : bool
         Start from the prices of the same problem on a sample of slots.
     progress : callable or None
-        Called after every iteration with a dict (iteration, upper, lower [USD], gap [-],
-        columns, elapsed [s]).
+        Called with a dict whose ``event`` is ``"warm_start"`` (sampled problem started),
+        ``"pricing"`` (after each block of a pricing pass: pass, done, blocks) or
+        ``"iteration"`` (after each master solve: iteration, upper, lower [USD], gap [-],
+        columns); every event has ``elapsed`` [s].
     name : str
         Policy name of the dispatch :meth:`plan` returns.
     """
@@ -405,6 +407,9 @@ class StreamingOffline:
         gamma0 = None
         if self.warm_start and prob.terms.blocks and T > 2 * self.warm_sample:
             t0 = _time.perf_counter()
+            if self.progress is not None:
+                self.progress({"event": "warm_start", "slots": self.warm_sample,
+                               "elapsed": t0 - t_start})
             gamma0 = self._sampled_prices(sc, info)
             info["warm_start_time"] = _time.perf_counter() - t0
         ex = _Executor(prob, self.backend, workers, self.address)
@@ -454,10 +459,15 @@ class StreamingOffline:
         def price(gamma: np.ndarray) -> list[BlockColumn]:
             t0 = _time.perf_counter()
             tasks = [(b, length, gamma, bases[b]) for b in range(n_blocks)]
-            cols = list(ex.map(price_block, tasks))
-            for c in cols:
+            cols = []
+            for c in ex.map(price_block, tasks):
+                cols.append(c)
                 bases[c.block] = c.end
                 stats["simplex_iterations"] += c.iterations
+                if self.progress is not None:
+                    self.progress({"event": "pricing", "pass": stats["passes"] + 1,
+                                   "done": len(cols), "blocks": n_blocks,
+                                   "elapsed": _time.perf_counter() - t_start})
             stats["pricing_time"] += _time.perf_counter() - t0
             stats["passes"] += 1
             return cols
@@ -500,7 +510,8 @@ class StreamingOffline:
             gap = (upper - lower) / max(1.0, abs(upper))
             gap_prev = gap
             if self.progress is not None:
-                self.progress({"iteration": it, "upper": upper, "lower": lower, "gap": gap,
+                self.progress({"event": "iteration", "iteration": it, "upper": upper,
+                               "lower": lower, "gap": gap,
                                "columns": len(pool), "elapsed": _time.perf_counter() - t_start})
             if gap <= self.tol:
                 break
