@@ -31,7 +31,7 @@ def _value(sc, obj, y):
                                                y))
 
 
-def _check(sc, obj, tol=1e-8, block_slots=4, **kw):
+def _check(sc, obj, tol=1e-7, block_slots=4, **kw):
     """Streaming vs in-memory structured solver: same optimum, feasible, certified gap."""
     res = StreamingOffline(obj, tol=tol, block_slots=block_slots, backend="serial",
                            **kw).solve(sc)

@@ -257,7 +257,6 @@ class CompactLP:
 
             h = highspy.Highs()
             h.setOptionValue("output_flag", False)
-            h.setOptionValue("threads", 1)
             h.setOptionValue("presolve", "off")
             lp = highspy.HighsLp()
             lp.num_col_, lp.num_row_ = self.n_col, self.n_row

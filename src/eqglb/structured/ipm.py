@@ -152,9 +152,22 @@ class _Newton:
             kb = self.k[sl]
             self.csum[n] = max(float(kb.sum()), 1e-300)
             Hp[sl, sl] += np.diag(kb) - np.outer(kb, kb) / self.csum[n]
-        ev, V = np.linalg.eigh(Hp)
-        self.G = V * np.sqrt(np.clip(ev, 0.0, None))[None, :]
-        S = np.eye(M) + self.G.T @ self.Q @ self.G
+        # H' is block diagonal (one block per coupling block): factor it block by block,
+        # and form G^T Q G with the block-diagonal G
+        QG = np.empty((M, M))
+        self.G_blocks = []
+        for n in range(B):
+            sl = st.sl(n)
+            ev, V = np.linalg.eigh(Hp[sl, sl])
+            Gb = V * np.sqrt(np.clip(ev, 0.0, None))[None, :]
+            self.G_blocks.append(Gb)
+            QG[:, sl] = self.Q[:, sl] @ Gb
+        S = np.empty((M, M))
+        for n, Gb in enumerate(self.G_blocks):
+            sl = st.sl(n)
+            S[sl, :] = Gb.T @ QG[sl, :]
+        S = 0.5 * (S + S.T)
+        S[np.diag_indices(M)] += 1.0
         try:
             self.cho: np.ndarray | None = np.linalg.cholesky(S)
         except np.linalg.LinAlgError:
@@ -164,7 +177,26 @@ class _Newton:
     def _solve_S(self, b: np.ndarray) -> np.ndarray:
         if self.cho is None:
             return np.linalg.lstsq(self.S, b, rcond=None)[0]
-        return np.linalg.solve(self.cho.T, np.linalg.solve(self.cho, b))
+        from scipy.linalg import solve_triangular
+
+        return solve_triangular(self.cho, solve_triangular(self.cho, b, lower=True), lower=True,
+                                trans='T')
+
+    def G_dot(self, v: np.ndarray) -> np.ndarray:
+        """G v with the block-diagonal factor G of H'."""
+        out = np.empty_like(v)
+        for n, Gb in enumerate(self.G_blocks):
+            sl = self.st.sl(n)
+            out[sl] = Gb @ v[sl]
+        return out
+
+    def GT_dot(self, v: np.ndarray) -> np.ndarray:
+        """G^T v."""
+        out = np.empty_like(v)
+        for n, Gb in enumerate(self.G_blocks):
+            sl = self.st.sl(n)
+            out[sl] = Gb.T @ v[sl]
+        return out
 
     def _PD(self, v: np.ndarray) -> np.ndarray:
         """D^-1 (v - D^-1-weighted slot mean of v): the scaled step with E dlam = 0."""
@@ -189,9 +221,9 @@ class _Newton:
             extra[sl] = k[sl] * t_b[n]
         # v = A^T dlam solves (I + Q H') v = b with b = -A^T P g1 - Q extra
         b = -(A.T @ self._PD(g1)) - self.Q @ extra
-        y = self._solve_S(self.G.T @ b)
-        v = b - self.Q @ (self.G @ y)
-        gy = self.G @ y                       # = H' v, without the cancellation in v
+        y = self._solve_S(self.GT_dot(b))
+        gy = self.G_dot(y)                    # = H' v, without the cancellation in v
+        v = b - self.Q @ gy
         for n in st.inf_blocks:               # all-ones is in the null space of a max block
             sl = st.sl(n)
             gy[sl] -= gy[sl].mean()
