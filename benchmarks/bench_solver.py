@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-slots", type=int, default=168, help="streaming: slots per block")
     ap.add_argument("--backend", default="process", choices=["process", "serial", "ray"],
                     help="streaming: where blocks are priced")
+    ap.add_argument("--mu-social", type=float, default=MU_SOCIAL,
+                    help="quality weight [USD per unit of average quality loss]")
     ap.add_argument("--check-slots", type=int, default=8,
                     help="year tier: number of slots whose full dispatch is rebuilt and checked")
     ap.add_argument("--tracemalloc", action="store_true",
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"tier {args.tier}: {tier.datacenters} datacenters x {tier.regions} regions x "
           f"{tier.models} models x {tier.slots} slots; objective: energy + "
-          f"{MU_SOCIAL:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q")
+          f"{args.mu_social:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q")
     solver = args.solver or ("streaming" if args.tier == "year" else "structured")
     if args.tier == "year":
         if solver != "streaming":
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         sc = make_instance(args.tier, seed=seed)
         print(f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s")
         for q in args.q:
-            obj = Objective.uniform(q, mu_social=MU_SOCIAL, mu_carbon=MU_CARBON,
+            obj = Objective.uniform(q, mu_social=args.mu_social, mu_carbon=MU_CARBON,
                                     mu_water=MU_WATER)
             row: dict[str, Any] = {"tier": args.tier, "seed": seed, "q": q}
             # structured first: memory the reference frees stays with the process and
@@ -291,7 +293,7 @@ def _year(args: argparse.Namespace) -> int:
               f"(+{mem_build.mib:.0f} MiB); {T * N * J * K:.3g} variables "
               f"({int(np.asarray(sc.allowed).sum()) * T:.3g} allowed)")
         for q in args.q:
-            obj = Objective.uniform(q, mu_social=MU_SOCIAL, mu_carbon=MU_CARBON,
+            obj = Objective.uniform(q, mu_social=args.mu_social, mu_carbon=MU_CARBON,
                                     mu_water=MU_WATER)
 
             def progress(d: dict[str, Any]) -> None:
@@ -310,7 +312,7 @@ def _year(args: argparse.Namespace) -> int:
                 elapsed = time.perf_counter() - t1
             c = res.costs
             terms = {"energy": c.energy_cost,
-                     "social": MU_SOCIAL * lq_norm(c.social, obj.q_social),
+                     "social": args.mu_social * lq_norm(c.social, obj.q_social),
                      "carbon": MU_CARBON * lq_norm(c.carbon, obj.q_carbon),
                      "water": MU_WATER * lq_norm(c.water, obj.q_water)}
             # rebuild sampled slots' full dispatches and check them
@@ -349,6 +351,11 @@ def _year(args: argparse.Namespace) -> int:
                   f"{res.info.get('warm_start_time', 0.0):.1f} s)")
             print("           terms [USD]: " + ", ".join(f"{k} {v:.6g}" for k, v in
                                                           terms.items()))
+            mix = res.loads.sum(axis=(0, 1), dtype=float)
+            row["model_mix"] = (mix / mix.sum()).tolist()
+            print(f"           quality loss per region min/mean/max {c.social.min():.3g}/"
+                  f"{c.social.mean():.3g}/{c.social.max():.3g}; share of requests per model "
+                  + " ".join(f"{m:.3f}" for m in row["model_mix"]))
             print(f"           {slots.size} slots rebuilt in {rebuild:.2f} s each; largest "
                   f"relative violation (demand, capacity, routing, loads) {worst:.1e}")
     if args.json:

@@ -107,10 +107,16 @@ class _Structure:
     def sl(self, n: int) -> slice:
         return slice(self.off[n], self.off[n + 1])
 
-    def smooth(self, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Value, gradient (M,) and Hessian (M, M) of sum_{q<inf} w_b N_b(u_b)."""
+    def smooth(self, u: np.ndarray) -> tuple[float, np.ndarray, dict[int, tuple]]:
+        """Value, gradient (M,) and Hessian factors of sum_{q<inf} w_b N_b(u_b).
+
+        The Hessian of ``w N_q(u)`` is ``c (diag(d^2) - (d h)(d h)^T)`` with
+        ``c = w (q - 1) / N``, ``d = (u / N)^((q - 2) / 2)`` and ``h = (u / N)^(q / 2)``,
+        a unit vector (``sum (u / N)^q = 1``); returned per block as ``(c, d, h)``.
+        """
         M = self.M
-        val, g, H = 0.0, np.zeros(M), np.zeros((M, M))
+        val, g = 0.0, np.zeros(M)
+        fac: dict[int, tuple] = {}
         for n in self.smooth_blocks:
             sl = self.sl(n)
             ub = u[sl]
@@ -118,12 +124,11 @@ class _Structure:
             N = _norm(ub, q)
             if N <= 0:
                 continue
-            dN = (ub / N) ** (q - 1.0)
+            x = np.clip(ub / N, 0.0, None)
             val += self.w[n] * N
-            g[sl] = self.w[n] * dN
-            H[sl, sl] = self.w[n] * (q - 1.0) / N * (np.diag((ub / N) ** (q - 2.0))
-                                                    - np.outer(dN, dN))
-        return val, g, H
+            g[sl] = self.w[n] * x ** (q - 1.0)
+            fac[n] = (self.w[n] * (q - 1.0) / N, x ** ((q - 2.0) / 2.0), x ** (q / 2.0))
+        return val, g, fac
 
 
 class _Newton:
@@ -131,7 +136,7 @@ class _Newton:
 
     def __init__(self, st: _Structure, A: np.ndarray, E: sp.csr_matrix, slot: np.ndarray,
                  n_time: int, lam: np.ndarray, z: np.ndarray, kap: np.ndarray,
-                 slack: np.ndarray, H: np.ndarray, base: np.ndarray, r2: np.ndarray,
+                 slack: np.ndarray, H: dict[int, tuple], base: np.ndarray, r2: np.ndarray,
                  r_p: np.ndarray) -> None:
         self.st, self.A, self.slot, self.n_time = st, A, slot, n_time
         self.lam, self.z, self.kap, self.slack = lam, z, kap, slack
@@ -145,29 +150,31 @@ class _Newton:
         self.Q = Ac.T @ (self.Dinv[:, None] * Ac)
         self.k = np.zeros(M)
         self.k[rows] = kap[rows] / slack[rows]
-        Hp = H.copy()
+        # H' is block diagonal with blocks c (diag(d^2) - (d h)(d h)^T), |h| = 1 (the norm
+        # Hessians; for a max block diag(k) - k k^T / sum(k): c = 1, d = sqrt(k),
+        # h = d / |d|). Its factor G = blockdiag(sqrt(c) diag(d) (I - h h^T)) (G G^T = H'
+        # as I - h h^T is a projector) is applied in O(M m_b) per block, never formed.
+        self.fac: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
         self.csum = np.zeros(B)
+        for n, (c, d, h) in H.items():
+            self.fac[n] = (math.sqrt(c), d, h / max(float(np.linalg.norm(h)), 1e-300))
         for n in st.inf_blocks:
             sl = st.sl(n)
             kb = self.k[sl]
             self.csum[n] = max(float(kb.sum()), 1e-300)
-            Hp[sl, sl] += np.diag(kb) - np.outer(kb, kb) / self.csum[n]
-        # H' is block diagonal (one block per coupling block): factor it block by block,
-        # and form G^T Q G with the block-diagonal G
-        QG = np.empty((M, M))
-        self.G_blocks = []
-        for n in range(B):
+            d = np.sqrt(kb)
+            self.fac[n] = (1.0, d, d / math.sqrt(self.csum[n]))
+        S = np.eye(M)
+        QG = np.zeros((M, M))
+        for n, (c, d, h) in self.fac.items():
             sl = st.sl(n)
-            ev, V = np.linalg.eigh(Hp[sl, sl])
-            Gb = V * np.sqrt(np.clip(ev, 0.0, None))[None, :]
-            self.G_blocks.append(Gb)
-            QG[:, sl] = self.Q[:, sl] @ Gb
-        S = np.empty((M, M))
-        for n, Gb in enumerate(self.G_blocks):
+            Qd = self.Q[:, sl] * (c * d)[None, :]
+            QG[:, sl] = Qd - np.outer(Qd @ h, h)
+        for n, (c, d, h) in self.fac.items():
             sl = st.sl(n)
-            S[sl, :] = Gb.T @ QG[sl, :]
+            X = (c * d)[:, None] * QG[sl, :]
+            S[sl, :] += X - np.outer(h, h @ X)
         S = 0.5 * (S + S.T)
-        S[np.diag_indices(M)] += 1.0
         try:
             self.cho: np.ndarray | None = np.linalg.cholesky(S)
         except np.linalg.LinAlgError:
@@ -183,19 +190,21 @@ class _Newton:
                                 trans='T')
 
     def G_dot(self, v: np.ndarray) -> np.ndarray:
-        """G v with the block-diagonal factor G of H'."""
-        out = np.empty_like(v)
-        for n, Gb in enumerate(self.G_blocks):
+        """G v with the block-diagonal factor G of H' (blocks without curvature are 0)."""
+        out = np.zeros_like(v)
+        for n, (c, d, h) in self.fac.items():
             sl = self.st.sl(n)
-            out[sl] = Gb @ v[sl]
+            vb = v[sl]
+            out[sl] = c * d * (vb - h * float(h @ vb))
         return out
 
     def GT_dot(self, v: np.ndarray) -> np.ndarray:
         """G^T v."""
-        out = np.empty_like(v)
-        for n, Gb in enumerate(self.G_blocks):
+        out = np.zeros_like(v)
+        for n, (c, d, h) in self.fac.items():
             sl = self.st.sl(n)
-            out[sl] = Gb.T @ v[sl]
+            x = c * d * v[sl]
+            out[sl] = x - h * float(h @ x)
         return out
 
     def _PD(self, v: np.ndarray) -> np.ndarray:
