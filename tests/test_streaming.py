@@ -230,3 +230,15 @@ def test_solve_command_writes_certified_results(tmp_path, capsys):
     assert main(["solve", "--scenario", str(folder), "--slot", "30", "--out",
                  str(tmp_path / "o2")]) == 2
     assert "--slot 30 is outside" in capsys.readouterr().err
+
+
+def test_unservable_slot_is_a_clear_solve_error():
+    from eqglb.policies import SolveError
+
+    sc = make_scenario(3, 4, 2, 12, reach=2, seed=2)
+    demand = np.asarray(sc.demand).copy()
+    demand[7] *= 100.0                     # far beyond capacity in slot 7 only
+    bad = sc.replace(demand=demand, validate_feasibility=False)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    with pytest.raises(SolveError, match=r"slot 7 \(2022-01-01 07:00 UTC\).*raise capacity"):
+        StreamingOffline(obj, block_slots=4, backend="serial").solve(bad)

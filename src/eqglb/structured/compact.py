@@ -151,6 +151,7 @@ class CompactLP:
     hosted: np.ndarray            # (C, N, K) bool
     shared: bool
     cap_coef: np.ndarray          # (K,) units per request (shared) or ones
+    time_labels: tuple[str, ...] = ()
     _highs: Any = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
@@ -171,6 +172,7 @@ class CompactLP:
               "social": bool(np.any(np.asarray(coef.quality)[allowed.any(axis=0)]))}
         terms = price_terms(obj, N, J, nz)
         return cls(shape=(T, N, J, K), terms=terms, demand=np.asarray(sc.demand, float),
+                   time_labels=tuple(f"{x:%Y-%m-%d %H:%M} UTC" for x in sc.time),
                    capacity=np.ascontiguousarray(cap.reshape(T, -1)),
                    energy_cost=np.asarray(coef.energy_cost), carbon=carbon, water=water,
                    quality=np.asarray(coef.quality), region_class=region_class.ravel(),
@@ -320,8 +322,12 @@ class CompactLP:
             h.run()
             status = h.modelStatusToString(h.getModelStatus())
             if status != "Optimal":
-                raise SolveError(f"slot {t}: HiGHS returned {status!r} for the compact slot "
-                                 "LP; the scenario may be infeasible in this slot")
+                when = f" ({self.time_labels[t]})" if self.time_labels else ""
+                hint = ("demand cannot be served within capacity and routing in this slot; "
+                        "raise capacity, allow more routes or lower demand"
+                        if status == "Infeasible" else "the slot LP could not be solved")
+                raise SolveError(f"slot {t}{when}: HiGHS returned {status!r} for the compact "
+                                 f"slot LP: {hint}")
         sol = h.getSolution()
         x = np.clip(np.asarray(sol.col_value), 0.0, None) * sx
         y, z = x[:self.ny], x[self.ny:]
