@@ -53,14 +53,19 @@ Basis = tuple[np.ndarray, np.ndarray]
 _PROBLEM: CompactLP | None = None
 
 
-def _init_worker(problem: CompactLP) -> None:
-    """Pool initializer: keep the compact LPs in the worker (one HiGHS per worker)."""
+def _init_worker(problem: CompactLP, worker: bool = True) -> None:
+    """Keep the compact LPs where blocks are priced (one HiGHS per worker).
+
+    ``worker``: this is a pool process (not the caller's own): limit it to one BLAS
+    thread, as several workers share the CPUs.
+    """
     global _PROBLEM
     _PROBLEM = problem
-    with contextlib.suppress(ImportError):  # one BLAS thread per worker process
-        from threadpoolctl import threadpool_limits
+    if worker:
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=1)
+            threadpool_limits(limits=1)
 
 
 @dataclass
@@ -155,7 +160,7 @@ class _Executor:
         self._pool: Any = None
         if backend == "serial" or workers <= 1 and backend == "process":
             self.backend = "serial"
-            _init_worker(problem)
+            _init_worker(problem, worker=False)
         elif backend == "process":
             import multiprocessing as mp
 
@@ -295,7 +300,7 @@ class StreamingResult:
             raise IndexError(f"slot {t} outside 0..{T - 1}")
         length = int(self.info["block_slots"])
         b = t // length
-        _init_worker(prob)
+        _init_worker(prob, worker=False)
         y = np.zeros((N, J, K))
         for col, w in self._columns:
             if col.block != b:
@@ -312,7 +317,7 @@ class StreamingResult:
             raise MemoryError(f"a full dispatch of {T}x{N}x{J}x{K} does not fit in memory; "
                               "use slot_dispatch(t) per slot")
         length = int(self.info["block_slots"])
-        _init_worker(prob)
+        _init_worker(prob, worker=False)
         y = np.zeros((T, N, J, K))
         for col, w in self._columns:
             sols = replay_block((col.block, length, col.gamma, col.start, T))
