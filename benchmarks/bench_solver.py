@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--solver", choices=["structured", "streaming"], default=None,
                     help="eqglb solver (default: structured; the year tier: streaming)")
     ap.add_argument("--workers", type=int, default=None, help="streaming: worker processes")
-    ap.add_argument("--block-slots", type=int, default=168, help="streaming: slots per block")
+    ap.add_argument("--block-slots", type=int, default=None,
+                    help="streaming: slots per block (default: about T / 48, at most 168)")
     ap.add_argument("--backend", default="process", choices=["process", "serial", "ray"],
                     help="streaming: where blocks are priced")
     ap.add_argument("--mu-social", type=float, default=MU_SOCIAL,

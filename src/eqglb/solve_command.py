@@ -48,10 +48,10 @@ __all__ = ["solve_command"]
 TolOpt = Annotated[float, typer.Option(
     "--tol", min=0.0, metavar="GAP",
     help="Target certified relative gap (objective - lower bound) / objective [-].")]
-BlockOpt = Annotated[int, typer.Option(
+BlockOpt = Annotated[int | None, typer.Option(
     "--block-slots", min=1, metavar="N",
     help="Slots per block: blocks are priced in parallel and the master mixes whole blocks "
-         "[slots]. Default one week of hours.")]
+         "[slots]. Default: about slots / 48, at most 168 (one week of hours).")]
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, metavar="N", help="Worker processes (Ray workers with --backend ray). "
                                           "Default: the number of CPUs.")]
@@ -82,7 +82,7 @@ def solve_command(
     combined_env: CombinedEnvOpt = False,
     total_quality: TotalQualityOpt = False,
     tol: TolOpt = 1e-4,
-    block_slots: BlockOpt = 168,
+    block_slots: BlockOpt = None,
     workers: WorkersOpt = None,
     backend: BackendOpt = "process",
     address: AddressOpt = None,

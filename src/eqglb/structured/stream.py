@@ -49,6 +49,10 @@ __all__ = ["BlockColumn", "StreamingOffline", "StreamingResult"]
 
 Basis = tuple[np.ndarray, np.ndarray]
 
+#: Automatic block length: at least this many blocks, each at most MAX_AUTO_BLOCK slots.
+MIN_AUTO_BLOCKS = 48
+MAX_AUTO_BLOCK = 168
+
 # ---------------------------------------------------------------------------- workers
 _PROBLEM: CompactLP | None = None
 
@@ -336,8 +340,10 @@ class StreamingOffline:
     objective : Objective
     tol : float
         Target relative certified gap [-] (the year benchmark asks for 0.01).
-    block_slots : int
-        Slots per block (master columns aggregate a block) [slots]; default one week.
+    block_slots : int or None
+        Slots per block (master columns aggregate a block) [slots]. None: about T / 48,
+        at most 168 (one week of hours): enough blocks for the master to mix, few
+        enough columns to keep it small.
     workers : int or None
         Worker processes (or Ray workers); default the number of CPUs.
     backend : {"process", "serial", "ray"}
@@ -367,7 +373,7 @@ class StreamingOffline:
 
     objective: Objective = field(default_factory=Objective)
     tol: float = 1e-6
-    block_slots: int = 168
+    block_slots: int | None = None
     workers: int | None = None
     backend: str = "process"
     address: str | None = None
@@ -402,7 +408,10 @@ class StreamingOffline:
         obj = self.objective
         prob = CompactLP.of(sc, obj)
         T = prob.shape[0]
-        length = max(1, min(int(self.block_slots), T))
+        if self.block_slots is None:  # about 48 blocks or more, at most a week each
+            length = max(1, min(MAX_AUTO_BLOCK, math.ceil(T / MIN_AUTO_BLOCKS)))
+        else:
+            length = max(1, min(int(self.block_slots), T))
         workers = int(self.workers or os.cpu_count() or 1)
         n_blocks = math.ceil(T / length)
         workers = max(1, min(workers, n_blocks))
