@@ -4,7 +4,7 @@
 :class:`eqglb.structured.StructuredOffline` by the same Dantzig-Wolfe decomposition, but
 never holds a (time, route) array nor a per-slot basis:
 
-* **pricing** streams over *blocks* of consecutive slots (default one week). Each block
+* **pricing** streams over *blocks* of consecutive slots (default about T / 48 slots, at most one week). Each block
   is priced by one worker, slot after slot, on the compact slot LP of
   :mod:`eqglb.structured.compact` (HiGHS dual simplex warm-started from the previous slot;
   the first slot of a block starts from the basis saved at that slot in the previous
