@@ -86,11 +86,16 @@ class ColumnPool:
         a.sum_duplicates()
         return f, a
 
-    def add(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray, iteration: int) -> None:
-        """Append the picked solutions of ``sol`` as columns."""
+    def add(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray, iteration: int,
+            summary: tuple[np.ndarray, sp.csr_matrix] | None = None) -> None:
+        """Append the picked solutions of ``sol`` as columns (``summary``: their f and a
+        if already computed for every slot of ``sol``)."""
         if pick.size == 0:
             return
-        f, a = self.summarise(cp, sol, pick)
+        if summary is None:
+            f, a = self.summarise(cp, sol, pick)
+        else:
+            f, a = summary[0][pick], summary[1][pick]
         self.slot = np.concatenate([self.slot, sol.slots[pick]])
         self.routes = np.concatenate([self.routes, sol.routes[pick]])
         self.values = np.concatenate([self.values, sol.values[pick]])
@@ -100,6 +105,15 @@ class ColumnPool:
         self.last_used = np.concatenate([self.last_used, np.full(pick.size, iteration)])
         self.ids = np.concatenate([self.ids, self._next_id + np.arange(pick.size)])
         self._next_id += pick.size
+
+    def add_picked(self, pricing: Any, pick: np.ndarray, iteration: int) -> None:
+        """Add the picked candidates of a :class:`eqglb.structured.colgen.Pricing`."""
+        cp, sol = pricing.payload
+        self.add(cp, sol, pick, iteration, summary=(pricing.f, pricing.a))
+
+    def snapshot(self, lam: np.ndarray) -> Combination:
+        """The weighted combination the master's ``lam`` stands for."""
+        return self.combination(lam)
 
     def keep(self, sel: np.ndarray) -> None:
         """Keep only columns ``sel`` (bool or index array)."""

@@ -38,8 +38,9 @@ import numpy as np
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import Routes
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
-from eqglb.structured.coupling import Block, Coupling, coupling_of, dual_exponent
-from eqglb.structured.master import ColumnPool, Combination, MasterSolution, solve_master
+from eqglb.structured.colgen import Pricing, column_generation
+from eqglb.structured.coupling import Block, Coupling, coupling_of
+from eqglb.structured.master import ColumnPool, MasterSolution
 from eqglb.structured.slotlp import SlotLPs, SlotSolution
 
 __all__ = ["StructuredOffline", "slot_lps"]
@@ -229,110 +230,29 @@ class StructuredOffline:
                            stats: dict[str, Any], t_start: float, *,
                            gamma0: list[np.ndarray] | None, tol: float, max_iter: int,
                            report: bool) -> dict[str, Any]:
-        """The column-generation loop (module docstring) on coupling ``cp`` and slot LPs."""
+        """The column-generation loop (:mod:`eqglb.structured.colgen`) over slot vertices."""
         slots = np.arange(T)
+        pool = ColumnPool(T, lps.m, cp.size)
 
-        def price(gamma: list[np.ndarray]) -> SlotSolution:
+        def price(gamma: list[np.ndarray]) -> Pricing:
             t0 = _time.perf_counter()
             sol = lps.solve(slots, cp.prices(slots, gamma))
             stats["pricing_time"] += _time.perf_counter() - t0
-            return sol
+            f, a = pool.summarise(cp, sol, slots)
+            return Pricing(float(sol.bound.sum()), f, a, slots, (cp, sol))
 
-        pool = ColumnPool(T, lps.m, cp.size)
-        if gamma0 is None:
-            # "fair" prices: the gradient of each norm at a uniform regional vector
-            gamma0 = [b.weight * np.full(b.size, b.size ** (-1.0 / dual_exponent(b.q))
-                                         if not math.isinf(dual_exponent(b.q)) else 1.0)
-                      for b in cp.blocks]
-        gamma0 = cp.project(gamma0)
-        sol = price(gamma0)
-        lower = float(sol.bound.sum())
-        center = gamma0
-        pool.add(cp, sol, np.arange(T), 0)
-        best: MasterSolution | None = None
-        best_comb: Combination | None = None
-        exact_next = force_tight = False
-        upper = math.inf
-        gap_prev = 1.0
-        alpha = self.smoothing
-        it = 0
-        status = "optimal"
-        for it in range(1, max_iter + 1):
-            t0 = _time.perf_counter()
-            method = self.master
-            if exact_next and method == "auto":
-                method = "highs" if all(math.isinf(b.q) for b in cp.blocks) else "clarabel"
-            # the master needs to be only a little more accurate than the current gap
-            mtol = 1e-9 if force_tight else min(1e-4, max(1e-9, 1e-2 * gap_prev))
-            ms = solve_master(pool, cp, method=method, tol=mtol)
-            stats["master_time"] += _time.perf_counter() - t0
-            stats["master_iterations"] += ms.iterations
-            if ms.value < upper:
-                upper, best = ms.value, ms
-                best_comb = pool.combination(ms.lam)
-            gap = (upper - lower) / max(1.0, abs(upper))
-            gap_prev = gap
-            if report:
-                self._report(it, upper, lower, gap, len(pool), t_start)
-            if gap <= tol:
-                break
-            if self.time_limit is not None and _time.perf_counter() - t_start > self.time_limit:
-                status = "optimal_inaccurate"
-                break
-            g_out = cp.project(cp.split(ms.gamma))
-            added = 0
-            for a_sep in ((alpha, 0.0) if alpha > 0 else (0.0,)):
-                g_sep = cp.project([a_sep * c + (1 - a_sep) * g
-                                    for c, g in zip(center, g_out, strict=True)])
-                sol = price(g_sep)
-                lb = float(sol.bound.sum())
-                if lb > lower:
-                    lower, center_new = lb, g_sep
-                else:
-                    center_new = center
-                # reduced costs of the new vertices at the master's prices
-                f, a = pool.summarise(cp, sol, slots)
-                rc = f + a @ ms.gamma - ms.pi
-                thresh = 1e-12 * max(1.0, abs(upper)) / T
-                pick = np.flatnonzero(rc < -thresh)
-                pool.add(cp, sol, pick, it)
-                added += pick.size
-                if self.adaptive and a_sep > 0:
-                    # Pessoa et al. (2018): a subgradient at the separation point pointing
-                    # towards the master's prices means smoothing too much, and vice versa
-                    g = np.asarray(a.sum(axis=0)).ravel() - ms.u
-                    d = np.concatenate(g_out) - np.concatenate(center)
-                    alpha = (max(0.0, alpha - 0.1) if float(g @ d) > 0
-                             else min(0.99, alpha + 0.1 * (1.0 - alpha)))
-                center = center_new
-                if pick.size:
-                    break
-            if added == 0:
-                # no improving column at the master's own prices: the master is optimal up
-                # to its own accuracy. Solve it once more with the exact (simplex) or
-                # high-accuracy conic solver; if that does not help either, stop: the
-                # certified gap is what the bounds say.
-                if mtol > 1e-9:
-                    force_tight = True         # first: the same master, solved tightly
-                elif exact_next or self.master != "auto":
-                    break
-                else:
-                    exact_next = True
-            else:
-                exact_next = force_tight = False
-            # forget columns unused for a while (keeps the master small)
-            if self.max_age is not None:
-                pool.last_used[: ms.lam.size][ms.lam > 1e-7] = it
-                keep = pool.last_used >= it - self.max_age
-                keep[: ms.lam.size] |= ms.lam > 1e-7
-                if not keep.all():
-                    pool.keep(keep)
-        else:
-            status = "optimal_inaccurate"
-        assert best is not None and best_comb is not None
-        return {"x": best_comb.dispatch(T, n_route), "lower": lower, "upper": upper,
-                "iterations": it, "status": status, "master": best, "columns": len(pool),
-                "center": center}
+        def on_iteration(it: int, upper: float, lower: float, gap: float, cols: int) -> None:
+            self._report(it, upper, lower, gap, cols, t_start)
+
+        res = column_generation(cp, pool, price, gamma0=gamma0, tol=tol, max_iter=max_iter,
+                                smoothing=self.smoothing, adaptive=self.adaptive,
+                                max_age=self.max_age, master=self.master,
+                                time_limit=self.time_limit, t_start=t_start, stats=stats,
+                                on_iteration=on_iteration if report else None)
+        return {"x": res["snapshot"].dispatch(T, n_route), "lower": res["lower"],
+                "upper": res["upper"], "iterations": res["iterations"],
+                "status": res["status"], "master": res["best"], "columns": res["columns"],
+                "center": res["center"]}
 
     def _report(self, it: int, upper: float, lower: float, gap: float, columns: int,
                 t_start: float) -> None:

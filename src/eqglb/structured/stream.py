@@ -39,11 +39,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from eqglb.costs import Objective, RegionalCosts, objective_value
-from eqglb.metrics import dual_exponent
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
+from eqglb.structured.colgen import Pricing, column_generation
 from eqglb.structured.compact import CompactLP
 from eqglb.structured.coupling import Block, Coupling
-from eqglb.structured.master import MasterSolution, solve_master
 
 __all__ = ["BlockColumn", "StreamingOffline", "StreamingResult"]
 
@@ -247,6 +246,14 @@ class _BlockPool:
         self.f = np.concatenate([self.f, [x[0] for x in fa]])
         self._a = np.vstack([self._a, np.array([x[1] for x in fa]).reshape(len(cols), -1)])
         self.last_used = np.concatenate([self.last_used, np.full(len(cols), iteration)])
+
+    def add_picked(self, pricing: Any, pick: np.ndarray, iteration: int) -> None:
+        """Add the picked block columns of a :class:`eqglb.structured.colgen.Pricing`."""
+        self.add([pricing.payload[i] for i in pick], iteration)
+
+    def snapshot(self, lam: np.ndarray) -> list[tuple[BlockColumn, float]]:
+        """The columns with positive weight and their weights."""
+        return [(self.cols[i], float(lam[i])) for i in np.flatnonzero(lam > 0)]
 
     def keep(self, sel: np.ndarray) -> None:
         idx = np.flatnonzero(sel) if sel.dtype == bool else sel
@@ -460,6 +467,7 @@ class StreamingOffline:
     def _column_generation(self, prob: CompactLP, ex: _Executor, length: int, n_blocks: int,
                            gamma0: np.ndarray | None, t_start: float,
                            info: dict[str, Any]) -> StreamingResult:
+        """The loop of :mod:`eqglb.structured.colgen` over block columns."""
         terms = prob.terms
         cp = Coupling(np.zeros((1, 0)), tuple(
             Block(name, w, q, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
@@ -467,13 +475,15 @@ class StreamingOffline:
         pool = _BlockPool(n_blocks, terms.blocks, terms.linear,
                           (terms.mu_carbon, terms.mu_water))
         bases: list[Basis | None] = [None] * n_blocks
-        stats = {"pricing_time": 0.0, "master_time": 0.0, "passes": 0,
-                 "simplex_iterations": 0}
+        stats: dict[str, Any] = {"pricing_time": 0.0, "master_time": 0.0, "passes": 0,
+                                 "simplex_iterations": 0}
+        blocks = np.arange(n_blocks)
 
-        def price(gamma: np.ndarray) -> list[BlockColumn]:
+        def price(gamma: list[np.ndarray]) -> Pricing:
             t0 = _time.perf_counter()
-            tasks = [(b, length, gamma, bases[b]) for b in range(n_blocks)]
-            cols = []
+            g = np.concatenate(gamma) if gamma else np.zeros(0)
+            tasks = [(b, length, g, bases[b]) for b in range(n_blocks)]
+            cols: list[BlockColumn] = []
             for c in ex.map(price_block, tasks):
                 cols.append(c)
                 bases[c.block] = c.end
@@ -484,104 +494,30 @@ class StreamingOffline:
                                    "elapsed": _time.perf_counter() - t_start})
             stats["pricing_time"] += _time.perf_counter() - t0
             stats["passes"] += 1
-            return cols
+            cols.sort(key=lambda c: c.block)
+            fa = [pool.summarise(c) for c in cols]
+            return Pricing(float(sum(c.bound for c in cols)), np.array([x[0] for x in fa]),
+                           np.array([x[1] for x in fa]).reshape(n_blocks, cp.size), blocks,
+                           cols)
 
-        if gamma0 is None:
-            gamma0 = np.concatenate(
-                [w * np.full(size, size ** (-1.0 / dual_exponent(q))
-                             if not math.isinf(dual_exponent(q)) else 1.0)
-                 for _, w, q, size in terms.blocks]) if terms.blocks else np.zeros(0)
-        gamma0 = self._project(cp, gamma0)
-        cols = price(gamma0)
-        lower = float(sum(c.bound for c in cols))
-        center = gamma0
-        pool.add(cols, 0)
-        upper = math.inf
-        best: tuple[MasterSolution, list[tuple[BlockColumn, float]]] | None = None
         if not terms.blocks:  # separable: one pass is the whole problem
-            lam = np.ones(len(pool))
-            best = (MasterSolution(lam, np.zeros(0), float(pool.f.sum()), np.zeros(0),
-                                   np.zeros(n_blocks), "separable", 0),
-                    [(c, 1.0) for c in pool.cols])
-            return self._result(prob, best[1], lower, 0, "optimal", stats, info, center)
-        alpha = self.smoothing
-        gap_prev = 1.0
-        exact_next = force_tight = False
-        status = "optimal"
-        it = 0
-        for it in range(1, int(self.max_iter) + 1):
-            t0 = _time.perf_counter()
-            method = "auto"
-            if exact_next:
-                method = "highs" if all(math.isinf(b.q) for b in cp.blocks) else "clarabel"
-            mtol = 1e-9 if force_tight else min(1e-4, max(1e-9, 1e-2 * gap_prev))
-            ms = solve_master(pool, cp, method=method, tol=mtol)  # type: ignore[arg-type]
-            stats["master_time"] += _time.perf_counter() - t0
-            if ms.value < upper:
-                upper = ms.value
-                sel = np.flatnonzero(ms.lam > 0)
-                best = (ms, [(pool.cols[i], float(ms.lam[i])) for i in sel])
-            gap = (upper - lower) / max(1.0, abs(upper))
-            gap_prev = gap
+            pr = price([])
+            return self._result(prob, [(c, 1.0) for c in pr.payload], pr.lower, 0, "optimal",
+                                stats, info, np.zeros(0))
+
+        def on_iteration(it: int, upper: float, lower: float, gap: float, cols: int) -> None:
             if self.progress is not None:
                 self.progress({"event": "iteration", "iteration": it, "upper": upper,
-                               "lower": lower, "gap": gap,
-                               "columns": len(pool), "elapsed": _time.perf_counter() - t_start})
-            if gap <= self.tol:
-                break
-            if self.time_limit is not None and _time.perf_counter() - t_start > self.time_limit:
-                status = "optimal_inaccurate"
-                break
-            g_out = self._project(cp, ms.gamma)
-            added = 0
-            for a_sep in ((alpha, 0.0) if alpha > 0 else (0.0,)):
-                g_sep = self._project(cp, a_sep * center + (1 - a_sep) * g_out)
-                cols = price(g_sep)
-                lb = float(sum(c.bound for c in cols))
-                center_new = g_sep if lb > lower else center
-                lower = max(lower, lb)
-                fa = [pool.summarise(c) for c in cols]
-                f = np.array([x[0] for x in fa])
-                a = np.array([x[1] for x in fa])
-                pi = ms.pi[[c.block for c in cols]]
-                rc = f + a @ ms.gamma - pi
-                thresh = 1e-12 * max(1.0, abs(upper)) / n_blocks
-                pick = [c for c, r in zip(cols, rc, strict=True) if r < -thresh]
-                pool.add(pick, it)
-                added += len(pick)
-                if a_sep > 0:  # Pessoa et al. (2018) adaptive smoothing
-                    g = a.sum(axis=0) - ms.u
-                    d = g_out - center
-                    alpha = (max(0.0, alpha - 0.1) if float(g @ d) > 0
-                             else min(0.99, alpha + 0.1 * (1.0 - alpha)))
-                center = center_new
-                if pick:
-                    break
-            if added == 0:
-                if mtol > 1e-9:
-                    force_tight = True
-                elif exact_next:
-                    break
-                else:
-                    exact_next = True
-            else:
-                exact_next = force_tight = False
-            used = ms.lam > 1e-7
-            pool.last_used[: ms.lam.size][used] = it
-            keep = pool.last_used >= it - self.max_age
-            keep[: ms.lam.size] |= used
-            if not keep.all():
-                pool.keep(keep)
-        else:
-            status = "optimal_inaccurate"
-        assert best is not None
-        return self._result(prob, best[1], lower, it, status, stats, info, center)
+                               "lower": lower, "gap": gap, "columns": cols,
+                               "elapsed": _time.perf_counter() - t_start})
 
-    @staticmethod
-    def _project(cp: Coupling, gamma: np.ndarray) -> np.ndarray:
-        if not cp.blocks:
-            return np.zeros(0)
-        return np.concatenate(cp.project(cp.split(np.asarray(gamma, float))))
+        res = column_generation(
+            cp, pool, price, gamma0=None if gamma0 is None else cp.split(gamma0),
+            tol=self.tol, max_iter=int(self.max_iter), smoothing=self.smoothing,
+            adaptive=True, max_age=self.max_age, master="auto", time_limit=self.time_limit,
+            t_start=t_start, stats=stats, on_iteration=on_iteration)
+        return self._result(prob, res["snapshot"], res["lower"], res["iterations"],
+                            res["status"], stats, info, np.concatenate(res["center"]))
 
     def _result(self, prob: CompactLP, columns: list[tuple[BlockColumn, float]], lower: float,
                 iterations: int, status: str, stats: dict[str, Any], info: dict[str, Any],
