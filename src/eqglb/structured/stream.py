@@ -187,7 +187,6 @@ class _Executor:
                                  initargs=(problem,))
         else:
             raise ValueError(f"backend {backend!r}; choose 'process', 'serial' or 'ray'")
-        self._local = problem
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
         if self._pool is None:
@@ -237,19 +236,16 @@ class _BlockPool:
                 parts.append(getattr(c, name))
         return float(f), (np.concatenate(parts) if parts else np.zeros(0))
 
-    def add(self, cols: list[BlockColumn], iteration: int) -> None:
-        if not cols:
-            return
-        fa = [self.summarise(c) for c in cols]
-        self.cols.extend(cols)
-        self.slot = np.concatenate([self.slot, [c.block for c in cols]]).astype(np.intp)
-        self.f = np.concatenate([self.f, [x[0] for x in fa]])
-        self._a = np.vstack([self._a, np.array([x[1] for x in fa]).reshape(len(cols), -1)])
-        self.last_used = np.concatenate([self.last_used, np.full(len(cols), iteration)])
-
     def add_picked(self, pricing: Any, pick: np.ndarray, iteration: int) -> None:
-        """Add the picked block columns of a :class:`eqglb.structured.colgen.Pricing`."""
-        self.add([pricing.payload[i] for i in pick], iteration)
+        """Add the picked block columns of a :class:`eqglb.structured.colgen.Pricing`
+        (its ``f`` and ``a`` are the columns' :meth:`summarise`)."""
+        if pick.size == 0:
+            return
+        self.cols.extend(pricing.payload[i] for i in pick)
+        self.slot = np.concatenate([self.slot, pricing.group[pick]]).astype(np.intp)
+        self.f = np.concatenate([self.f, pricing.f[pick]])
+        self._a = np.vstack([self._a, np.asarray(pricing.a)[pick].reshape(pick.size, -1)])
+        self.last_used = np.concatenate([self.last_used, np.full(pick.size, iteration)])
 
     def snapshot(self, lam: np.ndarray) -> list[tuple[BlockColumn, float]]:
         """The columns with positive weight and their weights."""
