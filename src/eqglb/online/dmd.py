@@ -110,12 +110,12 @@ from eqglb.costs import Objective
 from eqglb.metrics import dual_exponent
 from eqglb.online.slot_solver import SlotSolver
 from eqglb.online.state import (
-    STATE_FORMAT,
-    STATE_VERSION,
+    base_state,
     check_fingerprint,
     fingerprint,
     objective_to_config,
     policy_kwargs,
+    restore_base,
 )
 from eqglb.scenario import ScenarioError
 
@@ -381,26 +381,16 @@ class OnlineDMD:
     def state(self) -> dict[str, Any]:
         """JSON-ready state: prices, AdaGrad sums, scales, cumulative costs, counters."""
         lst = lambda d: {k: v.tolist() for k, v in d.items()}  # noqa: E731
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "policy": "OnlineDMD",
-                "name": self.name, "config": self.config(), "t": self.slots_done,
-                "scenario": self._fp, "duals": lst(self.gamma), "sumsq": lst(self._sumsq),
-                "scale": dict(self._scale), "cumulative": lst(self.cumulative),
-                "counters": dict(self._counts)}
+        return {**base_state("OnlineDMD", self, self._counts), "duals": lst(self.gamma),
+                "sumsq": lst(self._sumsq), "scale": dict(self._scale)}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state` (the configuration stays the constructor's)."""
-        if state.get("policy") != "OnlineDMD":
-            raise ScenarioError(f"policy state: field 'policy' is {state.get('policy')!r}; "
-                                "this is an OnlineDMD policy")
-        self.reset()
-        self.slots_done = int(state["t"])
-        self._fp = state.get("scenario")
+        self._counts = restore_base("OnlineDMD", self, state)
         arr = lambda d: {k: np.asarray(v, dtype=float) for k, v in d.items()}  # noqa: E731
         self.gamma = arr(state.get("duals", {}))
         self._sumsq = arr(state.get("sumsq", {}))
         self._scale = {k: float(v) for k, v in state.get("scale", {}).items()}
-        self.cumulative = arr(state.get("cumulative", {}))
-        self._counts = {k: int(v) for k, v in state.get("counters", {}).items()}
 
     def run_stats(self) -> dict[str, Any]:
         return {"slot_solves": dict(self._counts),

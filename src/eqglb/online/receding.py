@@ -40,12 +40,12 @@ import scipy.sparse as sp
 from eqglb.costs import Objective, RegionalCosts, coefficients, objective_value
 from eqglb.online.forecast import SeasonalNaive, make_forecaster, with_error
 from eqglb.online.state import (
-    STATE_FORMAT,
-    STATE_VERSION,
+    base_state,
     check_fingerprint,
     fingerprint,
     objective_to_config,
     policy_kwargs,
+    restore_base,
 )
 from eqglb.policies.problem import Routes, regularizer, solve_problem
 from eqglb.scenario import ScenarioError
@@ -138,22 +138,10 @@ class RecedingHorizon:
         self._statuses: dict[str, int] = {}
 
     def state(self) -> dict[str, Any]:
-        return {"format": STATE_FORMAT, "version": STATE_VERSION,
-                "policy": "RecedingHorizon", "name": self.name, "config": self.config(),
-                "t": self.slots_done, "scenario": self._fp,
-                "cumulative": {k: v.tolist() for k, v in self.cumulative.items()},
-                "counters": dict(self._statuses)}
+        return base_state("RecedingHorizon", self, self._statuses)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if state.get("policy") != "RecedingHorizon":
-            raise ScenarioError(f"policy state: field 'policy' is {state.get('policy')!r}; "
-                                "this is a RecedingHorizon policy")
-        self.reset()
-        self.slots_done = int(state["t"])
-        self._fp = state.get("scenario")
-        self.cumulative = {k: np.asarray(v, dtype=float)
-                           for k, v in state.get("cumulative", {}).items()}
-        self._statuses = {k: int(v) for k, v in state.get("counters", {}).items()}
+        self._statuses = restore_base("RecedingHorizon", self, state)
 
     def run_stats(self) -> dict[str, Any]:
         return {"window_solves": dict(self._statuses),

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
+from eqglb._highs import highs_lp
 from eqglb.policies.problem import SolveError
 from eqglb.scenario import SolveInfo
 
@@ -123,27 +125,13 @@ class SlotSolver:
             n_cap = N * K
         self._cap_row, self._cap_coef, self._n_cap = cap_row, cap_coef, n_cap
         # HiGHS model: columns = routes; rows = J demand rows then n_cap capacity rows
-        lp = highspy.HighsLp()
-        lp.num_col_ = P
-        lp.num_row_ = J + n_cap
-        lp.col_cost_ = np.zeros(P)
-        lp.col_lower_ = np.zeros(P)
-        lp.col_upper_ = np.full(P, _INF)
-        lp.row_lower_ = np.zeros(J + n_cap)
-        lp.row_upper_ = np.zeros(J + n_cap)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = (np.arange(P + 1) * 2).astype(np.int32)
         index = np.empty(2 * P, dtype=np.int32)
         value = np.empty(2 * P)
         index[0::2], value[0::2] = j, 1.0
         index[1::2], value[1::2] = J + cap_row, cap_coef
-        lp.a_matrix_.index_ = index
-        lp.a_matrix_.value_ = value
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        h.setOptionValue("presolve", "off")
-        h.setOptionValue("solver", "simplex")
-        h.passModel(lp)
+        A = sp.csc_matrix((value, index, np.arange(P + 1) * 2), shape=(J + n_cap, P))
+        h = highs_lp(A, np.zeros(P), np.zeros(J + n_cap), np.zeros(J + n_cap),
+                     presolve="off", solver="simplex")
         self._h = h
         self._col_idx = np.arange(P, dtype=np.int32)
         self._row_idx = np.arange(J + n_cap, dtype=np.int32)

@@ -26,18 +26,51 @@ from eqglb.scenario import ScenarioError
 __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
+    "base_state",
     "check_fingerprint",
     "fingerprint",
     "load_state",
     "objective_from_config",
     "policy_kwargs",
     "objective_to_config",
+    "restore_base",
     "restore_policy",
     "save_state",
 ]
 
 STATE_FORMAT = "eqglb.online.state"
 STATE_VERSION = 1
+
+
+def base_state(kind: str, policy: Any, counters: Mapping[str, int]) -> dict[str, Any]:
+    """The fields every online policy's state has (module docstring), for ``policy``.
+
+    ``kind`` is the policy class name; ``policy`` has ``name``, ``config()``,
+    ``slots_done``, ``_fp`` (scenario fingerprint) and ``cumulative`` (name -> array).
+    """
+    return {"format": STATE_FORMAT, "version": STATE_VERSION, "policy": kind,
+            "name": policy.name, "config": policy.config(), "t": policy.slots_done,
+            "scenario": policy._fp,
+            "cumulative": {k: v.tolist() for k, v in policy.cumulative.items()},
+            "counters": dict(counters)}
+
+
+def restore_base(kind: str, policy: Any, state: Mapping[str, Any]) -> dict[str, int]:
+    """Check ``state`` is a ``kind`` state, reset ``policy`` and restore the common fields.
+
+    Returns the counters, for the policy to keep where it keeps them.
+    """
+    import numpy as np
+
+    if state.get("policy") != kind:
+        raise ScenarioError(f"policy state: field 'policy' is {state.get('policy')!r}; "
+                            f"this is a {kind} policy")
+    policy.reset()
+    policy.slots_done = int(state["t"])
+    policy._fp = state.get("scenario")
+    policy.cumulative = {k: np.asarray(v, dtype=float)
+                         for k, v in state.get("cumulative", {}).items()}
+    return {k: int(v) for k, v in state.get("counters", {}).items()}
 
 
 

@@ -255,23 +255,10 @@ class CompactLP:
     # ------------------------------------------------------------------ HiGHS
     def _solver(self) -> Any:
         if self._highs is None:
-            import highspy
+            from eqglb._highs import highs_lp
 
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
-            h.setOptionValue("presolve", "off")
-            lp = highspy.HighsLp()
-            lp.num_col_, lp.num_row_ = self.n_col, self.n_row
-            lp.col_cost_ = np.zeros(self.n_col)
-            lp.col_lower_ = np.zeros(self.n_col)
-            lp.col_upper_ = np.full(self.n_col, np.inf)
-            lp.row_lower_ = np.zeros(self.n_row)
-            lp.row_upper_ = np.zeros(self.n_row)
-            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-            lp.a_matrix_.start_ = self.A.indptr
-            lp.a_matrix_.index_ = self.A.indices
-            lp.a_matrix_.value_ = self.A.data
-            h.passModel(lp)
+            h = highs_lp(self.A, np.zeros(self.n_col), np.zeros(self.n_row),
+                         np.zeros(self.n_row), presolve="off")
             self._highs = h
             self._cols = np.arange(self.n_col, dtype=np.int32)
             self._rows = np.arange(self.n_row, dtype=np.int32)
@@ -279,9 +266,9 @@ class CompactLP:
 
     def get_basis(self) -> tuple[np.ndarray, np.ndarray]:
         """The current HiGHS basis as two int8 arrays (columns, rows) (picklable)."""
-        b = self._solver().getBasis()
-        return (np.array(list(map(int, b.col_status)), dtype=np.int8),
-                np.array(list(map(int, b.row_status)), dtype=np.int8))
+        from eqglb._highs import basis_status
+
+        return basis_status(self._solver())
 
     def set_basis(self, basis: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Start the next solve from ``basis`` (None: from the slack basis, cold)."""

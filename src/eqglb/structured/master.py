@@ -245,7 +245,7 @@ def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     ``min f . lam + sum_b w_b s_b``  s.t.  ``sum_{l of t} lam_l = 1``,
     ``sum_l a_lr lam_l - s_b <= 0`` for every entry r of block b, ``lam, s >= 0``.
     """
-    import highspy
+    from eqglb._highs import highs_lp
 
     if not all(math.isinf(b.q) for b in cp.blocks):
         raise ValueError("the HiGHS master needs q = inf in every coupling block")
@@ -258,21 +258,9 @@ def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     cols = np.concatenate([np.arange(L), acoo.row, L + row_block])
     vals = np.concatenate([np.ones(L), acoo.data / sig_row[acoo.col], -np.ones(M)])
     A = sp.csc_matrix((vals, (rows, cols)), shape=(T + M, L + B))
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = L + B, T + M
-    lp.col_cost_ = np.concatenate([pool.f / F, np.array([b.weight for b in cp.blocks])
-                                   * sigma / F])
-    lp.col_lower_ = np.zeros(L + B)
-    lp.col_upper_ = np.full(L + B, np.inf)
-    lp.row_lower_ = np.concatenate([np.ones(T), np.full(M, -np.inf)])
-    lp.row_upper_ = np.concatenate([np.ones(T), np.zeros(M)])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr
-    lp.a_matrix_.index_ = A.indices
-    lp.a_matrix_.value_ = A.data
-    h.passModel(lp)
+    cost = np.concatenate([pool.f / F, np.array([b.weight for b in cp.blocks]) * sigma / F])
+    h = highs_lp(A, cost, np.concatenate([np.ones(T), np.full(M, -np.inf)]),
+                 np.concatenate([np.ones(T), np.zeros(M)]))
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     sol = h.getSolution()

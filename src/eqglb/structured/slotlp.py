@@ -366,29 +366,17 @@ class SlotLPs:
         import highspy
         import scipy.sparse as sp
 
+        from eqglb._highs import basis_status, highs_lp
+
         self.fallbacks += slots.size
         P, m = self.P, self.m
         A = sp.csc_matrix(self.A[:, :P])
         for n, t in enumerate(slots):
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
-            lp = highspy.HighsLp()
-            lp.num_col_, lp.num_row_ = P, m
-            lp.col_cost_ = cs[n]
-            lp.col_lower_ = np.zeros(P)
-            lp.col_upper_ = np.full(P, np.inf)
             b = self.b[t]
-            lp.row_lower_ = np.concatenate([b[:self.n_eq], np.full(self.n_cap, -np.inf)])
-            lp.row_upper_ = b
-            lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-            lp.a_matrix_.start_ = A.indptr
-            lp.a_matrix_.index_ = A.indices
-            lp.a_matrix_.value_ = A.data
-            h.passModel(lp)
+            h = highs_lp(A, cs[n], np.concatenate([b[:self.n_eq], np.full(self.n_cap, -np.inf)]),
+                         b)
             h.run()
-            basis = h.getBasis()
-            col = np.array([int(s) for s in basis.col_status])
-            row = np.array([int(s) for s in basis.row_status])
+            col, row = basis_status(h)
             basic = int(highspy.HighsBasisStatus.kBasic)
             idx = np.concatenate([np.flatnonzero(col == basic),
                                   P + np.flatnonzero(row == basic)])
