@@ -197,7 +197,11 @@ def test_online_is_feasible_and_not_better_than_hindsight(seed, T, N, J, K, per_
     ev = evaluate(sc, d, obj)
     assert ev.feasibility.ok(1e-6), ev.feasibility
     assert not ev.flagged
-    opt = evaluate(sc, EquitableOffline(obj).plan(sc), obj).objective
+    # Clarabel's default tolerances can leave the hindsight optimum ~1e-6 above the true
+    # one at q in {1.5, 3} (docs/performance.md); tighten them so it is a reference
+    opts = {} if obj.is_linear else dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11,
+                                         tol_ktratio=1e-9)
+    opt = evaluate(sc, EquitableOffline(obj, solver_options=opts).plan(sc), obj).objective
     assert opt <= ev.objective * (1 + 1e-6) + 1e-9
 
 
