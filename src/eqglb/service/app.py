@@ -7,7 +7,8 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
 * ``GET /v1/state`` - duals, cumulative regional costs and fairness metrics so far;
 * ``GET /v1/weights`` - the latest integer weights (JSON);
 * ``GET /v1/weights/nginx`` - NGINX upstream blocks; ``GET /v1/weights/envoy`` - Envoy
-  weighted clusters (JSON or YAML);
+  weighted clusters (JSON or YAML); ``GET /v1/weights/haproxy`` - HAProxy backends;
+  ``GET /v1/weights/gateway`` - Gateway API HTTPRoutes (JSON List or YAML);
 * ``GET /v1/slots`` and ``GET /v1/slots/{slot}`` - accepted slots as stored;
 * ``GET /healthz`` - liveness (always open).
 
@@ -43,7 +44,13 @@ from pydantic import ValidationError
 
 from eqglb.scenario import Scenario
 from eqglb.service.engine import Engine, Outcome, ServiceConfig, _dumps, load_config_scenario
-from eqglb.service.proxy import REGION_HEADER, render_envoy, render_nginx
+from eqglb.service.proxy import (
+    REGION_HEADER,
+    render_envoy,
+    render_gateway,
+    render_haproxy,
+    render_nginx,
+)
 from eqglb.service.schemas import ErrorOut, SlotIn, SlotOut
 from eqglb.service.store import Store
 
@@ -436,6 +443,53 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
             except ImportError:  # JSON is valid YAML (1.2): serve it as such
                 return Response(json.dumps(doc, indent=1), media_type="application/yaml")
             return Response(yaml.safe_dump(doc, sort_keys=False), media_type="application/yaml")
+        return Response(json.dumps(doc, indent=1), media_type="application/json")
+
+    def weights_note(st: dict[str, Any]) -> str:
+        src = st.get("weights_slot")
+        return (f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
+                if src else "no slot decided yet: uniform weights over allowed routes")
+
+    @app.get("/v1/weights/haproxy", response_class=PlainTextResponse,
+             summary="HAProxy frontend and weighted backends with the latest weights",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_haproxy(request: Request, level: Level = "datacenter", complete: bool = True,
+                    bind: Annotated[str, Query(pattern=r"^[A-Za-z0-9.:\[\]*]{1,64}$")]
+                    = "127.0.0.1:8080",
+                    stats_socket: Annotated[str | None, Query(
+                        alias="socket", pattern=r"^/[A-Za-z0-9_./-]{1,200}$")] = None,
+                    header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
+                    ) -> PlainTextResponse:
+        svc.check(request, write=False)
+        st = svc.engine.committed_state
+        return PlainTextResponse(render_haproxy(
+            svc.engine.weights_table(st, level), header=header, complete=complete, bind=bind,
+            stats_socket=stats_socket, comment=weights_note(st)))
+
+    @app.get("/v1/weights/gateway", summary="Kubernetes Gateway API HTTPRoutes (weighted)",
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_gateway(request: Request, level: Level = "datacenter",
+                    fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
+                    name: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,51}[a-z0-9])?$")]
+                    = "eqglb",
+                    namespace: Annotated[str | None, Query(
+                        pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")] = None,
+                    gateway: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
+                    = "eqglb",
+                    header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
+                    ) -> Response:
+        svc.check(request, write=False)
+        st = svc.engine.committed_state
+        routes = render_gateway(svc.engine.weights_table(st, level), header=header, name=name,
+                                namespace=namespace, gateway=gateway, comment=weights_note(st))
+        doc = {"apiVersion": "v1", "kind": "List", "items": routes}
+        if fmt == "yaml":
+            try:
+                import yaml
+            except ImportError:  # JSON is valid YAML (1.2): serve the List as such
+                return Response(json.dumps(doc, indent=1), media_type="application/yaml")
+            return Response(yaml.safe_dump_all(routes, sort_keys=False),
+                            media_type="application/yaml")
         return Response(json.dumps(doc, indent=1), media_type="application/json")
 
     @app.get("/v1/slots", summary="Accepted slots (index, time, idempotency key)",
