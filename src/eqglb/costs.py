@@ -16,6 +16,7 @@ Regional costs: carbon ``C_i`` and water ``W_i`` are located at data centre i; q
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -54,6 +55,15 @@ class Objective:
         combined regional cost ``mu_c C_i + mu_w W_i`` [USD].
     social_average : bool
         Quality cost per region as the average loss per request (True) or the total.
+    energy_weight : float
+        Weight of the energy cost [-]: 1 in every equitable objective; 0 for a baseline
+        that minimises only an environmental total.
+    norm_sizes : (int, int) or None
+        ``(regions, datacenters)`` when the weights were derived from per-unit weights
+        by :meth:`normalized`: each ``mu`` is then ``mu_unit * n ** (1 - 1/q)`` (n the
+        length of the term's vector), so that ``mu ||v||_q`` equals ``mu_unit * sum(v)``
+        when the burden is spread evenly, at every q. :meth:`with_q` keeps the per-unit
+        weights. None: the weights are used as given.
     """
 
     mu_social: float = 0.0
@@ -64,11 +74,19 @@ class Objective:
     q_water: float = 2.0
     combined_environment: bool = False
     social_average: bool = True
+    energy_weight: float = 1.0
+    norm_sizes: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.norm_sizes is not None:
+            sizes = tuple(int(n) for n in self.norm_sizes)
+            if len(sizes) != 2 or min(sizes) < 1:
+                raise ValueError(f"norm_sizes = {self.norm_sizes!r}; give (regions, "
+                                 "datacenters), both >= 1")
+            object.__setattr__(self, "norm_sizes", sizes)
         for name in ("q_social", "q_carbon", "q_water"):
             object.__setattr__(self, name, parse_q(getattr(self, name)))
-        for name in ("mu_social", "mu_carbon", "mu_water"):
+        for name in ("mu_social", "mu_carbon", "mu_water", "energy_weight"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
@@ -82,10 +100,55 @@ class Objective:
         return cls(mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
                    q_social=qv, q_carbon=qv, q_water=qv, **kw)
 
+    @classmethod
+    def normalized(cls, n_region: int, n_datacenter: int, *, mu_social: float = 0.0,
+                   mu_carbon: float = 0.0, mu_water: float = 0.0, q_social: float | str = 2.0,
+                   q_carbon: float | str = 2.0, q_water: float | str = 2.0,
+                   **kw: bool) -> Objective:
+        """Objective from per-unit weights, scaled by ``n ** (1 - 1/q)`` per term.
+
+        ``mu_social`` [USD per unit of S], ``mu_carbon`` [USD/kg], ``mu_water`` [USD/L] are
+        what one unit of the burden is worth when the burden is spread evenly; a more
+        uneven spread costs more for q > 1 (at q = inf, as if every region bore the
+        worst region's burden). q = 1 gives the plain weighted total.
+        """
+        qs, qc, qw = parse_q(q_social), parse_q(q_carbon), parse_q(q_water)
+        return cls(mu_social=float(mu_social) * _norm_factor(n_region, qs),
+                   mu_carbon=float(mu_carbon) * _norm_factor(n_datacenter, qc),
+                   mu_water=float(mu_water) * _norm_factor(n_datacenter, qw),
+                   q_social=qs, q_carbon=qc, q_water=qw,
+                   norm_sizes=(int(n_region), int(n_datacenter)), **kw)
+
+    def unit_weights(self) -> dict[str, float]:
+        """Per-unit weights ``mu_social, mu_carbon, mu_water`` (undoing :meth:`normalized`)."""
+        if self.norm_sizes is None:
+            return {"mu_social": self.mu_social, "mu_carbon": self.mu_carbon,
+                    "mu_water": self.mu_water}
+        nj, nn = self.norm_sizes
+        return {"mu_social": self.mu_social / _norm_factor(nj, self.q_social),
+                "mu_carbon": self.mu_carbon / _norm_factor(nn, self.q_carbon),
+                "mu_water": self.mu_water / _norm_factor(nn, self.q_water)}
+
     def with_q(self, q: float | str) -> Objective:
+        """The same objective with norm order ``q`` on every term (per-unit weights kept)."""
         qv = parse_q(q)
-        return Objective(self.mu_social, self.mu_carbon, self.mu_water, qv, qv, qv,
-                         self.combined_environment, self.social_average)
+        return self.with_terms(q_social=qv, q_carbon=qv, q_water=qv)
+
+    def with_terms(self, **changes: float) -> Objective:
+        """A copy with some of ``q_*`` / ``mu_*`` changed; with :attr:`norm_sizes` the
+        ``mu_*`` given and kept are per-unit weights."""
+        if self.norm_sizes is None:
+            return dataclasses.replace(self, **changes)
+        unit = {**self.unit_weights(), **{k: v for k, v in changes.items()
+                                          if k.startswith("mu_")}}
+        qs = {"q_social": self.q_social, "q_carbon": self.q_carbon, "q_water": self.q_water,
+              **{k: v for k, v in changes.items() if k.startswith("q_")}}
+        rest = {k: v for k, v in changes.items() if not k.startswith(("mu_", "q_"))}
+        base = dataclasses.replace(self, **rest)
+        return Objective.normalized(*base.norm_sizes, **unit, **qs,  # type: ignore[misc]
+                                    combined_environment=base.combined_environment,
+                                    social_average=base.social_average,
+                                    energy_weight=base.energy_weight)
 
     @property
     def is_linear(self) -> bool:
@@ -105,7 +168,14 @@ class Objective:
         else:
             env = (f"{self.mu_carbon:g} ||C||_{qs(self.q_carbon)} + "
                    f"{self.mu_water:g} ||W||_{qs(self.q_water)}")
-        return f"energy + {self.mu_social:g} ||S||_{qs(self.q_social)} + {env}"
+        energy = ("energy" if self.energy_weight == 1.0
+                  else f"{self.energy_weight:g} energy")
+        return f"{energy} + {self.mu_social:g} ||S||_{qs(self.q_social)} + {env}"
+
+
+def _norm_factor(n: int, q: float) -> float:
+    """``n ** (1 - 1/q)``: the L_q norm of an even vector of n ones is n ** (1/q)."""
+    return float(n) ** (1.0 - (0.0 if math.isinf(q) else 1.0 / q))
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +253,7 @@ def regional_costs(coef: Coefficients, y: np.ndarray) -> RegionalCosts:
 
 def objective_value(obj: Objective, rc: RegionalCosts) -> float:
     """Equitable objective [USD] from recomputed regional costs."""
-    val = rc.energy_cost
+    val = obj.energy_weight * rc.energy_cost
     if obj.mu_social > 0:
         val += obj.mu_social * lq_norm(rc.social, obj.q_social)
     if obj.combined_environment:

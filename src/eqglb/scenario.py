@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SolveInfo",
+    "SolveStatus",
 ]
 
 #: Names of the four dimensions of a dispatch, in array order.
@@ -378,28 +380,65 @@ class Scenario:
                 "or lower its demand")
 
 
+class SolveStatus(StrEnum):
+    """Status of the solve behind a dispatch (compares equal to its string value).
+
+    * ``optimal``: certified: a valid lower bound proves the relative gap <= the tolerance;
+    * ``feasible``: a feasible dispatch whose optimality is not proven to the tolerance:
+      an exact solver stopped with a certified gap above it, or a heuristic / online
+      policy (no bound);
+    * ``inaccurate``: the solver claims a solution but no valid bound certifies it;
+    * ``infeasible``: no dispatch satisfies the constraints;
+    * ``failed``: the solver failed (no dispatch).
+    """
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    INACCURATE = "inaccurate"
+    INFEASIBLE = "infeasible"
+    FAILED = "failed"
+
+    @classmethod
+    def parse(cls, value: str) -> SolveStatus:
+        """The status named ``value``; solver-specific names map to the nearest status."""
+        v = str(value).lower()
+        try:
+            return cls(v)
+        except ValueError:
+            pass
+        if "infeasible" in v:
+            return cls.INFEASIBLE
+        if "inaccurate" in v:
+            return cls.INACCURATE
+        return cls.FAILED
+
+
 @dataclass(frozen=True)
 class SolveInfo:
     """Solver status as data.
 
     Attributes
     ----------
-    status : str
-        ``"optimal"``, ``"optimal_inaccurate"``, ``"infeasible"``, ``"unbounded"``, ...
+    status : SolveStatus
+        See :class:`SolveStatus`; strings are parsed (``"optimal_inaccurate"`` ->
+        ``inaccurate``, ``"solver_error"`` -> ``failed``).
     solver : str
-        Solver name (e.g. ``"HIGHS"``, ``"CLARABEL"``, ``"closed-form"``).
+        Solver name (e.g. ``"HIGHS"``, ``"CLARABEL"``, ``"eqglb-structured"``).
     solve_time : float
         Wall time spent in the solver [s].
     objective : float or None
-        Objective value the solver reports [USD]; never read by the evaluator.
+        Objective value of the problem the policy solved, recomputed where possible [unit
+        of that problem, ``extra["objective_unit"]``, USD unless stated]; never read by
+        the evaluator.
     dual_bound : float or None
-        Lower bound on the optimum where the solver gives one [USD].
+        Valid lower bound on that problem's optimum [same unit], or None when there is
+        none. Never a solver's self-reported dual objective unless it was verified.
     iterations : int or None
     extra : dict
-        Any other optimality information (residuals, gaps).
+        Any other optimality information (residuals, gap, ``problem``: what was solved).
     """
 
-    status: str
+    status: SolveStatus
     solver: str
     solve_time: float = 0.0
     objective: float | None = None
@@ -407,16 +446,29 @@ class SolveInfo:
     iterations: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", SolveStatus.parse(self.status))
+
     @property
     def ok(self) -> bool:
-        return self.status == "optimal"
+        """True when the result is certified optimal."""
+        return self.status == SolveStatus.OPTIMAL
+
+    @property
+    def exact(self) -> bool:
+        """True when the policy is an exact solver (it reports a bound or claims optimality)."""
+        return self.dual_bound is not None or self.status != SolveStatus.FEASIBLE
 
     @property
     def gap(self) -> float | None:
-        """Relative optimality gap (objective - dual_bound) / max(1, |objective|)."""
+        """Certified relative gap (see :func:`eqglb.certify.relative_gap`) or None."""
+        if "gap" in self.extra and self.extra["gap"] is not None:
+            return float(self.extra["gap"])
         if self.objective is None or self.dual_bound is None:
             return None
-        return (self.objective - self.dual_bound) / max(1.0, abs(self.objective))
+        from eqglb.certify import relative_gap
+
+        return relative_gap(self.objective, self.dual_bound)
 
 
 @dataclass(frozen=True, eq=False)

@@ -298,7 +298,8 @@ class RecedingHorizon:
         info = solve_problem(b["prob"], lp=obj.is_linear, solver=self.solver,
                              solver_options=opts, value_scale=ref)
         self._solve_time += info.solve_time
-        self._statuses[info.status] = self._statuses.get(info.status, 0) + 1
+        claim = str(info.extra.get("solver_status", info.status))
+        self._statuses[claim] = self._statuses.get(claim, 0) + 1
         x0 = np.clip(np.asarray(b["x"].value, dtype=float)[0], 0.0, None) * sc
         d = np.asarray(view.demand[t], dtype=float)
         served = np.bincount(rj, weights=x0, minlength=J)

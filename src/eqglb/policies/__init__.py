@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eqglb.costs import Objective
+from eqglb.defaults import DEFAULT_MODEL_RULE, DEFAULT_TOL
 from eqglb.policies.offline import (
     MODEL_RULES,
     EquitableOffline,
@@ -48,36 +49,78 @@ def register(name: str, description: str) -> Callable[[Callable[..., Any]], Call
     return deco
 
 
-def _baseline(kind: str) -> Callable[..., Any]:
-    def f(objective: Objective, model_rule: str = "best", **kw: Any) -> LinearBaseline:
-        return LinearBaseline(kind=kind, model_rule=model_rule, objective=objective, **kw)
+def _baseline(kind: str, name: str | None = None, rule: str | None = None
+              ) -> Callable[..., Any]:
+    def f(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE,
+          **kw: Any) -> LinearBaseline:
+        if kw.get("tol") is None:
+            kw.pop("tol", None)
+        return LinearBaseline(kind=kind, model_rule=rule or model_rule, objective=objective,
+                              name=name or kind, **kw)
 
     return f
 
 
-register("nearest", "each region to its closest allowed data centre (least latency)")(
+def _exact(objective: Objective, model_rule: str | None, name: str, **kw: Any) -> Any:
+    """The certified exact solver for ``objective`` under ``model_rule``.
+
+    The structured solver (Dantzig-Wolfe, certified gap) unless the rule is ``"best"``
+    (per-slot quality rows it does not model) or a cvxpy ``solver`` is named; then the
+    cvxpy model, certified by a Lagrangian bound priced at its duals.
+    """
+    tol = kw.pop("tol", None) or DEFAULT_TOL
+    if model_rule == "best" or kw.get("solver") or kw.get("solver_options"):
+        rule = "best" if model_rule == "best" else "free"
+        return EquitableOffline(objective=objective, model_rule=rule, name=name, tol=tol,
+                                **kw)
+    from eqglb.structured import StructuredOffline
+
+    kw.pop("strict", None)
+    return StructuredOffline(objective=objective, name=name, tol=tol, **kw)
+
+
+register("cost-only", "true cost-only optimum: minimum energy cost [USD], models chosen by "
+         "cost alone (no quality value); the reference the price of fairness is measured "
+         "against")(_baseline("energy", name="cost-only", rule="free"))
+register("nearest", "least latency first (each region to its closest allowed data "
+         "centre), then the model rule (weighted: energy cost + mu_s sum_j S_j)")(
     _baseline("nearest"))
-register("energy", "minimum energy cost [USD]")(_baseline("energy"))
-register("carbon", "minimum total carbon [kg CO2]")(_baseline("carbon"))
-register("water", "minimum total water [L]")(_baseline("water"))
+register("energy", "minimum energy cost [USD] + the shared quality value mu_s sum_j S_j "
+         "(model rule 'weighted'; 'free': energy cost only)")(_baseline("energy"))
+register("carbon", "minimum mu_c x total carbon [USD] + mu_s sum_j S_j (model rule "
+         "'weighted'; 'free': total carbon [kg] only)")(_baseline("carbon"))
+register("water", "minimum mu_w x total water [USD] + mu_s sum_j S_j (model rule "
+         "'weighted'; 'free': total water [L] only)")(_baseline("water"))
 
 
-@register("weighted", "objective with q = 1 on every term (equity-oblivious weighted total)")
-def _weighted(objective: Objective, model_rule: str | None = None, **kw: Any) -> EquitableOffline:
-    return weighted_total(objective, **kw)
+@register("weighted", "equity-oblivious optimum: the same objective and weights with q = 1 "
+          "on every term (energy + mu_s sum S + mu_c sum C + mu_w sum W), certified")
+def _weighted(objective: Objective, model_rule: str | None = None, **kw: Any) -> Any:
+    return _exact(objective.with_q(1), model_rule, kw.pop("name", "weighted"), **kw)
 
 
-@register("eglb", "eGLB: energy + mu_c max_i C_i + mu_w max_i W_i, no quality term")
-def _eglb(objective: Objective, model_rule: str = "best", **kw: Any) -> EquitableOffline:
-    return eglb_baseline(objective, model_rule=model_rule, **kw)
+@register("eglb", "eGLB: energy + mu_c max_i C_i + mu_w max_i W_i (+ mu_s sum_j S_j under "
+          "model rule 'weighted'), certified")
+def _eglb(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE, **kw: Any) -> Any:
+    base = eglb_baseline(objective, model_rule=model_rule)
+    return _exact(base.objective, base.model_rule, kw.pop("name", "eglb"), **kw)
 
 
-@register("equitable", "exact offline equitable optimum (hindsight) for the given q and weights")
-def _equitable(objective: Objective, model_rule: str | None = None,
-               **kw: Any) -> EquitableOffline:
+@register("equitable", "exact offline equitable optimum (hindsight) of the scored objective "
+          "at the given q and weights, certified gap (structured solver)")
+def _equitable(objective: Objective, model_rule: str | None = None, **kw: Any) -> Any:
     # "best" keeps each slot's best achievable total quality as a service floor; any other
     # rule lets the objective's own quality term choose the model sizes
+    return _exact(objective, model_rule, kw.pop("name", "equitable"), **kw)
+
+
+@register("reference", "the plain cvxpy model of the equitable problem (HiGHS / Clarabel), "
+          "certified by a Lagrangian bound at its duals; the test reference")
+def _reference(objective: Objective, model_rule: str | None = None,
+               **kw: Any) -> EquitableOffline:
     rule = "best" if model_rule == "best" else "free"
+    kw.setdefault("name", "reference")
+    kw["tol"] = kw.get("tol") or DEFAULT_TOL
     return EquitableOffline(objective=objective, model_rule=rule, **kw)
 
 

@@ -23,14 +23,17 @@ choose models: ``best`` quality, ``weighted`` energy cost + quality value, ``fre
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 
-from eqglb.costs import Coefficients, Objective, coefficients
+from eqglb.certify import SideRows, lagrangian_bound, relative_gap
+from eqglb.costs import Coefficients, Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import (
     Routes,
     capacity_constraints,
@@ -63,7 +66,8 @@ def _reference_scale(sc: Scenario, coef: Coefficients, routes: Routes, obj: Obje
     c = float(routes.gather(coef.carbon).mean())
     w = float(routes.gather(coef.water).mean())
     social = float(np.max(coef.quality)) * (1.0 if coef.social_average else total)
-    ref = total * (ec + obj.mu_carbon * c + obj.mu_water * w) + obj.mu_social * social
+    ref = (total * (obj.energy_weight * ec + obj.mu_carbon * c + obj.mu_water * w)
+           + obj.mu_social * social)
     return ref if ref > 0 and math.isfinite(ref) else 1.0
 
 
@@ -115,6 +119,7 @@ class LinearBaseline:
     solver: str | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    tol: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.kind not in ("nearest", "energy", "carbon", "water"):
@@ -136,41 +141,81 @@ class LinearBaseline:
         own = self._cost(sc, coef, routes)
         qual = np.broadcast_to(coef.quality_loss[routes.k][None, :], own.shape).astype(float)
         qp = coef.quality[routes.j, routes.k]
-        # "weighted": the baseline's own cost valued in USD by the objective's weight plus
-        # the same linear quality value mu_s * sum_j S_j every weighted baseline uses
-        usd = {"nearest": 0.0, "energy": 1.0, "carbon": self.objective.mu_carbon,
-               "water": self.objective.mu_water}[self.kind]
+        # "weighted": the baseline's own cost valued in USD by the objective's per-unit
+        # weight plus the same linear quality value mu_s * sum_j S_j (the q = 1 valuation)
+        unit = self.objective.unit_weights()
+        mu_s = unit["mu_social"]
+        usd = {"nearest": 0.0, "energy": 1.0, "carbon": unit["mu_carbon"],
+               "water": unit["mu_water"]}[self.kind]
         rule = self.model_rule
         if rule == "weighted" and self.kind != "nearest" and usd == 0.0:
             rule = "best"  # no USD value for this cost: fall back to best models first
-        weighted = usd * own + self.objective.mu_social * qp[None, :]
+        weighted = usd * own + mu_s * qp[None, :]
+        own_unit = {"nearest": "ms x requests", "energy": "USD", "carbon": "kg CO2",
+                    "water": "L"}[self.kind]
         if self.kind == "nearest":
             # latency first; then the model by the rule (quality, or energy + quality value)
             energy = routes.gather(coef.energy_cost)
-            second = {"best": qual, "weighted": energy + self.objective.mu_social * qp[None, :],
+            second = {"best": qual, "weighted": energy + mu_s * qp[None, :],
                       "free": energy}[rule]
             stages = [own, second]
+            unit_last = {"best": "requests x quality loss", "weighted": "USD",
+                         "free": "USD"}[rule]
         elif rule == "best":
             stages = [qual, own]
+            unit_last = own_unit
         elif rule == "weighted":
             stages = [weighted]
+            unit_last = "USD"
         else:
             stages = [own]
+            unit_last = own_unit
         bounds, spent = _lexicographic_bounds(sc, routes, stages[:-1], self.solver,
                                               self.solver_options)
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
-        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        side = [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        cons += side
         last = stages[-1]
         vs = max(float(np.abs(last).max()), 1e-300) * routes.scale
         prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(last / vs * routes.scale, x))), cons)
         info = solve_problem(prob, lp=True, solver=self.solver,
                              solver_options=self.solver_options, value_scale=vs)
-        info = SolveInfo(info.status, info.solver, info.solve_time + spent, info.objective,
-                         info.dual_bound, info.iterations,
-                         {**info.extra, "model_rule": self.model_rule,
-                          "stages": len(stages)})
-        return dispatch_from(x, sc, routes, self.name, info)
+        dispatch = dispatch_from(x, sc, routes, self.name, info)
+        # certificate of the last stage's own problem (earlier stages' rows relaxed with
+        # their duals): value and bound in the unit of the last stage
+        t0 = _time.perf_counter()
+        yr = np.asarray(dispatch.y)[:, routes.i, routes.j, routes.k]
+        value = float(np.sum(last * yr))
+        rows = [SideRows(cb * (vs / routes.scale), bb * vs, _dual(con, sc.n_time))
+                for con, (cb, bb) in zip(side, bounds, strict=True)]
+        lower = lagrangian_bound(sc, linear=last, side=rows)
+        gap = relative_gap(value, lower)
+        ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
+        info = SolveInfo("optimal" if ok else "feasible", info.solver,
+                         info.solve_time + spent + (_time.perf_counter() - t0), value, lower,
+                         info.iterations,
+                         {**info.extra, "model_rule": self.model_rule, "stages": len(stages),
+                          "gap": gap, "objective_unit": unit_last,
+                          "certificate": "lagrangian (slot LPs)",
+                          "problem": self.describe(rule)})
+        return Dispatch(dispatch.y, policy=self.name, info=info)
+
+    def describe(self, rule: str | None = None) -> str:
+        """What this baseline minimises, in words."""
+        rule = rule or self.model_rule
+        own = {"nearest": "latency", "energy": "energy cost [USD]",
+               "carbon": "total carbon", "water": "total water"}[self.kind]
+        if self.kind == "nearest":
+            then = {"best": "then the best models", "free": "then energy cost",
+                    "weighted": "then energy cost + mu_s sum_j S_j"}[rule]
+            return f"least {own} first, {then}"
+        if rule == "weighted":
+            unit = {"energy": "", "carbon": "mu_c ", "water": "mu_w "}[self.kind]
+            return f"{unit}{own} + mu_s sum_j S_j (quality valued at q = 1)"
+        if rule == "best":
+            return f"best achievable quality per slot first, then {own}"
+        return f"{own} only (models chosen by that cost)"
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "model_rule": self.model_rule}
@@ -194,7 +239,12 @@ class EquitableOffline:
     solver_options : dict
         Passed to ``problem.solve``.
     strict : bool
-        Raise instead of returning a flagged dispatch when the solve is inaccurate.
+        Raise instead of returning a flagged dispatch when the solve is not certified.
+    tol : float
+        Relative gap [-] (:func:`eqglb.certify.relative_gap`) below which the result is
+        called optimal. The gap is certified by a Lagrangian bound priced at the solver's
+        duals (:func:`eqglb.certify.lagrangian_bound`); an uncertified solve is reported
+        as ``feasible`` with its gap, never as optimal.
     """
 
     objective: Objective = field(default_factory=Objective)
@@ -203,10 +253,16 @@ class EquitableOffline:
     model_rule: str = "free"
     strict: bool = False
     name: str = "equitable"
+    tol: float = 1e-6
 
     def build(self, sc: Scenario) -> tuple[cp.Problem, cp.Variable, Routes, float, float]:
-        """The cvxpy problem, its variable, routes, objective scale [USD] and lexi time [s]."""
-        obj = self.objective
+        """The cvxpy problem, its variable, routes, objective scale [USD] and lexi time [s].
+
+        The regional totals are explicit variables ``u == expression`` (one per term),
+        so that their duals give the block prices of the certificate; the handles are
+        kept in ``self._handles``.
+        """
+        obj = _drop_zero_terms(self.objective, sc)
         coef = coefficients(sc, social_average=obj.social_average)
         routes = Routes.of(sc)
         spent = 0.0
@@ -221,24 +277,102 @@ class EquitableOffline:
             raise ValueError("model_rule='weighted' needs q_social in {1, inf} or mu_social 0")
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
-        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        side = [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        cons += side
         ex = regional_expressions(x, coef, routes)
+        totals: dict[str, tuple[cp.Variable, cp.Constraint]] = {}
+        for key in ("social", "carbon", "water"):
+            u = cp.Variable(ex[key].shape)
+            eq = u == ex[key]
+            totals[key] = (u, eq)
+            cons.append(eq)
+            ex[key] = u
         ref = _reference_scale(sc, coef, routes, obj)
-        prob = cp.Problem(cp.Minimize((ex["energy"] + regularizer(obj, ex)) / ref), cons)
+        prob = cp.Problem(cp.Minimize((obj.energy_weight * ex["energy"]
+                                       + regularizer(obj, ex)) / ref), cons)
+        self._handles = {"totals": totals, "side": list(zip(side, bounds, strict=True)),
+                         "objective": obj, "coef": coef}
         return prob, x, routes, ref, spent
 
     def plan(self, sc: Scenario) -> Dispatch:
         prob, x, routes, ref, spent = self.build(sc)
         info = solve_problem(prob, lp=self.objective.is_linear, solver=self.solver,
                              solver_options=self.solver_options, value_scale=ref)
-        if spent:
-            info = SolveInfo(info.status, info.solver, info.solve_time + spent,
-                             info.objective, info.dual_bound, info.iterations, info.extra)
+        dispatch = dispatch_from(x, sc, routes, self.name, info)
+        info = self._certify(sc, dispatch, routes, ref, info, spent)
         if self.strict and not info.ok:
             from eqglb.policies.problem import SolveError
 
             raise SolveError(f"solve is {info.status}; not returned because strict=True", info)
-        return dispatch_from(x, sc, routes, self.name, info)
+        return Dispatch(dispatch.y, policy=self.name, info=info)
+
+    def _certify(self, sc: Scenario, dispatch: Dispatch, routes: Routes, ref: float,
+                 info: SolveInfo, spent: float) -> SolveInfo:
+        """Recompute the objective of the dispatch and bound the optimum from the duals."""
+        h = self._handles
+        obj: Objective = h["objective"]
+        t0 = _time.perf_counter()
+        value = objective_value(obj, regional_costs(h["coef"], np.asarray(dispatch.y)))
+        side = []
+        for con, (cb, bb) in h["side"]:
+            nu = _dual(con, sc.n_time)
+            # the row is sum cb x <= bb with y = scale x, in objective units / ref
+            side.append(SideRows(cb * (ref / routes.scale), bb * ref, nu))
+        best = -math.inf
+        for sign in (1.0, -1.0):
+            gamma = {}
+            for key, (_u, eq) in h["totals"].items():
+                g = sign * ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
+                gamma[key] = g
+            if obj.combined_environment:
+                gamma["environment"] = (gamma["carbon"] / obj.mu_carbon if obj.mu_carbon > 0
+                                        else gamma["water"] / max(obj.mu_water, 1e-300))
+            if not any(np.any(g) for g in gamma.values()) and sign < 0:
+                break
+            best = max(best, lagrangian_bound(sc, obj, gamma=gamma, side=side,
+                                              coef=h["coef"]))
+        gap = relative_gap(value, best)
+        ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
+        status = "optimal" if ok else ("feasible" if math.isfinite(best) else "inaccurate")
+        return SolveInfo(status, info.solver, info.solve_time + spent
+                         + (_time.perf_counter() - t0), value, best, info.iterations,
+                         {**info.extra, "gap": gap, "certificate": "lagrangian (slot LPs)",
+                          "problem": obj.describe(), "model_rule": self.model_rule})
+
+    def state(self) -> dict[str, Any]:
+        return {"objective": self.objective.describe(), "solver": self.solver}
+
+
+def _drop_zero_terms(obj: Objective, sc: Scenario) -> Objective:
+    """``obj`` without the terms whose cost is 0 on every route (a constant 0: a weight on
+    it, however large, changes nothing, but it ruins the solver's scaling)."""
+    coef = coefficients(sc, social_average=obj.social_average)
+    i, j, k = np.nonzero(np.asarray(sc.allowed))
+    changes: dict[str, float] = {}
+    if obj.mu_social > 0 and not np.any(np.asarray(coef.quality)[j, k]):
+        changes["mu_social"] = 0.0
+    if obj.mu_carbon > 0 and not np.any(np.asarray(coef.carbon)[:, i, k]):
+        changes["mu_carbon"] = 0.0
+    if obj.mu_water > 0 and not np.any(np.asarray(coef.water)[:, i, k]):
+        changes["mu_water"] = 0.0
+    return dataclasses.replace(obj, **changes) if changes else obj
+
+
+def _dual(con: cp.Constraint, n: int) -> np.ndarray:
+    """Dual value of a cvxpy constraint as a float array (zeros when unavailable)."""
+    v = con.dual_value
+    if v is None:
+        return np.zeros(n)
+    return np.nan_to_num(np.asarray(v, dtype=float).ravel(), nan=0.0, posinf=0.0,
+                         neginf=0.0)
+
+
+def dispatch_feasible(sc: Scenario, dispatch: Dispatch, tol: float = 1e-6) -> bool:
+    """Whether a dispatch meets demand, capacity and routing to ``tol`` (relative)."""
+    from eqglb.simulate import check_feasibility
+
+    return check_feasibility(sc, np.asarray(dispatch.y)).ok(tol)
+
 
     def state(self) -> dict[str, Any]:
         return {"objective": self.objective.describe(), "solver": self.solver}
@@ -257,11 +391,10 @@ def eglb_baseline(objective: Objective, model_rule: str = "best", **kw: Any) -> 
     slot's minimum quality loss; ``"free"`` lets cost pick (smallest models).
     """
     kw.setdefault("name", "eglb")
-    obj = Objective(mu_social=0.0, mu_carbon=objective.mu_carbon, mu_water=objective.mu_water,
-                    q_social=1.0, q_carbon=math.inf, q_water=math.inf,
-                    combined_environment=False, social_average=objective.social_average)
+    mu_social = objective.unit_weights()["mu_social"] if model_rule == "weighted" else 0.0
+    obj = objective.with_terms(mu_social=mu_social, q_social=1.0, q_carbon=math.inf,
+                               q_water=math.inf)
+    obj = dataclasses.replace(obj, combined_environment=False)
     if model_rule == "weighted":
-        obj = Objective(objective.mu_social, obj.mu_carbon, obj.mu_water, 1.0, math.inf,
-                        math.inf, False, objective.social_average)
         model_rule = "free"
     return EquitableOffline(objective=obj, model_rule=model_rule, **kw)

@@ -199,12 +199,14 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
     dual_bound = None
     raw = getattr(stats, "extra_stats", None)
     if raw is not None and hasattr(raw, "obj_val_dual"):  # Clarabel
+        # its dual objective is a bound only if its dual point is feasible, which it does
+        # not prove: recorded for diagnosis, never used as a certificate
         try:
-            dual_bound = float(raw.obj_val_dual) * value_scale
+            extra["clarabel_dual_objective"] = float(raw.obj_val_dual) * value_scale
             extra["r_prim"] = float(raw.r_prim)
             extra["r_dual"] = float(raw.r_dual)
         except (TypeError, ValueError):
-            dual_bound = None
+            pass
     value = problem.value
     objective = float(value) * value_scale if value is not None and np.isfinite(value) else None
     if raw is not None and hasattr(raw, "primal_dual_objective_error"):  # HiGHS
@@ -212,17 +214,19 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
                     "primal_dual_objective_error", "simplex_iteration_count",
                     "ipm_iteration_count", "dual_solution_status"):
             extra[key] = getattr(raw, key)
-        pdoe = float(raw.primal_dual_objective_error)
-        if objective is not None and raw.dual_solution_status == 2 and np.isfinite(pdoe):
-            # HiGHS certifies a feasible dual; its objective differs from the primal's by
-            # the relative primal-dual objective error
-            dual_bound = objective - abs(pdoe) * max(1.0, abs(objective))
-    info = SolveInfo(status=status, solver=name, solve_time=wall, objective=objective,
+        # No bound from HiGHS's own figures: objective minus the primal-dual objective
+        # error ignores dual infeasibility and is not a valid bound. Callers certify the
+        # result with eqglb.certify.lagrangian_bound instead.
+    # "optimal" here is only the solver's claim: uncertified until a caller checks a bound
+    extra["solver_status"] = status
+    info = SolveInfo(status="inaccurate", solver=name, solve_time=wall, objective=objective,
                      dual_bound=dual_bound, iterations=getattr(stats, "num_iters", None),
                      extra=extra)
     if status not in ("optimal", "optimal_inaccurate"):
+        failed = SolveInfo(status="infeasible" if "infeasible" in status else "failed",
+                           solver=name, solve_time=wall, extra=extra)
         raise SolveError(f"{name} returned status {status!r}: no dispatch; check that demand "
-                         "can be served (Scenario validation) or try another solver", info)
+                         "can be served (Scenario validation) or try another solver", failed)
     return info
 
 

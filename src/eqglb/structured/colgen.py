@@ -11,7 +11,7 @@ Loop (Dantzig-Wolfe with stabilisation):
 
 1. solve the master (tolerance a little below the current gap; the structured
    interior-point method, or the exact simplex / Clarabel when asked);
-2. stop when ``(upper - lower) / max(1, |upper|) <= tol`` or a limit is hit;
+2. stop when ``relative_gap(upper, lower) <= tol`` or a limit is hit;
 3. price at Wentges-smoothed prices ``alpha center + (1 - alpha) master prices``; if that
    finds no improving column, price at the master's prices; the smoothing weight adapts
    from the direction of a subgradient (Pessoa, Sadykov, Uchoa and Vanderbeck, INFORMS
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from eqglb.certify import relative_gap
 from eqglb.metrics import dual_exponent
 from eqglb.structured.coupling import Coupling
 from eqglb.structured.master import MasterSolution, solve_master
@@ -97,7 +98,7 @@ def column_generation(cp: Coupling, pool: ColumnStore,
 
     Returns a dict: ``best`` (the best master solution), ``snapshot`` (the pool's
     snapshot of its weights), ``lower``, ``upper`` [USD], ``iterations``, ``status``
-    (``"optimal"`` or ``"optimal_inaccurate"``), ``columns`` and ``center`` (the
+    (``"optimal"`` or ``"feasible"``), ``columns`` and ``center`` (the
     best-bound prices, one array per block).
     """
     gamma = cp.project(gamma0 if gamma0 is not None else fair_prices(cp))
@@ -127,14 +128,14 @@ def column_generation(cp: Coupling, pool: ColumnStore,
         if ms.value < upper:
             upper, best = ms.value, ms
             snapshot = pool.snapshot(ms.lam)
-        gap = (upper - lower) / max(1.0, abs(upper))
+        gap = relative_gap(upper, lower)
         gap_prev = gap
         if on_iteration is not None:
             on_iteration(it, upper, lower, gap, len(pool))
         if gap <= tol:
             break
         if time_limit is not None and _time.perf_counter() - t_start > time_limit:
-            status = "optimal_inaccurate"
+            status = "feasible"
             break
         g_out = cp.project(cp.split(ms.gamma))
         added = 0
@@ -181,7 +182,7 @@ def column_generation(cp: Coupling, pool: ColumnStore,
             if not keep.all():
                 pool.keep(keep)
     else:
-        status = "optimal_inaccurate"
+        status = "feasible"
     assert best is not None
     return {"best": best, "snapshot": snapshot, "lower": lower, "upper": upper,
             "iterations": it, "status": status, "columns": len(pool), "center": center}

@@ -153,7 +153,7 @@ def coupling_of(obj: Objective, coef: Coefficients, i: np.ndarray, j: np.ndarray
     n_datacenter, n_region : int
     """
     energy = np.asarray(coef.energy_cost)[:, i, k]
-    linear = np.array(energy, dtype=float)
+    linear = np.array(energy, dtype=float) * obj.energy_weight
     blocks: list[Block] = []
 
     def add(name: str, w: float, q: float, index: np.ndarray, size: int,

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from eqglb.certify import relative_gap
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import Routes
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
@@ -103,12 +104,12 @@ class StructuredOffline:
     objective : Objective
         Weights [USD per unit] and norm orders.
     tol : float
-        Target relative certified gap ``(upper - lower) / max(1, |upper|)`` [-].
+        Target relative certified gap [-] (:func:`eqglb.certify.relative_gap`).
     max_iter : int
         Most column-generation iterations.
     time_limit : float or None
         Wall-clock limit [s]; the best dispatch found so far is returned with its
-        certified gap (status ``"optimal_inaccurate"`` if above ``tol``).
+        certified gap (status ``"feasible"`` if above ``tol``).
     smoothing : float
         Initial Wentges smoothing weight in [0, 1): prices are
         ``smoothing * best_bound_prices + (1 - smoothing) * master_prices`` [-].
@@ -266,10 +267,11 @@ class StructuredOffline:
                 columns: int = 0, method: str = "dantzig-wolfe") -> Dispatch:
         y = routes.scatter(x, sc)
         value = objective_value(obj, regional_costs(coef, y))   # recomputed, not trusted
-        gap = (value - lower) / max(1.0, abs(value))
+        gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
-            status = "optimal_inaccurate"
+            status = "feasible"
         extra = {"gap": gap, "gap_abs": value - lower, "iterations": iterations,
+                 "problem": obj.describe(), "certificate": "lagrangian (slot LPs)",
                  "columns": columns, "pricing_time": stats["pricing_time"],
                  "master_time": stats["master_time"],
                  "master_iterations": stats["master_iterations"],

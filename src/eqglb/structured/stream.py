@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb.certify import relative_gap
 from eqglb.costs import Objective, RegionalCosts, objective_value
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
 from eqglb.structured.colgen import Pricing, column_generation
@@ -272,7 +273,7 @@ class StreamingResult:
     gap : float
         ``(objective - dual_bound) / max(1, |objective|)`` [-].
     status : str
-        ``"optimal"`` (gap <= tol) or ``"optimal_inaccurate"`` (stopped by a limit).
+        ``"optimal"`` (gap <= tol) or ``"feasible"`` (stopped by a limit).
     costs : RegionalCosts
         Energy cost [USD], carbon and water per data centre [kg CO2, L], quality loss per
         region [unit of S].
@@ -358,7 +359,7 @@ class StreamingOffline:
         Most master iterations.
     time_limit : float or None
         Wall-clock limit [s]; the best dispatch so far is returned, flagged
-        ``optimal_inaccurate``, with its certified gap.
+        ``feasible``, with its certified gap.
     smoothing : float
         Initial Wentges smoothing weight in [0, 1) (adapted as in Pessoa et al. 2018).
     max_age : int
@@ -532,9 +533,9 @@ class StreamingOffline:
             loads[sl.start:sl.stop] += np.float32(w) * c.loads
         costs = RegionalCosts(energy, carbon, water, social)
         value = objective_value(self.objective, costs)
-        gap = (value - lower) / max(1.0, abs(value))
+        gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
-            status = "optimal_inaccurate"
+            status = "feasible"
         info = {**info, **stats, "columns_used": len(columns), "center": center,
                 "gap_abs": value - lower}
         return StreamingResult(value, lower, gap, status, costs, loads, iterations, info,

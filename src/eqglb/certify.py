@@ -1,0 +1,128 @@
+"""Certificates: valid lower bounds on the optimum of an offline problem, and its gap.
+
+A result is called optimal only when a valid bound certifies its gap. The bound used here
+is the Lagrangian dual function of the offline problem (``eqglb.structured.coupling``):
+
+    g(gamma, nu) = sum_t min_{x in X_t} (c_t + sum_b gamma_b[r_b] g_b[t] + nu_t a_t) . x
+                   - sum_t nu_t b_t,
+
+for block prices ``gamma_b >= 0`` inside the dual-norm ball of radius ``w_b`` and side
+prices ``nu_t >= 0`` of optional per-slot rows ``a_t . x <= b_t`` (the lexicographic
+quality rows of the ``"best"`` model rule). By weak duality ``g <= optimum`` for *any* such
+prices, however they were found: a solver's approximate duals can only make the bound
+loose, never invalid. Each slot minimum is computed by the exact slot LPs of
+:mod:`eqglb.structured.slotlp`, whose bounds come from exactly dual-feasible points.
+
+:func:`relative_gap` is the one definition of the relative gap used everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from eqglb.costs import Coefficients, Objective, coefficients
+
+__all__ = ["SideRows", "lagrangian_bound", "relative_gap"]
+
+
+def relative_gap(upper: float, lower: float, magnitude: float = 0.0) -> float:
+    """Relative gap ``(upper - lower) / max(|upper|, |lower|, magnitude)`` [-].
+
+    ``magnitude`` [USD] lets a caller measure the gap against the size of the objective's
+    terms when they cancel (negative prices); it is 0 by default. Two equal bounds give 0;
+    a positive gap over a zero denominator gives ``inf``. Negative values (a bound above
+    the objective beyond round-off) are returned as they are, so that they can be seen.
+    """
+    if not (math.isfinite(upper) and math.isfinite(lower)):
+        return math.inf
+    den = max(abs(upper), abs(lower), abs(magnitude))
+    diff = upper - lower
+    if den == 0.0:
+        return 0.0 if diff <= 0 else math.inf
+    return diff / den
+
+
+@dataclass(frozen=True)
+class SideRows:
+    """Per-slot rows ``a[t] . y_t <= b[t]`` and their prices.
+
+    Attributes
+    ----------
+    a : array (time, route)
+        Coefficients per request [unit of the row per request].
+    b : array (time,)
+        Right-hand sides [unit of the row].
+    nu : array (time,)
+        Prices [objective unit per unit of the row]; clipped at 0.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    nu: np.ndarray
+
+
+def lagrangian_bound(sc: object, objective: Objective | None = None, *,
+                     gamma: dict[str, np.ndarray] | None = None,
+                     linear: np.ndarray | None = None,
+                     side: Sequence[SideRows] = (),
+                     coef: Coefficients | None = None,
+                     batch: int = 512) -> float:
+    """A valid lower bound [objective unit] on the offline optimum of ``sc``.
+
+    Parameters
+    ----------
+    sc : Scenario
+    objective : Objective, optional
+        The objective whose optimum is bounded (its blocks with q > 1 take prices from
+        ``gamma``). Ignored when ``linear`` is given.
+    gamma : dict block name -> array, optional
+        Block prices (``"social"``, ``"carbon"``, ``"water"``, ``"environment"``) [USD per
+        unit of the regional cost]; projected onto the feasible set. Missing: 0.
+    linear : array (time, route), optional
+        A purely linear objective per request instead (baselines' own costs).
+    side : sequence of SideRows
+        Per-slot rows relaxed with their prices.
+    """
+    from eqglb.policies.problem import Routes
+    from eqglb.structured.coupling import coupling_of
+    from eqglb.structured.solver import slot_lps
+
+    routes = Routes.of(sc)  # type: ignore[arg-type]
+    T = int(sc.n_time)  # type: ignore[attr-defined]
+    if linear is not None:
+        c = np.asarray(linear, dtype=float)
+        blocks: tuple = ()
+        prices_g: list[np.ndarray] = []
+    else:
+        obj = objective or Objective()
+        coef = coef or coefficients(sc, social_average=obj.social_average)  # type: ignore[arg-type]
+        N, J = len(sc.datacenters), len(sc.regions)  # type: ignore[attr-defined]
+        cpl = coupling_of(obj, coef, routes.i, routes.j, routes.k, N, J)
+        c = cpl.linear
+        blocks = cpl.blocks
+        given = gamma or {}
+        prices_g = [b.project(np.asarray(given.get(b.name, np.zeros(b.size)), float))
+                    for b in blocks]
+    const = 0.0
+    extra = np.zeros((T, routes.size)) if side else None
+    for row in side:
+        nu = np.clip(np.nan_to_num(np.asarray(row.nu, float), nan=0.0), 0.0, None)
+        assert extra is not None
+        extra += nu[:, None] * np.asarray(row.a, float)
+        const -= float(nu @ np.asarray(row.b, float))
+    lps = slot_lps(sc, routes)  # type: ignore[arg-type]
+    total = 0.0
+    for start in range(0, T, batch):
+        t = np.arange(start, min(T, start + batch))
+        cost = np.array(np.broadcast_to(c, (T, routes.size))[t] if c.shape[0] == T
+                        else np.broadcast_to(c, (t.size, routes.size)), dtype=float)
+        for b, g in zip(blocks, prices_g, strict=True):
+            cost += g[b.index][None, :] * b.rows(t)
+        if extra is not None:
+            cost += extra[t]
+        total += float(lps.solve(t, cost).bound.sum())
+    return total + const
