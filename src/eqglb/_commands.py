@@ -14,6 +14,7 @@ from eqglb.cli import app
 COMMANDS = [
     ("sweep", "eqglb.sweep", "sweep_command"),
     ("solve", "eqglb.solve_command", "solve_command"),
+    ("signals", "eqglb.signals.command", "signals_command"),
 ]
 
 
