@@ -214,3 +214,13 @@ def test_real_nginx_splits_requests_by_the_weights(tmp_path):
     assert sum(got) == n
     for g, w in zip(got, want, strict=True):
         assert abs(g - w) <= 0.02 * n, (got, want)
+
+
+def test_nginx_zero_weight_is_down(tmp_path):
+    """NGINX weights are >= 1: a server given weight 0 is written ``down`` (no request)."""
+    text = render_nginx({"r": {"127.0.0.1:8001": 3, "127.0.0.1:8002": 0},
+                         "none": {"127.0.0.1:8003": 0}})
+    assert "server 127.0.0.1:8001 weight=3;" in text and "server 127.0.0.1:8002 down;" in text
+    assert "8003" not in text and "upstream eqglb_none" not in text   # no positive weight
+    res = nginx_test(nginx_conf(tmp_path, text, free_port()))
+    assert res.returncode == 0, (res.stderr, text)
