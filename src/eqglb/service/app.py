@@ -480,8 +480,12 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
                     ) -> Response:
         svc.check(request, write=False)
         st = svc.engine.committed_state
-        routes = render_gateway(svc.engine.weights_table(st, level), header=header, name=name,
-                                namespace=namespace, gateway=gateway, comment=weights_note(st))
+        try:
+            routes = render_gateway(svc.engine.weights_table(st, level), header=header,
+                                    name=name, namespace=namespace, gateway=gateway,
+                                    comment=weights_note(st))
+        except ValueError as e:   # e.g. more than 16 upstreams in a region (schema limit)
+            raise HTTPException(409, str(e)) from None
         doc = {"apiVersion": "v1", "kind": "List", "items": routes}
         if fmt == "yaml":
             try:
