@@ -22,12 +22,14 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from eqglb.builtin import builtin_scenario
+from eqglb.scenario import Scenario
 from eqglb.service import create_app
 from eqglb.service.proxy import (
     GATEWAY_MAX_WEIGHT,
@@ -225,3 +227,24 @@ def test_gateway_rounding_error_under_one_millionth():
         assert np.abs(got / got.sum() - w / w.sum()).max() < 1 / GATEWAY_MAX_WEIGHT
     exact = {"a": 999_999, "b": 1, "c": 0}
     assert rescale_weights(exact, GATEWAY_MAX_WEIGHT) == exact
+
+
+def test_gateway_endpoint_refuses_a_region_over_16_upstreams(tmp_path):
+    """17 data centres serve one region: its rule would need 17 backendRefs (the schema
+    allows 16), so the endpoint answers 409 with the reason, not a route the API server
+    would refuse."""
+    n, T = 17, 2
+    sc = Scenario(
+        datacenters=[f"dc{i}" for i in range(n)], regions=["r"], models=["m"],
+        time=pd.date_range("2022-01-01", periods=T, freq="h"), demand=np.full((T, 1), 100.0),
+        price=np.full((T, n), 0.1), carbon_intensity=np.full((T, n), 0.3),
+        wue=np.zeros((T, n)), ewif=np.zeros((T, n)), pue=[1.0] * n,
+        energy_per_request=[[1.0]] * n, capacity_per_request=[1.0], capacity=[1000.0] * n,
+        quality_loss=[0.0], name="seventeen")
+    app = create_app(sc, tmp_path / "svc.db", TOKEN)
+    with running(app) as c:
+        assert len(c.get("/v1/weights").json()["regions"]["r"]) == n   # uniform start
+        res = c.get("/v1/weights/gateway")
+        assert c.get("/v1/weights/haproxy").status_code == 200
+    assert res.status_code == 409
+    assert "16 backendRefs" in res.text
