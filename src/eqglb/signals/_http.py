@@ -305,7 +305,10 @@ class JsonClient:
                     status = resp.status
             except urllib.error.HTTPError as exc:
                 status = exc.code
-                body = exc.read() if exc.fp is not None else b""
+                try:
+                    body = exc.read() if exc.fp is not None else b""
+                finally:
+                    exc.close()
                 last_status = status
                 if status == 401 and on_auth_failure is not None and not reauthed:
                     reauthed = True
