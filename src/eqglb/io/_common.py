@@ -8,12 +8,19 @@ unparsable time stamp, a bad number, a duplicated or missing hour) is reported w
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import lzma
 import os
 import re
-from collections.abc import Iterable, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +28,15 @@ import pandas as pd
 from eqglb.scenario import ScenarioError
 
 __all__ = [
+    "MAX_BYTES",
+    "MAX_LINES",
+    "MAX_MAGNITUDE",
+    "TIME_RANGE",
     "DataFormatError",
     "Places",
     "Table",
     "check_regular",
+    "first_out_of_range",
     "parse_numbers",
     "parse_times",
     "read_table",
@@ -35,6 +47,20 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+
+#: Largest (decompressed) size of one text file read [bytes]: beyond it a file is refused
+#: before it is parsed, so that a small compressed "bomb" cannot exhaust memory.
+MAX_BYTES = 1 << 30
+#: Largest number of lines (header, data, blank and comment lines) of one text file.
+MAX_LINES = 20_000_000
+
+#: Largest magnitude of a number read [unit of its column]: beyond it the products of the
+#: cost model (demand x energy x intensity, their squares and norms) can overflow float64.
+MAX_MAGNITUDE = 1e15
+
+#: Compression of a file, from the end of its name (as pandas infers it).
+_COMPRESSION = {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
+_CHUNK = 1 << 20  # bytes decompressed per step [bytes]
 
 #: Cell texts that mean "no value" in the formats read here (IEM writes ``M``).
 MISSING_TOKENS = ("", "M", "NA", "NaN", "nan", "null", "NULL", "None")
@@ -59,6 +85,142 @@ class DataFormatError(ScenarioError):
         if column is not None:
             where += f", column {column!r}"
         super().__init__(f"{where}: {problem}; {fix}")
+
+
+def compression_of(path: PathLike) -> str | None:
+    """The compression named by the end of the file name (``.gz``, ``.bz2``, ``.xz``,
+    ``.zip``, ``.zst``), or None for a plain file."""
+    low = str(path).lower()
+    return next((c for suffix, c in _COMPRESSION.items() if low.endswith(suffix)), None)
+
+
+def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
+                       max_bytes: int = MAX_BYTES, max_lines: int | None = MAX_LINES,
+                       what: str = "file") -> bytes:
+    """The content of a plain or compressed file, refusing it past a size or line cap.
+
+    Compressed files (by name: ``.gz``, ``.bz2``, ``.xz``, ``.zip`` with one member,
+    ``.zst``) are decompressed step by step, so a small file that would decompress to
+    gigabytes is refused after at most ``max_bytes`` [bytes] (or ``max_lines`` lines) are
+    produced, not after memory is exhausted.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    fail : callable
+        ``fail(problem, fix)`` builds the exception raised (it names the file).
+    max_bytes : int
+        Largest decompressed size accepted [bytes].
+    max_lines : int or None
+        Largest number of line breaks accepted (None: no cap).
+    what : str
+        What the file is, for messages.
+
+    Raises
+    ------
+    Exception
+        What ``fail`` returns: the file is unreadable, not a valid file of its
+        compression, truncated, or over a cap.
+    """
+    p = Path(path)
+    comp = compression_of(p)
+    label = {"gzip": "gzip (.gz)", "bzip2": "bzip2 (.bz2)", "xz": "xz (.xz)",
+             "zip": "zip (.zip)", "zstd": "zstandard (.zst)"}.get(comp or "", "")
+
+    def over(size: str) -> Exception:
+        return fail(f"{what} is larger than the cap of {size}" + (" once decompressed" if comp
+                                                                  else ""),
+                    "give a smaller file (split it or cut the horizon), or raise the cap "
+                    "(max_bytes / max_rows) if the file is genuine")
+
+    try:
+        if comp is None:
+            size = p.stat().st_size
+            if size > max_bytes:
+                raise over(f"{max_bytes:,} bytes (it has {size:,})")
+            stream: Any = open(p, "rb")  # noqa: SIM115 - closed below
+        elif comp == "gzip":
+            stream = gzip.open(p, "rb")
+        elif comp == "bzip2":
+            stream = bz2.open(p, "rb")
+        elif comp == "xz":
+            stream = lzma.open(p, "rb")
+        elif comp == "zip":
+            with zipfile.ZipFile(p) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                raise fail(f"zip archive holds {len(members)} files "
+                           f"({[m.filename for m in members][:5]})",
+                           "put exactly one CSV file in the .zip archive")
+            zf = zipfile.ZipFile(p)
+            stream = _ClosingMember(zf, zf.open(members[0]))
+        else:
+            try:
+                import zstandard
+            except ImportError:
+                raise fail("reading .zst files needs the zstandard package",
+                           "install it (pip install zstandard) or recompress the file "
+                           "with gzip") from None
+            raw = open(p, "rb")  # noqa: SIM115 - closed with the reader
+            stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        with stream:
+            chunks: list[bytes] = []
+            total = lines = 0
+            while True:
+                b = stream.read(_CHUNK)
+                if not b:
+                    break
+                total += len(b)
+                if total > max_bytes:
+                    raise over(f"{max_bytes:,} bytes")
+                if max_lines is not None:
+                    lines += b.count(b"\n")
+                    if lines > max_lines:
+                        raise fail(f"{what} has more than {max_lines:,} lines"
+                                   + (" once decompressed" if comp else ""),
+                                   "give a smaller file (split it or cut the horizon), or "
+                                   "raise the cap (max_rows) if the file is genuine")
+                chunks.append(b)
+        return b"".join(chunks)
+    except EOFError as exc:
+        raise fail(f"{label} file is truncated ({exc})",
+                   "the file was cut short (an interrupted download or copy): fetch or "
+                   "write it again") from None
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError,
+            RuntimeError) as exc:
+        raise fail(f"not a valid {label} file ({type(exc).__name__}: {exc})",
+                   f"give a {label} file, or drop the {p.suffix} ending if it is plain "
+                   "text") from None
+    except OSError as exc:
+        if exc.errno is None and comp is not None:  # a bad stream, e.g. BadGzipFile
+            raise fail(f"not a valid {label} file ({type(exc).__name__}: {exc})",
+                       f"give a {label} file, or drop the {p.suffix} ending if it is "
+                       "plain text") from None
+        raise fail(f"cannot read {what} ({type(exc).__name__}: {exc})",
+                   "check that it is a readable file") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("zstd"):  # zstandard.ZstdError
+            raise fail(f"not a valid {label} file ({exc})", "give a zstandard file"
+                       ) from None
+        raise
+
+
+class _ClosingMember(io.RawIOBase):
+    """A zip member that closes its archive with it."""
+
+    def __init__(self, zf: zipfile.ZipFile, member: Any) -> None:
+        self._zf, self._member = zf, member
+
+    def read(self, n: int = -1) -> bytes:
+        return self._member.read(n)
+
+    def close(self) -> None:
+        try:
+            self._member.close()
+            self._zf.close()
+        finally:
+            super().close()
 
 
 @dataclass(frozen=True)
@@ -92,7 +254,8 @@ class Table:
 
 
 def read_table(path: PathLike, *, what: str = "data file", comment: str | None = "#",
-               encoding: str = "utf-8-sig", require_rows: bool = True) -> Table:
+               encoding: str = "utf-8-sig", require_rows: bool = True,
+               max_bytes: int = MAX_BYTES, max_lines: int | None = MAX_LINES) -> Table:
     """Read a comma-separated file into strings, keeping each row's line number.
 
     Parameters
@@ -108,6 +271,10 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
         Text encoding (``utf-8-sig`` also accepts a byte-order mark).
     require_rows : bool
         Whether a file with a header but no data rows is an error.
+    max_bytes : int
+        Largest (decompressed) file size accepted [bytes] (default :data:`MAX_BYTES`).
+    max_lines : int or None
+        Largest number of lines accepted (default :data:`MAX_LINES`; None: no cap).
 
     Returns
     -------
@@ -116,18 +283,22 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
     Raises
     ------
     DataFormatError
-        The file is missing, unreadable or empty, or a row has a different number of
-        fields than the header (named by line).
+        The file is missing, unreadable, corrupt or truncated (compressed files, by
+        name: ``.gz``, ``.bz2``, ``.xz``, ``.zip``, ``.zst``), over a size or line cap, or
+        empty, or a row has a different number of fields than the header (named by line).
     """
     p = Path(path)
     if not p.is_file():
         raise DataFormatError(p, f"{what} not found",
                               "check the path (and that the data folder is where expected)")
+    data = read_bytes_limited(p, lambda problem, fix: DataFormatError(p, problem, fix),
+                              max_bytes=max_bytes, max_lines=max_lines, what=what)
     try:
-        text = p.read_text(encoding=encoding)
-    except (OSError, UnicodeDecodeError) as exc:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
         raise DataFormatError(p, f"cannot read {what} ({exc})",
-                              f"give a readable {encoding} text file") from exc
+                              f"give a readable {encoding} text file") from None
+    del data
     all_lines = text.splitlines()
     skip = " \t" + (comment[0] if comment else "")
 
@@ -261,7 +432,8 @@ def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
     Raises
     ------
     DataFormatError
-        Naming the first line whose stamp is empty or does not parse.
+        Naming the first line whose stamp is empty, does not parse or lies outside
+        :data:`TIME_RANGE`.
     """
     idx = np.arange(len(table.frame)) if rows is None else np.asarray(rows)
     values = text_column(table, column, idx)
@@ -289,14 +461,35 @@ def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
             table.path, f"time stamp {values[first_bad]!r} does not parse",
             f"write it in the file's format ({' or '.join(repr(f) for f in formats)})",
             line=table.line_of(r), column=column)
+    out_of_range = first_out_of_range(best)
+    if out_of_range is not None:
+        r = int(idx[out_of_range])
+        raise DataFormatError(
+            table.path, f"time stamp {values[out_of_range]!r} is outside the supported "
+            f"range {TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d}",
+            "check the year of the stamp", line=table.line_of(r), column=column)
     if best.tz is None:
         best = best.tz_localize(tz)
     return best.tz_convert("UTC")
 
 
+#: Earliest and latest time stamps accepted (those of 64-bit nanosecond times, which
+#: the time arithmetic of pandas needs) [UTC].
+TIME_RANGE = (pd.Timestamp("1677-09-22"), pd.Timestamp("2262-04-10"))
+
+
+def first_out_of_range(times: pd.DatetimeIndex) -> int | None:
+    """Position of the first stamp outside :data:`TIME_RANGE`, or None."""
+    naive = times.tz_convert(None) if times.tz is not None else times
+    bad = (naive < TIME_RANGE[0]) | (naive > TIME_RANGE[1])
+    hit = np.flatnonzero(np.asarray(bad))
+    return int(hit[0]) if hit.size else None
+
+
 def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
                   thousands: bool = False, missing: Iterable[str] = (),
-                  allow_missing: bool = False) -> np.ndarray:
+                  allow_missing: bool = False, max_abs: float | None = MAX_MAGNITUDE
+                  ) -> np.ndarray:
     """Parse a numeric column into floats.
 
     Parameters
@@ -312,11 +505,15 @@ def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
         Cell texts that mean "no value" (returned as NaN), in addition to the empty cell.
     allow_missing : bool
         Whether missing cells are allowed; if not, the first one raises.
+    max_abs : float or None
+        Largest magnitude accepted [unit of the column] (default :data:`MAX_MAGNITUDE`):
+        larger values overflow the products of the cost model; None: no cap.
 
     Raises
     ------
     DataFormatError
-        Naming the first line whose cell is not a number (or is missing when not allowed).
+        Naming the first line whose cell is not a number (or is missing when not allowed,
+        or is infinite or beyond ``max_abs``).
     """
     idx = np.arange(len(table.frame)) if rows is None else np.asarray(rows)
     raw = table.frame[column_name(table, column)].to_numpy()[idx]
@@ -344,6 +541,15 @@ def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
         raise DataFormatError(table.path, f"value {raw[k].strip()!r} is not finite",
                               "write a finite number", line=table.line_of(int(idx[k])),
                               column=column)
+    if max_abs is not None:
+        big = np.flatnonzero(np.abs(np.nan_to_num(vals)) > max_abs)
+        if big.size:
+            k = int(big[0])
+            raise DataFormatError(table.path, f"value {raw[k].strip()!r} is beyond the "
+                                  f"supported magnitude {max_abs:g}",
+                                  "check the value and its unit (it would overflow the "
+                                  "cost model)", line=table.line_of(int(idx[k])),
+                                  column=column)
     if miss.any() and not allow_missing:
         k = int(np.flatnonzero(miss)[0])
         raise DataFormatError(table.path, f"value is missing ({raw[k]!r})",

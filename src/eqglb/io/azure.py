@@ -20,6 +20,7 @@ import pandas as pd
 from eqglb.io._common import (
     DataFormatError,
     PathLike,
+    column_name,
     parse_numbers,
     parse_times,
     read_table,
@@ -27,9 +28,13 @@ from eqglb.io._common import (
 )
 from eqglb.scenario import ScenarioError
 
-__all__ = ["azure_arrivals", "read_azure_trace", "spread_over_regions"]
+__all__ = ["MAX_TOKENS", "azure_arrivals", "read_azure_trace", "spread_over_regions"]
 
 _COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
+#: Largest token count of one request accepted [tokens]: 2^53, the largest integer a
+#: float64 holds exactly; per-slot sums of such counts still fit a 64-bit integer for
+#: up to 1023 requests per slot (checked in :func:`azure_arrivals`).
+MAX_TOKENS = 2**53
 
 
 def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
@@ -52,7 +57,7 @@ def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
     ------
     DataFormatError
         Missing column, unparsable stamp, a token count that is not a non-negative
-        whole number, or stamps going backwards.
+        whole number or is above :data:`MAX_TOKENS`, or stamps going backwards.
     """
     table = read_table(path, what="Azure LLM trace")
     require_columns(table, list(_COLUMNS), what="Azure LLM trace")
@@ -60,8 +65,8 @@ def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
         raise DataFormatError(table.path, "no request rows", "give a trace with data rows",
                               line=table.header_line)
     times = parse_times(table, "TIMESTAMP", ("%Y-%m-%d %H:%M:%S.%f", "ISO8601"), tz=tz)
-    ctx = parse_numbers(table, "ContextTokens")
-    gen = parse_numbers(table, "GeneratedTokens")
+    ctx = parse_numbers(table, "ContextTokens", max_abs=None)
+    gen = parse_numbers(table, "GeneratedTokens", max_abs=None)
     for name, v in (("ContextTokens", ctx), ("GeneratedTokens", gen)):
         bad = (v < 0) | (v != np.round(v))
         if bad.any():
@@ -69,6 +74,15 @@ def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
             raise DataFormatError(table.path, f"token count {v[r]:g} is not a whole number >= 0",
                                   "give token counts as non-negative integers",
                                   line=table.line_of(r), column=name)
+        big = np.flatnonzero(v > MAX_TOKENS)
+        if big.size:
+            r = int(big[0])
+            cell = str(table.frame[column_name(table, name)].iloc[r]).strip()
+            raise DataFormatError(
+                table.path, f"token count {cell} is too large (above {MAX_TOKENS:,} = 2^53, "
+                "the largest count held exactly; larger ones would wrap around in 64-bit "
+                "sums)", "check the value: a request has far fewer tokens",
+                line=table.line_of(r), column=name)
     back = np.flatnonzero(np.diff(times.as_unit("ns").asi8) < 0)
     if back.size:
         r = int(back[0]) + 1
@@ -130,6 +144,13 @@ def azure_arrivals(trace: PathLike | pd.DataFrame, slot: str | pd.Timedelta = "1
     inside = (slots >= t0) & (slots <= t1)
     g = pd.DataFrame({"slot": slots[inside], "context_tokens": df["context_tokens"].to_numpy()[inside],
                       "generated_tokens": df["generated_tokens"].to_numpy()[inside]})
+    for col in ("context_tokens", "generated_tokens"):
+        # the sums below are int64: refuse a total that would wrap around
+        if float(np.sum(g[col].to_numpy(dtype=float))) >= 2.0**63:
+            raise ScenarioError(
+                f"{df.attrs.get('path', 'trace')}: the {col} sum to more than 2^63 - 1, "
+                "which 64-bit counts cannot hold; check the trace for implausibly large "
+                "token counts")
     agg = g.groupby("slot").agg(requests=("context_tokens", "size"),
                                 context_tokens=("context_tokens", "sum"),
                                 generated_tokens=("generated_tokens", "sum"))

@@ -20,7 +20,9 @@ came from.
 from __future__ import annotations
 
 import difflib
+import io
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,10 +34,20 @@ import numpy as np
 import pandas as pd
 import tomli_w
 
+from eqglb.io._common import (
+    MAX_MAGNITUDE,
+    TIME_RANGE,
+    first_out_of_range,
+    read_bytes_limited,
+)
 from eqglb.scenario import Scenario, ScenarioError
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_MAGNITUDE",
+    "MAX_TABLE_BYTES",
+    "MAX_TABLE_ROWS",
+    "MAX_TOML_DEPTH",
     "SCENARIO_FILE",
     "UNITS",
     "ScenarioFormatError",
@@ -48,6 +60,12 @@ __all__ = [
 FORMAT_VERSION = 1
 #: Name of the TOML file of a scenario folder.
 SCENARIO_FILE = "scenario.toml"
+#: Default cap on the (decompressed) size of one table or of scenario.toml [bytes].
+MAX_TABLE_BYTES = 256 * 2**20
+#: Default cap on the rows of one table [rows] (a year of 1-minute slots is 525,600).
+MAX_TABLE_ROWS = 1_000_000
+#: Deepest nesting of arrays and tables accepted in scenario.toml [levels].
+MAX_TOML_DEPTH = 32
 
 _GALLON_L = 3.785411784  # US liquid gallon [L]
 
@@ -183,10 +201,15 @@ def convert_unit(quantity: str, label: str, *, where: str = "") -> Callable[[Any
 class _Toml:
     """The parsed scenario.toml plus best-effort line lookups for error messages."""
 
-    def __init__(self, text: str, label: str) -> None:
+    def __init__(self, text: str, label: str, *, allow_outside: bool = False,
+                 max_bytes: int = MAX_TABLE_BYTES, max_rows: int = MAX_TABLE_ROWS) -> None:
         self.label = label
         self.lines = text.splitlines()
         self.index: dict[str, dict[str, int]] = {}
+        # how the tables it names are read (see read_scenario)
+        self.allow_outside = allow_outside
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
 
     def _find(self, pattern: str, start: int = 0, stop: int | None = None) -> int | None:
         rx = re.compile(pattern)
@@ -243,7 +266,16 @@ class _Toml:
 def _toml_number(tm: _Toml, value: Any, what: str, line: int | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise tm.error(f"{what} is {value!r}; write a number (e.g. 1.2)", line)
-    return float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float range
+        v = math.inf
+    if math.isfinite(v) and abs(v) > MAX_MAGNITUDE or math.isinf(v) and isinstance(
+            value, int):
+        raise tm.error(f"{what} is {value!r}, beyond the supported magnitude "
+                       f"{MAX_MAGNITUDE:g} (it would overflow the cost model); check the "
+                       "value and its unit", line)
+    return v
 
 
 def _toml_str(tm: _Toml, value: Any, what: str, line: int | None) -> str:
@@ -323,17 +355,28 @@ class _Table:
                                    line_word=self.word)
 
 
-def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatError]
-                ) -> _Table:
+def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatError],
+                *, max_bytes: int = MAX_TABLE_BYTES, max_rows: int = MAX_TABLE_ROWS,
+                field: str | None = None) -> _Table:
     kind = _table_kind(path.name)
     if kind is None:
         raise missing(f"file {path.name!r} has an unknown extension; use .csv, .csv.gz, "
                       ".parquet or .pq")
     if not path.is_file():
         raise missing(f"file {label!r} does not exist; create it or fix the file name")
+
+    def fail(problem: str, fix: str) -> ScenarioFormatError:
+        fix = fix.replace("max_rows)", "max_rows of read_scenario)").replace(
+            "max_bytes / max_rows)", "max_bytes / max_rows of read_scenario)")
+        named = f" (the file of {field} in {SCENARIO_FILE})" if field else ""
+        return ScenarioFormatError(f"{problem}{named}; {fix}", file=label)
+
     if kind == "csv":
+        # header + max_rows data rows (+ a final line break)
+        data = read_bytes_limited(path, fail, max_bytes=max_bytes, max_lines=max_rows + 1,
+                                  what="table")
         try:
-            raw = pd.read_csv(path, header=None, dtype=str, na_filter=False,
+            raw = pd.read_csv(io.BytesIO(data), header=None, dtype=str, na_filter=False,
                               skip_blank_lines=False, encoding="utf-8-sig")
         except pd.errors.EmptyDataError:
             raise ScenarioFormatError("file is empty; it needs a header line (time, "
@@ -358,7 +401,10 @@ def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatE
         body.columns = range(len(header))
         return _Table(label, header, body.reset_index(drop=True), lines, csv=True)
     try:
+        _check_parquet_size(path, fail, max_bytes, max_rows)
         frame = pd.read_parquet(path)
+    except ScenarioFormatError:
+        raise
     except Exception as exc:  # pyarrow raises many types for a bad file
         raise ScenarioFormatError(f"not a readable Parquet file ({type(exc).__name__}: "
                                   f"{exc}); write it with pandas.DataFrame.to_parquet",
@@ -367,6 +413,23 @@ def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatE
     frame = frame.reset_index(drop=True)
     frame.columns = range(len(header))
     return _Table(label, header, frame, np.arange(1, len(frame) + 1), csv=False)
+
+
+def _check_parquet_size(path: Path, fail: Callable[[str, str], ScenarioFormatError],
+                        max_bytes: int, max_rows: int) -> None:
+    """Refuse a Parquet file whose metadata announce more rows or bytes than the caps."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(path).metadata
+    if md.num_rows > max_rows:
+        raise fail(f"table has {md.num_rows:,} rows, more than the cap of {max_rows:,}",
+                   "give a smaller table (split it or cut the horizon), or raise the cap "
+                   "(max_rows of read_scenario) if the file is genuine")
+    size = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    if size > max_bytes:
+        raise fail(f"table is {size:,} bytes once decompressed, more than the cap of "
+                   f"{max_bytes:,}", "give a smaller table, or raise the cap (max_bytes of "
+                   "read_scenario) if the file is genuine")
 
 
 def _table_kind(name: str) -> str | None:
@@ -417,7 +480,7 @@ def _numbers(tb: _Table, col: int) -> np.ndarray:
     if not tb.csv and pd.api.types.is_bool_dtype(s.dtype):
         raise tb.error("column holds booleans; write numbers", col=col)
     if not tb.csv and pd.api.types.is_numeric_dtype(s.dtype):
-        return s.to_numpy(dtype=float, na_value=np.nan)
+        return _bounded(tb, col, s.to_numpy(dtype=float, na_value=np.nan))
     text = s.astype(object).map(lambda v: "" if v is None else str(v).strip())
     vals = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
     bad = np.isnan(vals) & (text.str.lower() != "nan").to_numpy()
@@ -428,6 +491,21 @@ def _numbers(tb: _Table, col: int) -> np.ndarray:
             raise tb.error("empty cell; write a number in it", row=r, col=col)
         raise tb.error(f"cell {cell!r} is not a number; write a plain decimal number such "
                        "as 42.5 or 1e-3 (no units or thousands separators)", row=r, col=col)
+    return _bounded(tb, col, vals, text)
+
+
+def _bounded(tb: _Table, col: int, vals: np.ndarray, text: pd.Series | None = None
+             ) -> np.ndarray:
+    """``vals``, unless a finite one is beyond :data:`MAX_MAGNITUDE` (then raise naming
+    the row and column; NaN and inf are judged by the Scenario constructor)."""
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.isfinite(vals) & (np.abs(vals) > MAX_MAGNITUDE))
+    if big.size:
+        r = int(big[0])
+        cell = text.iloc[r] if text is not None else repr(float(vals[r]))
+        raise tb.error(f"cell {cell} is beyond the supported magnitude {MAX_MAGNITUDE:g} "
+                       "(products such as demand x energy x intensity would overflow); "
+                       "check the value and the unit of the table", row=r, col=col)
     return vals
 
 
@@ -440,14 +518,38 @@ def _times(tb: _Table, col: int) -> pd.DatetimeIndex:
             r = int(np.flatnonzero(t.isna())[0])
             raise tb.error("time is missing (null); give every row a timestamp", row=r,
                            col=col)
-        return t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+        t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+        return _in_range(tb, t, col)
     text = s.astype(object).map(lambda v: "" if v is None else str(v).strip())
-    t = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce"))
+    try:
+        t = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True,
+                                            errors="coerce"))
+    except (OverflowError, ValueError):  # e.g. an offset that pushes a stamp out of range
+        t = pd.DatetimeIndex([_one_time(v) for v in text])
     if t.isna().any():
         r = int(np.flatnonzero(t.isna())[0])
         raise tb.error(f"time {text.iloc[r]!r} is not an ISO 8601 timestamp; write e.g. "
                        "2022-09-22T00:00:00Z, 2022-09-22 00:00 (taken as UTC) or "
                        "2022-09-22T02:00:00+02:00", row=r, col=col)
+    return _in_range(tb, t, col, text)
+
+
+def _one_time(v: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(pd.to_datetime(v, format="ISO8601", utc=True))
+    except (OverflowError, ValueError):
+        return pd.NaT
+
+
+def _in_range(tb: _Table, t: pd.DatetimeIndex, col: int, text: pd.Series | None = None
+              ) -> pd.DatetimeIndex:
+    """``t``, unless a stamp is outside :data:`eqglb.io._common.TIME_RANGE`."""
+    r = first_out_of_range(t)
+    if r is not None:
+        cell = repr(text.iloc[r]) if text is not None else str(t[r])
+        raise tb.error(f"time {cell} is outside the supported range "
+                       f"{TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d} (64-bit "
+                       "nanosecond times); check the year", row=r, col=col)
     return t
 
 
@@ -527,11 +629,35 @@ def _series_spec(tm: _Toml, ts: dict[str, Any], key: str) -> tuple[str, Any]:
 def _open(folder: Path, display: Path, tm: _Toml, file: str, what: str,
           line: int | None) -> _Table:
     label = str(display / file)
-    return _read_table(folder / file, label,
-                       lambda m: tm.error(f"{what}: {m}", line))
+    target = folder / file
+    if not tm.allow_outside:
+        outside = _outside(folder, file)
+        if outside:
+            raise tm.error(f"{what}: file {file!r} {outside}, outside the scenario folder; "
+                           "keep the tables in the folder (copy the file in and name it "
+                           "relative to the folder), or pass allow_outside=True to "
+                           "read_scenario to read files elsewhere", line)
+    return _read_table(target, label, lambda m: tm.error(f"{what}: {m}", line),
+                       max_bytes=tm.max_bytes, max_rows=tm.max_rows, field=what)
 
 
-def read_scenario(path: str | Path, *, validate_feasibility: bool = True) -> Scenario:
+def _outside(folder: Path, file: str) -> str:
+    """Why ``file`` (as named in scenario.toml) lies outside ``folder``, or ''."""
+    if Path(file).is_absolute() or re.match(r"^[A-Za-z]:|^[\\/]", file):
+        return "is an absolute path"
+    root = folder.resolve()
+    lexical = Path(os.path.normpath(root / file))
+    if not lexical.is_relative_to(root):
+        return "climbs out with '..'"
+    real = (folder / file).resolve()
+    if not real.is_relative_to(root):
+        return f"is (or passes through) a symbolic link to {str(real)!r}"
+    return ""
+
+
+def read_scenario(path: str | Path, *, validate_feasibility: bool = True,
+                  allow_outside: bool = False, max_rows: int = MAX_TABLE_ROWS,
+                  max_bytes: int = MAX_TABLE_BYTES) -> Scenario:
     """Read a scenario folder (``scenario.toml`` + CSV/Parquet tables) into a Scenario.
 
     Parameters
@@ -541,6 +667,18 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True) -> Sce
     validate_feasibility : bool
         Passed to :class:`~eqglb.scenario.Scenario`: check that every slot's demand can be
         served within capacity and routing.
+    allow_outside : bool
+        Whether scenario.toml may name tables outside the folder (absolute paths, ``..``,
+        or symbolic links that lead out). Default False: such a table is refused, so a
+        scenario folder cannot make eqglb read (and quote in error messages) an
+        arbitrary file of the machine.
+    max_rows : int
+        Largest number of rows of one table [rows] (default :data:`MAX_TABLE_ROWS`).
+    max_bytes : int
+        Largest size of one table or of scenario.toml, once decompressed [bytes]
+        (default :data:`MAX_TABLE_BYTES`). Compressed tables (``.csv.gz``, ``.bz2``,
+        ``.xz``, ``.zip``, ``.zst``) are decompressed step by step and refused as soon as
+        a cap is passed, so a small "decompression bomb" cannot exhaust memory.
 
     Returns
     -------
@@ -553,7 +691,9 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True) -> Sce
     Raises
     ------
     ScenarioFormatError
-        A file is missing or malformed (message names file, line/row, column, fix).
+        A file is missing, malformed, corrupt or truncated, over a cap, outside the
+        folder, or holds a number beyond :data:`MAX_MAGNITUDE` or a time outside
+        1677-09-22 .. 2262-04-10 (message names file, line/row, column, fix).
     ScenarioError
         A value is invalid (NaN, negative, infeasible demand); the message is prefixed
         with the file and line it came from.
@@ -572,13 +712,20 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True) -> Sce
     if not toml_path.is_file():
         raise ScenarioFormatError(f"file does not exist; a scenario folder needs a "
                                   f"{SCENARIO_FILE} (see docs/scenario-format.md)", file=label)
+    data = read_bytes_limited(
+        toml_path, lambda problem, fix: ScenarioFormatError(f"{problem}; {fix}", file=label),
+        max_bytes=max_bytes, max_lines=None, what=SCENARIO_FILE)
     try:
-        text = toml_path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ScenarioFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save "
                                   "it as UTF-8", file=label) from None
     try:
         doc = tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioFormatError(
+            f"arrays or tables are nested too deeply to read (more than {MAX_TOML_DEPTH} "
+            "levels); flatten them", file=label) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -589,8 +736,28 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True) -> Sce
             f"TOML syntax error: {what}; fix the "
             "syntax (strings need quotes, each key once per table, [[datacenter]] tables for "
             "lists)", file=label, line=line, column=int(m.group(2)) if m else None) from None
-    tm = _Toml(text, label)
+    tm = _Toml(text, label, allow_outside=allow_outside, max_bytes=max_bytes,
+               max_rows=max_rows)
+    deep = _too_deep(doc)
+    if deep is not None:
+        raise tm.error(f"value {deep!r} is nested more than {MAX_TOML_DEPTH} levels deep; "
+                       "flatten it", tm.table_line(*deep.split(".")[:2]))
     return _from_doc(doc, tm, folder, display, validate_feasibility)
+
+
+def _too_deep(doc: dict[str, Any]) -> str | None:
+    """Dotted key of the first value nested deeper than :data:`MAX_TOML_DEPTH`, or None."""
+    stack: list[tuple[Any, int, str]] = [(doc, 0, "")]
+    while stack:
+        value, depth, key = stack.pop()
+        if depth > MAX_TOML_DEPTH:
+            return key
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f"{key}.{k}" if key else str(k))
+                         for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, key) for v in value)
+    return None
 
 
 def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
@@ -1149,23 +1316,41 @@ def _check_names(sc: Scenario) -> None:
                     f"wildcard ('time', 'model', 'datacenter', '*'); rename the {dim}")
 
 
-def _referenced_files(folder: Path) -> list[Path]:
-    """Files a scenario.toml in ``folder`` refers to (best effort, inside the folder only)."""
+def _referenced_files(folder: Path) -> list[str]:
+    """Names of the files a scenario.toml in ``folder`` refers to that lie directly in the
+    folder (plain names, no path; best effort). The names are those of the folder's own
+    entries: a symbolic link is named, never the file it points to."""
     try:
-        doc = tomllib.loads((folder / SCENARIO_FILE).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        text = (folder / SCENARIO_FILE).read_text(encoding="utf-8-sig")
+        doc = tomllib.loads(text) if len(text) <= MAX_TABLE_BYTES else {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return []
     specs = list((doc.get("timeseries") or {}).values()) if isinstance(
         doc.get("timeseries"), dict) else []
     specs += [doc.get("routing"), doc.get("latency")]
     out = []
-    root = folder.resolve()
     for s in specs:
         if isinstance(s, dict) and isinstance(s.get("file"), str):
-            p = (folder / s["file"]).resolve()
-            if p.parent == root and p.is_file():
-                out.append(p)
+            name = s["file"]
+            if name in (".", "..", SCENARIO_FILE) or "/" in name or "\\" in name:
+                continue
+            entry = folder / name
+            if entry.is_symlink() or entry.is_file():
+                out.append(name)
     return out
+
+
+def _replace_file(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a new file at ``target`` through a temporary file in the same folder, then
+    rename it over ``target``: a symbolic link at ``target`` is replaced by the new file
+    (never written through), and a failed write leaves the old file as it was."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
 
 
 def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
@@ -1179,7 +1364,10 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     path : str or Path
         Target folder. It must not exist, be empty, or (with ``overwrite=True``) hold an
         earlier scenario folder: then only ``scenario.toml`` and the tables it names are
-        replaced or removed; other files are left alone.
+        replaced or removed; other files are left alone (a file of a name about to be
+        written that the old ``scenario.toml`` does not name is refused, not replaced).
+        Files are replaced, never written through: a symbolic link in the folder is
+        replaced by a new file and what it pointed to is left untouched.
     fmt : {"csv", "parquet"}
         Table format. CSV cells hold the shortest text that reads back to the same float.
     overwrite : bool
@@ -1194,7 +1382,8 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     ------
     ScenarioFormatError
         Unknown ``fmt``, a non-empty folder that is not a scenario folder, an existing
-        scenario without ``overwrite=True``, or names the format cannot hold.
+        scenario without ``overwrite=True``, a file in the way that the old scenario does
+        not name, or names the format cannot hold.
     """
     if fmt not in ("csv", "parquet"):
         raise ScenarioFormatError(f"fmt is {fmt!r}; use \"csv\" or \"parquet\"")
@@ -1203,7 +1392,7 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ScenarioFormatError(f"{str(folder)!r} is a file; give a folder path")
-    old: list[Path] = []
+    old: list[str] = []
     if folder.is_dir() and any(folder.iterdir()):
         if not (folder / SCENARIO_FILE).is_file():
             raise ScenarioFormatError(
@@ -1214,24 +1403,44 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
                 f"folder {str(folder)!r} already holds a scenario; pass overwrite=True to "
                 "replace it, or choose a new folder")
         old = _referenced_files(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     ext = ".csv" if fmt == "csv" else ".parquet"
     T, N, J, K = sc.shape
     D, R, M = list(sc.datacenters), list(sc.regions), list(sc.models)
-    written: list[Path] = []
+    pue = np.asarray(sc.pue)
+    pue_var = [i for i in range(N) if not (pue[:, i] == pue[0, i]).all()]
+    cap = np.asarray(sc.capacity)
+    cap_var = [i for i in range(N) if not (cap[:, i] == cap[0, i]).all()]
+    allowed = np.asarray(sc.allowed)
+    stems = ["demand", "price", "carbon_intensity", "wue", "ewif"]
+    stems += (["pue"] if pue_var else []) + (["capacity"] if cap_var else [])
+    stems += (["routes"] if not allowed.all() else []) + (
+        ["latency"] if sc.latency is not None else [])
+    if folder.is_dir():  # nothing is written until every target is known to be free
+        for name in [s + ext for s in stems]:
+            entry = folder / name
+            if (entry.exists() or entry.is_symlink()) and name not in old:
+                raise ScenarioFormatError(
+                    f"folder {str(folder)!r} holds {name!r}, which its {SCENARIO_FILE} does "
+                    "not name: it is not part of the old scenario and would be replaced; "
+                    "move it away or write into a new folder")
+            if entry.is_dir() and not entry.is_symlink():
+                raise ScenarioFormatError(f"{str(entry)!r} is a folder; remove it or write "
+                                          "into a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
 
     def emit(stem: str, frame: pd.DataFrame) -> str:
         file = stem + ext
-        target = folder / file
         if fmt == "csv":
             text = frame.copy()
             for c in text.columns:
                 if pd.api.types.is_float_dtype(text[c].dtype):
                     text[c] = [_fmt_float(v) for v in text[c].tolist()]
-            text.to_csv(target, index=False, encoding="utf-8", lineterminator="\n")
+            _replace_file(folder / file, lambda p: text.to_csv(
+                p, index=False, encoding="utf-8", lineterminator="\n"))
         else:
-            frame.to_parquet(target, index=False)
-        written.append(target.resolve())
+            _replace_file(folder / file, lambda p: frame.to_parquet(p, index=False))
+        written.append(file)
         return file
 
     def time_col() -> Any:
@@ -1250,12 +1459,8 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     for key, unit in (("price", "USD/kWh"), ("carbon_intensity", "kg/kWh"),
                       ("wue", "L/kWh"), ("ewif", "L/kWh")):
         series[key] = (emit(key, wide(np.asarray(getattr(sc, key)), D)), unit)
-    pue = np.asarray(sc.pue)
-    pue_var = [i for i in range(N) if not (pue[:, i] == pue[0, i]).all()]
     if pue_var:
         series["pue"] = (emit("pue", wide(pue[:, pue_var], [D[i] for i in pue_var])), "-")
-    cap = np.asarray(sc.capacity)
-    cap_var = [i for i in range(N) if not (cap[:, i] == cap[0, i]).all()]
     if cap_var:
         if sc.capacity_mode == "shared":
             frame = wide(cap[:, cap_var], [D[i] for i in cap_var])
@@ -1269,7 +1474,6 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
                 cols[D[i]] = cap[:, i, :].reshape(-1).astype(float)
             series["capacity"] = (emit("capacity", pd.DataFrame(cols)), "requests/slot")
     routing_file = None
-    allowed = np.asarray(sc.allowed)
     if not allowed.all():
         rows = []
         for i in range(N):
@@ -1340,11 +1544,12 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
         out += [tomli_w.dumps({"attrs": attrs}).rstrip("\n")]
     if skipped:
         out += [f"# attrs not written (no TOML form): {', '.join(skipped)}"]
-    toml_path = folder / SCENARIO_FILE
-    toml_path.write_text("\n".join(out).rstrip("\n") + "\n", encoding="utf-8")
-    for p in old:
-        if p not in written and p.is_file():
-            p.unlink()
+    body = "\n".join(out).rstrip("\n") + "\n"
+    _replace_file(folder / SCENARIO_FILE, lambda p: p.write_text(body, encoding="utf-8"))
+    for name in old:
+        entry = folder / name
+        if name not in written and (entry.is_symlink() or entry.is_file()):
+            entry.unlink()  # a link is removed, not what it points to
     return folder
 
 
