@@ -550,7 +550,7 @@ def test_openapi_and_read_endpoints(app_factory, builtin):
         assert all(sum(v.values()) == 100 for v in model_level["regions"].values())
         assert c.get("/v1/weights?level=rack").status_code == 422
         assert c.get("/v1/slots/abc").status_code == 422
-        assert c.get("/healthz").json() == {"status": "ok", "slots": 1}
+        assert c.get("/healthz").json() == {"status": "ok", "slots": 1, "writable": True}
 
 
 # --------------------------------------------------------------------------- pieces

@@ -10,7 +10,8 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
   weighted clusters (JSON or YAML); ``GET /v1/weights/haproxy`` - HAProxy backends;
   ``GET /v1/weights/gateway`` - Gateway API HTTPRoutes (JSON List or YAML);
 * ``GET /v1/slots`` and ``GET /v1/slots/{slot}`` - accepted slots as stored;
-* ``GET /healthz`` - liveness (always open).
+* ``GET /healthz`` - liveness and whether slots can be written (always open; 503
+  while starting or after a failed write).
 
 Reads are open unless ``read_token_required``.
 
@@ -51,8 +52,8 @@ from eqglb.service.proxy import (
     render_haproxy,
     render_nginx,
 )
-from eqglb.service.schemas import ErrorOut, SlotIn, SlotOut
-from eqglb.service.store import Store
+from eqglb.service.schemas import ErrorOut, HealthOut, SlotIn, SlotOut
+from eqglb.service.store import Store, StoreCorruptError
 
 __all__ = ["create_app"]
 
@@ -97,7 +98,8 @@ class _Sequencer(threading.Thread):
     the committer thread, GIL released), batch n+1 is decided on top of them; batch n's
     requests are answered once its commit is done, before anything of batch n+1. If a
     commit fails, the engine returns to the last durable state and batches n and n+1 are
-    answered 503 (retry with the same key).
+    re-decided and committed one request at a time: a request whose row cannot be stored
+    gets 503 (retry with the same key) and the others are answered as if alone.
     """
 
     def __init__(self, engine: Engine, store: Store, max_batch: int) -> None:
@@ -126,7 +128,8 @@ class _Sequencer(threading.Thread):
                 try:
                     item = self.q.get_nowait()
                 except queue.Empty:           # nothing new: answer the batch in flight
-                    self._finish(inflight)
+                    if not self._finish(inflight):
+                        self._redo(inflight)
                     inflight = None
                     continue
             if item is None:
@@ -143,50 +146,75 @@ class _Sequencer(threading.Thread):
                     break
                 items.append(nxt)
             batch = self._decide(items)
-            ok = True
             if inflight is not None:
                 ok = self._finish(inflight)
+                if not ok:                    # batch was decided on top of a failed commit
+                    self._redo(inflight, batch)
+                    inflight = None
+                    if stop:
+                        break
+                    continue
                 inflight = None
-            if not ok:                        # decided on top of a failed commit
-                self.engine.rollback()
-                self._answer(batch.items, [_RETRY] * len(batch.items))
-            elif batch.commit is None:        # nothing to write (rejections, replays)
+            if batch.commit is None:          # nothing to write (rejections, replays)
                 self._answer(batch.items, batch.outcomes)
             else:
                 inflight = batch
             if stop:
                 break
-        if inflight is not None:
-            self._finish(inflight)
+        if inflight is not None and not self._finish(inflight):
+            self._redo(inflight)
+
+    def _apply(self, req: SlotIn, key: str) -> Outcome:
+        try:
+            return self.engine.apply(req, key)
+        except Exception as exc:  # a policy failure on a feasible slot: server error
+            log.exception("slot rejected by a server error")
+            return Outcome(500, _dumps({"detail": f"server error: {exc}"}).encode())
 
     def _decide(self, items: list[Any]) -> _Batch:
-        eng = self.engine
-        outcomes: list[Outcome] = []
-        for req, key, _, _ in items:
-            try:
-                outcomes.append(eng.apply(req, key))
-            except Exception as exc:  # a policy failure on a feasible slot: server error
-                log.exception("slot rejected by a server error")
-                outcomes.append(Outcome(500, _dumps({"detail": f"server error: {exc}"}).encode()))
+        outcomes = [self._apply(req, key) for req, key, _, _ in items]
         rows = [o.row for o in outcomes if o.row is not None]
         commit = self.committer.submit(self.store.commit, rows) if rows else None
         self.batches += 1
-        return _Batch(items, outcomes, eng.current_state, commit)
+        return _Batch(items, outcomes, self.engine.current_state, commit)
 
     def _finish(self, batch: _Batch) -> bool:
-        """Wait for a batch's commit and answer its requests; False if the commit failed."""
+        """Wait for a batch's commit and answer its requests; False (nothing answered) if
+        the commit failed."""
         assert batch.commit is not None
         try:
             batch.commit.result()
         except Exception:
-            log.exception("commit failed; slots since the last durable one rolled back")
-            self.engine.rollback()
-            # every answer of the batch depended on state that is now gone: retry them all
-            self._answer(batch.items, [_RETRY] * len(batch.items))
+            log.exception("group commit failed; its slots are decided and committed again "
+                          "one by one")
             return False
         self.engine.committed(batch.state, batch.keys)
         self._answer(batch.items, batch.outcomes)
         return True
+
+    def _redo(self, *batches: _Batch) -> None:
+        """After a failed group commit: back to the last durable state, then each request
+        of the batches again on its own, committed alone, so that one request whose row
+        cannot be stored fails only itself (503), never the others of its batch."""
+        for b in batches:                     # a later batch's commit refuses the gap
+            if b.commit is not None:
+                with contextlib.suppress(Exception):
+                    b.commit.result()
+        self.engine.rollback()
+        for b in batches:
+            for item in b.items:
+                out = self._apply(item[0], item[1])
+                if out.row is not None:
+                    try:
+                        self.store.commit([out.row])
+                    except Exception:
+                        log.exception("slot %s could not be stored", out.row.slot)
+                        self.engine.rollback()
+                        out = _RETRY
+                    else:
+                        self.engine.committed(self.engine.current_state,
+                                              [out.row.idempotency_key])
+                self._answer([item], [out])
 
     @staticmethod
     def _answer(items: list[Any], outcomes: list[Outcome]) -> None:
@@ -326,16 +354,23 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
                                                       "idempotency key reused for another body; "
                                                       "horizon complete"},
               413: {"model": ErrorOut, "description": "request body too large"},
-              422: {"model": ErrorOut, "description": "invalid field (named in loc)"}}
+              422: {"model": ErrorOut, "description": "invalid field (named in loc)"},
+              500: {"model": ErrorOut, "description": "the policy failed, or the stored "
+                                                      "response to replay is damaged"},
+              503: {"model": ErrorOut, "description": "the slot could not be stored; retry "
+                                                      "with the same Idempotency-Key"}}
 
     @app.post("/v1/slots", response_model=SlotOut, responses=errors,  # type: ignore[arg-type]
               summary="Submit a slot's signals; get its routing and weights",
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/json": {"schema": slot_schema}}},
-                  "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                                  "schema": {"type": "string", "maxLength": 200},
-                                  "description": "Key of this submission (or the body's "
-                                                 "idempotency_key)."}]})
+                  "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
+                                  "schema": {"type": "string", "minLength": 1,
+                                             "maxLength": 200},
+                                  "description": "Key of this submission, unique to the slot; "
+                                                 "a retry sends the same key. (The "
+                                                 "deprecated body field idempotency_key is "
+                                                 "still accepted in its place.)"}]})
     async def post_slot(request: Request) -> Response:
         """Decide one slot. The response is sent after the slot is committed; a retry with
         the same idempotency key returns the stored response (header
@@ -390,11 +425,19 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         return Response(out.body, status_code=out.status, media_type="application/json",
                         headers=out.headers)
 
-    @app.get("/healthz", summary="Liveness")
-    def healthz() -> dict[str, Any]:
+    @app.get("/healthz", summary="Liveness, and whether slots can be written",
+             response_model=HealthOut,
+             responses={503: {"model": HealthOut,
+                              "description": "not started, or the last write failed"}})
+    def healthz() -> JSONResponse:
         st = svc.engine.committed_state
         alive = svc.sequencer is not None and svc.sequencer.is_alive()
-        return {"status": "ok" if alive else "starting", "slots": st["slot"]}
+        writable = alive and svc.store.writable
+        status = "ok" if writable else ("degraded" if alive else "starting")
+        body: dict[str, Any] = {"status": status, "slots": st["slot"], "writable": writable}
+        if svc.store.write_error is not None:
+            body["write_error"] = svc.store.write_error
+        return JSONResponse(body, status_code=200 if writable else 503)
 
     @app.get("/v1/state", summary="Duals, cumulative regional costs, fairness so far",
              responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
@@ -427,7 +470,11 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         return PlainTextResponse(text)
 
     @app.get("/v1/weights/envoy", summary="Envoy v3 weighted-clusters route configuration",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+             responses={200: {"description": "Envoy route configuration (format=json or "
+                                             "yaml)",
+                              "content": {"application/json": {"schema": {"type": "object"}},
+                                          "application/yaml": {"schema": {"type": "string"}}}},
+                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
     def get_envoy(request: Request, level: Level = "datacenter",
                   fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
                   bootstrap: bool = False,
@@ -498,21 +545,92 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
 
     @app.get("/v1/slots", summary="Accepted slots (index, time, idempotency key)",
              responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-    def list_slots(request: Request, after: Annotated[int, Query(ge=-1)] = -1,
+    def list_slots(request: Request, after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
                    limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
         svc.check(request, write=False)
         return svc.store.list_slots(after, limit)
 
     @app.get("/v1/slots/{slot}", summary="One accepted slot: stored request and response",
              responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                        404: {"model": ErrorOut}})
+                        404: {"model": ErrorOut},
+                        500: {"model": ErrorOut, "description": "the stored row is damaged"}})
     def get_slot(request: Request,
                  slot: Annotated[int, PathParam(ge=0, le=2**62)]) -> dict[str, Any]:
         svc.check(request, write=False)
-        row = svc.store.read_slot(slot)
+        try:
+            row = svc.store.read_slot(slot)
+        except StoreCorruptError as exc:         # never serve a damaged row
+            raise HTTPException(500, str(exc)) from None
         if row is None:
             raise HTTPException(404, f"no accepted slot {slot} (slots so far: "
                                 f"{svc.engine.committed_state['slot']})")
         return row
 
+    _document(app, svc.read_token_required)
     return app
+
+
+def _allowed_methods(app: FastAPI, scope: Any) -> set[str]:
+    """Methods of the routes whose path matches ``scope`` (empty: no such path)."""
+    from starlette.routing import Match
+
+    out: set[str] = set()
+    for route in app.router.routes:
+        methods = getattr(route, "methods", None)
+        if not methods or getattr(route, "name", "") == "_options":
+            continue
+        match, _ = route.matches({**scope, "method": next(iter(methods))})
+        if match == Match.FULL:
+            out |= set(methods)
+    return out
+
+
+def _document(app: FastAPI, read_token_required: bool) -> None:
+    """OPTIONS on every path, a true Allow header on 405, and an OpenAPI schema that says
+    so, with the bearer security scheme (patched into FastAPI's schema, built lazily:
+    routes added later are included)."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.options("/{rest:path}", include_in_schema=False, name="_options")
+    async def _options(request: Request, rest: str) -> Response:
+        allowed = _allowed_methods(app, request.scope)
+        if not allowed:
+            raise HTTPException(404, f"no such path {request.url.path!r}")
+        return Response(status_code=204,
+                        headers={"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            allowed = _allowed_methods(app, request.scope) | {"OPTIONS"}
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+        return await http_exception_handler(request, exc)
+
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base()
+        schema.setdefault("components", {})["securitySchemes"] = {"bearerAuth": {
+            "type": "http", "scheme": "bearer",
+            "description": "The service's token (--token / EQGLB_TOKEN): needed for POST, "
+                           "and for GET with --read-token-required (/healthz stays open)."}}
+        for path, ops in schema.get("paths", {}).items():
+            for method, op in ops.items():
+                if method == "post" or (read_token_required and path != "/healthz"):
+                    op["security"] = [{"bearerAuth": []}]
+                else:
+                    op["security"] = []
+            ops["options"] = {
+                "summary": "Methods allowed on this path", "operationId":
+                    "options_" + "".join(c if c.isalnum() else "_" for c in path).strip("_"),
+                "security": [],
+                "responses": {"204": {"description": "No content; the Allow header lists "
+                                                     "the methods",
+                                      "headers": {"Allow": {"schema": {"type": "string"},
+                                                            "required": True}}}}}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -42,8 +42,8 @@ from eqglb.metrics import summarize
 from eqglb.online.simulator import FEASIBILITY_TOL, SIGNALS, CausalityError
 from eqglb.online.state import objective_to_config
 from eqglb.scenario import Scenario, ScenarioError
-from eqglb.service.schemas import SlotIn
-from eqglb.service.store import SlotRow, Store, StoreError
+from eqglb.service.schemas import TIME_MAX, TIME_MIN, TIME_RANGE_TEXT, SlotIn
+from eqglb.service.store import SlotRow, Store, StoreCorruptError, StoreError
 
 __all__ = [
     "STATE_FORMAT",
@@ -113,6 +113,10 @@ def _time_ns(t: datetime) -> int:
         t = t.replace(tzinfo=UTC)
     return (t - _EPOCH) // timedelta(microseconds=1) * 1000
 
+
+#: Accepted slot start times [ns since the epoch], half-open (see schemas.TIME_MIN/MAX).
+TIME_MIN_NS = _time_ns(TIME_MIN)
+TIME_MAX_NS = _time_ns(TIME_MAX)
 
 
 def _numpy_default(x: Any) -> Any:
@@ -627,6 +631,11 @@ class Engine:
             return self._decide(req, key, text, digest, sig, t_ns)
         except _Rejected as rej:
             return rej.outcome
+        except BaseException:
+            # any failure before the row exists leaves the engine as it was before this
+            # slot: the state in memory advances only with a row that can be committed
+            self._load(self._state)
+            raise
 
     def _canonical(self, req: SlotIn) -> dict[str, Any]:
         d = req.model_dump(exclude={"idempotency_key"}, exclude_none=True)
@@ -637,7 +646,10 @@ class Engine:
     def _replay(self, key: str, digest: str) -> Outcome | None:
         hit: tuple[str, bytes] | None = self._pending.get(key)
         if hit is None:
-            stored = self.store.lookup(key)
+            try:
+                stored = self.store.lookup(key)
+            except StoreCorruptError as exc:       # never replay a damaged response
+                return _error(500, [(["header", "Idempotency-Key"], str(exc), "store_damaged")])
             if stored is not None:
                 hit = (stored[0], stored[1])
         if hit is None:
@@ -740,6 +752,11 @@ class Engine:
         if req.time is None:
             assert self.last_time_ns is not None
             t_ns = self.last_time_ns + self._step_ns
+            if not TIME_MIN_NS <= t_ns < TIME_MAX_NS:
+                raise _Rejected(_error(422, [(["body", "time"],
+                    f"the next slot would start at {_iso(t_ns)}, outside the accepted range "
+                    f"{TIME_RANGE_TEXT}; start a new period with a new database",
+                    "time_range")]))
         else:
             t_ns = _time_ns(req.time)
             if self.last_time_ns is not None and t_ns <= self.last_time_ns:
@@ -872,12 +889,14 @@ class Engine:
                               (e_slot, float(c_slot.sum()), float(w_slot.sum())))
         state = self._dump_state()
         policy_text = _policy_json(state["policy"], self.policy_name)
-        self._state = state
-        self._pending[key] = (digest, body)
         row = SlotRow(slot=t, time=iso, time_ns=t_ns, idempotency_key=key,
                       request_hash=digest, request=text, response=body,
                       state=_dumps({k: v for k, v in state.items() if k != "policy"}),
                       policy_state=policy_text)
+        # everything is encoded: only now does the slot count as applied (a failure above
+        # is undone by apply(), which reloads self._state)
+        self._state = state
+        self._pending[key] = (digest, body)
         return Outcome(200, body, {}, row)
 
     def _response(self, t: int, iso: str, key: str, y: np.ndarray, frac: np.ndarray,

@@ -9,15 +9,19 @@ which knows them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "LIMITS",
+    "TIME_MAX",
+    "TIME_MIN",
+    "TIME_RANGE_TEXT",
     "ErrorItem",
     "ErrorOut",
+    "HealthOut",
     "RouteOut",
     "SlotIn",
     "SlotOut",
@@ -34,6 +38,14 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "pue": (0.0, 100.0, "-"),
     "capacity": (0.0, 1e15, "units/slot (shared) or requests/slot (per model)"),
 }
+
+
+#: Accepted start times of a slot, half-open [TIME_MIN, TIME_MAX) (UTC): every time in it is
+#: a 64-bit count of nanoseconds (pandas, NumPy and the SQLite store hold times so; 2^63 ns
+#: after the epoch is 2262-04-11).
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
+TIME_RANGE_TEXT = "[1970-01-01T00:00:00Z, 2262-01-01T00:00:00Z)"
 
 
 def _desc(name: str) -> str:
@@ -64,11 +76,12 @@ class SlotIn(BaseModel):
 
     time: Annotated[datetime | None, Field(strict=True)] = Field(
         default=None,
-        description="Start of the slot (ISO 8601; naive = UTC). Strictly after the last "
-                    "accepted slot. Optional after the first slot: omitted, the slot starts "
-                    "one slot length after the last one.")
+        description="Start of the slot (ISO 8601; naive = UTC), in "
+                    f"{TIME_RANGE_TEXT}. Strictly after the last accepted slot. Optional "
+                    "after the first slot: omitted, the slot starts one slot length after "
+                    "the last one.")
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200,
+        default=None, min_length=1, max_length=200, json_schema_extra={"deprecated": True},
         description="Client-chosen key of this submission (or the Idempotency-Key header): a "
                     "retry with the same key returns the stored response, never a second "
                     "decision.")
@@ -91,6 +104,21 @@ class SlotIn(BaseModel):
         default=None,
         description="Capacity changes (sticky): shared mode {datacenter: units/slot}; "
                     "per-model mode {datacenter: {model: requests/slot}}.")
+
+    @field_validator("time")
+    @classmethod
+    def _time_in_range(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        aware = v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+        try:
+            inside = TIME_MIN <= aware < TIME_MAX
+        except OverflowError:  # an offset that pushes the time past datetime's own range
+            inside = False
+        if not inside:
+            raise ValueError(f"time {v.isoformat()} is outside the accepted range "
+                             f"{TIME_RANGE_TEXT}; give the slot's start in that range")
+        return v
 
 
 class RouteOut(BaseModel):
@@ -158,3 +186,15 @@ class ErrorItem(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: list[ErrorItem] | str
+
+
+class HealthOut(BaseModel):
+    """``GET /healthz``: whether the service runs and can write accepted slots."""
+
+    status: str = Field(description="ok (writes possible), degraded (the last write failed) "
+                                    "or starting")
+    slots: int = Field(description="Committed slots [slots]")
+    writable: bool = Field(description="True when the decision thread runs and the last "
+                                       "write to the database succeeded")
+    write_error: str | None = Field(default=None,
+                                    description="Why the last write failed (degraded only)")
