@@ -215,6 +215,13 @@ def _svg(fig: Any, name: str) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    # path coordinates to 0.1 pt (about 0.15 px on screen): halves the file
+    def short(m: re.Match) -> str:
+        d = re.sub(r"-?\d+\.\d+",
+                   lambda n: f"{float(n.group(0)):.1f}".rstrip("0").rstrip("."), m.group(1))
+        return ' d="' + re.sub(r"\s*([MLCQZz])\s*", r"\1", d).strip() + '"'
+
+    text = re.sub(r'\sd="([^"]*)"', short, text)
     pre = f"{name}-"
     text = re.sub(r'\bid="', f'id="{pre}', text)
     text = re.sub(r"url\(#", f"url(#{pre}", text)
@@ -248,7 +255,7 @@ def _frontier_figure(frontier: Sequence[Mapping[str, float]]) -> Any:
     for xi, ei in zip(x, e, strict=True):
         p = _pct(ei, float(ref["energy_cost"]))
         if p is not None and xi != qs.index(float(ref["q"])):
-            ax1.annotate(f"{p:+.1f} %", (xi, ei), textcoords="offset points", xytext=(0, -13),
+            ax1.annotate(f"{p:+.1f} %", (xi, ei), textcoords="offset points", xytext=(0, 7),
                          ha="center", fontsize=7, color=_PALETTE[1])
     burdens = (("carbon_max", "worst data centre carbon", _PALETTE[3]),
                ("water_max", "worst data centre water", _PALETTE[0]),
@@ -282,8 +289,47 @@ def _clusters(points: np.ndarray, box: tuple[float, float]) -> tuple[float, ...]
     if best is None:
         return None
     pad = 2.0
-    return (best[:, 0].min() - pad, best[:, 0].max() + pad,
-            best[:, 1].min() - pad, best[:, 1].max() + pad)
+    lon0, lon1 = best[:, 0].min() - pad, best[:, 0].max() + pad
+    lat0, lat1 = best[:, 1].min() - pad, best[:, 1].max() + pad
+    # widen to about the inset's shape on paper (1.7 wide per 1 high, degrees of longitude
+    # shrunk by cos(latitude)) so that the inset fills its box
+    cos = max(0.2, math.cos(math.radians((lat0 + lat1) / 2)))
+    want = 1.7 * (lat1 - lat0) / cos
+    if lon1 - lon0 < want:
+        mid = (lon0 + lon1) / 2
+        lon0, lon1 = mid - want / 2, mid + want / 2
+    else:
+        midy, half = (lat0 + lat1) / 2, (lon1 - lon0) * cos / 1.7 / 2
+        lat0, lat1 = midy - half, midy + half
+    return (float(lon0), float(lon1), float(lat0), float(lat1))
+
+
+def _clip_ring(ring: np.ndarray, window: tuple[float, float, float, float]) -> np.ndarray:
+    """Clip a closed ring (point, 2) [degrees] to the rectangle (lon0, lon1, lat0, lat1).
+
+    Sutherland-Hodgman against each side in turn; the result may run along the rectangle's
+    sides, which lie outside the axes drawn from it. Keeps the SVG small: only what can be
+    seen is written.
+    """
+    pts = ring
+    for axis, bound, keep_above in ((0, window[0], True), (0, window[1], False),
+                                    (1, window[2], True), (1, window[3], False)):
+        if len(pts) == 0:
+            break
+        inside = pts[:, axis] >= bound if keep_above else pts[:, axis] <= bound
+        if inside.all():
+            continue
+        out = []
+        prev, prev_in = pts[-1], inside[-1]
+        for cur, cur_in in zip(pts, inside, strict=True):
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append(prev + t * (cur - prev))
+            if cur_in:
+                out.append(cur)
+            prev, prev_in = cur, cur_in
+        pts = np.array(out).reshape(-1, 2)
+    return pts
 
 
 def _draw_land(ax: Any, extent: tuple[float, float, float, float]) -> None:
@@ -296,12 +342,15 @@ def _draw_land(ax: Any, extent: tuple[float, float, float, float]) -> None:
         return bool(a[:, 0].max() >= lon0 and a[:, 0].min() <= lon1
                     and a[:, 1].max() >= lat0 and a[:, 1].min() <= lat1)
 
-    land = [r for r in coast["land"] if visible(r)]
+    margin = 0.05 * max(lon1 - lon0, lat1 - lat0)
+    window = (lon0 - margin, lon1 + margin, lat0 - margin, lat1 + margin)
+    land = [c for c in (_clip_ring(r, window) for r in coast["land"] if visible(r))
+            if len(c) >= 3]
     borders = [b for b in coast["borders"] if visible(b)]
     ax.add_collection(PolyCollection(land, facecolors=_LAND, edgecolors=_LAND_EDGE,
-                                     linewidths=0.4, rasterized=True, zorder=1))
+                                     linewidths=0.4, zorder=1))
     ax.add_collection(LineCollection(borders, colors=_BORDER, linewidths=0.35,
-                                     rasterized=True, zorder=1.1))
+                                     zorder=1.1))
     ax.set_xlim(lon0, lon1)
     ax.set_ylim(lat0, lat1)
     ax.set_aspect(1.0 / max(0.2, math.cos(math.radians((lat0 + lat1) / 2))))
@@ -332,6 +381,29 @@ def _bubbles(ax: Any, pts: np.ndarray, values: np.ndarray, change: np.ndarray | 
             ax.annotate(lab, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=6.5,
                         color="#333333", zorder=4)
     return sc
+
+
+def _inset_rect(pts: np.ndarray, extent: tuple[float, float, float, float],
+                zoom: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """Where to put the zoomed inset (axes fraction): the candidate box over the fewest sites
+    and away from the zoomed area itself, bottom-left first."""
+    w, h = 0.26, 0.46
+    fx = (pts[:, 0] - extent[0]) / (extent[1] - extent[0])
+    fy = (pts[:, 1] - extent[2]) / (extent[3] - extent[2])
+    zx = ((zoom[0] - extent[0]) / (extent[1] - extent[0]),
+          (zoom[1] - extent[0]) / (extent[1] - extent[0]))
+    zy = ((zoom[2] - extent[2]) / (extent[3] - extent[2]),
+          (zoom[3] - extent[2]) / (extent[3] - extent[2]))
+    best, best_cost = (0.005, 0.02, w, h), math.inf
+    for y0 in (0.02, 0.52):
+        for x0 in np.linspace(0.005, 0.995 - w, 9):
+            covered = ((fx >= x0 - 0.03) & (fx <= x0 + w + 0.03)
+                       & (fy >= y0 - 0.05) & (fy <= y0 + h + 0.05)).sum()
+            overlap = not (x0 + w < zx[0] or x0 > zx[1] or y0 + h < zy[0] or y0 > zy[1])
+            cost = covered + 100 * overlap
+            if cost < best_cost:
+                best, best_cost = (float(x0), y0, w, h), cost
+    return best
 
 
 def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | None,
@@ -376,8 +448,9 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
         ax.set_title(f"{title} [{unit}]: worst {worst} {_num(vmax).replace('&minus;', '-')}",
                      fontsize=10, loc="left")
         if zoom is not None:
-            ins = ax.inset_axes((0.005, 0.02, 0.27, 0.45))
+            ins = ax.inset_axes(_inset_rect(pts, extent, zoom))
             _draw_land(ins, zoom)
+            ins.set_anchor("SW")
             sel = np.flatnonzero(inzoom)
             _bubbles(ins, pts[sel], vals[sel], None if change is None else change[sel], vmax,
                      [names[i] for i in sel], 520.0 * 0.6)
@@ -463,7 +536,7 @@ _CSS = """
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);
 font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1100px;margin:0 auto;padding:28px 22px 60px}
+main{max-width:1180px;margin:0 auto;padding:28px 22px 60px}
 header h1{font-size:28px;margin:0 0 4px;letter-spacing:-.01em}
 header p{margin:2px 0;color:var(--mute)}
 h2{font-size:19px;margin:40px 0 6px;padding-bottom:6px;border-bottom:1px solid var(--line)}
@@ -479,14 +552,15 @@ box-shadow:0 1px 2px rgba(16,24,40,.04)}
 .delta.good{color:var(--good)}.delta.bad{color:var(--bad)}.delta.flat{color:var(--mute)}
 .tablewrap{overflow-x:auto;background:var(--card);border:1px solid var(--line);
 border-radius:12px}
-table{border-collapse:collapse;width:100%;font-size:13.5px;font-variant-numeric:tabular-nums}
-th,td{padding:7px 10px;text-align:right;white-space:nowrap;border-bottom:1px solid var(--line)}
-th{background:#fbfcfd;font-weight:600;color:var(--mute);font-size:12px;vertical-align:bottom}
-th:first-child,td:first-child{text-align:left}
+table{border-collapse:collapse;width:100%;font-size:13px;font-variant-numeric:tabular-nums}
+th,td{padding:6px 8px;text-align:right;white-space:nowrap;border-bottom:1px solid var(--line)}
+th{background:#fbfcfd;font-weight:600;color:var(--mute);font-size:12px;vertical-align:bottom;
+white-space:normal;min-width:64px}
+th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
 tr:last-child td{border-bottom:0}
 tr.featured td{background:#f3f7fd}
-td.bar{background-image:linear-gradient(90deg,rgba(59,111,182,.16),rgba(59,111,182,.16));
-background-repeat:no-repeat;background-size:var(--w) 70%;background-position:left center}
+td.bar{background-image:linear-gradient(90deg,rgba(59,111,182,.38),rgba(59,111,182,.38));
+background-repeat:no-repeat;background-size:var(--w) 4px;background-position:left bottom 3px}
 td.best{font-weight:700}
 .pol{display:inline-block;width:10px;height:10px;border-radius:3px;margin-right:7px;
 vertical-align:baseline}
@@ -502,6 +576,8 @@ font-size:13.5px;margin:10px 0}
 dl.prov{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;font-size:13.5px;
 background:var(--card);border:1px solid var(--line);border-radius:12px;padding:12px 16px}
 dl.prov dt{color:var(--mute)}dl.prov dd{margin:0;word-break:break-word}
+.sub{display:block;font-size:11.5px;color:var(--mute);font-weight:400;line-height:1.3}
+.sub .delta{font-size:11.5px}
 code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 footer{margin-top:40px;font-size:12px;color:var(--mute)}
 """
@@ -517,7 +593,7 @@ def _figure(name: str, svg: str, caption: str) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-def _table(d: Mapping[str, Evaluation], base: Evaluation | None, featured: str,
+def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
            colors: Mapping[str, str]) -> str:
     q_unit = _quality_unit(next(iter(d.values())))
     cols = (  # (header, getter, bar?, lower is better)
@@ -535,10 +611,8 @@ def _table(d: Mapping[str, Evaluation], base: Evaluation | None, featured: str,
     for i in range(len(cols)):
         finite = [v[i] for v in values.values() if v[i] is not None and math.isfinite(v[i])]
         tops.append((max(finite, default=0.0), min(finite, default=0.0)))
-    head = ("<tr><th>policy</th><th>status</th><th>gap<br>[-]</th>"
-            + "".join(f"<th>{h}</th>" for h, _, _ in cols)
-            + (f"<th>energy cost<br>vs {_esc(base.policy)}</th>" if base is not None else "")
-            + "</tr>")
+    head = ("<tr><th>policy</th><th>status<br>gap [-]</th>"
+            + "".join(f"<th>{h}</th>" for h, _, _ in cols) + "</tr>")
     rows = []
     for name, ev in d.items():
         label, cls = _status(ev)
@@ -546,11 +620,13 @@ def _table(d: Mapping[str, Evaluation], base: Evaluation | None, featured: str,
         gap = _gap(ev)
         bound = ev.info.dual_bound if ev.info is not None else None
         title = f' title="{_esc(why)}"' if why else ""
-        btitle = f' title="dual bound {bound:.6g} USD"' if bound is not None else ""
+        gap_txt = "" if gap is None else f"gap {gap:.1e}"
+        if bound is not None:
+            gap_txt = f'<span title="certified lower bound {bound:.6g} USD">{gap_txt or "bound"}</span>'
         cells = [f'<td><span class="pol" style="background:{colors[name]}"></span>'
                  f"{_esc(name)}</td>",
-                 f'<td><span class="badge {cls}"{title}>{_esc(label)}</span></td>',
-                 f"<td{btitle}>{'&ndash;' if gap is None else f'{gap:.1e}'}</td>"]
+                 f'<td><span class="badge {cls}"{title}>{_esc(label)}</span>'
+                 f'<span class="sub">{gap_txt or "&nbsp;"}</span></td>']
         for i, v in enumerate(values[name]):
             top, low = tops[i]
             if v is None or not math.isfinite(v):
@@ -558,9 +634,11 @@ def _table(d: Mapping[str, Evaluation], base: Evaluation | None, featured: str,
                 continue
             w = 100.0 * v / top if top > 0 and v >= 0 else 0.0
             best = " best" if v == low and len(d) > 1 else ""
-            cells.append(f'<td class="bar{best}" style="--w:{w:.1f}%">{_num(v, 4)}</td>')
-        if base is not None:
-            cells.append(f"<td>{_delta_html(_pct(ev.energy_cost, base.energy_cost))}</td>")
+            delta = ""
+            if name != baseline:
+                delta = _delta_html(_pct(v, values[baseline][i]))
+            cells.append(f'<td class="bar{best}" style="--w:{w:.1f}%">{_num(v, 4)}'
+                         f'<span class="sub">{delta or "&nbsp;"}</span></td>')
         cls_row = ' class="featured"' if name == featured else ""
         rows.append(f"<tr{cls_row}>{''.join(cells)}</tr>")
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
@@ -713,11 +791,12 @@ def write_html_report(path: str | Path,
 
     # ---- comparison
     parts.append("<h2>Comparison</h2><p class=\"lead\">One row per policy, every number "
-                 "recomputed by the same evaluator. Bars are scaled to the largest value of "
-                 "each column; bold marks the lowest. The gap is (objective &minus; certified "
-                 "lower bound) / max(1, |objective|) of the policy's own solve; hover a gap "
-                 "for its bound.</p>")
-    parts.append(_table(d, base, featured, colors))
+                 "recomputed by the same evaluator; small print: change against "
+                 f"<b>{_esc(baseline)}</b>. The bar under a number is scaled to the column's "
+                 "largest value; bold marks the lowest. The gap is (objective &minus; certified "
+                 "lower bound) / max(1, |objective|) of the policy's own solve (hover it for "
+                 "the bound).</p>")
+    parts.append(_table(d, baseline, featured, colors))
 
     # ---- price of fairness
     if frontier is not None:
