@@ -6,7 +6,7 @@
 
 Pieces: :mod:`.schemas` (request/response bodies), :mod:`.engine` (policy, checks,
 accounting, weights; no HTTP), :mod:`.store` (SQLite WAL, group commit), :mod:`.proxy`
-(NGINX and Envoy configuration), :mod:`.app` (FastAPI), :mod:`.server` (CLI, uvicorn).
+(NGINX, Envoy, HAProxy and Gateway API configuration; HAProxy runtime API), :mod:`.app` (FastAPI), :mod:`.server` (CLI, uvicorn).
 See docs/service.md.
 """
 
@@ -15,7 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from eqglb.service.engine import ServiceConfig, ServiceConfigError, largest_remainder
-from eqglb.service.proxy import render_envoy, render_nginx
+from eqglb.service.proxy import (
+    push_haproxy_weights,
+    render_envoy,
+    render_gateway,
+    render_haproxy,
+    render_nginx,
+)
 from eqglb.service.store import Store, StoreError
 
 __all__ = [
@@ -25,7 +31,10 @@ __all__ = [
     "StoreError",
     "create_app",
     "largest_remainder",
+    "push_haproxy_weights",
     "render_envoy",
+    "render_gateway",
+    "render_haproxy",
     "render_nginx",
     "serve_command",
 ]
