@@ -345,6 +345,21 @@ def test_retry_after_a_429_honours_retry_after_then_succeeds(server, sleeps):
     assert sleeps == [3.0]  # Retry-After (3 s) is longer than the first backoff (0.25 s)
 
 
+def test_retry_after_longer_than_max_delay_stops_at_once_and_http_dates_parse(server, sleeps):
+    from email.utils import format_datetime
+
+    from eqglb.signals._http import _retry_after
+
+    server.routes[EM_LATEST] = [error(429, "slow down", {"Retry-After": "120"}),
+                                recorded("electricitymaps_latest_DE.json")]
+    with pytest.raises(SignalError, match="retry after 120 s, longer than max_delay=30 s"):
+        em_client(server, sleeps).latest("DE")
+    assert len(server.calls(EM_LATEST)) == 1 and sleeps == []
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    assert 15 < _retry_after(soon) <= 20
+    assert _retry_after("not a date") is None and _retry_after("-5") == 0.0
+
+
 def test_retries_after_503s_with_exponential_backoff_then_succeeds(server, sleeps):
     server.routes["/login"] = [recorded("watttime_login.json")]
     server.routes["/v3/forecast"] = [error(503), error(502), error(503),

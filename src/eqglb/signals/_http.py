@@ -5,8 +5,9 @@ Standard library only (:mod:`urllib.request`), so the clients work with the core
 - **Retries.** HTTP 429, 500, 502, 503 and 504, connection errors and time-outs are retried
   up to ``max_attempts`` attempts in all, waiting ``backoff * 2**k`` seconds before retry
   ``k + 1`` (capped at ``max_delay``); a ``Retry-After`` header (seconds or an HTTP date)
-  replaces the computed wait when it is longer (still capped at ``max_delay``). Other 4xx
-  answers are not retried: they do not get better by asking again.
+  replaces the computed wait when it is longer, and one longer than ``max_delay`` stops at
+  once with an error saying so (retrying sooner than asked only earns another 429). Other
+  4xx answers are not retried: they do not get better by asking again.
 - **Caching.** Successful JSON answers are kept in memory for ``cache_ttl`` seconds
   (monotonic clock), and, when ``cache_dir`` is given, in one JSON file per request in that
   folder (wall clock, same TTL), so that a restarted process does not ask again. Cache keys
@@ -93,7 +94,7 @@ class HttpSettings:
     backoff : float
         First retry wait [s]; doubled at each further retry.
     max_delay : float
-        Longest wait between two attempts [s], also the cap on ``Retry-After``.
+        Longest wait between two attempts [s]; a longer ``Retry-After`` gives up at once.
     cache_ttl : float
         Lifetime of a cached answer [s]; 0 turns caching off.
     cache_dir : path-like or None
@@ -298,7 +299,8 @@ class JsonClient:
             attempt += 1
             wait: float | None = None
             try:
-                self.requests_sent += 1
+                with self._lock:
+                    self.requests_sent += 1
                 req = urllib.request.Request(url, headers=hdrs, method="GET")
                 with urllib.request.urlopen(req, timeout=s.timeout) as resp:
                     body = resp.read()
@@ -352,9 +354,15 @@ class JsonClient:
                                   "retry later, raise max_attempts, or check the base URL "
                                   f"{self.base_url} and the network", status=last_status,
                                   attempts=attempt)
+            if wait is not None and wait > s.max_delay:
+                raise SignalError(self.provider, endpoint,
+                                  f"{last}: the provider asks to retry after {wait:g} s, "
+                                  f"longer than max_delay={s.max_delay:g} s",
+                                  "retry later or raise max_delay", status=last_status,
+                                  attempts=attempt)
             delay = min(s.backoff * 2 ** (attempt - 1), s.max_delay)
             if wait is not None:
-                delay = min(max(delay, wait), s.max_delay)
+                delay = max(delay, wait)
             s.sleep(delay)
 
 

@@ -152,7 +152,9 @@ class ElectricityMapsClient:
         if not isinstance(items, list):
             raise SignalError(PROVIDER, endpoint, f"{field!r} is not a list",
                               "check the base URL and API version", field=field)
-        times, values, est = [], [], []
+        times: list[datetime] = []
+        values: list[float] = []
+        est: list[bool | None] = []
         for obj in items:
             if isinstance(obj, dict) and obj.get("carbonIntensity") is None \
                     and "datetime" in obj:
