@@ -59,6 +59,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eqglb._json import json_ready
+from eqglb._workers import watch_parent
 from eqglb.metrics import parse_q
 from eqglb.scenario import Scenario, ScenarioError
 
@@ -675,7 +676,8 @@ def _run_local(payloads: list[dict[str, Any]], workers: int, max_retries: int,
     queue = list(payloads)
     while queue:
         retry: list[dict[str, Any]] = []
-        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(queue))), mp_context=ctx)
+        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(queue))), mp_context=ctx,
+                                 initializer=watch_parent, initargs=(os.getpid(),))
         try:
             futures = {ex.submit(_solve_point, p): p for p in queue}
             for fut in as_completed(futures):

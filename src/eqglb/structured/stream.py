@@ -169,8 +169,11 @@ class _Executor:
             import multiprocessing as mp
 
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            self._pool = mp.get_context(method).Pool(workers, initializer=_init_worker,
-                                                     initargs=(problem,))
+            from eqglb._workers import pool_initializer
+
+            self._pool = mp.get_context(method).Pool(
+                workers, initializer=pool_initializer,
+                initargs=(os.getpid(), _init_worker, (problem,)))
         elif backend == "ray":
             try:
                 import ray
