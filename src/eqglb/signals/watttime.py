@@ -75,6 +75,11 @@ _MASS_SIGNALS = ("co2_moer", "co2_aoer")
 _UNITS = "lbs_co2_per_mwh"
 
 
+def _history_ttl(ttl: float) -> float:
+    """Cache lifetime of past MOER [s]: at least an hour (the past changes little), 0 if off."""
+    return max(ttl, 3600.0) if ttl > 0 else 0.0
+
+
 class WattTimeClient:
     """Marginal emissions (MOER) from the WattTime API v3.
 
@@ -208,7 +213,7 @@ class WattTimeClient:
             raise SignalError(PROVIDER, ep, f"end {iso_z(t1)} is not after start {iso_z(t0)}",
                               "give start < end")
         obj = self._get(ep, {"region": region, "start": iso_z(t0), "end": iso_z(t1)},
-                        ttl=max(self.http.settings.cache_ttl, 3600.0))
+                        ttl=_history_ttl(self.http.settings.cache_ttl))
         times, values = self._points(obj, ep, region)
         for t, v in zip(times, values, strict=True):
             self._reading(t, v, region, ep)  # checks the sign
