@@ -224,6 +224,14 @@ def test_watttime_logs_in_again_once_when_the_token_expired(server, sleeps):
     assert c.logins == 2 and len(server.calls("/v3/forecast")) == 2 and sleeps == []
 
 
+def test_watttime_refused_password_names_the_variables(server, sleeps):
+    server.routes["/login"] = [error(403, "Invalid username or password")]
+    with pytest.raises(SignalError, match="WattTime /login: HTTP 403.*Invalid username or "
+                                          "password.*WATTTIME_USERNAME and WATTTIME_PASSWORD"):
+        wt_client(server, sleeps).latest("CAISO_NORTH")
+    assert server.calls("/v3/forecast") == [] and sleeps == []
+
+
 def test_watttime_signal_index_is_a_percentile_and_wrong_units_are_refused(server, sleeps):
     server.routes["/login"] = [recorded("watttime_login.json")]
     server.routes["/v3/signal-index"] = [recorded("watttime_signal_index_CAISO_NORTH.json")]
