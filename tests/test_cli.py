@@ -17,7 +17,7 @@ from eqglb.policies import DESCRIPTIONS, REGISTRY
 from tests.conftest import random_scenario
 
 EXPECTED_FILES = {"metrics.json", "regions.csv", "dispatch.parquet", "report.md",
-                  "regional_carbon.png", "regional_water.png", "regional_quality_loss.png"}
+                  "report.html", "regional_carbon.png", "regional_water.png", "regional_quality_loss.png"}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,10 @@ def default_run(scenario_dir, tmp_path_factory):
 
 
 def _metrics(out):
+    return json.loads((out / "metrics.json").read_text())["policies"]
+
+
+def _doc(out):
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -61,14 +65,46 @@ def test_metrics_json_schema(default_run, scenario_dir):
         assert list(m["quality_loss"]) == list(sc.regions)
         assert all(v >= 0 for v in m["carbon_kg"].values())
         assert m["solve"]["status"] == "optimal", name
-        assert m["baseline"] == "energy"
+        assert m["baseline"] == "weighted"
         assert m["overheads_pct"]["energy_cost"] == pytest.approx(
-            100 * (m["energy_cost"] - data["energy"]["energy_cost"])
-            / abs(data["energy"]["energy_cost"]))
+            100 * (m["energy_cost"] - data["weighted"]["energy_cost"])
+            / abs(data["weighted"]["energy_cost"]))
         assert m["totals"]["requests"] == pytest.approx(float(np.asarray(sc.demand).sum()))
     # one objective scores every policy; the equitable policy is its optimum
     best = min(m["objective"] for m in data.values())
     assert data["equitable"]["objective"] == pytest.approx(best, rel=1e-6)
+
+
+def test_metrics_json_records_provenance_and_headline(default_run, scenario_dir):
+    _, out = default_run
+    doc = _doc(out)
+    prov = doc["provenance"]
+    from eqglb import __version__
+    from eqglb.comparison import scenario_hash
+
+    assert prov["eqglb_version"] == __version__
+    assert prov["scenario"]["hash"] == scenario_hash(read_scenario(scenario_dir))
+    assert prov["model_rule"] == "weighted" and prov["q"]["carbon"] == 2.0
+    assert prov["command"].startswith("eqglb")
+    head = doc["headline"]
+    pol = doc["policies"]
+    worst = head["worst"]["carbon_max_kg"]
+    assert worst["equitable"] == pytest.approx(max(pol["equitable"]["carbon_kg"].values()))
+    assert worst["oblivious"] == pytest.approx(max(pol["weighted"]["carbon_kg"].values()))
+    # the equitable row can only cost more in the q = 1 objective than its optimum
+    v = head["price_of_fairness"]["q1_objective_usd"]
+    assert v["equitable"] >= v["oblivious"] * (1 - 1e-6)
+    assert head["cost_only"]["energy_cost_usd"] == pytest.approx(
+        pol["cost-only"]["energy_cost"])
+    assert min(m["energy_cost"] for m in pol.values()) == pytest.approx(
+        pol["cost-only"]["energy_cost"], rel=1e-7)
+    # the term split adds up to the objective; switches and the frontier are recorded
+    assert sum(doc["term_shares"].values()) == pytest.approx(1.0)
+    assert [r["equity_on"] for r in doc["switches"]] == [
+        "none", "quality", "carbon", "water", "all"]
+    qs = [r["q"] for r in doc["frontier"]]
+    assert qs[0] == 1.0 and qs[-1] is None or qs[-1] == "inf" or math.isinf(float(qs[-1]))
+    assert all(r["status"] == "optimal" for r in doc["frontier"])
 
 
 def test_output_files_agree_with_metrics(default_run):
@@ -91,10 +127,13 @@ def test_table_on_stdout_lists_policies_and_objective(scenario_dir, capsys):
                  "--q", "2", "--mu-carbon", "0.5"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "0.5 ||C||_2" in text
+    assert "mu_carbon 0.5 " in text
+    assert f"{0.5 * math.sqrt(3):g} ||C||_2" in text  # normalised: 0.5 x 3^(1 - 1/2)
     rows = [line for line in text.splitlines() if line.startswith("│")]
-    # the baseline (energy) is added to the requested policies
-    assert [r.strip("│ ").split()[0] for r in rows] == ["energy", "carbon", "equitable"]
+    # the baseline (weighted) is added to the requested policies; two tables
+    names = [r.strip("│ ").split()[0] for r in rows]
+    assert names == ["weighted", "carbon", "equitable"] * 2
+    assert max(len(line) for line in text.splitlines() if line.startswith(("│", "┃"))) <= 100
     assert "Running HiGHS" not in text
 
 
@@ -105,7 +144,7 @@ def test_per_term_q_and_switches_reach_the_objective(scenario_dir, tmp_path):
                  "--total-quality", "--mu-water", "0", "--out", str(out), "--no-plots"])
     assert code == 0
     spec = _metrics(out)["equitable"]["objective_spec"]
-    assert "3 ||S||_2" in spec and "||0.19 C + 0 W||_inf" in spec
+    assert f"{3 * math.sqrt(3):g} ||S||_2" in spec and "||0.57 C + 0 W||_inf" in spec
     assert _metrics(out)["equitable"]["units"]["quality_loss"] == "requests"
     assert not list(out.glob("*.png"))
 
@@ -119,7 +158,8 @@ def test_default_quality_weight_scales_with_demand(scenario_dir, tmp_path):
                  "--no-plots"]) == 0
     spec = _metrics(out)["energy"]["objective_spec"]
     mu = DEFAULT_QUALITY_VALUE * float(np.asarray(sc.demand).sum()) / len(sc.regions)
-    assert spec.startswith(f"energy + {mu:g} ||S||_inf")
+    # default q = 2 on normalised norms: mu x J^(1 - 1/2)
+    assert spec.startswith(f"energy + {mu * math.sqrt(len(sc.regions)):g} ||S||_2")
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -183,19 +223,20 @@ def test_help_version_and_no_arguments(capsys):
 
 
 def test_builtin_defaults_make_equitable_lower_the_worst_region(tmp_path):
-    """With the default weights and q, on one day of the built-in scenario, the equitable
+    """With the default weights and q, on two days of the built-in scenario, the equitable
     policy lowers the worst data centre's carbon and water and the worst region's quality
-    loss versus the Energy baseline, without a large energy-cost overhead."""
+    loss versus the same objective at q = 1, and no term is negligible."""
     out = tmp_path / "o"
-    assert main(["run", "--days", "1", "-p", "energy", "-p", "equitable", "--out", str(out),
-                 "--no-plots"]) == 0
-    data = _metrics(out)
-    eq, en = data["equitable"]["summary"], data["energy"]["summary"]
+    assert main(["run", "--days", "2", "-p", "cost-only", "-p", "equitable", "--out",
+                 str(out), "--no-plots"]) == 0
+    doc = _doc(out)
+    data = doc["policies"]
+    eq, ob = data["equitable"]["summary"], data["weighted"]["summary"]
     for cost in ("carbon", "water", "social"):
-        assert eq[cost]["max"] < 0.99 * en[cost]["max"], cost
-    assert data["equitable"]["overheads_pct"]["energy_cost"] <= 10.0
+        assert eq[cost]["max"] < 0.999 * ob[cost]["max"], cost
     assert not data["equitable"]["flagged"]
-    assert math.isfinite(data["equitable"]["objective"])
+    assert min(doc["term_shares"].values()) > 0.05, doc["term_shares"]
+    assert doc["headline"]["price_of_fairness"]["pct"] > 0
 
 
 def test_console_script_module_has_no_highs_banner(scenario_dir):

@@ -61,30 +61,19 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- defaults
-#: Policies run by ``eqglb run`` when no ``--policy`` is given.
-DEFAULT_POLICIES: tuple[str, ...] = (
-    "nearest", "energy", "carbon", "water", "weighted", "eglb", "equitable")
-#: Horizon of the built-in scenario [days].
-DEFAULT_DAYS = 7
-#: Carbon weight [USD/kg CO2]: the US EPA (2023) social cost of carbon, about 190 USD/t
-#: CO2 for 2020 emissions at a 2 % discount rate.
-DEFAULT_MU_CARBON = 0.19
-#: Water weight [USD/L] (= 10 USD/m3): a scarcity-adjusted value of consumed fresh water,
-#: a few times the price of industrial water in water-stressed US regions. (The eGLB study
-#: used 60 USD/m3.)
-DEFAULT_MU_WATER = 0.01
-#: Value of quality [USD per request per unit of normalised quality loss]: losing a whole
-#: unit of quality (s = 1) on one request is valued at 5 cents, about the price of a
-#: long (~1000-token) answer from a frontier API model. ``mu_social`` follows from it.
-DEFAULT_QUALITY_VALUE = 0.05
-#: Norm order of every term when neither ``--q`` nor a per-term q is given.
-DEFAULT_Q = "inf"
-DEFAULT_BASELINE = "energy"
-#: Model-size rule: with "weighted" every policy prices quality loss with the same
-#: mu_social (the baselines as a total, q = 1) and the equitable policy chooses model
-#: sizes through its own quality term; "best" would pin every policy, the equitable one
-#: included, to each slot's best achievable quality.
-DEFAULT_MODEL_RULE = "weighted"
+# One set of defaults for the library, run, sweep, solve and serve: eqglb.defaults.
+from eqglb.defaults import (  # noqa: E402
+    DEFAULT_BASELINE,
+    DEFAULT_DAYS,
+    DEFAULT_MODEL_RULE,
+    DEFAULT_MU_CARBON,
+    DEFAULT_MU_WATER,
+    DEFAULT_POLICIES,
+    DEFAULT_Q,
+    DEFAULT_QUALITY_VALUE,
+    DEFAULT_TOL,
+    default_mu_social,
+)
 
 #: Modules that register more subcommands on :data:`app` when imported (see the module
 #: docstring); imported by :func:`main`.
@@ -253,59 +242,21 @@ def load_scenario(scenario: Path | None = None, days: int = DEFAULT_DAYS,
     return builtin_scenario(days=days, seed=seed)
 
 
-def _q(value: str | None, what: str) -> float | None:
-    if value is None:
-        return None
-    from eqglb.metrics import parse_q
-
-    try:
-        return parse_q(value)
-    except ValueError:
-        raise CLIError(f"{what} = {value!r} is not a norm order; give a number >= 1 or "
-                       "'inf'") from None
-
-
-def default_mu_social(sc: Scenario, *, total_quality: bool = False,
-                      quality_value: float = DEFAULT_QUALITY_VALUE) -> float:
-    """Default quality weight from a value per request [USD per request per unit of loss].
-
-    With averaged quality (S_j = loss per request), ``mu_social = quality_value x mean
-    requests per region over the horizon`` [USD per unit of S], so one request's loss is
-    valued at about ``quality_value`` whatever the horizon; with total quality
-    (S_j in [requests]) ``mu_social = quality_value``.
-    """
-    if total_quality:
-        return float(quality_value)
-    import numpy as np
-
-    per_region = float(np.asarray(sc.demand).sum()) / len(sc.regions)
-    return float(quality_value) * per_region
-
-
 def build_objective(sc: Scenario, *, q: str | None = None, q_social: str | None = None,
                     q_carbon: str | None = None, q_water: str | None = None,
                     mu_social: float | None = None, mu_carbon: float = DEFAULT_MU_CARBON,
                     mu_water: float = DEFAULT_MU_WATER, combined_env: bool = False,
-                    total_quality: bool = False) -> Objective:
-    """Objective from CLI options: per-term q falls back to ``q``, then to DEFAULT_Q."""
-    from eqglb.costs import Objective
+                    total_quality: bool = False, normalize: bool = True) -> Objective:
+    """:func:`eqglb.defaults.build_objective` with bad options as :class:`CLIError`."""
+    from eqglb import defaults
 
-    given = _q(q, "--q")
-    base: float = given if given is not None else float(_q(DEFAULT_Q, "default q") or 1.0)
-    qs: dict[str, float] = {}
-    for term, text in (("social", q_social), ("carbon", q_carbon), ("water", q_water)):
-        qv = _q(text, f"--q-{term}")
-        qs[term] = qv if qv is not None else base
-    if mu_social is None:
-        mu_social = default_mu_social(sc, total_quality=total_quality)
-    for name, v in (("--mu-social", mu_social), ("--mu-carbon", mu_carbon),
-                    ("--mu-water", mu_water)):
-        if not (math.isfinite(v) and v >= 0):
-            raise CLIError(f"{name} = {v!r}; weights must be finite and >= 0")
-    return Objective(
-        mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-        q_social=qs["social"], q_carbon=qs["carbon"], q_water=qs["water"],
-        combined_environment=combined_env, social_average=not total_quality)
+    try:
+        return defaults.build_objective(
+            sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
+            mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
+            combined_env=combined_env, total_quality=total_quality, normalize=normalize)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _policy_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -344,7 +295,8 @@ def _quiet_solvers() -> Iterator[None]:
 
 def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
                    model_rule: str = DEFAULT_MODEL_RULE, solver: str | None = None,
-                   console: Console | None = None, progress: bool = True
+                   console: Console | None = None, progress: bool = True,
+                   tol: float | None = None
                    ) -> tuple[dict[str, Dispatch], dict[str, Evaluation]]:
     """Run every policy in ``names`` on ``sc``; all are evaluated with ``objective``.
 
@@ -367,6 +319,8 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
     opts: dict[str, Any] = {"model_rule": model_rule}
     if solver:
         opts["solver"] = solver
+    if tol is not None:
+        opts["tol"] = tol
     console = console or _stderr()
     dispatches: dict[str, Dispatch] = {}
     evals: dict[str, Evaluation] = {}
@@ -403,17 +357,37 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
     return dispatches, evals
 
 
-def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
-                  evals: dict[str, Evaluation], *, baseline: str | None,
-                  objective: Objective | None = None, plots: bool = True) -> list[Path]:
-    """Write metrics.json, regions.csv, dispatch.parquet, report.md and figures to ``out``."""
-    from eqglb import report
-
+def check_out_dir(out: Path | None) -> None:
+    """Refuse ``--out`` before any solve when it is a file or cannot be created."""
+    if out is None:
+        return
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a folder; give a folder path")
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise CLIError(f"--out {out}: {parent} is not writable; give a folder you can write")
+
+
+def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
+                  evals: dict[str, Evaluation], *, baseline: str | None,
+                  objective: Objective | None = None, plots: bool = True,
+                  provenance: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None,
+                  frontier: list[dict[str, Any]] | None = None,
+                  notes: Sequence[str] = ()) -> list[Path]:
+    """Write metrics.json, regions.csv, dispatch.parquet, report.md, report.html and
+    figures to ``out``."""
+    from eqglb import report
+
+    out = Path(out)
+    check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [report.write_metrics_json(evals, out / "metrics.json", baseline),
+    extra = dict(extra or {})
+    if frontier is not None:
+        extra["frontier"] = frontier
+    paths = [report.write_metrics_json(evals, out / "metrics.json", baseline,
+                                       provenance=provenance, extra=extra),
              out / "regions.csv", out / "dispatch.parquet"]
     report.write_region_csv(evals, out / "regions.csv")
     report.write_dispatch_parquet(dispatches, sc, out / "dispatch.parquet")
@@ -422,7 +396,16 @@ def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
         figures = report.plot_regional_bars(evals, out)
     paths.append(report.write_markdown_report(
         evals, out / "report.md", baseline=baseline, scenario=sc, objective=objective,
-        title=f"eqglb run on {sc.name}", figures=figures))
+        title=f"eqglb run on {sc.name}", figures=figures, notes=notes,
+        provenance=provenance, dispatches=dispatches))
+    try:
+        from eqglb.report_html import write_html_report
+    except ImportError:  # pragma: no cover - the HTML report needs matplotlib
+        write_html_report = None
+    if write_html_report is not None and plots:
+        paths.append(write_html_report(out / "report.html", evals, sc, objective=objective,
+                                       frontier=frontier, provenance=provenance,
+                                       baseline=baseline, dispatches=dispatches))
     return paths + figures
 
 
@@ -443,6 +426,23 @@ def _root(
     """Equitable geographical load balancing (GLB) of AI inference."""
 
 
+_DEFAULT_RULE = ModelRule(DEFAULT_MODEL_RULE)
+WideOpt = Annotated[bool, typer.Option(
+    "--wide", help="One wide table instead of two that fit 100 columns.")]
+SwitchesOpt = Annotated[bool, typer.Option(
+    "--switches/--no-switches",
+    help="Also solve the equitable optimum with equity on one term at a time (the others "
+         "at q = 1) to show which regulariser moves which burden (on by default with "
+         "--out).")]
+TolOpt = Annotated[float, typer.Option(
+    "--tol", min=0.0, metavar="GAP",
+    help="Relative certified gap [-] below which an exact result is called optimal.")]
+NormalizeOpt = Annotated[bool, typer.Option(
+    "--normalize/--plain-norms",
+    help="Apply the per-unit weights to normalised norms n^(1-1/q) ||v||_q (default: the "
+         "same weights mean the same at every q) or to plain L_q norms (as MODEL.md).")]
+
+
 @app.command("run")
 def run_command(
     scenario: ScenarioOpt = None,
@@ -456,55 +456,101 @@ def run_command(
     mu_water: MuWaterOpt = DEFAULT_MU_WATER,
     combined_env: CombinedEnvOpt = False,
     total_quality: TotalQualityOpt = False,
-    model_rule: ModelRuleOpt = ModelRule.weighted,
+    model_rule: ModelRuleOpt = _DEFAULT_RULE,
     solver: SolverOpt = None,
     baseline: BaselineOpt = DEFAULT_BASELINE,
     days: DaysOpt = DEFAULT_DAYS,
     seed: SeedOpt = 0,
     out: OutOpt = None,
     plots: PlotsOpt = True,
+    wide: WideOpt = False,
+    switches: SwitchesOpt = False,
+    tol: TolOpt = DEFAULT_TOL,
+    normalize: NormalizeOpt = True,
 ) -> None:
-    """Run policies on a scenario and compare them (table on stdout, files with --out).
+    """Run policies on a scenario and compare them (tables on stdout, files with --out).
 
     Every policy is scored with the same objective: energy cost [USD] + mu_social
     ||S||_q + mu_carbon ||C||_q + mu_water ||W||_q, with S the quality loss per user
-    region, C the carbon [kg CO2] and W the water [L] per data centre.
-
-    With the defaults (q = inf, model rule 'weighted') on the built-in scenario, the
-    equitable policy lowers the worst data centre's carbon and water and the worst
-    region's quality loss versus the Energy baseline, at a lower energy cost (it runs
-    smaller models where the big data centres were full of the largest one), while the
-    mean quality loss rises toward the worst region's: compare the 'Q mean' column.
+    region, C the carbon [kg CO2] and W the water [L] per data centre. Every exact row is
+    certified (status optimal = gap <= --tol by a valid bound). The headline compares the
+    equitable optimum with the same objective at q = 1 ('weighted'), and the energy cost
+    with the true cost-only optimum ('cost-only').
     """
-    from eqglb import report
+    from eqglb import comparison, report
 
     names = list(policy) if policy else list(DEFAULT_POLICIES)
     if baseline and baseline not in names:
         names.insert(0, baseline)
     names = _check_policies(names)
+    check_out_dir(out)
     sc = load_scenario(scenario, days=days, seed=seed)
     obj = build_objective(sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
                           mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-                          combined_env=combined_env, total_quality=total_quality)
+                          combined_env=combined_env, total_quality=total_quality,
+                          normalize=normalize)
     con = _stdout()
     T, N, J, K = sc.shape
     con.print(f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
               f"{T} slots of {sc.slot_hours:g} h from {sc.time[0]:%Y-%m-%d %H:%M} UTC")
+    unit = obj.unit_weights()
     con.print(f"objective [USD]: {escape(obj.describe())}")
-    con.print("[dim]weights: mu_social \\[USD per unit of quality loss], mu_carbon "
-              "\\[USD/kg CO2], mu_water \\[USD/L][/]")
+    con.print(f"[dim]per-unit weights: mu_social {unit['mu_social']:.4g} \\[USD per unit of "
+              f"S], mu_carbon {unit['mu_carbon']:.4g} \\[USD/kg], mu_water "
+              f"{unit['mu_water']:.4g} \\[USD/L]"
+              + ("; normalised norms n^(1-1/q) ||v||_q" if obj.norm_sizes else "") + "[/]")
+    con.print(f"[dim]quality rule ({escape(model_rule.value)}): "
+              + escape(_RULE_TEXT[model_rule.value]) + "[/]")
     dispatches, evals = solve_policies(sc, names, obj, model_rule=model_rule.value,
-                                       solver=solver)
-    con.print(report.comparison_table(evals, baseline))
+                                       solver=solver, tol=tol)
+    for tab in report.comparison_tables(evals, obj, scenario=sc, dispatches=dispatches,
+                                        reference="equitable" if "equitable" in evals
+                                        else baseline, model_rule=model_rule.value,
+                                        wide=wide):
+        con.print(tab)
+    effect = comparison.equity_effect(evals, obj)
+    shares = (comparison.term_shares(evals["equitable"], obj) if "equitable" in evals
+              else None)
+    qtext = _q_text(obj)
+    lines = report.headline_lines(effect, shares, q_label=qtext)
+    for line in lines:
+        con.print(escape(line))
     flagged = [n for n, ev in evals.items() if ev.flagged]
     if flagged:
-        con.print(f"[red]flagged[/]: {', '.join(flagged)} (solver not cleanly optimal or "
-                  "constraints violated; see the flag column)")
+        con.print(f"[red]flagged[/]: {', '.join(flagged)} (not certified optimal or "
+                  "constraints violated; see the status column)")
+    sw = None
+    if switches or out is not None:
+        sw = comparison.switches(sc, obj, model_rule=model_rule.value, tol=tol)
+        con.print(report.switches_table(sw))
     if out is not None:
+        prov = comparison.provenance(sc, obj, model_rule=model_rule.value,
+                                     days=None if scenario else days,
+                                     seed=None if scenario else seed, tol=tol)
+        frontier = comparison.frontier(sc, obj, model_rule=model_rule.value, tol=tol)
         paths = write_outputs(out, sc, dispatches, evals, baseline=baseline, objective=obj,
-                              plots=plots)
+                              plots=plots, provenance=prov, frontier=frontier,
+                              extra={"headline": effect, "term_shares": shares,
+                                     "switches": sw}, notes=lines)
         con.print(f"wrote {len(paths)} files to {escape(str(out))}: "
                   + ", ".join(p.name for p in paths))
+
+
+_RULE_TEXT = {
+    "weighted": "every baseline adds the same quality value mu_s sum_j S_j (q = 1) to its "
+                "own cost; the exact rows use the objective's own quality term",
+    "best": "every policy first keeps each slot's best achievable total quality",
+    "free": "baselines minimise their own cost only (models chosen by that cost)",
+}
+
+
+def _q_text(obj: Objective) -> str:
+    qs = {obj.q_social, obj.q_carbon, obj.q_water}
+    fmt = (lambda v: "inf" if math.isinf(v) else f"{v:g}")  # noqa: E731
+    if len(qs) == 1:
+        return f"q = {fmt(qs.pop())}"
+    return (f"q = {fmt(obj.q_social)}/{fmt(obj.q_carbon)}/{fmt(obj.q_water)} "
+            "(quality/carbon/water)")
 
 
 @app.command("policies")

@@ -42,11 +42,14 @@ if TYPE_CHECKING:
 __all__ = [
     "COSTS",
     "comparison_table",
+    "comparison_tables",
     "flag_reason",
+    "headline_lines",
     "metrics_dict",
     "plot_regional_bars",
     "region_frame",
     "render_table",
+    "switches_table",
     "summary_frame",
     "write_dispatch_parquet",
     "write_markdown_report",
@@ -231,6 +234,152 @@ def comparison_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     return tab
 
 
+def _status_cell(ev: Evaluation) -> tuple[str, str]:
+    """(status, gap) cells: the certified gap of exact rows, "-" for heuristics."""
+    if ev.info is None:
+        return "-", "-"
+    gap = ev.info.gap
+    if gap is None:
+        return str(ev.info.status), "-"
+    return str(ev.info.status), ("0" if abs(gap) < 1e-15 else f"{gap:.0e}")
+
+
+def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+                      objective: Objective, *, scenario: Scenario | None = None,
+                      dispatches: Mapping[str, Dispatch] | None = None,
+                      reference: str | None = "equitable", model_rule: str | None = None,
+                      wide: bool = False) -> list[Table]:
+    """The comparison as two tables that fit 100 columns (one with ``wide``).
+
+    1. *objective*: the scored objective [USD] and its split into energy, quality, carbon
+       and water terms [USD], the change against ``reference`` [%] (for online rows: the
+       gap to hindsight), the solve status and certified gap;
+    2. *burdens*: worst and total carbon [kg or t] and water [L or m3] per data centre,
+       worst and mean quality loss per region, Jain's index, the model mix [% of
+       requests, smallest to largest model as listed in the scenario].
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from eqglb.comparison import model_mix, term_split
+
+    d = _as_mapping(evals)
+    df = summary_frame(d, None)
+    has_ref = reference is not None and reference in d
+    ref_obj = d[reference].objective if has_ref else None
+    cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
+    wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
+    q_unit = _quality_unit(next(iter(d.values())))
+    heads1 = ["objective", f"vs {reference if has_ref else 'ref'}\n[%]", "energy", "quality",
+              "carbon", "water", "status", "gap"]
+    heads2 = [f"C max\n[{cunit}]", f"C total\n[{cunit}]", f"W max\n[{wunit}]",
+              f"W total\n[{wunit}]", f"Q max\n[{q_unit}]", "Q mean\n[-]", "Jain\nC/W/Q",
+              "mix\n[%]"]
+    rows1: list[list[str]] = []
+    rows2: list[list[str]] = []
+    styles: list[str | None] = []
+    for name, ev in d.items():
+        split = term_split(ev, objective)
+        status, gap = _status_cell(ev)
+        vs = "-"
+        if (has_ref and ref_obj and ev.objective is not None and name != reference):
+            vs = _pct(100.0 * (ev.objective - ref_obj) / abs(ref_obj))
+        rows1.append([escape(name), _fmt(math.nan if ev.objective is None else ev.objective),
+                      vs, _fmt(split["energy"]), _fmt(split["quality"]),
+                      _fmt(split["carbon"]), _fmt(split["water"]), escape(status), gap])
+        r = df.loc[name]
+        mix = "-"
+        if scenario is not None and dispatches is not None and name in dispatches:
+            mix = "/".join(f"{100 * v:.0f}"
+                           for v in model_mix(scenario, dispatches[name]).values())
+        rows2.append([escape(name), _fmt(r["carbon_max_kg"] / cdiv),
+                      _fmt(r["carbon_total_kg"] / cdiv), _fmt(r["water_max_l"] / wdiv),
+                      _fmt(r["water_total_l"] / wdiv), _fmt(r["quality_loss_max"], 3),
+                      _fmt(r["quality_loss_mean"], 3),
+                      f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/"
+                      f"{r['quality_loss_jain']:.2f}", mix])
+        styles.append("red" if ev.flagged else None)
+    rule = f"; model rule {model_rule}" if model_rule else ""
+    title1 = f"objective [USD] = energy + quality + carbon + water{rule}"
+    title2 = ("burdens: carbon and water per data centre, quality loss per region; mix: % of "
+              "requests per model")
+    caption = "Jain: 1 = perfectly even (carbon/water/quality)"
+
+    def table(title: str, heads: list[str], rows: list[list[str]],
+              cap: str | None) -> Table:
+        t = Table(title=title, title_justify="left", header_style="bold", caption=cap,
+                  caption_justify="left")
+        t.add_column("policy", style="bold", no_wrap=True)
+        for h in heads:
+            t.add_column(escape(h), justify="right", no_wrap=True)
+        for row, st in zip(rows, styles, strict=True):
+            t.add_row(*row, style=st)
+        return t
+
+    if wide:
+        return [table(title1, heads1 + heads2, [a + b[1:] for a, b in zip(
+            rows1, rows2, strict=True)], caption)]
+    return [table(title1, heads1, rows1, None), table(title2, heads2, rows2, caption)]
+
+
+def headline_lines(effect: Mapping[str, Any] | None, shares: Mapping[str, float] | None = None,
+                   q_label: str = "q") -> list[str]:
+    """Plain sentences for the equity effect, the price of fairness and levelling down."""
+    lines: list[str] = []
+    if shares:
+        lines.append("terms of the equitable objective: " + ", ".join(
+            f"{k} {100 * v:.0f}%" for k, v in shares.items()))
+    if not effect:
+        return lines
+    w = effect["worst"]
+    e, b = effect["equitable"], effect["oblivious"]
+
+    def ch(key: str, label: str, unit: str, digits: int = 4) -> str:
+        v = w[key]
+        return (f"{label} {_fmt(v['oblivious'], digits)} -> {_fmt(v['equitable'], digits)}"
+                f"{unit} ({_pct(v['change_pct'])})")
+
+    lines.append(f"equity effect ({e} at {q_label} vs {b} at q = 1, same weights): "
+                 + "; ".join([ch("carbon_max_kg", "worst-DC carbon", " kg"),
+                              ch("water_max_l", "worst-DC water", " L"),
+                              ch("quality_loss_max", "worst-region quality loss", "", 3)]))
+    pof = effect["price_of_fairness"]
+    v = pof["q1_objective_usd"]
+    text = (f"price of fairness: {_pct(pof['pct'])} in the equity-oblivious objective "
+            f"({_fmt(v['oblivious'])} -> {_fmt(v['equitable'])} USD)")
+    if "cost_only" in effect:
+        c = effect["cost_only"]
+        text += (f"; energy cost {_fmt(effect['energy_cost_usd']['equitable'])} USD vs the "
+                 f"true cost-only optimum {_fmt(c['energy_cost_usd'])} USD "
+                 f"({_pct(c['equitable_vs_cost_only_pct'])})")
+    lines.append(text)
+    lev = effect["levelling"]
+    if lev["regions_worse"]:
+        m = lev["mean_quality_loss"]
+        kind = ("levelling down" if lev["levelling_down"]
+                else "redistribution (the mean does not rise)")
+        lines.append(f"{kind}: {len(lev['regions_worse'])} of {lev['n_regions']} regions get "
+                     f"a higher quality loss; mean quality loss {_fmt(m['oblivious'], 3)} -> "
+                     f"{_fmt(m['equitable'], 3)}")
+    return lines
+
+
+def switches_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Which regulariser moves which burden (:func:`eqglb.comparison.switches`)."""
+    from rich.table import Table
+
+    t = Table(title="equity on one term at a time (others at q = 1, same weights)",
+              title_justify="left", header_style="bold")
+    for h in ("equity on", "C max [kg]", "W max [L]", "Q max [-]", "energy [USD]", "status"):
+        t.add_column(h, justify="left" if h in ("equity on", "status") else "right",
+                     no_wrap=True)
+    for r in rows:
+        t.add_row(str(r["equity_on"]), _fmt(r["carbon_max_kg"]), _fmt(r["water_max_l"]),
+                  _fmt(r["quality_loss_max"], 3), _fmt(r["energy_cost_usd"]),
+                  str(r["status"]))
+    return t
+
+
 def render_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
                  baseline: str | None = "energy", *, width: int = 160,
                  title: str | None = None) -> str:
@@ -282,10 +431,18 @@ def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
 
 
 def write_metrics_json(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                       path: str | Path, baseline: str | None = "energy") -> Path:
-    """Write :func:`metrics_dict` as strict JSON (no NaN) to ``path``; returns the path."""
+                       path: str | Path, baseline: str | None = "energy", *,
+                       provenance: Mapping[str, Any] | None = None,
+                       extra: Mapping[str, Any] | None = None) -> Path:
+    """Write strict JSON (no NaN) to ``path``; returns the path.
+
+    Layout: ``{"provenance": ..., "policies": metrics_dict(...), **extra}`` (``extra``:
+    e.g. ``headline``, ``frontier``, ``switches``).
+    """
     path = Path(path)
-    text = json.dumps(metrics_dict(evals, baseline), indent=2, allow_nan=False)
+    doc = {"provenance": dict(provenance or {}), "policies": metrics_dict(evals, baseline),
+           **json_ready(dict(extra or {}), "none")}
+    text = json.dumps(doc, indent=2, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 
@@ -435,7 +592,9 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
                           scenario: Scenario | None = None,
                           objective: Objective | None = None,
                           figures: Sequence[str | Path] = (),
-                          notes: Sequence[str] = ()) -> Path:
+                          notes: Sequence[str] = (),
+                          provenance: Mapping[str, Any] | None = None,
+                          dispatches: Mapping[str, Dispatch] | None = None) -> Path:
     """Write a short Markdown report: scenario, objective, headline table, per-region tables.
 
     Parameters
@@ -452,7 +611,11 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
     figures : paths
         Images to link, relative to the report's folder where possible.
     notes : str
-        Extra paragraphs appended at the end.
+        Extra paragraphs (the headline sentences) placed after the headline table.
+    provenance : mapping, optional
+        What produced the result (:func:`eqglb.comparison.provenance`), as a list.
+    dispatches : mapping, optional
+        Adds the model mix of each policy.
     """
     d = _as_mapping(evals)
     path = Path(path)
@@ -490,6 +653,31 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
     if has_base:
         parts += [f"Overheads are changes versus the **{baseline}** policy [%]; negative "
                   "numbers are reductions.", ""]
+    if objective is not None:
+        from eqglb.comparison import model_mix, term_split
+
+        split_rows = []
+        for name, ev in d.items():
+            sp = term_split(ev, objective)
+            st, gap = _status_cell(ev)
+            mix = "-"
+            if scenario is not None and dispatches is not None and name in dispatches:
+                mix = "/".join(f"{100 * v:.0f}"
+                               for v in model_mix(scenario, dispatches[name]).values())
+            split_rows.append([name, *(_fmt(sp[k], 5) for k in
+                                       ("energy", "quality", "carbon", "water")),
+                               st, gap, mix])
+        parts += ["## Objective split and certificates", "",
+                  _md_table(["policy", "energy [USD]", "quality [USD]", "carbon [USD]",
+                             "water [USD]", "status", "certified gap",
+                             "model mix [% of requests]"], split_rows), ""]
+    for note in notes:
+        parts += [note, ""]
+    if provenance:
+        parts += ["## Provenance", ""]
+        for key, value in provenance.items():
+            parts.append(f"- **{key}**: `{json.dumps(json_ready(value, 'none'))}`")
+        parts.append("")
     flagged = [n for n, r in df.iterrows() if r["flagged"]]
     if flagged:
         parts += ["**Flagged** (solver not cleanly optimal or constraints violated; treat "
@@ -517,7 +705,5 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
             except ValueError:
                 rel = fp
             parts += [f"![{fp.stem.replace('_', ' ')}]({rel.as_posix()})", ""]
-    for note in notes:
-        parts += [note, ""]
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -17,7 +17,6 @@ from eqglb.policies.offline import (
     EquitableOffline,
     LinearBaseline,
     eglb_baseline,
-    weighted_total,
 )
 from eqglb.policies.problem import SolveError
 
@@ -128,12 +127,15 @@ def policy_names() -> list[str]:
     return list(REGISTRY)
 
 
-def make_policy(name: str, objective: Objective | None = None, **options: Any) -> Any:
-    """Build the policy registered as ``name`` (ValueError listing the names otherwise)."""
+def make_policy(policy: str, objective: Objective | None = None, /, **options: Any) -> Any:
+    """Build the policy registered as ``policy`` (ValueError listing the names otherwise).
+
+    ``options`` go to the factory (``model_rule``, ``tol``, ``name`` for the dispatch, ...).
+    """
     try:
-        factory = REGISTRY[name]
+        factory = REGISTRY[policy]
     except KeyError:
-        raise ValueError(f"unknown policy {name!r}; choose from {policy_names()}") from None
+        raise ValueError(f"unknown policy {policy!r}; choose from {policy_names()}") from None
     return factory(objective or Objective(), **options)
 
 

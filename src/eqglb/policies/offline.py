@@ -281,7 +281,13 @@ class EquitableOffline:
         cons += side
         ex = regional_expressions(x, coef, routes)
         totals: dict[str, tuple[cp.Variable, cp.Constraint]] = {}
+        q_of = {"social": obj.q_social, "carbon": obj.q_carbon,
+                "water": obj.q_carbon if obj.combined_environment else obj.q_water}
         for key in ("social", "carbon", "water"):
+            # minimax terms: explicit totals whose duals price the certificate (finite q:
+            # the norm's gradient at the solution is the price, see _certify)
+            if not math.isinf(q_of[key]):
+                continue
             u = cp.Variable(ex[key].shape)
             eq = u == ex[key]
             totals[key] = (u, eq)
@@ -318,19 +324,20 @@ class EquitableOffline:
             nu = _dual(con, sc.n_time)
             # the row is sum cb x <= bb with y = scale x, in objective units / ref
             side.append(SideRows(cb * (ref / routes.scale), bb * ref, nu))
+        rc = regional_costs(h["coef"], np.asarray(dispatch.y))
+        grad = _norm_gradients(obj, rc)
         best = -math.inf
         for sign in (1.0, -1.0):
-            gamma = {}
+            gamma = dict(grad)
             for key, (_u, eq) in h["totals"].items():
-                g = sign * ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
-                gamma[key] = g
-            if obj.combined_environment:
+                gamma[key] = sign * ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
+            if obj.combined_environment and "environment" not in gamma:
                 gamma["environment"] = (gamma["carbon"] / obj.mu_carbon if obj.mu_carbon > 0
                                         else gamma["water"] / max(obj.mu_water, 1e-300))
-            if not any(np.any(g) for g in gamma.values()) and sign < 0:
-                break
             best = max(best, lagrangian_bound(sc, obj, gamma=gamma, side=side,
                                               coef=h["coef"]))
+            if not h["totals"]:
+                break
         gap = relative_gap(value, best)
         ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
         status = "optimal" if ok else ("feasible" if math.isfinite(best) else "inaccurate")
@@ -341,6 +348,29 @@ class EquitableOffline:
 
     def state(self) -> dict[str, Any]:
         return {"objective": self.objective.describe(), "solver": self.solver}
+
+
+def _norm_gradients(obj: Objective, rc: Any) -> dict[str, np.ndarray]:
+    """Block prices for terms with 1 < q < inf: ``w grad ||u||_q`` at the solution's
+    totals, ``w (u / ||u||_q) ** (q - 1)`` (the optimal price when the solution is
+    optimal; any other point still gives a valid, looser bound)."""
+    from eqglb.metrics import lq_norm
+
+    out: dict[str, np.ndarray] = {}
+    terms = [("social", obj.mu_social, obj.q_social, rc.social)]
+    if obj.combined_environment:
+        terms.append(("environment", 1.0, obj.q_carbon,
+                      obj.mu_carbon * rc.carbon + obj.mu_water * rc.water))
+    else:
+        terms += [("carbon", obj.mu_carbon, obj.q_carbon, rc.carbon),
+                  ("water", obj.mu_water, obj.q_water, rc.water)]
+    for name, w, q, u in terms:
+        u = np.clip(np.asarray(u, float), 0.0, None)
+        if w <= 0 or q == 1.0 or math.isinf(q):
+            continue
+        n = lq_norm(u, q)
+        out[name] = w * (u / n) ** (q - 1.0) if n > 0 else np.zeros_like(u)
+    return out
 
 
 def _drop_zero_terms(obj: Objective, sc: Scenario) -> Objective:

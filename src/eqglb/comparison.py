@@ -1,0 +1,259 @@
+"""What a comparison of policies shows: term split, model mix, equity effect, price of
+fairness, per-term switches, the frontier over q and the provenance of a run.
+
+Everything here is computed from :class:`eqglb.simulate.Evaluation` objects (recomputed
+costs, never a solver's numbers) and the scored :class:`eqglb.costs.Objective`.
+
+Definitions (all in [USD] unless stated):
+
+* *term split*: the scored objective = energy + quality + carbon + water terms, each its
+  weight times its (normalised) norm;
+* *equity effect*: the equitable optimum (q of the run) against the equity-oblivious
+  optimum of the same objective and weights at q = 1 (``weighted``): change of the worst
+  data centre's carbon and water and of the worst region's quality loss [%];
+* *price of fairness*: how much more the equitable dispatch costs in the equity-oblivious
+  (q = 1) objective than the q = 1 optimum [%] (>= 0 up to the certified gaps), and its
+  energy cost against the true cost-only optimum (``cost-only``);
+* *levelling down*: regions whose quality loss rises while the worst region's falls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eqglb.costs import Objective
+from eqglb.metrics import lq_norm
+
+if TYPE_CHECKING:
+    from eqglb.scenario import Dispatch, Scenario
+    from eqglb.simulate import Evaluation
+
+__all__ = [
+    "equity_effect",
+    "frontier",
+    "model_mix",
+    "provenance",
+    "scenario_hash",
+    "switches",
+    "term_split",
+]
+
+TERMS = ("energy", "quality", "carbon", "water")
+
+
+def _vec(d: Mapping[str, float]) -> np.ndarray:
+    return np.asarray(list(d.values()), dtype=float)
+
+
+def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
+    """The scored objective of ``ev`` split into its terms [USD] (they sum to it).
+
+    With a combined environmental norm its value is reported under ``carbon`` and
+    ``water`` in proportion to their weighted totals.
+    """
+    o = objective
+    s, c, w = _vec(ev.social), _vec(ev.carbon), _vec(ev.water)
+    out = {"energy": o.energy_weight * ev.energy_cost,
+           "quality": o.mu_social * lq_norm(s, o.q_social) if o.mu_social > 0 else 0.0}
+    if o.combined_environment:
+        env = lq_norm(o.mu_carbon * c + o.mu_water * w, o.q_carbon)
+        tc, tw = o.mu_carbon * c.sum(), o.mu_water * w.sum()
+        share = tc / (tc + tw) if tc + tw > 0 else 0.5
+        out["carbon"], out["water"] = env * share, env * (1 - share)
+    else:
+        out["carbon"] = o.mu_carbon * lq_norm(c, o.q_carbon) if o.mu_carbon > 0 else 0.0
+        out["water"] = o.mu_water * lq_norm(w, o.q_water) if o.mu_water > 0 else 0.0
+    return {k: float(v) for k, v in out.items()}
+
+
+def term_shares(ev: Evaluation, objective: Objective) -> dict[str, float]:
+    """Each term's share of the objective [-] (by absolute value)."""
+    split = term_split(ev, objective)
+    tot = sum(abs(v) for v in split.values())
+    return {k: (abs(v) / tot if tot > 0 else 0.0) for k, v in split.items()}
+
+
+def model_mix(sc: Scenario, dispatch: Dispatch) -> dict[str, float]:
+    """Share of all requests served by each model [-]."""
+    per = np.asarray(dispatch.y).sum(axis=(0, 1, 2))
+    tot = float(per.sum())
+    return {m: (float(v) / tot if tot > 0 else 0.0) for m, v in zip(sc.models, per,
+                                                                      strict=True)}
+
+
+def _pct(new: float, old: float) -> float:
+    if old == 0:
+        return 0.0 if new == 0 else math.inf
+    return 100.0 * (new - old) / abs(old)
+
+
+def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
+                  equitable: str = "equitable", oblivious: str = "weighted",
+                  cost_only: str = "cost-only") -> dict[str, Any] | None:
+    """Equity effect, price of fairness and levelling down (module docstring), or None
+    when the equitable or the equity-oblivious row is missing."""
+    if equitable not in evals or oblivious not in evals:
+        return None
+    e, b = evals[equitable], evals[oblivious]
+    q1 = objective.with_q(1)
+    from eqglb.costs import objective_value
+
+    def j1(ev: Evaluation) -> float:
+        return objective_value(q1, _regional(ev))
+
+    worst = {}
+    for name, key in (("carbon_max_kg", "carbon"), ("water_max_l", "water"),
+                      ("quality_loss_max", "social")):
+        old, new = float(ev_max(b, key)), float(ev_max(e, key))
+        worst[name] = {"oblivious": old, "equitable": new, "change_pct": _pct(new, old)}
+    s_old, s_new = _vec(b.social), _vec(e.social)
+    worse = [r for r, o, n in zip(b.social, s_old, s_new, strict=True)
+             if n > o * (1 + 1e-6) + 1e-12]
+    level = {"regions_worse": worse, "n_regions": len(s_old),
+             "mean_quality_loss": {"oblivious": float(b.summary["totals"]["mean_quality_loss"]),
+                                   "equitable": float(e.summary["totals"]["mean_quality_loss"])}}
+    # levelling down: the worst region gains while the others lose on average
+    level["levelling_down"] = (bool(worse) and worst["quality_loss_max"]["change_pct"] <= 0
+                               and level["mean_quality_loss"]["equitable"]
+                               > level["mean_quality_loss"]["oblivious"] * (1 + 1e-9))
+    out: dict[str, Any] = {
+        "equitable": equitable, "oblivious": oblivious, "worst": worst,
+        "price_of_fairness": {
+            "q1_objective_usd": {"oblivious": j1(b), "equitable": j1(e)},
+            "pct": _pct(j1(e), j1(b)),
+        },
+        "levelling": level,
+        "energy_cost_usd": {"oblivious": b.energy_cost, "equitable": e.energy_cost},
+    }
+    if cost_only in evals:
+        c = evals[cost_only].energy_cost
+        out["cost_only"] = {"energy_cost_usd": c,
+                            "equitable_vs_cost_only_pct": _pct(e.energy_cost, c),
+                            "oblivious_vs_cost_only_pct": _pct(b.energy_cost, c)}
+    return out
+
+
+def ev_max(ev: Evaluation, key: str) -> float:
+    return float(max(getattr(ev, key).values()))
+
+
+def _regional(ev: Evaluation) -> Any:
+    from eqglb.costs import RegionalCosts
+
+    return RegionalCosts(ev.energy_cost, _vec(ev.carbon), _vec(ev.water), _vec(ev.social))
+
+
+def _solve(sc: Scenario, objective: Objective, model_rule: str, label: str,
+           tol: float) -> Evaluation:
+    from eqglb.policies import make_policy
+    from eqglb.simulate import run_policy
+
+    pol = make_policy("equitable", objective, model_rule=model_rule, name=label, tol=tol)
+    return run_policy(sc, pol, objective)[1]
+
+
+def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted",
+             tol: float = 1e-6) -> list[dict[str, Any]]:
+    """Which regulariser moves which burden: the optimum with equity (the run's q) on one
+    term at a time, the others at q = 1, same weights; plus all at q = 1 and all at q.
+
+    Returns rows with ``equity_on`` ("none", "quality", "carbon", "water", "all"), the
+    worst burdens (``carbon_max_kg``, ``water_max_l``, ``quality_loss_max``) and the
+    energy cost [USD].
+    """
+    o = objective
+    cases = {"none": o.with_q(1),
+             "quality": o.with_terms(q_carbon=1.0, q_water=1.0),
+             "carbon": o.with_terms(q_social=1.0, q_water=1.0),
+             "water": o.with_terms(q_social=1.0, q_carbon=1.0),
+             "all": o}
+    rows = []
+    for label, obj in cases.items():
+        ev = _solve(sc, obj, model_rule, f"equity on {label}", tol)
+        rows.append({"equity_on": label, "objective": obj.describe(),
+                     "carbon_max_kg": ev_max(ev, "carbon"), "water_max_l": ev_max(ev, "water"),
+                     "quality_loss_max": ev_max(ev, "social"),
+                     "energy_cost_usd": ev.energy_cost,
+                     "status": str(ev.info.status) if ev.info else None})
+    return rows
+
+
+def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
+        1, 1.5, 2, 3, 4, "inf"), *, model_rule: str = "weighted",
+        tol: float = 1e-6) -> list[dict[str, Any]]:
+    """The price-of-fairness frontier: the certified optimum at each q (same weights).
+
+    Each row: ``q``, ``energy_cost`` [USD], ``objective`` (at that q) [USD],
+    ``q1_objective`` [USD], ``carbon_max`` [kg], ``water_max`` [L], ``quality_max`` [-],
+    ``status``, ``gap``.
+    """
+    from eqglb.costs import objective_value
+
+    q1 = objective.with_q(1)
+    rows = []
+    for q in qs:
+        obj = objective.with_q(q)
+        ev = _solve(sc, obj, model_rule, f"q={q}", tol)
+        rows.append({"q": obj.q_carbon, "energy_cost": ev.energy_cost,
+                     "objective": ev.objective, "q1_objective": objective_value(q1, _regional(ev)),
+                     "carbon_max": ev_max(ev, "carbon"), "water_max": ev_max(ev, "water"),
+                     "quality_max": ev_max(ev, "social"),
+                     "status": str(ev.info.status) if ev.info else None,
+                     "gap": ev.info.gap if ev.info else None})
+    return rows
+
+
+def scenario_hash(sc: Scenario) -> str:
+    """SHA-256 of a scenario's names, times and numbers (hex, 16 characters)."""
+    h = hashlib.sha256()
+    for names in (sc.datacenters, sc.regions, sc.models):
+        h.update(repr(tuple(names)).encode())
+    h.update(np.asarray(sc.time.asi8).tobytes())
+    for field in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
+                  "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
+                  "allowed"):
+        a = np.ascontiguousarray(np.asarray(getattr(sc, field), dtype=float))
+        h.update(f"{field}{a.shape}".encode())
+        h.update(a.tobytes())
+    h.update(str(sc.capacity_mode).encode())
+    return h.hexdigest()[:16]
+
+
+def provenance(sc: Scenario, objective: Objective, *, model_rule: str,
+               argv: Sequence[str] | None = None, days: int | None = None,
+               seed: int | None = None, tol: float | None = None) -> dict[str, Any]:
+    """What produced a result: version, command line, scenario, weights, q, rule, solver."""
+    from eqglb import __version__
+
+    def qs(q: float) -> str | float:
+        return "inf" if math.isinf(q) else q
+
+    return {
+        "eqglb_version": __version__,
+        "command": " ".join(["eqglb", *(sys.argv[1:] if argv is None else argv)]),
+        "scenario": {"name": sc.name, "hash": scenario_hash(sc), "slots": sc.n_time,
+                     "days": days, "seed": seed,
+                     "start": f"{sc.time[0]:%Y-%m-%dT%H:%MZ}",
+                     "shape": dict(zip(("time", "datacenter", "region", "model"), sc.shape,
+                                       strict=True))},
+        "objective": objective.describe(),
+        "weights_per_unit": objective.unit_weights(),
+        "weights_applied": {"mu_social": objective.mu_social,
+                            "mu_carbon": objective.mu_carbon, "mu_water": objective.mu_water},
+        "normalised_norms": objective.norm_sizes is not None,
+        "q": {"social": qs(objective.q_social), "carbon": qs(objective.q_carbon),
+              "water": qs(objective.q_water)},
+        "combined_environment": objective.combined_environment,
+        "quality": "average loss per request" if objective.social_average
+        else "total loss [requests]",
+        "model_rule": model_rule,
+        "tolerance": tol,
+        "units": {"mu_social": "USD per unit of S", "mu_carbon": "USD/kg CO2",
+                  "mu_water": "USD/L", "objective": "USD"},
+    }
