@@ -59,7 +59,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eqglb._json import json_ready
-from eqglb._workers import watch_parent
+from eqglb._workers import Reaper, watch_parent
 from eqglb.metrics import parse_q
 from eqglb.scenario import Scenario, ScenarioError
 
@@ -716,12 +716,15 @@ def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
     import logging
 
     started = False
+    reaper: Reaper | None = None
     if not ray.is_initialized():
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+            reaper = Reaper()  # the local instance dies with this process
+            with reaper.marking():
+                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                         log_to_driver=False, logging_level=logging.WARNING)
         started = True
     pending: dict[Any, dict[str, Any]] = {}
     try:
@@ -748,6 +751,8 @@ def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
     finally:
         if started:
             ray.shutdown()
+        if reaper is not None:
+            reaper.stop()
 
 
 # --------------------------------------------------------------------------- the driver

@@ -185,8 +185,12 @@ class _Executor:
                     ray.init(address=address, ignore_reinit_error=True,
                              log_to_driver=False)
                 else:
-                    ray.init(num_cpus=workers, ignore_reinit_error=True,
-                             include_dashboard=False, log_to_driver=False)
+                    from eqglb._workers import Reaper
+
+                    self._reaper = Reaper()  # the local instance dies with this process
+                    with self._reaper.marking():
+                        ray.init(num_cpus=workers, ignore_reinit_error=True,
+                                 include_dashboard=False, log_to_driver=False)
             self._pool = RayPool(processes=workers, initializer=_init_worker,
                                  initargs=(problem,))
         else:
