@@ -168,10 +168,14 @@ def _pct(new: float | None, old: float | None) -> float | None:
 def _delta_html(p: float | None, lower_is_better: bool = True) -> str:
     if p is None:
         return ""
+    a = abs(p)
+    if a < 0.005:  # below the shown precision: no change
+        return '<span class="delta flat">&plusmn;0 %</span>'
     good = (p < 0) if lower_is_better else (p > 0)
-    cls = "flat" if abs(p) < 0.05 else ("good" if good else "bad")
-    arrow = "&#9660;" if p < 0 else ("&#9650;" if p > 0 else "")
-    return f'<span class="delta {cls}">{arrow} {_num(abs(p), 3)} %</span>'
+    cls = "flat" if a < 0.05 else ("good" if good else "bad")
+    arrow = "&#9660;" if p < 0 else "&#9650;"
+    text = f"{a:,.0f}" if a >= 100 else (f"{a:.1f}" if a >= 1 else f"{a:.2f}")
+    return f'<span class="delta {cls}">{arrow} {text} %</span>'
 
 
 def _q_label(q: float) -> str:
@@ -275,7 +279,8 @@ def _frontier_figure(frontier: Sequence[Mapping[str, float]]) -> Any:
     return fig
 
 
-def _clusters(points: np.ndarray, box: tuple[float, float]) -> tuple[float, ...] | None:
+def _clusters(points: np.ndarray, box: tuple[float, float]
+              ) -> tuple[float, float, float, float] | None:
     """Bounding box (lon0, lon1, lat0, lat1) of the densest group of >= 3 points within
     ``box`` (lon, lat) [degrees], when the whole map is much wider than it; else None."""
     if len(points) < 3 or np.ptp(points[:, 0]) < 4 * box[0]:
@@ -384,7 +389,7 @@ def _bubbles(ax: Any, pts: np.ndarray, values: np.ndarray, change: np.ndarray | 
 
 
 def _inset_rect(pts: np.ndarray, extent: tuple[float, float, float, float],
-                zoom: tuple[float, ...]) -> tuple[float, float, float, float]:
+                zoom: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     """Where to put the zoomed inset (axes fraction): the candidate box over the fewest sites
     and away from the zoomed area itself, bottom-left first."""
     w, h = 0.26, 0.46
@@ -458,7 +463,7 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
                 ins.collections[-1].set_norm(sc.norm)
                 ins.collections[-1].set_cmap(sc.cmap)
             ax.indicate_inset_zoom(ins, edgecolor="#7a8a99", lw=0.6)
-        if change is not None:
+        if change is not None and base is not None:
             cb = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.01)
             cb.set_label(f"vs {base.policy} [%]", fontsize=8)
             cb.ax.tick_params(labelsize=7)
@@ -750,7 +755,8 @@ def write_html_report(path: str | Path,
         _check_frontier(frontier)
     base = d[baseline]
     scored = [n for n, e in d.items() if e.objective is not None and math.isfinite(e.objective)]
-    featured = min(scored, key=lambda n: d[n].objective) if scored else next(iter(d))
+    featured = (min(scored, key=lambda n: float(d[n].objective or 0.0)) if scored
+                else next(iter(d)))
     fe = d[featured]
     colors = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(d)}
     if objective is None:
