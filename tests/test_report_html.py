@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
 import math
 import os
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from eqglb.builtin import builtin_scenario
 from eqglb.costs import Objective
@@ -126,6 +129,16 @@ class Browser:
         self.drain(1.0)  # late console messages, failed loads
         probe = self.call("Runtime.evaluate", {"expression": FIGURE_PROBE,
                                                "returnByValue": True}, session=session)
+        page = json.loads(probe["result"]["value"])
+        for fig in page["figures"]:  # what the browser painted inside each figure
+            fig["colours"] = 0
+            if fig["width"] >= 1 and fig["height"] >= 1:
+                shot = self.call("Page.captureScreenshot", {
+                    "format": "png", "captureBeyondViewport": True,
+                    "clip": {"x": fig["x"], "y": fig["y"], "width": fig["width"],
+                             "height": fig["height"], "scale": 0.5}}, session=session)
+                with Image.open(io.BytesIO(base64.b64decode(shot["data"]))) as im:
+                    fig["colours"] = len(im.convert("RGB").getcolors(1 << 24) or [])
         mine = [e for e in self.events if e.get("sessionId") == session]
         errors = []
         for e in mine:
@@ -143,8 +156,7 @@ class Browser:
         requests = [e["params"]["request"]["url"] for e in mine
                     if e.get("method") == "Network.requestWillBeSent"]
         self.call("Target.closeTarget", {"targetId": target})
-        return {"errors": errors, "requests": requests,
-                "page": json.loads(probe["result"]["value"])}
+        return {"errors": errors, "requests": requests, "page": page}
 
     def close(self) -> None:
         try:
@@ -168,12 +180,13 @@ FIGURE_PROBE = """JSON.stringify({
   text: document.body.innerText,
   figures: Array.from(document.querySelectorAll('figure')).map(f => {
     const svg = f.querySelector('svg');
-    const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0, x: 0, y: 0};
     const shapes = svg ? Array.from(svg.querySelectorAll('path, use, rect, circle, image'))
       .filter(e => { const b = e.getBoundingClientRect(); return b.width > 0 || b.height > 0; })
       : [];
     return {name: f.dataset.figure || '', cls: f.className, svgs: f.querySelectorAll('svg').length,
-            width: box.width, height: box.height, shapes: shapes.length,
+            width: box.width, height: box.height, x: box.x + window.scrollX,
+            y: box.y + window.scrollY, shapes: shapes.length,
             texts: svg ? svg.querySelectorAll('text').length : 0};
   })
 })"""
@@ -233,6 +246,7 @@ def test_report_renders_in_headless_chromium(browser, comparison, tmp_path):
         assert f["width"] > 300 and f["height"] > 150, (name, f)
         assert f["shapes"] >= 20, (name, f)  # lines, bars, areas, land, bubbles
         assert f["texts"] >= 5, (name, f)    # titles, tick labels, legends
+        assert f["colours"] >= 20, (name, f)  # painted, not a blank box
     # the map draws the shipped land (many polygons), not just markers
     assert figs["map"]["shapes"] > 100
     for word in ("Comparison", "Price of fairness", "Who bears what", "Dispatch over time",
@@ -244,11 +258,17 @@ def test_harness_catches_console_errors(browser, tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text("<!DOCTYPE html><html><head><title>bad</title></head><body>"
                    "<figure class='fig' data-figure='empty'></figure>"
+                   "<figure class='fig' data-figure='blank'><svg width='400' height='200'>"
+                   "</svg></figure><img src='http://127.0.0.1:9/away.png'>"
                    "<script>console.error('boom from the page')</script></body></html>")
     res = browser.open(bad.as_uri())
     assert any("boom from the page" in e for e in res["errors"])
-    fig = res["page"]["figures"][0]
-    assert fig["svgs"] == 0 and fig["shapes"] == 0
+    assert any(e.startswith("load failed") for e in res["errors"])
+    assert "http://127.0.0.1:9/away.png" in res["requests"]
+    empty, blank = res["page"]["figures"]
+    assert empty["svgs"] == 0 and empty["shapes"] == 0 and empty["colours"] == 0
+    assert blank["svgs"] == 1 and blank["width"] == 400 and blank["shapes"] == 0
+    assert blank["colours"] == 1
 
 
 def test_no_coordinates_gives_bars_and_says_so(browser, comparison, tmp_path):
