@@ -37,12 +37,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(db: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def _command(db: Path, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "eqglb.service", "--scenario", "builtin", "--days", str(DAYS),
+            "--db", str(db), "--port", str(port), "--horizon", "100000",
+            "--log-level", "warning", *extra]
+
+
+def _start(db: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """A real server process (uvicorn on a free loopback port) on ``db``, once healthy."""
     port = _free_port()
     env = dict(os.environ, EQGLB_TOKEN=TOKEN)
-    cmd = [sys.executable, "-m", "eqglb.service", "--scenario", "builtin", "--days", str(DAYS),
-           "--db", str(db), "--port", str(port), "--horizon", "100000",
-           "--log-level", "warning"]
+    cmd = _command(db, port, *extra)
     with log.open("ab") as fh:
         proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=fh)
     url = f"http://127.0.0.1:{port}"
@@ -57,6 +62,30 @@ def _start(db: Path, log: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     proc.kill()
     pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def _refused(db: Path, *extra: str) -> str:
+    """Start a server that must refuse to start: it exits with code 2 (and never answers
+    /healthz); returns what it printed."""
+    port = _free_port()
+    env = dict(os.environ, EQGLB_TOKEN=TOKEN)
+    proc = subprocess.Popen(_command(db, port, *extra), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"the server on {db} started; it should have refused")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out = proc.communicate(timeout=10)[0]
+    assert proc.returncode == 2, f"exit {proc.returncode}, expected 2 (refused): {out[-2000:]}"
+    return out
 
 
 def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,11 +32,70 @@ from eqglb.cli import (
     TotalQualityOpt,
 )
 
-__all__ = ["TOKEN_ENV", "build_app", "main", "serve_command"]
+__all__ = ["HEADER_TIMEOUT", "KEEP_ALIVE_TIMEOUT", "MAX_HEADER_BYTES", "TOKEN_ENV",
+           "bounded_h11_protocol", "build_app", "main", "serve_command"]
 
 #: Environment variable holding the bearer token (preferred to --token: a command line is
 #: visible to every user of the machine).
 TOKEN_ENV = "EQGLB_TOKEN"
+#: Largest request line plus headers accepted [bytes]; a larger head gets 400 and the
+#: connection is closed.
+MAX_HEADER_BYTES = 64 * 1024
+#: Default time a connection may stay open without sending a whole request head: a new
+#: idle connection or a slow sender is closed after it [s].
+HEADER_TIMEOUT = 10.0
+#: Default time an idle keep-alive connection stays open after a response [s].
+KEEP_ALIVE_TIMEOUT = 5
+
+
+def bounded_h11_protocol(header_timeout: float = HEADER_TIMEOUT) -> type:
+    """uvicorn's h11 protocol with a deadline for each request head [s].
+
+    uvicorn closes an idle keep-alive connection only after a response, and its
+    httptools parser has no limit on the size of headers; this protocol (h11, whose
+    buffer limit is ``h11_max_incomplete_event_size``) also closes a connection that has
+    not sent a whole request head within ``header_timeout`` of opening or of the last
+    response (an idle client, or headers trickled in byte by byte).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class BoundedH11Protocol(H11Protocol):
+        _head_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:     # a whole request head came
+                self._cancel_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return BoundedH11Protocol
 
 
 def _addresses(items: Sequence[str] | None) -> dict[str, str]:
@@ -124,6 +183,13 @@ def serve_command(
     max_batch: Annotated[int, typer.Option(
         "--max-batch", min=1, max=10_000,
         help="Most slots committed in one transaction (group commit).")] = 64,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", min=0.1, max=3600, metavar="SECONDS",
+        help="Close a connection that sends no whole request head within this time of "
+             "opening or of its last response [s].")] = HEADER_TIMEOUT,
+    timeout_keep_alive: Annotated[int, typer.Option(
+        "--timeout-keep-alive", min=1, max=3600, metavar="SECONDS",
+        help="Close an idle keep-alive connection after this time [s].")] = KEEP_ALIVE_TIMEOUT,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request (costs throughput).")] = False,
@@ -150,7 +216,11 @@ def serve_command(
           f"{len(svc.engine.regions)} regions, {len(svc.engine.models)} models; database "
           f"{db} ({st['slot']} slots so far); http://{host}:{port}/docs", file=sys.stderr,
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
+    # h11 (not httptools): its head-size limit, plus a deadline for each request head
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                http=bounded_h11_protocol(header_timeout),
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                timeout_keep_alive=timeout_keep_alive)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
