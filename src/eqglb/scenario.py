@@ -98,6 +98,21 @@ class Scenario:
         Free text; ``description`` should state the provenance of the data.
     attrs : dict
         Free metadata (sources, units of the original files, ...), never read by the maths.
+    validate_feasibility : bool
+        Check at construction that every slot's demand can be served.
+    strict : bool
+        Raise :class:`eqglb.units.PlausibilityError` instead of emitting a
+        :class:`eqglb.units.PlausibilityWarning` for implausible values (a price above
+        5 USD/kWh, a PUE below 1, ...; see :data:`eqglb.units.PLAUSIBLE_RANGES`).
+
+    Notes
+    -----
+    Array arguments may be labelled: a pandas DataFrame/Series (wide or long) or an
+    xarray DataArray is aligned by name to ``datacenters``/``regions``/``models`` and by
+    time stamp to ``time``, and refused with a :class:`ScenarioError` naming the missing
+    and extra labels when it does not align (see :mod:`eqglb.labels`). ``home`` may be a
+    Series or dict keyed by region. Plain arrays are taken positionally.
+    :meth:`from_frames` also infers the names and converts units.
     """
 
     datacenters: tuple[str, ...]
@@ -122,9 +137,12 @@ class Scenario:
     description: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
     validate_feasibility: bool = True
+    strict: bool = False
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
+        from eqglb import labels as _labels
+
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
         for dim, names in (("datacenter", self.datacenters), ("region", self.regions),
                            ("model", self.models)):
@@ -171,7 +189,7 @@ class Scenario:
 
         def arr(name: str, shapes: Sequence[tuple[int, ...]], target: tuple[int, ...] | None,
                 dims: Sequence[tuple[str, ...]], dtype: Any = float) -> np.ndarray:
-            v = getattr(self, name)
+            v = _labels.align(name, getattr(self, name), self, time, self.capacity_mode)
             try:
                 a = np.array(v, dtype=dtype, copy=True)
             except (TypeError, ValueError) as exc:
@@ -262,7 +280,7 @@ class Scenario:
                 "quality loss must lie in [0, 1] (0 = best model)")
 
         # names in home, allowed coverage
-        home = self.home
+        home = _labels.align_home(self.home, self.regions)
         if home is not None:
             home = tuple(str(h) for h in home)
             if len(home) != J:
@@ -296,6 +314,9 @@ class Scenario:
                        ("latency", lat))
         for key, value in arrays:
             set_(key, None if value is None else _ro(value))
+        from eqglb.units import check_plausibility
+
+        check_plausibility(self, strict=self.strict, stacklevel=3)
         if self.validate_feasibility:
             self._check_feasible()
 
@@ -308,6 +329,76 @@ class Scenario:
             else:
                 parts.append(f"{d} {getattr(self, d + 's')[i]!r}")
         return ", ".join(parts)
+
+    # ------------------------------------------------------------------ labels
+    @classmethod
+    def from_frames(cls, *, demand: Any, price: Any, carbon_intensity: Any, wue: Any,
+                    ewif: Any, pue: Any, energy_per_request: Any, capacity_per_request: Any,
+                    capacity: Any, quality_loss: Any, allowed: Any = None,
+                    latency: Any = None, home: Any = None, tokens_per_request: Any = None,
+                    units: dict[str, str] | None = None,
+                    datacenters: Sequence[str] | None = None,
+                    regions: Sequence[str] | None = None, models: Sequence[str] | None = None,
+                    time: Any = None, capacity_mode: str = "shared", name: str = "scenario",
+                    description: str = "", attrs: dict[str, Any] | None = None,
+                    validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+        """A Scenario from labelled pandas inputs, in the units you have.
+
+        Each field is a wide DataFrame (time index, one column per data centre or region),
+        a long DataFrame (columns ``time``/``datacenter``/``region``/``model`` plus a value
+        column named after the field or alone), a Series or dict keyed by name, a
+        DataArray, a plain array (positional) or one number (broadcast). Inputs are
+        aligned by label; what does not align is refused naming the field and labels.
+
+        Parameters
+        ----------
+        datacenters, regions, models, time : optional
+            Names and slots; inferred when omitted: ``time`` and ``regions`` from
+            ``demand``, ``datacenters`` from ``price``, ``models`` from ``quality_loss``
+            (then the other fields), in the order they appear.
+        units : dict field -> unit label, optional
+            Units of the given values, converted to the canonical ones, e.g.
+            ``{"demand": "requests/hour", "price": "USD/MWh", "carbon_intensity": "g/kWh",
+            "energy_per_request": "Wh/token"}``; see :data:`eqglb.units.UNITS`.
+            Unknown labels are refused with the accepted ones listed.
+        tokens_per_request : number, Series by model or array (model,)
+            Output tokens per request [tokens/request], for per-token energy units.
+        Other parameters are as for :class:`Scenario`.
+        """
+        from eqglb.labels import from_frames
+
+        return from_frames(
+            demand=demand, price=price, carbon_intensity=carbon_intensity, wue=wue,
+            ewif=ewif, pue=pue, energy_per_request=energy_per_request,
+            capacity_per_request=capacity_per_request, capacity=capacity,
+            quality_loss=quality_loss, allowed=allowed, latency=latency, home=home,
+            tokens_per_request=tokens_per_request, units=units, datacenters=datacenters,
+            regions=regions, models=models, time=time, capacity_mode=capacity_mode,
+            name=name, description=description, attrs=attrs,
+            validate_feasibility=validate_feasibility, strict=strict)
+
+    @classmethod
+    def from_xarray(cls, ds: Any, *, units: dict[str, str] | None = None,
+                    tokens_per_request: Any = None, name: str | None = None,
+                    validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+        """A Scenario from an ``xarray.Dataset`` with one variable per field.
+
+        Dims must be named ``time``, ``datacenter``, ``region``, ``model`` and carry
+        coordinates; each variable's ``units`` attr (if any) is converted as in
+        :meth:`from_frames` (``units`` overrides it). :meth:`to_xarray` writes such a
+        Dataset. Requires the ``xarray`` extra.
+        """
+        from eqglb.labels import from_xarray
+
+        return from_xarray(ds, units=units, tokens_per_request=tokens_per_request, name=name,
+                           validate_feasibility=validate_feasibility, strict=strict)
+
+    def to_xarray(self) -> Any:
+        """This scenario as an ``xarray.Dataset`` in canonical units (``units`` attrs);
+        see :func:`eqglb.labels.scenario_to_xarray`. Requires the ``xarray`` extra."""
+        from eqglb.labels import scenario_to_xarray
+
+        return scenario_to_xarray(self)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -507,6 +598,20 @@ class Dispatch:
             "model": pd.Categorical.from_codes(idx[:, 3], scenario.models),
             "requests": y[tuple(idx.T)],
         })
+
+    def to_xarray(self, scenario: Scenario) -> Any:
+        """``y`` as an ``xarray.DataArray`` with dims ``time, datacenter, region, model``
+        [requests/slot], labelled by ``scenario``; attrs ``units``, ``policy``, solve status."""
+        from eqglb.labels import dispatch_to_xarray
+
+        return dispatch_to_xarray(self, scenario)
+
+    @classmethod
+    def from_xarray(cls, scenario: Scenario, da: Any, policy: str | None = None) -> Dispatch:
+        """Inverse of :meth:`to_xarray`: aligned by label to ``scenario``, refused if not."""
+        from eqglb.labels import dispatch_from_xarray
+
+        return dispatch_from_xarray(da, scenario, policy)
 
     @classmethod
     def from_frame(cls, scenario: Scenario, frame: pd.DataFrame, policy: str = "dispatch",
