@@ -161,7 +161,7 @@ def _pct(new: float | None, old: float | None) -> float | None:
     if new is None or old is None or not math.isfinite(new) or not math.isfinite(old):
         return None
     if old == 0:
-        return 0.0 if new == 0 else None
+        return 0.0 if new == 0 else math.copysign(math.inf, new)
     return 100.0 * (new - old) / abs(old)
 
 
@@ -169,6 +169,9 @@ def _delta_html(p: float | None, lower_is_better: bool = True) -> str:
     if p is None:
         return ""
     a = abs(p)
+    if math.isinf(p):
+        cls = "bad" if (p > 0) == lower_is_better else "good"
+        return f'<span class="delta {cls}">{"&#9650;" if p > 0 else "&#9660;"} from 0</span>'
     if a < 0.005:  # below the shown precision: no change
         return '<span class="delta flat">&plusmn;0 %</span>'
     good = (p < 0) if lower_is_better else (p > 0)
@@ -258,7 +261,7 @@ def _frontier_figure(frontier: Sequence[Mapping[str, float]]) -> Any:
     ax1.legend(frameon=False, fontsize=8)
     for xi, ei in zip(x, e, strict=True):
         p = _pct(ei, float(ref["energy_cost"]))
-        if p is not None and xi != qs.index(float(ref["q"])):
+        if p is not None and math.isfinite(p) and xi != qs.index(float(ref["q"])):
             ax1.annotate(f"{p:+.1f} %", (xi, ei), textcoords="offset points", xytext=(0, 7),
                          ha="center", fontsize=7, color=_PALETTE[1])
     burdens = (("carbon_max", "worst data centre carbon", _PALETTE[3]),
@@ -422,8 +425,8 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
         names = [n for n in getattr(featured, attr) if n in where]
         if names:
             panels.append((attr, title, unit, names, where))
-    allpts = np.array([(ll[1], ll[0]) for _, _, _, names, where in panels
-                       for ll in (where[n] for n in names)])
+    allpts = np.unique(np.array([(ll[1], ll[0]) for _, _, _, names, where in panels
+                                 for ll in (where[n] for n in names)]), axis=0)
     lon0, lon1 = allpts[:, 0].min(), allpts[:, 0].max()
     lat0, lat1 = allpts[:, 1].min(), allpts[:, 1].max()
     padx = max(8.0, 0.08 * (lon1 - lon0))
@@ -447,7 +450,8 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
         if zoom is not None:
             inzoom = ((pts[:, 0] >= zoom[0]) & (pts[:, 0] <= zoom[1])
                       & (pts[:, 1] >= zoom[2]) & (pts[:, 1] <= zoom[3]))
-        labels = [("" if z else n) for n, z in zip(names, inzoom, strict=True)]
+        labels = ([("" if z else n) for n, z in zip(names, inzoom, strict=True)]
+                  if len(names) <= 25 else None)  # beyond that, names would be a blur
         sc = _bubbles(ax, pts, vals, change, vmax, labels, 520.0)
         worst = names[int(np.argmax(vals))] if len(vals) else ""
         ax.set_title(f"{title} [{unit}]: worst {worst} {_num(vmax).replace('&minus;', '-')}",
@@ -458,7 +462,7 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
             ins.set_anchor("SW")
             sel = np.flatnonzero(inzoom)
             _bubbles(ins, pts[sel], vals[sel], None if change is None else change[sel], vmax,
-                     [names[i] for i in sel], 520.0 * 0.6)
+                     [names[i] for i in sel] if len(sel) <= 25 else None, 520.0 * 0.6)
             if change is not None:
                 ins.collections[-1].set_norm(sc.norm)
                 ins.collections[-1].set_cmap(sc.cmap)
@@ -501,7 +505,10 @@ def _dispatch_figure(scenario: Scenario, dispatches: Mapping[str, Dispatch]) -> 
     n = len(dispatches)
     fig = new_figure("the HTML report", (10.0, 0.6 + 2.1 * n))
     axes = np.asarray(fig.subplots(n, 2, sharex=True, squeeze=False))
-    t = scenario.time.tz_convert("UTC").tz_localize(None).to_pydatetime()
+    t = scenario.time
+    if t.tz is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    t = t.to_pydatetime()
     dc_cols = [_PALETTE[i % len(_PALETTE)] for i in range(len(scenario.datacenters))]
     cmap = colormaps["viridis"]
     k = len(scenario.models)
