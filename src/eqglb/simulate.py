@@ -121,6 +121,21 @@ class Evaluation:
             else self.objective_spec.describe(),
         }
 
+    def to_frame(self) -> Any:
+        """Long ``pandas.DataFrame`` (policy, quantity, dimension, name, value, unit): carbon
+        and water per datacenter [kg CO2], [L], social per region, energy cost and
+        objective [USD]; see :func:`eqglb.labels.evaluation_to_frame`."""
+        from eqglb.labels import evaluation_to_frame
+
+        return evaluation_to_frame(self)
+
+    def to_xarray(self) -> Any:
+        """``xarray.Dataset`` of the regional vectors, totals and summaries, scalar coord
+        ``policy``; see :func:`eqglb.labels.evaluation_to_xarray` (``xarray`` extra)."""
+        from eqglb.labels import evaluation_to_xarray
+
+        return evaluation_to_xarray(self)
+
 
 def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = None) -> Evaluation:
     """Score ``dispatch`` on ``sc``: costs, regional vectors and fairness metrics.
