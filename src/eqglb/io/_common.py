@@ -185,8 +185,8 @@ def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
         return b"".join(chunks)
     except EOFError as exc:
         raise fail(f"{label} file is truncated ({exc})",
-                   "the file was cut short (an interrupted download or copy): fetch or "
-                   "write it again") from None
+                   "the file was cut short (e.g. an incomplete download or copy): fetch "
+                   "or write it again") from None
     except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError,
             RuntimeError) as exc:
         raise fail(f"not a valid {label} file ({type(exc).__name__}: {exc})",
