@@ -10,8 +10,11 @@ stored requests into a fresh in-process service gives exactly the same decisions
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -38,18 +41,172 @@ def _free_port() -> int:
 
 
 def _command(db: Path, port: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "eqglb.service", "--scenario", "builtin", "--days", str(DAYS),
-            "--db", str(db), "--port", str(port), "--horizon", "100000",
-            "--log-level", "warning", *extra]
+    """Arguments of ``python -m eqglb.service`` for a server on ``db`` and ``port``."""
+    return ["--scenario", "builtin", "--days", str(DAYS), "--db", str(db), "--port", str(port),
+            "--horizon", "100000", "--log-level", "warning", *extra]
 
 
-def _start(db: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+# A zygote: one Python process that imports eqglb.service once and then forks each server
+# process on request; the child runs ``python -m eqglb.service``'s main() with the given
+# arguments, its output appended to a log file. Every server is still a separate OS
+# process (killed with SIGKILL, restarted from the database file), but starts in about a
+# second instead of paying the imports (several seconds on a loaded machine) each time.
+_ZYGOTE = r"""
+import json, os, select, signal, sys, traceback
+import eqglb.service.server as server
+rd, wr = os.pipe()
+os.set_blocking(rd, False)
+os.set_blocking(wr, False)
+signal.set_wakeup_fd(wr)
+signal.signal(signal.SIGCHLD, lambda *a: None)
+out = sys.stdout
+
+def reap():
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        out.write(f"exit {pid} {os.waitstatus_to_exitcode(status)}\n")
+        out.flush()
+
+buf = b""
+while True:
+    try:
+        ready = select.select([0, rd], [], [])[0]
+    except InterruptedError:
+        continue
+    if rd in ready:
+        try:
+            os.read(rd, 4096)
+        except BlockingIOError:
+            pass
+        reap()
+    if 0 not in ready:
+        continue
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    buf += chunk
+    while b"\n" in buf:
+        line, buf = buf.split(b"\n", 1)
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(rd)
+                os.close(wr)
+                fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.close(fd)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                os.environ.update(req["env"])
+                code = server.main(req["argv"])
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        out.write(f"pid {pid}\n")
+        out.flush()
+"""
+
+
+class _Zygote:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.exits: dict[int, int] = {}
+        self.pids: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            what, *rest = line.split()
+            if what == "pid":
+                self.pids.put(int(rest[0]))
+            elif what == "exit":
+                with self.cond:
+                    self.exits[int(rest[0])] = int(rest[1])
+                    self.cond.notify_all()
+
+    def spawn(self, argv: list[str], log: Path) -> _Child:
+        if self.proc.poll() is not None:
+            pytest.fail(f"the server zygote exited with {self.proc.returncode}")
+        with self.lock:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"argv": argv, "log": str(log),
+                                              "env": {"EQGLB_TOKEN": TOKEN}}) + "\n")
+            self.proc.stdin.flush()
+            return _Child(self, self.pids.get(timeout=60))
+
+
+class _Child:
+    """A server process forked by the zygote (the part of Popen's interface used here)."""
+
+    def __init__(self, zygote: _Zygote, pid: int) -> None:
+        self.zygote, self.pid = zygote, pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.zygote.exits.get(self.pid)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        with self.zygote.cond:
+            if not self.zygote.cond.wait_for(lambda: self.pid in self.zygote.exits, timeout):
+                raise subprocess.TimeoutExpired(f"server {self.pid}", timeout or 0)
+        return self.zygote.exits[self.pid]
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:            # never signal a pid that may have been reused
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+_ZYGOTES: list[_Zygote] = []
+
+
+def _zygote() -> _Zygote:
+    if not _ZYGOTES or _ZYGOTES[0].proc.poll() is not None:
+        _ZYGOTES[:] = [_Zygote()]
+    return _ZYGOTES[0]
+
+
+@atexit.register
+def _close_zygotes() -> None:
+    """End of the session: the zygote exits when its stdin closes."""
+    for z in _ZYGOTES:
+        with contextlib.suppress(OSError):
+            if z.proc.stdin is not None:
+                z.proc.stdin.close()
+        try:
+            z.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            z.proc.kill()
+
+
+def _start(db: Path, log: Path, *extra: str) -> tuple[_Child, str]:
     """A real server process (uvicorn on a free loopback port) on ``db``, once healthy."""
     port = _free_port()
-    env = dict(os.environ, EQGLB_TOKEN=TOKEN)
-    cmd = _command(db, port, *extra)
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=fh)
+    proc = _zygote().spawn(_command(db, port, *extra), log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
@@ -59,7 +216,7 @@ def _start(db: Path, log: Path, *extra: str) -> tuple[subprocess.Popen, str]:
             if httpx.get(url + "/healthz", timeout=1).json().get("status") == "ok":
                 return proc, url
         except (httpx.HTTPError, ValueError):
-            time.sleep(0.1)
+            time.sleep(0.05)
     proc.kill()
     pytest.fail(f"server did not start: {log.read_text()[-2000:]}")
 
@@ -68,22 +225,23 @@ def _refused(db: Path, *extra: str) -> str:
     """Start a server that must refuse to start: it exits with code 2 (and never answers
     /healthz); returns what it printed."""
     port = _free_port()
-    env = dict(os.environ, EQGLB_TOKEN=TOKEN)
-    proc = subprocess.Popen(_command(db, port, *extra), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = db.parent / f".refused-{port}.log"
+    proc = _zygote().spawn(_command(db, port, *extra), log)
     deadline = time.monotonic() + 60
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5)
             except httpx.HTTPError:
-                time.sleep(0.1)
+                time.sleep(0.05)
             else:
                 pytest.fail(f"the server on {db} started; it should have refused")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        out = proc.communicate(timeout=10)[0]
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+    out = log.read_text()
+    log.unlink()
     assert proc.returncode == 2, f"exit {proc.returncode}, expected 2 (refused): {out[-2000:]}"
     return out
 

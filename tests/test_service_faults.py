@@ -437,6 +437,7 @@ def test_a1_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
+    from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         response_headers_conformance,
@@ -450,19 +451,29 @@ def test_a1_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path):
         _fill(url, 2)
         schema = schemathesis.openapi.from_url(url + "/openapi.json")
         calls: dict[str, int] = {}
-        for result in schema.get_all_operations():
-            op = result.ok()
-            label = f"{op.method.upper()} {op.path}"
+        def fuzz(op: Any, mode: Any) -> None:
+            label = f"{op.method.upper()} {op.path} {mode.value}"
 
-            @settings(max_examples=12 if op.method == "post" else 6, deadline=None,
-                      database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy())
-            def run(case: Any, label: str = label) -> None:
+            @settings(max_examples=15 if op.method == "post" else 6, deadline=None,
+                      database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+            @given(case=op.as_strategy(generation_mode=mode))
+            def run(case: Any) -> None:
                 case.call_and_validate(base_url=url, headers=dict(AUTH), checks=checks,
                                        timeout=20)
                 calls[label] = calls.get(label, 0) + 1
 
             run()
-        assert len(calls) >= 16, sorted(calls)      # every operation, OPTIONS included
+
+        expected = set()
+        for result in schema.get_all_operations():
+            op = result.ok()
+            modes = [GenerationMode.POSITIVE]
+            raw = op.definition.raw
+            if raw.get("parameters") or raw.get("requestBody"):   # some input to get wrong
+                modes.append(GenerationMode.NEGATIVE)
+            for mode in modes:
+                expected.add(f"{op.method.upper()} {op.path} {mode.value}")
+                fuzz(op, mode)
+        assert set(calls) == expected               # every operation was called
+        assert "OPTIONS /v1/slots positive" in calls and "POST /v1/slots negative" in calls
         assert httpx.get(url + "/healthz").json()["status"] == "ok"

@@ -473,7 +473,7 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
              responses={200: {"description": "Envoy route configuration (format=json or "
                                              "yaml)",
                               "content": {"application/json": {"schema": {"type": "object"}},
-                                          "application/yaml": {"schema": {"type": "string"}}}},
+                                          "application/yaml": {"schema": {"type": "object"}}}},
                         401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
     def get_envoy(request: Request, level: Level = "datacenter",
                   fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
@@ -514,7 +514,9 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
             stats_socket=stats_socket, comment=weights_note(st)))
 
     @app.get("/v1/weights/gateway", summary="Kubernetes Gateway API HTTPRoutes (weighted)",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
+                        409: {"model": ErrorOut, "description": "a region cannot be an "
+                                                                "HTTPRoute rule"}})
     def get_gateway(request: Request, level: Level = "datacenter",
                     fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
                     name: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,51}[a-z0-9])?$")]
@@ -623,6 +625,11 @@ def _document(app: FastAPI, read_token_required: bool) -> None:
                     op["security"] = [{"bearerAuth": []}]
                 else:
                     op["security"] = []
+                # an operation with ?format=...yaml... answers YAML too: say so
+                if any(p.get("name") == "format" and "yaml" in json.dumps(p.get("schema"))
+                       for p in op.get("parameters", [])):
+                    ok = op.get("responses", {}).get("200", {})
+                    ok.setdefault("content", {}).setdefault("application/yaml", {"schema": {}})
             ops["options"] = {
                 "summary": "Methods allowed on this path", "operationId":
                     "options_" + "".join(c if c.isalnum() else "_" for c in path).strip("_"),
