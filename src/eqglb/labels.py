@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo
+from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo, SolveStatus
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -307,7 +307,7 @@ def _targets(sc: Any, time: pd.DatetimeIndex) -> dict[str, Sequence[Any]]:
 
 
 def _apply(lab: _Labelled, targets: Mapping[str, Sequence[Any]]) -> np.ndarray:
-    idx = []
+    idx: list[np.ndarray] = []
     for d, ax, what in zip(lab.dims, lab.axes, lab.what, strict=True):
         if ax is None:
             idx.append(np.arange(lab.values.shape[len(idx)]))
@@ -445,6 +445,8 @@ def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewi
     t = names["time"]
     t = pd.DatetimeIndex(t) if not isinstance(t, pd.DatetimeIndex) else t
     t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
+    if time is None:  # inferred from a frame whose rows may be in any order
+        t = t.sort_values()
 
     _Names = SimpleNamespace(datacenters=names["datacenter"], regions=names["region"],
                              models=names["model"])
@@ -635,7 +637,7 @@ def dispatch_from_xarray(da: xr.DataArray, sc: Scenario, policy: str | None = No
     info = None
     if "solve_status" in a:
         it = a.get("solve_iterations")
-        info = SolveInfo(status=str(a["solve_status"]), solver=str(a.get("solver", "")),
+        info = SolveInfo(status=SolveStatus.parse(str(a["solve_status"])), solver=str(a.get("solver", "")),
                          solve_time=float(a.get("solve_time_s", 0.0)),
                          objective=None if "solve_objective" not in a
                          else float(a["solve_objective"]),
@@ -677,8 +679,8 @@ def evaluation_to_xarray(ev: Evaluation) -> xr.Dataset:
     """An ``xarray.Dataset``: ``carbon(datacenter)`` [kg CO2], ``water(datacenter)`` [L],
     ``social(region)`` [-], scalars ``energy_cost`` and ``objective`` [USD], and one
     ``<cost>_summary(metric)`` per summarised cost; scalar coordinate ``policy`` (so
-    ``xr.concat([...], dim="policy")`` stacks policies); feasibility and solve status in
-    attrs."""
+    ``xr.concat([...], dim="policy")`` stacks policies); scalars ``feasibility_<kind>``
+    (largest violations), ``flagged`` and ``solve_status`` ("" when unknown)."""
     xr = _xr()
     social_unit = "-" if (ev.objective_spec is None or ev.objective_spec.social_average) \
         else "requests"
@@ -709,8 +711,8 @@ def evaluation_to_xarray(ev: Evaluation) -> xr.Dataset:
             data[f"{cost}_summary"] = ("metric", np.array([float(m[k]) for k in metric_names]))
     if metric_names is not None:
         coords["metric"] = ("metric", np.array(metric_names, dtype=object))
-    attrs: dict[str, Any] = {f"feasibility_{k}": float(v) for k, v in vars(ev.feasibility).items()}
-    attrs["flagged"] = int(ev.flagged)
-    if ev.info is not None:
-        attrs.update(solve_status=str(ev.info.status), solver=ev.info.solver)
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    for k, v in vars(ev.feasibility).items():
+        data[f"feasibility_{k}"] = ((), float(v), {"long_name": f"largest {k} violation"})
+    data["flagged"] = ((), bool(ev.flagged))
+    data["solve_status"] = ((), "" if ev.info is None else str(ev.info.status))
+    return xr.Dataset(data, coords=coords)

@@ -296,7 +296,7 @@ def check_plausibility(sc: Scenario, *, strict: bool = False,
         n = int(np.count_nonzero(dist > 0))
         if n == 0:
             continue
-        idx = np.unravel_index(int(np.argmax(dist)), a.shape)
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(dist)), a.shape))
         v = float(a[idx])
         hint = r.hint_low if (r.low is not None and v < r.low) else r.hint_high
         others = f" (and {n - 1} other value(s) outside it)" if n > 1 else ""
