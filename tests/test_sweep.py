@@ -110,9 +110,12 @@ def test_local_sweep_solves_every_point_with_independent_numbers(tmp_path, trace
 
     # every row agrees with the point solved again here, and metrics recomputed here
     for row in df[df["role"] == "point"].itertuples():
-        obj = Objective.uniform(row.q, mu_social=row.mu_social, mu_carbon=row.mu_carbon,
-                                mu_water=row.mu_water)
-        _, ev = run_policy(sc, make_policy("equitable", obj), obj)
+        # the sweep's weights are per unit, applied to normalised norms (eqglb.defaults)
+        obj = Objective.normalized(len(sc.regions), len(sc.datacenters),
+                                   mu_social=row.mu_social, mu_carbon=row.mu_carbon,
+                                   mu_water=row.mu_water, q_social=row.q, q_carbon=row.q,
+                                   q_water=row.q)
+        _, ev = run_policy(sc, make_policy("reference", obj), obj)
         assert row.objective == pytest.approx(ev.objective, rel=1e-6)
         carbon = np.array(list(ev.carbon.values()))
         quality = np.array(list(ev.social.values()))
@@ -240,7 +243,7 @@ def test_spec_from_toml_and_keys(tmp_path):
     assert spec.q == [1.0, 4.0, math.inf]
     ws = spec.weight_settings()
     assert [(w.mu_social, w.mu_carbon, w.mu_water) for w in ws] == [
-        (10.0, 1.0, 0.0), (1e6, 0.1, 0.05), (1e6, 0.2, 0.05)]
+        (10.0, 1.0, 0.0), (None, 0.1, 0.01), (None, 0.2, 0.01)]
     assert spec.scenarios[0].path == tmp_path / "scen"
     labels = [label for e in spec.scenarios for label, _ in e.expand()]
     assert labels == ["scen", "builtin-1d-seed0", "builtin-1d-seed1"]
@@ -304,8 +307,9 @@ def test_command_writes_table_files_and_figure(tmp_path):
 def test_spec_default_weights_and_scenario():
     spec = SweepSpec()
     (w,) = spec.weight_settings()
-    assert (w.mu_social, w.mu_carbon, w.mu_water) == (1e6, 0.5, 0.05)
-    assert spec.policies == ["equitable"] and spec.baseline == "energy"
+    # the one set of defaults (eqglb.defaults); mu_social is resolved per scenario
+    assert (w.mu_social, w.mu_carbon, w.mu_water) == (None, 0.19, 0.01)
+    assert spec.policies == ["equitable"] and spec.baseline == "cost-only"
     assert spec.q == [1.0, 2.0, 4.0, 8.0, math.inf]
     assert isinstance(spec.scenarios[0], ScenarioSpec) and spec.scenarios[0].path is None
 
@@ -319,7 +323,7 @@ def test_documented_example_spec_is_valid(tmp_path):
     spec = SweepSpec.from_toml(tmp_path / "docs" / "sweep.toml")
     assert spec.q == [1.0, 2.0, 4.0, 8.0, math.inf]
     assert [(w.mu_social, w.mu_carbon, w.mu_water) for w in spec.weight_settings()] == [
-        (1e6, 1.5, 0.06), (1e6, 0.1, 0.05), (1e6, 0.5, 0.05), (1e6, 2.0, 0.05)]
+        (1e6, 1.5, 0.06), (None, 0.1, 0.01), (None, 0.5, 0.01), (None, 2.0, 0.01)]
     assert spec.baseline_options == {"model_rule": "free"}
     assert spec.scenarios[0].seeds == [0, 1] and spec.scenarios[0].days == 7
     assert spec.scenarios[1].path == tmp_path / "docs" / ".." / "examples" / "scenario_small"

@@ -58,6 +58,7 @@ import pandas as pd
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from eqglb import defaults as _defaults
 from eqglb._json import json_ready
 from eqglb._workers import Reaper, watch_parent
 from eqglb.metrics import parse_q
@@ -92,12 +93,13 @@ __all__ = [
     "write_outputs",
 ]
 
-#: Default weight of the quality-loss norm [USD per unit of average quality loss per request].
-DEFAULT_MU_SOCIAL = 1e6
-#: Default weight of the carbon norm [USD/kg CO2].
-DEFAULT_MU_CARBON = 0.5
-#: Default weight of the water norm [USD/L].
-DEFAULT_MU_WATER = 0.05
+#: Default weight of the quality-loss norm: None = the one default of eqglb.defaults
+#: (quality value x mean requests per region of each scenario) [USD per unit of S].
+DEFAULT_MU_SOCIAL: float | None = None
+#: Default weight of the carbon norm [USD/kg CO2] (eqglb.defaults).
+DEFAULT_MU_CARBON = _defaults.DEFAULT_MU_CARBON
+#: Default weight of the water norm [USD/L] (eqglb.defaults).
+DEFAULT_MU_WATER = _defaults.DEFAULT_MU_WATER
 #: Default norm orders swept [-].
 DEFAULT_Q: tuple[float | str, ...] = (1, 2, 4, 8, "inf")
 #: Default horizon of the built-in scenario in a sweep [days].
@@ -149,14 +151,15 @@ class Weights(_Model):
         Weight of the water norm [USD/L].
     """
 
-    mu_social: float = Field(default=DEFAULT_MU_SOCIAL, ge=0, allow_inf_nan=False)
+    mu_social: float | None = Field(default=DEFAULT_MU_SOCIAL, ge=0, allow_inf_nan=False)
     mu_carbon: float = Field(default=DEFAULT_MU_CARBON, ge=0, allow_inf_nan=False)
     mu_water: float = Field(default=DEFAULT_MU_WATER, ge=0, allow_inf_nan=False)
 
     @property
     def label(self) -> str:
         """Short label, e.g. ``mu_s=1e+06 mu_c=0.5 mu_w=0.05``."""
-        return f"mu_s={self.mu_social:g} mu_c={self.mu_carbon:g} mu_w={self.mu_water:g}"
+        mus = "default" if self.mu_social is None else f"{self.mu_social:g}"
+        return f"mu_s={mus} mu_c={self.mu_carbon:g} mu_w={self.mu_water:g}"
 
 
 class WeightGrid(_Model):
@@ -169,7 +172,7 @@ class WeightGrid(_Model):
     mu_water : list of float [USD/L]
     """
 
-    mu_social: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+    mu_social: list[Annotated[float | None, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [DEFAULT_MU_SOCIAL], min_length=1)
     mu_carbon: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=lambda: [DEFAULT_MU_CARBON], min_length=1)
@@ -246,11 +249,13 @@ class SweepSpec(_Model):
         Explicit weight settings.
     weight_grid : WeightGrid or None
         A Cartesian grid of weights, added after ``weights``. With neither, the single
-        default setting (mu_social = 1e6, mu_carbon = 0.5 USD/kg, mu_water = 0.05 USD/L).
+        default setting of :mod:`eqglb.defaults` (mu_social = quality value x mean requests
+        per region, mu_carbon = 0.19 USD/kg, mu_water = 0.01 USD/L).
     policies : list of str
         Registered policies solved at every point (default ``["equitable"]``).
     baseline : str or None
-        Policy solved once per scenario; overheads [%] are measured against it.
+        Policy solved once per scenario; overheads [%] are measured against it (default
+        ``cost-only``, the true cost-only optimum).
     scenarios : list of ScenarioSpec
         Default: the built-in scenario, 7 days, seed 0.
     policy_options : dict
@@ -261,6 +266,9 @@ class SweepSpec(_Model):
         One norm of ``mu_carbon C_i + mu_water W_i`` instead of two.
     total_quality : bool
         Quality cost of a region = total loss [requests] instead of the average [-].
+    normalize : bool
+        Apply the weights to normalised norms ``n^(1-1/q) ||v||_q`` (eqglb.defaults),
+        so one weight setting means the same at every q.
     """
 
     q: list[float] = Field(default_factory=lambda: [parse_q(v) for v in DEFAULT_Q],
@@ -268,13 +276,14 @@ class SweepSpec(_Model):
     weights: list[Weights] = Field(default_factory=list)
     weight_grid: WeightGrid | None = None
     policies: list[str] = Field(default_factory=lambda: ["equitable"], min_length=1)
-    baseline: str | None = "energy"
+    baseline: str | None = "cost-only"
     scenarios: list[ScenarioSpec] = Field(default_factory=lambda: [ScenarioSpec()],
                                           min_length=1)
     policy_options: dict[str, Any] = Field(default_factory=dict)
     baseline_options: dict[str, Any] = Field(default_factory=dict)
     combined_environment: bool = False
     total_quality: bool = False
+    normalize: bool = True
 
     @field_validator("q", mode="before")
     @classmethod
@@ -408,6 +417,7 @@ class SweepPoint:
     options: tuple[tuple[str, Any], ...] = ()
     combined_environment: bool = False
     total_quality: bool = False
+    norm_sizes: tuple[int, int] | None = None
 
     def canonical(self) -> dict[str, Any]:
         """What determines the result (the scenario's label does not)."""
@@ -421,6 +431,7 @@ class SweepPoint:
             "combined_environment": self.combined_environment,
             "social_average": not self.total_quality,
             "options": dict(self.options),
+            **({"normalized": list(self.norm_sizes)} if self.norm_sizes else {}),
         }
 
     @property
@@ -433,10 +444,20 @@ class SweepPoint:
         """Keyword arguments of :class:`eqglb.costs.Objective` for this point."""
         w = self.weights or Weights(mu_social=0.0, mu_carbon=0.0, mu_water=0.0)
         q = 2.0 if self.q is None else self.q
-        return {"mu_social": w.mu_social, "mu_carbon": w.mu_carbon, "mu_water": w.mu_water,
-                "q_social": q, "q_carbon": q, "q_water": q,
-                "combined_environment": self.combined_environment,
-                "social_average": not self.total_quality}
+        fields: dict[str, Any] = {
+            "mu_social": float(w.mu_social or 0.0), "mu_carbon": w.mu_carbon,
+            "mu_water": w.mu_water, "q_social": q, "q_carbon": q, "q_water": q,
+            "combined_environment": self.combined_environment,
+            "social_average": not self.total_quality}
+        if self.norm_sizes is not None:  # normalised norms (eqglb.defaults)
+            from eqglb.costs import Objective
+
+            o = Objective.normalized(*self.norm_sizes, mu_social=fields["mu_social"],
+                                     mu_carbon=w.mu_carbon, mu_water=w.mu_water,
+                                     q_social=q, q_carbon=q, q_water=q)
+            fields.update(mu_social=o.mu_social, mu_carbon=o.mu_carbon, mu_water=o.mu_water,
+                          norm_sizes=list(self.norm_sizes))
+        return fields
 
 
 def _check_policies(spec: SweepSpec) -> None:
@@ -477,10 +498,15 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]
         if spec.baseline:
             points.append(SweepPoint(label, fp, spec.baseline, "baseline", None, None,
                                      bopts, **common))
+        sizes = (len(sc.regions), len(sc.datacenters)) if spec.normalize else None
         for policy in spec.policies:
             for w in spec.weight_settings():
+                if w.mu_social is None:  # the one default, resolved per scenario
+                    w = w.model_copy(update={"mu_social": _defaults.default_mu_social(
+                        sc, total_quality=spec.total_quality)})
                 for q in spec.q:
-                    points.append(SweepPoint(label, fp, policy, "point", q, w, popts, **common))
+                    points.append(SweepPoint(label, fp, policy, "point", q, w, popts,
+                                             norm_sizes=sizes, **common))
     unique: dict[str, SweepPoint] = {}
     for p in points:
         unique.setdefault(p.key, p)
@@ -1074,8 +1100,9 @@ QListOpt = Annotated[list[str] | None, _o(
     "several. Default: 1 2 4 8 inf.")]
 MuSocialListOpt = Annotated[list[float] | None, _o(
     "--mu-social", min=0.0, metavar="USD", help="Weight of the quality-loss norm [USD per unit "
-    "of average quality loss per request]; repeat for a grid. Default: "
-    f"{DEFAULT_MU_SOCIAL:g}.")]
+    "of average quality loss per request]; repeat for a grid. Default: the quality value "
+    f"{_defaults.DEFAULT_QUALITY_VALUE:g} USD per request x mean requests per region "
+    "(eqglb.defaults).")]
 MuCarbonListOpt = Annotated[list[float] | None, _o(
     "--mu-carbon", min=0.0, metavar="USD/KG", help="Weight of the carbon norm [USD/kg CO2]; "
     f"repeat for a grid. Default: {DEFAULT_MU_CARBON:g}.")]
