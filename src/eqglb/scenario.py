@@ -104,6 +104,9 @@ class Scenario:
         Raise :class:`eqglb.units.PlausibilityError` instead of emitting a
         :class:`eqglb.units.PlausibilityWarning` for implausible values (a price above
         5 USD/kWh, a PUE below 1, ...; see :data:`eqglb.units.PLAUSIBLE_RANGES`).
+    plausibility_checks : bool
+        Check values against those ranges at all (off only for internal rebuilds of
+        inputs that were checked already).
 
     Notes
     -----
@@ -138,6 +141,7 @@ class Scenario:
     attrs: dict[str, Any] = field(default_factory=dict)
     validate_feasibility: bool = True
     strict: bool = False
+    plausibility_checks: bool = True
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -316,7 +320,8 @@ class Scenario:
             set_(key, None if value is None else _ro(value))
         from eqglb.units import check_plausibility
 
-        check_plausibility(self, strict=self.strict, stacklevel=3)
+        if self.plausibility_checks:
+            check_plausibility(self, strict=self.strict, stacklevel=3)
         if self.validate_feasibility:
             self._check_feasible()
 
