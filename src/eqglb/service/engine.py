@@ -278,8 +278,8 @@ class ServiceConfig:
                       mu_carbon: float | None = None, mu_water: float | None = None,
                       combined_env: bool = False, total_quality: bool = False,
                       **kw: Any) -> ServiceConfig:
-        """Config with the objective built as ``eqglb run`` builds it (same defaults)."""
-        from eqglb.cli import DEFAULT_MU_CARBON, DEFAULT_MU_WATER, build_objective
+        """Config with the objective built as ``eqglb run`` builds it (eqglb.defaults)."""
+        from eqglb.defaults import DEFAULT_MU_CARBON, DEFAULT_MU_WATER, build_objective
 
         obj = build_objective(
             scenario, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
@@ -790,7 +790,7 @@ class Engine:
                 ewif=one["ewif"], pue=one["pue"], energy_per_request=sc.energy_per_request,
                 capacity_per_request=sc.capacity_per_request, capacity=one["capacity"],
                 quality_loss=sc.quality_loss, allowed=sc.allowed, capacity_mode=sc.capacity_mode,
-                validate_feasibility=False)
+                validate_feasibility=False, plausibility_checks=False)  # a diagnostic rebuild
         except ScenarioError as exc:  # pragma: no cover - inputs were validated already
             return _error(422, [(["body"], str(exc), "invalid")])
         res = first_unservable(sc1)
