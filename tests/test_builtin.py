@@ -62,7 +62,7 @@ def test_sites_regions_models_and_horizon(sc):
     assert sc.models == ("Qwen3-8B", "Qwen3-14B", "Qwen3-32B", "Qwen3-235B-A22B")
     T, N, J, K = sc.shape
     assert (N, J, K) == (10, 10, 4)
-    assert T == 14 * 24
+    assert T == 7 * 24  # eqglb.defaults.DEFAULT_DAYS, as eqglb run
     assert sc.slot_hours == 1.0
     assert sc.time[0] == pd.Timestamp("2022-09-22 00:00", tz="UTC")
     assert sc.home == tuple(NAMES)

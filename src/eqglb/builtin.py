@@ -27,6 +27,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from eqglb.defaults import DEFAULT_DAYS
 from eqglb.io.egl2022 import PARTIAL_MASK as _STUDY_PARTIAL_MASK
 from eqglb.scenario import Scenario, ScenarioError
 
@@ -241,13 +242,14 @@ def _synthesise(prof: dict[str, np.ndarray], hours: np.ndarray,
     return np.clip(x, prof["min"][None, :], prof["max"][None, :])
 
 
-def builtin_scenario(days: int = 14, seed: int = 0, start="2022-09-22") -> Scenario:
+def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22") -> Scenario:
     """The realistic built-in scenario: 10 sites, 4 Qwen3 models, hourly slots.
 
     Parameters
     ----------
     days : int
-        Horizon [days]; the scenario has ``days * 24`` hourly slots.
+        Horizon [days] (default 7, :data:`eqglb.defaults.DEFAULT_DAYS`, as ``eqglb run``);
+        the scenario has ``days * 24`` hourly slots.
     seed : int
         Seed of the synthetic signals and demand; the same seed gives the same scenario.
     start : str or pandas.Timestamp
@@ -272,7 +274,7 @@ def builtin_scenario(days: int = 14, seed: int = 0, start="2022-09-22") -> Scena
     """
     if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
         raise ScenarioError(f"builtin scenario: days is {days!r}; give a positive whole "
-                            "number of days, e.g. days=14")
+                            "number of days, e.g. days=7")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError(f"builtin scenario: seed is {seed!r}; give an integer >= 0")
     try:
