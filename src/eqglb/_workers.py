@@ -28,6 +28,7 @@ SIGKILLs them when the driver dies; :meth:`Reaper.stop` ends it after a normal s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["EXIT_CODE", "POLL_S", "Reaper", "children", "pool_initializer",
-           "set_parent_death_signal", "watch_parent"]
+           "set_parent_death_signal", "shared_reaper", "watch_parent"]
 
 #: Polling period of the watchdog thread where no pidfd is available [s].
 POLL_S = 0.25
@@ -301,6 +302,11 @@ class Reaper:
         """Process id of the watchdog, or None where none runs."""
         return None if self._proc is None else self._proc.pid
 
+    @property
+    def running(self) -> bool:
+        """Whether the watchdog process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         """End the watchdog (after a normal shutdown of what it follows)."""
         if self._proc is not None:
@@ -309,6 +315,21 @@ class Reaper:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=5)
             self._proc = None
+
+
+_shared: Reaper | None = None
+
+
+def shared_reaper() -> Reaper:
+    """One :class:`Reaper` for this process, started on first use and stopped at a
+    normal exit (after the exit handlers registered later, such as Ray's shutdown), for
+    callers that start a local Ray instance and never shut it down themselves."""
+    global _shared
+    with _lock:
+        if _shared is None or not _shared.running:
+            _shared = Reaper()
+            atexit.register(_shared.stop)
+        return _shared
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["reap"]:

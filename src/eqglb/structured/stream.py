@@ -185,10 +185,10 @@ class _Executor:
                     ray.init(address=address, ignore_reinit_error=True,
                              log_to_driver=False)
                 else:
-                    from eqglb._workers import Reaper
+                    from eqglb._workers import shared_reaper
 
-                    self._reaper = Reaper()  # the local instance dies with this process
-                    with self._reaper.marking():
+                    # the local instance dies with this process, even by SIGKILL
+                    with shared_reaper().marking():
                         ray.init(num_cpus=workers, ignore_reinit_error=True,
                                  include_dashboard=False, log_to_driver=False)
             self._pool = RayPool(processes=workers, initializer=_init_worker,
