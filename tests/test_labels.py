@@ -176,7 +176,9 @@ def test_transposed_frame_and_default_index_and_dict() -> None:
     ref = scenario()
     sc = scenario(demand=wide(a["demand"], REG).T,  # regions as rows: transposed back
                   price=pd.DataFrame(a["price"], columns=DC),  # RangeIndex: positional time
-                  quality_loss={"large": 0.0, "small": 0.2})
+                  quality_loss={"large": 0.0, "small": 0.2},
+                  wue={"south": a["wue"][:, 1], "east": a["wue"][:, 2],
+                       "north": a["wue"][:, 0]})
     assert_same(ref, sc)
     with pytest.raises(ScenarioError, match=r"price: the index has 5 unlabelled entries; "
                        r"the scenario has 6 time stamps"):
@@ -469,6 +471,11 @@ def test_each_plausibility_warning_fires_and_strict_raises(field, value, at, pat
     assert getattr(sc, field)[at] == value  # a warning, the value is kept
     with pytest.raises(PlausibilityError, match=pattern):
         scenario(**over, strict=True)
+    with pytest.raises(PlausibilityError, match=pattern):  # strict survives replace()
+        scenario(strict=True).replace(**over)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scenario(**over, plausibility_checks=False)
     assert issubclass(PlausibilityError, ScenarioError)
 
 

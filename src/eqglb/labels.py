@@ -16,7 +16,8 @@ Accepted layouts of a field whose dimensions are, e.g., ``(time, region)``:
 * ``Series`` with a ``MultiIndex`` whose level names are the dimensions;
 * ``DataArray`` with dims named ``time``, ``region`` (any order), coordinates optional;
 * 1-D fields (``pue`` per data centre, ``quality_loss`` per model, ...): a ``Series`` or a
-  ``dict`` keyed by name.
+  ``dict`` keyed by name; for 2-D fields a ``dict`` of columns (name -> values) is a wide
+  frame whose rows are positional.
 
 An axis whose labels are the default ``RangeIndex`` 0..n-1 has no labels and is taken
 positionally. Names are compared as strings; time stamps in UTC (a naive index is UTC).
@@ -197,7 +198,10 @@ def _long_frame(field: str, df: pd.DataFrame, opts: Sequence[tuple[str, ...]]) -
 def _layout(field: str, value: Any, opts: Sequence[tuple[str, ...]]) -> _Labelled:
     """Describe a labelled input (its dims in the natural orientation, labels per axis)."""
     if isinstance(value, Mapping) and not isinstance(value, pd.Series):
-        value = pd.Series(dict(value))
+        if value and all(np.ndim(v) == 1 for v in value.values()):
+            value = pd.DataFrame(dict(value))  # {column name: values}, rows positional
+        else:
+            value = pd.Series(dict(value))
     if _is_dataarray(value):
         dims = tuple(str(d) for d in value.dims)
         match = [o for o in opts if set(o) == set(dims) and len(o) == len(dims)]
