@@ -174,7 +174,10 @@ def test_unaligned_labels_are_refused_naming_them(frame, pattern) -> None:
 def test_transposed_frame_and_default_index_and_dict() -> None:
     a = arrays()
     ref = scenario()
+    as_csv = wide(a["ewif"], DC).iloc[::-1].rename_axis("time").reset_index()
+    as_csv["time"] = as_csv["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # strings, as read
     sc = scenario(demand=wide(a["demand"], REG).T,  # regions as rows: transposed back
+                  ewif=as_csv[["time", "east", "north", "south"]],
                   price=pd.DataFrame(a["price"], columns=DC),  # RangeIndex: positional time
                   quality_loss={"large": 0.0, "small": 0.2},
                   wue={"south": a["wue"][:, 1], "east": a["wue"][:, 2],

@@ -10,7 +10,8 @@ silently reordered by position.
 
 Accepted layouts of a field whose dimensions are, e.g., ``(time, region)``:
 
-* wide ``DataFrame``: index = time stamps, columns = region names (or transposed);
+* wide ``DataFrame``: index (or a ``time`` column) = time stamps, columns = region names
+  (or transposed);
 * long ``DataFrame``: columns ``time``, ``region`` and one value column (named after the
   field, or the only other column);
 * ``Series`` with a ``MultiIndex`` whose level names are the dimensions;
@@ -225,6 +226,8 @@ def _layout(field: str, value: Any, opts: Sequence[tuple[str, ...]]) -> _Labelle
         return _Labelled(field, one[0], [_axis(value.index)], value.to_numpy(),
                          ["the Series index"])
     assert isinstance(value, pd.DataFrame)
+    if [c for c in value.columns if c in DIMS] == ["time"]:
+        value = value.set_index("time")  # a wide table as read from CSV: time column
     if any(c in DIMS for c in value.columns):
         return _long_frame(field, value, opts)
     two = [o for o in opts if len(o) == 2]
