@@ -1,11 +1,13 @@
 """Crash recovery: a real server process killed with SIGKILL under load, then restarted.
 
-The server (``python -m eqglb.service``: uvicorn on a free loopback port) takes slots
-from four concurrent clients; after enough acknowledgements it is killed with SIGKILL in
-the middle of the load. Restarted on the same database it must hold every acknowledged
-slot with the very response the client got, accept the retries of requests that were in
-flight without applying any twice, and continue from the persisted state: replaying the
-stored requests into a fresh in-process service gives exactly the same decisions.
+The server (``python -m eqglb.service``'s main: uvicorn on a free loopback port, in its
+own process) takes slots from four concurrent clients; after a few acknowledgements it is
+killed with SIGKILL in the middle of the load, restarted on the same database, loaded and
+killed again, KILLS times. After every restart it must hold every slot acknowledged so
+far; at the end every acknowledged slot holds the very response the client got, the
+retries of requests that were in flight are applied at most once, and the service
+continued from the persisted state: replaying the stored requests into a fresh in-process
+service gives exactly the same decisions.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from eqglb.service import create_app
 from tests.test_service import AUTH, TOKEN, running, slot_body
 
 DAYS = 2
+#: SIGKILLs of the server under load, and slots acknowledged between two of them.
+KILLS = 30
+PER_KILL = 6
 
 
 def _free_port() -> int:
@@ -201,6 +206,9 @@ def _close_zygotes() -> None:
             z.proc.wait(10)
         except subprocess.TimeoutExpired:
             z.proc.kill()
+            z.proc.wait(10)
+        if z.proc.stdout is not None:
+            z.proc.stdout.close()
 
 
 def _start(db: Path, log: Path, *extra: str) -> tuple[_Child, str]:
@@ -246,59 +254,78 @@ def _refused(db: Path, *extra: str) -> str:
     return out
 
 
+def _listed(url: str) -> list[dict[str, Any]]:
+    return httpx.get(url + "/v1/slots", params={"limit": 10000}, timeout=30).json()
+
+
 def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
+    """KILLS SIGKILLs, each in the middle of the load of four clients; after each restart
+    every slot acknowledged so far is there."""
     sc = builtin_scenario(days=DAYS)
     db, log = tmp_path / "svc.db", tmp_path / "server.log"
-    proc, url = _start(db, log)
     acked: dict[str, dict[str, Any]] = {}       # key -> response the client got
     sent: dict[str, dict[str, Any]] = {}        # key -> body
-    in_flight: list[str] = []
+    in_flight: list[str] = []                   # keys whose request got no answer
+    errors: list[str] = []
     lock = threading.Lock()
-    stop = threading.Event()
+    proc, url = _start(db, log)
     try:
         first = slot_body(sc, 0)
         r = httpx.post(url + "/v1/slots", json=first, headers={**AUTH, "Idempotency-Key": "first"})
         assert r.status_code == 200, r.text
         acked["first"], sent["first"] = r.json(), first
+        for cycle in range(KILLS):
+            if cycle:
+                proc, url = _start(db, log)
+                keys = {s["idempotency_key"] for s in _listed(url)}
+                assert set(acked) <= keys, f"cycle {cycle}: an acknowledged slot was lost"
+            stop = threading.Event()
+            before = len(acked)
 
-        def client(c: int) -> None:
-            with httpx.Client(base_url=url, timeout=10) as cl:
-                n = 0
-                while not stop.is_set():
-                    key = f"c{c}-{n}"
-                    body = slot_body(sc, (4 * n + c + 1) % sc.n_time, with_time=False)
-                    with lock:
-                        sent[key] = body
-                    try:
-                        resp = cl.post("/v1/slots", json=body,
-                                       headers={**AUTH, "Idempotency-Key": key})
-                    except httpx.HTTPError:
+            def client(c: int, url: str = url, cycle: int = cycle, stop: Any = stop) -> None:
+                with httpx.Client(base_url=url, timeout=10) as cl:
+                    n = 0
+                    while not stop.is_set():
+                        key = f"k{cycle}-c{c}-{n}"
+                        body = slot_body(sc, (4 * n + c + cycle + 1) % sc.n_time,
+                                         with_time=False)
                         with lock:
-                            in_flight.append(key)
-                        return
-                    assert resp.status_code == 200, resp.text
-                    with lock:
-                        acked[key] = resp.json()
-                    n += 1
+                            sent[key] = body
+                        try:
+                            resp = cl.post("/v1/slots", json=body,
+                                           headers={**AUTH, "Idempotency-Key": key})
+                        except httpx.HTTPError:
+                            with lock:
+                                in_flight.append(key)
+                            return
+                        with lock:
+                            if resp.status_code != 200:
+                                errors.append(f"{key}: {resp.status_code} {resp.text[:200]}")
+                                return
+                            acked[key] = resp.json()
+                        n += 1
 
-        threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 30
-        while len(acked) < 80 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)           # mid-load: clients are still posting
-        proc.wait(10)
-        stop.set()
-        for t in threads:
-            t.join(15)
+            threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while len(acked) < before + PER_KILL and time.monotonic() < deadline:
+                time.sleep(0.005)
+            os.kill(proc.pid, signal.SIGKILL)       # mid-load: clients are still posting
+            proc.wait(10)
+            stop.set()
+            for t in threads:
+                t.join(15)
+            assert proc.returncode == -signal.SIGKILL
+            assert not errors, errors
+            assert len(acked) >= before + PER_KILL, f"cycle {cycle}: too few acknowledged"
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert len(acked) >= 80, f"only {len(acked)} slots acknowledged before the kill"
-    assert in_flight, "no request was in flight at the kill: the load was not concurrent"
+            proc.wait(10)
+    assert in_flight, "no request was in flight at a kill: the load was not concurrent"
+    print(f"{KILLS} SIGKILLs under load: {len(acked)} slots acknowledged, {len(in_flight)} "
+          "requests in flight at a kill")
 
     proc, url = _start(db, log)
     try:

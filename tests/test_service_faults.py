@@ -230,14 +230,16 @@ def test_d2_read_only_database_refused_at_start(tmp_path):
     db, log = tmp_path / "ro.db", tmp_path / "log"
     with _server(db, log) as (_, url):
         _fill(url, 1)
-        h = httpx.get(url + "/healthz")
-        assert h.status_code == 200 and h.json()["writable"] is True
     _make_read_only(db)
     try:
         out = _refused(db)
     finally:
         _make_writable(db)
     assert "read-only" in out and str(db) in out and "--db" in out
+    with _server(db, log) as (_, url):              # writable again: /healthz says so
+        h = httpx.get(url + "/healthz")
+        assert h.status_code == 200 and h.json()["writable"] is True
+        assert _post(url, slot_body(SC, 1, with_time=False), "k1").status_code == 200
 
 
 # --------------------------------------------------------------------------- D3
