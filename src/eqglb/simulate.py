@@ -19,7 +19,12 @@ from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.metrics import summarize
 from eqglb.scenario import Dispatch, Scenario, SolveInfo, check_dispatch_shape
 
-__all__ = ["Evaluation", "Feasibility", "compare", "evaluate", "overheads", "run_policy"]
+__all__ = ["FEASIBILITY_TOL", "Evaluation", "Feasibility", "compare", "evaluate",
+           "overheads", "run_policy"]
+
+#: Largest relative violation of demand or capacity [-] (and flow on a forbidden route or
+#: negative flow [requests/slot]) a dispatch returned by :func:`run_policy` may have.
+FEASIBILITY_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -95,17 +100,26 @@ class Evaluation:
 
     @property
     def flagged(self) -> bool:
-        """True when the solve was not cleanly optimal or the dispatch is not feasible."""
-        bad_solve = self.info is not None and not self.info.ok
+        """True when an exact solve is not certified optimal, or the dispatch is not
+        feasible (a heuristic or online policy, status ``feasible`` with no bound, is not
+        flagged for lacking a certificate)."""
+        bad_solve = self.info is not None and not self.info.ok and self.info.exact
         return bad_solve or not self.feasibility.ok()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (per-region vectors keyed by name)."""
         info = None
         if self.info is not None:
-            info = {"status": self.info.status, "solver": self.info.solver,
-                    "solve_time_s": self.info.solve_time, "solver_objective": self.info.objective,
-                    "dual_bound": self.info.dual_bound, "iterations": self.info.iterations}
+            # the policy's own problem (a baseline's own cost, in its own unit) is kept
+            # apart from the scored objective: its bound certifies that problem only
+            info = {"status": str(self.info.status), "solver": self.info.solver,
+                    "solve_time_s": self.info.solve_time,
+                    "certified_gap": self.info.gap,
+                    "own_problem": self.info.extra.get("problem"),
+                    "own_objective": self.info.objective,
+                    "own_bound": self.info.dual_bound,
+                    "own_unit": self.info.extra.get("objective_unit", "USD"),
+                    "iterations": self.info.iterations}
         return {
             "policy": self.policy,
             "objective": self.objective,
@@ -219,4 +233,13 @@ def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None, *,
         dispatch = simulate_online(sc, policy, progress=progress)
     ev = evaluate(sc, dispatch, objective)
     ev.extra["wall_time_s"] = _time.perf_counter() - t0
+    if not ev.feasibility.ok(FEASIBILITY_TOL):
+        # no dispatch that violates demand, capacity or routing is ever returned as a result
+        from eqglb.policies.problem import SolveError
+
+        f = ev.feasibility
+        worst = max(vars(f).items(), key=lambda kv: kv[1])
+        raise SolveError(f"policy {dispatch.policy!r} returned a dispatch that violates "
+                         f"{worst[0]} by {worst[1]:.3g} (relative); it is not returned. Try "
+                         "another policy or solver, or report the scenario", dispatch.info)
     return dispatch, ev

@@ -186,7 +186,9 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
                 # one retry with more iterations and tighter feasibility before flagging
                 problem.solve(solver=name, max_iter=1000, tol_feas=1e-9, tol_gap_abs=1e-9,
                               tol_gap_rel=1e-9, static_regularization_constant=1e-10)
-    except cp.error.SolverError as exc:
+    except (cp.error.SolverError, ValueError) as exc:
+        # ValueError: cvxpy could not unpack the solver's answer (status unknown) or an
+        # option the solver refused; both are a failed solve, reported cleanly
         info = SolveInfo(status="solver_error", solver=name,
                          solve_time=_time.perf_counter() - t0, extra={"message": str(exc)})
         raise SolveError(f"{name} failed: {exc}; try another solver (--solver) or "
