@@ -113,10 +113,31 @@ def test_sigkill_of_sweep_driver_ends_the_local_ray_instance(tmp_path):
     _kill_and_watch(driver, ready, "local Ray instance")
 
 
+def _solve(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "eqglb", "solve", "--days", "14", "--workers", "2",
+            "--out", str(tmp_path / "out"), *extra]
+    return subprocess.Popen(args, cwd=ROOT, start_new_session=True, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+
+
+def test_sigkill_of_streaming_solve_ends_its_local_ray_instance(tmp_path):
+    """``eqglb solve --backend ray``: the local Ray instance the streaming solver starts
+    and never shuts down itself (before the fix its agents lingered for about 70 s)."""
+    driver = _solve(tmp_path, "--backend", "ray")
+
+    def ready(procs: dict[int, str]) -> bool:
+        return (any("raylet" in c for c in procs.values())
+                and any("Agent" in c for c in procs.values()))
+
+    _kill_and_watch(driver, ready, "local Ray instance")
+
+
 def test_sigkill_of_a_fork_pool_parent_ends_its_workers(tmp_path):
     """A multiprocessing fork pool with :func:`eqglb._workers.pool_initializer` (as the
     streaming solver builds it): the kernel's parent-death signal ends the workers even
-    while they are busy."""
+    while they are busy (a pool's idle workers end on their own when the task pipe
+    closes; busy ones, as here, would spin forever)."""
     script = textwrap.dedent("""
         import multiprocessing as mp, os, sys, time
         from eqglb._workers import pool_initializer
