@@ -25,6 +25,7 @@ from eqglb.builtin import (
     load_models,
     load_profiles,
 )
+from eqglb.latency import load_rtt_table, rtt_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -85,15 +86,29 @@ def test_routing_is_the_study_mask_for_every_model(sc):
         np.testing.assert_array_equal(sc.allowed[:, :, k], mask)
 
 
-def test_latency_is_a_great_circle_proxy(sc):
+def test_latency_is_measured_or_modelled_rtt(sc):
     # quarter of a great circle: pi/2 * 6371.0088 km
     assert great_circle_km(0.0, 0.0, 0.0, 90.0) == pytest.approx(np.pi / 2 * 6371.0088)
     assert great_circle_km(0.0, 0.0, 90.0, 0.0) == pytest.approx(np.pi / 2 * 6371.0088)
     lat = sc.latency
-    np.testing.assert_allclose(np.diag(lat), 5.0)
-    np.testing.assert_allclose(lat, lat.T)
-    assert (lat[~np.eye(10, dtype=bool)] > 5.0).all()
     i = NAMES.index
+    table, model = load_rtt_table(), rtt_model()
+    azure = {"Germany": "Germany West Central", "Netherlands": "West Europe",
+             "Japan": "Japan East", "Singapore": "Southeast Asia"}
+    for a in NAMES:
+        for b in NAMES:
+            if a != b and a in azure and b in azure:  # both at Azure regions: measured
+                ra, rb = table.regions.index(azure[a]), table.regions.index(azure[b])
+                want = np.nanmean([table.directed[ra, rb], table.directed[rb, ra]])
+            else:                                      # the fitted affine model
+                sa, sb = SITES[i(a)], SITES[i(b)]
+                want = model.a_ms + model.b_ms_per_km * great_circle_km(sa.lat, sa.lon,
+                                                                        sb.lat, sb.lon)
+            assert lat[i(a), i(b)] == pytest.approx(want, rel=1e-12), (a, b)
+    assert lat[i("Germany"), i("Netherlands")] == 12.5   # published 12 and 13 ms
+    np.testing.assert_allclose(np.diag(lat), model.a_ms)
+    np.testing.assert_allclose(lat, lat.T)
+    assert (lat[~np.eye(10, dtype=bool)] > model.a_ms).all()
     # Europe is closer to Europe than to the US; Japan is closer to Singapore than to Texas
     assert lat[i("Germany"), i("Netherlands")] < lat[i("Germany"), i("Virginia")]
     assert lat[i("Japan"), i("Singapore")] < lat[i("Japan"), i("Texas")]

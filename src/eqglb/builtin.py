@@ -4,7 +4,10 @@ Ten data centres and ten user regions at the sites of the eGLB study (Li, Yang, 
 Ren, arXiv 2307.05494): Texas, Virginia, Georgia, Nevada, Germany, Belgium, Netherlands,
 Denmark, Japan, Singapore. Region j's home data centre is site j. Routing follows the
 study's partial-connectivity mask (rows = data centre, columns = region), the same for
-every model; ``latency`` is a great-circle proxy (1 ms per 100 km + 5 ms).
+every model; ``latency`` is the round-trip time between the sites [ms] from
+:func:`eqglb.latency.rtt_matrix`: Azure's published median RTT where both sites are at
+Azure regions (Frankfurt, Amsterdam, Tokyo, Singapore), otherwise the affine
+great-circle model fitted on those measurements (``data/azure_rtt.csv``).
 
 Models are four sizes of one family (Qwen3-8B/14B/32B/235B-A22B) with energy and
 throughput measured by the ML.ENERGY Leaderboard on NVIDIA H100 and quality from the
@@ -29,6 +32,7 @@ import pandas as pd
 
 from eqglb.defaults import DEFAULT_DAYS
 from eqglb.io.egl2022 import PARTIAL_MASK as _STUDY_PARTIAL_MASK
+from eqglb.latency import great_circle_km, rtt_matrix
 from eqglb.scenario import Scenario, ScenarioError
 
 __all__ = [
@@ -106,22 +110,16 @@ PUE = 1.1
 #: Latency proxy: propagation [ms/km] (1 ms per 100 km) plus a fixed base [ms].
 LATENCY_MS_PER_KM = 0.01
 LATENCY_BASE_MS = 5.0
-#: Mean Earth radius [km] (IUGG).
-EARTH_RADIUS_KM = 6371.0088
 #: Environmental signals synthesised from the profile table, in Scenario field order.
 _SIGNALS = ("price", "carbon_intensity", "water")
 
 
-def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle (haversine) distance [km] between points given in degrees (broadcasts)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
 def latency_ms(sites: tuple[Site, ...] = SITES) -> np.ndarray:
-    """Latency proxy (datacenter, region) [ms]: 1 ms per 100 km of great-circle distance + 5 ms."""
+    """Latency proxy (datacenter, region) [ms]: 1 ms per 100 km of great-circle distance + 5 ms.
+
+    Kept for the egl-2022 reproduction; the built-in scenario uses measured and modelled
+    round-trip times (:func:`eqglb.latency.rtt_matrix`).
+    """
     lat = np.array([s.lat for s in sites])
     lon = np.array([s.lon for s in sites])
     km = great_circle_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
@@ -260,7 +258,8 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
     Scenario
         Validated (and checked feasible) scenario with ``datacenters`` = ``regions`` =
         the ten sites, ``home[j]`` = site j, ``allowed`` = the study's partial mask for
-        every model, ``latency`` [ms], demand [requests/hour], price [USD/kWh],
+        every model, ``latency`` = round-trip time [ms] between the sites
+        (:func:`eqglb.latency.rtt_matrix`), demand [requests/hour], price [USD/kWh],
         carbon_intensity [kg CO2/kWh], wue [L/kWh] = egl-2022 combined on-site + off-site
         water intensity (applied to IT energy as in the study), ewif = 0, pue = 1.1,
         energy_per_request [kWh/request], capacity_per_request [GPU-s/request],
@@ -334,7 +333,9 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
                   "carbon_intensity": "kg CO2/kWh", "wue": "L/kWh (on-site + off-site)",
                   "ewif": "L/kWh", "energy_per_request": "kWh/request",
                   "capacity_per_request": "GPU-seconds/request",
-                  "capacity": "GPU-seconds/hour", "latency": "ms"},
+                  "capacity": "GPU-seconds/hour", "latency": "ms (round trip)"},
+        "latency_source": "eqglb/data/azure_rtt.csv (Azure median inter-region RTT, "
+                          "measured where both sites are Azure regions, else fitted model)",
         "sites": {s.name: {"lat": s.lat, "lon": s.lon, "timezone": s.timezone,
                            "population_millions": s.population, "gpus": s.gpus}
                   for s in SITES},
@@ -359,7 +360,7 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         quality_loss=params["quality_loss"],
         allowed=PARTIAL_MASK,
         capacity_mode="shared",
-        latency=latency_ms(),
+        latency=rtt_matrix([(s.lat, s.lon) for s in SITES], [(s.lat, s.lon) for s in SITES]),
         home=names,
         name="builtin",
         description=description,
