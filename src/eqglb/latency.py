@@ -62,10 +62,11 @@ def _check_coords(name: str, lat, lon) -> tuple[np.ndarray, np.ndarray]:
     for label, v, lim in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
         bad = ~np.isfinite(v) | (np.abs(v) > lim)
         if bad.any():
-            first = np.flatnonzero(bad.ravel())[0]
-            raise ScenarioError(
-                f"{name}: {label} {v.ravel()[first]!r} (entry {first}) is not in "
-                f"[-{lim:g}, {lim:g}] degrees; give {label}s in decimal degrees")
+            first = int(np.flatnonzero(bad.ravel())[0])
+            x = float(v.ravel()[first])
+            what = "is not finite" if not np.isfinite(x) else f"is not in [-{lim:g}, {lim:g}]"
+            raise ScenarioError(f"{name}: {label} {x!r} (entry {first}) {what}; give "
+                                f"{label}s in decimal degrees, within [-{lim:g}, {lim:g}]")
     return lat, lon
 
 
