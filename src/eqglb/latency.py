@@ -13,8 +13,8 @@ b = 0.014793 [ms/km] (about 1.5 times the 0.01 ms/km of light in fibre on the st
 path, for both directions). Its error on those pairs: RMSE 36.79 [ms], median absolute
 error 15.03 [ms], 95th-percentile absolute error 87.85 [ms], maximum 197.5 [ms]
 (``python scripts/derive_rtt_table.py`` prints them; :func:`rtt_model` returns them). The
-large errors are long routes that detour (e.g. Asia to Europe); below 2,000 km it overestimates
-more often than not. The model is a planning proxy, not a measurement.
+large errors are long routes that detour (Brazil to South Africa, Korea or Japan to Sweden,
+Israel to the UK); below 2,000 km the model overestimates more often than not. The model is a planning proxy, not a measurement.
 
 :func:`rtt_matrix` combines the two: the measured RTT where both ends are known Azure
 regions (given by name, or lying within ``match_km`` of a region's coordinates) and the
