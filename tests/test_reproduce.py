@@ -97,7 +97,7 @@ def test_files_and_metrics_schema(result):
     assert list(data) == ["full", "partial"]
     for pols in data.values():
         assert list(pols)[:5] == list(STUDY_POLICIES)
-        for m in pols.values():
+        for name, m in pols.items():
             for key in ("water", "carbon"):
                 assert list(m[key]) == list(SITES)
                 v = np.array(list(m[key].values()))
@@ -107,7 +107,9 @@ def test_files_and_metrics_schema(result):
             # objective = eGLB-Off's objective on this dispatch, from the reported numbers
             assert m["objective"] == pytest.approx(
                 m["energy_cost"] + MU_W * m["water_max"] + MU_C * m["carbon_max"], rel=1e-9)
-            assert m["feasible"] and m["status"] == "optimal"
+            # offline rows are certified optimal; the online policy is a feasible heuristic
+            online = name.startswith("eGLB-On")
+            assert m["feasible"] and m["status"] == ("feasible" if online else "optimal"), name
     report = (out / "report.md").read_text()
     for needle in ("## Comparison with the published figures", "eGLB-Off",
                    "## Socially and environmentally equitable GLB", "q=inf",

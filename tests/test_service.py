@@ -488,7 +488,7 @@ def test_database_refuses_other_settings_and_second_service(tmp_path, builtin):
         with pytest.raises(StoreError, match="in use"):
             create_app(builtin, tmp_path / "x.db", TOKEN)
     with pytest.raises(StoreError, match="objective"):
-        create_app(builtin, tmp_path / "x.db", TOKEN, q="2")
+        create_app(builtin, tmp_path / "x.db", TOKEN, q="inf")  # the default q is 2
     with pytest.raises(StoreError, match="datacenters"):
         create_app(two_by_one(), tmp_path / "x.db", TOKEN)
     with pytest.raises(ValueError, match="token"):
