@@ -398,11 +398,9 @@ def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
         evals, out / "report.md", baseline=baseline, scenario=sc, objective=objective,
         title=f"eqglb run on {sc.name}", figures=figures, notes=notes,
         provenance=provenance, dispatches=dispatches))
-    try:
+    if plots:  # the HTML report's figures need matplotlib, as the PNGs do
         from eqglb.report_html import write_html_report
-    except ImportError:  # pragma: no cover - the HTML report needs matplotlib
-        write_html_report = None
-    if write_html_report is not None and plots:
+
         paths.append(write_html_report(out / "report.html", evals, sc, objective=objective,
                                        frontier=frontier, provenance=provenance,
                                        baseline=baseline, dispatches=dispatches))

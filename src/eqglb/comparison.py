@@ -115,7 +115,7 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
     s_old, s_new = _vec(b.social), _vec(e.social)
     worse = [r for r, o, n in zip(b.social, s_old, s_new, strict=True)
              if n > o * (1 + 1e-6) + 1e-12]
-    level = {"regions_worse": worse, "n_regions": len(s_old),
+    level: dict[str, Any] = {"regions_worse": worse, "n_regions": len(s_old),
              "mean_quality_loss": {"oblivious": float(b.summary["totals"]["mean_quality_loss"]),
                                    "equitable": float(e.summary["totals"]["mean_quality_loss"])}}
     # levelling down: the worst region gains while the others lose on average

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class Objective:
 
     @classmethod
     def uniform(cls, q: float | str, mu_social: float = 0.0, mu_carbon: float = 0.0,
-                mu_water: float = 0.0, **kw: bool) -> Objective:
+                mu_water: float = 0.0, **kw: Any) -> Objective:
         """One norm order ``q`` for every term."""
         qv = parse_q(q)
         return cls(mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
@@ -104,7 +105,7 @@ class Objective:
     def normalized(cls, n_region: int, n_datacenter: int, *, mu_social: float = 0.0,
                    mu_carbon: float = 0.0, mu_water: float = 0.0, q_social: float | str = 2.0,
                    q_carbon: float | str = 2.0, q_water: float | str = 2.0,
-                   **kw: bool) -> Objective:
+                   **kw: Any) -> Objective:
         """Objective from per-unit weights, scaled by ``n ** (1 - 1/q)`` per term.
 
         ``mu_social`` [USD per unit of S], ``mu_carbon`` [USD/kg], ``mu_water`` [USD/L] are
@@ -134,21 +135,24 @@ class Objective:
         qv = parse_q(q)
         return self.with_terms(q_social=qv, q_carbon=qv, q_water=qv)
 
-    def with_terms(self, **changes: float) -> Objective:
+    def with_terms(self, **changes: Any) -> Objective:
         """A copy with some of ``q_*`` / ``mu_*`` changed; with :attr:`norm_sizes` the
         ``mu_*`` given and kept are per-unit weights."""
         if self.norm_sizes is None:
             return dataclasses.replace(self, **changes)
-        unit = {**self.unit_weights(), **{k: v for k, v in changes.items()
-                                          if k.startswith("mu_")}}
-        qs = {"q_social": self.q_social, "q_carbon": self.q_carbon, "q_water": self.q_water,
+        unit: dict[str, Any] = {**self.unit_weights(), **{
+            k: v for k, v in changes.items() if k.startswith("mu_")}}
+        qs: dict[str, Any] = {"q_social": self.q_social, "q_carbon": self.q_carbon, "q_water": self.q_water,
               **{k: v for k, v in changes.items() if k.startswith("q_")}}
         rest = {k: v for k, v in changes.items() if not k.startswith(("mu_", "q_"))}
         base = dataclasses.replace(self, **rest)
-        return Objective.normalized(*base.norm_sizes, **unit, **qs,  # type: ignore[misc]
-                                    combined_environment=base.combined_environment,
-                                    social_average=base.social_average,
-                                    energy_weight=base.energy_weight)
+        assert base.norm_sizes is not None
+        nj, nn = base.norm_sizes
+        return Objective.normalized(
+            nj, nn, mu_social=unit["mu_social"], mu_carbon=unit["mu_carbon"],
+            mu_water=unit["mu_water"], q_social=qs["q_social"], q_carbon=qs["q_carbon"],
+            q_water=qs["q_water"], combined_environment=base.combined_environment,
+            social_average=base.social_average, energy_weight=base.energy_weight)
 
     @property
     def is_linear(self) -> bool:

@@ -35,7 +35,7 @@ into energy 19 %, quality 55 %, carbon 15 %, water 11 %: no term is negligible.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eqglb.costs import Objective
@@ -135,7 +135,7 @@ def build_objective(sc: Scenario, *, q: str | float | None = None,
                     ("--mu-water", mu_water)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
-    kw = {"mu_social": float(mu_social), "mu_carbon": float(mu_carbon),
+    kw: dict[str, Any] = {"mu_social": float(mu_social), "mu_carbon": float(mu_carbon),
           "mu_water": float(mu_water), "q_social": qs["social"], "q_carbon": qs["carbon"],
           "q_water": qs["water"]}
     if normalize:

@@ -93,7 +93,7 @@ def flag_reason(ev: Evaluation) -> str:
     """Why an evaluation is flagged ("" when it is not): solver status and/or violation."""
     parts = []
     if ev.info is not None and not ev.info.ok:
-        parts.append(ev.info.status)
+        parts.append(str(ev.info.status))
     if not ev.feasibility.ok():
         f = ev.feasibility
         worst = max(("demand", f.demand), ("capacity", f.capacity), ("routing", f.routing),
@@ -266,7 +266,7 @@ def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     d = _as_mapping(evals)
     df = summary_frame(d, None)
     has_ref = reference is not None and reference in d
-    ref_obj = d[reference].objective if has_ref else None
+    ref_obj = d[reference].objective if has_ref and reference is not None else None
     cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
     wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
     q_unit = _quality_unit(next(iter(d.values())))

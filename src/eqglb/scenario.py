@@ -534,7 +534,7 @@ class SolveInfo:
         Any other optimality information (residuals, gap, ``problem``: what was solved).
     """
 
-    status: SolveStatus
+    status: SolveStatus | str
     solver: str
     solve_time: float = 0.0
     objective: float | None = None

@@ -489,7 +489,7 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]
     """Every point of ``spec`` in a stable order: per scenario the baseline first, then
     policy x weights x q. Duplicate points (same key) are kept once."""
     points: list[SweepPoint] = []
-    common = {"combined_environment": spec.combined_environment,
+    common: dict[str, Any] = {"combined_environment": spec.combined_environment,
               "total_quality": spec.total_quality}
     popts = tuple(sorted(spec.policy_options.items()))
     bopts = tuple(sorted(spec.baseline_options.items()))

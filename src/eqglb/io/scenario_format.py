@@ -1340,7 +1340,7 @@ def _referenced_files(folder: Path) -> list[str]:
     return out
 
 
-def _replace_file(target: Path, write: Callable[[Path], None]) -> None:
+def _replace_file(target: Path, write: Callable[[Path], object]) -> None:
     """Write a new file at ``target`` through a temporary file in the same folder, then
     rename it over ``target``: a symbolic link at ``target`` is replaced by the new file
     (never written through), and a failed write leaves the old file as it was."""

@@ -296,7 +296,7 @@ class EquitableOffline:
         ref = _reference_scale(sc, coef, routes, obj)
         prob = cp.Problem(cp.Minimize((obj.energy_weight * ex["energy"]
                                        + regularizer(obj, ex)) / ref), cons)
-        self._handles = {"totals": totals, "side": list(zip(side, bounds, strict=True)),
+        self._handles: dict[str, Any] = {"totals": totals, "side": list(zip(side, bounds, strict=True)),
                          "objective": obj, "coef": coef}
         return prob, x, routes, ref, spent
 
@@ -315,7 +315,7 @@ class EquitableOffline:
     def _certify(self, sc: Scenario, dispatch: Dispatch, routes: Routes, ref: float,
                  info: SolveInfo, spent: float) -> SolveInfo:
         """Recompute the objective of the dispatch and bound the optimum from the duals."""
-        h = self._handles
+        h: dict[str, Any] = self._handles
         obj: Objective = h["objective"]
         t0 = _time.perf_counter()
         value = objective_value(obj, regional_costs(h["coef"], np.asarray(dispatch.y)))
@@ -378,7 +378,7 @@ def _drop_zero_terms(obj: Objective, sc: Scenario) -> Objective:
     it, however large, changes nothing, but it ruins the solver's scaling)."""
     coef = coefficients(sc, social_average=obj.social_average)
     i, j, k = np.nonzero(np.asarray(sc.allowed))
-    changes: dict[str, float] = {}
+    changes: dict[str, Any] = {}
     if obj.mu_social > 0 and not np.any(np.asarray(coef.quality)[j, k]):
         changes["mu_social"] = 0.0
     if obj.mu_carbon > 0 and not np.any(np.asarray(coef.carbon)[:, i, k]):
