@@ -229,3 +229,44 @@ def test_highs_lp_bound_is_a_valid_lagrangian_bound():
     assert d.info.dual_bound <= exact * (1 + 1e-12) + 1e-12
     assert _value(sc, obj, d.y) >= exact * (1 - 1e-9)
     assert d.info.status == "optimal"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(extreme_cases(), st.sampled_from(["weighted", "free"]))
+def test_every_policy_at_extreme_magnitudes_gives_a_feasible_certified_result(case, rule):
+    """Issue 15 P1: magnitudes over 1e-6..1e6, every registered offline policy and the
+    online one, under the default and the free model rule: no exception on a feasible
+    input, every dispatch feasible, every exact result certified optimal."""
+    from eqglb.simulate import run_policy
+
+    sc, obj = case
+    for name in ("cost-only", "nearest", "energy", "carbon", "water", "weighted", "eglb",
+                 "equitable", "online"):
+        pol = make_policy(name, obj) if name == "online" else make_policy(
+            name, obj, model_rule=rule)
+        d, ev = run_policy(sc, pol, obj)  # raises on any violation of the constraints
+        assert ev.feasibility.ok(1e-6), (name, ev.feasibility)
+        if name == "online":
+            assert d.info.status == "feasible" and d.info.dual_bound is None
+        else:
+            assert d.info.status == "optimal", (name, rule, d.info.status, d.info.gap)
+
+
+def test_run_policy_never_returns_an_infeasible_dispatch():
+    """Issue 15 P1: a policy whose dispatch overfills capacity is refused, not returned."""
+    import pytest
+
+    from eqglb.policies import SolveError
+    from eqglb.scenario import Dispatch
+    from eqglb.simulate import run_policy
+
+    sc = random_scenario(np.random.default_rng(2), 2, 2, 2, 1)
+
+    class Overfill:
+        def plan(self, s):
+            good = make_policy("cost-only").plan(s)
+            return Dispatch(np.asarray(good.y) * 3.0, policy="overfill", info=good.info)
+
+    with pytest.raises(SolveError, match="violates"):
+        run_policy(sc, Overfill(), Objective())
