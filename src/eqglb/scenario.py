@@ -107,6 +107,16 @@ class Scenario:
     plausibility_checks : bool
         Check values against those ranges at all (off only for internal rebuilds of
         inputs that were checked already).
+    rtt_slo_ms : number, array (region,), dict by region or None
+        Hard per-region maximum round-trip time [ms] (``inf``: none); needs ``latency``
+        (read as the RTT matrix [ms]). Routes with ``latency[i, j] > rtt_slo_ms[j]`` are
+        removed from ``allowed`` at validation, so every solver path honours it;
+        :attr:`allowed_declared` keeps the mask as given. See :mod:`eqglb.slo`.
+    rtt_budget_ms : number, array (region,), dict by region or None
+        Demand-weighted mean-RTT budget per region and slot [ms]:
+        ``sum_{i,k} latency[i,j] y[t,i,j,k] <= rtt_budget_ms[j] demand[t,j]``. Only the
+        ``"reference"`` policy models it; the structured, streaming and online paths
+        refuse such a scenario.
 
     Notes
     -----
@@ -142,6 +152,8 @@ class Scenario:
     validate_feasibility: bool = True
     strict: bool = False
     plausibility_checks: bool = True
+    rtt_slo_ms: Any = None
+    rtt_budget_ms: Any = None
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -303,6 +315,21 @@ class Scenario:
                 raise ScenarioError(f"latency is NaN, inf or negative at "
                                     f"{self._coord(('datacenter', 'region'), idx, time)}; "
                                     "give latencies >= 0 [ms]")
+        from eqglb import slo as _slo
+
+        slo = _slo.region_limits("rtt_slo_ms", self.rtt_slo_ms, self.regions)
+        budget = _slo.region_limits("rtt_budget_ms", self.rtt_budget_ms, self.regions)
+        if (slo is not None or budget is not None) and lat is None:
+            raise ScenarioError("rtt_slo_ms / rtt_budget_ms need `latency` (the RTT matrix "
+                                "(datacenter, region) [ms]); give latency or drop the SLO")
+        declared = allowed
+        if slo is not None:
+            allowed = _slo.slo_mask(allowed, lat, slo, self.datacenters, self.regions)
+        if budget is not None:
+            _slo.check_budget(budget, lat, allowed, demand, self.regions)
+        set_("rtt_slo_ms", None if slo is None else _ro(slo))
+        set_("rtt_budget_ms", None if budget is None else _ro(budget))
+        set_("_allowed_declared", _ro(declared))
         cover = allowed.any(axis=(0, 2))
         if not cover.all():
             j = int(np.flatnonzero(~cover)[0])
@@ -443,8 +470,18 @@ class Scenario:
             f"scenario {self.name!r} has neither `latency` nor `home`; the Nearest baseline "
             "needs one of them (give each region a home datacenter)")
 
+    @property
+    def allowed_declared(self) -> np.ndarray:
+        """``allowed`` as given, before ``rtt_slo_ms`` removed the routes above it."""
+        return self._allowed_declared  # type: ignore[attr-defined,no-any-return]
+
     def replace(self, **changes: Any) -> Scenario:
-        """A new validated Scenario with some fields changed (this one is untouched)."""
+        """A new validated Scenario with some fields changed (this one is untouched).
+
+        ``allowed`` starts from :attr:`allowed_declared`, so a changed ``rtt_slo_ms`` or
+        ``latency`` is applied to the mask as given."""
+        if self.rtt_slo_ms is not None:
+            changes.setdefault("allowed", self.allowed_declared)
         return dataclasses.replace(self, **changes)
 
     def slice_time(self, start: int, stop: int) -> Scenario:
@@ -473,7 +510,14 @@ class Scenario:
                 f"demand cannot be served in {_fmt_time(self.time, t)}: region "
                 f"{self.regions[j]!r} has {missing:.6g} requests that capacity and routing "
                 "cannot serve; raise capacity, allow more (datacenter, model) routes for it, "
-                "or lower its demand")
+                "or lower its demand" + self._slo_hint(j))
+
+    def _slo_hint(self, j: int) -> str:
+        if self.rtt_slo_ms is None:
+            return ""
+        cut = int((self.allowed_declared[:, j] & ~np.asarray(self.allowed)[:, j]).sum())
+        return (f" (its rtt_slo_ms of {self.rtt_slo_ms[j]:g} ms removes {cut} of its "
+                "routes; raising it allows them again)") if cut else ""
 
 
 class SolveStatus(StrEnum):

@@ -179,6 +179,11 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
     summary["totals"] = {"energy_cost": rc.energy_cost, "carbon": float(rc.carbon.sum()),
                          "water": float(rc.water.sum()), "mean_quality_loss": mean_loss,
                          "requests": total_requests}
+    from eqglb.slo import latency_summary
+
+    lat = latency_summary(sc, y)  # RTT per region [ms] and SLO violations (eqglb.slo)
+    if lat is not None:
+        summary["latency"] = lat
     return Evaluation(
         policy=dispatch.policy,
         energy_cost=rc.energy_cost,

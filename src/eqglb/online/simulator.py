@@ -281,6 +281,9 @@ def simulate_online(scenario: Scenario, policy: Any, *, start: int | None = None
     CausalityError
         If the policy reads a slot after the current one through :meth:`SlotView.at`.
     """
+    from eqglb.slo import refuse_budget
+
+    refuse_budget(scenario, "online")
     T = scenario.n_time
     name = str(getattr(policy, "name", type(policy).__name__))
     if not callable(getattr(policy, "decide", None)):

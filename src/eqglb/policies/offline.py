@@ -79,15 +79,19 @@ class _Stage:
 
 
 def _lexicographic_bounds(sc: Scenario, routes: Routes, stages: list[np.ndarray],
-                          solver: str | None, opts: dict[str, Any]
+                          solver: str | None, opts: dict[str, Any],
+                          fixed: list[tuple[np.ndarray, np.ndarray]] | None = None
                           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """Solve the stages in order; return per-slot constraints ``sum_p c[t,p] x <= b[t]``."""
+    """Solve the stages in order; return per-slot constraints ``sum_p c[t,p] x <= b[t]``.
+
+    ``fixed`` rows (the mean-RTT budgets) hold in every stage and are not returned."""
     bounds: list[tuple[np.ndarray, np.ndarray]] = []
     spent = 0.0
     for c in stages:
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
-        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
+        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb
+                 for cb, bb in (fixed or []) + bounds]
         cs = c / max(float(np.abs(c).max()), 1e-300)
         prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(cs, x))), cons)
         info = solve_problem(prob, lp=True, solver=solver, solver_options=opts)
@@ -267,16 +271,18 @@ class EquitableOffline:
         routes = Routes.of(sc)
         spent = 0.0
         bounds: list[tuple[np.ndarray, np.ndarray]] = []
+        budget = _rtt_budget_bounds(sc, routes)
         if self.model_rule == "best":
             qual = np.broadcast_to(coef.quality_loss[routes.k][None, :],
                                    (sc.n_time, routes.size)).astype(float)
             bounds, spent = _lexicographic_bounds(sc, routes, [qual], self.solver,
-                                                  self.solver_options)
+                                                  self.solver_options, budget)
         elif self.model_rule == "weighted" and obj.mu_social > 0 and not math.isinf(
                 obj.q_social) and obj.q_social != 1.0:
             raise ValueError("model_rule='weighted' needs q_social in {1, inf} or mu_social 0")
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
+        bounds = bounds + budget
         side = [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
         cons += side
         ex = regional_expressions(x, coef, routes)
@@ -370,6 +376,21 @@ def _norm_gradients(obj: Objective, rc: Any) -> dict[str, np.ndarray]:
             continue
         n = lq_norm(u, q)
         out[name] = w * (u / n) ** (q - 1.0) if n > 0 else np.zeros_like(u)
+    return out
+
+
+def _rtt_budget_bounds(sc: Scenario, routes: Routes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The mean-RTT budget of each region with one (``Scenario.rtt_budget_ms``) as per-slot
+    rows ``sum_p c[t,p] x[t,p] <= b[t]`` in the scaled variable x = y / scale, normalised
+    by the largest RTT: ``sum_{i,k} rtt[i,j] y[t,i,j,k] <= budget_j demand[t,j]``. Like the
+    lexicographic rows they are relaxed with their duals in the certificate (SideRows)."""
+    from eqglb.slo import budget_rows
+
+    out = []
+    for _j, a, b in budget_rows(sc, routes):
+        norm = max(float(np.abs(a).max()), 1e-300)
+        out.append((np.broadcast_to(a / norm, (sc.n_time, routes.size)).copy(),
+                    b / (routes.scale * norm)))
     return out
 
 

@@ -161,6 +161,9 @@ class StructuredOffline:
 
     def _plan(self, sc: Scenario) -> Dispatch:
         t_start = _time.perf_counter()
+        from eqglb.slo import refuse_budget
+
+        refuse_budget(sc, "structured")
         obj = self.objective
         T, N, J, _ = sc.shape
         coef = coefficients(sc, social_average=obj.social_average)

@@ -416,6 +416,9 @@ class StreamingOffline:
     def solve(self, sc: Scenario) -> StreamingResult:
         """Solve ``sc``; the result holds totals, loads and replayable columns."""
         t_start = _time.perf_counter()
+        from eqglb.slo import refuse_budget
+
+        refuse_budget(sc, "streaming")
         obj = self.objective
         prob = CompactLP.of(sc, obj)
         T = prob.shape[0]
