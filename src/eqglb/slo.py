@@ -153,9 +153,8 @@ def latency_summary(sc: Any, y: np.ndarray) -> dict[str, Any] | None:
     """RTT served per region and SLO violations of ``y`` (time, datacenter, region, model).
 
     Returns None when the scenario has no ``latency``. Otherwise a dict with, per region
-    name: ``mean_rtt_ms`` (demand-weighted mean RTT over the horizon [ms], NaN with no
-    requests), ``worst_rtt_ms`` (largest RTT of a route carrying flow > ``1e-9`` x the
-    region's largest flow [ms], NaN when none); ``slo_violation_requests`` (requests on
+    name: ``mean_rtt_ms`` (demand-weighted mean RTT over the horizon [ms]), ``worst_rtt_ms`` (largest RTT of a route carrying flow > ``1e-9`` x the
+    region's largest flow [ms]; both None for a region with no requests); ``slo_violation_requests`` (requests on
     routes above ``rtt_slo_ms`` [requests]) and ``budget_excess_ms_requests``
     (sum over slots of ``max(0, sum rtt y - budget demand)`` [ms x requests]) per region
     and in total, and ``worst_budget_excess_ms`` (largest per-slot excess of the mean RTT
@@ -174,13 +173,15 @@ def latency_summary(sc: Any, y: np.ndarray) -> dict[str, Any] | None:
     thr = 1e-9 * used.max(axis=0, initial=0.0)
     worst = np.where((used > thr[None, :]) & (used > 0), lat, -np.inf).max(axis=0)
     worst = np.where(np.isfinite(worst), worst, np.nan)
-    out: dict[str, Any] = {"mean_rtt_ms": dict(zip(R, map(float, mean), strict=True)),
-                           "worst_rtt_ms": dict(zip(R, map(float, worst), strict=True))}
+    def opt(v: np.ndarray) -> dict[str, float | None]:
+        return {n: float(x) if np.isfinite(x) else None for n, x in zip(R, v, strict=True)}
+
+    out: dict[str, Any] = {"mean_rtt_ms": opt(mean), "worst_rtt_ms": opt(worst)}
     slo = getattr(sc, "rtt_slo_ms", None)
     if slo is not None:
         above = lat > np.asarray(slo)[None, :]
         v = np.where(above[None], f, 0.0).sum(axis=(0, 1))
-        out["rtt_slo_ms"] = dict(zip(R, map(float, slo), strict=True))
+        out["rtt_slo_ms"] = opt(np.asarray(slo))  # None: no limit
         out["slo_violation_requests"] = dict(zip(R, map(float, v), strict=True))
         out["slo_violation_total"] = float(v.sum())
     b = getattr(sc, "rtt_budget_ms", None)
@@ -191,7 +192,7 @@ def latency_summary(sc: Any, y: np.ndarray) -> dict[str, Any] | None:
         excess = np.where(fin[None], np.clip(per_slot - np.where(fin, b, 0.0)[None] * d,
                                              0.0, None), 0.0)
         mean_excess = np.where(d > 0, excess / np.where(d > 0, d, 1.0), 0.0)
-        out["rtt_budget_ms"] = dict(zip(R, map(float, b), strict=True))
+        out["rtt_budget_ms"] = opt(np.asarray(b))
         out["budget_excess_ms_requests"] = dict(
             zip(R, map(float, excess.sum(axis=0)), strict=True))
         out["budget_excess_total"] = float(excess.sum())
