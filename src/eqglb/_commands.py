@@ -1,47 +1,41 @@
-"""Registers the subcommands that live in their own modules on the ``eqglb`` typer app.
+"""Built-in subcommands that live outside :mod:`eqglb.cli`, and their eager registration.
 
-Imported by :func:`eqglb.cli.main` before parsing (see ``cli.SUBCOMMAND_MODULES``); each
-subcommand module keeps its heavy imports (Ray, FastAPI) inside its functions.
+The ``eqglb`` command imports these lazily (:data:`eqglb.cli.LAZY_COMMANDS`): ``eqglb
+--help`` lists them from one-line help texts and a module is imported only when its
+command runs. Importing this module instead registers every one of them on
+:data:`eqglb.cli.app` at once (for a typer app with every command, e.g. in
+``typer.testing.CliRunner``).
 """
 
 from __future__ import annotations
 
 import importlib
 
-from eqglb.cli import app
+import typer
 
-#: (command name, module, attribute): a typer-compatible function to register
-COMMANDS = [
-    ("sweep", "eqglb.sweep", "sweep_command"),
-    ("solve", "eqglb.solve_command", "solve_command"),
-    ("signals", "eqglb.signals.command", "signals_command"),
-]
+from eqglb.cli import LAZY_COMMANDS, app
+
+__all__ = ["COMMANDS"]
+
+#: (command name, module, attribute) of every lazy command (see eqglb.cli.LAZY_COMMANDS)
+COMMANDS = [(name, spec.module, spec.attribute) for name, spec in LAZY_COMMANDS.items()]
 
 
 def _register() -> None:
-    known = {c.name for c in app.registered_commands}
+    """Register every lazy command on :data:`eqglb.cli.app` now."""
+    known = {c.name for c in app.registered_commands} | {
+        g.name for g in app.registered_groups}
     for name, module, attr in COMMANDS:
         if name in known:
             continue
         try:
-            func = getattr(importlib.import_module(module), attr)
+            obj = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError):  # pragma: no cover - optional part missing
             continue
-        app.command(name)(func)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
 
 
 _register()
-
-
-def _register_groups() -> None:
-    """Command groups (``eqglb reproduce egl2022``) register themselves on the app."""
-    if any(getattr(g, "name", None) == "reproduce" for g in app.registered_groups):
-        return
-    try:
-        from eqglb.reproduce import register_cli
-    except ImportError:  # pragma: no cover - optional part missing
-        return
-    register_cli(app)
-
-
-_register_groups()

@@ -2,23 +2,36 @@
 
 The CLI is thin: it parses options, builds a Scenario and an Objective, runs policies
 through :func:`eqglb.simulate.run_policy` and hands the Evaluations to
-:mod:`eqglb.report`. :func:`main` returns an exit code: 0 on success, 2 on bad input
-(invalid option, scenario error, failed solve), printed as one red line without a
-traceback.
+:mod:`eqglb.report`. Commands: ``run``, ``policies`` (this module); ``sweep``, ``solve``,
+``reproduce``, ``serve``, ``signals`` and ``scenario`` (imported only when used, see
+:data:`LAZY_COMMANDS`), so ``eqglb --help`` starts without numpy, pandas or cvxpy.
+
+Exit codes (:func:`main`)
+-------------------------
+* 0: success (also ``--help`` and ``--version``);
+* 1: the command ran but part of it failed (``eqglb sweep``: some points failed; run
+  the same command again to retry them), or an unexpected internal error (traceback);
+* 2: bad input: an invalid option (the message names it, e.g. ``--mu-carbon``), a
+  scenario error, a failed solve, an unwritable ``--out``; one red line on stderr, no
+  traceback;
+* 130: interrupted (Ctrl-C).
 
 Adding a subcommand
 -------------------
 Write a small function decorated with ``@app.command("name")``, either in this module or
 in a module of its own (``from eqglb.cli import app``) whose name is added to
-:data:`SUBCOMMAND_MODULES` (imported by :func:`main` before parsing). Reuse the option
+:data:`SUBCOMMAND_MODULES` (imported by :func:`main` before parsing), or add it to
+:data:`LAZY_COMMANDS` (imported only when the command is used). Reuse the option
 aliases below (``ScenarioOpt``, ``QOpt``, ...) and the helpers :func:`load_scenario`,
-:func:`build_objective`, :func:`solve_policies` and :func:`write_outputs`. Raise
-:class:`CLIError` (or ScenarioError / ValueError) for bad input; :func:`main` prints it.
+:func:`build_objective`, :func:`solve_policies` and :func:`write_outputs`; keep heavy
+imports (numpy, pandas, cvxpy) inside the command function. Raise :class:`CLIError` (or
+ScenarioError / ValueError) for bad input; :func:`main` prints it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 import os
@@ -27,13 +40,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-
-from eqglb.scenario import ScenarioError
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from eqglb.costs import Objective
@@ -48,8 +60,11 @@ __all__ = [
     "DEFAULT_POLICIES",
     "DEFAULT_Q",
     "DEFAULT_QUALITY_VALUE",
+    "EXIT_CODES",
+    "LAZY_COMMANDS",
     "SUBCOMMAND_MODULES",
     "CLIError",
+    "LazyCommand",
     "app",
     "build_objective",
     "default_mu_social",
@@ -76,8 +91,49 @@ from eqglb.defaults import (  # noqa: E402
 )
 
 #: Modules that register more subcommands on :data:`app` when imported (see the module
-#: docstring); imported by :func:`main`.
-SUBCOMMAND_MODULES: list[str] = ["eqglb._commands", "eqglb.service.command"]
+#: docstring); imported by :func:`main` before parsing. The built-in ones are lazy
+#: (:data:`LAZY_COMMANDS`), so this is empty by default.
+SUBCOMMAND_MODULES: list[str] = []
+
+
+class LazyCommand(NamedTuple):
+    """A subcommand imported only when it is used (or its own ``--help`` is asked for)."""
+
+    module: str
+    #: a typer command function, or a :class:`typer.Typer` (a command group)
+    attribute: str
+    #: one line for ``eqglb --help`` (so listing the commands imports nothing)
+    help: str
+
+
+#: Subcommands loaded on first use, in the order ``eqglb --help`` lists them.
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "sweep": LazyCommand("eqglb.sweep", "sweep_command",
+                         "Sweep q and weights; print the trade-off frontier; write results "
+                         "under --out."),
+    "solve": LazyCommand("eqglb.solve_command", "solve_command",
+                         "Certified offline equitable optimum of a (large) scenario, "
+                         "streamed over time."),
+    "scenario": LazyCommand("eqglb.scenario_command", "scenario_app",
+                            "Make scenario folders (generate: a seeded synthetic scenario "
+                            "of any size)."),
+    "reproduce": LazyCommand("eqglb.reproduce", "reproduce_app",
+                             "Reproduce published studies on their public data."),
+    "serve": LazyCommand("eqglb.service.server", "serve_command",
+                         "Serve the online policy over HTTP (see docs/service.md)."),
+    "signals": LazyCommand("eqglb.signals.command", "signals_command",
+                           "Fetch one slot's carbon intensity (and, for eia, water factor) per "
+                           "data centre."),
+}
+
+#: What each exit code of :func:`main` means (also in ``eqglb --help``).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "partly failed (eqglb sweep: some points failed; run it again to retry them) or an "
+       "internal error",
+    2: "bad input (invalid option, scenario error, failed solve, unwritable --out)",
+    130: "interrupted",
+}
 
 #: Files written by ``eqglb run --out DIR``.
 OUT_FILES = ("metrics.json", "regions.csv", "dispatch.parquet", "report.md")
@@ -95,8 +151,77 @@ class ModelRule(StrEnum):
     free = "free"
 
 
+def _load_lazy(name: str) -> Any:
+    """The click command of the lazy subcommand ``name`` (imports its module)."""
+    spec = LAZY_COMMANDS[name]
+    obj = getattr(importlib.import_module(spec.module), spec.attribute)
+    tmp = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode=None)
+    if isinstance(obj, typer.Typer):
+        tmp.add_typer(obj, name=name)
+    else:
+        tmp.command(name)(obj)
+    tmp.callback()(lambda: None)  # a callback makes get_command return a group
+    cmd = typer.main.get_command(tmp).commands[name]  # type: ignore[attr-defined]
+    _guard_out(cmd)
+    return cmd
+
+
+def _guard_out(cmd: Any) -> None:
+    """Make a command with an ``out`` parameter check it (:func:`check_out_dir`) before it
+    runs, so a bad ``--out`` is refused before any solve."""
+    for sub in getattr(cmd, "commands", {}).values():
+        _guard_out(sub)
+    callback = getattr(cmd, "callback", None)
+    if callback is None or not any(p.name == "out" for p in cmd.params):
+        return
+
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        check_out_dir(kwargs.get("out"))
+        return callback(*args, **kwargs)
+
+    cmd.callback = guarded
+
+
+class _LazyGroup(TyperGroup):
+    """The ``eqglb`` group: :data:`LAZY_COMMANDS` are listed from their one-line help and
+    imported only when resolved."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return names + [n for n in LAZY_COMMANDS if n not in self.commands]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in LAZY_COMMANDS:
+            cmd = self.commands[cmd_name] = _load_lazy(cmd_name)
+        return cmd
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            cmd = self.commands.get(name)
+            if cmd is None:
+                rows.append((name, LAZY_COMMANDS[name].help))
+            elif not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        super().format_epilog(ctx, formatter)
+        with formatter.section("Exit codes"):
+            formatter.write_dl([(str(k), v) for k, v in EXIT_CODES.items()])
+
+
 app = typer.Typer(
     name="eqglb",
+    cls=_LazyGroup,
     help="Equitable geographical load balancing (GLB) of AI inference: compare routing "
          "policies on energy cost [USD], regional carbon [kg CO2], water [L] and quality "
          "loss [-].",
@@ -438,7 +563,7 @@ TolOpt = Annotated[float, typer.Option(
 NormalizeOpt = Annotated[bool, typer.Option(
     "--normalize/--plain-norms",
     help="Apply the per-unit weights to normalised norms n^(1-1/q) ||v||_q (default: the "
-         "same weights mean the same at every q) or to plain L_q norms (as MODEL.md).")]
+         "same weights mean the same at every q) or to plain L_q norms (as docs/model.md).")]
 
 
 @app.command("run")
@@ -591,14 +716,55 @@ def _click_exceptions() -> dict[str, tuple[type[BaseException], ...]]:
     return out
 
 
+def _option_message(exc: BaseException, args: Sequence[str]) -> str:
+    """The message of a click error, naming the option (and the value given) for a bad
+    option value: ``--mu-carbon -1: Input should be greater than or equal to 0``."""
+    param = getattr(exc, "param", None)
+    message = _one_line(exc)
+    if param is None or type(exc).__name__ != "BadParameter":
+        with contextlib.suppress(Exception):
+            message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        return message
+    opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")] or \
+        list(getattr(param, "opts", None) or [])
+    name = opts[0] if opts else (getattr(param, "human_readable_name", None) or param.name)
+    given = _given_value(args, list(getattr(param, "opts", None) or []))
+    where = f"{name} {given}" if given is not None else str(name)
+    return f"{where}: {message}"
+
+
+def _given_value(args: Sequence[str], opts: Sequence[str]) -> str | None:
+    """The last value given to one of ``opts`` in ``args`` (``--x V`` or ``--x=V``)."""
+    found = None
+    for i, a in enumerate(args):
+        for o in opts:
+            if a == o and i + 1 < len(args):
+                found = args[i + 1]
+            elif a.startswith(o + "=") and o.startswith("--"):
+                found = a[len(o) + 1:]
+    return found
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions reported as bad input (exit code 2); the eqglb ones only if their module
+    was imported (otherwise they cannot have been raised)."""
+    out: list[type[BaseException]] = [CLIError, ValueError, OSError, ImportError]
+    for module, name in (("eqglb.scenario", "ScenarioError"), ("eqglb.policies", "SolveError"),
+                         ("eqglb.policies.base", "SolveError")):
+        mod = sys.modules.get(module)
+        if mod is not None and isinstance(getattr(mod, name, None), type):
+            out.append(getattr(mod, name))
+    return tuple(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
-    0: success; 2: bad input (invalid option, scenario error, failed solve, unwritable
-    output), reported as one red line on stderr; 130: interrupted.
+    0: success; 1: part of the command failed (``eqglb sweep``: some points failed) or an
+    internal error; 2: bad input (invalid option, named in the message; scenario error;
+    failed solve; unwritable output), reported as one red line on stderr; 130:
+    interrupted. See :data:`EXIT_CODES`.
     """
-    from eqglb.policies import SolveError
-
     args = list(sys.argv[1:] if argv is None else argv)
     err = _stderr()
     exc_cls = _click_exceptions()
@@ -611,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stdout().print(exc.format_message(), markup=False)  # type: ignore[attr-defined]
         return 0
     except exc_cls["ClickException"] as exc:
-        err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(_option_message(exc, args))}", soft_wrap=True)
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             err.print(f"try '{escape(ctx.command_path)} --help'")
@@ -622,7 +788,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except interrupted:
         err.print("[red]interrupted[/]")
         return 130
-    except (CLIError, ScenarioError, SolveError, ValueError, OSError, ImportError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _input_errors()):
+            raise
         err.print(f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True)
         return 2
     return int(rv) if isinstance(rv, int) else 0

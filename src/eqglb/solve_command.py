@@ -40,6 +40,7 @@ from eqglb.cli import (
     TotalQualityOpt,
     _stdout,
     build_objective,
+    check_out_dir,
     load_scenario,
 )
 
@@ -106,6 +107,7 @@ def solve_command(
 
     if backend not in ("process", "serial", "ray"):
         raise CLIError(f"--backend {backend!r}; use 'process', 'serial' or 'ray'")
+    check_out_dir(out)  # before the (long) solve
     sc = load_scenario(scenario, days=days, seed=seed)
     T, N, J, K = sc.shape
     for t in slot or []:

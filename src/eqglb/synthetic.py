@@ -83,7 +83,7 @@ def _ar1(rng: np.random.Generator, phi: float, shape: tuple[int, int]) -> np.nda
 
 def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, reach: int = 5,
                   seed: int = 0, capacity_mode: str = "shared", headroom: float = 1.15,
-                  validate_feasibility: bool = True) -> Scenario:
+                  validate_feasibility: bool = True, name: str | None = None) -> Scenario:
     """Build one seeded synthetic scenario.
 
     Parameters
@@ -103,6 +103,8 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         every slot is feasible; the best model is rationed at peak).
     validate_feasibility : bool
         Passed to Scenario (the exact check is skipped above 4 M variables anyway).
+    name : str, optional
+        Scenario name; default ``bench-NxJxKxT-seedS``.
 
     Returns
     -------
@@ -177,7 +179,7 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         time=time, demand=demand, price=price, carbon_intensity=ci, wue=wue, ewif=ewif,
         pue=pue, energy_per_request=eps, capacity_per_request=r, capacity=capacity,
         quality_loss=quality_loss, allowed=allowed, capacity_mode=capacity_mode,
-        latency=latency, name=f"bench-{N}x{J}x{K}x{T}-seed{seed}",
+        latency=latency, name=name or f"bench-{N}x{J}x{K}x{T}-seed{seed}",
         description="synthetic benchmark instance (eqglb.synthetic)",
         attrs={"seed": seed, "generator": "eqglb.synthetic"},
         validate_feasibility=validate_feasibility,
