@@ -107,7 +107,7 @@ _TOP_KEYS = ("format_version", "name", "description", "capacity_mode", "timeseri
              "routing", "latency", "datacenter", "region", "model", "attrs")
 _ENTITY_KEYS = {
     "datacenter": ("name", "pue", "capacity", "lat", "lon"),
-    "region": ("name", "home", "lat", "lon"),
+    "region": ("name", "home", "lat", "lon", "rtt_slo_ms", "rtt_budget_ms"),
     "model": ("name", "energy_per_request", "energy_unit", "capacity_per_request",
               "quality_loss"),
 }
@@ -990,6 +990,14 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
                                f" known datacenters: {D}", tm.entity_line("region", j, "home"))
             home.append(h)
 
+    # regions: latency SLOs [ms] (eqglb.slo); a region without the key has no limit
+    limits: dict[str, np.ndarray | None] = {}
+    for key in ("rtt_slo_ms", "rtt_budget_ms"):
+        limits[key] = None if not any(key in e for e in regs) else np.array([
+            _toml_number(tm, e[key], f"{key} of region {n!r}",
+                         tm.entity_line("region", j, key)) if key in e else np.inf
+            for j, (n, e) in enumerate(zip(R, regs, strict=True))])
+
     allowed, routes_tab = _routing(tm, doc, folder, display, D, R, M)
     latency, lat_tab, lat_rows = _latency(tm, doc, folder, display, D, R)
 
@@ -1014,7 +1022,8 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
             capacity_per_request=r, capacity=capacity, quality_loss=s_loss,
             allowed=allowed, capacity_mode=mode, latency=latency,
             home=None if home is None else tuple(home), name=name,
-            description=description, attrs=attrs, validate_feasibility=validate_feasibility)
+            description=description, attrs=attrs, validate_feasibility=validate_feasibility,
+            **limits)
     except ScenarioFormatError:
         raise
     except ScenarioError as exc:
@@ -1255,6 +1264,9 @@ class _Context:
         if var == "latency" and self.lat is not None:
             row = self.lat_rows.get(dc) if dc is not None else None
             return in_table(self.lat, row, reg)
+        for key in ("rtt_slo_ms", "rtt_budget_ms"):  # the region's own key in the TOML
+            if key in msg.split(";")[0] and reg is not None:
+                return in_toml(tm.named_line("region", reg, key))
         if var == "region" and "no allowed" in msg:
             if self.routes is not None:
                 return ScenarioFormatError(msg, file=self.routes.label)
@@ -1410,7 +1422,7 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     pue_var = [i for i in range(N) if not (pue[:, i] == pue[0, i]).all()]
     cap = np.asarray(sc.capacity)
     cap_var = [i for i in range(N) if not (cap[:, i] == cap[0, i]).all()]
-    allowed = np.asarray(sc.allowed)
+    allowed = np.asarray(sc.allowed_declared)  # as given; rtt_slo_ms is written per region
     stems = ["demand", "price", "carbon_intensity", "wue", "ewif"]
     stems += (["pue"] if pue_var else []) + (["capacity"] if cap_var else [])
     stems += (["routes"] if not allowed.all() else []) + (
@@ -1520,6 +1532,10 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
         out += ["[[region]]", kv("name", n)]
         if sc.home is not None:
             out.append(kv("home", sc.home[j]))
+        for key in ("rtt_slo_ms", "rtt_budget_ms"):
+            lim = getattr(sc, key)
+            if lim is not None and np.isfinite(lim[j]):
+                out.append(kv(key, float(lim[j])) + "  # [ms]")
         out += [kv(k, v) for k, v in _coords_of(coords, "region", n).items()] + [""]
     eps = np.asarray(sc.energy_per_request)
     for k, m in enumerate(M):
