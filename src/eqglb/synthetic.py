@@ -113,10 +113,10 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         ewif [L/kWh], pue [-], energy per request [kWh/request], capacity per request
         [GPU-s/request], capacity [GPU-s/h] (shared) or [requests/h] (per model).
     """
-    for name, value in (("datacenters", datacenters), ("regions", regions),
-                        ("models", models), ("slots", slots), ("reach", reach)):
+    for arg, value in (("datacenters", datacenters), ("regions", regions),
+                       ("models", models), ("slots", slots), ("reach", reach)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} = {value!r}; give a whole number >= 1")
+            raise ValueError(f"{arg} = {value!r}; give a whole number >= 1")
     if capacity_mode not in ("shared", "per_model"):
         raise ValueError(f"capacity_mode = {capacity_mode!r}; use 'shared' or 'per_model'")
     if not (np.isfinite(headroom) and headroom > 0):
