@@ -112,7 +112,7 @@ def check_budget(budget: np.ndarray, latency: np.ndarray, allowed: np.ndarray,
     lat = np.where(allowed.any(axis=2), latency, np.inf)
     least = lat.min(axis=0)
     busy = (np.asarray(demand) > 0).any(axis=0)
-    bad = np.flatnonzero(busy & (least > budget))
+    bad = np.flatnonzero(busy & (least > budget + 1e-9 * np.maximum(1.0, least)))
     if bad.size:
         j = int(bad[0])
         raise ScenarioError(
