@@ -1,6 +1,6 @@
 """Per-request cost coefficients and the equitable objective's weights.
 
-Every cost of MODEL.md is linear in the dispatch ``y[t, i, j, k]`` [requests/slot], so it is
+Every cost of docs/model.md is linear in the dispatch ``y[t, i, j, k]`` [requests/slot], so it is
 fully described by per-request coefficients, computed once here and used by the solvers
 and by the evaluator alike (the physics lives in one place):
 

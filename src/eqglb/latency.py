@@ -76,7 +76,7 @@ def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     Raises
     ------
     ScenarioError
-        If a latitude is outside [-90, 90] or a longitude outside [-180, 180] [degrees], or
+        If a latitude is outside [-90, 90] or a longitude outside [-180, 180] (degrees), or
         a coordinate is not finite.
     """
     lat1, lon1 = _check_coords("great_circle_km", lat1, lon1)

@@ -262,7 +262,7 @@ def wue_from_wet_bulb(t_wet_bulb_f: Any, cycles: float = 6.0, floor: float = 0.0
     """On-site water usage effectiveness of an evaporative cooling tower.
 
     ``wue = S / (S - 1) * (6e-5 Twb^3 - 0.01 Twb^2 + 0.61 Twb - 10.4)``, clipped below at
-    ``floor`` (eGLB study, docs/MODEL.md).
+    ``floor`` (eGLB study, docs/model.md).
 
     Parameters
     ----------
@@ -298,7 +298,7 @@ def fuel_factors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     path : path-like or None
         A CSV with columns ``fuel``, ``carbon_kg_per_kwh``, ``water_gal_per_mwh`` (or
         ``water_l_per_kwh``) and optionally ``source``. ``None`` reads the packaged
-        ``eqglb/data/fuel_factors.csv`` (the eGLB study's values, see docs/MODEL.md).
+        ``eqglb/data/fuel_factors.csv`` (the eGLB study's values, see docs/model.md).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Scenario data model: what an equitable GLB problem is made of, validated once.
 
-A :class:`Scenario` holds every input of ``docs/MODEL.md`` (see the shared docs) with
+A :class:`Scenario` holds every input of ``docs/model.md`` with
 named dimensions ``time``, ``datacenter``, ``region`` and ``model`` ("model" always means
 the AI model). It is validated once, at construction; downstream code trusts it.
 Nothing writes back into a Scenario: the arrays are made read-only.
@@ -381,6 +381,7 @@ class Scenario:
         column named after the field or alone), a Series or dict keyed by name, a
         DataArray, a plain array (positional) or one number (broadcast). Inputs are
         aligned by label; what does not align is refused naming the field and labels.
+        Parameters not listed below are as for :class:`Scenario`.
 
         Parameters
         ----------
@@ -395,7 +396,6 @@ class Scenario:
             Unknown labels are refused with the accepted ones listed.
         tokens_per_request : number, Series by model or array (model,)
             Output tokens per request [tokens/request], for per-token energy units.
-        Other parameters are as for :class:`Scenario`.
         """
         from eqglb.labels import from_frames
 

@@ -1,6 +1,6 @@
 r"""Online equitable GLB by dual mirror descent (DMD) with auxiliary variables.
 
-The offline problem (MODEL.md) is
+The offline problem (docs/model.md) is
 
     min_y  sum_t e_t(y_t) + F( sum_t g_t(y_t) ),
 
@@ -29,7 +29,7 @@ horizon, is fixed; online it is replaced by the **running estimate** ``Lambda_j(
 T / (t + 1) * sum_{s <= t} demand[s, j]`` (the mean demand so far times the horizon), or
 by a user's forecast ``horizon_demand``.
 
-**One slot** (MODEL.md steps 1-3):
+**One slot** (docs/model.md steps 1-3):
 
 1. ``y_t = argmin_y e_t(y) + p_t . g_t(y)`` over the slot's feasible set, with prices
    ``p_t`` (below): the LP of :mod:`eqglb.online.slot_solver`, solved exactly.
@@ -49,7 +49,7 @@ by a user's forecast ``horizon_demand``.
      ``w + a_r w^{q*-1} = 1``, ``a_r = eta_r theta q* u_r^{q*-2}`` (monotone Newton, no
      bracketing needed) and ``theta`` found by Brent's method so that the group's
      q*-norm equals mu.
-   * ``"explicit"``: MODEL.md's literal steps, ``z_t = argmin_{0 <= z <= z_max} f(z) -
+   * ``"explicit"``: docs/model.md's literal steps, ``z_t = argmin_{0 <= z <= z_max} f(z) -
      gamma_t . z`` then ``gamma_{t+1} = max(0, gamma_t + eta (g_t - z_t))``. Closed forms
      for q = 1 (``z_r = z_max,r`` where ``gamma_r > mu``, else 0) and q = inf (a common
      level ``m``, ``z_r = min(m, z_max,r)``, m the smallest breakpoint where
@@ -72,7 +72,7 @@ the running maximum (over slots so far) of the largest per-slot increment of the
   decays like ``1/sqrt(t)`` when the increments are stationary.
 
 **Remaining-horizon correction** (``horizon_gain``, default 1; 0 gives the plain DMD of
-MODEL.md). The objective charges the regional costs of the *whole* horizon, so the right
+docs/model.md). The objective charges the regional costs of the *whole* horizon, so the right
 price at slot t depends on the costs already incurred, ``X_t``. The problem left at slot t
 has the dual ``max_{gamma in C} gamma . X_t + sum_{s >= t} D_s(gamma)``, ``D_s`` the
 slot's Lagrangian dual function. DMD's iterate ``gamma_t`` estimates the maximiser of the
@@ -299,7 +299,7 @@ class OnlineDMD:
         Initial prices (module docstring).
     horizon_gain : float
         Weight ``kappa`` >= 0 of the remaining-horizon correction (module docstring);
-        0 gives the plain DMD of MODEL.md.
+        0 gives the plain DMD of docs/model.md.
     horizon_demand : array (region,), optional
         Forecast of each region's demand over the horizon [requests], used for the averaged
         quality cost; default: the running estimate.

@@ -1,7 +1,7 @@
 """Fast exact solver of the per-slot routing problem of the online policies.
 
 With the dual prices of the online algorithm held fixed, one slot's decision is the
-linear program (MODEL.md, "Online equitable GLB", step 1)::
+linear program (docs/model.md, "Online equitable GLB", step 1)::
 
     minimise    sum_{i,j,k} c[i,j,k] y[i,j,k]
     subject to  sum_{i,k} y[i,j,k] = demand[j]                 for every region j

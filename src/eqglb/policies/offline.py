@@ -1,4 +1,4 @@
-"""Offline policies: the exact equitable optimum and the LP baselines of MODEL.md.
+"""Offline policies: the exact equitable optimum and the LP baselines of docs/model.md.
 
 Every policy here is an object with one verb, ``plan(scenario) -> Dispatch``, plus
 ``state()``. All are solved as one vectorised cvxpy problem over the whole horizon
@@ -227,7 +227,7 @@ class LinearBaseline:
 
 @dataclass
 class EquitableOffline:
-    """Hindsight-optimal equitable GLB: the convex program of MODEL.md, solved exactly.
+    """Hindsight-optimal equitable GLB: the convex program of docs/model.md, solved exactly.
 
     ``minimise energy cost + mu_s ||S||_qs + mu_c ||C||_qc + mu_w ||W||_qw``
     subject to demand served, capacity and routing, optionally with per-slot quality

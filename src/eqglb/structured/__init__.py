@@ -2,7 +2,7 @@
 
 Only the regional totals (carbon and water per data centre, quality loss per region)
 couple the time slots; each slot alone is a small transportation-type LP.
-:class:`StructuredOffline` solves the offline problem of ``docs/MODEL.md`` exactly by
+:class:`StructuredOffline` solves the offline problem of ``docs/model.md`` exactly by
 Dantzig-Wolfe decomposition over the slots, with a batched warm-started simplex for the
 slot LPs (:mod:`.slotlp`) and a structure-exploiting interior-point method for the master
 (:mod:`.ipm`), and certifies every answer with a Lagrangian dual bound.

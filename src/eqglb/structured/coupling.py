@@ -1,7 +1,7 @@
 """The coupling structure of the offline equitable problem.
 
 Writing the dispatch of slot t as a vector ``x_t`` over the allowed routes p = (datacenter i,
-region j, model k), the offline problem of ``docs/MODEL.md`` is
+region j, model k), the offline problem of ``docs/model.md`` is
 
     minimise  sum_t c_t . x_t  +  sum_b w_b || u_b ||_{q_b}
     s.t.      u_b[r] = sum_t sum_{p: r_b(p) = r} g_b[t, p] x_t[p]     (regional totals)
