@@ -6,7 +6,9 @@
 
 Pieces: :mod:`.schemas` (request/response bodies), :mod:`.engine` (policy, checks,
 accounting, weights; no HTTP), :mod:`.store` (SQLite WAL, group commit), :mod:`.proxy`
-(NGINX, Envoy, HAProxy and Gateway API configuration; HAProxy runtime API), :mod:`.app` (FastAPI), :mod:`.server` (CLI, uvicorn).
+(NGINX, Envoy, HAProxy and Gateway API configuration; HAProxy runtime API),
+:mod:`.metrics` (Prometheus metrics, JSON logs), :mod:`.app` (FastAPI), :mod:`.server`
+(CLI, uvicorn).
 See docs/service.md.
 """
 
@@ -43,6 +45,7 @@ __all__ = [
 def _need_extra() -> None:
     try:
         import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"the eqglb service needs the 'service' extra ({exc.name} is "

@@ -11,7 +11,9 @@ Endpoints (OpenAPI schema at ``/openapi.json``, interactive docs at ``/docs``):
   ``GET /v1/weights/gateway`` - Gateway API HTTPRoutes (JSON List or YAML);
 * ``GET /v1/slots`` and ``GET /v1/slots/{slot}`` - accepted slots as stored;
 * ``GET /healthz`` - liveness and whether slots can be written (always open; 503
-  while starting or after a failed write).
+  while starting or after a failed write);
+* ``GET /metrics`` - Prometheus metrics, text exposition format (decisions, latency,
+  rejections by reason, commit batch sizes, fairness so far; see :mod:`.metrics`).
 
 Reads are open unless ``read_token_required``.
 
@@ -33,6 +35,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +48,7 @@ from pydantic import ValidationError
 
 from eqglb.scenario import Scenario
 from eqglb.service.engine import Engine, Outcome, ServiceConfig, _dumps, load_config_scenario
+from eqglb.service.metrics import ServiceMetrics, rejection_reason
 from eqglb.service.proxy import (
     REGION_HEADER,
     render_envoy,
@@ -102,9 +106,11 @@ class _Sequencer(threading.Thread):
     gets 503 (retry with the same key) and the others are answered as if alone.
     """
 
-    def __init__(self, engine: Engine, store: Store, max_batch: int) -> None:
+    def __init__(self, engine: Engine, store: Store, max_batch: int,
+                 metrics: ServiceMetrics | None = None) -> None:
         super().__init__(name="eqglb-sequencer", daemon=True)
         self.engine, self.store, self.max_batch = engine, store, max_batch
+        self.metrics = metrics
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.committer = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="eqglb-commit")
@@ -176,6 +182,8 @@ class _Sequencer(threading.Thread):
         rows = [o.row for o in outcomes if o.row is not None]
         commit = self.committer.submit(self.store.commit, rows) if rows else None
         self.batches += 1
+        if rows and self.metrics is not None:
+            self.metrics.batch.observe(len(rows))
         return _Batch(items, outcomes, self.engine.current_state, commit)
 
     def _finish(self, batch: _Batch) -> bool:
@@ -204,16 +212,19 @@ class _Sequencer(threading.Thread):
         for b in batches:
             for item in b.items:
                 out = self._apply(item[0], item[1])
-                if out.row is not None:
+                row = out.row
+                if row is not None:
                     try:
-                        self.store.commit([out.row])
+                        self.store.commit([row])
                     except Exception:
-                        log.exception("slot %s could not be stored", out.row.slot)
+                        log.exception("slot %s could not be stored", row.slot)
                         self.engine.rollback()
                         out = _RETRY
                     else:
+                        if self.metrics is not None:
+                            self.metrics.batch.observe(1)
                         self.engine.committed(self.engine.current_state,
-                                              [out.row.idempotency_key])
+                                              [row.idempotency_key])
                 self._answer([item], [out])
 
     @staticmethod
@@ -249,11 +260,13 @@ class Service:
         except BaseException:
             self.store.close()
             raise
+        self.metrics = ServiceMetrics(self.engine)
         self.sequencer: _Sequencer | None = None
 
     def start(self) -> None:
         if self.sequencer is None:
-            self.sequencer = _Sequencer(self.engine, self.store, int(self.config.max_batch))
+            self.sequencer = _Sequencer(self.engine, self.store, int(self.config.max_batch),
+                                        self.metrics)
             self.sequencer.start()
 
     def close(self) -> None:
@@ -375,25 +388,46 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         """Decide one slot. The response is sent after the slot is committed; a retry with
         the same idempotency key returns the stored response (header
         ``Idempotency-Replayed: true``), never a second decision."""
+        t0 = time.perf_counter()
+        m = svc.metrics
+        try:
+            resp, key, out = await _post_slot(request)
+        except HTTPException as exc:
+            m.refused(exc.status_code, rejection_reason(exc.status_code), time.perf_counter() - t0,
+                      request.headers.get(_KEY_HEADER))
+            raise
+        dt = time.perf_counter() - t0
+        if out is not None and out.status == 200:
+            if out.row is not None:
+                m.decided(dt, str(key), out.row)
+            else:
+                m.replayed(dt, str(key))
+        else:
+            m.refused(resp.status_code, rejection_reason(resp.status_code, bytes(resp.body)),
+                      dt, key)
+        return resp
+
+    async def _post_slot(request: Request) -> tuple[Response, str | None, Outcome | None]:
         svc.check(request, write=True)
         too_big = JSONResponse({"detail": [{
             "loc": ["body"], "msg": f"request body larger than {MAX_BODY} bytes",
             "type": "too_large"}]}, status_code=413)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
-            return too_big
+            return too_big, request.headers.get(_KEY_HEADER), None
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                return too_big
+                return too_big, request.headers.get(_KEY_HEADER), None
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
             req = SlotIn.model_validate_json(raw)
         except ValidationError as exc:
-            return JSONResponse({"detail": _errors_out(exc, ("body",))}, status_code=422)
+            bad = JSONResponse({"detail": _errors_out(exc, ("body",))}, status_code=422)
+            return bad, request.headers.get(_KEY_HEADER), None
         hkey = request.headers.get(_KEY_HEADER)
         key = req.idempotency_key
         problems = []
@@ -413,17 +447,28 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
                                     "slot, and the same key when retrying",
                              "type": "missing"})
         if problems:
-            return JSONResponse({"detail": problems}, status_code=422)
+            return JSONResponse({"detail": problems}, status_code=422), hkey or key, None
         seq = svc.sequencer
         if seq is None:
             raise HTTPException(503, "the service is not started (run it under uvicorn, or use "
                                 "TestClient as a context manager)")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Outcome] = loop.create_future()
-        seq.submit(req, str(hkey if hkey is not None else key), loop, fut)
+        the_key = str(hkey if hkey is not None else key)
+        seq.submit(req, the_key, loop, fut)
         out = await fut
-        return Response(out.body, status_code=out.status, media_type="application/json",
-                        headers=out.headers)
+        return (Response(out.body, status_code=out.status, media_type="application/json",
+                         headers=out.headers), the_key, out)
+
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)",
+             response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain; version=0.0.4": {}}},
+                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    def get_metrics(request: Request) -> Response:
+        svc.check(request, write=False)
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", summary="Liveness, and whether slots can be written",
              response_model=HealthOut,
