@@ -357,3 +357,24 @@ def test_folder_bad_slo_is_located_at_its_line(tmp_path):
     with pytest.raises(ScenarioError, match=rf"scenario.toml, line {line}: rtt_slo_ms is -3 "
                                             r"for region 'reg0'"):
         read_scenario(tmp_path / "s")
+
+
+# --------------------------------------------------------------------------- report
+def test_markdown_report_rtt_line(tmp_path):
+    from eqglb.report import write_markdown_report
+
+    sc, sc_slo = _slo_scenario(0)
+    obj = Objective(mu_social=1.0, mu_carbon=0.5)
+    evs = {p: evaluate(sc_slo, make_policy(p, obj).plan(sc_slo), obj)
+           for p in ("energy", "structured")}
+    text = write_markdown_report(evs, tmp_path / "r.md", scenario=sc_slo).read_text()
+    for name, ev in evs.items():
+        la = ev.summary["latency"]
+        mean = max(v for v in la["mean_rtt_ms"].values() if v is not None)
+        worst = max(v for v in la["worst_rtt_ms"].values() if v is not None)
+        assert worst <= max(sc_slo.rtt_slo_ms)
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"- {name}: "))
+        assert line.startswith(f"- {name}: {mean:.4g} / {worst:.4g}; SLO violations 0")
+    # without an SLO the report is as before (no RTT lines)
+    plain = {"energy": evaluate(sc, make_policy("energy", obj).plan(sc), obj)}
+    assert "RTT mean/worst" not in write_markdown_report(plain, tmp_path / "p.md").read_text()

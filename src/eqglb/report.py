@@ -586,6 +586,25 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _rtt_lines(d: Mapping[str, Evaluation]) -> list[str]:
+    """"RTT mean/worst" lines [ms] when the scenario carries an RTT SLO or budget."""
+    lats = {n: ev.summary.get("latency") for n, ev in d.items()}
+    if not any(la and ("rtt_slo_ms" in la or "rtt_budget_ms" in la) for la in lats.values()):
+        return []
+    out = ["RTT mean/worst [ms] (largest regional demand-weighted mean / largest RTT of a "
+           "route used; SLO violations [requests], budget excess [ms x requests]):", ""]
+    for name, la in lats.items():
+        if not la:
+            continue
+        means = [v for v in la["mean_rtt_ms"].values() if v is not None]
+        worst = [v for v in la["worst_rtt_ms"].values() if v is not None]
+        out.append(f"- {name}: {_fmt(max(means, default=math.nan), 4)} / "
+                   f"{_fmt(max(worst, default=math.nan), 4)}; SLO violations "
+                   f"{_fmt(la.get('slo_violation_total', 0.0), 4)}, budget excess "
+                   f"{_fmt(la.get('budget_excess_total', 0.0), 4)}")
+    return out + [""]
+
+
 def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
                           path: str | Path, *, baseline: str | None = "energy",
                           title: str = "eqglb policy comparison",
@@ -671,6 +690,7 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
                   _md_table(["policy", "energy [USD]", "quality [USD]", "carbon [USD]",
                              "water [USD]", "status", "certified gap",
                              "model mix [% of requests]"], split_rows), ""]
+    parts += _rtt_lines(d)
     for note in notes:
         parts += [note, ""]
     if provenance:
