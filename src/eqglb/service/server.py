@@ -33,7 +33,7 @@ from eqglb.cli import (
 )
 
 __all__ = ["HEADER_TIMEOUT", "KEEP_ALIVE_TIMEOUT", "MAX_HEADER_BYTES", "TOKEN_ENV",
-           "bounded_h11_protocol", "build_app", "main", "serve_command"]
+           "bounded_h11_protocol", "build_app", "check_config", "main", "serve_command"]
 
 #: Environment variable holding the bearer token (preferred to --token: a command line is
 #: visible to every user of the machine).
@@ -111,6 +111,26 @@ def _addresses(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
+def _config(scenario: str | Path | None, token: str | None, policy: str, days: int,
+            seed: int, weight_total: int, addresses: dict[str, str] | None,
+            synchronous: str, max_batch: int, horizon: int | None,
+            objective: dict[str, object]) -> tuple[Any, str]:
+    """The ServiceConfig and token of the command-line options (scenario, objective and
+    token checked)."""
+    from eqglb.service.engine import ServiceConfig, load_config_scenario
+
+    src = "builtin" if scenario is None or str(scenario) == "builtin" else Path(scenario)
+    sc = load_config_scenario(src, days=days, seed=seed)
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    if not token or not token.strip():
+        raise ValueError(f"a bearer token is required for writes: set {TOKEN_ENV} or pass "
+                         "--token")
+    cfg = ServiceConfig.from_scenario(
+        sc, policy=policy, weight_total=weight_total, addresses=addresses or {},
+        synchronous=synchronous, max_batch=max_batch, horizon=horizon, **objective)  # type: ignore[arg-type]
+    return cfg, token
+
+
 def build_app(scenario: str | Path | None = None, *, db: str | Path = "eqglb-service.db",
               token: str | None = None, read_token_required: bool = False,
               policy: str = "online", days: int = DEFAULT_DAYS, seed: int = 0,
@@ -119,18 +139,60 @@ def build_app(scenario: str | Path | None = None, *, db: str | Path = "eqglb-ser
               **objective: object):
     """The FastAPI app for the command-line options (see :func:`serve_command`)."""
     from eqglb.service import create_app
-    from eqglb.service.engine import ServiceConfig, load_config_scenario
 
-    src = "builtin" if scenario is None or str(scenario) == "builtin" else Path(scenario)
-    sc = load_config_scenario(src, days=days, seed=seed)
-    token = token if token is not None else os.environ.get(TOKEN_ENV)
-    if not token:
-        raise ValueError(f"a bearer token is required for writes: set {TOKEN_ENV} or pass "
-                         "--token")
-    cfg = ServiceConfig.from_scenario(
-        sc, policy=policy, weight_total=weight_total, addresses=addresses or {},
-        synchronous=synchronous, max_batch=max_batch, horizon=horizon, **objective)  # type: ignore[arg-type]
+    cfg, token = _config(scenario, token, policy, days, seed, weight_total, addresses,
+                         synchronous, max_batch, horizon, objective)
     return create_app(cfg, db, token, read_token_required=read_token_required)
+
+
+def check_config(scenario: str | Path | None = None, *, db: str | Path = "eqglb-service.db",
+                 token: str | None = None, policy: str = "online", days: int = DEFAULT_DAYS,
+                 seed: int = 0, weight_total: int = 100,
+                 addresses: dict[str, str] | None = None, synchronous: str = "full",
+                 max_batch: int = 64, horizon: int | None = None, **objective: object) -> str:
+    """``eqglb serve --check``: validate the options without serving; one line saying what
+    was checked.
+
+    Checks the scenario and objective (as the server builds them), that a token is set,
+    and the database: an existing one is opened as the server would (not locked by a
+    running service, readable, undamaged, written with these settings, writable: a probe
+    write), then closed; a missing one is not created: its folder must be writable (a
+    temporary file is created there and removed).
+
+    Raises
+    ------
+    ValueError, OSError
+        The first problem found (``ScenarioError``/``StoreError`` are ValueErrors).
+    """
+    import tempfile
+
+    from eqglb.service.app import Service
+    from eqglb.service.store import StoreError
+
+    cfg, token = _config(scenario, token, policy, days, seed, weight_total, addresses,
+                         synchronous, max_batch, horizon, objective)
+    path = Path(db)
+    sc = cfg.scenario
+    what = (f"scenario {scenario or 'builtin'} ({len(sc.datacenters)} data centres, "
+            f"{len(sc.regions)} regions, {len(sc.models)} models), policy {cfg.policy}, "
+            "token set")
+    if path.exists():
+        svc = Service(cfg, path, token, False, None)
+        slots = svc.engine.committed_state["slot"]
+        svc.close()
+        return f"ok: {what}; database {path} ({slots} slots, writable, not locked)"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StoreError(f"--db {path}: {folder} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".eqglb-check-"):
+            pass
+    except OSError as exc:
+        raise StoreError(f"--db {path}: the folder {folder} is not writable "
+                         f"({exc.strerror or exc}); give another --db") from None
+    return f"ok: {what}; database {path} (new: will be created, folder writable)"
 
 
 def serve_command(
@@ -190,17 +252,41 @@ def serve_command(
     timeout_keep_alive: Annotated[int, typer.Option(
         "--timeout-keep-alive", min=1, max=3600, metavar="SECONDS",
         help="Close an idle keep-alive connection after this time [s].")] = KEEP_ALIVE_TIMEOUT,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option(
+        "--log-level", help="Log level of uvicorn and of the service's records (one per "
+                            "decision or rejection at info).")] = "info",
+    log_format: Annotated[str, typer.Option(
+        "--log-format", metavar="json|text",
+        help="The service's log records: json (one JSON object a line: ts, level, logger, "
+             "msg, event, status, reason, slot, time, key, latency_ms) or text.")] = "text",
+    check: Annotated[bool, typer.Option(
+        "--check", help="Validate the configuration (scenario, objective, token, database "
+                        "writable and not locked) and exit 0, or 2 with the problem, without "
+                        "serving.")] = False,
     access_log: Annotated[bool, typer.Option(
         "--access-log/--no-access-log", help="Log every request (costs throughput).")] = False,
 ) -> None:
     """Serve the online policy over HTTP: POST each slot's signals to /v1/slots, get the
     routing and integer load-balancer weights (OpenAPI at /openapi.json)."""
+    if log_format.lower() not in ("json", "text"):
+        raise typer.BadParameter(f"{log_format!r}; use json or text",
+                                 param_hint="'--log-format'")
+    if check:
+        print("eqglb serve --check: " + check_config(
+            scenario, db=db, token=token, policy=policy, days=days, seed=seed,
+            weight_total=weight_total, addresses=_addresses(address), synchronous=synchronous,
+            horizon=horizon, max_batch=max_batch, q=q, q_social=q_social, q_carbon=q_carbon,
+            q_water=q_water, mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
+            combined_env=combined_env, total_quality=total_quality), flush=True)
+        return
     try:
         import uvicorn
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ImportError("eqglb serve needs the 'service' extra: pip install "
                           "'eqglb[service]'") from exc
+    from eqglb.service.metrics import configure_logging
+
+    configure_logging(log_format, log_level)
     app = build_app(scenario, db=db, token=token, read_token_required=read_token_required,
                     policy=policy, days=days, seed=seed, weight_total=weight_total,
                     addresses=_addresses(address), synchronous=synchronous, horizon=horizon,
