@@ -378,3 +378,13 @@ def test_markdown_report_rtt_line(tmp_path):
     # without an SLO the report is as before (no RTT lines)
     plain = {"energy": evaluate(sc, make_policy("energy", obj).plan(sc), obj)}
     assert "RTT mean/worst" not in write_markdown_report(plain, tmp_path / "p.md").read_text()
+
+
+def test_service_honours_the_slo_and_refuses_a_budget():
+    from eqglb.service.engine import ServiceConfig, ServiceConfigError
+
+    sc, obj, _ = _budget_scenario(3)
+    with pytest.raises(ServiceConfigError, match=r"rtt_budget_ms .* service's online"):
+        ServiceConfig(scenario=sc, objective=obj)
+    cfg = ServiceConfig(scenario=sc.replace(rtt_budget_ms=None), objective=obj)
+    assert np.array_equal(cfg.scenario.allowed, sc.allowed)  # the SLO's mask is served

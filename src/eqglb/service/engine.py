@@ -244,6 +244,12 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.scenario, Scenario):
             raise ServiceConfigError("scenario must be a validated eqglb.Scenario")
+        budget = self.scenario.rtt_budget_ms
+        if budget is not None and np.isfinite(budget).any():
+            raise ServiceConfigError(
+                "scenario has an rtt_budget_ms (mean-RTT budget per region and slot), which "
+                "the service's online policies do not model; drop it (the hard rtt_slo_ms is "
+                "honoured) or plan offline with policy \"reference\"")
         wt = self.weight_total
         if isinstance(wt, bool) or not isinstance(wt, (int, np.integer)) or not 1 <= wt <= 10**6:
             raise ServiceConfigError(f"weight_total = {wt!r}; give a whole number in [1, "
