@@ -105,6 +105,12 @@ def test_metrics_json_records_provenance_and_headline(default_run, scenario_dir)
     qs = [r["q"] for r in doc["frontier"]]
     assert qs[0] == 1.0 and qs[-1] is None or qs[-1] == "inf" or math.isinf(float(qs[-1]))
     assert all(r["status"] == "optimal" for r in doc["frontier"])
+    # the figures carry the same provenance
+    from PIL import Image
+
+    png = Image.open(out / "regional_carbon.png")
+    assert json.loads(png.text["Description"])["scenario"]["hash"] == prov["scenario"]["hash"]
+    assert png.text["Software"] == f"eqglb {__version__}"
 
 
 def test_output_files_agree_with_metrics(default_run):

@@ -518,7 +518,7 @@ def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
     report.write_dispatch_parquet(dispatches, sc, out / "dispatch.parquet")
     figures: list[Path] = []
     if plots:
-        figures = report.plot_regional_bars(evals, out)
+        figures = report.plot_regional_bars(evals, out, provenance=provenance)
     paths.append(report.write_markdown_report(
         evals, out / "report.md", baseline=baseline, scenario=sc, objective=objective,
         title=f"eqglb run on {sc.name}", figures=figures, notes=notes,

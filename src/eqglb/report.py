@@ -521,12 +521,15 @@ def new_figure(who: str, size: tuple[float, float]) -> Any:
 
 def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
                        path_dir: str | Path, *, prefix: str = "regional_",
-                       dpi: int = 120) -> list[Path]:
+                       dpi: int = 120,
+                       provenance: Mapping[str, Any] | None = None) -> list[Path]:
     """Grouped bar charts of carbon, water (per data centre) and quality loss (per region).
 
     One PNG per cost in ``path_dir`` (created if missing): ``{prefix}carbon.png``,
     ``{prefix}water.png``, ``{prefix}quality_loss.png``; one group per region, one bar per
-    policy. Units are in the axis labels. Returns the paths written.
+    policy. Units are in the axis labels. Returns the paths written. ``provenance``
+    (:func:`eqglb.comparison.provenance`) is stored in each PNG's ``Description`` text
+    chunk as JSON, with the eqglb version as ``Software``.
 
     Raises
     ------
@@ -570,7 +573,13 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         ax.legend(fontsize="small", ncols=min(n_pol, 4), loc="best")
         ax.grid(axis="y", alpha=0.3)
         path = out_dir / f"{prefix}{fname}.png"
-        fig.savefig(path, dpi=dpi)
+        meta = None
+        if provenance is not None:
+            from eqglb import __version__
+
+            meta = {"Software": f"eqglb {__version__}",
+                    "Description": json.dumps(json_ready(dict(provenance), "none"))}
+        fig.savefig(path, dpi=dpi, metadata=meta)
         paths.append(path)
     return paths
 
