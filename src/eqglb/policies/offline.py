@@ -231,7 +231,9 @@ class EquitableOffline:
 
     ``minimise energy cost + mu_s ||S||_qs + mu_c ||C||_qc + mu_w ||W||_qw``
     subject to demand served, capacity and routing, optionally with per-slot quality
-    bounds from a baseline's ``model_rule="best"`` (used by the eGLB baseline).
+    bounds from a baseline's ``model_rule="best"`` (used by the eGLB baseline), and with
+    the scenario's mean-RTT budgets ``Scenario.rtt_budget_ms`` [ms] as per-slot rows
+    (this model is the only path that carries them; see :mod:`eqglb.slo`).
 
     Parameters
     ----------
