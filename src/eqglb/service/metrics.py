@@ -8,9 +8,11 @@ exposition format. Metrics:
 * ``eqglb_decisions_total`` - slots decided and committed (replays not counted);
 * ``eqglb_replayed_requests_total`` - retries answered with the stored response;
 * ``eqglb_rejected_requests_total{status, reason}`` - refused submissions by HTTP status
-  and error kind (``unauthorized``, ``forbidden``, ``too_large``, ``invalid_body``,
-  ``idempotency_key``, ``not_started``, or the ``type`` of the first error the engine
-  gave, e.g. ``time_order``, ``idempotency_conflict``, ``server_error``);
+  and error kind: the ``type`` of the first error of a 409/422/500 body (the engine's,
+  e.g. ``out_of_order``, ``idempotency_conflict``, ``horizon_complete``, or pydantic's
+  for a malformed body, e.g. ``missing``, ``float_parsing``), else ``unauthorized``
+  (401), ``forbidden`` (403), ``too_large`` (413), ``not_started`` (503) or
+  ``server_error``;
 * ``eqglb_decision_latency_seconds`` - histogram of a decision's time in the service, from
   the request handler's start to the committed response [s];
 * ``eqglb_commit_batch_size`` - histogram of slots per group commit (one SQLite

@@ -269,8 +269,7 @@ def serve_command(
     """Serve the online policy over HTTP: POST each slot's signals to /v1/slots, get the
     routing and integer load-balancer weights (OpenAPI at /openapi.json)."""
     if log_format.lower() not in ("json", "text"):
-        raise typer.BadParameter(f"{log_format!r}; use json or text",
-                                 param_hint="'--log-format'")
+        raise typer.BadParameter(f"--log-format {log_format!r}; use json or text")
     if check:
         print("eqglb serve --check: " + check_config(
             scenario, db=db, token=token, policy=policy, days=days, seed=seed,

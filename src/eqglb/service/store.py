@@ -137,10 +137,11 @@ def _wal_sum(data: bytes, s: tuple[int, int], big: bool) -> tuple[int, int]:
     u0, u1 = a, (a + b) & _M32
     # S_n = M^n S_0 + sum_i M^(n-1-i) u_i (uint64 products wrap mod 2^64: exact mod 2^32)
     full = (np.array([[1, 1], [1, 2]], dtype=np.uint64) @ pw[0]) & _M32   # M^n
-    s0 = (full[0, 0] * np.uint64(s[0]) + full[0, 1] * np.uint64(s[1])
-          + np.sum(pw[:, 0, 0] * u0 + pw[:, 0, 1] * u1, dtype=np.uint64)) & _M32
-    s1 = (full[1, 0] * np.uint64(s[0]) + full[1, 1] * np.uint64(s[1])
-          + np.sum(pw[:, 1, 0] * u0 + pw[:, 1, 1] * u1, dtype=np.uint64)) & _M32
+    with np.errstate(over="ignore"):   # numpy scalars warn where arrays wrap silently
+        s0 = (full[0, 0] * np.uint64(s[0]) + full[0, 1] * np.uint64(s[1])
+              + np.sum(pw[:, 0, 0] * u0 + pw[:, 0, 1] * u1, dtype=np.uint64)) & _M32
+        s1 = (full[1, 0] * np.uint64(s[0]) + full[1, 1] * np.uint64(s[1])
+              + np.sum(pw[:, 1, 0] * u0 + pw[:, 1, 1] * u1, dtype=np.uint64)) & _M32
     return int(s0), int(s1)
 
 
