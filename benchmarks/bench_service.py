@@ -2,8 +2,10 @@
 
 Starts ``python -m eqglb.service`` (uvicorn, one process) on a free loopback port with a
 fresh database, submits slots of the built-in scenario (10 data centres x 10 regions x 4
-models) from ``--concurrency`` concurrent clients until ``--requests`` decisions are made
-or ``--duration`` seconds have passed, and reports decisions/s and latency percentiles.
+models) from each number of concurrent clients in ``--concurrency`` (default 1, 8 and 32,
+one after another on the same server) until ``--requests`` decisions are made or
+``--duration`` seconds have passed, and reports decisions/s and latency percentiles per
+concurrency as a table.
 Every request is a full decision: validated, decided by the online policy, committed to
 SQLite (WAL, ``--synchronous``) before the response.
 
@@ -13,14 +15,12 @@ concurrent clients never race on slot order; each request has its own idempotenc
 Clients: ``raw`` (default) is a minimal HTTP/1.1 keep-alive client on asyncio streams, so
 the measuring side takes little of the machine's CPU; ``httpx`` uses httpx.AsyncClient.
 
-Measured (2-core development machine, load average 3.5-5 from other work, uvloop and
-httptools installed, raw client, synchronous=FULL): 8 clients 233-564 decisions/s with p99
-36-60 ms; 4 clients 266-313/s, p99 27-33 ms; 16 clients 263-408/s, p99 67-121 ms. See
-docs/service.md.
+Measured: see docs/service.md (goal of issue 13: >= 1,000 decisions/s and p99 < 25 ms at
+concurrency 1, 8 and 32 with synchronous=FULL on the 2-core machine).
 
 Usage::
 
-    python benchmarks/bench_service.py                     # 3000 requests, 16 clients
+    python benchmarks/bench_service.py                     # 2000 requests at 1, 8, 32
     python benchmarks/bench_service.py --requests 5000 --concurrency 32 --client httpx
     python benchmarks/bench_service.py --synchronous normal --json out.json
 """
@@ -172,9 +172,12 @@ async def load(port: int, bodies: list[bytes], start: int, n: int, duration: flo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=3000, help="decisions to request")
-    ap.add_argument("--duration", type=float, default=60.0, help="time limit of the load [s]")
-    ap.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    ap.add_argument("--requests", type=int, default=2000,
+                    help="decisions to request per concurrency")
+    ap.add_argument("--duration", type=float, default=60.0,
+                    help="time limit of the load per concurrency [s]")
+    ap.add_argument("--concurrency", type=_levels, default=[1, 8, 32],
+                    help="concurrent clients, comma-separated levels (default 1,8,32)")
     ap.add_argument("--warmup", type=int, default=100, help="requests before timing")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw")
     ap.add_argument("--synchronous", choices=("full", "normal"), default="full")
@@ -186,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.requests <= 1_000_000 and 0 < args.duration <= 600):
         ap.error("--requests must be in [1, 1e6] and --duration in (0, 600]")
 
-    total = args.warmup + args.requests
-    bodies = [json.dumps(b).encode() for b in slot_bodies(total + 1, args.days)]
+    levels = args.concurrency
+    per = args.warmup + args.requests
+    bodies = [json.dumps(b).encode() for b in slot_bodies(1 + per * len(levels), args.days)]
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         port = free_port()
@@ -195,14 +200,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lat0, st0, _ = asyncio.run(load(port, bodies, 0, 1, 30, 1, args.client))
             assert st0 == {200: 1}, f"first slot failed: {st0}"
-            if args.warmup:
-                asyncio.run(load(port, bodies, 1, args.warmup, 60, args.concurrency,
-                                 args.client))
-            cpu0 = _cpu(proc.pid)
-            lat, status, elapsed = asyncio.run(load(port, bodies, 1 + args.warmup,
-                                                    args.requests, args.duration,
-                                                    args.concurrency, args.client))
-            cpu1 = _cpu(proc.pid)
+            nxt, ok_all = 1, 1
+            for conc in levels:
+                if args.warmup:
+                    _, stw, _ = asyncio.run(load(port, bodies, nxt, args.warmup, 60, conc,
+                                                 args.client))
+                    ok_all += stw.get(200, 0)
+                nxt += args.warmup
+                cpu0 = _cpu(proc.pid)
+                lat, status, elapsed = asyncio.run(load(port, bodies, nxt, args.requests,
+                                                        args.duration, conc, args.client))
+                cpu1 = _cpu(proc.pid)
+                nxt += args.requests
+                ok_all += status.get(200, 0)
+                results.append(_result(lat, status, elapsed, cpu0, cpu1, conc, args))
             import httpx
 
             slots = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["slots"]
@@ -212,36 +223,54 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    print(f"10 data centres x 10 regions x 4 models, synchronous={args.synchronous}, "
+          f"{args.client} client, {args.requests} requests per level after {args.warmup} "
+          f"warm-up; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}")
+    print("| concurrency | decisions/s | p50 [ms] | p99 [ms] | max [ms] | server CPU "
+          "[ms/decision] | status |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        lm, cpu = r["latency_ms"], r["server_cpu_s"]
+        per_dec = "-" if cpu is None else f"{1e3 * cpu / max(r['ok'], 1):.2f}"
+        print(f"| {r['concurrency']} | {r['decisions_per_s']:.0f} | {lm['p50']:.1f} | "
+              f"{lm['p99']:.1f} | {lm['max']:.1f} | {per_dec} | {r['status']} |")
+    if args.json:
+        args.json.write_text(json.dumps({"levels": results, "slots_in_db": slots},
+                                        indent=1) + "\n")
+    if slots != ok_all:
+        print(f"error: the database holds {slots} slots, expected {ok_all}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers of clients, e.g. "
+                                         "1,8,32") from None
+    if not out or not all(1 <= c <= 1024 for c in out):
+        raise argparse.ArgumentTypeError(f"{text!r}: each level must be in [1, 1024]")
+    return out
+
+
+def _result(lat: list[float], status: dict[int, int], elapsed: float, cpu0: float | None,
+            cpu1: float | None, conc: int, args: argparse.Namespace) -> dict:
     ok = status.get(200, 0)
     a = np.asarray(lat) * 1e3
-    res = {
-        "requests": len(lat), "ok": ok, "status": {str(k): v for k, v in status.items()},
+    return {
+        "concurrency": conc, "requests": len(lat), "ok": ok,
+        "status": {str(k): v for k, v in status.items()},
         "elapsed_s": elapsed, "decisions_per_s": ok / elapsed if elapsed > 0 else 0.0,
         "latency_ms": {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
                        "p99": float(np.percentile(a, 99)), "max": float(a.max()),
                        "mean": float(a.mean())},
         "server_cpu_s": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-        "slots_in_db": slots, "concurrency": args.concurrency, "client": args.client,
-        "synchronous": args.synchronous, "size": "10 datacenters x 10 regions x 4 models",
+        "client": args.client, "synchronous": args.synchronous,
+        "size": "10 datacenters x 10 regions x 4 models",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min": os.getloadavg()[0]},
     }
-    lm = res["latency_ms"]
-    print(f"{ok} decisions in {elapsed:.2f} s: {res['decisions_per_s']:.0f} decisions/s; "
-          f"latency p50 {lm['p50']:.1f} ms, p90 {lm['p90']:.1f} ms, p99 {lm['p99']:.1f} ms, "
-          f"max {lm['max']:.1f} ms ({args.concurrency} {args.client} clients, "
-          f"synchronous={args.synchronous}, status {res['status']}, load avg "
-          f"{res['machine']['loadavg_1min']:.2f} on {os.cpu_count()} CPUs)")
-    if res["server_cpu_s"] is not None:
-        print(f"server CPU {res['server_cpu_s']:.2f} s "
-              f"({1e3 * res['server_cpu_s'] / max(ok, 1):.2f} ms per decision)")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1) + "\n")
-    expected = 1 + args.warmup + ok
-    if slots != expected:
-        print(f"error: the database holds {slots} slots, expected {expected}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _cpu(pid: int) -> float | None:
