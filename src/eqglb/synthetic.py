@@ -173,9 +173,9 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         capacity = headroom * load.max(axis=0)[:, None] * hosted / 2.0 + 1.0
         capacity[:, 0] = headroom * load.max(axis=0) + 1.0
     return Scenario(
-        datacenters=[f"dc{i:03d}" for i in range(N)],
-        regions=[f"region{j:04d}" for j in range(J)],
-        models=[f"model{k}" for k in range(K)],
+        datacenters=tuple(f"dc{i:03d}" for i in range(N)),
+        regions=tuple(f"region{j:04d}" for j in range(J)),
+        models=tuple(f"model{k}" for k in range(K)),
         time=time, demand=demand, price=price, carbon_intensity=ci, wue=wue, ewif=ewif,
         pue=pue, energy_per_request=eps, capacity_per_request=r, capacity=capacity,
         quality_loss=quality_loss, allowed=allowed, capacity_mode=capacity_mode,
