@@ -79,9 +79,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
 
 def _row(ev) -> dict[str, float]:
-    """Energy cost [USD], worst and total site carbon [kg CO2] and water [L]."""
+    """Objective it was scored with and energy cost [USD], worst and total site carbon
+    [kg CO2] and water [L]."""
     carbon, water = list(ev.carbon.values()), list(ev.water.values())
-    return {"energy_cost_usd": float(ev.energy_cost),
+    return {"objective_usd": float(ev.objective), "energy_cost_usd": float(ev.energy_cost),
             "carbon_max_kg": max(carbon), "carbon_total_kg": sum(carbon),
             "water_max_l": max(water), "water_total_l": sum(water)}
 
