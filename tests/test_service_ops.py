@@ -62,7 +62,8 @@ def test_metrics_scraped_from_a_real_server_count_what_was_sent(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
-    assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
+    assert m.status_code == 200
+    assert m.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     fams = _scrape(m.text)
     assert _value(fams, "eqglb_decisions", "eqglb_decisions_total") == 4
     assert _value(fams, "eqglb_replayed_requests", "eqglb_replayed_requests_total") == 1

@@ -64,6 +64,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("eqglb.service")
 
 _KEY_HEADER = "idempotency-key"
+#: Content type of /metrics: the Prometheus text format every scraper reads.
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Largest request body accepted [bytes] (a slot of 1000 regions x 1000 data centres is
 #: well under 1 MiB).
 MAX_BODY = 4 * 1024 * 1024
@@ -462,13 +464,11 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)",
              response_class=PlainTextResponse,
-             responses={200: {"content": {"text/plain; version=0.0.4": {}}},
+             responses={200: {"content": {_METRICS_TYPE: {"schema": {"type": "string"}}}},
                         401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
     def get_metrics(request: Request) -> Response:
         svc.check(request, write=False)
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(svc.metrics.render(), media_type=_METRICS_TYPE)
 
     @app.get("/healthz", summary="Liveness, and whether slots can be written",
              response_model=HealthOut,
