@@ -597,7 +597,7 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def _rtt_lines(d: Mapping[str, Evaluation]) -> list[str]:
     """"RTT mean/worst" lines [ms] when the scenario carries an RTT SLO or budget."""
-    lats = {n: ev.summary.get("latency") for n, ev in d.items()}
+    lats: dict[str, Any] = {n: ev.summary.get("latency") for n, ev in d.items()}
     if not any(la and ("rtt_slo_ms" in la or "rtt_budget_ms" in la) for la in lats.values()):
         return []
     out = ["RTT mean/worst [ms] (largest regional demand-weighted mean / largest RTT of a "

@@ -323,9 +323,12 @@ class Scenario:
             raise ScenarioError("rtt_slo_ms / rtt_budget_ms need `latency` (the RTT matrix "
                                 "(datacenter, region) [ms]); give latency or drop the SLO")
         declared = allowed
+        assert lat is not None or (slo is None and budget is None)
         if slo is not None:
+            assert lat is not None
             allowed = _slo.slo_mask(allowed, lat, slo, self.datacenters, self.regions)
         if budget is not None:
+            assert lat is not None
             _slo.check_budget(budget, lat, allowed, demand, self.regions)
         set_("rtt_slo_ms", None if slo is None else _ro(slo))
         set_("rtt_budget_ms", None if budget is None else _ro(budget))

@@ -991,7 +991,7 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
             home.append(h)
 
     # regions: latency SLOs [ms] (eqglb.slo); a region without the key has no limit
-    limits: dict[str, np.ndarray | None] = {}
+    limits: dict[str, Any] = {}
     for key in ("rtt_slo_ms", "rtt_budget_ms"):
         limits[key] = None if not any(key in e for e in regs) else np.array([
             _toml_number(tm, e[key], f"{key} of region {n!r}",
