@@ -98,8 +98,8 @@ def _weighted(objective: Objective, model_rule: str | None = None, **kw: Any) ->
     return _exact(objective.with_q(1), model_rule, kw.pop("name", "weighted"), **kw)
 
 
-@register("eglb", "eGLB: energy + mu_c max_i C_i + mu_w max_i W_i (+ mu_s sum_j S_j under "
-          "model rule 'weighted'), certified")
+@register("eglb", "eGLB: energy + minimax carbon and water (q = inf on C and W, the same "
+          "weights) + mu_s sum_j S_j under model rule 'weighted', certified")
 def _eglb(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE, **kw: Any) -> Any:
     base = eglb_baseline(objective, model_rule=model_rule)
     return _exact(base.objective, base.model_rule, kw.pop("name", "eglb"), **kw)
