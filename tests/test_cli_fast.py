@@ -160,3 +160,23 @@ def test_benchmark_instances_are_the_package_generator():
     assert sc.shape == (6, 3, 4, 2)
     with pytest.raises(ValueError, match="unknown tier 'huge'"):
         mod.make_instance("huge")
+
+
+def test_top_level_names_resolve_lazily():
+    """`import eqglb` gives the library user's main names (imported on first use), and the
+    package is typed (py.typed ships)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import eqglb
+
+    for name in eqglb.__all__:
+        assert getattr(eqglb, name) is not None, name
+    assert {"Scenario", "Objective", "make_policy", "evaluate", "SolveStatus",
+            "build_objective", "builtin_scenario", "read_scenario"} <= set(eqglb.__all__)
+    assert (Path(eqglb.__file__).parent / "py.typed").is_file()
+    code = "import sys, eqglb; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

@@ -10,16 +10,53 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo
+    from eqglb.builtin import builtin_scenario
+    from eqglb.costs import Objective
+    from eqglb.defaults import build_objective
+    from eqglb.io.scenario_format import read_scenario, write_scenario
+    from eqglb.policies import SolveError, make_policy, policy_names
+    from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo, SolveStatus
+    from eqglb.simulate import Evaluation, compare, evaluate, run_policy
     from eqglb.units import PlausibilityError, PlausibilityWarning
 
-__all__ = ["DIMS", "Dispatch", "PlausibilityError", "PlausibilityWarning", "Scenario",
-           "ScenarioError", "SolveInfo"]
 __version__ = "0.1.0"
 
 _LAZY = {"DIMS": "eqglb.scenario", "Dispatch": "eqglb.scenario", "Scenario": "eqglb.scenario",
          "ScenarioError": "eqglb.scenario", "SolveInfo": "eqglb.scenario",
-         "PlausibilityError": "eqglb.units", "PlausibilityWarning": "eqglb.units"}
+         "SolveStatus": "eqglb.scenario",
+         "PlausibilityError": "eqglb.units", "PlausibilityWarning": "eqglb.units",
+         "Objective": "eqglb.costs", "build_objective": "eqglb.defaults",
+         "builtin_scenario": "eqglb.builtin",
+         "read_scenario": "eqglb.io.scenario_format",
+         "write_scenario": "eqglb.io.scenario_format",
+         "make_policy": "eqglb.policies", "policy_names": "eqglb.policies",
+         "SolveError": "eqglb.policies",
+         "Evaluation": "eqglb.simulate", "evaluate": "eqglb.simulate",
+         "run_policy": "eqglb.simulate", "compare": "eqglb.simulate"}
+
+__all__ = [
+    "DIMS",
+    "Dispatch",
+    "Evaluation",
+    "Objective",
+    "PlausibilityError",
+    "PlausibilityWarning",
+    "Scenario",
+    "ScenarioError",
+    "SolveError",
+    "SolveInfo",
+    "SolveStatus",
+    "build_objective",
+    "builtin_scenario",
+    "compare",
+    "evaluate",
+    "make_policy",
+    "policy_names",
+    "read_scenario",
+    "run_policy",
+    "write_scenario",
+]
+assert set(__all__) == set(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
