@@ -234,3 +234,16 @@ def test_bad_log_format_is_refused(capsys):
 
     assert main(["--log-format", "xml", "--check"]) == 2
     assert "--log-format" in capsys.readouterr().err
+
+
+def test_a_failed_start_installs_no_log_handler(tmp_path, monkeypatch, capsys):
+    import logging
+
+    from eqglb.service.server import main
+
+    logger = logging.getLogger("eqglb.service")
+    before = list(logger.handlers)
+    monkeypatch.delenv("EQGLB_TOKEN", raising=False)
+    assert main(["--db", str(tmp_path / "t.db"), "--days", "1", "--log-format", "json"]) == 2
+    assert "token" in capsys.readouterr().err
+    assert logger.handlers == before

@@ -202,6 +202,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, allow_nan=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (never to a stream that
+    was replaced and closed since)."""
+
+    _eqglb = True
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(fmt: str = "text", level: str | int = "info") -> logging.Handler:
     """Send the ``eqglb.service`` loggers to stderr as JSON lines (``fmt="json"``) or text,
     at ``level``; returns the handler (replacing one installed before)."""
@@ -215,8 +230,7 @@ def configure_logging(fmt: str = "text", level: str | int = "info") -> logging.H
     for h in list(logger.handlers):
         if getattr(h, "_eqglb", False):
             logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler._eqglb = True  # type: ignore[attr-defined]
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)

@@ -283,9 +283,6 @@ def serve_command(
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ImportError("eqglb serve needs the 'service' extra: pip install "
                           "'eqglb[service]'") from exc
-    from eqglb.service.metrics import configure_logging
-
-    configure_logging(log_format, log_level)
     app = build_app(scenario, db=db, token=token, read_token_required=read_token_required,
                     policy=policy, days=days, seed=seed, weight_total=weight_total,
                     addresses=_addresses(address), synchronous=synchronous, horizon=horizon,
@@ -293,8 +290,10 @@ def serve_command(
                     q_water=q_water, mu_social=mu_social, mu_carbon=mu_carbon,
                     mu_water=mu_water, combined_env=combined_env, total_quality=total_quality)
     from eqglb.cli import silence_highs_banner
+    from eqglb.service.metrics import configure_logging
 
     silence_highs_banner()
+    configure_logging(log_format, log_level)      # only for a service that will run
     svc = app.state.service
     st = svc.engine.committed_state
     print(f"eqglb serve: {len(svc.engine.datacenters)} data centres, "
