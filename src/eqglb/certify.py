@@ -118,8 +118,7 @@ def lagrangian_bound(sc: object, objective: Objective | None = None, *,
     total = 0.0
     for start in range(0, T, batch):
         t = np.arange(start, min(T, start + batch))
-        cost = np.array(np.broadcast_to(c, (T, routes.size))[t] if c.shape[0] == T
-                        else np.broadcast_to(c, (t.size, routes.size)), dtype=float)
+        cost = np.array(c[t], dtype=float)
         for b, g in zip(blocks, prices_g, strict=True):
             cost += g[b.index][None, :] * b.rows(t)
         if extra is not None:

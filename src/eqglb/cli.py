@@ -643,14 +643,18 @@ def run_command(
         con.print(f"[red]flagged[/]: {', '.join(flagged)} (not certified optimal or "
                   "constraints violated; see the status column)")
     sw = None
+    # the run's own equitable and q = 1 optima are reused (same solver) by the switches
+    # and the frontier instead of being solved again
+    cache = comparison.solve_cache(obj, evals) if solver is None else {}
     if switches or out is not None:
-        sw = comparison.switches(sc, obj, model_rule=model_rule.value, tol=tol)
+        sw = comparison.switches(sc, obj, model_rule=model_rule.value, tol=tol, cache=cache)
         con.print(report.switches_table(sw))
     if out is not None:
         prov = comparison.provenance(sc, obj, model_rule=model_rule.value,
                                      days=None if scenario else days,
                                      seed=None if scenario else seed, tol=tol)
-        frontier = comparison.frontier(sc, obj, model_rule=model_rule.value, tol=tol)
+        frontier = comparison.frontier(sc, obj, model_rule=model_rule.value, tol=tol,
+                                       cache=cache)
         paths = write_outputs(out, sc, dispatches, evals, baseline=baseline, objective=obj,
                               plots=plots, provenance=prov, frontier=frontier,
                               extra={"headline": effect, "term_shares": shares,

@@ -19,7 +19,7 @@ Definitions (all in [USD] unless stated):
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eqglb.costs import Objective
-from eqglb.metrics import lq_norm
+from eqglb.simulate import pct_change
 
 if TYPE_CHECKING:
     from eqglb.scenario import Dispatch, Scenario
@@ -40,6 +40,7 @@ __all__ = [
     "model_mix",
     "provenance",
     "scenario_hash",
+    "solve_cache",
     "switches",
     "term_split",
 ]
@@ -57,18 +58,17 @@ def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
     With a combined environmental norm its value is reported under ``carbon`` and
     ``water`` in proportion to their weighted totals.
     """
+    from eqglb.costs import objective_terms
+
     o = objective
-    s, c, w = _vec(ev.social), _vec(ev.carbon), _vec(ev.water)
-    out = {"energy": o.energy_weight * ev.energy_cost,
-           "quality": o.mu_social * lq_norm(s, o.q_social) if o.mu_social > 0 else 0.0}
-    if o.combined_environment:
-        env = lq_norm(o.mu_carbon * c + o.mu_water * w, o.q_carbon)
-        tc, tw = o.mu_carbon * c.sum(), o.mu_water * w.sum()
+    terms = objective_terms(o, _regional(ev))
+    out = {"energy": terms["energy"], "quality": terms.get("social", 0.0),
+           "carbon": terms.get("carbon", 0.0), "water": terms.get("water", 0.0)}
+    if "environment" in terms:
+        tc, tw = o.mu_carbon * _vec(ev.carbon).sum(), o.mu_water * _vec(ev.water).sum()
         share = tc / (tc + tw) if tc + tw > 0 else 0.5
-        out["carbon"], out["water"] = env * share, env * (1 - share)
-    else:
-        out["carbon"] = o.mu_carbon * lq_norm(c, o.q_carbon) if o.mu_carbon > 0 else 0.0
-        out["water"] = o.mu_water * lq_norm(w, o.q_water) if o.mu_water > 0 else 0.0
+        out["carbon"] = terms["environment"] * share
+        out["water"] = terms["environment"] * (1 - share)
     return {k: float(v) for k, v in out.items()}
 
 
@@ -85,12 +85,6 @@ def model_mix(sc: Scenario, dispatch: Dispatch) -> dict[str, float]:
     tot = float(per.sum())
     return {m: (float(v) / tot if tot > 0 else 0.0) for m, v in zip(sc.models, per,
                                                                       strict=True)}
-
-
-def _pct(new: float, old: float) -> float:
-    if old == 0:
-        return 0.0 if new == 0 else math.inf
-    return 100.0 * (new - old) / abs(old)
 
 
 def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
@@ -111,7 +105,7 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
     for name, key in (("carbon_max_kg", "carbon"), ("water_max_l", "water"),
                       ("quality_loss_max", "social")):
         old, new = float(ev_max(b, key)), float(ev_max(e, key))
-        worst[name] = {"oblivious": old, "equitable": new, "change_pct": _pct(new, old)}
+        worst[name] = {"oblivious": old, "equitable": new, "change_pct": pct_change(new, old)}
     s_old, s_new = _vec(b.social), _vec(e.social)
     worse = [r for r, o, n in zip(b.social, s_old, s_new, strict=True)
              if n > o * (1 + 1e-6) + 1e-12]
@@ -126,7 +120,7 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
         "equitable": equitable, "oblivious": oblivious, "worst": worst,
         "price_of_fairness": {
             "q1_objective_usd": {"oblivious": j1(b), "equitable": j1(e)},
-            "pct": _pct(j1(e), j1(b)),
+            "pct": pct_change(j1(e), j1(b)),
         },
         "levelling": level,
         "energy_cost_usd": {"oblivious": b.energy_cost, "equitable": e.energy_cost},
@@ -134,8 +128,8 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
     if cost_only in evals:
         c = evals[cost_only].energy_cost
         out["cost_only"] = {"energy_cost_usd": c,
-                            "equitable_vs_cost_only_pct": _pct(e.energy_cost, c),
-                            "oblivious_vs_cost_only_pct": _pct(b.energy_cost, c)}
+                            "equitable_vs_cost_only_pct": pct_change(e.energy_cost, c),
+                            "oblivious_vs_cost_only_pct": pct_change(b.energy_cost, c)}
     return out
 
 
@@ -149,23 +143,53 @@ def _regional(ev: Evaluation) -> Any:
     return RegionalCosts(ev.energy_cost, _vec(ev.carbon), _vec(ev.water), _vec(ev.social))
 
 
+#: Certified optima already solved, keyed by :func:`_key` of their objective.
+SolveCache = dict[tuple[Any, ...], "Evaluation"]
+
+
+def _key(objective: Objective) -> tuple[Any, ...]:
+    """Cache key of an objective: its fields, floats to 12 significant digits (the same
+    objective reached through per-unit weights and back compares equal)."""
+    return tuple(float(f"{v:.12g}") if isinstance(v, float) else v
+                 for v in dataclasses.astuple(objective))
+
+
+def solve_cache(objective: Objective, evals: Mapping[str, Evaluation], *,
+                equitable: str = "equitable", oblivious: str = "weighted") -> SolveCache:
+    """A cache holding the run's equitable (at ``objective``) and equity-oblivious (at
+    q = 1) optima, so :func:`switches` and :func:`frontier` do not solve them again."""
+    cache: SolveCache = {}
+    if equitable in evals:
+        cache[_key(objective)] = evals[equitable]
+    if oblivious in evals:
+        cache[_key(objective.with_q(1))] = evals[oblivious]
+    return cache
+
+
 def _solve(sc: Scenario, objective: Objective, model_rule: str, label: str,
-           tol: float) -> Evaluation:
+           tol: float, cache: SolveCache | None) -> Evaluation:
+    """The certified optimum of ``objective`` (from ``cache`` when it is there)."""
     from eqglb.policies import make_policy
     from eqglb.simulate import run_policy
 
+    key = _key(objective)
+    if cache is not None and key in cache:
+        return cache[key]
     pol = make_policy("equitable", objective, model_rule=model_rule, name=label, tol=tol)
-    return run_policy(sc, pol, objective)[1]
+    ev = run_policy(sc, pol, objective)[1]
+    if cache is not None:
+        cache[key] = ev
+    return ev
 
 
 def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted",
-             tol: float = 1e-6) -> list[dict[str, Any]]:
+             tol: float = 1e-6, cache: SolveCache | None = None) -> list[dict[str, Any]]:
     """Which regulariser moves which burden: the optimum with equity (the run's q) on one
     term at a time, the others at q = 1, same weights; plus all at q = 1 and all at q.
 
     Returns rows with ``equity_on`` ("none", "quality", "carbon", "water", "all"), the
     worst burdens (``carbon_max_kg``, ``water_max_l``, ``quality_loss_max``) and the
-    energy cost [USD].
+    energy cost [USD]. ``cache`` (:func:`solve_cache`) holds optima already solved.
     """
     o = objective
     cases = {"none": o.with_q(1),
@@ -175,7 +199,7 @@ def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted"
              "all": o}
     rows = []
     for label, obj in cases.items():
-        ev = _solve(sc, obj, model_rule, f"equity on {label}", tol)
+        ev = _solve(sc, obj, model_rule, f"equity on {label}", tol, cache)
         rows.append({"equity_on": label, "objective": obj.describe(),
                      "carbon_max_kg": ev_max(ev, "carbon"), "water_max_l": ev_max(ev, "water"),
                      "quality_loss_max": ev_max(ev, "social"),
@@ -186,12 +210,12 @@ def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted"
 
 def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
         1, 1.5, 2, 3, 4, "inf"), *, model_rule: str = "weighted",
-        tol: float = 1e-6) -> list[dict[str, Any]]:
+        tol: float = 1e-6, cache: SolveCache | None = None) -> list[dict[str, Any]]:
     """The price-of-fairness frontier: the certified optimum at each q (same weights).
 
     Each row: ``q``, ``energy_cost`` [USD], ``objective`` (at that q) [USD],
     ``q1_objective`` [USD], ``carbon_max`` [kg], ``water_max`` [L], ``quality_max`` [-],
-    ``status``, ``gap``.
+    ``status``, ``gap``. ``cache`` (:func:`solve_cache`) holds optima already solved.
     """
     from eqglb.costs import objective_value
 
@@ -199,9 +223,11 @@ def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
     rows = []
     for q in qs:
         obj = objective.with_q(q)
-        ev = _solve(sc, obj, model_rule, f"q={q}", tol)
+        ev = _solve(sc, obj, model_rule, f"q={q}", tol, cache)
+        rc = _regional(ev)
         rows.append({"q": obj.q_carbon, "energy_cost": ev.energy_cost,
-                     "objective": ev.objective, "q1_objective": objective_value(q1, _regional(ev)),
+                     "objective": objective_value(obj, rc),
+                     "q1_objective": objective_value(q1, rc),
                      "carbon_max": ev_max(ev, "carbon"), "water_max": ev_max(ev, "water"),
                      "quality_max": ev_max(ev, "social"),
                      "status": str(ev.info.status) if ev.info else None,
@@ -210,19 +236,11 @@ def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
 
 
 def scenario_hash(sc: Scenario) -> str:
-    """SHA-256 of a scenario's names, times and numbers (hex, 16 characters)."""
-    h = hashlib.sha256()
-    for names in (sc.datacenters, sc.regions, sc.models):
-        h.update(repr(tuple(names)).encode())
-    h.update(np.asarray(sc.time.asi8).tobytes())
-    for field in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                  "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
-                  "allowed"):
-        a = np.ascontiguousarray(np.asarray(getattr(sc, field), dtype=float))
-        h.update(f"{field}{a.shape}".encode())
-        h.update(a.tobytes())
-    h.update(str(sc.capacity_mode).encode())
-    return h.hexdigest()[:16]
+    """The first 16 hex digits of :func:`eqglb.scenario.scenario_fingerprint` (the key
+    the sweep store uses too)."""
+    from eqglb.scenario import scenario_fingerprint
+
+    return scenario_fingerprint(sc)[:16]
 
 
 def provenance(sc: Scenario, objective: Objective, *, model_rule: str,

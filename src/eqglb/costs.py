@@ -31,6 +31,8 @@ __all__ = [
     "Objective",
     "RegionalCosts",
     "coefficients",
+    "norm_terms",
+    "objective_terms",
     "objective_value",
     "regional_costs",
 ]
@@ -255,17 +257,31 @@ def regional_costs(coef: Coefficients, y: np.ndarray) -> RegionalCosts:
     return RegionalCosts(energy, carbon, water, social)
 
 
+def norm_terms(obj: Objective, rc: RegionalCosts) -> list[tuple[str, float, float, np.ndarray]]:
+    """The norm terms of ``obj`` on ``rc``: ``(name, weight, q, vector)`` with a positive
+    weight, each contributing ``weight * ||vector||_q`` [USD]. Names: ``"social"``,
+    ``"carbon"``, ``"water"``, or ``"environment"`` (weight 1, vector
+    ``mu_c C + mu_w W`` [USD]) with a combined environmental norm."""
+    terms = [("social", obj.mu_social, obj.q_social, np.asarray(rc.social))]
+    if obj.combined_environment:
+        if obj.mu_carbon > 0 or obj.mu_water > 0:
+            terms.append(("environment", 1.0, obj.q_carbon,
+                          obj.mu_carbon * rc.carbon + obj.mu_water * rc.water))
+    else:
+        terms += [("carbon", obj.mu_carbon, obj.q_carbon, np.asarray(rc.carbon)),
+                  ("water", obj.mu_water, obj.q_water, np.asarray(rc.water))]
+    return [t for t in terms if t[1] > 0]
+
+
+def objective_terms(obj: Objective, rc: RegionalCosts) -> dict[str, float]:
+    """``energy`` and each norm term of :func:`norm_terms` [USD]; they sum to the
+    objective."""
+    out = {"energy": float(obj.energy_weight * rc.energy_cost)}
+    for name, w, q, v in norm_terms(obj, rc):
+        out[name] = float(w * lq_norm(v, q))
+    return out
+
+
 def objective_value(obj: Objective, rc: RegionalCosts) -> float:
     """Equitable objective [USD] from recomputed regional costs."""
-    val = obj.energy_weight * rc.energy_cost
-    if obj.mu_social > 0:
-        val += obj.mu_social * lq_norm(rc.social, obj.q_social)
-    if obj.combined_environment:
-        comb = obj.mu_carbon * rc.carbon + obj.mu_water * rc.water
-        val += lq_norm(comb, obj.q_carbon)
-    else:
-        if obj.mu_carbon > 0:
-            val += obj.mu_carbon * lq_norm(rc.carbon, obj.q_carbon)
-        if obj.mu_water > 0:
-            val += obj.mu_water * lq_norm(rc.water, obj.q_water)
-    return float(val)
+    return float(sum(objective_terms(obj, rc).values()))

@@ -12,6 +12,8 @@ from any policy (or from a file); it is scored by :func:`eqglb.simulate.evaluate
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +29,7 @@ __all__ = [
     "ScenarioError",
     "SolveInfo",
     "SolveStatus",
+    "scenario_fingerprint",
 ]
 
 #: Names of the four dimensions of a dispatch, in array order.
@@ -699,3 +702,32 @@ def check_dispatch_shape(scenario: Scenario, dispatch: Dispatch) -> None:
         raise ScenarioError(
             f"dispatch {dispatch.policy!r} has shape {dispatch.y.shape}; the scenario "
             f"{scenario.name!r} has (time, datacenter, region, model) = {scenario.shape}")
+
+
+def scenario_fingerprint(sc: Scenario) -> str:
+    """SHA-256 of a scenario's names, times and numbers (not its name or description).
+
+    Two scenarios with the same fingerprint have the same optimisation problem, so a
+    stored result keyed by it is valid for both.
+    """
+    h = hashlib.sha256()
+
+    def add(label: str, value: Any) -> None:
+        h.update(label.encode())
+        if isinstance(value, np.ndarray):
+            a = np.ascontiguousarray(value)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(json.dumps(value).encode())
+
+    add("names", [list(sc.datacenters), list(sc.regions), list(sc.models)])
+    add("time", np.asarray(sc.time.asi8))
+    add("mode", sc.capacity_mode)
+    for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
+                 "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
+                 "allowed", "latency"):
+        value = getattr(sc, name)
+        add(name, None if value is None else np.asarray(value))
+    add("home", None if sc.home is None else list(sc.home))
+    return h.hexdigest()

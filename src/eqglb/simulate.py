@@ -20,7 +20,7 @@ from eqglb.metrics import summarize
 from eqglb.scenario import Dispatch, Scenario, SolveInfo, check_dispatch_shape
 
 __all__ = ["FEASIBILITY_TOL", "Evaluation", "Feasibility", "compare", "evaluate",
-           "overheads", "run_policy"]
+           "overheads", "pct_change", "run_policy"]
 
 #: Largest relative violation of demand or capacity [-] (and flow on a forbidden route or
 #: negative flow [requests/slot]) a dispatch returned by :func:`run_policy` may have.
@@ -198,18 +198,19 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
     )
 
 
-def _pct(a: float, b: float) -> float:
+def pct_change(a: float, b: float) -> float:
+    """Change of ``a`` against ``b`` [%]: 0 when both are 0, inf when only ``b`` is."""
     return 100.0 * (a - b) / abs(b) if b != 0 else (0.0 if a == b else math.inf)
 
 
 def overheads(ev: Evaluation, baseline: Evaluation) -> dict[str, float]:
     """Percent change of ``ev`` versus ``baseline`` [%] for the headline numbers."""
-    out = {"energy_cost": _pct(ev.energy_cost, baseline.energy_cost)}
+    out = {"energy_cost": pct_change(ev.energy_cost, baseline.energy_cost)}
     if ev.objective is not None and baseline.objective is not None:
-        out["objective"] = _pct(ev.objective, baseline.objective)
+        out["objective"] = pct_change(ev.objective, baseline.objective)
     for cost in ("carbon", "water", "social"):
         for m in ("total", "max", "max_over_mean"):
-            out[f"{cost}_{m}"] = _pct(ev.summary[cost][m], baseline.summary[cost][m])
+            out[f"{cost}_{m}"] = pct_change(ev.summary[cost][m], baseline.summary[cost][m])
     return out
 
 

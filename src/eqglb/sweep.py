@@ -53,7 +53,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 import pandas as pd
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -62,7 +61,7 @@ from eqglb import defaults as _defaults
 from eqglb._json import json_ready
 from eqglb._workers import Reaper, watch_parent
 from eqglb.metrics import parse_q
-from eqglb.scenario import Scenario, ScenarioError
+from eqglb.scenario import Scenario, ScenarioError, scenario_fingerprint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -354,35 +353,6 @@ class SweepSpec(_Model):
 
 
 # --------------------------------------------------------------------------- points
-def scenario_fingerprint(sc: Scenario) -> str:
-    """SHA-256 of a scenario's names, times and numbers (not its name or description).
-
-    Two scenarios with the same fingerprint have the same optimisation problem, so a
-    stored result keyed by it is valid for both.
-    """
-    h = hashlib.sha256()
-
-    def add(label: str, value: Any) -> None:
-        h.update(label.encode())
-        if isinstance(value, np.ndarray):
-            a = np.ascontiguousarray(value)
-            h.update(f"{a.dtype.str}{a.shape}".encode())
-            h.update(a.tobytes())
-        else:
-            h.update(json.dumps(value).encode())
-
-    add("names", [list(sc.datacenters), list(sc.regions), list(sc.models)])
-    add("time", np.asarray(sc.time.asi8))
-    add("mode", sc.capacity_mode)
-    for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                 "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
-                 "allowed", "latency"):
-        value = getattr(sc, name)
-        add(name, None if value is None else np.asarray(value))
-    add("home", None if sc.home is None else list(sc.home))
-    return h.hexdigest()
-
-
 def _q_json(q: float | None) -> float | str | None:
     return None if q is None else ("inf" if math.isinf(q) else float(q))
 

@@ -268,8 +268,8 @@ class EquitableOffline:
         so that their duals give the block prices of the certificate; the handles are
         kept in ``self._handles``.
         """
-        obj = _drop_zero_terms(self.objective, sc)
-        coef = coefficients(sc, social_average=obj.social_average)
+        coef = coefficients(sc, social_average=self.objective.social_average)
+        obj = _drop_zero_terms(self.objective, sc, coef)
         routes = Routes.of(sc)
         spent = 0.0
         bounds: list[tuple[np.ndarray, np.ndarray]] = []
@@ -334,18 +334,15 @@ class EquitableOffline:
             side.append(SideRows(cb * (ref / routes.scale), bb * ref, nu))
         rc = regional_costs(h["coef"], np.asarray(dispatch.y))
         grad = _norm_gradients(obj, rc)
-        best = -math.inf
-        for sign in (1.0, -1.0):
-            gamma = dict(grad)
-            for key, (_u, eq) in h["totals"].items():
-                gamma[key] = sign * ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
-            if obj.combined_environment and "environment" not in gamma:
-                gamma["environment"] = (gamma["carbon"] / obj.mu_carbon if obj.mu_carbon > 0
-                                        else gamma["water"] / max(obj.mu_water, 1e-300))
-            best = max(best, lagrangian_bound(sc, obj, gamma=gamma, side=side,
-                                              coef=h["coef"]))
-            if not h["totals"]:
-                break
+        gamma = dict(grad)
+        for key, (_u, eq) in h["totals"].items():
+            # cvxpy's dual y of ``u == expression`` enters its Lagrangian as y.(u - expr),
+            # so the price of the regional total is -y (in objective units / ref)
+            gamma[key] = -ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
+        if obj.combined_environment and "environment" not in gamma:
+            gamma["environment"] = (gamma["carbon"] / obj.mu_carbon if obj.mu_carbon > 0
+                                    else gamma["water"] / max(obj.mu_water, 1e-300))
+        best = lagrangian_bound(sc, obj, gamma=gamma, side=side, coef=h["coef"])
         gap = relative_gap(value, best)
         ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
         status = "optimal" if ok else ("feasible" if math.isfinite(best) else "inaccurate")
@@ -362,19 +359,13 @@ def _norm_gradients(obj: Objective, rc: Any) -> dict[str, np.ndarray]:
     """Block prices for terms with 1 < q < inf: ``w grad ||u||_q`` at the solution's
     totals, ``w (u / ||u||_q) ** (q - 1)`` (the optimal price when the solution is
     optimal; any other point still gives a valid, looser bound)."""
+    from eqglb.costs import norm_terms
     from eqglb.metrics import lq_norm
 
     out: dict[str, np.ndarray] = {}
-    terms = [("social", obj.mu_social, obj.q_social, rc.social)]
-    if obj.combined_environment:
-        terms.append(("environment", 1.0, obj.q_carbon,
-                      obj.mu_carbon * rc.carbon + obj.mu_water * rc.water))
-    else:
-        terms += [("carbon", obj.mu_carbon, obj.q_carbon, rc.carbon),
-                  ("water", obj.mu_water, obj.q_water, rc.water)]
-    for name, w, q, u in terms:
+    for name, w, q, u in norm_terms(obj, rc):
         u = np.clip(np.asarray(u, float), 0.0, None)
-        if w <= 0 or q == 1.0 or math.isinf(q):
+        if q == 1.0 or math.isinf(q):
             continue
         n = lq_norm(u, q)
         out[name] = w * (u / n) ** (q - 1.0) if n > 0 else np.zeros_like(u)
@@ -396,10 +387,9 @@ def _rtt_budget_bounds(sc: Scenario, routes: Routes) -> list[tuple[np.ndarray, n
     return out
 
 
-def _drop_zero_terms(obj: Objective, sc: Scenario) -> Objective:
+def _drop_zero_terms(obj: Objective, sc: Scenario, coef: Coefficients) -> Objective:
     """``obj`` without the terms whose cost is 0 on every route (a constant 0: a weight on
     it, however large, changes nothing, but it ruins the solver's scaling)."""
-    coef = coefficients(sc, social_average=obj.social_average)
     i, j, k = np.nonzero(np.asarray(sc.allowed))
     changes: dict[str, Any] = {}
     if obj.mu_social > 0 and not np.any(np.asarray(coef.quality)[j, k]):
