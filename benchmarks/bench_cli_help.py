@@ -47,20 +47,27 @@ def time_command(argv: list[str], repeat: int) -> list[float]:
 
 def heavy_imports() -> list[str]:
     """The heavy modules that ``import eqglb.cli`` imports (should be none)."""
-    code = ("import sys, json, eqglb.cli; "
-            f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, json, eqglb.cli; "
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15, help="runs per command (default 15)")
-    ap.add_argument("--command", default="eqglb --help",
-                    help="command line to time (default: 'eqglb --help')")
-    ap.add_argument("--module", action="store_true",
-                    help="run 'python -m eqglb ...' instead of the console script")
+    ap.add_argument(
+        "--command", default="eqglb --help", help="command line to time (default: 'eqglb --help')"
+    )
+    ap.add_argument(
+        "--module",
+        action="store_true",
+        help="run 'python -m eqglb ...' instead of the console script",
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
@@ -71,8 +78,10 @@ def main() -> None:
         ap.error(f"--command: {argv[0]!r} is not on PATH; install eqglb or use --module")
     time_command(argv, 1)  # warm the file-system cache
     times = time_command(argv, args.repeat)
-    print(f"{shlex.join(argv)}: median {statistics.median(times):.3f} s over {args.repeat} "
-          f"runs (min {min(times):.3f} s, max {max(times):.3f} s)")
+    print(
+        f"{shlex.join(argv)}: median {statistics.median(times):.3f} s over {args.repeat} "
+        f"runs (min {min(times):.3f} s, max {max(times):.3f} s)"
+    )
     heavy = heavy_imports()
     print("heavy modules imported by `import eqglb.cli`: " + (", ".join(heavy) or "none"))
 

@@ -50,8 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EGL = ROOT.parent / "shared" / "data" / "egl-2022"
 STUDY = Objective(mu_carbon=1.5, mu_water=0.06, q_carbon=math.inf, q_water=math.inf)
 #: Step-size grid of the sensitivity table (dimensionless eta per rule).
-ETA_GRID = {"adaptive": [0.03, 0.1, 0.3], "sqrt": [0.03, 0.1, 0.3],
-            "constant": [0.003, 0.01, 0.03]}
+ETA_GRID = {"adaptive": [0.03, 0.1, 0.3], "sqrt": [0.03, 0.1, 0.3], "constant": [0.003, 0.01, 0.03]}
 
 
 def _quiet_highs() -> None:
@@ -63,8 +62,14 @@ def _quiet_highs() -> None:
         pass
 
 
-def row(name: str, ev: Evaluation, ref: Evaluation, energy_base: Evaluation,
-        wall: float, d: Dispatch | None = None) -> dict[str, Any]:
+def row(
+    name: str,
+    ev: Evaluation,
+    ref: Evaluation,
+    energy_base: Evaluation,
+    wall: float,
+    d: Dispatch | None = None,
+) -> dict[str, Any]:
     """Headline numbers of one run versus the offline optimum ``ref``."""
     out: dict[str, Any] = {
         "policy": name,
@@ -72,8 +77,7 @@ def row(name: str, ev: Evaluation, ref: Evaluation, energy_base: Evaluation,
         "gap_pct": 100.0 * (ev.objective / ref.objective - 1.0),
         "energy_cost": ev.energy_cost,
         "energy_vs_offline_pct": 100.0 * (ev.energy_cost / ref.energy_cost - 1.0),
-        "energy_vs_energy_baseline_pct":
-            100.0 * (ev.energy_cost / energy_base.energy_cost - 1.0),
+        "energy_vs_energy_baseline_pct": 100.0 * (ev.energy_cost / energy_base.energy_cost - 1.0),
         "feasible": ev.feasibility.ok(1e-6),
         "wall_s": wall,
     }
@@ -96,8 +100,9 @@ def run_online(sc: Scenario, obj: Objective, policy: Any) -> tuple[Dispatch, Eva
     return d, evaluate(sc, d, obj), wall
 
 
-def study_case(sc: Scenario, obj: Objective, *, quick: bool, receding: bool,
-               log: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def study_case(
+    sc: Scenario, obj: Objective, *, quick: bool, receding: bool, log: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """All policies on one scenario; returns the table and the dispatches for figures."""
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -119,15 +124,19 @@ def study_case(sc: Scenario, obj: Objective, *, quick: bool, receding: bool,
 
     add("online (defaults)", OnlineDMD(obj))
     add("online, no horizon correction", OnlineDMD(obj, horizon_gain=0.0))
-    add("MODEL.md literal DMD (explicit aux, constant)",
-        OnlineDMD(obj, aux="explicit", step="constant", horizon_gain=0.0))
+    add(
+        "MODEL.md literal DMD (explicit aux, constant)",
+        OnlineDMD(obj, aux="explicit", step="constant", horizon_gain=0.0),
+    )
     for step, etas in ETA_GRID.items():
         for eta in etas:
             for gain in (0.0, 1.0):
                 if quick and gain == 0.0:
                     continue
-                add(f"online step={step} eta={eta:g} horizon_gain={gain:g}",
-                    OnlineDMD(obj, step=step, eta=eta, horizon_gain=gain))
+                add(
+                    f"online step={step} eta={eta:g} horizon_gain={gain:g}",
+                    OnlineDMD(obj, step=step, eta=eta, horizon_gain=gain),
+                )
     for gain in (0.3, 3.0):
         add(f"online horizon_gain={gain:g}", OnlineDMD(obj, horizon_gain=gain))
     if receding:
@@ -136,10 +145,14 @@ def study_case(sc: Scenario, obj: Objective, *, quick: bool, receding: bool,
         if not quick:
             add("receding w=48 perfect (oracle)", RecedingHorizon(obj, 48, "perfect"))
             for err in (0.1, 0.2, 0.4):
-                add(f"receding w=24 perfect + error {err:g}",
-                    RecedingHorizon(obj, 24, "perfect", error=err, seed=0))
-                add(f"receding w=48 perfect + error {err:g}",
-                    RecedingHorizon(obj, 48, "perfect", error=err, seed=0))
+                add(
+                    f"receding w=24 perfect + error {err:g}",
+                    RecedingHorizon(obj, 24, "perfect", error=err, seed=0),
+                )
+                add(
+                    f"receding w=48 perfect + error {err:g}",
+                    RecedingHorizon(obj, 48, "perfect", error=err, seed=0),
+                )
     return rows, keep
 
 
@@ -154,22 +167,33 @@ def speed(log: Any, quick: bool) -> dict[str, Any]:
     from eqglb.cli import default_mu_social
 
     for s in (sc, full):
-        obj = Objective(mu_social=default_mu_social(s), mu_carbon=1.5, mu_water=0.06,
-                        q_social=math.inf, q_carbon=math.inf, q_water=math.inf)
+        obj = Objective(
+            mu_social=default_mu_social(s),
+            mu_carbon=1.5,
+            mu_water=0.06,
+            q_social=math.inf,
+            q_carbon=math.inf,
+            q_water=math.inf,
+        )
         pol = OnlineDMD(obj)
         t0 = time.perf_counter()
         d = simulate_online(s, pol)
         wall = time.perf_counter() - t0
         ex = d.info.extra if d.info is not None else {}
         key = "partial" if s is sc else "full"
-        out[key] = {"slots": s.n_time, "shape": list(s.shape),
-                    "routes": int(np.asarray(s.allowed).sum()),
-                    "simulate_s": wall,
-                    "decision_median_ms": 1e3 * ex["decision_time_median_s"],
-                    "decision_p90_ms": 1e3 * ex["decision_time_p90_s"],
-                    "slot_solves": ex.get("slot_solves")}
-        log(f"  {key:8s} {s.n_time} slots x {s.shape[1:]}: {wall:.1f} s, median "
-            f"{out[key]['decision_median_ms']:.2f} ms/slot")
+        out[key] = {
+            "slots": s.n_time,
+            "shape": list(s.shape),
+            "routes": int(np.asarray(s.allowed).sum()),
+            "simulate_s": wall,
+            "decision_median_ms": 1e3 * ex["decision_time_median_s"],
+            "decision_p90_ms": 1e3 * ex["decision_time_p90_s"],
+            "slot_solves": ex.get("slot_solves"),
+        }
+        log(
+            f"  {key:8s} {s.n_time} slots x {s.shape[1:]}: {wall:.1f} s, median "
+            f"{out[key]['decision_median_ms']:.2f} ms/slot"
+        )
     return out
 
 
@@ -183,25 +207,38 @@ def figure(sc: Scenario, obj: Objective, dispatches: dict[str, Dispatch], path: 
     coef = coefficients(sc)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     colors = plt.cm.tab10(np.arange(len(sc.datacenters)))
-    for ax, cost, unit, scale in ((axes[0], "carbon", "t CO2", 1e-3),
-                                  (axes[1], "water", "m3", 1e-3)):
+    for ax, cost, unit, scale in (
+        (axes[0], "carbon", "t CO2", 1e-3),
+        (axes[1], "water", "m3", 1e-3),
+    ):
         c = getattr(coef, cost)
         for name, style in (("offline", "--"), ("online (defaults)", "-")):
             y = np.asarray(dispatches[name].y)
-            per_slot = np.einsum("tnk,tnk->tn", c, y.sum(axis=2))   # (time, datacenter)
+            per_slot = np.einsum("tnk,tnk->tn", c, y.sum(axis=2))  # (time, datacenter)
             cum = np.cumsum(per_slot, axis=0) * scale
             for i, dc in enumerate(sc.datacenters):
-                ax.plot(sc.time, cum[:, i], style, color=colors[i], lw=1.2,
-                        label=dc if style == "-" else None)
+                ax.plot(
+                    sc.time,
+                    cum[:, i],
+                    style,
+                    color=colors[i],
+                    lw=1.2,
+                    label=dc if style == "-" else None,
+                )
         ax.set_title(f"cumulative {cost} per data centre [{unit}]")
         ax.set_ylabel(unit)
         ax.tick_params(axis="x", rotation=30)
-    axes[0].legend(fontsize=7, ncol=2, title="solid: online, dashed: offline",
-                   title_fontsize=7)
-    terms = [f"{obj.mu_carbon:g} USD/kg x max C" if obj.mu_carbon else "",
-             f"{obj.mu_water:g} USD/L x max W" if obj.mu_water else ""]
-    fig.suptitle(f"{sc.name}: energy + " + " + ".join(t for t in terms if t)
-                 + " - online policy (defaults) vs hindsight optimum", fontsize=9)
+    axes[0].legend(fontsize=7, ncol=2, title="solid: online, dashed: offline", title_fontsize=7)
+    terms = [
+        f"{obj.mu_carbon:g} USD/kg x max C" if obj.mu_carbon else "",
+        f"{obj.mu_water:g} USD/L x max W" if obj.mu_water else "",
+    ]
+    fig.suptitle(
+        f"{sc.name}: energy + "
+        + " + ".join(t for t in terms if t)
+        + " - online policy (defaults) vs hindsight optimum",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -212,17 +249,22 @@ def _f(x: Any, fmt: str) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"# Online policies vs hindsight ({results['when']}, {results['machine']})", "",
-             "gap: objective above the hindsight optimum; energy: energy cost versus the "
-             "optimum's and the Energy baseline's; C [t CO2], W [m3], S [-]: largest regional "
-             "cost and max/mean; ms: median decision time per slot; s: wall time of the run.",
-             ""]
+    lines = [
+        f"# Online policies vs hindsight ({results['when']}, {results['machine']})",
+        "",
+        "gap: objective above the hindsight optimum; energy: energy cost versus the "
+        "optimum's and the Energy baseline's; C [t CO2], W [m3], S [-]: largest regional "
+        "cost and max/mean; ms: median decision time per slot; s: wall time of the run.",
+        "",
+    ]
     for case, rows in results["cases"].items():
-        lines += [f"## {case}", "",
-                  "| policy | gap % | energy vs opt % | energy vs Energy % | C max | C max/mean "
-                  "| W max | W max/mean | S max | S max/mean | ms | s |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                  "| ---: |"]
+        lines += [
+            f"## {case}",
+            "",
+            "| policy | gap % | energy vs opt % | energy vs Energy % | C max | C max/mean "
+            "| W max | W max/mean | S max | S max/mean | ms | s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in rows:
             lines.append(
                 f"| {r['policy']} | {r['gap_pct']:.2f} | {r['energy_vs_offline_pct']:.2f} | "
@@ -230,11 +272,18 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_f(r['carbon_max_over_mean'], '.3f')} | {r['water_max'] / 1e3:.1f} | "
                 f"{_f(r['water_max_over_mean'], '.3f')} | {_f(r['social_max'] or None, '.4f')} | "
                 f"{_f(r['social_max_over_mean'], '.3f')} | "
-                f"{_f(r.get('decision_median_ms', math.nan), '.2f')} | {_f(r['wall_s'], '.1f')} |")
+                f"{_f(r.get('decision_median_ms', math.nan), '.2f')} | {_f(r['wall_s'], '.1f')} |"
+            )
         lines.append("")
     if "speed" in results:
-        lines += ["## speed (OnlineDMD defaults, built-in scenario)", "", "```",
-                  json.dumps(results["speed"], indent=1), "```", ""]
+        lines += [
+            "## speed (OnlineDMD defaults, built-in scenario)",
+            "",
+            "```",
+            json.dumps(results["speed"], indent=1),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -243,9 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "online")
     ap.add_argument("--egl", type=Path, default=EGL)
     ap.add_argument("--quick", action="store_true", help="skip the slow runs")
-    ap.add_argument("--only", choices=("egl", "builtin", "speed", "figure", "render"),
-                    default=None, help="one part; 'render' rewrites results.md from "
-                    "results.json, 'figure' redraws the egl-2022 figure")
+    ap.add_argument(
+        "--only",
+        choices=("egl", "builtin", "speed", "figure", "render"),
+        default=None,
+        help="one part; 'render' rewrites results.md from "
+        "results.json, 'figure' redraws the egl-2022 figure",
+    )
     args = ap.parse_args(argv)
     _quiet_highs()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -255,24 +308,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.only == "figure":
         sc = load_egl2022(args.egl, "full")
-        figure(sc, STUDY, {"offline": EquitableOffline(STUDY).plan(sc),
-                           "online (defaults)": simulate_online(sc, OnlineDMD(STUDY))},
-               args.out / "cumulative_egl2022.png")
+        figure(
+            sc,
+            STUDY,
+            {
+                "offline": EquitableOffline(STUDY).plan(sc),
+                "online (defaults)": simulate_online(sc, OnlineDMD(STUDY)),
+            },
+            args.out / "cumulative_egl2022.png",
+        )
         return 0
 
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    results: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M"),
-                               "machine": f"{platform.processor() or platform.machine()}, "
-                                          f"python {sys.version.split()[0]}",
-                               "cases": {}}
+    results: dict[str, Any] = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}",
+        "cases": {},
+    }
     if args.only in (None, "egl"):
         for conn in ("full", "partial"):
             sc = load_egl2022(args.egl, conn)
             log(f"egl-2022 {conn} connectivity, {sc.n_time} slots")
-            rows, keep = study_case(sc, STUDY, quick=args.quick, receding=conn == "full",
-                                    log=log)
+            rows, keep = study_case(sc, STUDY, quick=args.quick, receding=conn == "full", log=log)
             results["cases"][f"egl-2022 {conn}"] = rows
             if conn == "full":
                 figure(sc, STUDY, keep, args.out / "cumulative_egl2022.png")
@@ -281,8 +340,14 @@ def main(argv: list[str] | None = None) -> int:
 
         for seed in (0, 1, 2) if not args.quick else (0,):
             sc = builtin_scenario(days=14, seed=seed)
-            obj = Objective(mu_social=default_mu_social(sc), mu_carbon=1.5, mu_water=0.06,
-                            q_social=math.inf, q_carbon=math.inf, q_water=math.inf)
+            obj = Objective(
+                mu_social=default_mu_social(sc),
+                mu_carbon=1.5,
+                mu_water=0.06,
+                q_social=math.inf,
+                q_carbon=math.inf,
+                q_water=math.inf,
+            )
             log(f"builtin seed {seed}: {obj.describe()}")
             rows, _ = study_case(sc, obj, quick=True, receding=seed == 0, log=log)
             results["cases"][f"builtin 14 d seed {seed}"] = rows

@@ -58,23 +58,42 @@ def slot_bodies(n: int, days: int = 7) -> list[dict]:
     out = []
     for t in range(n):
         r = t % sc.n_time
-        b = {"demand": dict(zip(sc.regions, sc.demand[r].tolist(), strict=True)),
-             "price": dict(zip(sc.datacenters, sc.price[r].tolist(), strict=True)),
-             "carbon_intensity": dict(zip(sc.datacenters, sc.carbon_intensity[r].tolist(),
-                                          strict=True)),
-             "wue": dict(zip(sc.datacenters, sc.wue[r].tolist(), strict=True))}
+        b = {
+            "demand": dict(zip(sc.regions, sc.demand[r].tolist(), strict=True)),
+            "price": dict(zip(sc.datacenters, sc.price[r].tolist(), strict=True)),
+            "carbon_intensity": dict(
+                zip(sc.datacenters, sc.carbon_intensity[r].tolist(), strict=True)
+            ),
+            "wue": dict(zip(sc.datacenters, sc.wue[r].tolist(), strict=True)),
+        }
         if t == 0:
             b["time"] = sc.time[0].isoformat()
         out.append(b)
     return out
 
 
-def start_server(db: Path, port: int, synchronous: str, days: int,
-                 extra: list[str]) -> subprocess.Popen:
+def start_server(
+    db: Path, port: int, synchronous: str, days: int, extra: list[str]
+) -> subprocess.Popen:
     env = dict(os.environ, EQGLB_TOKEN=TOKEN)
-    cmd = [sys.executable, "-m", "eqglb.service", "--db", str(db), "--port", str(port),
-           "--horizon", "10000000", "--days", str(days), "--synchronous", synchronous,
-           "--log-level", "warning", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "eqglb.service",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--horizon",
+        "10000000",
+        "--days",
+        str(days),
+        "--synchronous",
+        synchronous,
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import httpx
 
@@ -103,8 +122,12 @@ class RawClient:
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
-                "Content-Type: application/json", f"Content-Length: {len(body)}"]
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        ]
         head += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         assert self.reader is not None
@@ -130,16 +153,24 @@ class HttpxClient:
         self.c = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        r = await self.c.post(path, content=body,
-                              headers={"Content-Type": "application/json", **headers})
+        r = await self.c.post(
+            path, content=body, headers={"Content-Type": "application/json", **headers}
+        )
         return r.status_code, r.content
 
     async def close(self) -> None:
         await self.c.aclose()
 
 
-async def load(port: int, bodies: list[bytes], start: int, n: int, duration: float,
-               concurrency: int, client: str) -> tuple[list[float], dict[int, int], float]:
+async def load(
+    port: int,
+    bodies: list[bytes],
+    start: int,
+    n: int,
+    duration: float,
+    concurrency: int,
+    client: str,
+) -> tuple[list[float], dict[int, int], float]:
     """Submit bodies[start:start+n] from ``concurrency`` clients; latencies [s]."""
     nxt = start
     stop_at = start + n
@@ -158,8 +189,9 @@ async def load(port: int, bodies: list[bytes], start: int, n: int, duration: flo
                     return
                 nxt += 1
                 t0 = time.perf_counter()
-                code, _ = await cl.post("/v1/slots", bodies[i],
-                                        {**auth, "Idempotency-Key": f"bench-{i}"})
+                code, _ = await cl.post(
+                    "/v1/slots", bodies[i], {**auth, "Idempotency-Key": f"bench-{i}"}
+                )
                 lat.append(time.perf_counter() - t0)
                 status[code] = status.get(code, 0) + 1
         finally:
@@ -172,19 +204,29 @@ async def load(port: int, bodies: list[bytes], start: int, n: int, duration: flo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=2000,
-                    help="decisions to request per concurrency")
-    ap.add_argument("--duration", type=float, default=60.0,
-                    help="time limit of the load per concurrency [s]")
-    ap.add_argument("--concurrency", type=_levels, default=[1, 8, 32],
-                    help="concurrent clients, comma-separated levels (default 1,8,32)")
+    ap.add_argument(
+        "--requests", type=int, default=2000, help="decisions to request per concurrency"
+    )
+    ap.add_argument(
+        "--duration", type=float, default=60.0, help="time limit of the load per concurrency [s]"
+    )
+    ap.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=[1, 8, 32],
+        help="concurrent clients, comma-separated levels (default 1,8,32)",
+    )
     ap.add_argument("--warmup", type=int, default=100, help="requests before timing")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw")
     ap.add_argument("--synchronous", choices=("full", "normal"), default="full")
     ap.add_argument("--days", type=int, default=7, help="built-in scenario horizon [days]")
     ap.add_argument("--json", type=Path, help="write the results here")
-    ap.add_argument("--server-arg", action="append", default=[],
-                    help="extra argument for python -m eqglb.service (repeat)")
+    ap.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra argument for python -m eqglb.service (repeat)",
+    )
     args = ap.parse_args(argv)
     if not (1 <= args.requests <= 1_000_000 and 0 < args.duration <= 600):
         ap.error("--requests must be in [1, 1e6] and --duration in (0, 600]")
@@ -203,13 +245,15 @@ def main(argv: list[str] | None = None) -> int:
             nxt, ok_all = 1, 1
             for conc in levels:
                 if args.warmup:
-                    _, stw, _ = asyncio.run(load(port, bodies, nxt, args.warmup, 60, conc,
-                                                 args.client))
+                    _, stw, _ = asyncio.run(
+                        load(port, bodies, nxt, args.warmup, 60, conc, args.client)
+                    )
                     ok_all += stw.get(200, 0)
                 nxt += args.warmup
                 cpu0 = _cpu(proc.pid)
-                lat, status, elapsed = asyncio.run(load(port, bodies, nxt, args.requests,
-                                                        args.duration, conc, args.client))
+                lat, status, elapsed = asyncio.run(
+                    load(port, bodies, nxt, args.requests, args.duration, conc, args.client)
+                )
                 cpu1 = _cpu(proc.pid)
                 nxt += args.requests
                 ok_all += status.get(200, 0)
@@ -223,20 +267,25 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    print(f"10 data centres x 10 regions x 4 models, synchronous={args.synchronous}, "
-          f"{args.client} client, {args.requests} requests per level after {args.warmup} "
-          f"warm-up; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}")
-    print("| concurrency | decisions/s | p50 [ms] | p99 [ms] | max [ms] | server CPU "
-          "[ms/decision] | status |")
+    print(
+        f"10 data centres x 10 regions x 4 models, synchronous={args.synchronous}, "
+        f"{args.client} client, {args.requests} requests per level after {args.warmup} "
+        f"warm-up; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "| concurrency | decisions/s | p50 [ms] | p99 [ms] | max [ms] | server CPU "
+        "[ms/decision] | status |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         lm, cpu = r["latency_ms"], r["server_cpu_s"]
         per_dec = "-" if cpu is None else f"{1e3 * cpu / max(r['ok'], 1):.2f}"
-        print(f"| {r['concurrency']} | {r['decisions_per_s']:.0f} | {lm['p50']:.1f} | "
-              f"{lm['p99']:.1f} | {lm['max']:.1f} | {per_dec} | {r['status']} |")
+        print(
+            f"| {r['concurrency']} | {r['decisions_per_s']:.0f} | {lm['p50']:.1f} | "
+            f"{lm['p99']:.1f} | {lm['max']:.1f} | {per_dec} | {r['status']} |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"levels": results, "slots_in_db": slots},
-                                        indent=1) + "\n")
+        args.json.write_text(json.dumps({"levels": results, "slots_in_db": slots}, indent=1) + "\n")
     if slots != ok_all:
         print(f"error: the database holds {slots} slots, expected {ok_all}", file=sys.stderr)
         return 1
@@ -247,29 +296,48 @@ def _levels(text: str) -> list[int]:
     try:
         out = [int(x) for x in str(text).split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give numbers of clients, e.g. "
-                                         "1,8,32") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give numbers of clients, e.g. 1,8,32"
+        ) from None
     if not out or not all(1 <= c <= 1024 for c in out):
         raise argparse.ArgumentTypeError(f"{text!r}: each level must be in [1, 1024]")
     return out
 
 
-def _result(lat: list[float], status: dict[int, int], elapsed: float, cpu0: float | None,
-            cpu1: float | None, conc: int, args: argparse.Namespace) -> dict:
+def _result(
+    lat: list[float],
+    status: dict[int, int],
+    elapsed: float,
+    cpu0: float | None,
+    cpu1: float | None,
+    conc: int,
+    args: argparse.Namespace,
+) -> dict:
     ok = status.get(200, 0)
     a = np.asarray(lat) * 1e3
     return {
-        "concurrency": conc, "requests": len(lat), "ok": ok,
+        "concurrency": conc,
+        "requests": len(lat),
+        "ok": ok,
         "status": {str(k): v for k, v in status.items()},
-        "elapsed_s": elapsed, "decisions_per_s": ok / elapsed if elapsed > 0 else 0.0,
-        "latency_ms": {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-                       "p99": float(np.percentile(a, 99)), "max": float(a.max()),
-                       "mean": float(a.mean())},
+        "elapsed_s": elapsed,
+        "decisions_per_s": ok / elapsed if elapsed > 0 else 0.0,
+        "latency_ms": {
+            "p50": float(np.percentile(a, 50)),
+            "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)),
+            "max": float(a.max()),
+            "mean": float(a.mean()),
+        },
         "server_cpu_s": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-        "client": args.client, "synchronous": args.synchronous,
+        "client": args.client,
+        "synchronous": args.synchronous,
         "size": "10 datacenters x 10 regions x 4 models",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadavg_1min": os.getloadavg()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_1min": os.getloadavg()[0],
+        },
     }
 
 

@@ -80,8 +80,11 @@ class PeakRSS:
                 try:
                     if self.pss:
                         with open(f"/proc/{pid}/smaps_rollup") as fh:
-                            total += next(int(line.split()[1]) * 1024 for line in fh
-                                          if line.startswith("Pss:"))
+                            total += next(
+                                int(line.split()[1]) * 1024
+                                for line in fh
+                                if line.startswith("Pss:")
+                            )
                     else:
                         with open(f"/proc/{pid}/statm") as fh:
                             total += int(fh.read().split()[1]) * self._page
@@ -132,8 +135,10 @@ def machine() -> str:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         mem = float("nan")
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, {mem:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def run_one(policy: Any, sc: Any, obj: Objective, trace: bool = False) -> dict[str, Any]:
@@ -193,35 +198,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--q", nargs="+", default=["2", "3", "inf"], help="norm orders")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--tol", type=float, default=1e-6, help="structured solver's gap target")
-    ap.add_argument("--reference-solver", default=None,
-                    help="cvxpy solver of the reference (default: HiGHS for LPs, else Clarabel)")
+    ap.add_argument(
+        "--reference-solver",
+        default=None,
+        help="cvxpy solver of the reference (default: HiGHS for LPs, else Clarabel)",
+    )
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--solver", choices=["structured", "streaming"], default=None,
-                    help="eqglb solver (default: structured; the year tier: streaming)")
+    ap.add_argument(
+        "--solver",
+        choices=["structured", "streaming"],
+        default=None,
+        help="eqglb solver (default: structured; the year tier: streaming)",
+    )
     ap.add_argument("--workers", type=int, default=None, help="streaming: worker processes")
-    ap.add_argument("--block-slots", type=int, default=None,
-                    help="streaming: slots per block (default: about T / 48, at most 168)")
-    ap.add_argument("--backend", default="process", choices=["process", "serial", "ray"],
-                    help="streaming: where blocks are priced")
-    ap.add_argument("--mu-social", type=float, default=MU_SOCIAL,
-                    help="quality weight [USD per unit of average quality loss]")
-    ap.add_argument("--check-slots", type=int, default=8,
-                    help="year tier: number of slots whose full dispatch is rebuilt and checked")
-    ap.add_argument("--tracemalloc", action="store_true",
-                    help="also report the tracemalloc peak (an extra, untimed run each)")
+    ap.add_argument(
+        "--block-slots",
+        type=int,
+        default=None,
+        help="streaming: slots per block (default: about T / 48, at most 168)",
+    )
+    ap.add_argument(
+        "--backend",
+        default="process",
+        choices=["process", "serial", "ray"],
+        help="streaming: where blocks are priced",
+    )
+    ap.add_argument(
+        "--mu-social",
+        type=float,
+        default=MU_SOCIAL,
+        help="quality weight [USD per unit of average quality loss]",
+    )
+    ap.add_argument(
+        "--check-slots",
+        type=int,
+        default=8,
+        help="year tier: number of slots whose full dispatch is rebuilt and checked",
+    )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also report the tracemalloc peak (an extra, untimed run each)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all results here")
     args = ap.parse_args(argv)
 
     tier = TIERS[args.tier]
     print(f"machine: {machine()}")
-    print(f"tier {args.tier}: {tier.datacenters} datacenters x {tier.regions} regions x "
-          f"{tier.models} models x {tier.slots} slots; objective: energy + "
-          f"{args.mu_social:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q")
+    print(
+        f"tier {args.tier}: {tier.datacenters} datacenters x {tier.regions} regions x "
+        f"{tier.models} models x {tier.slots} slots; objective: energy + "
+        f"{args.mu_social:g} ||S||_q + {MU_CARBON:g} ||C||_q + {MU_WATER:g} ||W||_q"
+    )
     solver = args.solver or ("streaming" if args.tier == "year" else "structured")
     if args.tier == "year":
         if solver != "streaming":
-            print("the year tier does not fit in memory for the structured solver or the "
-                  "reference; use --solver streaming")
+            print(
+                "the year tier does not fit in memory for the structured solver or the "
+                "reference; use --solver streaming"
+            )
             return 2
         return _year(args)
     rows = []
@@ -230,14 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         sc = make_instance(args.tier, seed=seed)
         print(f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s")
         for q in args.q:
-            obj = Objective.uniform(q, mu_social=args.mu_social, mu_carbon=MU_CARBON,
-                                    mu_water=MU_WATER)
+            obj = Objective.uniform(
+                q, mu_social=args.mu_social, mu_carbon=MU_CARBON, mu_water=MU_WATER
+            )
             row: dict[str, Any] = {"tier": args.tier, "seed": seed, "q": q}
             # structured first: memory the reference frees stays with the process and
             # would hide the structured solver's own peak
-            mine: Any = (StructuredOffline(obj, tol=args.tol) if solver == "structured" else
-                         StreamingOffline(obj, tol=args.tol, workers=args.workers,
-                                          block_slots=args.block_slots, backend=args.backend))
+            mine: Any = (
+                StructuredOffline(obj, tol=args.tol)
+                if solver == "structured"
+                else StreamingOffline(
+                    obj,
+                    tol=args.tol,
+                    workers=args.workers,
+                    block_slots=args.block_slots,
+                    backend=args.backend,
+                )
+            )
             row["structured"] = run_one(mine, sc, obj, args.tracemalloc)
             row["solver"] = solver
             if not args.skip_reference:
@@ -246,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             _print_row(row)
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2,
-                                        default=float))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "rows": rows}, indent=2, default=float)
+        )
     return 0
 
 
@@ -263,19 +308,25 @@ def _print_row(row: dict[str, Any]) -> None:
         if "gap" in r:
             extra += f" certified gap {r['gap']:.1e}"
         if "iterations" in r:
-            extra += (f" ({r['iterations']} iterations, pricing {r['pricing_time']:.2f} s, "
-                      f"master {r['master_time']:.2f} s)")
+            extra += (
+                f" ({r['iterations']} iterations, pricing {r['pricing_time']:.2f} s, "
+                f"master {r['master_time']:.2f} s)"
+            )
         if "tracemalloc_peak_mib" in r:
             extra += f" tracemalloc peak {r['tracemalloc_peak_mib']:.1f} MiB"
-        print(f"  q={q:>3} {label:>10}: {r.get('status', '?'):<18} {r['time_s']:8.2f} s "
-              f"RSS peak +{r['peak_mib']:7.1f} MiB objective {objective:.10g} "
-              f"max violation {r.get('max_violation', math.nan):.1e}{extra}")
+        print(
+            f"  q={q:>3} {label:>10}: {r.get('status', '?'):<18} {r['time_s']:8.2f} s "
+            f"RSS peak +{r['peak_mib']:7.1f} MiB objective {objective:.10g} "
+            f"max violation {r.get('max_violation', math.nan):.1e}{extra}"
+        )
     ref, st = row.get("reference"), row["structured"]
     if ref and "objective" in ref and "objective" in st:
         rel = (st["objective"] - ref["objective"]) / max(1.0, abs(ref["objective"]))
-        print(f"  q={q:>3} {row.get('solver', 'structured')} - reference objective: "
-              f"{rel:+.1e} relative; "
-              f"speed-up x{ref['time_s'] / st['time_s']:.1f}")
+        print(
+            f"  q={q:>3} {row.get('solver', 'structured')} - reference objective: "
+            f"{rel:+.1e} relative; "
+            f"speed-up x{ref['time_s'] / st['time_s']:.1f}"
+        )
 
 
 def _year(args: argparse.Namespace) -> int:
@@ -290,32 +341,44 @@ def _year(args: argparse.Namespace) -> int:
         with PeakRSS() as mem_build:
             sc = make_instance("year", seed=seed)
         T, N, J, K = sc.shape
-        print(f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s "
-              f"(+{mem_build.mib:.0f} MiB); {T * N * J * K:.3g} variables "
-              f"({int(np.asarray(sc.allowed).sum()) * T:.3g} allowed)")
+        print(
+            f"\nseed {seed}: instance built and validated in {time.perf_counter() - t0:.1f} s "
+            f"(+{mem_build.mib:.0f} MiB); {T * N * J * K:.3g} variables "
+            f"({int(np.asarray(sc.allowed).sum()) * T:.3g} allowed)"
+        )
         for q in args.q:
-            obj = Objective.uniform(q, mu_social=args.mu_social, mu_carbon=MU_CARBON,
-                                    mu_water=MU_WATER)
+            obj = Objective.uniform(
+                q, mu_social=args.mu_social, mu_carbon=MU_CARBON, mu_water=MU_WATER
+            )
 
             def progress(d: dict[str, Any]) -> None:
                 if d["event"] != "iteration":
                     return
-                print(f"    iteration {d['iteration']:3d}: upper {d['upper']:.10g} lower "
-                      f"{d['lower']:.10g} gap {d['gap']:.2e} ({d['elapsed']:.0f} s)",
-                      flush=True)
+                print(
+                    f"    iteration {d['iteration']:3d}: upper {d['upper']:.10g} lower "
+                    f"{d['lower']:.10g} gap {d['gap']:.2e} ({d['elapsed']:.0f} s)",
+                    flush=True,
+                )
 
-            solver = StreamingOffline(obj, tol=args.tol, workers=args.workers,
-                                      block_slots=args.block_slots, backend=args.backend,
-                                      progress=progress)
+            solver = StreamingOffline(
+                obj,
+                tol=args.tol,
+                workers=args.workers,
+                block_slots=args.block_slots,
+                backend=args.backend,
+                progress=progress,
+            )
             with PeakRSS(interval=0.05, pss=True) as mem:
                 t1 = time.perf_counter()
                 res = solver.solve(sc)
                 elapsed = time.perf_counter() - t1
             c = res.costs
-            terms = {"energy": c.energy_cost,
-                     "social": args.mu_social * lq_norm(c.social, obj.q_social),
-                     "carbon": MU_CARBON * lq_norm(c.carbon, obj.q_carbon),
-                     "water": MU_WATER * lq_norm(c.water, obj.q_water)}
+            terms = {
+                "energy": c.energy_cost,
+                "social": args.mu_social * lq_norm(c.social, obj.q_social),
+                "carbon": MU_CARBON * lq_norm(c.carbon, obj.q_carbon),
+                "water": MU_WATER * lq_norm(c.water, obj.q_water),
+            }
             # rebuild sampled slots' full dispatches and check them
             rng = np.random.default_rng(seed)
             slots = np.sort(rng.choice(T, size=min(args.check_slots, T), replace=False))
@@ -326,42 +389,57 @@ def _year(args: argparse.Namespace) -> int:
                 y = res.slot_dispatch(int(t))
                 d = np.asarray(sc.demand)[t]
                 dem = np.abs(y.sum(axis=(0, 2)) - d).max() / max(1.0, d.max())
-                use = (y.sum(axis=1) @ cap_r if sc.capacity_mode == "shared"
-                       else y.sum(axis=1))
+                use = y.sum(axis=1) @ cap_r if sc.capacity_mode == "shared" else y.sum(axis=1)
                 capv = np.clip(use - np.asarray(sc.capacity)[t], 0, None).max()
                 route = np.abs(y[~np.asarray(sc.allowed)]).max(initial=0.0)
                 load = np.abs(y.sum(axis=1) - res.loads[t]).max() / max(1.0, d.max())
-                worst = max(worst, dem, capv / max(1.0, float(np.max(sc.capacity))), route,
-                            load)
+                worst = max(worst, dem, capv / max(1.0, float(np.max(sc.capacity))), route, load)
             rebuild = (time.perf_counter() - t2) / max(1, slots.size)
-            row = {"tier": "year", "seed": seed, "q": q, "solver": "streaming",
-                   "status": res.status, "time_s": elapsed, "peak_mib": mem.mib,
-                   "objective": res.objective, "dual_bound": res.dual_bound, "gap": res.gap,
-                   "iterations": res.iterations, "terms": terms,
-                   "slot_rebuild_s": rebuild, "checked_slots": slots.tolist(),
-                   "max_violation_checked_slots": worst,
-                   **{k: v for k, v in res.info.items() if k != "center"}}
+            row = {
+                "tier": "year",
+                "seed": seed,
+                "q": q,
+                "solver": "streaming",
+                "status": res.status,
+                "time_s": elapsed,
+                "peak_mib": mem.mib,
+                "objective": res.objective,
+                "dual_bound": res.dual_bound,
+                "gap": res.gap,
+                "iterations": res.iterations,
+                "terms": terms,
+                "slot_rebuild_s": rebuild,
+                "checked_slots": slots.tolist(),
+                "max_violation_checked_slots": worst,
+                **{k: v for k, v in res.info.items() if k != "center"},
+            }
             rows.append(row)
-            print(f"  q={q:>3} streaming: {res.status} in {elapsed:.1f} s, peak memory "
-                  f"(PSS, process + workers) +{mem.mib:.0f} MiB, objective "
-                  f"{res.objective:.10g}, "
-                  f"bound {res.dual_bound:.10g}, certified gap {res.gap:.2e} "
-                  f"({res.iterations} iterations, {res.info['passes']} pricing passes of "
-                  f"{res.info['pricing_time'] / max(1, res.info['passes']):.1f} s, master "
-                  f"{res.info['master_time']:.1f} s, warm start "
-                  f"{res.info.get('warm_start_time', 0.0):.1f} s)")
-            print("           terms [USD]: " + ", ".join(f"{k} {v:.6g}" for k, v in
-                                                          terms.items()))
+            print(
+                f"  q={q:>3} streaming: {res.status} in {elapsed:.1f} s, peak memory "
+                f"(PSS, process + workers) +{mem.mib:.0f} MiB, objective "
+                f"{res.objective:.10g}, "
+                f"bound {res.dual_bound:.10g}, certified gap {res.gap:.2e} "
+                f"({res.iterations} iterations, {res.info['passes']} pricing passes of "
+                f"{res.info['pricing_time'] / max(1, res.info['passes']):.1f} s, master "
+                f"{res.info['master_time']:.1f} s, warm start "
+                f"{res.info.get('warm_start_time', 0.0):.1f} s)"
+            )
+            print("           terms [USD]: " + ", ".join(f"{k} {v:.6g}" for k, v in terms.items()))
             mix = res.loads.sum(axis=(0, 1), dtype=float)
             row["model_mix"] = (mix / mix.sum()).tolist()
-            print(f"           quality loss per region min/mean/max {c.social.min():.3g}/"
-                  f"{c.social.mean():.3g}/{c.social.max():.3g}; share of requests per model "
-                  + " ".join(f"{m:.3f}" for m in row["model_mix"]))
-            print(f"           {slots.size} slots rebuilt in {rebuild:.2f} s each; largest "
-                  f"relative violation (demand, capacity, routing, loads) {worst:.1e}")
+            print(
+                f"           quality loss per region min/mean/max {c.social.min():.3g}/"
+                f"{c.social.mean():.3g}/{c.social.max():.3g}; share of requests per model "
+                + " ".join(f"{m:.3f}" for m in row["model_mix"])
+            )
+            print(
+                f"           {slots.size} slots rebuilt in {rebuild:.2f} s each; largest "
+                f"relative violation (demand, capacity, routing, loads) {worst:.1e}"
+            )
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2,
-                                        default=float))
+        args.json.write_text(
+            json.dumps({"machine": machine(), "rows": rows}, indent=2, default=float)
+        )
     return 0
 
 

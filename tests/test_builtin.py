@@ -30,14 +30,26 @@ from eqglb.latency import load_rtt_table, rtt_model
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
 EGL = SHARED / "data" / "egl-2022"
-NAMES = ["Texas", "Virginia", "Georgia", "Nevada", "Germany", "Belgium", "Netherlands",
-         "Denmark", "Japan", "Singapore"]
+NAMES = [
+    "Texas",
+    "Virginia",
+    "Georgia",
+    "Nevada",
+    "Germany",
+    "Belgium",
+    "Netherlands",
+    "Denmark",
+    "Japan",
+    "Singapore",
+]
 FILE_STEM = {n: ("Belguim" if n == "Belgium" else n) for n in NAMES}
 
 
 def _egl_dir() -> Path:
-    assert EGL.is_dir(), (f"shared egl-2022 data not found at {EGL.resolve()}; these tests "
-                          "need ../shared/data/egl-2022 beside the checkout")
+    assert EGL.is_dir(), (
+        f"shared egl-2022 data not found at {EGL.resolve()}; these tests "
+        "need ../shared/data/egl-2022 beside the checkout"
+    )
     return EGL
 
 
@@ -93,19 +105,24 @@ def test_latency_is_measured_or_modelled_rtt(sc):
     lat = sc.latency
     i = NAMES.index
     table, model = load_rtt_table(), rtt_model()
-    azure = {"Germany": "Germany West Central", "Netherlands": "West Europe",
-             "Japan": "Japan East", "Singapore": "Southeast Asia"}
+    azure = {
+        "Germany": "Germany West Central",
+        "Netherlands": "West Europe",
+        "Japan": "Japan East",
+        "Singapore": "Southeast Asia",
+    }
     for a in NAMES:
         for b in NAMES:
             if a != b and a in azure and b in azure:  # both at Azure regions: measured
                 ra, rb = table.regions.index(azure[a]), table.regions.index(azure[b])
                 want = np.nanmean([table.directed[ra, rb], table.directed[rb, ra]])
-            else:                                      # the fitted affine model
+            else:  # the fitted affine model
                 sa, sb = SITES[i(a)], SITES[i(b)]
-                want = model.a_ms + model.b_ms_per_km * great_circle_km(sa.lat, sa.lon,
-                                                                        sb.lat, sb.lon)
+                want = model.a_ms + model.b_ms_per_km * great_circle_km(
+                    sa.lat, sa.lon, sb.lat, sb.lon
+                )
             assert lat[i(a), i(b)] == pytest.approx(want, rel=1e-12), (a, b)
-    assert lat[i("Germany"), i("Netherlands")] == 12.5   # published 12 and 13 ms
+    assert lat[i("Germany"), i("Netherlands")] == 12.5  # published 12 and 13 ms
     np.testing.assert_allclose(np.diag(lat), model.a_ms)
     np.testing.assert_allclose(lat, lat.T)
     assert (lat[~np.eye(10, dtype=bool)] > model.a_ms).all()
@@ -193,10 +210,13 @@ def test_quality_loss_normalised_and_cited(sc):
 
 
 def test_energy_and_capacity_per_request_follow_figures_md(sc):
-    figures = (SHARED / "docs" / "FIGURES.md")
+    figures = SHARED / "docs" / "FIGURES.md"
     assert figures.is_file(), f"{figures.resolve()} missing; the tests need ../shared/docs"
-    rows = re.findall(r"^\| (Qwen3-[\w-]+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|",
-                      figures.read_text(), re.M)
+    rows = re.findall(
+        r"^\| (Qwen3-[\w-]+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|",
+        figures.read_text(),
+        re.M,
+    )
     assert len(rows) == 4
     for k, (name, gpus, joules, tok_s, out_len) in enumerate(rows):
         assert name.startswith(sc.models[k])
@@ -209,8 +229,11 @@ def test_energy_and_capacity_per_request_follow_figures_md(sc):
 # ---------------------------------------------------------------- signals
 def test_signals_within_derived_range(sc):
     prof = load_profiles()
-    for field, signal in (("price", "price"), ("carbon_intensity", "carbon_intensity"),
-                          ("wue", "water")):
+    for field, signal in (
+        ("price", "price"),
+        ("carbon_intensity", "carbon_intensity"),
+        ("wue", "water"),
+    ):
         arr = getattr(sc, field)
         for i, name in enumerate(NAMES):
             rows = prof[(prof["signal"] == signal) & (prof["site"] == name)]
@@ -232,8 +255,11 @@ def test_synthetic_signals_track_the_site_means():
     """
     sc = builtin_scenario(days=56, seed=11)
     prof = load_profiles()
-    for field, signal in (("price", "price"), ("carbon_intensity", "carbon_intensity"),
-                          ("wue", "water")):
+    for field, signal in (
+        ("price", "price"),
+        ("carbon_intensity", "carbon_intensity"),
+        ("wue", "water"),
+    ):
         for i, name in enumerate(NAMES):
             rows = prof[(prof["signal"] == signal) & (prof["site"] == name)]
             target = rows["mean"].mean()
@@ -249,10 +275,18 @@ def test_deterministic_for_a_seed():
         assert not np.array_equal(getattr(a, f), getattr(c, f)), f
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"days": 0}, {"days": 2.5}, {"days": -1}, {"seed": -3}, {"seed": "x"},
-    {"start": "not a date"}, {"start": "2022-09-22 00:30"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"days": 0},
+        {"days": 2.5},
+        {"days": -1},
+        {"seed": -3},
+        {"seed": "x"},
+        {"start": "not a date"},
+        {"start": "2022-09-22 00:30"},
+    ],
+)
 def test_bad_arguments_raise_scenario_error(kwargs):
     with pytest.raises(ScenarioError, match="builtin scenario"):
         builtin_scenario(**kwargs)
@@ -269,15 +303,21 @@ def test_profile_table_regenerates_identically_from_shared_data():
 def test_profile_hour_means_match_shared_data():
     egl = _egl_dir()
     prof = load_profiles()
-    spec = {"price": ("price", "_Price.csv", 1e-3), "carbon_intensity": ("carbon", "_carbon.csv", 1.0),
-            "water": ("water", "_water.csv", 1.0)}
+    spec = {
+        "price": ("price", "_Price.csv", 1e-3),
+        "carbon_intensity": ("carbon", "_carbon.csv", 1.0),
+        "water": ("water", "_water.csv", 1.0),
+    }
     for signal, (folder, suffix, factor) in spec.items():
         for name in NAMES:
             raw = pd.read_csv(egl / folder / f"{FILE_STEM[name]}{suffix}").iloc[:457]
             hours = pd.to_datetime(raw.iloc[:, 0], format="%Y-%m-%d %H").dt.hour
             expected = (raw.iloc[:, 1] * factor).groupby(hours).mean().sort_index().to_numpy()
-            got = prof[(prof["signal"] == signal) & (prof["site"] == name)].sort_values(
-                "hour_utc")["mean"].to_numpy()
+            got = (
+                prof[(prof["signal"] == signal) & (prof["site"] == name)]
+                .sort_values("hour_utc")["mean"]
+                .to_numpy()
+            )
             np.testing.assert_allclose(got, expected, rtol=1e-5, err_msg=f"{signal} {name}")
     raw = pd.read_csv(egl / "AI_workload.csv").iloc[:457]
     hours = pd.to_datetime(raw.iloc[:, 0], format="%Y-%m-%d %H").dt.hour

@@ -35,32 +35,48 @@ def extreme_cases(draw, qs=QS, spread=6):
     [10^-spread, 10^spread], with weights over six decades (some zero) and a q per term."""
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    T, N, J, K = (draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)),
-                  draw(st.integers(1, 2)))
+    T, N, J, K = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 2)),
+    )
     base = random_scenario(rng, T, N, J, K, per_model=draw(st.booleans()))
-    e = {k: 10.0 ** draw(st.integers(-spread, spread))
-         for k in ("energy", "price", "carbon", "water", "demand")}
+    e = {
+        k: 10.0 ** draw(st.integers(-spread, spread))
+        for k in ("energy", "price", "carbon", "water", "demand")
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # implausible magnitudes are the point here
         sc = base.replace(
             energy_per_request=np.asarray(base.energy_per_request) * e["energy"],
             price=np.asarray(base.price) * e["price"],
             carbon_intensity=np.asarray(base.carbon_intensity) * e["carbon"],
-            wue=np.asarray(base.wue) * e["water"], ewif=np.asarray(base.ewif) * e["water"],
+            wue=np.asarray(base.wue) * e["water"],
+            ewif=np.asarray(base.ewif) * e["water"],
             demand=np.asarray(base.demand) * e["demand"],
-            capacity=np.asarray(base.capacity) * e["demand"])
-    weights = [0.0 if draw(st.booleans()) and i else 10.0 ** draw(st.integers(-3, 3))
-               for i in range(3)]
+            capacity=np.asarray(base.capacity) * e["demand"],
+        )
+    weights = [
+        0.0 if draw(st.booleans()) and i else 10.0 ** draw(st.integers(-3, 3)) for i in range(3)
+    ]
     q = [draw(st.sampled_from(qs)) for _ in range(3)]
-    obj = Objective(mu_social=weights[0], mu_carbon=weights[1], mu_water=weights[2],
-                    q_social=q[0], q_carbon=q[1], q_water=q[2],
-                    social_average=draw(st.booleans()))
+    obj = Objective(
+        mu_social=weights[0],
+        mu_carbon=weights[1],
+        mu_water=weights[2],
+        q_social=q[0],
+        q_carbon=q[1],
+        q_water=q[2],
+        social_average=draw(st.booleans()),
+    )
     return sc, obj
 
 
 def _value(sc, obj, y):
-    return objective_value(obj, regional_costs(coefficients(
-        sc, social_average=obj.social_average), np.asarray(y)))
+    return objective_value(
+        obj, regional_costs(coefficients(sc, social_average=obj.social_average), np.asarray(y))
+    )
 
 
 def _linprog_optimum(sc, obj):
@@ -75,10 +91,18 @@ def _linprog_optimum(sc, obj):
     i, j, k = np.nonzero(np.asarray(sc.allowed))
     T, P = sc.n_time, i.size
     N, J = len(sc.datacenters), len(sc.regions)
-    terms = [("social", obj.mu_social, obj.q_social, j, J,
-              np.broadcast_to(np.asarray(coef.quality)[j, k], (T, P))),
-             ("carbon", obj.mu_carbon, obj.q_carbon, i, N, np.asarray(coef.carbon)[:, i, k]),
-             ("water", obj.mu_water, obj.q_water, i, N, np.asarray(coef.water)[:, i, k])]
+    terms = [
+        (
+            "social",
+            obj.mu_social,
+            obj.q_social,
+            j,
+            J,
+            np.broadcast_to(np.asarray(coef.quality)[j, k], (T, P)),
+        ),
+        ("carbon", obj.mu_carbon, obj.q_carbon, i, N, np.asarray(coef.carbon)[:, i, k]),
+        ("water", obj.mu_water, obj.q_water, i, N, np.asarray(coef.water)[:, i, k]),
+    ]
     c = obj.energy_weight * np.asarray(coef.energy_cost)[:, i, k].astype(float)
     blocks = []
     for _name, w, q, idx, n, g in terms:
@@ -93,8 +117,7 @@ def _linprog_optimum(sc, obj):
     cost = np.concatenate([c.ravel(), [w for w, *_ in blocks]])
     tt = np.repeat(np.arange(T), P)
     pp = np.tile(np.arange(P), T)
-    a_eq = sp.csr_matrix((np.ones(T * P), (tt * J + j[pp], np.arange(T * P))),
-                         shape=(T * J, nv))
+    a_eq = sp.csr_matrix((np.ones(T * P), (tt * J + j[pp], np.arange(T * P))), shape=(T * J, nv))
     b_eq = np.asarray(sc.demand, float).ravel()
     cap = np.asarray(sc.capacity, float)
     if sc.capacity_mode == "shared":
@@ -102,16 +125,25 @@ def _linprog_optimum(sc, obj):
         a_cap = sp.csr_matrix((r, (tt * N + i[pp], np.arange(T * P))), shape=(T * N, nv))
     else:
         K = len(sc.models)
-        a_cap = sp.csr_matrix((np.ones(T * P), (tt * N * K + i[pp] * K + k[pp],
-                                                np.arange(T * P))), shape=(T * N * K, nv))
+        a_cap = sp.csr_matrix(
+            (np.ones(T * P), (tt * N * K + i[pp] * K + k[pp], np.arange(T * P))),
+            shape=(T * N * K, nv),
+        )
     rows, b_ub = [a_cap], [cap.ravel()]
     for bi, (_w, idx, n, g) in enumerate(blocks):
         m = sp.csr_matrix((g.ravel(), (idx[pp], np.arange(T * P))), shape=(n, nv)).tolil()
         m[:, T * P + bi] = -1.0
         rows.append(m.tocsr())
         b_ub.append(np.zeros(n))
-    res = linprog(cost, A_ub=sp.vstack(rows), b_ub=np.concatenate(b_ub), A_eq=a_eq,
-                  b_eq=b_eq, bounds=(0, None), method="highs")
+    res = linprog(
+        cost,
+        A_ub=sp.vstack(rows),
+        b_ub=np.concatenate(b_ub),
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=(0, None),
+        method="highs",
+    )
     assert res.status == 0, res.message
     return float(res.fun)
 
@@ -153,8 +185,9 @@ def _cvxpy_ref(sc, obj):
 POLICIES = st.sampled_from(["equitable", "weighted", "eglb"])
 
 
-@settings(max_examples=130, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=130, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(extreme_cases(qs=[1.0, math.inf]), POLICIES)
 def test_default_exact_paths_at_extreme_magnitudes_match_an_independent_lp(case, name):
     """Magnitudes over 1e-6..1e6, q in {1, inf} mixed per term: scipy's HiGHS on the LP
@@ -163,8 +196,9 @@ def test_default_exact_paths_at_extreme_magnitudes_match_an_independent_lp(case,
     _check(sc, obj, name, _linprog_ref)
 
 
-@settings(max_examples=70, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=70, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(extreme_cases(qs=QS, spread=2), POLICIES)
 def test_default_exact_paths_with_mixed_q_match_the_conic_reference(case, name):
     """q in {1, 1.5, 2, 3, inf} mixed per term, magnitudes over 1e-2..1e2: cvxpy +
@@ -179,7 +213,8 @@ class _approx:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, float) and abs(other - self.v) <= 1e-9 * max(
-            1e-300, abs(self.v), abs(other))
+            1e-300, abs(self.v), abs(other)
+        )
 
 
 def test_cvxpy_claim_without_a_valid_bound_is_not_optimal():
@@ -231,8 +266,9 @@ def test_highs_lp_bound_is_a_valid_lagrangian_bound():
     assert d.info.status == "optimal"
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(extreme_cases(), st.sampled_from(["weighted", "free"]))
 def test_every_policy_at_extreme_magnitudes_gives_a_feasible_certified_result(case, rule):
     """Issue 15 P1: magnitudes over 1e-6..1e6, every registered offline policy and the
@@ -241,10 +277,20 @@ def test_every_policy_at_extreme_magnitudes_gives_a_feasible_certified_result(ca
     from eqglb.simulate import run_policy
 
     sc, obj = case
-    for name in ("cost-only", "nearest", "energy", "carbon", "water", "weighted", "eglb",
-                 "equitable", "online"):
-        pol = make_policy(name, obj) if name == "online" else make_policy(
-            name, obj, model_rule=rule)
+    for name in (
+        "cost-only",
+        "nearest",
+        "energy",
+        "carbon",
+        "water",
+        "weighted",
+        "eglb",
+        "equitable",
+        "online",
+    ):
+        pol = (
+            make_policy(name, obj) if name == "online" else make_policy(name, obj, model_rule=rule)
+        )
         d, ev = run_policy(sc, pol, obj)  # raises on any violation of the constraints
         assert ev.feasibility.ok(1e-6), (name, ev.feasibility)
         if name == "online":

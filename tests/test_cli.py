@@ -16,8 +16,16 @@ from eqglb.io.scenario_format import read_scenario, write_scenario
 from eqglb.policies import DESCRIPTIONS, REGISTRY
 from tests.conftest import random_scenario
 
-EXPECTED_FILES = {"metrics.json", "regions.csv", "dispatch.parquet", "report.md",
-                  "report.html", "regional_carbon.png", "regional_water.png", "regional_quality_loss.png"}
+EXPECTED_FILES = {
+    "metrics.json",
+    "regions.csv",
+    "dispatch.parquet",
+    "report.md",
+    "report.html",
+    "regional_carbon.png",
+    "regional_water.png",
+    "regional_quality_loss.png",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +75,10 @@ def test_metrics_json_schema(default_run, scenario_dir):
         assert m["solve"]["status"] == "optimal", name
         assert m["baseline"] == "weighted"
         assert m["overheads_pct"]["energy_cost"] == pytest.approx(
-            100 * (m["energy_cost"] - data["weighted"]["energy_cost"])
-            / abs(data["weighted"]["energy_cost"]))
+            100
+            * (m["energy_cost"] - data["weighted"]["energy_cost"])
+            / abs(data["weighted"]["energy_cost"])
+        )
         assert m["totals"]["requests"] == pytest.approx(float(np.asarray(sc.demand).sum()))
     # one objective scores every policy; the equitable policy is its optimum
     best = min(m["objective"] for m in data.values())
@@ -94,14 +104,19 @@ def test_metrics_json_records_provenance_and_headline(default_run, scenario_dir)
     # the equitable row can only cost more in the q = 1 objective than its optimum
     v = head["price_of_fairness"]["q1_objective_usd"]
     assert v["equitable"] >= v["oblivious"] * (1 - 1e-6)
-    assert head["cost_only"]["energy_cost_usd"] == pytest.approx(
-        pol["cost-only"]["energy_cost"])
+    assert head["cost_only"]["energy_cost_usd"] == pytest.approx(pol["cost-only"]["energy_cost"])
     assert min(m["energy_cost"] for m in pol.values()) == pytest.approx(
-        pol["cost-only"]["energy_cost"], rel=1e-7)
+        pol["cost-only"]["energy_cost"], rel=1e-7
+    )
     # the term split adds up to the objective; switches and the frontier are recorded
     assert sum(doc["term_shares"].values()) == pytest.approx(1.0)
     assert [r["equity_on"] for r in doc["switches"]] == [
-        "none", "quality", "carbon", "water", "all"]
+        "none",
+        "quality",
+        "carbon",
+        "water",
+        "all",
+    ]
     qs = [r["q"] for r in doc["frontier"]]
     assert qs[0] == 1.0 and qs[-1] is None or qs[-1] == "inf" or math.isinf(float(qs[-1]))
     assert all(r["status"] == "optimal" for r in doc["frontier"])
@@ -129,8 +144,21 @@ def test_output_files_agree_with_metrics(default_run):
 
 
 def test_table_on_stdout_lists_policies_and_objective(scenario_dir, capsys):
-    code = main(["run", "--scenario", str(scenario_dir), "-p", "carbon", "-p", "equitable",
-                 "--q", "2", "--mu-carbon", "0.5"])
+    code = main(
+        [
+            "run",
+            "--scenario",
+            str(scenario_dir),
+            "-p",
+            "carbon",
+            "-p",
+            "equitable",
+            "--q",
+            "2",
+            "--mu-carbon",
+            "0.5",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "mu_carbon 0.5 " in text
@@ -145,9 +173,30 @@ def test_table_on_stdout_lists_policies_and_objective(scenario_dir, capsys):
 
 def test_per_term_q_and_switches_reach_the_objective(scenario_dir, tmp_path):
     out = tmp_path / "o"
-    code = main(["run", "--scenario", str(scenario_dir), "-p", "energy", "-p", "equitable",
-                 "--q", "2", "--q-carbon", "inf", "--mu-social", "3", "--combined-env",
-                 "--total-quality", "--mu-water", "0", "--out", str(out), "--no-plots"])
+    code = main(
+        [
+            "run",
+            "--scenario",
+            str(scenario_dir),
+            "-p",
+            "energy",
+            "-p",
+            "equitable",
+            "--q",
+            "2",
+            "--q-carbon",
+            "inf",
+            "--mu-social",
+            "3",
+            "--combined-env",
+            "--total-quality",
+            "--mu-water",
+            "0",
+            "--out",
+            str(out),
+            "--no-plots",
+        ]
+    )
     assert code == 0
     spec = _metrics(out)["equitable"]["objective_spec"]
     assert f"{3 * math.sqrt(3):g} ||S||_2" in spec and "||0.57 C + 0 W||_inf" in spec
@@ -160,24 +209,40 @@ def test_default_quality_weight_scales_with_demand(scenario_dir, tmp_path):
 
     sc = read_scenario(scenario_dir)
     out = tmp_path / "o"
-    assert main(["run", "--scenario", str(scenario_dir), "-p", "energy", "--out", str(out),
-                 "--no-plots"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--scenario",
+                str(scenario_dir),
+                "-p",
+                "energy",
+                "--out",
+                str(out),
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     spec = _metrics(out)["energy"]["objective_spec"]
     mu = DEFAULT_QUALITY_VALUE * float(np.asarray(sc.demand).sum()) / len(sc.regions)
     # default q = 2 on normalised norms: mu x J^(1 - 1/2)
     assert spec.startswith(f"energy + {mu * math.sqrt(len(sc.regions)):g} ||S||_2")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--q", "0.5"], "--q = '0.5'"),
-    (["--q", "abc"], "--q = 'abc'"),
-    (["--q-water", "0"], "--q-water"),
-    (["-p", "bogus"], "unknown policy 'bogus'"),
-    (["--mu-carbon", "-1"], "greater than or equal to 0"),
-    (["--model-rule", "fastest"], "fastest"),
-    (["--solver", "NO_SUCH_SOLVER"], "NO_SUCH_SOLVER"),
-    (["--frobnicate"], "--frobnicate"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--q", "0.5"], "--q = '0.5'"),
+        (["--q", "abc"], "--q = 'abc'"),
+        (["--q-water", "0"], "--q-water"),
+        (["-p", "bogus"], "unknown policy 'bogus'"),
+        (["--mu-carbon", "-1"], "greater than or equal to 0"),
+        (["--model-rule", "fastest"], "fastest"),
+        (["--solver", "NO_SUCH_SOLVER"], "NO_SUCH_SOLVER"),
+        (["--frobnicate"], "--frobnicate"),
+    ],
+)
 def test_bad_input_exit_code_2_one_red_line(scenario_dir, capsys, args, needle):
     code = main(["run", "--scenario", str(scenario_dir), "-p", "energy", *args])
     assert code == 2
@@ -233,8 +298,23 @@ def test_builtin_defaults_make_equitable_lower_the_worst_region(tmp_path):
     policy lowers the worst data centre's carbon and water and the worst region's quality
     loss versus the same objective at q = 1, and no term is negligible."""
     out = tmp_path / "o"
-    assert main(["run", "--days", "2", "-p", "cost-only", "-p", "equitable", "--out",
-                 str(out), "--no-plots"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--days",
+                "2",
+                "-p",
+                "cost-only",
+                "-p",
+                "equitable",
+                "--out",
+                str(out),
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     doc = _doc(out)
     data = doc["policies"]
     eq, ob = data["equitable"]["summary"], data["weighted"]["summary"]
@@ -247,9 +327,12 @@ def test_builtin_defaults_make_equitable_lower_the_worst_region(tmp_path):
 
 def test_console_script_module_has_no_highs_banner(scenario_dir):
     """`python -m eqglb` in a fresh process: clean stdout (HiGHS banner silenced)."""
-    res = subprocess.run([sys.executable, "-m", "eqglb", "run", "--scenario",
-                          str(scenario_dir), "-p", "energy"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "eqglb", "run", "--scenario", str(scenario_dir), "-p", "energy"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "HiGHS" not in res.stdout
     assert "energy" in res.stdout
@@ -267,7 +350,8 @@ def test_a_module_can_register_a_subcommand(tmp_path, monkeypatch, capsys):
         "def hello(q: QOpt = None, who: str = typer.Option('world')) -> None:\n"
         "    if who == 'nobody':\n"
         "        raise CLIError('nobody to greet')\n"
-        "    print(f'hello {who} q={q}')\n")
+        "    print(f'hello {who} q={q}')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["eqglb_test_hello_cmd"])
     n_commands = len(cli.app.registered_commands)

@@ -12,20 +12,31 @@ import pytest
 
 from eqglb.cli import EXIT_CODES, LAZY_COMMANDS, main
 
-HEAVY = ("numpy", "pandas", "cvxpy", "scipy", "pyarrow", "eqglb.scenario", "eqglb.sweep",
-         "eqglb.reproduce", "eqglb.service.server", "eqglb.signals.command")
+HEAVY = (
+    "numpy",
+    "pandas",
+    "cvxpy",
+    "scipy",
+    "pyarrow",
+    "eqglb.scenario",
+    "eqglb.sweep",
+    "eqglb.reproduce",
+    "eqglb.service.server",
+    "eqglb.signals.command",
+)
 
 
 def _fresh(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
 
 def test_help_imports_no_heavy_module_and_lists_every_command_and_exit_code():
     """`eqglb --help` in a fresh process imports none of numpy, pandas, cvxpy or the
     subcommand modules, yet lists every command and the exit codes."""
-    res = _fresh("import sys, json\nfrom eqglb.cli import main\nrc = main(['--help'])\n"
-                 f"print(json.dumps([rc, [m for m in {list(HEAVY)!r} if m in sys.modules]]))")
+    res = _fresh(
+        "import sys, json\nfrom eqglb.cli import main\nrc = main(['--help'])\n"
+        f"print(json.dumps([rc, [m for m in {list(HEAVY)!r} if m in sys.modules]]))"
+    )
     assert res.returncode == 0, res.stderr
     *help_lines, last = res.stdout.strip().splitlines()
     rc, loaded = json.loads(last)
@@ -53,13 +64,16 @@ def test_lazy_help_matches_the_loaded_command(name, capsys):
     assert "Usage: eqglb " + name in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("argv", "option", "value"), [
-    (["run", "--mu-carbon", "-1"], "--mu-carbon", "-1"),
-    (["run", "--mu-water=-0.5"], "--mu-water", "-0.5"),
-    (["solve", "--days", "0"], "--days", "0"),
-    (["scenario", "generate", "--models", "0", "--out", "x"], "--models", "0"),
-    (["run", "--days", "many"], "--days", "many"),
-])
+@pytest.mark.parametrize(
+    ("argv", "option", "value"),
+    [
+        (["run", "--mu-carbon", "-1"], "--mu-carbon", "-1"),
+        (["run", "--mu-water=-0.5"], "--mu-water", "-0.5"),
+        (["solve", "--days", "0"], "--days", "0"),
+        (["scenario", "generate", "--models", "0", "--out", "x"], "--models", "0"),
+        (["run", "--days", "many"], "--days", "many"),
+    ],
+)
 def test_option_errors_name_the_option_and_value(argv, option, value, capsys):
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
@@ -67,13 +81,16 @@ def test_option_errors_name_the_option_and_value(argv, option, value, capsys):
     assert "--help" in err
 
 
-@pytest.mark.parametrize("argv", [
-    ["run", "--days", "1", "-p", "energy"],
-    ["solve", "--days", "1"],
-    ["sweep", "--days", "1", "--q", "1"],
-    ["reproduce", "egl2022", "--data", "no-such-folder"],
-    ["scenario", "generate"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--days", "1", "-p", "energy"],
+        ["solve", "--days", "1"],
+        ["sweep", "--days", "1", "--q", "1"],
+        ["reproduce", "egl2022", "--data", "no-such-folder"],
+        ["scenario", "generate"],
+    ],
+)
 def test_out_that_is_a_file_is_refused_before_any_solve(argv, tmp_path, capsys, monkeypatch):
     """Every command with --out refuses a file there before loading or solving anything."""
     import eqglb.cli
@@ -97,18 +114,40 @@ def test_scenario_generate_writes_the_benchmark_scenario(tmp_path, capsys):
     from eqglb.synthetic import make_scenario
 
     out = tmp_path / "gen"
-    argv = ["scenario", "generate", "--datacenters", "4", "--regions", "5", "--models", "2",
-            "--days", "1", "--seed", "7", "--out", str(out)]
+    argv = [
+        "scenario",
+        "generate",
+        "--datacenters",
+        "4",
+        "--regions",
+        "5",
+        "--models",
+        "2",
+        "--days",
+        "1",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert "4 data centres, 5 regions, 2 models, 24 hourly slots" in capsys.readouterr().out
     got = read_scenario(out)
     ref = make_scenario(4, 5, 2, 24, seed=7)
     assert got.shape == ref.shape == (24, 4, 5, 2)
     assert got.name == "synthetic-4x5x2x24-seed7"
-    for field in ("demand", "price", "carbon_intensity", "wue", "capacity",
-                  "energy_per_request", "quality_loss"):
-        np.testing.assert_allclose(getattr(got, field), getattr(ref, field), rtol=1e-12,
-                                   err_msg=field)
+    for field in (
+        "demand",
+        "price",
+        "carbon_intensity",
+        "wue",
+        "capacity",
+        "energy_per_request",
+        "quality_loss",
+    ):
+        np.testing.assert_allclose(
+            getattr(got, field), getattr(ref, field), rtol=1e-12, err_msg=field
+        )
     np.testing.assert_array_equal(got.allowed, ref.allowed)
     assert main(argv) == 2
     assert "add --overwrite" in capsys.readouterr().err
@@ -130,12 +169,15 @@ def test_scenario_generate_refuses_bad_choices(tmp_path, capsys):
     assert "not a scenario folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"datacenters": 0}, "datacenters = 0; give a whole number >= 1"),
-    ({"slots": 2.5}, "slots = 2.5; give a whole number >= 1"),
-    ({"capacity_mode": "pooled"}, "capacity_mode = 'pooled'"),
-    ({"headroom": 0.0}, "headroom = 0.0; give a factor > 0"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"datacenters": 0}, "datacenters = 0; give a whole number >= 1"),
+        ({"slots": 2.5}, "slots = 2.5; give a whole number >= 1"),
+        ({"capacity_mode": "pooled"}, "capacity_mode = 'pooled'"),
+        ({"headroom": 0.0}, "headroom = 0.0; give a factor > 0"),
+    ],
+)
 def test_synthetic_arguments_are_checked(kw, message):
     from eqglb.synthetic import make_scenario
 
@@ -173,10 +215,19 @@ def test_top_level_names_resolve_lazily():
 
     for name in eqglb.__all__:
         assert getattr(eqglb, name) is not None, name
-    assert {"Scenario", "Objective", "make_policy", "evaluate", "SolveStatus",
-            "build_objective", "builtin_scenario", "read_scenario"} <= set(eqglb.__all__)
+    assert {
+        "Scenario",
+        "Objective",
+        "make_policy",
+        "evaluate",
+        "SolveStatus",
+        "build_objective",
+        "builtin_scenario",
+        "read_scenario",
+    } <= set(eqglb.__all__)
     assert (Path(eqglb.__file__).parent / "py.typed").is_file()
     code = "import sys, eqglb; print('numpy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"

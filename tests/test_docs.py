@@ -18,20 +18,44 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 #: module -> API page (docs/api/<page>.md), as in mkdocs.yml's nav
-API_MODULES = ["scenario", "costs", "defaults", "certify", "comparison", "policies",
-               "structured", "online", "simulate", "report", "report_html", "labels",
-               "units", "io.scenario_format", "latency", "signals", "service"]
+API_MODULES = [
+    "scenario",
+    "costs",
+    "defaults",
+    "certify",
+    "comparison",
+    "policies",
+    "structured",
+    "online",
+    "simulate",
+    "report",
+    "report_html",
+    "labels",
+    "units",
+    "io.scenario_format",
+    "latency",
+    "signals",
+    "service",
+]
 GUIDE = ["run", "sweep", "solve", "reproduce", "serve", "signals"]
-TOPICS = ["model.md", "defaults.md", "online.md", "performance.md", "reproduction.md",
-          "scenario-format.md", "service.md", "signals.md", "sweep.md"]
+TOPICS = [
+    "model.md",
+    "defaults.md",
+    "online.md",
+    "performance.md",
+    "reproduction.md",
+    "scenario-format.md",
+    "service.md",
+    "signals.md",
+    "sweep.md",
+]
 
 
 class _Loader(yaml.SafeLoader):
     """mkdocs.yml may hold !!python/name tags (material's emoji); read them as text."""
 
 
-_Loader.add_multi_constructor("tag:yaml.org,2002:python/",
-                              lambda loader, suffix, node: str(suffix))
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: str(suffix))
 
 
 def _nav_files(nav) -> list[str]:
@@ -45,9 +69,14 @@ def _nav_files(nav) -> list[str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
-                          str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+    res = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert res.returncode == 0, f"mkdocs build --strict failed:\n{res.stdout}\n{res.stderr}"
     assert "WARNING" not in res.stderr, res.stderr
     return out
@@ -57,8 +86,13 @@ def test_nav_holds_every_page_and_every_page_is_in_the_nav():
     cfg = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_Loader)  # noqa: S506
     files = _nav_files(cfg["nav"])
     assert len(files) == len(set(files))
-    for page in [*TOPICS, "index.md", "gallery.md", *(f"guide/{g}.md" for g in GUIDE),
-                 *(f"api/{m.replace('.', '-')}.md" for m in API_MODULES)]:
+    for page in [
+        *TOPICS,
+        "index.md",
+        "gallery.md",
+        *(f"guide/{g}.md" for g in GUIDE),
+        *(f"api/{m.replace('.', '-')}.md" for m in API_MODULES),
+    ]:
         assert page in files, page
     on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
     assert on_disk == set(files), on_disk ^ set(files)
@@ -103,9 +137,11 @@ def test_guide_gallery_and_model_pages_are_built(site):
 def test_no_docstring_points_outside_the_repository():
     """Docstrings and docs pages cite docs/model.md (in the repository), not the shared
     MODEL.md, and the model page holds what they cite it for."""
-    offenders = [str(p.relative_to(ROOT)) for p in [*(ROOT / "src" / "eqglb").rglob("*.py"),
-                                                    *(ROOT / "docs").rglob("*.md")]
-                 if "MODEL.md" in p.read_text()]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in [*(ROOT / "src" / "eqglb").rglob("*.py"), *(ROOT / "docs").rglob("*.md")]
+        if "MODEL.md" in p.read_text()
+    ]
     assert offenders == []
     model = (ROOT / "docs" / "model.md").read_text()
     for needle in ("allowed[i,j,k]", "||v||_q", "dual", "wet-bulb", "Jain"):

@@ -25,39 +25,53 @@ def test_quickstart_notebook_runs():
     from nbclient import NotebookClient
 
     nb = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "commit the notebook without outputs"
-    NotebookClient(nb, timeout=180, kernel_name="python3",
-                   resources={"metadata": {"path": str(EXAMPLES)}}).execute()
+    )
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+    ).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    text = "\n".join(o.get("text", "") for c in code for o in c.outputs
-                     if o.output_type == "stream")
+    text = "\n".join(
+        o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream"
+    )
     assert "checks passed" in text
     assert "price of fairness" in text
     images = [o for o in code[-1].outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1
 
 
-def test_egl2022_study_runs_and_each_policy_is_optimal_for_its_objective(shared_dir, tmp_path,
-                                                                         capsys):
+def test_egl2022_study_runs_and_each_policy_is_optimal_for_its_objective(
+    shared_dir, tmp_path, capsys
+):
     mod = _load("egl2022_study")
-    rows = mod.main(["--data", str(shared_dir / "data" / "egl-2022"), "--hours", "48",
-                     "--out", str(tmp_path)])
-    assert set(rows) == {"nearest", "energy", "carbon", "water", "eglb",
-                         "equitable (q = 2, defaults)"}
+    rows = mod.main(
+        ["--data", str(shared_dir / "data" / "egl-2022"), "--hours", "48", "--out", str(tmp_path)]
+    )
+    assert set(rows) == {
+        "nearest",
+        "energy",
+        "carbon",
+        "water",
+        "eglb",
+        "equitable (q = 2, defaults)",
+    }
     # all five study policies are scored with eGLB-Off's objective: eglb minimises it
     eglb = rows["eglb"]["objective_usd"]
     for name in ("nearest", "energy", "carbon", "water"):
         assert eglb <= rows[name]["objective_usd"] * (1 + 1e-6), name
     # single model, so the energy baseline is the true cost-only optimum
-    assert rows["energy"]["energy_cost_usd"] <= min(
-        r["energy_cost_usd"] for r in rows.values()) * (1 + 1e-6)
-    assert rows["carbon"]["carbon_total_kg"] <= min(
-        r["carbon_total_kg"] for r in rows.values()) * (1 + 1e-6)
-    assert rows["water"]["water_total_l"] <= min(
-        r["water_total_l"] for r in rows.values()) * (1 + 1e-6)
+    assert rows["energy"]["energy_cost_usd"] <= min(r["energy_cost_usd"] for r in rows.values()) * (
+        1 + 1e-6
+    )
+    assert rows["carbon"]["carbon_total_kg"] <= min(r["carbon_total_kg"] for r in rows.values()) * (
+        1 + 1e-6
+    )
+    assert rows["water"]["water_total_l"] <= min(r["water_total_l"] for r in rows.values()) * (
+        1 + 1e-6
+    )
     assert (tmp_path / "comparison.csv").read_text().count("\n") == 7
     assert "48 hourly slots" in capsys.readouterr().out
 
@@ -92,6 +106,5 @@ def test_azure_byod_aligns_by_name_and_compares(shared_dir, capsys):
     tokens = azure_arrivals(trace, slot="5min").attrs["mean_generated_tokens"]
     np.testing.assert_allclose(sc.energy_per_request[:, 0], 0.01 * tokens / 1000.0)
     np.testing.assert_allclose(sc.energy_per_request[:, 1], 0.05 * tokens / 1000.0)
-    assert evals["equitable"].objective <= min(ev.objective for ev in evals.values()) * (
-        1 + 1e-6)
+    assert evals["equitable"].objective <= min(ev.objective for ev in evals.values()) * (1 + 1e-6)
     assert "worst carbon_max_kg" in out and "large-70b" in out

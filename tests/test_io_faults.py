@@ -114,9 +114,13 @@ def test_c2_truncated_csv_gz_is_a_located_error_exit_2_not_interrupted(tmp_path)
     with pytest.raises(ScenarioFormatError) as exc:
         read_scenario(d)
     located(exc, "demand.csv.gz", "truncated")
-    run = subprocess.run([sys.executable, "-m", "eqglb", "run", "--scenario", str(d),
-                          "--policy", "nearest"], capture_output=True, text=True,
-                         timeout=300, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "eqglb", "run", "--scenario", str(d), "--policy", "nearest"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert run.returncode == 2, run.stderr
     assert "demand.csv.gz" in run.stderr and "truncated" in run.stderr, run.stderr
     assert "interrupted" not in run.stderr, run.stderr
@@ -141,8 +145,9 @@ def test_c3_small_gz_decompression_bomb_is_refused_at_the_row_cap(tmp_path):
     with pytest.raises(ScenarioFormatError) as exc:
         read_scenario(d)
     took = time.perf_counter() - t0
-    located(exc, "demand.csv.gz", f"more than {MAX_TABLE_ROWS + 1:,} lines",
-            "max_rows of read_scenario")
+    located(
+        exc, "demand.csv.gz", f"more than {MAX_TABLE_ROWS + 1:,} lines", "max_rows of read_scenario"
+    )
     # refused after ~1 million lines (~27 MB), not after 200 MB are parsed
     assert took < 30, took
 
@@ -153,8 +158,7 @@ def test_c3_byte_cap_stops_a_bomb_without_line_breaks(tmp_path):
     rename_table(d, "demand.csv", "demand.csv.gz")
     with pytest.raises(ScenarioFormatError) as exc:
         read_scenario(d, max_bytes=2**20)
-    located(exc, "demand.csv.gz", "larger than the cap of 1,048,576 bytes",
-            "once decompressed")
+    located(exc, "demand.csv.gz", "larger than the cap of 1,048,576 bytes", "once decompressed")
 
 
 def test_c3_row_cap_applies_to_plain_csv_and_parquet(tmp_path):
@@ -171,8 +175,10 @@ def test_c3_row_cap_applies_to_plain_csv_and_parquet(tmp_path):
 
 
 # ---------------------------------------------------------------------------- C4
-@pytest.mark.parametrize(("file", "line", "col", "name"), [
-    ("wue.csv", 2, 1, "us-virginia"), ("pue.csv", 4, 1, "us-virginia")])
+@pytest.mark.parametrize(
+    ("file", "line", "col", "name"),
+    [("wue.csv", 2, 1, "us-virginia"), ("pue.csv", 4, 1, "us-virginia")],
+)
 def test_c4_wue_and_pue_of_1e308_name_file_line_and_column(tmp_path, file, line, col, name):
     d = copy_example(tmp_path)
     set_cell(d / file, line, col, "1e308")
@@ -193,8 +199,10 @@ def test_c4_pue_1e308_in_scenario_toml_names_its_line(tmp_path):
     located(exc, "scenario.toml", "pue of datacenter 'us-oregon'", "magnitude")
 
 
-@pytest.mark.parametrize(("suffix", "compress", "kind"), [
-    (".gz", gzip.compress, "gzip"), (".bz2", bz2.compress, "bzip2")])
+@pytest.mark.parametrize(
+    ("suffix", "compress", "kind"),
+    [(".gz", gzip.compress, "gzip"), (".bz2", bz2.compress, "bzip2")],
+)
 def test_c4_bad_gz_and_bz2_files_name_file_and_field(tmp_path, suffix, compress, kind):
     d = copy_example(tmp_path)
     good = compress((d / "wue.csv").read_bytes())
@@ -220,10 +228,10 @@ def _azure_copy(shared_dir: Path, tmp_path: Path, rows: int = 20) -> Path:
     return out
 
 
-@pytest.mark.parametrize("value", ["9223372036854775808", "18446744073709551616",
-                                   str(MAX_TOKENS + 2)])
-def test_l1_azure_token_counts_from_2_to_63_are_refused_not_wrapped(shared_dir, tmp_path,
-                                                                   value):
+@pytest.mark.parametrize(
+    "value", ["9223372036854775808", "18446744073709551616", str(MAX_TOKENS + 2)]
+)
+def test_l1_azure_token_counts_from_2_to_63_are_refused_not_wrapped(shared_dir, tmp_path, value):
     trace = _azure_copy(shared_dir, tmp_path)
     set_cell(trace, 6, 1, value)
     with pytest.raises(DataFormatError) as exc:
@@ -331,8 +339,11 @@ def test_f2_tables_outside_the_folder_need_allow_outside(tmp_path, how):
         (d / "demand.csv").symlink_to(elsewhere / "demand.csv")
     with pytest.raises(ScenarioFormatError) as exc:
         read_scenario(d)
-    toml_line = next(n for n, s in enumerate((d / "scenario.toml").read_text().splitlines(), 1)
-                     if s.strip() == "[timeseries.demand]")
+    toml_line = next(
+        n
+        for n, s in enumerate((d / "scenario.toml").read_text().splitlines(), 1)
+        if s.strip() == "[timeseries.demand]"
+    )
     assert exc.value.line == toml_line
     located(exc, "scenario.toml", "outside the scenario folder", "allow_outside=True")
     sc = read_scenario(d, allow_outside=True)

@@ -25,8 +25,20 @@ from eqglb.scenario import Scenario, ScenarioError
 EXAMPLE = Path(__file__).parents[1] / "examples" / "scenario_small"
 GALLON_L = 3.785411784  # US gallon [L], definition
 
-FIELDS = ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "energy_per_request",
-          "capacity_per_request", "capacity", "quality_loss", "allowed", "latency")
+FIELDS = (
+    "demand",
+    "price",
+    "carbon_intensity",
+    "wue",
+    "ewif",
+    "pue",
+    "energy_per_request",
+    "capacity_per_request",
+    "capacity",
+    "quality_loss",
+    "allowed",
+    "latency",
+)
 
 
 def assert_same(a: Scenario, b: Scenario) -> None:
@@ -68,8 +80,9 @@ def line_of(path: Path, needle: str) -> int:
     raise AssertionError(f"{needle!r} not in {path}")
 
 
-def raises_at(folder: Path, file: str, line: int | None, column: str | None = None,
-              match: str = "") -> ScenarioFormatError:
+def raises_at(
+    folder: Path, file: str, line: int | None, column: str | None = None, match: str = ""
+) -> ScenarioFormatError:
     with pytest.raises(ScenarioFormatError) as info:
         read_scenario(folder)
     err = info.value
@@ -104,12 +117,13 @@ def test_read_example_converts_units_to_canonical() -> None:
 
     # declared units in the example: USD/MWh, g/kWh, L/kWh, gal/MWh, requests/slot
     np.testing.assert_allclose(sc.price, raw("price")[list(sc.datacenters)] / 1000, rtol=1e-15)
-    np.testing.assert_allclose(sc.carbon_intensity,
-                               raw("carbon_intensity")[list(sc.datacenters)] / 1000,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        sc.carbon_intensity, raw("carbon_intensity")[list(sc.datacenters)] / 1000, rtol=1e-15
+    )
     np.testing.assert_allclose(sc.wue, raw("wue")[list(sc.datacenters)], rtol=1e-15)
-    np.testing.assert_allclose(sc.ewif, raw("ewif")[list(sc.datacenters)] * GALLON_L / 1000,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        sc.ewif, raw("ewif")[list(sc.datacenters)] * GALLON_L / 1000, rtol=1e-15
+    )
     np.testing.assert_array_equal(sc.demand, raw("demand")[list(sc.regions)])
     # pue: us-virginia from pue.csv, the others constant from scenario.toml
     np.testing.assert_allclose(sc.pue[:, 0], raw("pue")["us-virginia"], rtol=1e-15)
@@ -146,8 +160,11 @@ def test_example_round_trip(tmp_path: Path, fmt: str) -> None:
     ext = ".csv" if fmt == "csv" else ".parquet"
     assert (out / f"price{ext}").is_file() and (out / f"routes{ext}").is_file()
     # only us-virginia's pue varies, so only it is written as a table column
-    assert list(pd.read_csv(out / "pue.csv").columns if fmt == "csv"
-                else pd.read_parquet(out / "pue.parquet").columns) == ["time", "us-virginia"]
+    assert list(
+        pd.read_csv(out / "pue.csv").columns
+        if fmt == "csv"
+        else pd.read_parquet(out / "pue.parquet").columns
+    ) == ["time", "us-virginia"]
 
 
 def test_read_accepts_toml_path(tmp_path: Path) -> None:
@@ -161,23 +178,37 @@ def rich_scenario() -> Scenario:
     rng = np.random.default_rng(7)
     time = pd.date_range("2023-03-26T00:00", periods=T, freq="15min", tz="UTC")
     allowed = np.zeros((N, J, K), dtype=bool)
-    allowed[0, 0, :] = True      # dc0 serves r0 with both models
-    allowed[1, 0, 1] = True      # dc1 serves r0 with model 1 only
-    allowed[1, 1, 0] = True      # dc1 serves r1 with model 0 only
+    allowed[0, 0, :] = True  # dc0 serves r0 with both models
+    allowed[1, 0, 1] = True  # dc1 serves r0 with model 1 only
+    allowed[1, 1, 0] = True  # dc1 serves r1 with model 0 only
     allowed[2, 1, :] = True
-    cap = np.broadcast_to(np.array([[500.0, 300.0], [400.0, 0.0], [250.5, 125.25]]),
-                          (T, N, K)).copy()
+    cap = np.broadcast_to(
+        np.array([[500.0, 300.0], [400.0, 0.0], [250.5, 125.25]]), (T, N, K)
+    ).copy()
     cap[:, 2, 0] += np.arange(T) * 10.1  # dc2 varies over time
     return Scenario(
-        datacenters=["a,dc", 'b"dc', "c dc"], regions=["r-ü", "r2"], models=["m7b", "m70b"],
-        time=time, demand=rng.uniform(10, 100, (T, J)), price=rng.normal(0.05, 0.02, (T, N)),
-        carbon_intensity=rng.uniform(0.1, 0.5, (T, N)), wue=rng.uniform(0, 2, (T, N)),
-        ewif=rng.uniform(1, 3, (T, N)), pue=rng.uniform(1.05, 1.5, (T, N)),
+        datacenters=["a,dc", 'b"dc', "c dc"],
+        regions=["r-ü", "r2"],
+        models=["m7b", "m70b"],
+        time=time,
+        demand=rng.uniform(10, 100, (T, J)),
+        price=rng.normal(0.05, 0.02, (T, N)),
+        carbon_intensity=rng.uniform(0.1, 0.5, (T, N)),
+        wue=rng.uniform(0, 2, (T, N)),
+        ewif=rng.uniform(1, 3, (T, N)),
+        pue=rng.uniform(1.05, 1.5, (T, N)),
         energy_per_request=rng.uniform(1e-4, 5e-3, (N, K)),
-        capacity_per_request=np.array([1.0, 7.5]), capacity=cap,
-        quality_loss=np.array([0.1 / 3, 0.0]), allowed=allowed, capacity_mode="per_model",
-        latency=rng.uniform(5, 150, (N, J)), home=["c dc", "a,dc"], name="rich",
-        description='multi-line\ndescription with "quotes"', attrs={"n": np.int64(3)})
+        capacity_per_request=np.array([1.0, 7.5]),
+        capacity=cap,
+        quality_loss=np.array([0.1 / 3, 0.0]),
+        allowed=allowed,
+        capacity_mode="per_model",
+        latency=rng.uniform(5, 150, (N, J)),
+        home=["c dc", "a,dc"],
+        name="rich",
+        description='multi-line\ndescription with "quotes"',
+        attrs={"n": np.int64(3)},
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -188,9 +219,12 @@ def test_round_trip_per_model_capacity_mask_and_pue(tmp_path: Path, fmt: str) ->
     assert back.attrs == {"n": 3}
     # the mask is not the product of its per-axis projections
     a = sc.allowed
-    assert not np.array_equal(a, a.any(axis=(1, 2))[:, None, None]
-                              & a.any(axis=(0, 2))[None, :, None]
-                              & a.any(axis=(0, 1))[None, None, :])
+    assert not np.array_equal(
+        a,
+        a.any(axis=(1, 2))[:, None, None]
+        & a.any(axis=(0, 2))[None, :, None]
+        & a.any(axis=(0, 1))[None, None, :],
+    )
 
 
 def test_per_model_capacity_table_layout(tmp_path: Path) -> None:
@@ -219,16 +253,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     fin = st.floats(0, 1e6, allow_nan=False, allow_subnormal=True)
 
     def arr(shape: tuple[int, ...], el: st.SearchStrategy[float] = fin) -> np.ndarray:
-        return np.array(draw(st.lists(el, min_size=int(np.prod(shape)),
-                                      max_size=int(np.prod(shape))))).reshape(shape)
+        return np.array(
+            draw(st.lists(el, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
+        ).reshape(shape)
 
     allowed = arr((N, J, K), st.booleans()).astype(bool)
     for j in range(J):  # every region needs one route
         if not allowed[:, j].any():
             allowed[draw(st.integers(0, N - 1)), j, draw(st.integers(0, K - 1))] = True
     step = draw(st.sampled_from(["15min", "1h"]))
-    start = draw(st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
-                              max_value=pd.Timestamp("2030-01-01").to_pydatetime()))
+    start = draw(
+        st.datetimes(
+            min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
+            max_value=pd.Timestamp("2030-01-01").to_pydatetime(),
+        )
+    )
     demand = arr((T, J), st.floats(0, 1e3, allow_nan=False))
     big = 1e9 + arr((T, N) if shared else (T, N, K), st.floats(0, 1e3))
     const = draw(st.booleans())
@@ -236,26 +275,38 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     pue_t = draw(st.booleans())
     pue = arr((T, N) if pue_t else (N,), st.floats(1.0, 2.0))
     return Scenario(
-        datacenters=names[:N], regions=names[N:N + J] if N + J <= len(names) else
-        [f"r{j}" for j in range(J)], models=[f"m{k}" for k in range(K)],
+        datacenters=names[:N],
+        regions=names[N : N + J] if N + J <= len(names) else [f"r{j}" for j in range(J)],
+        models=[f"m{k}" for k in range(K)],
         time=pd.date_range(pd.Timestamp(start).floor("s"), periods=T, freq=step, tz="UTC"),
-        demand=demand, price=arr((T, N), st.floats(-1e3, 1e3, allow_nan=False)),
-        carbon_intensity=arr((T, N)), wue=arr((T, N)), ewif=arr((T, N)), pue=pue,
+        demand=demand,
+        price=arr((T, N), st.floats(-1e3, 1e3, allow_nan=False)),
+        carbon_intensity=arr((T, N)),
+        wue=arr((T, N)),
+        ewif=arr((T, N)),
+        pue=pue,
         energy_per_request=arr((N, K)) if draw(st.booleans()) else arr((K,)),
-        capacity_per_request=arr((K,), st.floats(0.01, 10.0)), capacity=cap,
-        quality_loss=arr((K,), st.floats(0, 1)), allowed=allowed,
+        capacity_per_request=arr((K,), st.floats(0.01, 10.0)),
+        capacity=cap,
+        quality_loss=arr((K,), st.floats(0, 1)),
+        allowed=allowed,
         capacity_mode="shared" if shared else "per_model",
         latency=arr((N, J)) if draw(st.booleans()) else None,
-        home=[names[0]] * J if draw(st.booleans()) else None)
+        home=[names[0]] * J if draw(st.booleans()) else None,
+    )
 
 
 # arbitrary magnitudes on purpose: implausible values must still round-trip
 @pytest.mark.filterwarnings("ignore::eqglb.units.PlausibilityWarning")
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(sc=scenarios(), fmt=st.sampled_from(["csv", "parquet"]))
-def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory, sc: Scenario,
-                             fmt: str) -> None:
+def test_round_trip_property(
+    tmp_path_factory: pytest.TempPathFactory, sc: Scenario, fmt: str
+) -> None:
     out = tmp_path_factory.mktemp("prop") / "sc"
     assert_same(sc, read_scenario(write_scenario(sc, out, fmt=fmt)))
 
@@ -305,8 +356,12 @@ def test_wrong_unit_label(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     toml = d / "scenario.toml"
     edit(toml, 'unit = "g/kWh"', 'unit = "g/MWh"')
-    raises_at(d, "scenario.toml", line_of(toml, "[timeseries.carbon_intensity]"),
-              match=r"'g/MWh'.*kg/kWh.*g/kWh.*t/MWh")
+    raises_at(
+        d,
+        "scenario.toml",
+        line_of(toml, "[timeseries.carbon_intensity]"),
+        match=r"'g/MWh'.*kg/kWh.*g/kWh.*t/MWh",
+    )
 
 
 def test_wrong_energy_unit(tmp_path: Path) -> None:
@@ -343,8 +398,13 @@ def test_time_not_matching_demand(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     f = d / "carbon_intensity.csv"
     edit(f, "2022-09-22T07:00:00Z", "2022-09-22T07:30:00Z")
-    raises_at(d, "carbon_intensity.csv", line_of(f, "07:30"), "time",
-              match=r"differs from .*demand\.csv line 9")
+    raises_at(
+        d,
+        "carbon_intensity.csv",
+        line_of(f, "07:30"),
+        "time",
+        match=r"differs from .*demand\.csv line 9",
+    )
 
 
 def test_time_gap_in_demand(tmp_path: Path) -> None:
@@ -368,8 +428,12 @@ def test_duplicate_name_in_toml(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     (d / "wue.csv").unlink()
-    raises_at(d, "scenario.toml", line_of(d / "scenario.toml", "[timeseries.wue]"),
-              match=r"wue\.csv' does not exist")
+    raises_at(
+        d,
+        "scenario.toml",
+        line_of(d / "scenario.toml", "[timeseries.wue]"),
+        match=r"wue\.csv' does not exist",
+    )
 
 
 def test_missing_scenario_toml(tmp_path: Path) -> None:
@@ -391,8 +455,12 @@ def test_unknown_toml_key(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     toml = d / "scenario.toml"
     edit(toml, "quality_loss = 0.3", "quality_los = 0.3")
-    raises_at(d, "scenario.toml", line_of(toml, "quality_los ="),
-              match=r"unknown key 'quality_los'.*did you mean 'quality_loss'")
+    raises_at(
+        d,
+        "scenario.toml",
+        line_of(toml, "quality_los ="),
+        match=r"unknown key 'quality_los'.*did you mean 'quality_loss'",
+    )
 
 
 def test_non_numeric_cell(tmp_path: Path) -> None:
@@ -428,8 +496,9 @@ def test_unknown_name_in_routing(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     f = d / "routes.csv"
     edit(f, "eu-dublin,us-east,llama-7b", "eu-dublin,us-east,llama-13b")
-    raises_at(d, "routes.csv", line_of(f, "llama-13b"), "model",
-              match=r"'llama-13b' is not a model")
+    raises_at(
+        d, "routes.csv", line_of(f, "llama-13b"), "model", match=r"'llama-13b' is not a model"
+    )
 
 
 def test_pue_given_twice(tmp_path: Path) -> None:
@@ -443,8 +512,13 @@ def test_nan_value_names_file_and_line(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     f = d / "carbon_intensity.csv"
     edit(f, "342.3,264.3", "NaN,264.3")
-    err = raises_at(d, "carbon_intensity.csv", line_of(f, "NaN"), "us-virginia",
-                    match=r"carbon_intensity has 1 NaN")
+    err = raises_at(
+        d,
+        "carbon_intensity.csv",
+        line_of(f, "NaN"),
+        "us-virginia",
+        match=r"carbon_intensity has 1 NaN",
+    )
     assert isinstance(err, ScenarioError)
 
 
@@ -459,8 +533,9 @@ def test_infeasible_demand_names_demand_line(tmp_path: Path) -> None:
     d = copy_example(tmp_path)
     f = d / "demand.csv"
     edit(f, ",32000", ",900000")  # europe at 11:00 exceeds eu-dublin's capacity
-    raises_at(d, "demand.csv", line_of(f, "900000"), "europe",
-              match=r"cannot be served.*routes\.csv")
+    raises_at(
+        d, "demand.csv", line_of(f, "900000"), "europe", match=r"cannot be served.*routes\.csv"
+    )
 
 
 def test_parquet_errors_name_row(tmp_path: Path) -> None:

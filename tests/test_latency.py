@@ -105,8 +105,7 @@ def test_shipped_table_is_the_derivation():
     if src.version == "2026.8.1":
         assert script.render_csv(src) == text
         assert f"sha256={hashlib.sha256(src.matrix).hexdigest()}" in header["source_matrix"]
-        assert f"sha256={hashlib.sha256(src.coords).hexdigest()}" in \
-            header["source_coordinates"]
+        assert f"sha256={hashlib.sha256(src.coords).hexdigest()}" in header["source_coordinates"]
 
 
 def test_script_check_mode_detects_a_difference(tmp_path):
@@ -132,7 +131,7 @@ def test_table_self_consistent():
     assert n == 51 and len(set(names)) == n and names == sorted(names)
     assert int(header["fit_pairs"]) == len(_pairs()[0]) == 1226
     assert ((np.abs(lat) <= 90) & (np.abs(lon) <= 180)).all()
-    assert np.isnan(np.diag(d)).all()                # intra-region RTT is not published
+    assert np.isnan(np.diag(d)).all()  # intra-region RTT is not published
     vals = d[np.isfinite(d)]
     assert vals.size == 2350 and (vals > 0).all() and vals.max() < 400
     # symmetric within tolerance: a round trip measured from either end
@@ -148,7 +147,7 @@ def test_table_self_consistent():
     assert (rtt[far] / km[far]).min() > 0.0098
     # triangle-ish: rarely is a detour through a third region much faster than the direct path
     s = latency.load_rtt_table().rtt
-    excess = s[:, None, :] - (s[:, :, None] + s[None, :, :])   # rtt(i,k) - rtt(i,j) - rtt(j,k)
+    excess = s[:, None, :] - (s[:, :, None] + s[None, :, :])  # rtt(i,k) - rtt(i,j) - rtt(j,k)
     excess = excess[np.isfinite(excess)]
     assert excess.size > 100_000
     assert (excess > 0).mean() < 0.02 and (excess > 10).mean() < 0.01
@@ -163,9 +162,9 @@ def test_loader_matches_plain_reading():
     i, j = names.index("Germany West Central"), names.index("West Europe")
     assert t.rtt[i, j] == t.rtt[j, i] == (d[i, j] + d[j, i]) / 2
     k = names.index("Jio India West")
-    assert np.isnan(t.rtt[k, names.index("West Europe")])   # published in neither direction
+    assert np.isnan(t.rtt[k, names.index("West Europe")])  # published in neither direction
     with pytest.raises(ValueError):
-        t.rtt[0, 1] = 1.0                                   # read-only
+        t.rtt[0, 1] = 1.0  # read-only
 
 
 # ---------------------------------------------------------------- the fitted model
@@ -191,7 +190,7 @@ def test_stated_error_figures_equal_independent_computation():
     n = len(err)
     rmse = math.sqrt(sum(e * e for e in err) / n)
     median = (err[n // 2 - 1] + err[n // 2]) / 2 if n % 2 == 0 else err[n // 2]
-    pos = 0.95 * (n - 1)                                  # linear interpolation between ranks
+    pos = 0.95 * (n - 1)  # linear interpolation between ranks
     lo = int(pos)
     p95 = err[lo] + (pos - lo) * (err[lo + 1] - err[lo])
     assert m.n_pairs == n
@@ -204,10 +203,15 @@ def test_stated_error_figures_equal_independent_computation():
     prov = PROVENANCE.read_text("utf-8")
     for text in (doc, prov):
         flat = " ".join(text.split())
-        for phrase in (f"a = {m.a_ms:.2f} [ms]", f"b = {m.b_ms_per_km:.6f} [ms/km]",
-                       f"RMSE {rmse:.2f} [ms]", f"median absolute error {median:.2f} [ms]",
-                       f"95th-percentile absolute error {p95:.2f} [ms]",
-                       f"maximum {err[-1]:.1f} [ms]", f"{n} measured"):
+        for phrase in (
+            f"a = {m.a_ms:.2f} [ms]",
+            f"b = {m.b_ms_per_km:.6f} [ms/km]",
+            f"RMSE {rmse:.2f} [ms]",
+            f"median absolute error {median:.2f} [ms]",
+            f"95th-percentile absolute error {p95:.2f} [ms]",
+            f"maximum {err[-1]:.1f} [ms]",
+            f"{n} measured",
+        ):
             assert phrase in flat, phrase
 
 
@@ -226,7 +230,8 @@ def test_rtt_grows_with_distance():
     # a quarter of the Earth: pi/2 R, and the model there
     assert great_circle_km(0.0, 0.0, 0.0, 90.0) == pytest.approx(math.pi / 2 * 6371.0088)
     assert model_rtt_ms(0.0, 0.0, 0.0, 90.0) == pytest.approx(
-        m.a_ms + m.b_ms_per_km * math.pi / 2 * 6371.0088)
+        m.a_ms + m.b_ms_per_km * math.pi / 2 * 6371.0088
+    )
 
 
 # ---------------------------------------------------------------- rtt_matrix
@@ -238,18 +243,24 @@ def test_rtt_matrix_measured_where_both_ends_are_regions():
     dcs = [amsterdam, frankfurt, ocean]
     regs = [tokyo, frankfurt, ocean]
     r, measured = rtt_matrix(dcs, regs, return_measured=True)
-    want = [[t.rtt[pos("West Europe"), pos("Japan East")],
-             t.rtt[pos("West Europe"), pos("Germany West Central")]],
-            [t.rtt[pos("Germany West Central"), pos("Japan East")], None]]
+    want = [
+        [
+            t.rtt[pos("West Europe"), pos("Japan East")],
+            t.rtt[pos("West Europe"), pos("Germany West Central")],
+        ],
+        [t.rtt[pos("Germany West Central"), pos("Japan East")], None],
+    ]
     assert r[0, 0] == want[0][0] and r[0, 1] == want[0][1] and r[1, 0] == want[1][0]
-    np.testing.assert_array_equal(measured, [[True, True, False], [True, False, False],
-                                             [False, False, False]])
+    np.testing.assert_array_equal(
+        measured, [[True, True, False], [True, False, False], [False, False, False]]
+    )
     m = rtt_model()
-    assert r[1, 1] == pytest.approx(m.a_ms)       # same region: not published, modelled
+    assert r[1, 1] == pytest.approx(m.a_ms)  # same region: not published, modelled
     assert r[2, 0] == pytest.approx(m.a_ms + m.b_ms_per_km * _haversine(*ocean, *tokyo))
     # by name, an inland place can stand for a region; match_km=0 disables distance matching
-    r2, m2 = rtt_matrix([(50.0, 10.0)], [tokyo], dc_names=["germanywestcentral"],
-                        return_measured=True)
+    r2, m2 = rtt_matrix(
+        [(50.0, 10.0)], [tokyo], dc_names=["germanywestcentral"], return_measured=True
+    )
     assert m2[0, 0] and r2[0, 0] == want[1][0]
     r3, m3 = rtt_matrix([(52.37, 4.95)], [tokyo], match_km=0.0, return_measured=True)
     assert not m3[0, 0] and r3[0, 0] != want[0][0]
@@ -257,21 +268,25 @@ def test_rtt_matrix_measured_where_both_ends_are_regions():
     k, w = pos("Jio India West"), pos("West Europe")
     r4, m4 = rtt_matrix([(t.lat[k], t.lon[k])], [(t.lat[w], t.lon[w])], return_measured=True)
     assert not m4[0, 0] and r4[0, 0] == pytest.approx(
-        m.a_ms + m.b_ms_per_km * _haversine(t.lat[k], t.lon[k], t.lat[w], t.lon[w]))
+        m.a_ms + m.b_ms_per_km * _haversine(t.lat[k], t.lon[k], t.lat[w], t.lon[w])
+    )
     np.testing.assert_array_equal(match_regions([amsterdam, ocean]), [pos("West Europe"), -1])
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"dc_coords": [(91.0, 0.0)]}, r"latitude 91\.0 .*\[-90, 90\]"),
-    ({"dc_coords": [(-90.5, 0.0)]}, "latitude"),
-    ({"region_coords": [(0.0, 180.5)]}, r"longitude 180\.5 .*\[-180, 180\]"),
-    ({"region_coords": [(math.nan, 0.0)]}, "latitude nan .*not finite"),
-    ({"dc_coords": [0.0, 0.0]}, r"\(n, 2\)"),
-    ({"dc_coords": np.zeros((0, 2))}, r"\(n, 2\)"),
-    ({"match_km": -1.0}, "match_km"),
-    ({"dc_names": ["Atlantis"]}, "'Atlantis' .*not an Azure region"),
-    ({"dc_names": ["West Europe", None]}, "one region name"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"dc_coords": [(91.0, 0.0)]}, r"latitude 91\.0 .*\[-90, 90\]"),
+        ({"dc_coords": [(-90.5, 0.0)]}, "latitude"),
+        ({"region_coords": [(0.0, 180.5)]}, r"longitude 180\.5 .*\[-180, 180\]"),
+        ({"region_coords": [(math.nan, 0.0)]}, "latitude nan .*not finite"),
+        ({"dc_coords": [0.0, 0.0]}, r"\(n, 2\)"),
+        ({"dc_coords": np.zeros((0, 2))}, r"\(n, 2\)"),
+        ({"match_km": -1.0}, "match_km"),
+        ({"dc_names": ["Atlantis"]}, "'Atlantis' .*not an Azure region"),
+        ({"dc_names": ["West Europe", None]}, "one region name"),
+    ],
+)
 def test_bad_input_gives_clear_error(bad, match):
     args = {"dc_coords": [(52.37, 4.90)], "region_coords": [(35.68, 139.69)]}
     args.update(bad)

@@ -48,8 +48,9 @@ def _slo_scenario(seed: int, T: int = 3, N: int = 4, J: int = 4, K: int = 2):
 
 
 def _value(sc, obj, y):
-    return objective_value(obj, regional_costs(
-        coefficients(sc, social_average=obj.social_average), np.asarray(y)))
+    return objective_value(
+        obj, regional_costs(coefficients(sc, social_average=obj.social_average), np.asarray(y))
+    )
 
 
 def _above(sc_slo) -> np.ndarray:
@@ -80,13 +81,21 @@ def test_slo_optimum_equals_reference(q):
     1e-6 on three random instances; both carry zero flow above the SLO; and the SLO
     scenario solves exactly like the same scenario with the effective mask given as
     ``allowed`` (the SLO is nothing but that mask)."""
-    obj = Objective(mu_social=2.0, mu_carbon=0.3, mu_water=0.02, q_social=q, q_carbon=q,
-                    q_water=q, combined_environment=False)
+    obj = Objective(
+        mu_social=2.0,
+        mu_carbon=0.3,
+        mu_water=0.02,
+        q_social=q,
+        q_carbon=q,
+        q_water=q,
+        combined_environment=False,
+    )
     for seed in (1, 100, 200):
         sc, sc_slo = _slo_scenario(seed)
         d = StructuredOffline(obj, tol=1e-8).plan(sc_slo)
-        ref = EquitableOffline(obj, solver_options={} if obj.is_linear else TIGHT,
-                               tol=1e-6).plan(sc_slo)
+        ref = EquitableOffline(obj, solver_options={} if obj.is_linear else TIGHT, tol=1e-6).plan(
+            sc_slo
+        )
         v, v_ref = _value(sc_slo, obj, d.y), _value(sc_slo, obj, ref.y)
         assert v == pytest.approx(v_ref, rel=1e-6, abs=1e-7)
         assert d.info.status == "optimal"
@@ -102,8 +111,18 @@ def test_slo_optimum_equals_reference(q):
         assert v_free <= v + 1e-6 * max(1.0, abs(v))
 
 
-OFFLINE = ["cost-only", "nearest", "energy", "carbon", "water", "weighted", "eglb",
-           "equitable", "reference", "structured"]
+OFFLINE = [
+    "cost-only",
+    "nearest",
+    "energy",
+    "carbon",
+    "water",
+    "weighted",
+    "eglb",
+    "equitable",
+    "reference",
+    "structured",
+]
 
 
 def test_no_flow_above_slo_in_every_policy():
@@ -160,10 +179,19 @@ def _budget_lp(sc, obj) -> float | None:
             row[ix[t, i].ravel()] = np.tile(sc.capacity_per_request, J)
             a_ub.append(row)
             b_ub.append(sc.capacity[t, i])
-    bounds = [(0, None if a else 0) for a in np.broadcast_to(
-        np.asarray(sc.allowed)[None], sc.shape).ravel()]
-    res = linprog(c, A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
-                  bounds=bounds, method="highs")
+    bounds = [
+        (0, None if a else 0)
+        for a in np.broadcast_to(np.asarray(sc.allowed)[None], sc.shape).ravel()
+    ]
+    res = linprog(
+        c,
+        A_ub=np.array(a_ub),
+        b_ub=b_ub,
+        A_eq=np.array(a_eq),
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
     if res.status == 2:
         return None
     assert res.status == 0, res.message
@@ -178,10 +206,10 @@ def _budget_scenario(seed: int):
     for s in range(seed, seed + 50):
         _, sc_slo = _slo_scenario(s, T=2, N=3, J=3, K=2)
         y = np.asarray(StructuredOffline(obj, tol=1e-9).plan(sc_slo).y)
-        mean = np.array(list(evaluate(sc_slo, Dispatch(y))
-                             .summary["latency"]["mean_rtt_ms"].values()))
-        lat = np.where(np.asarray(sc_slo.allowed).any(axis=2), np.asarray(sc_slo.latency),
-                       np.inf)
+        mean = np.array(
+            list(evaluate(sc_slo, Dispatch(y)).summary["latency"]["mean_rtt_ms"].values())
+        )
+        lat = np.where(np.asarray(sc_slo.allowed).any(axis=2), np.asarray(sc_slo.latency), np.inf)
         budget = np.maximum(0.5 * (lat.min(axis=0) + mean), lat.min(axis=0))
         budget[0] = math.inf  # one region without a budget
         sc = sc_slo.replace(rtt_budget_ms=budget)
@@ -204,8 +232,9 @@ def test_budget_reference_certified_and_equal_to_an_independent_lp():
     y = np.asarray(ref.y)
     per_slot = np.einsum("tijk,ij->tj", y, np.asarray(sc.latency))
     fin = np.isfinite(sc.rtt_budget_ms)
-    assert np.all(per_slot[:, fin] <= (sc.rtt_budget_ms[fin] * sc.demand[:, fin])
-                  * (1 + 1e-7) + 1e-7)
+    assert np.all(
+        per_slot[:, fin] <= (sc.rtt_budget_ms[fin] * sc.demand[:, fin]) * (1 + 1e-7) + 1e-7
+    )
     assert evaluate(sc, ref).summary["latency"]["budget_excess_total"] <= 1e-5
 
 
@@ -213,8 +242,7 @@ def test_budget_reference_certified_and_equal_to_an_independent_lp():
 def test_budget_reference_certified_nonlinear(q):
     sc, _, _ = _budget_scenario(5)
     obj = Objective(mu_social=1.0, mu_carbon=0.5, q_social=q, q_carbon=q)
-    ref = EquitableOffline(obj, solver_options={} if obj.is_linear else TIGHT,
-                           tol=1e-6).plan(sc)
+    ref = EquitableOffline(obj, solver_options={} if obj.is_linear else TIGHT, tol=1e-6).plan(sc)
     assert ref.info.status == "optimal", ref.info.extra["gap"]
     assert evaluate(sc, ref).summary["latency"]["budget_excess_total"] <= 1e-5
     # lexicographic quality floor (a first LP stage) + the budget in both stages
@@ -232,8 +260,11 @@ def test_budget_refused_by_the_other_paths():
         ("online", lambda: simulate_online(sc, make_policy("online", obj))),
     ]
     for path, run in runs:
-        with pytest.raises(ScenarioError, match=rf"rtt_budget_ms .* which the {path} path "
-                                                r"does not model; use policy \"reference\""):
+        with pytest.raises(
+            ScenarioError,
+            match=rf"rtt_budget_ms .* which the {path} path "
+            r"does not model; use policy \"reference\"",
+        ):
             run()
 
 
@@ -274,8 +305,7 @@ def test_evaluator_latency_summary_checked_independently():
             assert got["mean_rtt_ms"][r] == pytest.approx(ms / req, rel=1e-12)
             assert got["worst_rtt_ms"][r] == worst
         assert got["slo_violation_requests"][r] == pytest.approx(viol, rel=1e-12, abs=0)
-        assert got["budget_excess_ms_requests"][r] == pytest.approx(excess, rel=1e-12,
-                                                                     abs=1e-12)
+        assert got["budget_excess_ms_requests"][r] == pytest.approx(excess, rel=1e-12, abs=1e-12)
     assert got["slo_violation_total"] > 0  # this dispatch does violate the SLO
     assert got["budget_excess_total"] > 0
     assert got["rtt_budget_ms"][sc.regions[1]] is None  # no budget for that region
@@ -283,18 +313,25 @@ def test_evaluator_latency_summary_checked_independently():
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("field", ["rtt_slo_ms", "rtt_budget_ms"])
-@pytest.mark.parametrize("value, match", [
-    ("neg", r"{f} is -5 for region 'reg1'; give an RTT limit >= 0 \[ms\]"),
-    ("nan", r"{f} is nan for region 'reg0'; give an RTT limit >= 0 \[ms\]"),
-    ("short", r"{f} has shape \(3,\); expected \(region=4,\)"),
-    ("unknown", r"{f} names unknown region\(s\) \['nowhere'\]"),
-    ("text", r"{f} for region 'reg0' is 'fast'; give a number \[ms\]"),
-])
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("neg", r"{f} is -5 for region 'reg1'; give an RTT limit >= 0 \[ms\]"),
+        ("nan", r"{f} is nan for region 'reg0'; give an RTT limit >= 0 \[ms\]"),
+        ("short", r"{f} has shape \(3,\); expected \(region=4,\)"),
+        ("unknown", r"{f} names unknown region\(s\) \['nowhere'\]"),
+        ("text", r"{f} for region 'reg0' is 'fast'; give a number \[ms\]"),
+    ],
+)
 def test_bad_limits_are_located(field, value, match):
     sc, _ = _slo_scenario(0)
-    v = {"neg": [100.0, -5.0, 100.0, 100.0], "nan": [math.nan, 1e3, 1e3, 1e3],
-         "short": [1e3, 1e3, 1e3], "unknown": {"reg0": 1e3, "nowhere": 5.0},
-         "text": {"reg0": "fast"}}[value]
+    v = {
+        "neg": [100.0, -5.0, 100.0, 100.0],
+        "nan": [math.nan, 1e3, 1e3, 1e3],
+        "short": [1e3, 1e3, 1e3],
+        "unknown": {"reg0": 1e3, "nowhere": 5.0},
+        "text": {"reg0": "fast"},
+    }[value]
     with pytest.raises(ScenarioError, match=match.format(f=field)):
         sc.replace(**{field: v})
 
@@ -307,9 +344,13 @@ def test_slo_without_latency_and_too_tight_slo_are_located():
     i = int(np.argmin(lat[:, 2]))
     slo = np.full(4, 1e3)
     slo[2] = 0.5 * lat[i, 2]
-    with pytest.raises(ScenarioError, match=(
+    with pytest.raises(
+        ScenarioError,
+        match=(
             rf"region 'reg2' has no allowed datacenter within its rtt_slo_ms of "
-            rf"{slo[2]:g} ms: the nearest allowed one, 'dc{i}', is at {lat[i, 2]:g} ms")):
+            rf"{slo[2]:g} ms: the nearest allowed one, 'dc{i}', is at {lat[i, 2]:g} ms"
+        ),
+    ):
         sc.replace(rtt_slo_ms=slo)
     budget = np.full(4, 1e3)
     budget[3] = 0.5 * lat[:, 3].min()
@@ -323,9 +364,13 @@ def test_slo_that_makes_demand_unservable_names_the_slot():
 
     sc = two_site_scenario(latency=[[10.0], [80.0]], capacity=[6.0, 10.0])
     assert sc.replace(rtt_slo_ms=100.0).allowed.all()
-    with pytest.raises(ScenarioError, match=(
+    with pytest.raises(
+        ScenarioError,
+        match=(
             r"demand cannot be served in slot 0 \(2022-01-01 00:00\): region 'r' .*"
-            r"its rtt_slo_ms of 50 ms removes 1 of its routes")):
+            r"its rtt_slo_ms of 50 ms removes 1 of its routes"
+        ),
+    ):
         sc.replace(rtt_slo_ms=50.0)
 
 
@@ -354,8 +399,11 @@ def test_folder_bad_slo_is_located_at_its_line(tmp_path):
     text = toml.read_text()
     toml.write_text(text.replace("rtt_slo_ms = 1000.0", "rtt_slo_ms = -3.0", 1))
     line = 1 + toml.read_text().splitlines().index("rtt_slo_ms = -3.0  # [ms]")
-    with pytest.raises(ScenarioError, match=rf"scenario.toml, line {line}: rtt_slo_ms is -3 "
-                                            r"for region 'reg0'"):
+    with pytest.raises(
+        ScenarioError,
+        match=rf"scenario.toml, line {line}: rtt_slo_ms is -3 "
+        r"for region 'reg0'",
+    ):
         read_scenario(tmp_path / "s")
 
 
@@ -365,8 +413,9 @@ def test_markdown_report_rtt_line(tmp_path):
 
     sc, sc_slo = _slo_scenario(0)
     obj = Objective(mu_social=1.0, mu_carbon=0.5)
-    evs = {p: evaluate(sc_slo, make_policy(p, obj).plan(sc_slo), obj)
-           for p in ("energy", "structured")}
+    evs = {
+        p: evaluate(sc_slo, make_policy(p, obj).plan(sc_slo), obj) for p in ("energy", "structured")
+    }
     text = write_markdown_report(evs, tmp_path / "r.md", scenario=sc_slo).read_text()
     for name, ev in evs.items():
         la = ev.summary["latency"]

@@ -144,16 +144,23 @@ def egl_copy(egl_dir, tmp_path) -> Path:
 
 def test_egl2022_missing_file(egl_copy):
     (egl_copy / "water" / "Japan_water.csv").unlink()
-    _raises_at(lambda: read_egl2022_signals(egl_copy), egl_copy / "water" / "Japan_water.csv",
-               None, "not found")
+    _raises_at(
+        lambda: read_egl2022_signals(egl_copy),
+        egl_copy / "water" / "Japan_water.csv",
+        None,
+        "not found",
+    )
 
 
-@pytest.mark.parametrize("header, match", [
-    ("Time (UTC),Price (EUR/MWh)", "unit mismatch.*EUR/MWh"),
-    ("Time (UTC),Cost (USD/MWh)", "no column 'Price \\(USD/MWh\\)'"),
-    ("Time,Price (USD/MWh)", "no column 'Time \\(UTC\\)'"),
-    ("Time (UTC),Price (USD/MWh),Extra", "unexpected column"),
-])
+@pytest.mark.parametrize(
+    "header, match",
+    [
+        ("Time (UTC),Price (EUR/MWh)", "unit mismatch.*EUR/MWh"),
+        ("Time (UTC),Cost (USD/MWh)", "no column 'Price \\(USD/MWh\\)'"),
+        ("Time,Price (USD/MWh)", "no column 'Time \\(UTC\\)'"),
+        ("Time (UTC),Price (USD/MWh),Extra", "unexpected column"),
+    ],
+)
 def test_egl2022_bad_header(egl_copy, header, match):
     f = egl_copy / "price" / "Nevada_Price.csv"
     _rewrite(f, f, lambda ls: [header] + [x + (",1" if "Extra" in header else "") for x in ls[1:]])
@@ -178,8 +185,12 @@ def test_egl2022_duplicate_missing_and_bad_hours(egl_copy):
     f.write_text(orig)
     # drop line 6 (2022-09-22 04): the gap is reported on the next line (now line 6)
     _rewrite(f, f, lambda ls: ls[:5] + ls[6:])
-    _raises_at(lambda: read_egl2022_signals(egl_copy), f, 6,
-               "1 missing slot.*2022-09-22 04:00 UTC.*between line 5")
+    _raises_at(
+        lambda: read_egl2022_signals(egl_copy),
+        f,
+        6,
+        "1 missing slot.*2022-09-22 04:00 UTC.*between line 5",
+    )
     f.write_text(orig)
     _rewrite(f, f, lambda ls: ls[:3] + ["2022-09-22 2x," + ls[3].split(",")[1]] + ls[4:])
     _raises_at(lambda: read_egl2022_signals(egl_copy), f, 4, "does not parse")
@@ -234,22 +245,27 @@ def test_azure_window_drops_outside(azure_dir):
 
 def test_azure_arrivals_small_trace(tmp_path):
     p = tmp_path / "t.csv"
-    p.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                 "2023-11-16 18:00:10.5000000,100,10\n"
-                 "2023-11-16 18:00:50.0000000,300,30\n"
-                 "2023-11-16 18:02:00.0000000,50,5\n")
+    p.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:00:10.5000000,100,10\n"
+        "2023-11-16 18:00:50.0000000,300,30\n"
+        "2023-11-16 18:02:00.0000000,50,5\n"
+    )
     a = azure_arrivals(p, "1min")
     assert a["requests"].tolist() == [2, 0, 1]
     assert a["mean_context_tokens"].iloc[0] == 200.0 and np.isnan(a["mean_context_tokens"].iloc[1])
     assert a["generated_tokens"].tolist() == [40, 0, 5]
 
 
-@pytest.mark.parametrize("bad_line, match, line", [
-    ("TIMESTAMP,ContextTokens", "no column 'GeneratedTokens'", 1),
-    ("2023-11-16 18:00:x1.0,1,1", "does not parse", 3),
-    ("2023-11-16 18:00:20.0,1.5,1", "not a whole number", 3),
-    ("2023-11-16 17:59:00.0,1,1", "earlier than the row before", 3),
-])
+@pytest.mark.parametrize(
+    "bad_line, match, line",
+    [
+        ("TIMESTAMP,ContextTokens", "no column 'GeneratedTokens'", 1),
+        ("2023-11-16 18:00:x1.0,1,1", "does not parse", 3),
+        ("2023-11-16 18:00:20.0,1.5,1", "not a whole number", 3),
+        ("2023-11-16 17:59:00.0,1,1", "earlier than the row before", 3),
+    ],
+)
 def test_azure_malformed(tmp_path, bad_line, match, line):
     p = tmp_path / "t.csv"
     rows = ["TIMESTAMP,ContextTokens,GeneratedTokens", "2023-11-16 18:00:10.0,1,1", bad_line]
@@ -264,8 +280,12 @@ def test_spread_over_regions_hand_example():
     demand = 0.25 * (h + 2) mod 24; 'west' at UTC-1, weight 0.75: 0.75 * (h - 1) mod 24."""
     idx = pd.date_range("2022-01-01", periods=24, freq="h", tz="UTC")
     prof = pd.Series(np.arange(24.0), index=idx)
-    d = spread_over_regions(prof, ["east", "west"], utc_offsets={"east": 2, "west": -1},
-                            weights={"east": 0.25, "west": 0.75})
+    d = spread_over_regions(
+        prof,
+        ["east", "west"],
+        utc_offsets={"east": 2, "west": -1},
+        weights={"east": 0.25, "west": 0.75},
+    )
     h = np.arange(24)
     np.testing.assert_allclose(d["east"], 0.25 * ((h + 2) % 24))
     np.testing.assert_allclose(d["west"], 0.75 * ((h - 1) % 24))
@@ -310,8 +330,7 @@ def test_eia930_reported_columns_and_options():
     # hydro convention: CISO slot 2 has 1,200 MW hydro of 22,200 MW total
     base = load_eia930(EIA, balancing_authorities=["CISO"])
     wet = load_eia930(EIA, balancing_authorities=["CISO"], hydro_water_l_per_kwh=5.0)
-    assert wet.ewif["CISO"].iloc[2] - base.ewif["CISO"].iloc[2] == pytest.approx(
-        5.0 * 1200 / 22200)
+    assert wet.ewif["CISO"].iloc[2] - base.ewif["CISO"].iloc[2] == pytest.approx(5.0 * 1200 / 22200)
     gen = read_eia930_generation(EIA)["CISO"]
     assert gen["hydro"].iloc[0] == -500.0  # raw, clipped only when weighting
     assert gen["solar"].iloc[0] == 10000.0  # "10,000" with a thousands separator
@@ -344,20 +363,37 @@ def _blank_fuels(line: str) -> str:
     return _join([c if k < 16 or k > 33 else "" for k, c in enumerate(next(csv.reader([line])))])
 
 
-@pytest.mark.parametrize("edit, line, match", [
-    (lambda ls: [ls[0].replace("UTC Time at End of Hour", "UTC Time")] + ls[1:], 1,
-     "no column 'UTC Time at End of Hour'"),
-    (lambda ls: ls[:2] + [_edit_cell(ls[2], 4, "09/22/2022 2:00:00 XM")] + ls[3:], 3,
-     "does not parse"),
-    (lambda ls: ls[:3] + [ls[2]] + ls[3:], 4, "duplicated time 2022-09-22 01:00.*'ERCO'"),
-    (lambda ls: ls[:2] + ls[3:], 3, "missing slot.*2022-09-22 01:00.*'ERCO'"),
-    (lambda ls: ls[:2] + [_edit_cell(ls[2], 26, "2l,000")] + ls[3:], 3, "'2l,000' is not"),
-    (lambda ls: ls[:6] + [_blank_fuels(ls[6])] + ls[7:], 7, "no generation value"),
-    (lambda ls: [ls[0].replace("from Wind (Adjusted)", "from Tidal (Adjusted)")] + ls[1:], 1,
-     "unknown energy source column"),
-    (lambda ls: [ls[0].replace("(MW) from Solar (Adjusted)", "(GW) from Solar (Adjusted)")]
-     + ls[1:], 1, "unit mismatch.*'GW'"),
-])
+@pytest.mark.parametrize(
+    "edit, line, match",
+    [
+        (
+            lambda ls: [ls[0].replace("UTC Time at End of Hour", "UTC Time")] + ls[1:],
+            1,
+            "no column 'UTC Time at End of Hour'",
+        ),
+        (
+            lambda ls: ls[:2] + [_edit_cell(ls[2], 4, "09/22/2022 2:00:00 XM")] + ls[3:],
+            3,
+            "does not parse",
+        ),
+        (lambda ls: ls[:3] + [ls[2]] + ls[3:], 4, "duplicated time 2022-09-22 01:00.*'ERCO'"),
+        (lambda ls: ls[:2] + ls[3:], 3, "missing slot.*2022-09-22 01:00.*'ERCO'"),
+        (lambda ls: ls[:2] + [_edit_cell(ls[2], 26, "2l,000")] + ls[3:], 3, "'2l,000' is not"),
+        (lambda ls: ls[:6] + [_blank_fuels(ls[6])] + ls[7:], 7, "no generation value"),
+        (
+            lambda ls: [ls[0].replace("from Wind (Adjusted)", "from Tidal (Adjusted)")] + ls[1:],
+            1,
+            "unknown energy source column",
+        ),
+        (
+            lambda ls: (
+                [ls[0].replace("(MW) from Solar (Adjusted)", "(GW) from Solar (Adjusted)")] + ls[1:]
+            ),
+            1,
+            "unit mismatch.*'GW'",
+        ),
+    ],
+)
 def test_eia930_malformed(tmp_path, edit, line, match):
     p = _rewrite(EIA, tmp_path / "EIA930_BALANCE_bad.csv", edit)
     _raises_at(lambda: load_eia930(p), p, line, match)
@@ -421,20 +457,41 @@ def test_asos_elevation_lowers_pressure():
     np.testing.assert_allclose(ratio[~dfw], 1.0)
 
 
-@pytest.mark.parametrize("edit, line, match", [
-    (lambda ls: ls[:4] + ["station,valid,tmpf,alti"] + [",".join(x.split(",")[:3]) + ",29.9"
-                                                        for x in ls[5:]], 5,
-     "no humidity column"),
-    (lambda ls: ls[:6] + [ls[6].replace("2022-09-22 01:53", "2022-09-22 1h53")] + ls[7:], 7,
-     "does not parse"),
-    (lambda ls: ls[:7] + [ls[7].replace("02:20", "01:53")] + ls[8:], 8,
-     "two observations at 2022-09-22 01:53.*also line 7"),
-    (lambda ls: ls[:8] + [ls[8].replace("29.90", "1011.6")] + ls[9:], 9,
-     "alti = 1011.6.*inches of mercury"),
-    (lambda ls: ls[:10] + [ls[10].replace("55.00", "155.00")] + ls[11:], 11, "relh = 155"),
-    (lambda ls: ls[:5] + [ls[5].replace("91.00,60.00", "61.00,70.00")] + ls[6:], 6,
-     "dew point 70 F is above"),
-])
+@pytest.mark.parametrize(
+    "edit, line, match",
+    [
+        (
+            lambda ls: (
+                ls[:4]
+                + ["station,valid,tmpf,alti"]
+                + [",".join(x.split(",")[:3]) + ",29.9" for x in ls[5:]]
+            ),
+            5,
+            "no humidity column",
+        ),
+        (
+            lambda ls: ls[:6] + [ls[6].replace("2022-09-22 01:53", "2022-09-22 1h53")] + ls[7:],
+            7,
+            "does not parse",
+        ),
+        (
+            lambda ls: ls[:7] + [ls[7].replace("02:20", "01:53")] + ls[8:],
+            8,
+            "two observations at 2022-09-22 01:53.*also line 7",
+        ),
+        (
+            lambda ls: ls[:8] + [ls[8].replace("29.90", "1011.6")] + ls[9:],
+            9,
+            "alti = 1011.6.*inches of mercury",
+        ),
+        (lambda ls: ls[:10] + [ls[10].replace("55.00", "155.00")] + ls[11:], 11, "relh = 155"),
+        (
+            lambda ls: ls[:5] + [ls[5].replace("91.00,60.00", "61.00,70.00")] + ls[6:],
+            6,
+            "dew point 70 F is above",
+        ),
+    ],
+)
 def test_asos_malformed(tmp_path, edit, line, match):
     p = _rewrite(ASOS, tmp_path / "asos.csv", edit)
     _raises_at(lambda: load_asos(p), p, line, match)
@@ -442,11 +499,19 @@ def test_asos_malformed(tmp_path, edit, line, match):
 
 def test_asos_long_gap_is_an_error_unless_allowed():
     """DFW has no observation in hour 04 (between lines 10 and 11)."""
-    err = _raises_at(lambda: load_asos(ASOS, max_gap_hours=0), ASOS, 11,
-                     "'DFW' has no observation for 1 hours from 2022-09-22 04:00")
+    err = _raises_at(
+        lambda: load_asos(ASOS, max_gap_hours=0),
+        ASOS,
+        11,
+        "'DFW' has no observation for 1 hours from 2022-09-22 04:00",
+    )
     assert "between line 10 and line 11" in str(err)
-    _raises_at(lambda: load_asos(ASOS, stations=["IAD"], start="2022-09-21 20:00"), ASOS, 14,
-               "4 hours from 2022-09-21 20:00 to 2022-09-21 23:00 UTC \\(before line 14\\)")
+    _raises_at(
+        lambda: load_asos(ASOS, stations=["IAD"], start="2022-09-21 20:00"),
+        ASOS,
+        14,
+        "4 hours from 2022-09-21 20:00 to 2022-09-21 23:00 UTC \\(before line 14\\)",
+    )
     edge = load_asos(ASOS, stations=["IAD"], start="2022-09-21 23:00", end="2022-09-22 07:00")
     assert edge.wet_bulb["IAD"].iloc[0] == edge.wet_bulb["IAD"].iloc[1]  # nearest value
     assert edge.wet_bulb["IAD"].iloc[-1] == edge.wet_bulb["IAD"].iloc[-2]
@@ -469,23 +534,36 @@ def test_electricitymaps_both_layouts():
 
 
 def test_electricitymaps_estimated_rows():
-    _raises_at(lambda: load_electricitymaps(EM_ERCO, allow_estimated=False), EM_ERCO, 4,
-               "estimated")
+    _raises_at(
+        lambda: load_electricitymaps(EM_ERCO, allow_estimated=False), EM_ERCO, 4, "estimated"
+    )
     assert load_electricitymaps(EM_DE, allow_estimated=False).shape == (4, 1)
 
 
-@pytest.mark.parametrize("edit, line, match", [
-    (lambda ls: [ls[0].replace("gCO₂eq/kWh (direct)", "kgCO₂eq/kWh (direct)")] + ls[1:], 1,
-     "unit mismatch"),
-    (lambda ls: [ls[0].replace("Zone Id", "Zone")] + ls[1:], 1, "no column 'Zone Id'"),
-    (lambda ls: [ls[0].replace("(direct)", "(operational)")] + ls[1:], 1,
-     "no 'Carbon Intensity"),
-    (lambda ls: ls[:2] + [ls[2].replace("2022-09-22 01:00:00", "22/09/2022 01h")] + ls[3:], 3,
-     "does not parse"),
-    (lambda ls: ls[:3] + [ls[2]] + ls[3:], 4, "duplicated time 2022-09-22 01:00.*'DE'"),
-    (lambda ls: ls[:2] + ls[3:], 3, "missing slot.*2022-09-22 01:00"),
-    (lambda ls: ls[:2] + [ls[2].replace("405.25", "")] + ls[3:], 3, "missing"),
-])
+@pytest.mark.parametrize(
+    "edit, line, match",
+    [
+        (
+            lambda ls: [ls[0].replace("gCO₂eq/kWh (direct)", "kgCO₂eq/kWh (direct)")] + ls[1:],
+            1,
+            "unit mismatch",
+        ),
+        (lambda ls: [ls[0].replace("Zone Id", "Zone")] + ls[1:], 1, "no column 'Zone Id'"),
+        (
+            lambda ls: [ls[0].replace("(direct)", "(operational)")] + ls[1:],
+            1,
+            "no 'Carbon Intensity",
+        ),
+        (
+            lambda ls: ls[:2] + [ls[2].replace("2022-09-22 01:00:00", "22/09/2022 01h")] + ls[3:],
+            3,
+            "does not parse",
+        ),
+        (lambda ls: ls[:3] + [ls[2]] + ls[3:], 4, "duplicated time 2022-09-22 01:00.*'DE'"),
+        (lambda ls: ls[:2] + ls[3:], 3, "missing slot.*2022-09-22 01:00"),
+        (lambda ls: ls[:2] + [ls[2].replace("405.25", "")] + ls[3:], 3, "missing"),
+    ],
+)
 def test_electricitymaps_malformed(tmp_path, edit, line, match):
     p = _rewrite(EM_DE, tmp_path / "em.csv", edit)
     _raises_at(lambda: load_electricitymaps(p), p, line, match)
@@ -497,11 +575,13 @@ def test_ragged_row_header_only_and_infinite_values(tmp_path):
     _raises_at(lambda: load_electricitymaps(p), p, 4, "row has 12 fields but the header has 11")
     p = _rewrite(EM_DE, tmp_path / "em2.csv", lambda ls: ls[:1])
     _raises_at(lambda: load_electricitymaps(p), p, 1, "no data rows")
-    p = _rewrite(EM_DE, tmp_path / "em3.csv", lambda ls: ls[:2] + [ls[2].replace("405.25", "inf")]
-                 + ls[3:])
+    p = _rewrite(
+        EM_DE, tmp_path / "em3.csv", lambda ls: ls[:2] + [ls[2].replace("405.25", "inf")] + ls[3:]
+    )
     _raises_at(lambda: load_electricitymaps(p), p, 3, "not finite")
-    p = _rewrite(EM_DE, tmp_path / "em4.csv",
-                 lambda ls: ["# exported by hand", "", ls[0], "", *ls[1:]])
+    p = _rewrite(
+        EM_DE, tmp_path / "em4.csv", lambda ls: ["# exported by hand", "", ls[0], "", *ls[1:]]
+    )
     df = load_electricitymaps(p)
     assert len(df) == 4
     p5 = _rewrite(EM_DE, tmp_path / "em5.csv", lambda ls: ["# note", "", ls[0], "", ls[1], ls[1]])

@@ -26,16 +26,26 @@ from eqglb.policies import EquitableOffline, make_policy, policy_names
 from eqglb.simulate import evaluate, run_policy
 from tests.conftest import random_scenario, two_site_scenario
 
-SETTINGS = settings(max_examples=12, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 OBJECTIVES = [
-    Objective(mu_social=2.0, mu_carbon=0.5, mu_water=0.05, q_social=math.inf,
-              q_carbon=math.inf, q_water=math.inf),
-    Objective(mu_social=1.0, mu_carbon=0.3, mu_water=0.02, q_social=3.0, q_carbon=2.0,
-              q_water=1.5),
-    Objective(mu_social=1.0, mu_carbon=0.3, mu_water=0.02, q_carbon=math.inf,
-              combined_environment=True, social_average=False),
+    Objective(
+        mu_social=2.0,
+        mu_carbon=0.5,
+        mu_water=0.05,
+        q_social=math.inf,
+        q_carbon=math.inf,
+        q_water=math.inf,
+    ),
+    Objective(mu_social=1.0, mu_carbon=0.3, mu_water=0.02, q_social=3.0, q_carbon=2.0, q_water=1.5),
+    Objective(
+        mu_social=1.0,
+        mu_carbon=0.3,
+        mu_water=0.02,
+        q_carbon=math.inf,
+        combined_environment=True,
+        social_average=False,
+    ),
 ]
 
 
@@ -78,8 +88,11 @@ def _roomy(T: int = 5):
         time=[f"2022-01-01 {h:02d}:00" for h in range(T)],
         demand=[[10.0 + t] for t in range(T)],
         price=[[0.1 + 0.01 * t, 0.2 - 0.01 * t] for t in range(T)],
-        carbon_intensity=[[0.5, 0.1]] * T, wue=[[0.0, 0.0]] * T, ewif=[[0.0, 0.0]] * T,
-        capacity=[100.0, 100.0])
+        carbon_intensity=[[0.5, 0.1]] * T,
+        wue=[[0.0, 0.0]] * T,
+        ewif=[[0.0, 0.0]] * T,
+        capacity=[100.0, 100.0],
+    )
 
 
 def test_view_holds_only_the_past_and_present():
@@ -89,13 +102,23 @@ def test_view_holds_only_the_past_and_present():
     def probe(view):
         t = view.t
         assert view.n_time == sc.n_time
-        for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                     "capacity", "energy_cost", "carbon", "water"):
+        for name in (
+            "demand",
+            "price",
+            "carbon_intensity",
+            "wue",
+            "ewif",
+            "pue",
+            "capacity",
+            "energy_cost",
+            "carbon",
+            "water",
+        ):
             a = getattr(view, name)
             assert a.shape[0] == t + 1, name
             assert not a.flags.writeable
             # even the buffer behind the slice knows nothing of later slots
-            assert np.isnan(a.base[t + 1:]).all(), name
+            assert np.isnan(a.base[t + 1 :]).all(), name
         assert len(view.time) == t + 1
         np.testing.assert_array_equal(view.demand, sc.demand[: t + 1])
         np.testing.assert_array_equal(view.now("price"), sc.price[t])
@@ -109,7 +132,7 @@ def test_reading_ahead_fails():
     sc = _roomy()
 
     def peek_index(view):
-        view.demand[view.t + 1]          # the array has t + 1 rows
+        view.demand[view.t + 1]  # the array has t + 1 rows
 
     def peek_at(view):
         view.at("price", view.t + 1)
@@ -161,7 +184,7 @@ def test_progress_and_partial_runs():
     a = simulate_online(sc, pol, stop=4, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert a.y.shape == (4, 2, 1, 1)
-    b = simulate_online(sc, pol)                     # continues after slot 3
+    b = simulate_online(sc, pol)  # continues after slot 3
     assert pol.seen == list(range(6)) and b.y.shape[0] == 2
     assert b.info.extra["start"] == 4
     with pytest.raises(ValueError, match="start"):
@@ -178,19 +201,32 @@ def test_first_decision_by_hand():
     d = simulate_online(sc, OnlineDMD(Objective(mu_carbon=1.0, q_carbon=math.inf)))
     assert d.y[0, :, 0, 0] == pytest.approx([0.0, 10.0])
     # with no initial prices the first decision is the Energy policy's: all at a
-    d = simulate_online(sc, OnlineDMD(Objective(mu_carbon=1.0, q_carbon=math.inf),
-                                      init="zero"))
+    d = simulate_online(sc, OnlineDMD(Objective(mu_carbon=1.0, q_carbon=math.inf), init="zero"))
     assert d.y[0, :, 0, 0] == pytest.approx([10.0, 0.0])
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), T=st.integers(1, 8), N=st.integers(1, 3),
-       J=st.integers(1, 3), K=st.integers(1, 3), per_model=st.booleans(),
-       which=st.integers(0, len(OBJECTIVES) - 1),
-       variant=st.sampled_from([dict(), dict(step="constant"), dict(step="sqrt"),
-                                dict(horizon_gain=0.0), dict(init="zero")]))
-def test_online_is_feasible_and_not_better_than_hindsight(seed, T, N, J, K, per_model,
-                                                          which, variant):
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    T=st.integers(1, 8),
+    N=st.integers(1, 3),
+    J=st.integers(1, 3),
+    K=st.integers(1, 3),
+    per_model=st.booleans(),
+    which=st.integers(0, len(OBJECTIVES) - 1),
+    variant=st.sampled_from(
+        [
+            dict(),
+            dict(step="constant"),
+            dict(step="sqrt"),
+            dict(horizon_gain=0.0),
+            dict(init="zero"),
+        ]
+    ),
+)
+def test_online_is_feasible_and_not_better_than_hindsight(
+    seed, T, N, J, K, per_model, which, variant
+):
     sc = random_scenario(np.random.default_rng(seed), T, N, J, K, per_model=per_model)
     obj = OBJECTIVES[which]
     d = simulate_online(sc, OnlineDMD(obj, **variant))
@@ -199,8 +235,11 @@ def test_online_is_feasible_and_not_better_than_hindsight(seed, T, N, J, K, per_
     assert not ev.flagged
     # Clarabel's default tolerances can leave the hindsight optimum ~1e-6 above the true
     # one at q in {1.5, 3} (docs/performance.md); tighten them so it is a reference
-    opts = {} if obj.is_linear else dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11,
-                                         tol_ktratio=1e-9)
+    opts = (
+        {}
+        if obj.is_linear
+        else dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1e-9)
+    )
     opt = evaluate(sc, EquitableOffline(obj, solver_options=opts).plan(sc), obj).objective
     assert opt <= ev.objective * (1 + 1e-6) + 1e-9
 
@@ -224,9 +263,9 @@ def test_explicit_auxiliary_step_runs_and_needs_linear_norms():
     obj = OBJECTIVES[0]
     d = simulate_online(sc, OnlineDMD(obj, aux="explicit"))
     assert evaluate(sc, d, obj).feasibility.ok(1e-6)
-    d2 = simulate_online(sc, OnlineDMD(obj, aux="explicit", z_max={"carbon": 1.0,
-                                                                   "water": 5.0,
-                                                                   "social": 0.1}))
+    d2 = simulate_online(
+        sc, OnlineDMD(obj, aux="explicit", z_max={"carbon": 1.0, "water": 5.0, "social": 0.1})
+    )
     assert evaluate(sc, d2, obj).feasibility.ok(1e-6)
     with pytest.raises(ValueError, match="proximal"):
         OnlineDMD(OBJECTIVES[1], aux="explicit")
@@ -240,15 +279,17 @@ def test_prices_stay_in_the_dual_ball():
     """After every slot each group's prices satisfy gamma >= 0, ||gamma||_q* <= mu."""
     sc = random_scenario(np.random.default_rng(11), 10, 3, 3, 2)
     for obj in OBJECTIVES[:2]:
-        pol = OnlineDMD(obj, eta=5.0)        # big steps: the projection must hold them
+        pol = OnlineDMD(obj, eta=5.0)  # big steps: the projection must hold them
         for t in range(1, sc.n_time + 1):
             simulate_online(sc, pol, stop=t)
-            for name, mu, q in (("carbon", obj.mu_carbon, obj.q_carbon),
-                                ("water", obj.mu_water, obj.q_water),
-                                ("social", obj.mu_social, obj.q_social)):
+            for name, mu, q in (
+                ("carbon", obj.mu_carbon, obj.q_carbon),
+                ("water", obj.mu_water, obj.q_water),
+                ("social", obj.mu_social, obj.q_social),
+            ):
                 for g in (pol.gamma[name], pol._prices[name]):
                     p = 1.0 if math.isinf(q) else (math.inf if q == 1 else q / (q - 1))
-                    norm = np.max(g) if math.isinf(p) else np.sum(g ** p) ** (1 / p)
+                    norm = np.max(g) if math.isinf(p) else np.sum(g**p) ** (1 / p)
                     assert (g >= 0).all() and norm <= mu * (1 + 1e-9)
 
 
@@ -263,7 +304,7 @@ def test_resume_from_json_state_repeats_the_run_exactly(tmp_path, which):
     path = save_state(first, tmp_path / "state.json")
     state = load_state(path)
     assert state["t"] == 5 and json.loads(path.read_text())["policy"] == "OnlineDMD"
-    again = restore_policy(state)               # a fresh object, as after a restart
+    again = restore_policy(state)  # a fresh object, as after a restart
     b = simulate_online(sc, again, state=state)
     assert b.info.extra["start"] == 5
     np.testing.assert_array_equal(np.concatenate([a.y, b.y]), full.y)

@@ -22,14 +22,22 @@ from eqglb.policies import EquitableOffline
 from eqglb.simulate import evaluate
 from tests.conftest import random_scenario
 
-OBJ_INF = Objective(mu_social=2.0, mu_carbon=0.5, mu_water=0.05, q_social=math.inf,
-                    q_carbon=math.inf, q_water=math.inf)
-OBJ_MIXED = Objective(mu_social=1.0, mu_carbon=0.3, mu_water=0.02, q_social=3.0,
-                      q_carbon=2.0, q_water=math.inf)
+OBJ_INF = Objective(
+    mu_social=2.0,
+    mu_carbon=0.5,
+    mu_water=0.05,
+    q_social=math.inf,
+    q_carbon=math.inf,
+    q_water=math.inf,
+)
+OBJ_MIXED = Objective(
+    mu_social=1.0, mu_carbon=0.3, mu_water=0.02, q_social=3.0, q_carbon=2.0, q_water=math.inf
+)
 
 
-@pytest.mark.parametrize("seed,obj,rel", [(0, OBJ_INF, 1e-6), (1, OBJ_INF, 1e-6),
-                                          (2, OBJ_MIXED, 1e-4)])
+@pytest.mark.parametrize(
+    "seed,obj,rel", [(0, OBJ_INF, 1e-6), (1, OBJ_INF, 1e-6), (2, OBJ_MIXED, 1e-4)]
+)
 def test_perfect_forecasts_over_the_whole_horizon_reach_the_hindsight_optimum(seed, obj, rel):
     """window >= T and true future values: each slot solves the exact remaining problem,
     so the committed decisions attain the offline optimum's value."""
@@ -46,8 +54,11 @@ def test_perfect_forecasts_over_the_whole_horizon_reach_the_hindsight_optimum(se
 def test_short_window_and_noisy_forecasts_stay_feasible_and_above_the_optimum():
     sc = random_scenario(np.random.default_rng(7), 10, 3, 3, 2, slack=1.05)
     opt = evaluate(sc, EquitableOffline(OBJ_INF).plan(sc), OBJ_INF).objective
-    for kw in (dict(window=3), dict(window=4, error=0.5, seed=1),
-               dict(window=4, forecaster=SeasonalNaive(2))):
+    for kw in (
+        dict(window=3),
+        dict(window=4, error=0.5, seed=1),
+        dict(window=4, forecaster=SeasonalNaive(2)),
+    ):
         d = simulate_online(sc, RecedingHorizon(OBJ_INF, **kw))
         ev = evaluate(sc, d, OBJ_INF)
         assert d.info.extra["oracle"] is False
@@ -86,8 +97,10 @@ def test_seasonal_naive_by_hand():
 
 
 def test_forecast_error_is_mean_one_lognormal_and_spares_the_present():
-    fc = {n: np.ones((4000, 3)) for n in ("demand", "price", "carbon_intensity", "wue",
-                                          "ewif", "pue", "capacity")}
+    fc = {
+        n: np.ones((4000, 3))
+        for n in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity")
+    }
     noisy = with_error(fc, 0.3, seed=1, t=5)
     for n in ("demand", "price"):
         assert np.all(noisy[n][0] == 1.0)

@@ -19,8 +19,7 @@ from scipy.optimize import linprog
 from eqglb.online import SlotSolver, aux_explicit, project_dual
 from eqglb.policies import SolveError
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _instance(seed: int, N: int, J: int, K: int, per_model: bool, tight: float):
@@ -53,16 +52,28 @@ def _linprog(allowed, r, demand, cap, cost, per_model):
     else:
         a_ub = sp.csr_matrix((r[k], (i, np.arange(P))), shape=(N, P))
         b_ub = cap
-    res = linprog(cost[i, j, k], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=demand,
-                  bounds=(0, None), method="highs")
+    res = linprog(
+        cost[i, j, k],
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=demand,
+        bounds=(0, None),
+        method="highs",
+    )
     assert res.status == 0
     return res.fun
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), N=st.integers(1, 6), J=st.integers(1, 6),
-       K=st.integers(1, 4), per_model=st.booleans(),
-       tight=st.sampled_from([1.0, 1.05, 1.5, 100.0]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    N=st.integers(1, 6),
+    J=st.integers(1, 6),
+    K=st.integers(1, 4),
+    per_model=st.booleans(),
+    tight=st.sampled_from([1.0, 1.05, 1.5, 100.0]),
+)
 def test_slot_solver_matches_linprog(seed, N, J, K, per_model, tight):
     """Both paths (greedy first, and simplex only) reach linprog's optimum, feasibly."""
     allowed, r, demand, cap, cost = _instance(seed, N, J, K, per_model, tight)
@@ -108,7 +119,7 @@ def test_slot_solver_deterministic_under_ties():
     s = SlotSolver(allowed, np.array([1.0, 2.0]))
     d, cap = np.array([3.0, 4.0, 5.0]), np.array([6.0, 6.0, 6.0, 6.0])
     a = s.solve(np.ones((4, 3, 2)), d, cap).y
-    s.solve(np.random.default_rng(0).random((4, 3, 2)), d, cap)   # something in between
+    s.solve(np.random.default_rng(0).random((4, 3, 2)), d, cap)  # something in between
     b = s.solve(np.ones((4, 3, 2)), d, cap).y
     assert np.array_equal(a, b)
 
@@ -123,9 +134,12 @@ def _dual_exponent(q: float) -> float:
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8),
-       q=st.sampled_from([1.0, 1.25, 1.5, 2.0, 3.0, 8.0, math.inf]),
-       uniform=st.booleans())
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 8),
+    q=st.sampled_from([1.0, 1.25, 1.5, 2.0, 3.0, 8.0, math.inf]),
+    uniform=st.booleans(),
+)
 def test_project_dual_is_the_weighted_projection(seed, n, q, uniform):
     """project_dual minimises sum (g - v)^2 / eta over {g >= 0, ||g||_q* <= mu}: feasible
     and no worse than Clarabel's solution of the same problem."""
@@ -136,11 +150,12 @@ def test_project_dual_is_the_weighted_projection(seed, n, q, uniform):
     g = project_dual(v, eta, mu, q)
     p = _dual_exponent(q)
     assert (g >= 0).all()
-    norm = float(np.max(g)) if math.isinf(p) else float(np.sum(g ** p)) ** (1 / p)
+    norm = float(np.max(g)) if math.isinf(p) else float(np.sum(g**p)) ** (1 / p)
     assert norm <= mu * (1 + 1e-9) + 1e-12
     x = cp.Variable(n, nonneg=True)
-    prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(1 / eta, cp.square(x - v)))),
-                      [cp.norm(x, p) <= mu])
+    prob = cp.Problem(
+        cp.Minimize(cp.sum(cp.multiply(1 / eta, cp.square(x - v)))), [cp.norm(x, p) <= mu]
+    )
     prob.solve(solver="CLARABEL")
     f = lambda z: float(np.sum((z - v) ** 2 / eta))  # noqa: E731
     assert f(g) <= prob.value + 1e-6 * max(1.0, abs(prob.value))
@@ -151,17 +166,18 @@ def test_project_dual_closed_forms_by_hand():
     simplex, (3, 1, -1) with mu = 2 -> shift by theta = 1 -> (2, 0, 0); (0.5, 0.5) is inside.
     q = 2, uniform metric: radial scaling (3, 4) with mu = 1 -> (0.6, 0.8)."""
     eta = np.ones(3)
-    assert project_dual(np.array([3.0, 0.5, -1.0]), eta, 1.0, 1.0) == pytest.approx([1, .5, 0])
+    assert project_dual(np.array([3.0, 0.5, -1.0]), eta, 1.0, 1.0) == pytest.approx([1, 0.5, 0])
     assert project_dual(np.array([3.0, 1.0, -1.0]), eta, 2.0, math.inf) == pytest.approx(
-        [2.0, 0.0, 0.0])
+        [2.0, 0.0, 0.0]
+    )
     assert project_dual(np.array([0.5, 0.5]), np.ones(2), 2.0, math.inf) == pytest.approx(
-        [0.5, 0.5])
-    assert project_dual(np.array([3.0, 4.0]), np.ones(2), 1.0, 2.0) == pytest.approx([.6, .8])
+        [0.5, 0.5]
+    )
+    assert project_dual(np.array([3.0, 4.0]), np.ones(2), 1.0, 2.0) == pytest.approx([0.6, 0.8])
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6),
-       q=st.sampled_from([1.0, math.inf]))
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 6), q=st.sampled_from([1.0, math.inf]))
 def test_aux_explicit_solves_the_auxiliary_problem(seed, n, q):
     """z = argmin_{0 <= z <= zmax} mu ||z||_q - gamma . z, checked against an LP."""
     rng = np.random.default_rng(seed)

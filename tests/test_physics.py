@@ -37,8 +37,12 @@ def si_units():
 def _grid():
     """Realistic weather: -30..50 degC air, dew-point depression 0..40 degC, 3 pressures,
     plus 2000 random points (fixed seed) over 70-104 kPa."""
-    t, dep, p = np.meshgrid(np.arange(-30.0, 50.1, 2.5), np.array([0.0, 0.5, 2, 5, 10, 20, 40]),
-                            np.array([70000.0, 85000.0, 101325.0]), indexing="ij")
+    t, dep, p = np.meshgrid(
+        np.arange(-30.0, 50.1, 2.5),
+        np.array([0.0, 0.5, 2, 5, 10, 20, 40]),
+        np.array([70000.0, 85000.0, 101325.0]),
+        indexing="ij",
+    )
     rng = np.random.default_rng(7)
     tr = rng.uniform(-30, 50, 2000)
     t = np.concatenate([t.ravel(), tr])
@@ -65,8 +69,9 @@ def _check_against_psychrolib(t, w, p, got, ref):
 
 def test_wet_bulb_from_dew_point_matches_psychrolib_si(si_units):
     t, d, p = _grid()
-    ref = np.array([psychrolib.GetTWetBulbFromTDewPoint(a, b, c) for a, b, c in zip(t, d, p,
-                                                                                       strict=True)])
+    ref = np.array(
+        [psychrolib.GetTWetBulbFromTDewPoint(a, b, c) for a, b, c in zip(t, d, p, strict=True)]
+    )
     w = np.array([psychrolib.GetHumRatioFromTDewPoint(b, c) for b, c in zip(d, p, strict=True)])
     got = wet_bulb_temperature(t, dew_point=d, pressure=p)
     _check_against_psychrolib(t, w, p, got, ref)
@@ -77,10 +82,12 @@ def test_wet_bulb_from_rel_hum_matches_psychrolib_si(si_units):
     t = rng.uniform(-30, 50, 2000)
     p = rng.uniform(70000, 104000, 2000)
     rh = np.concatenate([[0.0, 1.0], rng.uniform(0, 1, 1998)])
-    ref = np.array([psychrolib.GetTWetBulbFromRelHum(a, b, c) for a, b, c in zip(t, rh, p,
-                                                                                    strict=True)])
-    w = np.array([psychrolib.GetHumRatioFromRelHum(a, b, c) for a, b, c in zip(t, rh, p,
-                                                                                  strict=True)])
+    ref = np.array(
+        [psychrolib.GetTWetBulbFromRelHum(a, b, c) for a, b, c in zip(t, rh, p, strict=True)]
+    )
+    w = np.array(
+        [psychrolib.GetHumRatioFromRelHum(a, b, c) for a, b, c in zip(t, rh, p, strict=True)]
+    )
     got = wet_bulb_temperature(t, rel_hum=rh, pressure=p)
     _check_against_psychrolib(t, w, p, got, ref)
 
@@ -91,8 +98,12 @@ def test_wet_bulb_matches_psychrolib_ip_units(si_units):
     at 50 degC), so allow 0.02 degC."""
     t, d, p = _grid()
     psychrolib.SetUnitSystem(psychrolib.IP)
-    ref_f = np.array([psychrolib.GetTWetBulbFromTDewPoint(a, b, c) for a, b, c in
-                      zip(c_to_f(t), c_to_f(d), p / 6894.757293168, strict=True)])
+    ref_f = np.array(
+        [
+            psychrolib.GetTWetBulbFromTDewPoint(a, b, c)
+            for a, b, c in zip(c_to_f(t), c_to_f(d), p / 6894.757293168, strict=True)
+        ]
+    )
     psychrolib.SetUnitSystem(psychrolib.SI)
     got = wet_bulb_temperature(t, dew_point=d, pressure=p)
     ref = f_to_c(ref_f)
@@ -102,12 +113,15 @@ def test_wet_bulb_matches_psychrolib_ip_units(si_units):
 
 def test_psychrolib_method_is_psychrolib_and_restores_units(si_units):
     psychrolib.SetUnitSystem(psychrolib.IP)
-    got = wet_bulb_temperature([30.0, 10.0], dew_point=[20.0, -5.0], pressure=90000.0,
-                               method="psychrolib")
+    got = wet_bulb_temperature(
+        [30.0, 10.0], dew_point=[20.0, -5.0], pressure=90000.0, method="psychrolib"
+    )
     assert psychrolib.GetUnitSystem() == psychrolib.IP  # restored
     psychrolib.SetUnitSystem(psychrolib.SI)
-    want = [psychrolib.GetTWetBulbFromTDewPoint(30.0, 20.0, 90000.0),
-            psychrolib.GetTWetBulbFromTDewPoint(10.0, -5.0, 90000.0)]
+    want = [
+        psychrolib.GetTWetBulbFromTDewPoint(30.0, 20.0, 90000.0),
+        psychrolib.GetTWetBulbFromTDewPoint(10.0, -5.0, 90000.0),
+    ]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
@@ -156,8 +170,9 @@ def test_wue_formula_hand_values():
     Twb = 0 F: 1.2 * (-10.4) < 0.05 -> clipped to 0.05 L/kWh
     S = 3 (factor 1.5), 60 F: 1.5 * 3.16 = 4.74 L/kWh
     """
-    np.testing.assert_allclose(wue_from_wet_bulb([60.0, 32.0, 80.0, 0.0]),
-                               [3.792, 1.015296, 6.144, 0.05], rtol=1e-12)
+    np.testing.assert_allclose(
+        wue_from_wet_bulb([60.0, 32.0, 80.0, 0.0]), [3.792, 1.015296, 6.144, 0.05], rtol=1e-12
+    )
     assert wue_from_wet_bulb(60.0, cycles=3.0) == pytest.approx(4.74, rel=1e-12)
     assert wue_from_wet_bulb(0.0, floor=0.2) == pytest.approx(0.2)
     with pytest.raises(ScenarioError, match="cycles"):
@@ -178,16 +193,24 @@ def test_station_pressure_from_altimeter_standard_atmosphere():
     psychrolib.SetUnitSystem(psychrolib.SI)
     ratio = psychrolib.GetStandardAtmPressure(1000.0) / 101325.0
     assert float(station_pressure_from_altimeter(101325.0, 1000.0)) == pytest.approx(
-        101325.0 * ratio, rel=1e-12)
+        101325.0 * ratio, rel=1e-12
+    )
 
 
 def test_packaged_fuel_factors_are_the_model_md_table():
     """Values typed from docs/MODEL.md (kg CO2/kWh; gal/MWh)."""
     f = fuel_factors()
-    carbon = dict(coal=0.968, natural_gas=0.44, nuclear=0.015, oil=0.89, other=0.45,
-                  solar=0.02, hydro=0.014, wind=0.023)
-    gal = dict(coal=450, natural_gas=300, nuclear=600, oil=350, other=475, solar=0, hydro=0,
-               wind=0)
+    carbon = dict(
+        coal=0.968,
+        natural_gas=0.44,
+        nuclear=0.015,
+        oil=0.89,
+        other=0.45,
+        solar=0.02,
+        hydro=0.014,
+        wind=0.023,
+    )
+    gal = dict(coal=450, natural_gas=300, nuclear=600, oil=350, other=475, solar=0, hydro=0, wind=0)
     assert set(f.index) == set(carbon)
     for fuel in carbon:
         assert f.loc[fuel, "carbon_kg_per_kwh"] == pytest.approx(carbon[fuel])
@@ -201,13 +224,20 @@ def test_grid_mix_hand_example():
     Slot 1: 100 MW gas, 300 MW nuclear, -50 MW hydro (pumping, clipped to 0) ->
     ci = (100*0.44 + 300*0.015)/400 = 0.12125; ewif = (100*300 + 300*600)/400 = 525 gal/MWh.
     """
-    gen = pd.DataFrame({"coal": [200.0, 0.0], "wind": [200.0, 0.0],
-                        "natural_gas": [0.0, 100.0], "nuclear": [0.0, 300.0],
-                        "hydro": [0.0, -50.0]})
+    gen = pd.DataFrame(
+        {
+            "coal": [200.0, 0.0],
+            "wind": [200.0, 0.0],
+            "natural_gas": [0.0, 100.0],
+            "nuclear": [0.0, 300.0],
+            "hydro": [0.0, -50.0],
+        }
+    )
     out = grid_intensity(gen)
     np.testing.assert_allclose(out["carbon_intensity"], [0.4955, 0.12125], rtol=1e-12)
-    np.testing.assert_allclose(out["ewif"], np.array([225.0, 525.0]) * GAL_PER_MWH_TO_L_PER_KWH,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        out["ewif"], np.array([225.0, 525.0]) * GAL_PER_MWH_TO_L_PER_KWH, rtol=1e-12
+    )
 
 
 def test_grid_mix_hydro_convention_and_overrides():
@@ -216,15 +246,18 @@ def test_grid_mix_hydro_convention_and_overrides():
     assert grid_intensity(gen)["ewif"].iloc[0] == 0.0
     assert grid_intensity(gen, hydro_water_l_per_kwh=17.0)["ewif"].iloc[0] == pytest.approx(8.5)
     assert grid_intensity(gen, carbon={"solar": 0.05})["carbon_intensity"].iloc[0] == (
-        pytest.approx((0.014 + 0.05) / 2))
+        pytest.approx((0.014 + 0.05) / 2)
+    )
     with pytest.raises(ScenarioError, match="hydro_water"):
         grid_intensity(gen, hydro_water_l_per_kwh=-1.0)
 
 
 def test_user_fuel_factor_file(tmp_path):
     p = tmp_path / "factors.csv"
-    p.write_text("fuel,carbon_kg_per_kwh,water_l_per_kwh,source\n"
-                 "lignite,1.1,2.0,my study\nwind,0.01,0.0,my study\n")
+    p.write_text(
+        "fuel,carbon_kg_per_kwh,water_l_per_kwh,source\n"
+        "lignite,1.1,2.0,my study\nwind,0.01,0.0,my study\n"
+    )
     f = fuel_factors(p)
     out = grid_intensity(pd.DataFrame({"lignite": [1.0], "wind": [3.0]}), f)
     assert out["carbon_intensity"].iloc[0] == pytest.approx((1.1 + 3 * 0.01) / 4)

@@ -50,11 +50,12 @@ def _independent_regional(sc, y):
     formulas written out directly (not through eqglb.costs)."""
     ci, pue, price = np.asarray(sc.carbon_intensity), np.asarray(sc.pue), np.asarray(sc.price)
     eps = np.asarray(sc.energy_per_request)
-    it_energy = np.einsum("nk,tnjk->tn", eps, y)               # kWh of IT energy
+    it_energy = np.einsum("nk,tnjk->tn", eps, y)  # kWh of IT energy
     carbon = np.sum(ci * pue * it_energy, axis=0)
     water = np.sum((np.asarray(sc.wue) + pue * np.asarray(sc.ewif)) * it_energy, axis=0)
-    quality = np.einsum("k,tnjk->j", np.asarray(sc.quality_loss), y) / np.asarray(
-        sc.demand).sum(axis=0)
+    quality = np.einsum("k,tnjk->j", np.asarray(sc.quality_loss), y) / np.asarray(sc.demand).sum(
+        axis=0
+    )
     energy_cost = float(np.sum(pue * price * it_energy))
     return carbon, water, quality, energy_cost
 
@@ -103,10 +104,12 @@ def test_summary_matches_independent_costs_and_optimum_is_lowest(runs):
         assert r["carbon_max_over_mean"] == pytest.approx(carbon.max() / carbon.mean())
         base = df.loc["energy", "energy_cost_usd"]
         assert r["energy_cost_overhead_pct"] == pytest.approx(
-            100 * (r["energy_cost_usd"] - base) / abs(base))
+            100 * (r["energy_cost_usd"] - base) / abs(base)
+        )
     # every policy is scored with the objective the equitable policy minimises
-    assert df["objective_usd"].min() == pytest.approx(df.loc["equitable", "objective_usd"],
-                                                      rel=1e-6)
+    assert df["objective_usd"].min() == pytest.approx(
+        df.loc["equitable", "objective_usd"], rel=1e-6
+    )
 
 
 def test_region_csv_long_table_sums_match_evaluations(runs, tmp_path):
@@ -119,7 +122,10 @@ def test_region_csv_long_table_sums_match_evaluations(runs, tmp_path):
     assert len(df) == len(POLICIES) * (2 * N + J)
     units = df.groupby("cost")["unit"].unique().to_dict()
     assert {k: list(v) for k, v in units.items()} == {
-        "carbon": ["kg CO2"], "water": ["L"], "quality_loss": ["-"]}
+        "carbon": ["kg CO2"],
+        "water": ["L"],
+        "quality_loss": ["-"],
+    }
     for name in POLICIES:
         sub = df[df["policy"] == name]
         carbon, water, quality, _ = _independent_regional(sc, dispatches[name].y)
@@ -164,8 +170,15 @@ def test_metrics_dict_schema(runs, tmp_path):
         assert list(m["quality_loss"]) == list(sc.regions)
         assert m["totals"]["carbon_kg"] == pytest.approx(sum(m["carbon_kg"].values()))
         assert set(m["summary"]) >= {"carbon", "water", "social"}
-        assert set(m["summary"]["carbon"]) >= {"total", "max", "mean", "max_over_mean",
-                                               "lq_norm", "jain", "gini"}
+        assert set(m["summary"]["carbon"]) >= {
+            "total",
+            "max",
+            "mean",
+            "max_over_mean",
+            "lq_norm",
+            "jain",
+            "gini",
+        }
         assert m["solve"]["status"] == "optimal" and m["flagged"] is False
         assert m["baseline"] == "energy"
         assert m["units"]["carbon_kg"] == "kg CO2" and m["units"]["water_l"] == "L"
@@ -175,8 +188,10 @@ def test_metrics_dict_schema(runs, tmp_path):
     assert all(v is None or abs(v) < 1e-12 for v in own.values())
     eq, en = data["equitable"], data["energy"]
     assert eq["overheads_pct"]["carbon_max"] == pytest.approx(
-        100 * (eq["summary"]["carbon"]["max"] - en["summary"]["carbon"]["max"])
-        / en["summary"]["carbon"]["max"])
+        100
+        * (eq["summary"]["carbon"]["max"] - en["summary"]["carbon"]["max"])
+        / en["summary"]["carbon"]["max"]
+    )
     # without the baseline among the evaluations: no overheads, still valid
     only = metrics_dict({"equitable": evals["equitable"]}, baseline="energy")
     assert only["equitable"]["overheads_pct"] is None and only["equitable"]["baseline"] is None
@@ -187,8 +202,9 @@ def test_metrics_json_writes_null_for_undefined_ratios(tmp_path):
     obj = Objective()
     _, ev = run_policy(sc, make_policy("energy", obj), obj)
     assert math.isnan(ev.summary["carbon"]["max_over_mean"])
-    data = json.loads(write_metrics_json({"energy": ev},
-                                         tmp_path / "m.json").read_text())["policies"]
+    data = json.loads(write_metrics_json({"energy": ev}, tmp_path / "m.json").read_text())[
+        "policies"
+    ]
     assert data["energy"]["summary"]["carbon"]["max_over_mean"] is None
     assert data["energy"]["summary"]["carbon"]["max"] == 0.0
     assert "-" in render_table({"energy": ev})
@@ -208,16 +224,19 @@ def test_dispatch_parquet_round_trip(runs, tmp_path):
         np.testing.assert_allclose(back.y, dispatches[name].y, rtol=1e-12, atol=0)
         # demand served per region, read from the file
         per_region = sub.groupby("region", observed=False)["requests"].sum()
-        np.testing.assert_allclose(per_region[list(sc.regions)].to_numpy(),
-                                   np.asarray(sc.demand).sum(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(
+            per_region[list(sc.regions)].to_numpy(), np.asarray(sc.demand).sum(axis=0), rtol=1e-9
+        )
 
 
 def test_regional_bar_pngs_are_written(runs, tmp_path):
     _, _, _, evals = runs
     paths = plot_regional_bars(evals, tmp_path / "figs")
-    assert sorted(p.name for p in paths) == ["regional_carbon.png",
-                                             "regional_quality_loss.png",
-                                             "regional_water.png"]
+    assert sorted(p.name for p in paths) == [
+        "regional_carbon.png",
+        "regional_quality_loss.png",
+        "regional_water.png",
+    ]
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000
@@ -235,18 +254,25 @@ def test_plot_names_the_missing_dependency(runs, tmp_path, monkeypatch):
 def test_markdown_report(runs, tmp_path):
     sc, obj, _, evals = runs
     figs = plot_regional_bars(evals, tmp_path / "fig")
-    path = write_markdown_report(evals, tmp_path / "report.md", baseline="energy",
-                                 scenario=sc, objective=obj, figures=figs, notes=["A note."])
+    path = write_markdown_report(
+        evals,
+        tmp_path / "report.md",
+        baseline="energy",
+        scenario=sc,
+        objective=obj,
+        figures=figs,
+        notes=["A note."],
+    )
     text = path.read_text()
     assert text.startswith("# ")
     assert obj.describe() in text
-    head = text[text.index("## Headline"):text.index("## Objective split")]
+    head = text[text.index("## Headline") : text.index("## Objective split")]
     rows = [line for line in head.splitlines() if line.startswith("| ")]
     assert [r.split("|")[1].strip() for r in rows[2:]] == list(POLICIES)
     for dc in sc.datacenters:
         assert f"| {dc} |" in text
     assert "](fig/regional_carbon.png)" in text
-    assert "A note." in text[text.index("## Headline"):text.index("## Carbon")]
+    assert "A note." in text[text.index("## Headline") : text.index("## Carbon")]
 
 
 def test_duplicate_and_empty_inputs_raise(runs):
@@ -257,10 +283,18 @@ def test_duplicate_and_empty_inputs_raise(runs):
         summary_frame({})
 
 
-@pytest.mark.parametrize(("x", "digits", "text"), [
-    (12345.6, 4, "12,346"), (1807.14, 4, "1,807"), (0.0172, 3, "0.0172"),
-    (51.37, 4, "51.37"), (-23.31, 4, "-23.31"), (0.0, 4, "0"), (float("nan"), 4, "-"),
-    (2.5e-5, 3, "2.50e-05"),
-])
+@pytest.mark.parametrize(
+    ("x", "digits", "text"),
+    [
+        (12345.6, 4, "12,346"),
+        (1807.14, 4, "1,807"),
+        (0.0172, 3, "0.0172"),
+        (51.37, 4, "51.37"),
+        (-23.31, 4, "-23.31"),
+        (0.0, 4, "0"),
+        (float("nan"), 4, "-"),
+        (2.5e-5, 3, "2.50e-05"),
+    ],
+)
 def test_number_format(x, digits, text):
     assert fmt(x, digits) == text

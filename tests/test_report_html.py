@@ -36,19 +36,28 @@ from eqglb.policies import make_policy
 from eqglb.report_html import FRONTIER_KEYS, load_coastline, site_coordinates, write_html_report
 from eqglb.simulate import run_policy
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 def chromium_binary() -> str:
     path = shutil.which("chromium") or next(
-        (p for p in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if Path(p).exists()),
-        None)
+        (p for p in ("/usr/bin/chromium", "/usr/lib/chromium/chromium") if Path(p).exists()), None
+    )
     if path is None:
-        pytest.fail("chromium is not installed: the HTML report is tested in a real headless "
-                    "browser; run scripts/install-test-deps (apt-get install chromium "
-                    "chromium-driver) first")
+        pytest.fail(
+            "chromium is not installed: the HTML report is tested in a real headless "
+            "browser; run scripts/install-test-deps (apt-get install chromium "
+            "chromium-driver) first"
+        )
     return path
 
 
@@ -60,9 +69,17 @@ class Browser:
 
         profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [chromium_binary(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-             "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                chromium_binary(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
@@ -75,12 +92,18 @@ class Browser:
         port, path = port_file.read_text().split()[:2]
         self.stack = contextlib.ExitStack()
         self.ws = self.stack.enter_context(
-            connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30))
+            connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        )
         self.next_id = 0
         self.events: list[dict] = []
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 60.0) -> dict:
+    def call(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict:
         self.next_id += 1
         msg = {"id": self.next_id, "method": method, "params": params or {}}
         if session is not None:
@@ -106,8 +129,9 @@ class Browser:
             self.events.append(ev)
             if ev.get("method") == method and ev.get("sessionId") == session:
                 return ev
-        raise AssertionError(f"no {method} within {timeout} s ({len(self.events) - seen} "
-                             "other events)")
+        raise AssertionError(
+            f"no {method} within {timeout} s ({len(self.events) - seen} other events)"
+        )
 
     def drain(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -120,23 +144,36 @@ class Browser:
     def open(self, url: str) -> dict:
         """Load ``url`` in a new tab; what it logged, requested, and the figures it drew."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget",
-                            {"targetId": target, "flatten": True})["sessionId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         for domain in ("Runtime", "Log", "Network", "Page"):
             self.call(f"{domain}.enable", session=session)
         self.call("Page.navigate", {"url": url}, session=session)
         self.wait_event("Page.loadEventFired", session)
         self.drain(1.0)  # late console messages, failed loads
-        probe = self.call("Runtime.evaluate", {"expression": FIGURE_PROBE,
-                                               "returnByValue": True}, session=session)
+        probe = self.call(
+            "Runtime.evaluate", {"expression": FIGURE_PROBE, "returnByValue": True}, session=session
+        )
         page = json.loads(probe["result"]["value"])
         for fig in page["figures"]:  # what the browser painted inside each figure
             fig["colours"] = 0
             if fig["width"] >= 1 and fig["height"] >= 1:
-                shot = self.call("Page.captureScreenshot", {
-                    "format": "png", "captureBeyondViewport": True,
-                    "clip": {"x": fig["x"], "y": fig["y"], "width": fig["width"],
-                             "height": fig["height"], "scale": 0.5}}, session=session)
+                shot = self.call(
+                    "Page.captureScreenshot",
+                    {
+                        "format": "png",
+                        "captureBeyondViewport": True,
+                        "clip": {
+                            "x": fig["x"],
+                            "y": fig["y"],
+                            "width": fig["width"],
+                            "height": fig["height"],
+                            "scale": 0.5,
+                        },
+                    },
+                    session=session,
+                )
                 with Image.open(io.BytesIO(base64.b64decode(shot["data"]))) as im:
                     fig["colours"] = len(im.convert("RGB").getcolors(1 << 24) or [])
         mine = [e for e in self.events if e.get("sessionId") == session]
@@ -144,17 +181,21 @@ class Browser:
         for e in mine:
             m, p = e.get("method"), e.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                errors.append(f"console.{p['type']}: "
-                              + " ".join(str(a.get("value", a.get("description")))
-                                         for a in p.get("args", [])))
+                errors.append(
+                    f"console.{p['type']}: "
+                    + " ".join(str(a.get("value", a.get("description"))) for a in p.get("args", []))
+                )
             elif m == "Runtime.exceptionThrown":
                 errors.append(f"exception: {p['exceptionDetails'].get('text')}")
             elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
                 errors.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
             elif m == "Network.loadingFailed":
                 errors.append(f"load failed: {p.get('errorText')}")
-        requests = [e["params"]["request"]["url"] for e in mine
-                    if e.get("method") == "Network.requestWillBeSent"]
+        requests = [
+            e["params"]["request"]["url"]
+            for e in mine
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
         self.call("Target.closeTarget", {"targetId": target})
         return {"errors": errors, "requests": requests, "page": page}
 
@@ -202,8 +243,14 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def comparison():
     sc = builtin_scenario(days=1)
-    obj = Objective(mu_social=1e5, mu_carbon=0.19, mu_water=1e-3,
-                    q_social=math.inf, q_carbon=math.inf, q_water=math.inf)
+    obj = Objective(
+        mu_social=1e5,
+        mu_carbon=0.19,
+        mu_water=1e-3,
+        q_social=math.inf,
+        q_carbon=math.inf,
+        q_water=math.inf,
+    )
     evals, dispatches = {}, {}
     for name in ("energy", "structured"):
         disp, ev = run_policy(sc, make_policy(name, obj), obj)
@@ -212,17 +259,30 @@ def comparison():
     for q in (1.0, 2.0, math.inf):
         o = obj.with_q(q)
         _, ev = run_policy(sc, make_policy("structured", o), o)
-        frontier.append({"q": q, "energy_cost": ev.energy_cost, "objective": ev.objective,
-                         "carbon_max": ev.summary["carbon"]["max"],
-                         "water_max": ev.summary["water"]["max"],
-                         "quality_max": ev.summary["social"]["max"]})
+        frontier.append(
+            {
+                "q": q,
+                "energy_cost": ev.energy_cost,
+                "objective": ev.objective,
+                "carbon_max": ev.summary["carbon"]["max"],
+                "water_max": ev.summary["water"]["max"],
+                "quality_max": ev.summary["social"]["max"],
+            }
+        )
     return sc, obj, evals, dispatches, frontier
 
 
 def test_report_renders_in_headless_chromium(browser, comparison, tmp_path):
     sc, obj, evals, dispatches, frontier = comparison
-    path = write_html_report(tmp_path, evals, sc, objective=obj, frontier=frontier,
-                             provenance={"command": "pytest"}, dispatches=dispatches)
+    path = write_html_report(
+        tmp_path,
+        evals,
+        sc,
+        objective=obj,
+        frontier=frontier,
+        provenance={"command": "pytest"},
+        dispatches=dispatches,
+    )
     assert path == tmp_path / "report.html"
     text = path.read_text()
     # self-contained: no script, no stylesheet or image from elsewhere
@@ -245,22 +305,30 @@ def test_report_renders_in_headless_chromium(browser, comparison, tmp_path):
         assert f["svgs"] == 1, name
         assert f["width"] > 300 and f["height"] > 150, (name, f)
         assert f["shapes"] >= 20, (name, f)  # lines, bars, areas, land, bubbles
-        assert f["texts"] >= 5, (name, f)    # titles, tick labels, legends
+        assert f["texts"] >= 5, (name, f)  # titles, tick labels, legends
         assert f["colours"] >= 20, (name, f)  # painted, not a blank box
     # the map draws the shipped land (many polygons), not just markers
     assert figs["map"]["shapes"] > 100
-    for word in ("Comparison", "Price of fairness", "Who bears what", "Dispatch over time",
-                 "Provenance", "Natural Earth"):
+    for word in (
+        "Comparison",
+        "Price of fairness",
+        "Who bears what",
+        "Dispatch over time",
+        "Provenance",
+        "Natural Earth",
+    ):
         assert word in page["text"], word
 
 
 def test_harness_catches_console_errors(browser, tmp_path):
     bad = tmp_path / "bad.html"
-    bad.write_text("<!DOCTYPE html><html><head><title>bad</title></head><body>"
-                   "<figure class='fig' data-figure='empty'></figure>"
-                   "<figure class='fig' data-figure='blank'><svg width='400' height='200'>"
-                   "</svg></figure><img src='http://127.0.0.1:9/away.png'>"
-                   "<script>console.error('boom from the page')</script></body></html>")
+    bad.write_text(
+        "<!DOCTYPE html><html><head><title>bad</title></head><body>"
+        "<figure class='fig' data-figure='empty'></figure>"
+        "<figure class='fig' data-figure='blank'><svg width='400' height='200'>"
+        "</svg></figure><img src='http://127.0.0.1:9/away.png'>"
+        "<script>console.error('boom from the page')</script></body></html>"
+    )
     res = browser.open(bad.as_uri())
     assert any("boom from the page" in e for e in res["errors"])
     assert any(e.startswith("load failed") for e in res["errors"])
@@ -280,7 +348,7 @@ def test_no_coordinates_gives_bars_and_says_so(browser, comparison, tmp_path):
     assert res["errors"] == []
     page = res["page"]
     figs = {f["name"]: f for f in page["figures"]}
-    assert set(figs) == {"burdens"}                  # no frontier, no dispatch, no map
+    assert set(figs) == {"burdens"}  # no frontier, no dispatch, no map
     assert figs["burdens"]["shapes"] >= 3 * len(sc.datacenters) * len(evals)
     assert "no site coordinates" in page["text"]
     assert "Price of fairness" not in page["text"]
@@ -292,8 +360,14 @@ def test_site_coordinates_of_the_builtin_and_of_a_file(comparison):
     assert set(dcs) == set(sc.datacenters) and set(regs) == set(sc.regions)
     assert dcs["Germany"] == pytest.approx((50.11, 8.68))
     # the scenario file format's layout; a region without coordinates takes its home's
-    other = sc.replace(attrs={"coordinates": {"datacenter": {"Texas": {"lat": 1.0, "lon": 2.0}},
-                                              "region": {"Japan": {"lat": 3.0, "lon": 4.0}}}})
+    other = sc.replace(
+        attrs={
+            "coordinates": {
+                "datacenter": {"Texas": {"lat": 1.0, "lon": 2.0}},
+                "region": {"Japan": {"lat": 3.0, "lon": 4.0}},
+            }
+        }
+    )
     dcs, regs = site_coordinates(other)
     assert dcs == {"Texas": (1.0, 2.0)}
     assert regs == {"Texas": (1.0, 2.0), "Japan": (3.0, 4.0)}
@@ -336,8 +410,15 @@ def test_shipped_coastline_is_small_closed_and_right():
     def on_land(lon: float, lat: float) -> bool:
         return sum(_inside(r, lon, lat) for r in coast["land"]) % 2 == 1
 
-    land = [(8.68, 50.11), (-96.80, 32.78), (139.69, 35.68), (20.0, 0.0), (-60.0, -10.0),
-            (135.0, -25.0), (100.0, 60.0)]
+    land = [
+        (8.68, 50.11),
+        (-96.80, 32.78),
+        (139.69, 35.68),
+        (20.0, 0.0),
+        (-60.0, -10.0),
+        (135.0, -25.0),
+        (100.0, 60.0),
+    ]
     sea = [(-40.0, 30.0), (-150.0, 0.0), (80.0, -20.0), (18.0, 35.0), (-90.0, 25.0)]
     assert all(on_land(*p) for p in land), [p for p in land if not on_land(*p)]
     assert not any(on_land(*p) for p in sea), [p for p in sea if on_land(*p)]

@@ -10,12 +10,20 @@ from tests.conftest import two_site_scenario
 
 def base(**over):
     kw = dict(
-        datacenters=["a", "b"], regions=["x", "y"], models=["s", "l"],
+        datacenters=["a", "b"],
+        regions=["x", "y"],
+        models=["s", "l"],
         time=pd.date_range("2022-09-22", periods=3, freq="h"),
-        demand=np.full((3, 2), 4.0), price=np.full((3, 2), 0.1),
-        carbon_intensity=np.full((3, 2), 0.4), wue=np.full((3, 2), 1.0),
-        ewif=np.full((3, 2), 2.0), pue=[1.1, 1.2], energy_per_request=[1e-4, 5e-4],
-        capacity_per_request=[1.0, 4.0], capacity=[40.0, 40.0], quality_loss=[0.1, 0.0],
+        demand=np.full((3, 2), 4.0),
+        price=np.full((3, 2), 0.1),
+        carbon_intensity=np.full((3, 2), 0.4),
+        wue=np.full((3, 2), 1.0),
+        ewif=np.full((3, 2), 2.0),
+        pue=[1.1, 1.2],
+        energy_per_request=[1e-4, 5e-4],
+        capacity_per_request=[1.0, 4.0],
+        capacity=[40.0, 40.0],
+        quality_loss=[0.1, 0.0],
         home=["a", "b"],
     )
     kw.update(over)
@@ -32,28 +40,44 @@ def test_valid_base():
 @pytest.mark.parametrize(
     "over, pattern",
     [
-        (dict(demand=np.array([[4.0, 4.0], [np.nan, 4.0], [4.0, 4.0]])),
-         r"demand has 1 NaN/inf.*slot 1 \(2022-09-22 01:00\), region 'x'.*fill or drop"),
+        (
+            dict(demand=np.array([[4.0, 4.0], [np.nan, 4.0], [4.0, 4.0]])),
+            r"demand has 1 NaN/inf.*slot 1 \(2022-09-22 01:00\), region 'x'.*fill or drop",
+        ),
         (dict(price=np.array([[0.1, np.inf]] * 3)), r"price has 3 NaN/inf.*datacenter 'b'"),
-        (dict(demand=np.array([[4.0, 4.0], [4.0, -1.0], [4.0, 4.0]])),
-         r"demand has 1 negative.*slot 1.*region 'y'.*must be >= 0"),
+        (
+            dict(demand=np.array([[4.0, 4.0], [4.0, -1.0], [4.0, 4.0]])),
+            r"demand has 1 negative.*slot 1.*region 'y'.*must be >= 0",
+        ),
         (dict(capacity=[40.0, -2.0]), r"capacity has 3 negative.*datacenter 'b'"),
-        (dict(energy_per_request=[-1e-4, 5e-4]),
-         r"energy_per_request has 2 negative.*model 's'"),
+        (dict(energy_per_request=[-1e-4, 5e-4]), r"energy_per_request has 2 negative.*model 's'"),
         (dict(quality_loss=[1.2, 0.0]), r"quality_loss is 1.2 for model 's'.*\[0, 1\]"),
-        (dict(time=pd.DatetimeIndex(["2022-09-22 00:00", "2022-09-22 02:00",
-                                     "2022-09-22 01:00"])),
-         r"not strictly increasing at slot 2.*sort"),
-        (dict(time=pd.DatetimeIndex(["2022-09-22 00:00", "2022-09-22 01:00",
-                                     "2022-09-22 03:00"])),
-         r"gap or uneven step at slot 2.*fill the missing"),
+        (
+            dict(
+                time=pd.DatetimeIndex(["2022-09-22 00:00", "2022-09-22 02:00", "2022-09-22 01:00"])
+            ),
+            r"not strictly increasing at slot 2.*sort",
+        ),
+        (
+            dict(
+                time=pd.DatetimeIndex(["2022-09-22 00:00", "2022-09-22 01:00", "2022-09-22 03:00"])
+            ),
+            r"gap or uneven step at slot 2.*fill the missing",
+        ),
         (dict(home=["a", "zz"]), r"home of region 'y' is 'zz', not a known datacenter"),
         (dict(regions=["x", "x"]), r"region name 'x' appears twice"),
-        (dict(allowed=np.array([[True, False], [True, False]])),
-         r"region 'y' has no allowed datacenter"),
-        (dict(demand=np.array([[4.0, 4.0], [4.0, 400.0], [4.0, 4.0]])),
-         r"demand cannot be served in slot 1 \(2022-09-22 01:00\): region 'y'.*raise capacity"),
-        (dict(price=np.ones((3, 3))), r"price has shape \(3, 3\); expected \(time=3, datacenter=2\)"),
+        (
+            dict(allowed=np.array([[True, False], [True, False]])),
+            r"region 'y' has no allowed datacenter",
+        ),
+        (
+            dict(demand=np.array([[4.0, 4.0], [4.0, 400.0], [4.0, 4.0]])),
+            r"demand cannot be served in slot 1 \(2022-09-22 01:00\): region 'y'.*raise capacity",
+        ),
+        (
+            dict(price=np.ones((3, 3))),
+            r"price has shape \(3, 3\); expected \(time=3, datacenter=2\)",
+        ),
         (dict(capacity_mode="pooled"), r"capacity_mode is 'pooled'"),
     ],
 )

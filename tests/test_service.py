@@ -61,8 +61,9 @@ def slot_body(sc: Scenario, t: int, *, with_time: bool = True, **extra: Any) -> 
     b: dict[str, Any] = {
         "demand": dict(zip(sc.regions, np.asarray(sc.demand[t]).tolist(), strict=True)),
         "price": dict(zip(sc.datacenters, np.asarray(sc.price[t]).tolist(), strict=True)),
-        "carbon_intensity": dict(zip(sc.datacenters, np.asarray(sc.carbon_intensity[t]).tolist(),
-                                     strict=True)),
+        "carbon_intensity": dict(
+            zip(sc.datacenters, np.asarray(sc.carbon_intensity[t]).tolist(), strict=True)
+        ),
         "wue": dict(zip(sc.datacenters, np.asarray(sc.wue[t]).tolist(), strict=True)),
         "ewif": dict(zip(sc.datacenters, np.asarray(sc.ewif[t]).tolist(), strict=True)),
         "pue": dict(zip(sc.datacenters, np.asarray(sc.pue[t]).tolist(), strict=True)),
@@ -73,15 +74,22 @@ def slot_body(sc: Scenario, t: int, *, with_time: bool = True, **extra: Any) -> 
     return b
 
 
-def post(client: Any, body: Any, key: str | None, *, raw: str | None = None,
-         headers: dict[str, str] | None = None) -> Any:
+def post(
+    client: Any,
+    body: Any,
+    key: str | None,
+    *,
+    raw: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     h = dict(AUTH)
     if key is not None:
         h["Idempotency-Key"] = key
     h.update(headers or {})
     if raw is not None:
-        return client.post("/v1/slots", content=raw,
-                           headers={**h, "Content-Type": "application/json"})
+        return client.post(
+            "/v1/slots", content=raw, headers={**h, "Content-Type": "application/json"}
+        )
     return client.post("/v1/slots", json=body, headers=h)
 
 
@@ -91,8 +99,9 @@ def routing_array(sc: Scenario, resp: dict[str, Any]) -> np.ndarray:
     for region, r in resp["routing"].items():
         j = sc.regions.index(region)
         for route in r["routes"]:
-            y[sc.datacenters.index(route["datacenter"]), j,
-              sc.models.index(route["model"])] = route["requests"]
+            y[sc.datacenters.index(route["datacenter"]), j, sc.models.index(route["model"])] = (
+                route["requests"]
+            )
     return y
 
 
@@ -100,13 +109,22 @@ def two_by_one(capacity_a: float = 70.0, demand: float = 100.0) -> Scenario:
     """Hand fixture: data centres a (0.1 USD/kWh) and b (0.2 USD/kWh), one region r, one
     model m of 1 kWh/request, PUE 1, capacity a = ``capacity_a``, b = 1000 requests/slot."""
     return Scenario(
-        datacenters=["a", "b"], regions=["r"], models=["m"],
+        datacenters=["a", "b"],
+        regions=["r"],
+        models=["m"],
         time=pd.date_range("2022-01-01", periods=4, freq="h"),
-        demand=np.full((4, 1), demand), price=np.tile([0.1, 0.2], (4, 1)),
-        carbon_intensity=np.tile([0.5, 0.1], (4, 1)), wue=np.zeros((4, 2)),
-        ewif=np.zeros((4, 2)), pue=[1.0, 1.0], energy_per_request=[[1.0], [1.0]],
-        capacity_per_request=[1.0], capacity=[capacity_a, 1000.0], quality_loss=[0.0],
-        name="two-by-one")
+        demand=np.full((4, 1), demand),
+        price=np.tile([0.1, 0.2], (4, 1)),
+        carbon_intensity=np.tile([0.5, 0.1], (4, 1)),
+        wue=np.zeros((4, 2)),
+        ewif=np.zeros((4, 2)),
+        pue=[1.0, 1.0],
+        energy_per_request=[[1.0], [1.0]],
+        capacity_per_request=[1.0],
+        capacity=[capacity_a, 1000.0],
+        quality_loss=[0.0],
+        name="two-by-one",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +137,9 @@ def app_factory(tmp_path: Path):
     made = []
 
     def make(source: Any = None, db: str = "svc.db", **kw: Any) -> Any:
-        app = create_app(source if source is not None else builtin_scenario(days=2),
-                         tmp_path / db, TOKEN, **kw)
+        app = create_app(
+            source if source is not None else builtin_scenario(days=2), tmp_path / db, TOKEN, **kw
+        )
         made.append(app)
         return app
 
@@ -189,8 +208,13 @@ def test_slot_coefficients_equal_eqglb_costs(app_factory, builtin):
     eng = app.state.service.engine
     coef = coefficients(sc)
     for t in range(3):
-        sig = {"price": sc.price[t], "carbon_intensity": sc.carbon_intensity[t],
-               "wue": sc.wue[t], "ewif": sc.ewif[t], "pue": sc.pue[t]}
+        sig = {
+            "price": sc.price[t],
+            "carbon_intensity": sc.carbon_intensity[t],
+            "wue": sc.wue[t],
+            "ewif": sc.ewif[t],
+            "pue": sc.pue[t],
+        }
         mine = eng._coefficients(sig)
         np.testing.assert_allclose(mine["energy_cost"], coef.energy_cost[t], rtol=1e-12)
         np.testing.assert_allclose(mine["carbon"], coef.carbon[t], rtol=1e-12)
@@ -219,8 +243,11 @@ def test_state_reports_cumulative_costs_and_fairness(app_factory, builtin):
     assert list(st["cumulative"]["water"].values()) == pytest.approx(water.tolist(), rel=1e-9)
     assert list(st["cumulative"]["social"].values()) == pytest.approx(social.tolist(), rel=1e-9)
     obj = app.state.service.config.objective
-    for name, v, q in (("carbon", carbon, obj.q_carbon), ("water", water, obj.q_water),
-                       ("social", social, obj.q_social)):
+    for name, v, q in (
+        ("carbon", carbon, obj.q_carbon),
+        ("water", water, obj.q_water),
+        ("social", social, obj.q_social),
+    ):
         want = summarize(v, q)
         got = st["fairness"][name]
         for key in ("max", "mean", "max_over_mean", "jain", "gini", "lq_norm"):
@@ -266,8 +293,8 @@ def test_slot_time_order(app_factory, builtin):
         assert early.status_code == 409 and "before" in early.json()["detail"][0]["msg"]
         nxt = post(c, slot_body(sc, 2, with_time=False), "k4")
         assert nxt.status_code == 200
-        assert pd.Timestamp(nxt.json()["time"]) == sc.time[2]     # last + one slot (1 h)
-        gap = post(c, slot_body(sc, 5), "k5")                     # a gap is allowed
+        assert pd.Timestamp(nxt.json()["time"]) == sc.time[2]  # last + one slot (1 h)
+        gap = post(c, slot_body(sc, 5), "k5")  # a gap is allowed
         assert gap.status_code == 200 and gap.json()["slot"] == 2
 
 
@@ -296,14 +323,26 @@ def _bad(sc: Scenario) -> list[tuple[str, Any, int, list[Any]]]:
         ("Infinity", json.dumps(edit(["price", d0], float("inf"))), 422, ["body", "price", d0]),
         ("string number", edit(["price", d0], "0.1"), 422, ["body", "price", d0]),
         ("bool number", edit(["wue", d0], True), 422, ["body", "wue", d0]),
-        ("out of range", edit(["carbon_intensity", d0], 1e9), 422,
-         ["body", "carbon_intensity", d0]),
+        (
+            "out of range",
+            edit(["carbon_intensity", d0], 1e9),
+            422,
+            ["body", "carbon_intensity", d0],
+        ),
         ("pue zero", edit(["pue", d0], 0.0), 422, ["body", "pue", d0]),
         ("extra field", edit(["colour"], "red"), 422, ["body", "colour"]),
-        ("unknown capacity dc", edit(["capacity"], {"Moon": 5.0}), 422,
-         ["body", "capacity", "Moon"]),
-        ("per-model capacity in shared mode", edit(["capacity"], {d0: {sc.models[0]: 5.0}}),
-         422, ["body", "capacity", d0]),
+        (
+            "unknown capacity dc",
+            edit(["capacity"], {"Moon": 5.0}),
+            422,
+            ["body", "capacity", "Moon"],
+        ),
+        (
+            "per-model capacity in shared mode",
+            edit(["capacity"], {d0: {sc.models[0]: 5.0}}),
+            422,
+            ["body", "capacity", d0],
+        ),
         ("bad time", edit(["time"], "yesterday"), 422, ["body", "time"]),
         ("infeasible demand", huge, 422, ["body", "demand", r0]),
         ("not JSON", "{demand: 1", 422, ["body"]),
@@ -326,7 +365,7 @@ def test_bad_input_is_4xx_naming_the_field_and_changes_nothing(app_factory, buil
                 r = post(c, body, f"bad{i}")
             assert r.status_code == status, (case, r.text)
             locs = [d["loc"] for d in r.json()["detail"]]
-            assert any(lc[:len(loc)] == loc for lc in locs), (case, locs)
+            assert any(lc[: len(loc)] == loc for lc in locs), (case, locs)
             assert all(d["msg"] for d in r.json()["detail"]), case
         infeasible = post(c, _bad(sc)[-4][1], "again")
         assert "cannot be served" in infeasible.json()["detail"][0]["msg"]
@@ -340,7 +379,7 @@ def test_bad_input_is_4xx_naming_the_field_and_changes_nothing(app_factory, buil
         assert c.get("/v1/state").json() == before
         assert c.get("/v1/weights").json() == weights
         # after all the rejections the next good slot is slot 1
-        ok = post(c, slot_body(sc, 1), "bad0")   # a key of a rejected request is free
+        ok = post(c, slot_body(sc, 1), "bad0")  # a key of a rejected request is free
         assert ok.status_code == 200 and ok.json()["slot"] == 1
 
 
@@ -365,21 +404,33 @@ def test_auth(app_factory, builtin):
         body = slot_body(sc, 0)
         r = c.post("/v1/slots", json=body, headers={"Idempotency-Key": "a"})
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
-        r = c.post("/v1/slots", json=body, headers={"Idempotency-Key": "a",
-                                                    "Authorization": f"Basic {TOKEN}"})
+        r = c.post(
+            "/v1/slots",
+            json=body,
+            headers={"Idempotency-Key": "a", "Authorization": f"Basic {TOKEN}"},
+        )
         assert r.status_code == 401
-        r = c.post("/v1/slots", json=body, headers={"Idempotency-Key": "a",
-                                                    "Authorization": "Bearer wrong"})
+        r = c.post(
+            "/v1/slots",
+            json=body,
+            headers={"Idempotency-Key": "a", "Authorization": "Bearer wrong"},
+        )
         assert r.status_code == 403
         # unauthenticated garbage is refused for the token, before its body is read
         r = c.post("/v1/slots", content="not json", headers={"Idempotency-Key": "a"})
         assert r.status_code == 401
-        assert c.get("/v1/state").json()["slots"] == 0          # reads open by default
+        assert c.get("/v1/state").json()["slots"] == 0  # reads open by default
         assert c.get("/v1/weights/nginx").status_code == 200
     locked = app_factory(sc, db="locked.db", read_token_required=True)
     with running(locked) as c:
-        for path in ("/v1/state", "/v1/weights", "/v1/weights/nginx", "/v1/weights/envoy",
-                     "/v1/slots", "/v1/slots/0"):
+        for path in (
+            "/v1/state",
+            "/v1/weights",
+            "/v1/weights/nginx",
+            "/v1/weights/envoy",
+            "/v1/slots",
+            "/v1/slots/0",
+        ):
             assert c.get(path).status_code == 401, path
             assert c.get(path, headers={"Authorization": "Bearer no"}).status_code == 403
         assert c.get("/v1/state", headers=AUTH).status_code == 200
@@ -493,7 +544,7 @@ def test_database_refuses_other_settings_and_second_service(tmp_path, builtin):
         create_app(two_by_one(), tmp_path / "x.db", TOKEN)
     with pytest.raises(ValueError, match="token"):
         create_app(builtin, tmp_path / "y.db", "")
-    app = create_app(builtin, tmp_path / "x.db", TOKEN)    # same settings: fine
+    app = create_app(builtin, tmp_path / "x.db", TOKEN)  # same settings: fine
     app.state.service.close()
 
 
@@ -501,8 +552,7 @@ def test_live_view_holds_only_the_current_slot(builtin):
     from eqglb.online.simulator import CausalityError
 
     row = np.arange(3.0)
-    view = LiveView(5, {"n_time": 10}, _LiveTime(5, 0, 3_600_000_000_000 * 5),
-                    {"demand": row})
+    view = LiveView(5, {"n_time": 10}, _LiveTime(5, 0, 3_600_000_000_000 * 5), {"demand": row})
     assert view.demand[5] is row and view.demand[-1] is row
     assert view.time[0] == pd.Timestamp(0, tz="UTC")
     with pytest.raises(LookupError, match="only the current slot"):
@@ -520,15 +570,23 @@ def test_openapi_and_read_endpoints(app_factory, builtin):
         post_op = spec["paths"]["/v1/slots"]["post"]
         schema = post_op["requestBody"]["content"]["application/json"]["schema"]
         assert {"demand", "price", "carbon_intensity", "wue"} <= set(schema["required"])
-        for path in ("/v1/state", "/v1/weights", "/v1/weights/nginx", "/v1/weights/envoy",
-                     "/healthz", "/v1/slots/{slot}"):
+        for path in (
+            "/v1/state",
+            "/v1/weights",
+            "/v1/weights/nginx",
+            "/v1/weights/envoy",
+            "/healthz",
+            "/v1/slots/{slot}",
+        ):
             assert path in spec["paths"], path
         out = post(c, slot_body(sc, 0), "k0").json()
         w = c.get("/v1/weights").json()
         assert w["from"]["slot"] == 0 and w["total"] == 100
         for region, servers in w["regions"].items():
-            want = {f"{dc.lower()}.internal:8000": n for dc, n in
-                    out["weights"]["regions"][region]["datacenters"].items()}
+            want = {
+                f"{dc.lower()}.internal:8000": n
+                for dc, n in out["weights"]["regions"][region]["datacenters"].items()
+            }
             assert servers == want
         nginx = c.get("/v1/weights/nginx").text
         assert sum(ln.startswith("upstream ") for ln in nginx.splitlines()) == len(sc.regions)
@@ -573,8 +631,9 @@ def test_command_line_needs_a_token(tmp_path, monkeypatch, capsys):
     code = main(["--db", str(tmp_path / "t.db"), "--days", "1"])
     assert code == 2
     assert "token" in capsys.readouterr().err
-    code = main(["--db", str(tmp_path / "t.db"), "--days", "1", "--token", "x",
-                 "--address", "nowhere"])
+    code = main(
+        ["--db", str(tmp_path / "t.db"), "--days", "1", "--token", "x", "--address", "nowhere"]
+    )
     assert code == 2
     assert "DATACENTER=HOST:PORT" in capsys.readouterr().err
 
@@ -585,6 +644,13 @@ def test_serve_registers_on_the_cli(capsys):
 
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--scenario", "--db", "--token", "--read-token-required", "--policy",
-                   "--weight-total", "--synchronous"):
+    for option in (
+        "--scenario",
+        "--db",
+        "--token",
+        "--read-token-required",
+        "--policy",
+        "--weight-total",
+        "--synchronous",
+    ):
         assert option in out

@@ -47,8 +47,21 @@ def _free_port() -> int:
 
 def _command(db: Path, port: int, *extra: str) -> list[str]:
     """Arguments of ``python -m eqglb.service`` for a server on ``db`` and ``port``."""
-    return ["--scenario", "builtin", "--days", str(DAYS), "--db", str(db), "--port", str(port),
-            "--horizon", "100000", "--log-level", "warning", *extra]
+    return [
+        "--scenario",
+        "builtin",
+        "--days",
+        str(DAYS),
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--horizon",
+        "100000",
+        "--log-level",
+        "warning",
+        *extra,
+    ]
 
 
 # A zygote: one Python process that imports eqglb.service once and then forks each server
@@ -128,8 +141,13 @@ while True:
 
 class _Zygote:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.exits: dict[int, int] = {}
         self.pids: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.cond = threading.Condition()
@@ -152,8 +170,9 @@ class _Zygote:
             pytest.fail(f"the server zygote exited with {self.proc.returncode}")
         with self.lock:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"argv": argv, "log": str(log),
-                                              "env": {"EQGLB_TOKEN": TOKEN}}) + "\n")
+            self.proc.stdin.write(
+                json.dumps({"argv": argv, "log": str(log), "env": {"EQGLB_TOKEN": TOKEN}}) + "\n"
+            )
             self.proc.stdin.flush()
             return _Child(self, self.pids.get(timeout=60))
 
@@ -178,7 +197,7 @@ class _Child:
         return self.zygote.exits[self.pid]
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None:            # never signal a pid that may have been reused
+        if self.poll() is None:  # never signal a pid that may have been reused
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
@@ -263,9 +282,9 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
     every slot acknowledged so far is there."""
     sc = builtin_scenario(days=DAYS)
     db, log = tmp_path / "svc.db", tmp_path / "server.log"
-    acked: dict[str, dict[str, Any]] = {}       # key -> response the client got
-    sent: dict[str, dict[str, Any]] = {}        # key -> body
-    in_flight: list[str] = []                   # keys whose request got no answer
+    acked: dict[str, dict[str, Any]] = {}  # key -> response the client got
+    sent: dict[str, dict[str, Any]] = {}  # key -> body
+    in_flight: list[str] = []  # keys whose request got no answer
     errors: list[str] = []
     lock = threading.Lock()
     proc, url = _start(db, log)
@@ -287,13 +306,13 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
                     n = 0
                     while not stop.is_set():
                         key = f"k{cycle}-c{c}-{n}"
-                        body = slot_body(sc, (4 * n + c + cycle + 1) % sc.n_time,
-                                         with_time=False)
+                        body = slot_body(sc, (4 * n + c + cycle + 1) % sc.n_time, with_time=False)
                         with lock:
                             sent[key] = body
                         try:
-                            resp = cl.post("/v1/slots", json=body,
-                                           headers={**AUTH, "Idempotency-Key": key})
+                            resp = cl.post(
+                                "/v1/slots", json=body, headers={**AUTH, "Idempotency-Key": key}
+                            )
                         except httpx.HTTPError:
                             with lock:
                                 in_flight.append(key)
@@ -311,7 +330,7 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
             deadline = time.monotonic() + 30
             while len(acked) < before + PER_KILL and time.monotonic() < deadline:
                 time.sleep(0.005)
-            os.kill(proc.pid, signal.SIGKILL)       # mid-load: clients are still posting
+            os.kill(proc.pid, signal.SIGKILL)  # mid-load: clients are still posting
             proc.wait(10)
             stop.set()
             for t in threads:
@@ -324,8 +343,10 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
             proc.kill()
             proc.wait(10)
     assert in_flight, "no request was in flight at a kill: the load was not concurrent"
-    print(f"{KILLS} SIGKILLs under load: {len(acked)} slots acknowledged, {len(in_flight)} "
-          "requests in flight at a kill")
+    print(
+        f"{KILLS} SIGKILLs under load: {len(acked)} slots acknowledged, {len(in_flight)} "
+        "requests in flight at a kill"
+    )
 
     proc, url = _start(db, log)
     try:
@@ -353,7 +374,7 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
             some = next(iter(acked))
             r = cl.post("/v1/slots", json=sent[some], headers={**AUTH, "Idempotency-Key": some})
             assert r.json() == acked[some]
-            for n in range(5):                       # the next decisions after the restart
+            for n in range(5):  # the next decisions after the restart
                 key = f"after-{n}"
                 sent[key] = slot_body(sc, (n + 7) % sc.n_time, with_time=False)
                 r = cl.post("/v1/slots", json=sent[key], headers={**AUTH, "Idempotency-Key": key})
@@ -374,8 +395,14 @@ def test_sigkill_under_load_loses_no_acknowledged_slot(tmp_path):
     app = create_app(sc, tmp_path / "reference.db", TOKEN, horizon=100000)
     with running(app) as c:
         for s in stored:
-            r = c.post("/v1/slots", content=json.dumps(s["request"]),
-                       headers={**AUTH, "Idempotency-Key": s["idempotency_key"],
-                                "Content-Type": "application/json"})
+            r = c.post(
+                "/v1/slots",
+                content=json.dumps(s["request"]),
+                headers={
+                    **AUTH,
+                    "Idempotency-Key": s["idempotency_key"],
+                    "Content-Type": "application/json",
+                },
+            )
             assert r.status_code == 200, r.text
             assert r.json() == s["response"], f"slot {s['slot']} differs from the reference"

@@ -34,8 +34,9 @@ SC = builtin_scenario(days=DAYS)
 
 
 def _post(url: str, body: dict[str, Any], key: str, timeout: float = 20) -> httpx.Response:
-    return httpx.post(url + "/v1/slots", json=body, headers={**AUTH, "Idempotency-Key": key},
-                      timeout=timeout)
+    return httpx.post(
+        url + "/v1/slots", json=body, headers={**AUTH, "Idempotency-Key": key}, timeout=timeout
+    )
 
 
 def _stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
@@ -78,7 +79,7 @@ def test_s1_far_future_time_is_422_and_never_acknowledged(tmp_path):
     with _server(db, log) as (proc, url):
         _fill(url, 1)
         far = slot_body(SC, 1, time="9999-12-31T23:00:00Z")
-        for _ in range(2):                      # the retry is refused the same way
+        for _ in range(2):  # the retry is refused the same way
             r = _post(url, far, "far")
             assert r.status_code == 422, r.text
             assert "idempotency-replayed" not in r.headers
@@ -93,7 +94,7 @@ def test_s1_far_future_time_is_422_and_never_acknowledged(tmp_path):
     with _server(db, log) as (_, url):
         listed = httpx.get(url + "/v1/slots").json()
         assert [s["idempotency_key"] for s in listed] == ["k0", "next"]
-        r = _post(url, far, "far")               # still never acknowledged after a restart
+        r = _post(url, far, "far")  # still never acknowledged after a restart
         assert r.status_code == 422
 
 
@@ -121,10 +122,14 @@ def test_s2_poison_time_fails_only_itself(tmp_path):
         _fill(url, 1)
         good = 0
         for rnd in range(3):
-            bodies = [(f"poison-{rnd}-{i}", slot_body(SC, 2, time="2300-01-01T00:00:00Z"))
-                      for i in range(3)]
-            bodies += [(f"good-{rnd}-{i}", slot_body(SC, (i + 1) % SC.n_time, with_time=False))
-                       for i in range(9)]
+            bodies = [
+                (f"poison-{rnd}-{i}", slot_body(SC, 2, time="2300-01-01T00:00:00Z"))
+                for i in range(3)
+            ]
+            bodies += [
+                (f"good-{rnd}-{i}", slot_body(SC, (i + 1) % SC.n_time, with_time=False))
+                for i in range(9)
+            ]
             res = _burst(url, bodies)
             for key, r in res.items():
                 if key.startswith("poison"):
@@ -144,15 +149,19 @@ def test_s2_unstorable_row_fails_only_itself(tmp_path):
     with _server(db, log) as (_, url):
         _fill(url, 1)
     with sqlite3.connect(db) as con:
-        con.execute("CREATE TRIGGER poison BEFORE INSERT ON slots WHEN NEW.idempotency_key "
-                    "LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END")
+        con.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON slots WHEN NEW.idempotency_key "
+            "LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+        )
     con.close()
     with _server(db, log) as (_, url):
         good = 0
         for rnd in range(3):
             bodies = [(f"poison-{rnd}", slot_body(SC, 1, with_time=False))]
-            bodies += [(f"good-{rnd}-{i}", slot_body(SC, (i + 1) % SC.n_time, with_time=False))
-                       for i in range(11)]
+            bodies += [
+                (f"good-{rnd}-{i}", slot_body(SC, (i + 1) % SC.n_time, with_time=False))
+                for i in range(11)
+            ]
             res = _burst(url, bodies)
             for key, r in res.items():
                 if key.startswith("poison"):
@@ -165,16 +174,18 @@ def test_s2_unstorable_row_fails_only_itself(tmp_path):
         r = _post(url, slot_body(SC, 0, with_time=False), "good-after")
         assert r.status_code == 200, r.text
         good += 1
-        h = httpx.get(url + "/healthz")             # the last write succeeded
+        h = httpx.get(url + "/healthz")  # the last write succeeded
         assert h.status_code == 200 and h.json()["writable"] is True
         listed = httpx.get(url + "/v1/slots", params={"limit": 1000}).json()
         assert [s["slot"] for s in listed] == list(range(1 + good))
         assert not any(s["idempotency_key"].startswith("poison") for s in listed)
         # every stored response is the one its client got (no gap, no decision twice)
         for s in listed[1:]:
-            assert res.get(s["idempotency_key"]) is None or \
-                httpx.get(f"{url}/v1/slots/{s['slot']}").json()["response"] == \
-                res[s["idempotency_key"]].json()
+            assert (
+                res.get(s["idempotency_key"]) is None
+                or httpx.get(f"{url}/v1/slots/{s['slot']}").json()["response"]
+                == res[s["idempotency_key"]].json()
+            )
         # with only the poisoned request, /healthz says writes fail, and why
         r = _post(url, slot_body(SC, 1, with_time=False), "poison-alone")
         assert r.status_code == 503
@@ -187,9 +198,13 @@ def test_s2_unstorable_row_fails_only_itself(tmp_path):
 def test_s3_query_parameters_out_of_range_are_422(tmp_path):
     with _server(tmp_path / "s3.db", tmp_path / "log") as (_, url):
         _fill(url, 2)
-        for params, name in (({"after": str(2**63)}, "after"), ({"after": "-2"}, "after"),
-                             ({"after": "x"}, "after"), ({"limit": "0"}, "limit"),
-                             ({"limit": str(2**64)}, "limit")):
+        for params, name in (
+            ({"after": str(2**63)}, "after"),
+            ({"after": "-2"}, "after"),
+            ({"after": "x"}, "after"),
+            ({"limit": "0"}, "limit"),
+            ({"limit": str(2**64)}, "limit"),
+        ):
             r = httpx.get(url + "/v1/slots", params=params)
             assert r.status_code == 422, (params, r.text)
             assert _detail(r)[0]["loc"] == ["query", name]
@@ -207,18 +222,18 @@ def test_d1_second_writer_refused_through_link_or_deleted_lock(tmp_path):
         soft.symlink_to(db)
         for other in (hard, soft):
             assert "in use" in _refused(other)
-        for lock in tmp_path.glob("*.lock"):    # a lock file of older versions: irrelevant
+        for lock in tmp_path.glob("*.lock"):  # a lock file of older versions: irrelevant
             lock.unlink()
         assert "in use" in _refused(db)
-        r = _post(url, slot_body(SC, 2), "after-attempts")   # the first one still writes
+        r = _post(url, slot_body(SC, 2), "after-attempts")  # the first one still writes
         assert r.status_code == 200 and r.json()["slot"] == 2
-    with _server(hard, log) as (_, url):            # once it stopped, any name works
+    with _server(hard, log) as (_, url):  # once it stopped, any name works
         assert len(httpx.get(url + "/v1/slots").json()) == 3
 
 
 # --------------------------------------------------------------------------- D2
 def _make_read_only(path: Path) -> None:
-    if os.geteuid() == 0:        # root ignores permission bits: make the file immutable
+    if os.geteuid() == 0:  # root ignores permission bits: make the file immutable
         res = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
         assert res.returncode == 0, f"chattr +i (needed as root): {res.stderr}"
     else:
@@ -241,7 +256,7 @@ def test_d2_read_only_database_refused_at_start(tmp_path):
     finally:
         _make_writable(db)
     assert "read-only" in out and str(db) in out and "--db" in out
-    with _server(db, log) as (_, url):              # writable again: /healthz says so
+    with _server(db, log) as (_, url):  # writable again: /healthz says so
         h = httpx.get(url + "/healthz")
         assert h.status_code == 200 and h.json()["writable"] is True
         assert _post(url, slot_body(SC, 1, with_time=False), "k1").status_code == 200
@@ -260,7 +275,7 @@ def test_d3_database_path_with_uri_characters(tmp_path):
         assert r.status_code == 200 and r.json()["slot"] == 1
         files = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert files <= {"log", *(f"{folder.name}/{db.name}{s}" for s in ("", "-wal", "-shm"))}, files
-    with sqlite3.connect(db) as con:               # the file the service wrote is that one
+    with sqlite3.connect(db) as con:  # the file the service wrote is that one
         assert con.execute("SELECT COUNT(*) FROM slots").fetchone()[0] == 2
     con.close()
 
@@ -287,12 +302,12 @@ def test_d4_damaged_response_is_never_replayed(tmp_path):
         i = bytes(resp).index(b'"energy_cost":') + len('"energy_cost":')
         flipped[i] = ord("9") if flipped[i] != ord("9") else ord("8")
         _sql(db, "UPDATE slots SET response = ? WHERE slot = 1", params=(bytes(flipped),))
-        r = _post(url, slot_body(SC, 1, with_time=False), "k1")     # a retry of slot 1
+        r = _post(url, slot_body(SC, 1, with_time=False), "k1")  # a retry of slot 1
         assert r.status_code == 500 and "checksum" in r.text, r.text
         assert r.content != bytes(flipped)
         r = httpx.get(url + "/v1/slots/1")
         assert r.status_code == 500 and "slot 1" in r.text
-        r = _post(url, slot_body(SC, 2, with_time=False), "k2")     # intact: replayed
+        r = _post(url, slot_body(SC, 2, with_time=False), "k2")  # intact: replayed
         assert r.status_code == 200 and r.json() == got[2]
     out = _refused(db)
     assert "slot 1 does not match its checksum" in out and "backup" in out
@@ -307,15 +322,17 @@ def test_d4_damaged_state_dropped_table_and_lost_rows_refused(tmp_path):
         copies[name] = tmp_path / name / "d.db"
         copies[name].parent.mkdir()
         shutil.copy(db, copies[name])
-    _sql(copies["state"], "UPDATE slots SET state = replace(state, '\"slot\":4', '\"slot\":5') "
-                          "WHERE slot = 3")
+    _sql(
+        copies["state"],
+        "UPDATE slots SET state = replace(state, '\"slot\":4', '\"slot\":5') WHERE slot = 3",
+    )
     _sql(copies["table"], "DROP TABLE slots")
     _sql(copies["rows"], "DELETE FROM slots WHERE slot >= 2")
     assert "slot 3 does not match its checksum" in _refused(copies["state"])
     assert "lost its table 'slots'" in _refused(copies["table"])
     out = _refused(copies["rows"])
     assert "does not match its own history" in out and "0..3" in out
-    with _server(db, log) as (_, url):               # the intact original still starts
+    with _server(db, log) as (_, url):  # the intact original still starts
         assert len(httpx.get(url + "/v1/slots").json()) == 4
 
 
@@ -337,11 +354,11 @@ def test_d4_damaged_wal_frame_after_kill_refused(tmp_path):
     wal = Path(str(db) + "-wal")
     page, n = _wal_frames(wal)
     assert n >= 20, f"only {n} WAL frames after the kill"
-    intact = tmp_path / "intact"                # control: the undamaged log starts fine
+    intact = tmp_path / "intact"  # control: the undamaged log starts fine
     intact.mkdir()
     for suffix in ("", "-wal"):
         shutil.copy(str(db) + suffix, str(intact / "w.db") + suffix)
-    with open(wal, "r+b") as fh:                # one byte in the page of a middle frame
+    with open(wal, "r+b") as fh:  # one byte in the page of a middle frame
         off = 32 + (n // 2) * (24 + page) + 24 + page // 2
         fh.seek(off)
         b = fh.read(1)
@@ -373,7 +390,7 @@ def _closed_within(sock: socket.socket, seconds: float, trickle: bool = False) -
     while time.monotonic() - t0 < seconds:
         if trickle and i < len(head):
             try:
-                sock.sendall(head[i:i + 1])
+                sock.sendall(head[i : i + 1])
             except OSError:
                 return time.monotonic() - t0
             i += 1
@@ -388,28 +405,29 @@ def _closed_within(sock: socket.socket, seconds: float, trickle: bool = False) -
 
 
 def test_h1_header_size_and_idle_connection_limits(tmp_path):
-    with _server(tmp_path / "h1.db", tmp_path / "log", "--header-timeout", "1.5",
-                 "--timeout-keep-alive", "1") as (_, url):
+    with _server(
+        tmp_path / "h1.db", tmp_path / "log", "--header-timeout", "1.5", "--timeout-keep-alive", "1"
+    ) as (_, url):
         host, port = url.removeprefix("http://").split(":")
         addr = (host, int(port))
-        with socket.create_connection(addr, timeout=10) as s:      # 1 MiB of headers
-            with contextlib.suppress(OSError):                     # it may close early
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20)
-                          + b"\r\n\r\n")
+        with socket.create_connection(addr, timeout=10) as s:  # 1 MiB of headers
+            with contextlib.suppress(OSError):  # it may close early
+                s.sendall(
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n\r\n"
+                )
             line = _status_line(s)
             assert not line.startswith(b"HTTP/1.1 200"), line
             assert line == b"" or line.split()[1] in (b"400", b"431"), line
-        with socket.create_connection(addr) as s:                  # idle, never a request
+        with socket.create_connection(addr) as s:  # idle, never a request
             assert _closed_within(s, 6) >= 1.0
-        with socket.create_connection(addr) as s:                  # headers byte by byte
+        with socket.create_connection(addr) as s:  # headers byte by byte
             assert _closed_within(s, 6, trickle=True) >= 1.0
-        with socket.create_connection(addr) as s:                  # idle after a response
+        with socket.create_connection(addr) as s:  # idle after a response
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert _status_line(s) == b"HTTP/1.1 200 OK"
             _closed_within(s, 6)
-        with socket.create_connection(addr) as s:                  # 60 KiB of headers: fine
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 60_000
-                      + b"\r\n\r\n")
+        with socket.create_connection(addr) as s:  # 60 KiB of headers: fine
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 60_000 + b"\r\n\r\n")
             assert _status_line(s) == b"HTTP/1.1 200 OK"
 
 
@@ -422,7 +440,9 @@ def test_a1_openapi_schema_is_true(tmp_path):
         assert key["in"] == "header" and key["required"] is True
         assert schema["components"]["securitySchemes"]["bearerAuth"] == {
             **schema["components"]["securitySchemes"]["bearerAuth"],
-            "type": "http", "scheme": "bearer"}
+            "type": "http",
+            "scheme": "bearer",
+        }
         assert post["security"] == [{"bearerAuth": []}]
         assert {"401", "403", "409", "413", "422", "503"} <= set(post["responses"])
         envoy = schema["paths"]["/v1/weights/envoy"]["get"]["responses"]["200"]["content"]
@@ -435,7 +455,7 @@ def test_a1_openapi_schema_is_true(tmp_path):
         assert r.status_code == 204 and r.headers["allow"] == "GET, OPTIONS, POST"
         r = httpx.put(url + "/v1/slots")
         assert r.status_code == 405 and r.headers["allow"] == "GET, OPTIONS, POST"
-        r = _post(url, slot_body(SC, 0), "")           # the header is required: 422
+        r = _post(url, slot_body(SC, 0), "")  # the header is required: 422
         assert r.status_code == 422
         assert httpx.get(url + "/healthz").json()["writable"] is True
 
@@ -452,21 +472,31 @@ def test_a1_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path):
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
-              response_headers_conformance, response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
     with _server(tmp_path / "st.db", tmp_path / "log") as (_, url):
         _fill(url, 2)
         schema = schemathesis.openapi.from_url(url + "/openapi.json")
         calls: dict[str, int] = {}
+
         def fuzz(op: Any, mode: Any) -> None:
             label = f"{op.method.upper()} {op.path} {mode.value}"
 
-            @settings(max_examples=15 if op.method == "post" else 6, deadline=None,
-                      database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=15 if op.method == "post" else 6,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=op.as_strategy(generation_mode=mode))
             def run(case: Any) -> None:
-                case.call_and_validate(base_url=url, headers=dict(AUTH), checks=checks,
-                                       timeout=20)
+                case.call_and_validate(base_url=url, headers=dict(AUTH), checks=checks, timeout=20)
                 calls[label] = calls.get(label, 0) + 1
 
             run()
@@ -476,11 +506,11 @@ def test_a1_schemathesis_finds_no_server_error_and_no_mismatch(tmp_path):
             op = result.ok()
             modes = [GenerationMode.POSITIVE]
             raw = op.definition.raw
-            if raw.get("parameters") or raw.get("requestBody"):   # some input to get wrong
+            if raw.get("parameters") or raw.get("requestBody"):  # some input to get wrong
                 modes.append(GenerationMode.NEGATIVE)
             for mode in modes:
                 expected.add(f"{op.method.upper()} {op.path} {mode.value}")
                 fuzz(op, mode)
-        assert set(calls) == expected               # every operation was called
+        assert set(calls) == expected  # every operation was called
         assert "OPTIONS /v1/slots positive" in calls and "POST /v1/slots negative" in calls
         assert httpx.get(url + "/healthz").json()["status"] == "ok"

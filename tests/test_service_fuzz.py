@@ -30,14 +30,21 @@ PROPS = SCHEMA["properties"]
 
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.floats(0, 2e4), st.integers(-10, 10**13), st.just(0), st.just(-0.0),
-    st.sampled_from([1e-300, 5e-324, 1e308, -1e308]))
+    st.floats(0, 2e4),
+    st.integers(-10, 10**13),
+    st.just(0),
+    st.just(-0.0),
+    st.sampled_from([1e-300, 5e-324, 1e308, -1e308]),
+)
 scalars = st.one_of(numbers, st.text(max_size=8), st.booleans(), st.none())
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-    max_leaves=8)
-names = st.one_of(st.sampled_from(SC.regions + SC.datacenters + SC.models),
-                  st.text(max_size=12))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+names = st.one_of(st.sampled_from(SC.regions + SC.datacenters + SC.models), st.text(max_size=12))
 
 
 def _for_schema(prop: dict) -> st.SearchStrategy:
@@ -46,14 +53,22 @@ def _for_schema(prop: dict) -> st.SearchStrategy:
     options = [json_values]
     if "object" in kinds:
         known = st.dictionaries(names, st.one_of(numbers, numbers, json_values), max_size=12)
-        per_model = st.dictionaries(names, st.dictionaries(names, numbers, max_size=4),
-                                    max_size=3)
+        per_model = st.dictionaries(names, st.dictionaries(names, numbers, max_size=4), max_size=3)
         options += [known, known, per_model]
     if "string" in kinds:
-        options += [st.text(max_size=30),
-                    st.datetimes().map(lambda d: d.isoformat()),
-                    st.sampled_from(["2022-09-22T00:00:00Z", "2021-01-01T00:00:00+05:00",
-                                     "2099-12-31T23:00:00", "not a time", ""])]
+        options += [
+            st.text(max_size=30),
+            st.datetimes().map(lambda d: d.isoformat()),
+            st.sampled_from(
+                [
+                    "2022-09-22T00:00:00Z",
+                    "2021-01-01T00:00:00+05:00",
+                    "2099-12-31T23:00:00",
+                    "not a time",
+                    "",
+                ]
+            ),
+        ]
     if "null" in kinds:
         options.append(st.none())
     return st.one_of(options)
@@ -91,28 +106,43 @@ def mutated_valid_bodies(draw):
     return body
 
 
-bodies = st.one_of(schema_bodies(), mutated_valid_bodies(), mutated_valid_bodies(),
-                   mutated_valid_bodies(), json_values)
-keys = st.one_of(st.uuids().map(str), st.uuids().map(str), st.none(),
-                 st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
-                         max_size=210))
+bodies = st.one_of(
+    schema_bodies(),
+    mutated_valid_bodies(),
+    mutated_valid_bodies(),
+    mutated_valid_bodies(),
+    json_values,
+)
+keys = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(str),
+    st.none(),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=210),
+)
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    app = create_app(SC, tmp_path_factory.mktemp("fuzz") / "fuzz.db", TOKEN, horizon=10**6,
-                     weight_total=100)
+    app = create_app(
+        SC, tmp_path_factory.mktemp("fuzz") / "fuzz.db", TOKEN, horizon=10**6, weight_total=100
+    )
     with running(app) as c:
         yield c
 
 
-@settings(max_examples=250, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(body=bodies, key=keys, header_key=st.booleans())
 def test_fuzzed_slots_never_5xx(client, body, key, header_key):
     before = client.get("/v1/state").json()
-    raw = json.dumps(body, allow_nan=True)          # Python clients can send NaN/Infinity
+    raw = json.dumps(body, allow_nan=True)  # Python clients can send NaN/Infinity
     headers = {**AUTH, "Content-Type": "application/json"}
     if key is not None and header_key:
         headers["Idempotency-Key"] = key
@@ -143,13 +173,19 @@ def test_fuzzed_slots_never_5xx(client, body, key, header_key):
             assert math.isclose(total, 1.0, rel_tol=1e-6)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/v1/weights", "/v1/weights/nginx", "/v1/weights/envoy",
-                             "/v1/slots", "/v1/state"]),
-       params=st.dictionaries(st.sampled_from(["level", "format", "map", "bootstrap", "header",
-                                               "after", "limit", "x"]),
-                              st.text(max_size=10), max_size=3))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(
+        ["/v1/weights", "/v1/weights/nginx", "/v1/weights/envoy", "/v1/slots", "/v1/state"]
+    ),
+    params=st.dictionaries(
+        st.sampled_from(["level", "format", "map", "bootstrap", "header", "after", "limit", "x"]),
+        st.text(max_size=10),
+        max_size=3,
+    ),
+)
 def test_fuzzed_queries_never_5xx(client, path, params):
     r = client.get(path, params=params)
     assert r.status_code < 500, (path, params, r.text)

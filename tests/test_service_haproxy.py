@@ -46,11 +46,13 @@ from tests.test_service_proxy import free_port, three_by_one
 
 def haproxy_binary() -> str:
     path = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()),
-        None)
+        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None
+    )
     if path is None:
-        pytest.fail("haproxy is not installed: the HAProxy tests need the real binary "
-                    "(apt-get install haproxy; scripts/install-test-deps installs it)")
+        pytest.fail(
+            "haproxy is not installed: the HAProxy tests need the real binary "
+            "(apt-get install haproxy; scripts/install-test-deps installs it)"
+        )
     return path
 
 
@@ -75,17 +77,22 @@ def parse_backends(text: str) -> dict[str, dict[str, tuple[str, int]]]:
 
 def test_haproxy_accepts_config_from_live_weights(tmp_path):
     sc = builtin_scenario(days=2)
-    app = create_app(sc, tmp_path / "svc.db", TOKEN,
-                     addresses={dc: f"127.0.0.{i + 1}:8000"
-                                for i, dc in enumerate(sc.datacenters)},
-                     model_address_template="127.1.{dc_index}.{model_index}:8000")
+    app = create_app(
+        sc,
+        tmp_path / "svc.db",
+        TOKEN,
+        addresses={dc: f"127.0.0.{i + 1}:8000" for i, dc in enumerate(sc.datacenters)},
+        model_address_template="127.1.{dc_index}.{model_index}:8000",
+    )
     sock = tmp_path / "admin.sock"
     with running(app) as c:
         for t in range(3):
             assert post(c, slot_body(sc, t), f"k{t}").status_code == 200
         weights = c.get("/v1/weights").json()["regions"]
-        configs = {level: c.get(f"/v1/weights/haproxy?level={level}&socket={sock}").text
-                   for level in ("datacenter", "model")}
+        configs = {
+            level: c.get(f"/v1/weights/haproxy?level={level}&socket={sock}").text
+            for level in ("datacenter", "model")
+        }
         snippet = c.get("/v1/weights/haproxy?complete=false&bind=127.0.0.1:9999").text
         assert c.get("/v1/weights/haproxy?socket=relative/path").status_code == 422
     assert any(len(v) > 1 for v in weights.values()), "no region is split: weak test"
@@ -98,8 +105,10 @@ def test_haproxy_accepts_config_from_live_weights(tmp_path):
         assert f"stats socket {sock} mode 600 level admin" in text
     # the backends-only form goes after the operator's own global/defaults
     own = tmp_path / "own.cfg"
-    own.write_text("global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n"
-                   "    timeout client 5s\n    timeout server 5s\n")
+    own.write_text(
+        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n"
+        "    timeout client 5s\n    timeout server 5s\n"
+    )
     part = tmp_path / "eqglb.cfg"
     part.write_text(snippet)
     assert "global" not in snippet and "bind 127.0.0.1:9999" in snippet
@@ -107,8 +116,7 @@ def test_haproxy_accepts_config_from_live_weights(tmp_path):
     assert res.returncode == 0, (res.stdout, res.stderr)
     # the checker is real: one weight over HAProxy's 256 is refused
     bad = tmp_path / "bad.cfg"
-    bad.write_text(re.sub(r"weight \d+$", "weight 257", configs["datacenter"], count=1,
-                          flags=re.M))
+    bad.write_text(re.sub(r"weight \d+$", "weight 257", configs["datacenter"], count=1, flags=re.M))
     assert haproxy_check(bad).returncode != 0
     # the rendered weights are the live ones (every address declared, 0 where unused)
     backends = parse_backends(configs["datacenter"])
@@ -161,8 +169,9 @@ def haproxy(cfg: Path, port: int, sock: Path | None = None) -> Iterator[None]:
     assert res.returncode == 0, (res.stdout, res.stderr)
     log = cfg.with_suffix(".log")
     with log.open("w") as out:
-        proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [haproxy_binary(), "-db", "-f", str(cfg)], stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -201,8 +210,17 @@ def get(port: int, region: bytes | None, n: int = 1) -> list[tuple[int, str]]:
 def test_real_haproxy_routes_awkward_region_names(tmp_path):
     """Quotes, '$' (HAProxy expands environment variables in double quotes), backslashes,
     '#', a leading '-' (an ACL flag), spaces, braces and UTF-8 reach their own backend."""
-    regions = ['eu "west"', "it's $HOME", "${PATH} \\back", "# not a comment", "-i",
-               "us east {1}", "Ünïcode", "semi;colon", "a,b"]
+    regions = [
+        'eu "west"',
+        "it's $HOME",
+        "${PATH} \\back",
+        "# not a comment",
+        "-i",
+        "us east {1}",
+        "Ünïcode",
+        "semi;colon",
+        "a,b",
+    ]
     port = free_port()
     with backends(3) as ports:
         weights = {r: {f"127.0.0.1:{ports[n % 3]}": 1} for n, r in enumerate(regions)}
@@ -212,7 +230,7 @@ def test_real_haproxy_routes_awkward_region_names(tmp_path):
             for n, r in enumerate(regions):
                 assert get(port, r.encode()) == [(200, str(ports[n % 3]))], r
             assert get(port, b"nowhere")[0][0] == 400
-            assert get(port, b"eu \"WEST\"")[0][0] == 400       # exact, case-sensitive
+            assert get(port, b'eu "WEST"')[0][0] == 400  # exact, case-sensitive
             assert get(port, None)[0][0] == 400
     with pytest.raises(ValueError, match="line break"):
         render_haproxy({"bad\nname": {"127.0.0.1:1": 1}})
@@ -233,8 +251,9 @@ def test_real_haproxy_split_follows_weights_pushed_through_runtime_api(tmp_path)
     n = 300
     with backends(3) as ports:
         addr = {dc: f"127.0.0.1:{p}" for dc, p in zip("abc", ports, strict=True)}
-        cfg_svc = ServiceConfig(scenario=sc, objective=Objective(), weight_total=100,
-                                addresses=addr)
+        cfg_svc = ServiceConfig(
+            scenario=sc, objective=Objective(), weight_total=100, addresses=addr
+        )
         app = create_app(cfg_svc, tmp_path / "svc.db", TOKEN)
         with running(app) as c:
             first = post(c, slot_body(sc, 0), "k0").json()["weights"]["regions"]["r"]
@@ -264,14 +283,20 @@ def test_real_haproxy_split_follows_weights_pushed_through_runtime_api(tmp_path)
             close(split(), [50, 30, 20])
             # the service's next weights, pushed without a reload
             applied = push_haproxy_table(sock, table)
-            assert applied == {"r": {haproxy_server_name(addr[d]): w
-                                     for d, w in zip("abc", (10, 60, 30), strict=True)}}
+            assert applied == {
+                "r": {
+                    haproxy_server_name(addr[d]): w
+                    for d, w in zip("abc", (10, 60, 30), strict=True)
+                }
+            }
             close(split(), [10, 60, 30])
             # a server left out of the mapping is drained (weight 0: no request at all)
             applied = push_haproxy_weights(sock, backend, {addr["b"]: 1000, addr["c"]: 3000})
-            assert applied == {haproxy_server_name(addr["b"]): 85,     # 1000/4000 -> 85/341
-                               haproxy_server_name(addr["c"]): 256,
-                               haproxy_server_name(addr["a"]): 0}
+            assert applied == {
+                haproxy_server_name(addr["b"]): 85,  # 1000/4000 -> 85/341
+                haproxy_server_name(addr["c"]): 256,
+                haproxy_server_name(addr["a"]): 0,
+            }
             got = split()
             assert got[0] == 0
             close(got, [0, 85, 256])
@@ -307,9 +332,9 @@ def test_rescale_weights_error_bound():
         s, s2 = w / w.sum(), got / got.sum()
         err = np.abs(s2 - s)
         if w.max() <= HAPROXY_MAX_WEIGHT and np.all(w == np.round(w)):
-            assert np.array_equal(got, w)                  # fits: passed unchanged
+            assert np.array_equal(got, w)  # fits: passed unchanged
         else:
-            total = got.sum()                              # T = floor(256 sum / max)
+            total = got.sum()  # T = floor(256 sum / max)
             assert total == np.floor(HAPROXY_MAX_WEIGHT * w.sum() / w.max() + 1e-9)
             assert err.max() < 1 / total + 1e-15
         assert err.max() < 1 / HAPROXY_MAX_WEIGHT
@@ -318,7 +343,7 @@ def test_rescale_weights_error_bound():
         worst_abs = max(worst_abs, float(err.max()))
         worst_rel_top = max(worst_rel_top, float(err[top] / s[top]))
     assert worst_rel_top < 1 / (HAPROXY_MAX_WEIGHT - 1)
-    assert worst_abs > 0       # some cases were rounded: the bound was exercised
+    assert worst_abs > 0  # some cases were rounded: the bound was exercised
     # fits: unchanged; the service's weight_total 100 is exact for HAProxy
     assert rescale_weights({"a": 50, "b": 30, "c": 20}, 256) == {"a": 50, "b": 30, "c": 20}
     assert rescale_weights({"a": 256, "b": 0}, 256) == {"a": 256, "b": 0}

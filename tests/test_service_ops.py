@@ -28,11 +28,14 @@ def _scrape(text: str) -> dict[str, list[Any]]:
     return {f.name: list(f.samples) for f in text_string_to_metric_families(text)}
 
 
-def _value(fams: dict[str, list[Any]], family: str, sample: str | None = None,
-           **labels: str) -> float:
-    hits = [s.value for s in fams[family]
-            if s.name == (sample or family) and all(s.labels.get(k) == v
-                                                    for k, v in labels.items())]
+def _value(
+    fams: dict[str, list[Any]], family: str, sample: str | None = None, **labels: str
+) -> float:
+    hits = [
+        s.value
+        for s in fams[family]
+        if s.name == (sample or family) and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(hits) == 1, f"{family} {sample} {labels}: {hits}"
     return float(hits[0])
 
@@ -51,12 +54,13 @@ def test_metrics_scraped_from_a_real_server_count_what_was_sent(tmp_path):
         for t in range(4):
             r = _post(url, slot_body(SC, t, with_time=t == 0), f"k{t}")
             assert r.status_code == 200, r.text
-        r = _post(url, slot_body(SC, 0), "k0")                     # a retry: replayed
+        r = _post(url, slot_body(SC, 0), "k0")  # a retry: replayed
         assert r.status_code == 200 and r.headers["idempotency-replayed"] == "true"
-        assert _post(url, slot_body(SC, 1), "k-late").status_code == 409   # out of order
-        assert _post(url, slot_body(SC, 5, with_time=False), "k-anon",
-                     auth=False).status_code == 401
-        assert _post(url, {"demand": {}}, "k-bad").status_code == 422       # missing fields
+        assert _post(url, slot_body(SC, 1), "k-late").status_code == 409  # out of order
+        assert (
+            _post(url, slot_body(SC, 5, with_time=False), "k-anon", auth=False).status_code == 401
+        )
+        assert _post(url, {"demand": {}}, "k-bad").status_code == 422  # missing fields
         m = httpx.get(url + "/metrics", timeout=20)
         state = httpx.get(url + "/v1/state", timeout=20).json()
     finally:
@@ -67,63 +71,84 @@ def test_metrics_scraped_from_a_real_server_count_what_was_sent(tmp_path):
     fams = _scrape(m.text)
     assert _value(fams, "eqglb_decisions", "eqglb_decisions_total") == 4
     assert _value(fams, "eqglb_replayed_requests", "eqglb_replayed_requests_total") == 1
-    rejected = {(s.labels["status"], s.labels["reason"]): s.value
-                for s in fams["eqglb_rejected_requests"]
-                if s.name == "eqglb_rejected_requests_total"}
-    assert rejected == {("409", "out_of_order"): 1, ("401", "unauthorized"): 1,
-                        ("422", "missing"): 1}
+    rejected = {
+        (s.labels["status"], s.labels["reason"]): s.value
+        for s in fams["eqglb_rejected_requests"]
+        if s.name == "eqglb_rejected_requests_total"
+    }
+    assert rejected == {
+        ("409", "out_of_order"): 1,
+        ("401", "unauthorized"): 1,
+        ("422", "missing"): 1,
+    }
     lat = "eqglb_decision_latency_seconds"
     assert _value(fams, lat, lat + "_count") == 4
     assert 0 < _value(fams, lat, lat + "_sum") < 4 * 10
     assert _value(fams, lat, lat + "_bucket", le="+Inf") == 4
     batch = "eqglb_commit_batch_size"
-    assert _value(fams, batch, batch + "_sum") == 4          # every decided slot, once
+    assert _value(fams, batch, batch + "_sum") == 4  # every decided slot, once
     assert 1 <= _value(fams, batch, batch + "_count") <= 4
     assert _value(fams, "eqglb_slots") == 4 == state["slots"]
     cum = state["cumulative"]
     assert _value(fams, "eqglb_worst_carbon_kg") == pytest.approx(max(cum["carbon"].values()))
-    assert _value(fams, "eqglb_worst_water_liters") == pytest.approx(
-        max(cum["water"].values()))
-    assert _value(fams, "eqglb_worst_quality_loss") == pytest.approx(
-        max(cum["social"].values()))
+    assert _value(fams, "eqglb_worst_water_liters") == pytest.approx(max(cum["water"].values()))
+    assert _value(fams, "eqglb_worst_quality_loss") == pytest.approx(max(cum["social"].values()))
     assert _value(fams, "eqglb_worst_carbon_kg") > 0
     dc = next(iter(cum["carbon"]))
     assert _value(fams, "eqglb_cumulative_carbon_kg", datacenter=dc) == pytest.approx(
-        cum["carbon"][dc])
-    assert _value(fams, "eqglb_cumulative_energy_cost_usd") == pytest.approx(
-        cum["energy_cost"])
+        cum["carbon"][dc]
+    )
+    assert _value(fams, "eqglb_cumulative_energy_cost_usd") == pytest.approx(cum["energy_cost"])
 
     # one JSON line per decision, replay and rejection (uvicorn's own lines are text)
-    records = [json.loads(line) for line in log.read_text().splitlines()
-               if line.startswith("{")]
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     events = [r for r in records if r.get("logger") == "eqglb.service.requests"]
     assert [e["event"] for e in events] == ["decision"] * 4 + ["replay"] + ["rejected"] * 3
     assert [e["slot"] for e in events[:4]] == [0, 1, 2, 3]
     assert [e["key"] for e in events[:5]] == ["k0", "k1", "k2", "k3", "k0"]
     assert [(e["status"], e["reason"]) for e in events[5:]] == [
-        (409, "out_of_order"), (401, "unauthorized"), (422, "missing")]
-    assert all(e["latency_ms"] >= 0 and e["level"] == "info" and e["ts"].endswith("Z")
-               for e in events)
+        (409, "out_of_order"),
+        (401, "unauthorized"),
+        (422, "missing"),
+    ]
+    assert all(
+        e["latency_ms"] >= 0 and e["level"] == "info" and e["ts"].endswith("Z") for e in events
+    )
 
 
 def test_two_apps_in_one_process_have_their_own_metrics(tmp_path):
     a = create_app(SC, tmp_path / "a.db", TOKEN)
-    b = create_app(SC, tmp_path / "b.db", TOKEN)       # the global registry would clash
+    b = create_app(SC, tmp_path / "b.db", TOKEN)  # the global registry would clash
     with running(a) as ca, running(b) as cb:
         for t in range(2):
-            r = ca.post("/v1/slots", json=slot_body(SC, t, with_time=t == 0),
-                        headers={**AUTH, "Idempotency-Key": f"a{t}"})
+            r = ca.post(
+                "/v1/slots",
+                json=slot_body(SC, t, with_time=t == 0),
+                headers={**AUTH, "Idempotency-Key": f"a{t}"},
+            )
             assert r.status_code == 200, r.text
-        r = cb.post("/v1/slots", json=slot_body(SC, 0),
-                    headers={"Authorization": "Bearer wrong", "Idempotency-Key": "b0"})
+        r = cb.post(
+            "/v1/slots",
+            json=slot_body(SC, 0),
+            headers={"Authorization": "Bearer wrong", "Idempotency-Key": "b0"},
+        )
         assert r.status_code == 403
         fa, fb = _scrape(ca.get("/metrics").text), _scrape(cb.get("/metrics").text)
     assert _value(fa, "eqglb_decisions", "eqglb_decisions_total") == 2
     assert _value(fb, "eqglb_decisions", "eqglb_decisions_total") == 0
-    assert _value(fb, "eqglb_rejected_requests", "eqglb_rejected_requests_total",
-                  status="403", reason="forbidden") == 1
-    assert not [s for s in fa["eqglb_rejected_requests"]
-                if s.name == "eqglb_rejected_requests_total"]
+    assert (
+        _value(
+            fb,
+            "eqglb_rejected_requests",
+            "eqglb_rejected_requests_total",
+            status="403",
+            reason="forbidden",
+        )
+        == 1
+    )
+    assert not [
+        s for s in fa["eqglb_rejected_requests"] if s.name == "eqglb_rejected_requests_total"
+    ]
     assert _value(fa, "eqglb_slots") == 2 and _value(fb, "eqglb_slots") == 0
 
 
@@ -141,8 +166,9 @@ def test_rejection_reason_and_json_formatter():
     assert rejection_reason(418) == "http_418"
     import logging
 
-    rec = logging.LogRecord("eqglb.service.requests", logging.INFO, __file__, 1,
-                            "decision slot=%s", (3,), None)
+    rec = logging.LogRecord(
+        "eqglb.service.requests", logging.INFO, __file__, 1, "decision slot=%s", (3,), None
+    )
     rec.eqglb = {"event": "decision", "slot": 3}
     line = JsonFormatter().format(rec)
     assert "\n" not in line
@@ -170,8 +196,12 @@ def test_check_good_config_exits_0_and_creates_nothing(tmp_path, capsys, monkeyp
     # an existing database: opened as the server would, closed again, left usable
     db = tmp_path / "old.db"
     with running(create_app(SC, db, TOKEN)) as c:
-        assert c.post("/v1/slots", json=slot_body(SC, 0),
-                      headers={**AUTH, "Idempotency-Key": "k0"}).status_code == 200
+        assert (
+            c.post(
+                "/v1/slots", json=slot_body(SC, 0), headers={**AUTH, "Idempotency-Key": "k0"}
+            ).status_code
+            == 200
+        )
     code, out, err = _check(capsys, "--db", str(db))
     assert code == 0, err
     assert "(1 slots, writable, not locked)" in out
@@ -192,8 +222,12 @@ def test_check_bad_configs_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EQGLB_TOKEN", TOKEN)
     db = tmp_path / "ro.db"
     with running(create_app(SC, db, TOKEN)) as c:
-        assert c.post("/v1/slots", json=slot_body(SC, 0),
-                      headers={**AUTH, "Idempotency-Key": "k0"}).status_code == 200
+        assert (
+            c.post(
+                "/v1/slots", json=slot_body(SC, 0), headers={**AUTH, "Idempotency-Key": "k0"}
+            ).status_code
+            == 200
+        )
     _make_read_only(db)
     try:
         code, out, err = _check(capsys, "--db", str(db))
@@ -202,7 +236,7 @@ def test_check_bad_configs_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "read-only" in err and str(db) in err
 
-    code, _, err = _check(capsys, "--db", str(db), "--q", "-3")       # a bad objective
+    code, _, err = _check(capsys, "--db", str(db), "--q", "-3")  # a bad objective
     assert code == 2 and "q" in err
 
     code, _, err = _check(capsys, "--db", str(db), "--scenario", str(tmp_path / "nope"))
@@ -216,7 +250,7 @@ def test_check_refuses_a_database_held_by_a_running_server(tmp_path, capsys, mon
     try:
         code, out, err = _check(capsys, "--db", str(db), "--horizon", "100000")
         assert code == 2 and out == "" and "in use" in err
-        h = httpx.get(url + "/healthz", timeout=10)        # the server was not disturbed
+        h = httpx.get(url + "/healthz", timeout=10)  # the server was not disturbed
         assert h.status_code == 200 and h.json()["writable"] is True
     finally:
         proc.kill()

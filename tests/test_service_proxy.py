@@ -31,10 +31,13 @@ from tests.test_service import TOKEN, post, running, slot_body
 
 def nginx_binary() -> str:
     path = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None)
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
     if path is None:
-        pytest.fail("nginx is not installed: the proxy tests need the real nginx "
-                    "(apt-get install nginx-light; .ci/run installs it)")
+        pytest.fail(
+            "nginx is not installed: the proxy tests need the real nginx "
+            "(apt-get install nginx-light; .ci/run installs it)"
+        )
     return path
 
 
@@ -71,9 +74,21 @@ http {{
 
 
 def nginx_test(conf: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([nginx_binary(), "-t", "-c", str(conf), "-p", str(conf.parent),
-                           "-e", str(conf.parent / "startup.log")],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [
+            nginx_binary(),
+            "-t",
+            "-c",
+            str(conf),
+            "-p",
+            str(conf.parent),
+            "-e",
+            str(conf.parent / "startup.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def free_port() -> int:
@@ -86,16 +101,21 @@ def test_nginx_accepts_config_from_live_weights(tmp_path):
     """NGINX resolves upstream host names when it loads a configuration, so the data
     centres get IP addresses here (one per data centre, one per (data centre, model))."""
     sc = builtin_scenario(days=2)
-    app = create_app(sc, tmp_path / "svc.db", TOKEN,
-                     addresses={dc: f"127.0.0.{i + 1}:8000"
-                                for i, dc in enumerate(sc.datacenters)},
-                     model_address_template="127.1.{dc_index}.{model_index}:8000")
+    app = create_app(
+        sc,
+        tmp_path / "svc.db",
+        TOKEN,
+        addresses={dc: f"127.0.0.{i + 1}:8000" for i, dc in enumerate(sc.datacenters)},
+        model_address_template="127.1.{dc_index}.{model_index}:8000",
+    )
     with running(app) as c:
         for t in range(3):
             assert post(c, slot_body(sc, t), f"k{t}").status_code == 200
         weights = c.get("/v1/weights").json()["regions"]
-        configs = {level: c.get(f"/v1/weights/nginx?level={level}").text
-                   for level in ("datacenter", "model")}
+        configs = {
+            level: c.get(f"/v1/weights/nginx?level={level}").text
+            for level in ("datacenter", "model")
+        }
     assert any(len(v) > 1 for v in weights.values()), "no region is split: weak test"
     for level, text in configs.items():
         d = tmp_path / level
@@ -105,8 +125,10 @@ def test_nginx_accepts_config_from_live_weights(tmp_path):
         assert "test is successful" in res.stderr
     # the rendered weights are the live ones
     text = configs["datacenter"]
-    blocks = {name: dict(re.findall(r"server (\S+) weight=(\d+);", body))
-              for name, body in re.findall(r"upstream (\S+) \{(.*?)\}", text, re.S)}
+    blocks = {
+        name: dict(re.findall(r"server (\S+) weight=(\d+);", body))
+        for name, body in re.findall(r"upstream (\S+) \{(.*?)\}", text, re.S)
+    }
     mapping = dict(re.findall(r'^\s+"([^"]+)" (eqglb_\S+);$', text, re.M))
     assert set(mapping) == set(weights)
     for region, servers in weights.items():
@@ -115,10 +137,18 @@ def test_nginx_accepts_config_from_live_weights(tmp_path):
 
 def test_nginx_accepts_awkward_names(tmp_path):
     """Region names with quotes, spaces, braces, a leading '~' or '\\' and NGINX keywords."""
-    regions = ['eu "west"', "us east {1}", "~tilde", "\\back", "default", "include", "Ünïcode",
-               "semi;colon", "$dollar"]
-    weights = {r: {f"10.0.0.{i + 1}:8000": 60, "10.0.1.1:9000": 40}
-               for i, r in enumerate(regions)}
+    regions = [
+        'eu "west"',
+        "us east {1}",
+        "~tilde",
+        "\\back",
+        "default",
+        "include",
+        "Ünïcode",
+        "semi;colon",
+        "$dollar",
+    ]
+    weights = {r: {f"10.0.0.{i + 1}:8000": 60, "10.0.1.1:9000": 40} for i, r in enumerate(regions)}
     text = render_nginx(weights)
     res = nginx_test(nginx_conf(tmp_path, text, free_port()))
     assert res.returncode == 0, (res.stderr, text)
@@ -150,12 +180,22 @@ def three_by_one() -> Scenario:
     b = 30, c = 1000, so the energy-minimal routing (no equity terms) is 50 / 30 / 20."""
     T = 2
     return Scenario(
-        datacenters=["a", "b", "c"], regions=["r"], models=["m"],
-        time=pd.date_range("2022-01-01", periods=T, freq="h"), demand=np.full((T, 1), 100.0),
-        price=np.tile([0.1, 0.2, 0.3], (T, 1)), carbon_intensity=np.full((T, 3), 0.3),
-        wue=np.zeros((T, 3)), ewif=np.zeros((T, 3)), pue=[1.0, 1.0, 1.0],
-        energy_per_request=[[1.0], [1.0], [1.0]], capacity_per_request=[1.0],
-        capacity=[50.0, 30.0, 1000.0], quality_loss=[0.0], name="three-by-one")
+        datacenters=["a", "b", "c"],
+        regions=["r"],
+        models=["m"],
+        time=pd.date_range("2022-01-01", periods=T, freq="h"),
+        demand=np.full((T, 1), 100.0),
+        price=np.tile([0.1, 0.2, 0.3], (T, 1)),
+        carbon_intensity=np.full((T, 3), 0.3),
+        wue=np.zeros((T, 3)),
+        ewif=np.zeros((T, 3)),
+        pue=[1.0, 1.0, 1.0],
+        energy_per_request=[[1.0], [1.0], [1.0]],
+        capacity_per_request=[1.0],
+        capacity=[50.0, 30.0, 1000.0],
+        quality_loss=[0.0],
+        name="three-by-one",
+    )
 
 
 def test_real_nginx_splits_requests_by_the_weights(tmp_path):
@@ -168,9 +208,12 @@ def test_real_nginx_splits_requests_by_the_weights(tmp_path):
         ports.append(srv.server_address[1])
     _Counter.hits = {}
     sc = three_by_one()
-    cfg = ServiceConfig(scenario=sc, objective=Objective(), weight_total=100,
-                        addresses={dc: f"127.0.0.1:{p}" for dc, p in zip("abc", ports,
-                                                                         strict=True)})
+    cfg = ServiceConfig(
+        scenario=sc,
+        objective=Objective(),
+        weight_total=100,
+        addresses={dc: f"127.0.0.1:{p}" for dc, p in zip("abc", ports, strict=True)},
+    )
     app = create_app(cfg, tmp_path / "svc.db", TOKEN)
     with running(app) as c:
         out = post(c, slot_body(sc, 0), "k0").json()
@@ -179,9 +222,11 @@ def test_real_nginx_splits_requests_by_the_weights(tmp_path):
     port = free_port()
     conf = nginx_conf(tmp_path, text, port)
     assert nginx_test(conf).returncode == 0
-    proc = subprocess.Popen([nginx_binary(), "-c", str(conf), "-p", str(tmp_path),
-                             "-e", str(tmp_path / "startup.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [nginx_binary(), "-c", str(conf), "-p", str(tmp_path), "-e", str(tmp_path / "startup.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -218,9 +263,10 @@ def test_real_nginx_splits_requests_by_the_weights(tmp_path):
 
 def test_nginx_zero_weight_is_down(tmp_path):
     """NGINX weights are >= 1: a server given weight 0 is written ``down`` (no request)."""
-    text = render_nginx({"r": {"127.0.0.1:8001": 3, "127.0.0.1:8002": 0},
-                         "none": {"127.0.0.1:8003": 0}})
+    text = render_nginx(
+        {"r": {"127.0.0.1:8001": 3, "127.0.0.1:8002": 0}, "none": {"127.0.0.1:8003": 0}}
+    )
     assert "server 127.0.0.1:8001 weight=3;" in text and "server 127.0.0.1:8002 down;" in text
-    assert "8003" not in text and "upstream eqglb_none" not in text   # no positive weight
+    assert "8003" not in text and "upstream eqglb_none" not in text  # no positive weight
     res = nginx_test(nginx_conf(tmp_path, text, free_port()))
     assert res.returncode == 0, (res.stderr, text)

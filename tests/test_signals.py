@@ -34,9 +34,16 @@ from eqglb.signals import (
 )
 
 DATA = Path(__file__).parent / "data" / "signals"
-ENV_VARS = ("ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_BASE_URL", "WATTTIME_USERNAME",
-            "WATTTIME_USER", "WATTTIME_PASSWORD", "WATTTIME_BASE_URL", "EIA_API_KEY",
-            "EIA_BASE_URL")
+ENV_VARS = (
+    "ELECTRICITYMAPS_TOKEN",
+    "ELECTRICITYMAPS_BASE_URL",
+    "WATTTIME_USERNAME",
+    "WATTTIME_USER",
+    "WATTTIME_PASSWORD",
+    "WATTTIME_BASE_URL",
+    "EIA_API_KEY",
+    "EIA_BASE_URL",
+)
 
 Response = tuple[int, bytes, dict[str, str]]
 
@@ -45,8 +52,7 @@ def recorded(name: str, status: int = 200, headers: dict[str, str] | None = None
     return status, (DATA / name).read_bytes(), headers or {}
 
 
-def error(status: int, message: str = "error", headers: dict[str, str] | None = None
-          ) -> Response:
+def error(status: int, message: str = "error", headers: dict[str, str] | None = None) -> Response:
     return status, json.dumps({"message": message}).encode(), headers or {}
 
 
@@ -86,8 +92,9 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     def calls(self, path: str) -> list[tuple[str, dict[str, list[str]], dict[str, str]]]:
@@ -144,8 +151,9 @@ EM_LATEST = "/v3/carbon-intensity/latest"
 
 def em_client(server: Server, sleeps: list[float], **kw: Any) -> ElectricityMapsClient:
     http = {k: kw.pop(k) for k in ("max_attempts", "cache_ttl", "cache_dir") if k in kw}
-    return ElectricityMapsClient("em-secret", base_url=server.url,
-                                 settings=settings(sleeps, **http), **kw)
+    return ElectricityMapsClient(
+        "em-secret", base_url=server.url, settings=settings(sleeps, **http), **kw
+    )
 
 
 def test_electricitymaps_latest_in_kg_per_kwh_with_auth_token_header(server, sleeps):
@@ -182,8 +190,9 @@ def test_electricitymaps_past_sends_the_hour_and_direct_kind_is_checked(server, 
 
 # ----------------------------------------------------------------------------- WattTime
 def wt_client(server: Server, sleeps: list[float], **kw: Any) -> WattTimeClient:
-    return WattTimeClient("ops-user", "s3cret", base_url=server.url,
-                          settings=settings(sleeps, **kw))
+    return WattTimeClient(
+        "ops-user", "s3cret", base_url=server.url, settings=settings(sleeps, **kw)
+    )
 
 
 def test_watttime_basic_login_then_bearer_token_and_lbs_per_mwh_to_kg_per_kwh(server, sleeps):
@@ -195,8 +204,9 @@ def test_watttime_basic_login_then_bearer_token_and_lbs_per_mwh_to_kg_per_kwh(se
     assert LB_PER_MWH_TO_KG_PER_KWH == pytest.approx(4.5359237e-4)
     assert r.time == datetime(2024, 5, 1, 13, 5, tzinfo=UTC) and r.kind == "moer"
     (login,) = server.calls("/login")
-    assert header(login, "Authorization") == "Basic " + base64.b64encode(
-        b"ops-user:s3cret").decode()
+    assert (
+        header(login, "Authorization") == "Basic " + base64.b64encode(b"ops-user:s3cret").decode()
+    )
     (data,) = server.calls("/v3/forecast")
     token = json.loads((DATA / "watttime_login.json").read_text())["token"]
     assert header(data, "Authorization") == f"Bearer {token}"
@@ -217,8 +227,10 @@ def test_watttime_mean_over_the_slot_excludes_the_next_slot(server, sleeps):
 
 def test_watttime_logs_in_again_once_when_the_token_expired(server, sleeps):
     server.routes["/login"] = [recorded("watttime_login.json")]
-    server.routes["/v3/forecast"] = [error(401, "token expired"),
-                                     recorded("watttime_forecast_CAISO_NORTH.json")]
+    server.routes["/v3/forecast"] = [
+        error(401, "token expired"),
+        recorded("watttime_forecast_CAISO_NORTH.json"),
+    ]
     c = wt_client(server, sleeps)
     assert c.latest("CAISO_NORTH").carbon_intensity > 0
     assert c.logins == 2 and len(server.calls("/v3/forecast")) == 2 and sleeps == []
@@ -226,8 +238,11 @@ def test_watttime_logs_in_again_once_when_the_token_expired(server, sleeps):
 
 def test_watttime_refused_password_names_the_variables(server, sleeps):
     server.routes["/login"] = [error(403, "Invalid username or password")]
-    with pytest.raises(SignalError, match="WattTime /login: HTTP 403.*Invalid username or "
-                                          "password.*WATTTIME_USERNAME and WATTTIME_PASSWORD"):
+    with pytest.raises(
+        SignalError,
+        match="WattTime /login: HTTP 403.*Invalid username or "
+        "password.*WATTTIME_USERNAME and WATTTIME_PASSWORD",
+    ):
         wt_client(server, sleeps).latest("CAISO_NORTH")
     assert server.calls("/v3/forecast") == [] and sleeps == []
 
@@ -249,8 +264,16 @@ def test_watttime_signal_index_is_a_percentile_and_wrong_units_are_refused(serve
 EIA_EP = "/v2/electricity/rto/fuel-type-data/data/"
 ERCO_13 = dict(COL=8000, NG=20000, NUC=5000, SUN=12000, WND=6000, WAT=100, OTH=400)
 PJM_13 = dict(COL=15500, NG=41000, NUC=32000, OIL=250, WAT=1400, SUN=3300, WND=2200, OTH=1150)
-CODE_FUEL = {"COL": "coal", "NG": "natural_gas", "NUC": "nuclear", "OIL": "oil",
-             "WAT": "hydro", "SUN": "solar", "WND": "wind", "OTH": "other"}
+CODE_FUEL = {
+    "COL": "coal",
+    "NG": "natural_gas",
+    "NUC": "nuclear",
+    "OIL": "oil",
+    "WAT": "hydro",
+    "SUN": "solar",
+    "WND": "wind",
+    "OTH": "other",
+}
 
 
 def expected_mix(mix: dict[str, float]) -> tuple[float, float]:
@@ -268,8 +291,9 @@ def eia_client(server: Server, sleeps: list[float], **kw: Any) -> EIAClient:
 
 def test_eia_fuel_mix_to_carbon_and_water_through_the_factor_table(server, sleeps):
     server.routes[EIA_EP] = [recorded("eia_fuel_type_data.json")]
-    sig = eia_client(server, sleeps).intensity(["ERCO", "PJM"], "2024-05-01T13:00Z",
-                                              "2024-05-01T13:00Z")
+    sig = eia_client(server, sleeps).intensity(
+        ["ERCO", "PJM"], "2024-05-01T13:00Z", "2024-05-01T13:00Z"
+    )
     # period 2024-05-01T14 (end of hour) is the slot starting 13:00; storage (BAT, PS) is out
     assert list(sig.carbon_intensity.index) == [datetime(2024, 5, 1, 13, tzinfo=UTC)]
     for ba, mix in (("ERCO", ERCO_13), ("PJM", PJM_13)):
@@ -279,7 +303,8 @@ def test_eia_fuel_mix_to_carbon_and_water_through_the_factor_table(server, sleep
     # the same by hand from the packaged table's gal/MWh values: the L/kWh conversion holds
     assert sum(ERCO_13.values()) == 51500
     assert sig.ewif["ERCO"].iloc[0] == pytest.approx(
-        (8000 * 450 + 20000 * 300 + 5000 * 600 + 400 * 475) / 51500 * GAL_PER_MWH_TO_L_PER_KWH)
+        (8000 * 450 + 20000 * 300 + 5000 * 600 + 400 * 475) / 51500 * GAL_PER_MWH_TO_L_PER_KWH
+    )
     assert sig.carbon_intensity.attrs["unit"] == "kg CO2/kWh"
     assert sig.ewif.attrs["unit"] == "L/kWh"
     (req,) = server.calls(EIA_EP)
@@ -291,16 +316,22 @@ def test_eia_fuel_mix_to_carbon_and_water_through_the_factor_table(server, sleep
 
 def test_eia_follows_pages_until_total(server, sleeps):
     def pages(query: dict[str, list[str]]) -> Response:
-        return recorded("eia_fuel_type_data_page1.json" if query["offset"] == ["0"]
-                        else "eia_fuel_type_data_page2.json")
+        return recorded(
+            "eia_fuel_type_data_page1.json"
+            if query["offset"] == ["0"]
+            else "eia_fuel_type_data_page2.json"
+        )
+
     server.routes[EIA_EP] = pages
-    gen = eia_client(server, sleeps).generation(["ERCO", "PJM"], "2024-05-01T12:00Z",
-                                                "2024-05-01T14:00Z")
+    gen = eia_client(server, sleeps).generation(
+        ["ERCO", "PJM"], "2024-05-01T12:00Z", "2024-05-01T14:00Z"
+    )
     assert [r[1]["offset"] for r in server.calls(EIA_EP)] == [["0"], ["20"]]
     # rows of both pages are there: PJM's 13:00 slot is split across the two pages
     assert gen["PJM"].loc[datetime(2024, 5, 1, 13, tzinfo=UTC), "solar"] == 3300
     assert gen["ERCO"].loc[datetime(2024, 5, 1, 12, tzinfo=UTC)].sum() == pytest.approx(
-        7800 + 21000 + 5000 + 11000 + 6500 + 90 + 350)
+        7800 + 21000 + 5000 + 11000 + 6500 + 90 + 350
+    )
     assert len(gen["ERCO"]) == 3
 
 
@@ -320,33 +351,37 @@ def test_eia_unknown_fuel_code_and_unit_errors_name_the_field(server, sleeps):
     doc["response"]["data"][0]["fueltype"] = "XYZ"
     server.routes[EIA_EP] = [(200, json.dumps(doc).encode(), {})]
     with pytest.raises(SignalError, match="unknown fuel type code 'XYZ'") as info:
-        eia_client(server, sleeps).intensity(["ERCO"], "2024-05-01T12:00Z",
-                                            "2024-05-01T12:00Z")
+        eia_client(server, sleeps).intensity(["ERCO"], "2024-05-01T12:00Z", "2024-05-01T12:00Z")
     assert info.value.field == "fueltype" and "fueltype_map" in str(info.value)
     # mapping the new code makes the same answer usable
-    sig = EIAClient("k", base_url=server.url, fueltype_map={"XYZ": "coal"},
-                    settings=settings(sleeps, cache_ttl=0)).intensity(
-        ["ERCO"], "2024-05-01T12:00Z", "2024-05-01T12:00Z")
+    sig = EIAClient(
+        "k",
+        base_url=server.url,
+        fueltype_map={"XYZ": "coal"},
+        settings=settings(sleeps, cache_ttl=0),
+    ).intensity(["ERCO"], "2024-05-01T12:00Z", "2024-05-01T12:00Z")
     assert sig.carbon_intensity["ERCO"].iloc[0] > 0
     doc["response"]["data"][0].update({"fueltype": "COL", "value-units": "thousand megawatthours"})
     server.routes[EIA_EP] = [(200, json.dumps(doc).encode(), {})]
     with pytest.raises(SignalError, match="value-units") as info:
         EIAClient("k", base_url=server.url, settings=settings(sleeps)).intensity(
-            ["ERCO"], "2024-05-01T12:00Z", "2024-05-01T12:00Z")
+            ["ERCO"], "2024-05-01T12:00Z", "2024-05-01T12:00Z"
+        )
     assert info.value.field == "value-units"
 
 
 def test_eia_absent_authority_is_a_clear_error(server, sleeps):
     server.routes[EIA_EP] = [recorded("eia_fuel_type_data.json")]
     with pytest.raises(SignalError, match="no rows for balancing authority 'MISO'"):
-        eia_client(server, sleeps).intensity(["MISO"], "2024-05-01T13:00Z",
-                                            "2024-05-01T13:00Z")
+        eia_client(server, sleeps).intensity(["MISO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z")
 
 
 # ----------------------------------------------------------------------------- retries
 def test_retry_after_a_429_honours_retry_after_then_succeeds(server, sleeps):
-    server.routes[EM_LATEST] = [error(429, "rate limited", {"Retry-After": "3"}),
-                                recorded("electricitymaps_latest_DE.json")]
+    server.routes[EM_LATEST] = [
+        error(429, "rate limited", {"Retry-After": "3"}),
+        recorded("electricitymaps_latest_DE.json"),
+    ]
     r = em_client(server, sleeps).latest("DE")
     assert r.carbon_intensity == pytest.approx(0.302)
     assert len(server.calls(EM_LATEST)) == 2
@@ -358,8 +393,10 @@ def test_retry_after_longer_than_max_delay_stops_at_once_and_http_dates_parse(se
 
     from eqglb.signals._http import _retry_after
 
-    server.routes[EM_LATEST] = [error(429, "slow down", {"Retry-After": "120"}),
-                                recorded("electricitymaps_latest_DE.json")]
+    server.routes[EM_LATEST] = [
+        error(429, "slow down", {"Retry-After": "120"}),
+        recorded("electricitymaps_latest_DE.json"),
+    ]
     with pytest.raises(SignalError, match="retry after 120 s, longer than max_delay=30 s"):
         em_client(server, sleeps).latest("DE")
     assert len(server.calls(EM_LATEST)) == 1 and sleeps == []
@@ -370,8 +407,12 @@ def test_retry_after_longer_than_max_delay_stops_at_once_and_http_dates_parse(se
 
 def test_retries_after_503s_with_exponential_backoff_then_succeeds(server, sleeps):
     server.routes["/login"] = [recorded("watttime_login.json")]
-    server.routes["/v3/forecast"] = [error(503), error(502), error(503),
-                                     recorded("watttime_forecast_CAISO_NORTH.json")]
+    server.routes["/v3/forecast"] = [
+        error(503),
+        error(502),
+        error(503),
+        recorded("watttime_forecast_CAISO_NORTH.json"),
+    ]
     r = wt_client(server, sleeps, max_attempts=4).latest("CAISO_NORTH")
     assert r.carbon_intensity == pytest.approx(935.0 * LB_PER_MWH_TO_KG_PER_KWH)
     assert sleeps == [0.25, 0.5, 1.0]
@@ -382,7 +423,8 @@ def test_gives_up_after_n_attempts_with_a_clear_error(server, sleeps):
     server.routes[EIA_EP] = [error(503, "Service Unavailable")]
     with pytest.raises(SignalError) as info:
         eia_client(server, sleeps, max_attempts=3, max_delay=0.4).intensity(
-            ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z")
+            ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z"
+        )
     msg = str(info.value)
     assert "EIA API v2 /v2/electricity/rto/fuel-type-data/data/" in msg
     assert "gave up after 3 attempt(s)" in msg and "HTTP 503" in msg
@@ -393,11 +435,16 @@ def test_gives_up_after_n_attempts_with_a_clear_error(server, sleeps):
 
 def test_connection_errors_are_retried_then_reported():
     sleeps: list[float] = []
-    c = ElectricityMapsClient("t", base_url=closed_port_url(),
-                              settings=HttpSettings(max_attempts=2, backoff=0.1, timeout=2,
-                                                    sleep=sleeps.append))
-    with pytest.raises(SignalError, match=r"gave up after 2 attempt\(s\); last: connection "
-                                          "failed"):
+    c = ElectricityMapsClient(
+        "t",
+        base_url=closed_port_url(),
+        settings=HttpSettings(max_attempts=2, backoff=0.1, timeout=2, sleep=sleeps.append),
+    )
+    with pytest.raises(
+        SignalError,
+        match=r"gave up after 2 attempt\(s\); last: connection "
+        "failed",
+    ):
         c.latest("DE")
     assert sleeps == [0.1]
 
@@ -411,8 +458,10 @@ def test_refused_credentials_are_not_retried(server, sleeps):
 
 def test_not_json_and_missing_field_errors_name_provider_endpoint_and_field(server, sleeps):
     server.routes[EM_LATEST] = [(200, b"<html>login page</html>", {})]
-    with pytest.raises(SignalError, match="Electricity Maps /v3/carbon-intensity/latest: "
-                                          "HTTP 200 answer is not JSON.*base URL"):
+    with pytest.raises(
+        SignalError,
+        match="Electricity Maps /v3/carbon-intensity/latest: HTTP 200 answer is not JSON.*base URL",
+    ):
         em_client(server, sleeps, cache_ttl=0).latest("DE")
     server.routes[EM_LATEST] = [(200, b'{"zone": "DE", "datetime": "2024-05-01T13:00Z"}', {})]
     with pytest.raises(SignalError, match="field 'carbonIntensity'") as info:
@@ -436,16 +485,19 @@ def test_memory_cache_hit_avoids_a_second_request_until_the_ttl(server, sleeps):
 def test_disk_cache_serves_a_new_client_and_holds_no_secret(server, sleeps, tmp_path):
     server.routes[EIA_EP] = [recorded("eia_fuel_type_data.json")]
     first = eia_client(server, sleeps, cache_dir=tmp_path / "cache").intensity(
-        ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z")
+        ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z"
+    )
     again = eia_client(server, sleeps, cache_dir=tmp_path / "cache").intensity(
-        ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z")
+        ["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z"
+    )
     assert len(server.calls(EIA_EP)) == 1
     assert again.carbon_intensity.equals(first.carbon_intensity)
     files = list((tmp_path / "cache").glob("*.json"))
     assert len(files) == 1 and "eia-secret-key" not in files[0].read_text()
     # a different key shares the cache (the key is not part of the request's identity)...
-    other = EIAClient("another-key", base_url=server.url,
-                      settings=settings(sleeps, cache_dir=tmp_path / "cache"))
+    other = EIAClient(
+        "another-key", base_url=server.url, settings=settings(sleeps, cache_dir=tmp_path / "cache")
+    )
     other.intensity(["ERCO"], "2024-05-01T13:00Z", "2024-05-01T13:00Z")
     assert len(server.calls(EIA_EP)) == 1
     # ...but another query does not
@@ -454,15 +506,17 @@ def test_disk_cache_serves_a_new_client_and_holds_no_secret(server, sleeps, tmp_
 
 
 # ----------------------------------------------------------------------------- credentials
-@pytest.mark.parametrize(("make", "var"), [
-    (lambda: ElectricityMapsClient(), "ELECTRICITYMAPS_TOKEN"),
-    (lambda: WattTimeClient(password="p"), "WATTTIME_USERNAME"),
-    (lambda: WattTimeClient(username="u"), "WATTTIME_PASSWORD"),
-    (lambda: EIAClient(), "EIA_API_KEY"),
-])
+@pytest.mark.parametrize(
+    ("make", "var"),
+    [
+        (lambda: ElectricityMapsClient(), "ELECTRICITYMAPS_TOKEN"),
+        (lambda: WattTimeClient(password="p"), "WATTTIME_USERNAME"),
+        (lambda: WattTimeClient(username="u"), "WATTTIME_PASSWORD"),
+        (lambda: EIAClient(), "EIA_API_KEY"),
+    ],
+)
 def test_missing_api_key_names_the_environment_variable(make, var):
-    with pytest.raises(SignalError, match=f"environment variable {var} is not set.*export "
-                                          f"{var}="):
+    with pytest.raises(SignalError, match=f"environment variable {var} is not set.*export {var}="):
         make()
 
 
@@ -474,8 +528,10 @@ def test_credentials_and_base_url_come_from_the_environment(server, sleeps, monk
     server.routes["/v3/forecast"] = [recorded("watttime_forecast_CAISO_NORTH.json")]
     out = slot_signals("watttime", {"dc-ca": "CAISO_NORTH"})
     assert out == {"carbon_intensity": {"dc-ca": pytest.approx(935 * LB_PER_MWH_TO_KG_PER_KWH)}}
-    assert header(server.calls("/login")[0], "Authorization") == "Basic " + base64.b64encode(
-        b"sdk-user:pw").decode()
+    assert (
+        header(server.calls("/login")[0], "Authorization")
+        == "Basic " + base64.b64encode(b"sdk-user:pw").decode()
+    )
     slot_signals("watttime", ["CAISO_NORTH"])  # the kept client reuses token and cache
     assert len(server.calls("/login")) == 1 and len(server.calls("/v3/forecast")) == 1
 
@@ -490,12 +546,21 @@ def test_slot_signals_eia_fills_carbon_and_ewif_accepted_by_the_service_schema(s
     out = slot_signals("eia", zones, datetime(2024, 5, 1, 13, 30), client=client)
     assert set(out) == {"carbon_intensity", "ewif"}
     assert out["carbon_intensity"]["dc-austin"] == out["carbon_intensity"]["dc-dallas"]
-    assert (out["carbon_intensity"]["dc-ashburn"], out["ewif"]["dc-ashburn"]) == \
-        pytest.approx(expected_mix(PJM_13))
+    assert (out["carbon_intensity"]["dc-ashburn"], out["ewif"]["dc-ashburn"]) == pytest.approx(
+        expected_mix(PJM_13)
+    )
     assert len(server.calls(EIA_EP)) == 1  # both authorities in one request
-    body = SlotIn.model_validate_json(json.dumps({
-        "time": "2024-05-01T13:00:00Z", "demand": {"r": 1.0},
-        "price": dict.fromkeys(zones, 0.1), "wue": dict.fromkeys(zones, 0.5), **out}))
+    body = SlotIn.model_validate_json(
+        json.dumps(
+            {
+                "time": "2024-05-01T13:00:00Z",
+                "demand": {"r": 1.0},
+                "price": dict.fromkeys(zones, 0.1),
+                "wue": dict.fromkeys(zones, 0.5),
+                **out,
+            }
+        )
+    )
     assert body.ewif == out["ewif"]
 
 
@@ -505,11 +570,12 @@ def test_slot_signals_electricitymaps_past_hour_and_latest(server, sleeps):
     c = em_client(server, sleeps)
     past = slot_signals("electricitymaps", {"paris": "FR"}, "2024-05-01T09:40:00Z", client=c)
     assert past == {"carbon_intensity": {"paris": pytest.approx(0.041)}}
-    assert server.calls("/v3/carbon-intensity/past")[0][1]["datetime"] == [
-        "2024-05-01T09:00:00Z"]
+    assert server.calls("/v3/carbon-intensity/past")[0][1]["datetime"] == ["2024-05-01T09:00:00Z"]
     now = slot_signals("Electricity-Maps", {"frankfurt": "DE", "berlin": "DE"}, client=c)
-    assert now["carbon_intensity"] == {"frankfurt": pytest.approx(0.302),
-                                       "berlin": pytest.approx(0.302)}
+    assert now["carbon_intensity"] == {
+        "frankfurt": pytest.approx(0.302),
+        "berlin": pytest.approx(0.302),
+    }
     assert len(server.calls(EM_LATEST)) == 1
 
 

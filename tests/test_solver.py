@@ -16,8 +16,7 @@ from eqglb.policies import EquitableOffline, SolveError, make_policy, policy_nam
 from eqglb.simulate import compare, evaluate
 from tests.conftest import random_scenario, scenarios, two_site_scenario
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --------------------------------------------------------------------------- hand fixture
@@ -60,10 +59,20 @@ def test_model_rule_best_prefers_large_model_until_capacity():
     so x = 10 large, 10 small under rule "best"; rule "free" picks the cheaper small model.
     """
     sc = two_site_scenario(
-        datacenters=["a"], models=["small", "large"], demand=[[20.0]], price=[[0.1]],
-        carbon_intensity=[[0.3]], wue=[[1.0]], ewif=[[0.0]], pue=[1.0],
-        energy_per_request=[[1.0, 3.0]], capacity_per_request=[1.0, 4.0], capacity=[50.0],
-        quality_loss=[0.5, 0.0], home=["a"])
+        datacenters=["a"],
+        models=["small", "large"],
+        demand=[[20.0]],
+        price=[[0.1]],
+        carbon_intensity=[[0.3]],
+        wue=[[1.0]],
+        ewif=[[0.0]],
+        pue=[1.0],
+        energy_per_request=[[1.0, 3.0]],
+        capacity_per_request=[1.0, 4.0],
+        capacity=[50.0],
+        quality_loss=[0.5, 0.0],
+        home=["a"],
+    )
     best = make_policy("energy", model_rule="best").plan(sc)
     assert best.y[0, 0, 0, 1] == pytest.approx(10.0, abs=1e-4)
     free = make_policy("energy", model_rule="free").plan(sc)
@@ -76,8 +85,9 @@ def test_model_rule_best_prefers_large_model_until_capacity():
 
 
 # --------------------------------------------------------------------------- properties
-OBJ = Objective(mu_social=3.0, mu_carbon=0.3, mu_water=0.05, q_social=2, q_carbon=3,
-                q_water=math.inf)
+OBJ = Objective(
+    mu_social=3.0, mu_carbon=0.3, mu_water=0.05, q_social=2, q_carbon=3, q_water=math.inf
+)
 
 
 @SETTINGS
@@ -120,13 +130,18 @@ def test_optimum_invariant_under_permuting_regions(sc, perm):
     J = len(sc.regions)
     p = [x for x in perm if x < J]
     obj = OBJ
-    sc2 = sc.replace(regions=[sc.regions[x] for x in p], demand=sc.demand[:, p],
-                     allowed=sc.allowed[:, p, :], latency=sc.latency[:, p])
+    sc2 = sc.replace(
+        regions=[sc.regions[x] for x in p],
+        demand=sc.demand[:, p],
+        allowed=sc.allowed[:, p, :],
+        latency=sc.latency[:, p],
+    )
     a = evaluate(sc, EquitableOffline(obj).plan(sc), obj)
     b = evaluate(sc2, EquitableOffline(obj).plan(sc2), obj)
     assert b.objective == pytest.approx(a.objective, rel=1e-5, abs=1e-7)
-    assert b.summary["social"]["max"] == pytest.approx(a.summary["social"]["max"], rel=1e-4,
-                                                       abs=1e-6)
+    assert b.summary["social"]["max"] == pytest.approx(
+        a.summary["social"]["max"], rel=1e-4, abs=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- independent forms
@@ -157,8 +172,11 @@ def _linprog_reference(sc, obj: Objective) -> float:
         carbon_rows[i][v] = sc.carbon_intensity[t, i] * pue[t, i] * e
         water_rows[i][v] = (sc.wue[t, i] + pue[t, i] * sc.ewif[t, i]) * e
         social_rows[j][v] = sc.quality_loss[k] / tot[j]
-    terms = [(obj.mu_carbon, obj.q_carbon, carbon_rows), (obj.mu_water, obj.q_water, water_rows),
-             (obj.mu_social, obj.q_social, social_rows)]
+    terms = [
+        (obj.mu_carbon, obj.q_carbon, carbon_rows),
+        (obj.mu_water, obj.q_water, water_rows),
+        (obj.mu_social, obj.q_social, social_rows),
+    ]
     n_extra = sum(1 for mu, q, _ in terms if mu > 0 and math.isinf(q))
     c = np.concatenate([c, np.zeros(n_extra)])
     a_ub, b_ub = [], []
@@ -206,8 +224,15 @@ def _linprog_reference(sc, obj: Objective) -> float:
                     b_ub.append(sc.capacity[t, i, k])
     bounds = [(0, None if sc.allowed[i, j, k] else 0) for (t, i, j, k) in idx]
     bounds += [(None, None)] * n_extra
-    res = linprog(c, A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
-                  bounds=bounds, method="highs")
+    res = linprog(
+        c,
+        A_ub=np.array(a_ub),
+        b_ub=b_ub,
+        A_eq=np.array(a_eq),
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
     assert res.status == 0, res.message
     return float(res.fun)
 
@@ -237,10 +262,10 @@ def _second_cvxpy_q2(sc, obj: Objective) -> float:
         if (~mask).any():
             cons.append(y[:, ~mask] == 0)
         y3 = cp.reshape(y, (T, N * J), order="C")
-        sel_j = np.kron(np.ones((N, 1)), np.eye(J))        # (N*J, J)
-        sel_i = np.kron(np.eye(N), np.ones((J, 1)))        # (N*J, N)
+        sel_j = np.kron(np.ones((N, 1)), np.eye(J))  # (N*J, J)
+        sel_i = np.kron(np.eye(N), np.ones((J, 1)))  # (N*J, N)
         served = served + y3 @ sel_j
-        load_k = y3 @ sel_i                                # (T, N)
+        load_k = y3 @ sel_i  # (T, N)
         if sc.capacity_mode == "shared":
             used = used + sc.capacity_per_request[k] * load_k
         else:
@@ -258,8 +283,9 @@ def _second_cvxpy_q2(sc, obj: Objective) -> float:
         cons.append(used <= sc.capacity)
     tc, tw, ts = cp.Variable(), cp.Variable(), cp.Variable()
     cons += [cp.SOC(tc, carbon), cp.SOC(tw, water), cp.SOC(ts, social)]
-    prob = cp.Problem(cp.Minimize(energy + obj.mu_carbon * tc + obj.mu_water * tw
-                                  + obj.mu_social * ts), cons)
+    prob = cp.Problem(
+        cp.Minimize(energy + obj.mu_carbon * tc + obj.mu_water * tw + obj.mu_social * ts), cons
+    )
     prob.solve(solver="CLARABEL")
     assert prob.status == "optimal"
     return float(prob.value)
@@ -288,8 +314,8 @@ def test_combined_environment_and_total_quality_switches():
     tot = Objective(mu_social=0.01, q_social=2, social_average=False)
     evt = evaluate(sc, EquitableOffline(tot).plan(sc), tot)
     assert evt.summary["social"]["total"] == pytest.approx(
-        float(np.einsum("tnjk,k->", EquitableOffline(tot).plan(sc).y, sc.quality_loss)),
-        rel=1e-6)
+        float(np.einsum("tnjk,k->", EquitableOffline(tot).plan(sc).y, sc.quality_loss)), rel=1e-6
+    )
 
 
 def test_solver_failure_is_reported_not_returned():

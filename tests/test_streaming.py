@@ -27,14 +27,14 @@ TIGHT = dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1
 
 
 def _value(sc, obj, y):
-    return objective_value(obj, regional_costs(coefficients(sc, social_average=obj.social_average),
-                                               y))
+    return objective_value(
+        obj, regional_costs(coefficients(sc, social_average=obj.social_average), y)
+    )
 
 
 def _check(sc, obj, tol=1e-7, block_slots=4, **kw):
     """Streaming vs in-memory structured solver: same optimum, feasible, certified gap."""
-    res = StreamingOffline(obj, tol=tol, block_slots=block_slots, backend="serial",
-                           **kw).solve(sc)
+    res = StreamingOffline(obj, tol=tol, block_slots=block_slots, backend="serial", **kw).solve(sc)
     ref = StructuredOffline(obj, tol=1e-9).plan(sc)
     y = res.dispatch()
     v = _value(sc, obj, y)
@@ -62,16 +62,24 @@ def test_matches_structured_and_reference(q):
 def test_random_masks_and_capacity_modes(per_model):
     rng = np.random.default_rng(7 + per_model)
     sc = random_scenario(rng, 10, 3, 4, 3, per_model=per_model)
-    obj = Objective(mu_social=5.0, mu_carbon=0.3, mu_water=0.02, q_social=2.0,
-                    q_carbon=math.inf, q_water=3.0)
+    obj = Objective(
+        mu_social=5.0, mu_carbon=0.3, mu_water=0.02, q_social=2.0, q_carbon=math.inf, q_water=3.0
+    )
     res, _ = _check(sc, obj, block_slots=3)
-    assert res.info["classes"] > 1   # random masks: several region classes
+    assert res.info["classes"] > 1  # random masks: several region classes
 
 
 def test_combined_environment_and_total_quality():
     sc = make_scenario(3, 5, 2, 12, reach=2, seed=1)
-    obj = Objective(mu_social=0.01, mu_carbon=1.5, mu_water=0.06, q_social=2.0,
-                    q_carbon=2.0, combined_environment=True, social_average=False)
+    obj = Objective(
+        mu_social=0.01,
+        mu_carbon=1.5,
+        mu_water=0.06,
+        q_social=2.0,
+        q_carbon=2.0,
+        combined_environment=True,
+        social_average=False,
+    )
     _check(sc, obj, block_slots=5)
 
 
@@ -95,15 +103,17 @@ def test_slot_dispatch_replays_the_combination():
 def test_sampled_warm_start_and_time_limit():
     sc = make_scenario(4, 6, 3, 300, reach=3, seed=2)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
-    res = StreamingOffline(obj, tol=1e-6, block_slots=48, backend="serial",
-                           warm_sample=30).solve(sc)
+    res = StreamingOffline(obj, tol=1e-6, block_slots=48, backend="serial", warm_sample=30).solve(
+        sc
+    )
     assert res.info["warm_start_slots"] >= 30
     ref = StructuredOffline(obj, tol=1e-8).plan(sc)
     assert res.objective == pytest.approx(ref.info.objective, rel=2e-6)
     assert res.dual_bound <= ref.info.objective * (1 + 1e-9)
     # a time limit stops early, flags the result and still certifies what it has
-    quick = StreamingOffline(obj, tol=1e-12, block_slots=48, backend="serial",
-                             warm_start=False, time_limit=0.0).solve(sc)
+    quick = StreamingOffline(
+        obj, tol=1e-12, block_slots=48, backend="serial", warm_start=False, time_limit=0.0
+    ).solve(sc)
     assert quick.status == "feasible"  # stopped by the limit, certified gap above tol
     assert quick.gap > 0 and quick.dual_bound <= ref.info.objective * (1 + 1e-9)
 
@@ -112,8 +122,7 @@ def test_process_backend_matches_serial():
     sc = make_scenario(4, 6, 3, 40, reach=3, seed=4)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
     a = StreamingOffline(obj, tol=1e-8, block_slots=10, backend="serial").solve(sc)
-    b = StreamingOffline(obj, tol=1e-8, block_slots=10, backend="process",
-                         workers=2).solve(sc)
+    b = StreamingOffline(obj, tol=1e-8, block_slots=10, backend="process", workers=2).solve(sc)
     assert b.info["workers"] == 2
     assert b.objective == pytest.approx(a.objective, rel=1e-9)
     np.testing.assert_allclose(b.costs.social, a.costs.social, rtol=1e-6)
@@ -158,8 +167,15 @@ def _route_slot_lp(sc, t, alpha, beta):
         a_ub = np.zeros((N * K, P))
         a_ub[ii * K + kk, np.arange(P)] = 1.0
         b_ub = np.asarray(sc.capacity)[t].ravel()
-    res = linprog(alpha[ii, kk] + beta[jj, kk], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq,
-                  b_eq=np.asarray(sc.demand)[t], bounds=(0, None), method="highs")
+    res = linprog(
+        alpha[ii, kk] + beta[jj, kk],
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=np.asarray(sc.demand)[t],
+        bounds=(0, None),
+        method="highs",
+    )
     assert res.status == 0
     return res.fun
 
@@ -179,15 +195,16 @@ def test_compact_slot_lp_is_exact_and_bounds_are_valid(per_model):
         r = prob.solve_slot(t, gamma)
         assert r.value == pytest.approx(exact, rel=1e-7, abs=1e-9)
         assert r.bound <= exact + 1e-9 * max(1.0, abs(exact))
-        assert r.bound == pytest.approx(exact, rel=1e-6, abs=1e-8)   # duals are optimal
+        assert r.bound == pytest.approx(exact, rel=1e-6, abs=1e-8)  # duals are optimal
         # any capacity prices give a bound, never above the optimum
         for _ in range(5):
             lam = rng.uniform(0.0, 1.0, prob.capacity.shape[1])
             assert prob.bound(t, alpha, beta, lam) <= exact + 1e-9 * max(1.0, abs(exact))
         # the expanded route dispatch serves demand within capacity at the same cost
         y = prob.expand(r.y, r.z)
-        np.testing.assert_allclose(y.sum(axis=(0, 2)), np.asarray(sc.demand)[t], rtol=1e-9,
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            y.sum(axis=(0, 2)), np.asarray(sc.demand)[t], rtol=1e-9, atol=1e-9
+        )
         assert not np.any(y[~np.asarray(sc.allowed)] > 0)
         cost = float(np.einsum("ijk,ik->", y, alpha) + np.einsum("ijk,jk->", y, beta))
         assert cost == pytest.approx(exact, rel=1e-7, abs=1e-9)
@@ -206,32 +223,61 @@ def test_solve_command_writes_certified_results(tmp_path, capsys):
     folder = tmp_path / "sc"
     write_scenario(sc, folder)
     out = tmp_path / "out"
-    code = main(["solve", "--scenario", str(folder), "--q", "2", "--mu-social", "3e4",
-                 "--mu-carbon", "1.5", "--mu-water", "0.06", "--tol", "1e-7",
-                 "--block-slots", "8", "--workers", "2", "--slot", "5", "--out", str(out)])
+    code = main(
+        [
+            "solve",
+            "--scenario",
+            str(folder),
+            "--q",
+            "2",
+            "--mu-social",
+            "3e4",
+            "--mu-carbon",
+            "1.5",
+            "--mu-water",
+            "0.06",
+            "--tol",
+            "1e-7",
+            "--block-slots",
+            "8",
+            "--workers",
+            "2",
+            "--slot",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     # eqglb solve applies the per-unit weights to normalised norms (eqglb.defaults)
-    obj = Objective.normalized(len(sc.regions), len(sc.datacenters), mu_social=3e4,
-                               mu_carbon=1.5, mu_water=0.06, q_social=2, q_carbon=2,
-                               q_water=2)
+    obj = Objective.normalized(
+        len(sc.regions),
+        len(sc.datacenters),
+        mu_social=3e4,
+        mu_carbon=1.5,
+        mu_water=0.06,
+        q_social=2,
+        q_carbon=2,
+        q_water=2,
+    )
     ref = StructuredOffline(obj, tol=1e-9).plan(sc)
     assert summary["status"] == "optimal"
     assert summary["objective_usd"] == pytest.approx(ref.info.objective, rel=1e-6)
     assert summary["lower_bound_usd"] <= ref.info.objective * (1 + 1e-9)
-    assert sum(summary["terms_usd"].values()) == pytest.approx(summary["objective_usd"],
-                                                               rel=1e-9)
+    assert sum(summary["terms_usd"].values()) == pytest.approx(summary["objective_usd"], rel=1e-9)
     loads = pd.read_parquet(out / "loads.parquet")
     assert len(loads) == 30 * 4 * 3
     np.testing.assert_allclose(loads["requests"].sum(), np.asarray(sc.demand).sum(), rtol=1e-6)
     slot = pd.read_csv(out / "dispatch_slot_5.csv")
-    np.testing.assert_allclose(slot["requests"].sum(), np.asarray(sc.demand)[5].sum(),
-                               rtol=1e-9)
+    np.testing.assert_allclose(slot["requests"].sum(), np.asarray(sc.demand)[5].sum(), rtol=1e-9)
     dc = pd.read_csv(out / "datacenters.csv")
     assert list(dc.columns) == ["datacenter", "carbon_kg", "water_l"]
     # a slot outside the horizon is a clear error, exit code 2
-    assert main(["solve", "--scenario", str(folder), "--slot", "30", "--out",
-                 str(tmp_path / "o2")]) == 2
+    assert (
+        main(["solve", "--scenario", str(folder), "--slot", "30", "--out", str(tmp_path / "o2")])
+        == 2
+    )
     assert "--slot 30 is outside" in capsys.readouterr().err
 
 
@@ -240,7 +286,7 @@ def test_unservable_slot_is_a_clear_solve_error():
 
     sc = make_scenario(3, 4, 2, 12, reach=2, seed=2)
     demand = np.asarray(sc.demand).copy()
-    demand[7] *= 100.0                     # far beyond capacity in slot 7 only
+    demand[7] *= 100.0  # far beyond capacity in slot 7 only
     bad = sc.replace(demand=demand, validate_feasibility=False)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
     with pytest.raises(SolveError, match=r"slot 7 \(2022-01-01 07:00 UTC\).*raise capacity"):

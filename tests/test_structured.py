@@ -26,8 +26,9 @@ TIGHT = dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11, tol_ktratio=1
 
 
 def _objective(sc, obj, y):
-    return objective_value(obj, regional_costs(coefficients(sc, social_average=obj.social_average),
-                                               y))
+    return objective_value(
+        obj, regional_costs(coefficients(sc, social_average=obj.social_average), y)
+    )
 
 
 def _check(sc, obj, tol=1e-7):
@@ -39,7 +40,7 @@ def _check(sc, obj, tol=1e-7):
     assert check_feasibility(sc, d.y).ok(1e-8)
     info = d.info
     assert info.status == "optimal"
-    assert info.objective == pytest.approx(v, rel=1e-12)   # recomputed, same evaluator
+    assert info.objective == pytest.approx(v, rel=1e-12)  # recomputed, same evaluator
     gap = info.extra["gap"]
     assert -1e-12 <= gap <= tol
     assert info.dual_bound <= v + 1e-9 * max(1.0, abs(v))
@@ -49,8 +50,9 @@ def _check(sc, obj, tol=1e-7):
 
 
 # --------------------------------------------------------------------------- hand fixture
-@pytest.mark.parametrize("q, x_a, cost", [(math.inf, 5 / 3, 8 / 3), (1.0, 0.0, 3.0),
-                                          (2.0, 10 / 13, 38 / 13)])
+@pytest.mark.parametrize(
+    "q, x_a, cost", [(math.inf, 5 / 3, 8 / 3), (1.0, 0.0, 3.0), (2.0, 10 / 13, 38 / 13)]
+)
 def test_hand_fixture(q, x_a, cost):
     """Two sites a, b; one region with 10 requests; 1 kWh/request; PUE 1; capacity 10 each.
 
@@ -86,21 +88,39 @@ def test_matches_reference_mixed_orders_and_switches():
     """Different q per term, combined environmental norm, quality as totals."""
     rng = np.random.default_rng(5)
     sc = random_scenario(rng, T=10, N=4, J=3, K=2)
-    for obj in (Objective(mu_social=3.0, mu_carbon=0.5, mu_water=0.05, q_social=math.inf,
-                          q_carbon=2.0, q_water=3.0),
-                Objective(mu_social=2.0, mu_carbon=0.5, mu_water=0.05, q_social=2.0,
-                          q_carbon=math.inf, combined_environment=True),
-                Objective(mu_social=0.02, mu_carbon=0.5, q_social=2.0, q_carbon=1.5,
-                          social_average=False)):
+    for obj in (
+        Objective(
+            mu_social=3.0,
+            mu_carbon=0.5,
+            mu_water=0.05,
+            q_social=math.inf,
+            q_carbon=2.0,
+            q_water=3.0,
+        ),
+        Objective(
+            mu_social=2.0,
+            mu_carbon=0.5,
+            mu_water=0.05,
+            q_social=2.0,
+            q_carbon=math.inf,
+            combined_environment=True,
+        ),
+        Objective(mu_social=0.02, mu_carbon=0.5, q_social=2.0, q_carbon=1.5, social_average=False),
+    ):
         _check(sc, obj)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**31 - 1), q=st.sampled_from(QS),
-       T=st.integers(1, 4), N=st.integers(1, 3), J=st.integers(1, 3), K=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    q=st.sampled_from(QS),
+    T=st.integers(1, 4),
+    N=st.integers(1, 3),
+    J=st.integers(1, 3),
+    K=st.integers(1, 3),
+)
 def test_matches_reference_random(seed, q, T, N, J, K):
-    sc = random_scenario(np.random.default_rng(seed), T, N, J, K,
-                         per_model=bool(seed % 2))
+    sc = random_scenario(np.random.default_rng(seed), T, N, J, K, per_model=bool(seed % 2))
     obj = Objective.uniform(q, mu_social=3.0, mu_carbon=0.7, mu_water=0.03)
     _check(sc, obj)
 
@@ -186,8 +206,9 @@ def test_slot_lps_match_linprog(per_model):
                 a_ub = np.zeros((sc.shape[1], routes.size))
                 a_ub[routes.i, np.arange(routes.size)] = sc.capacity_per_request[routes.k]
                 b_ub = sc.capacity[t]
-            ref = linprog(cost[t], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=sc.demand[t],
-                          method="highs")
+            ref = linprog(
+                cost[t], A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=sc.demand[t], method="highs"
+            )
             assert ref.status == 0
             assert sol.value[t] == pytest.approx(ref.fun, rel=1e-9, abs=1e-9), (trial, t)
             assert sol.bound[t] <= sol.value[t] + 1e-12

@@ -73,11 +73,13 @@ def tiny(seed: int, tmp_path: Path) -> tuple[str, object]:
     return f"tiny{seed}", sc
 
 
-SPEC = SweepSpec.from_dict({
-    "q": [1, 2, "inf"],
-    "weight_grid": {"mu_social": [50.0], "mu_carbon": [0.5, 5.0], "mu_water": [0.05]},
-    "baseline_options": {"model_rule": "free"},
-})
+SPEC = SweepSpec.from_dict(
+    {
+        "q": [1, 2, "inf"],
+        "weight_grid": {"mu_social": [50.0], "mu_carbon": [0.5, 5.0], "mu_water": [0.05]},
+        "baseline_options": {"model_rule": "free"},
+    }
+)
 
 
 @pytest.fixture()
@@ -86,8 +88,9 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _numeric(df: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in RESULT_COLUMNS if pd.api.types.is_float_dtype(df[c])
-            and not c.endswith("time_s")]
+    cols = [
+        c for c in RESULT_COLUMNS if pd.api.types.is_float_dtype(df[c]) and not c.endswith("time_s")
+    ]
     return df[cols]
 
 
@@ -111,10 +114,16 @@ def test_local_sweep_solves_every_point_with_independent_numbers(tmp_path, trace
     # every row agrees with the point solved again here, and metrics recomputed here
     for row in df[df["role"] == "point"].itertuples():
         # the sweep's weights are per unit, applied to normalised norms (eqglb.defaults)
-        obj = Objective.normalized(len(sc.regions), len(sc.datacenters),
-                                   mu_social=row.mu_social, mu_carbon=row.mu_carbon,
-                                   mu_water=row.mu_water, q_social=row.q, q_carbon=row.q,
-                                   q_water=row.q)
+        obj = Objective.normalized(
+            len(sc.regions),
+            len(sc.datacenters),
+            mu_social=row.mu_social,
+            mu_carbon=row.mu_carbon,
+            mu_water=row.mu_water,
+            q_social=row.q,
+            q_carbon=row.q,
+            q_water=row.q,
+        )
         _, ev = run_policy(sc, make_policy("reference", obj), obj)
         assert row.objective == pytest.approx(ev.objective, rel=1e-6)
         carbon = np.array(list(ev.carbon.values()))
@@ -174,8 +183,7 @@ def test_dying_worker_loses_no_finished_point(tmp_path, traced):
     store = tmp_path / "store"
 
     # no retries within the run: the victim and the points queued behind it fail ...
-    df = run_sweep(SPEC, store, workers=1, progress=False, max_retries=0,
-                   scenarios=[(label, sc)])
+    df = run_sweep(SPEC, store, workers=1, progress=False, max_retries=0, scenarios=[(label, sc)])
     assert (trace / "crashed").exists()
     keys = [p.key for p in points]
     assert list(df["key"]) == keys
@@ -200,8 +208,9 @@ def test_dying_worker_is_replaced_within_the_run(tmp_path, traced):
     victim = points[2].key
     sc.attrs["crash_key"] = victim
 
-    df = run_sweep(SPEC, tmp_path / "store", workers=1, progress=False, max_retries=2,
-                   scenarios=[(label, sc)])
+    df = run_sweep(
+        SPEC, tmp_path / "store", workers=1, progress=False, max_retries=2, scenarios=[(label, sc)]
+    )
     assert (trace / "crashed").exists()
     assert df["ok"].all()
     # sequential worker: points before the victim ran once, the victim twice
@@ -216,11 +225,11 @@ def test_ray_backend_matches_local(tmp_path):
 
     label, sc = tiny(5, tmp_path)
     spec = SweepSpec.from_dict({"q": [1, "inf"], "baseline_options": {"model_rule": "free"}})
-    local = run_sweep(spec, tmp_path / "local", workers=2, progress=False,
-                      scenarios=[(label, sc)])
+    local = run_sweep(spec, tmp_path / "local", workers=2, progress=False, scenarios=[(label, sc)])
     assert not ray.is_initialized()
-    on_ray = run_sweep(spec, tmp_path / "ray", backend="ray", workers=1, progress=False,
-                       scenarios=[(label, sc)])
+    on_ray = run_sweep(
+        spec, tmp_path / "ray", backend="ray", workers=1, progress=False, scenarios=[(label, sc)]
+    )
     assert not ray.is_initialized()  # the instance started on demand was shut down
     assert on_ray["ok"].all()
     assert list(on_ray["key"]) == list(local["key"])
@@ -238,12 +247,16 @@ def test_spec_from_toml_and_keys(tmp_path):
         "[[weights]]\nmu_social = 10.0\nmu_carbon = 1.0\nmu_water = 0.0\n"
         "[weight_grid]\nmu_carbon = [0.1, 0.2]\n"
         '[[scenarios]]\npath = "scen"\n'
-        "[[scenarios]]\ndays = 1\nseeds = [0, 1]\n")
+        "[[scenarios]]\ndays = 1\nseeds = [0, 1]\n"
+    )
     spec = SweepSpec.from_toml(tmp_path / "sweep.toml")
     assert spec.q == [1.0, 4.0, math.inf]
     ws = spec.weight_settings()
     assert [(w.mu_social, w.mu_carbon, w.mu_water) for w in ws] == [
-        (10.0, 1.0, 0.0), (None, 0.1, 0.01), (None, 0.2, 0.01)]
+        (10.0, 1.0, 0.0),
+        (None, 0.1, 0.01),
+        (None, 0.2, 0.01),
+    ]
     assert spec.scenarios[0].path == tmp_path / "scen"
     labels = [label for e in spec.scenarios for label, _ in e.expand()]
     assert labels == ["scen", "builtin-1d-seed0", "builtin-1d-seed1"]
@@ -259,13 +272,16 @@ def test_spec_from_toml_and_keys(tmp_path):
     assert not {p.key for p in sweep_points(spec, [("scen", changed)])} & {p.key for p in pts}
 
 
-@pytest.mark.parametrize(("doc", "field"), [
-    ({"q": [0.5]}, "q"),
-    ({"weights": [{"mu_carbon": -1}]}, "weights.0.mu_carbon"),
-    ({"scenarios": [{"days": 0}]}, "scenarios.0.days"),
-    ({"polices": ["equitable"]}, "polices"),
-    ({"baseline_options": {"model_rule": "weighted"}}, "baseline_options"),
-])
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"q": [0.5]}, "q"),
+        ({"weights": [{"mu_carbon": -1}]}, "weights.0.mu_carbon"),
+        ({"scenarios": [{"days": 0}]}, "scenarios.0.days"),
+        ({"polices": ["equitable"]}, "polices"),
+        ({"baseline_options": {"model_rule": "weighted"}}, "baseline_options"),
+    ],
+)
 def test_bad_spec_names_the_field(doc, field):
     with pytest.raises(SweepSpecError, match=f"field '{field}'"):
         SweepSpec.from_dict(doc, source="my.toml")
@@ -284,9 +300,25 @@ def test_command_writes_table_files_and_figure(tmp_path):
     folder = tmp_path / "scen"
     write_scenario(random_scenario(np.random.default_rng(7), 2, 2, 2, 2), folder)
     out = tmp_path / "out"
-    args = ["--scenario", str(folder), "--q", "1", "--q", "inf", "--mu-social", "20",
-            "--mu-carbon", "0.5", "--mu-carbon", "2", "--workers", "2", "--out", str(out),
-            "--no-progress"]
+    args = [
+        "--scenario",
+        str(folder),
+        "--q",
+        "1",
+        "--q",
+        "inf",
+        "--mu-social",
+        "20",
+        "--mu-carbon",
+        "0.5",
+        "--mu-carbon",
+        "2",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     res = CliRunner().invoke(sweep.sweep_app, args)
     assert res.exit_code == 0, res.output
     assert "trade-off frontier, 5 points" in res.output
@@ -323,7 +355,11 @@ def test_documented_example_spec_is_valid(tmp_path):
     spec = SweepSpec.from_toml(tmp_path / "docs" / "sweep.toml")
     assert spec.q == [1.0, 2.0, 4.0, 8.0, math.inf]
     assert [(w.mu_social, w.mu_carbon, w.mu_water) for w in spec.weight_settings()] == [
-        (1e6, 1.5, 0.06), (None, 0.1, 0.01), (None, 0.5, 0.01), (None, 2.0, 0.01)]
+        (1e6, 1.5, 0.06),
+        (None, 0.1, 0.01),
+        (None, 0.5, 0.01),
+        (None, 2.0, 0.01),
+    ]
     assert spec.baseline_options == {"model_rule": "free"}
     assert spec.scenarios[0].seeds == [0, 1] and spec.scenarios[0].days == 7
     assert spec.scenarios[1].path == tmp_path / "docs" / ".." / "examples" / "scenario_small"
@@ -332,8 +368,7 @@ def test_documented_example_spec_is_valid(tmp_path):
 def test_sweep_without_baseline_plots_energy_cost(tmp_path, traced):
     label, sc = tiny(8, tmp_path)
     spec = SweepSpec.from_dict({"q": [1, "inf"], "baseline": None})
-    df = run_sweep(spec, tmp_path / "store", workers=1, progress=False,
-                   scenarios=[(label, sc)])
+    df = run_sweep(spec, tmp_path / "store", workers=1, progress=False, scenarios=[(label, sc)])
     assert len(df) == 2 and (df["role"] == "point").all() and df["ok"].all()
     assert df["energy_overhead_pct"].isna().all()
     png = plot_frontier(df, tmp_path / "f.png")

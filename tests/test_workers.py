@@ -34,10 +34,11 @@ def _session(sid: int) -> dict[int, str]:
             continue
         try:
             stat = (d / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-                out[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                    errors="replace")[:160]
+                out[int(d.name)] = (
+                    (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
+                )
         except (OSError, ValueError):
             continue
     return out
@@ -51,8 +52,10 @@ def _kill_and_watch(driver: subprocess.Popen, ready, what: str) -> None:
         while not ready(procs := _session(sid)):
             if driver.poll() is not None:
                 out = driver.stdout.read() if driver.stdout else ""
-                pytest.fail(f"the driver ended (status {driver.returncode}) before its "
-                            f"{what} started: {out[-2000:]}")
+                pytest.fail(
+                    f"the driver ended (status {driver.returncode}) before its "
+                    f"{what} started: {out[-2000:]}"
+                )
             if time.monotonic() - t0 > START_S:
                 pytest.fail(f"{what} did not start within {START_S} s: {procs}")
             time.sleep(0.1)
@@ -62,8 +65,10 @@ def _kill_and_watch(driver: subprocess.Popen, ready, what: str) -> None:
         t1 = time.monotonic()
         while (left := _session(sid)) and time.monotonic() - t1 < GRACE_S:
             time.sleep(0.1)
-        assert not left, (f"{len(left)} process(es) of the killed driver still alive "
-                          f"{GRACE_S} s after SIGKILL (were {len(procs)}): {left}")
+        assert not left, (
+            f"{len(left)} process(es) of the killed driver still alive "
+            f"{GRACE_S} s after SIGKILL (were {len(procs)}): {left}"
+        )
     finally:
         for pid in _session(sid):  # never leak what the test started
             try:
@@ -78,13 +83,30 @@ def _kill_and_watch(driver: subprocess.Popen, ready, what: str) -> None:
 
 
 def _sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "eqglb", "sweep", "--days", "3", "--no-progress",
-            "--no-plot", "-o", str(tmp_path / "out"), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "eqglb",
+        "sweep",
+        "--days",
+        "3",
+        "--no-progress",
+        "--no-plot",
+        "-o",
+        str(tmp_path / "out"),
+        *extra,
+    ]
     for q in ("1", "1.5", "2", "3", "4", "6", "8", "inf"):
         args += ["--q", q]
-    return subprocess.Popen(args, cwd=ROOT, start_new_session=True, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        start_new_session=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_sigkill_of_sweep_driver_ends_workers_forkserver_and_tracker(tmp_path):
@@ -114,11 +136,28 @@ def test_sigkill_of_sweep_driver_ends_the_local_ray_instance(tmp_path):
 
 
 def _solve(tmp_path: Path, *extra: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "eqglb", "solve", "--days", "14", "--workers", "2",
-            "--out", str(tmp_path / "out"), *extra]
-    return subprocess.Popen(args, cwd=ROOT, start_new_session=True, text=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    args = [
+        sys.executable,
+        "-m",
+        "eqglb",
+        "solve",
+        "--days",
+        "14",
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+    return subprocess.Popen(
+        args,
+        cwd=ROOT,
+        start_new_session=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_sigkill_of_streaming_solve_ends_its_local_ray_instance(tmp_path):
@@ -127,8 +166,9 @@ def test_sigkill_of_streaming_solve_ends_its_local_ray_instance(tmp_path):
     driver = _solve(tmp_path, "--backend", "ray")
 
     def ready(procs: dict[int, str]) -> bool:
-        return (any("raylet" in c for c in procs.values())
-                and any("Agent" in c for c in procs.values()))
+        return any("raylet" in c for c in procs.values()) and any(
+            "Agent" in c for c in procs.values()
+        )
 
     _kill_and_watch(driver, ready, "local Ray instance")
 
@@ -151,9 +191,14 @@ def test_sigkill_of_a_fork_pool_parent_ends_its_workers(tmp_path):
             print("ready", flush=True)
             time.sleep(600)
     """)
-    driver = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT,
-                              start_new_session=True, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        start_new_session=True,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     _kill_and_watch(driver, lambda procs: len(procs) >= 3, "fork pool")
 
 
@@ -163,10 +208,18 @@ def test_watch_parent_ends_a_process_whose_driver_is_not_its_parent(tmp_path):
     target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         watcher = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time; from eqglb._workers import "
-             "watch_parent; watch_parent(int(sys.argv[1])); print('ready', flush=True); "
-             "time.sleep(600)", str(target.pid)], cwd=ROOT, text=True,
-            stdout=subprocess.PIPE)
+            [
+                sys.executable,
+                "-c",
+                "import sys, time; from eqglb._workers import "
+                "watch_parent; watch_parent(int(sys.argv[1])); print('ready', flush=True); "
+                "time.sleep(600)",
+                str(target.pid),
+            ],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+        )
         assert watcher.stdout is not None and watcher.stdout.readline() == "ready\n"
         assert watcher.poll() is None  # still running while the target lives
         target.kill()
@@ -184,8 +237,16 @@ def test_watch_parent_ends_a_process_whose_driver_is_not_its_parent(tmp_path):
 def test_parent_death_signal_is_set_on_linux():
     """prctl(PR_SET_PDEATHSIG) through ctypes works here (the CI runs Linux)."""
     out = subprocess.run(
-        [sys.executable, "-c", "from eqglb._workers import set_parent_death_signal as s; "
-         "import ctypes, signal; print(s()); libc = ctypes.CDLL(None); "
-         "v = ctypes.c_int(); libc.prctl(2, ctypes.byref(v), 0, 0, 0); print(v.value)"],
-        capture_output=True, text=True, check=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "from eqglb._workers import set_parent_death_signal as s; "
+            "import ctypes, signal; print(s()); libc = ctypes.CDLL(None); "
+            "v = ctypes.c_int(); libc.prctl(2, ctypes.byref(v), 0, 0, 0); print(v.value)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     assert out.stdout.split() == ["True", str(int(signal.SIGKILL))]

@@ -21,18 +21,28 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_LAZY = {"DIMS": "eqglb.scenario", "Dispatch": "eqglb.scenario", "Scenario": "eqglb.scenario",
-         "ScenarioError": "eqglb.scenario", "SolveInfo": "eqglb.scenario",
-         "SolveStatus": "eqglb.scenario",
-         "PlausibilityError": "eqglb.units", "PlausibilityWarning": "eqglb.units",
-         "Objective": "eqglb.costs", "build_objective": "eqglb.defaults",
-         "builtin_scenario": "eqglb.builtin",
-         "read_scenario": "eqglb.io.scenario_format",
-         "write_scenario": "eqglb.io.scenario_format",
-         "make_policy": "eqglb.policies", "policy_names": "eqglb.policies",
-         "SolveError": "eqglb.policies",
-         "Evaluation": "eqglb.simulate", "evaluate": "eqglb.simulate",
-         "run_policy": "eqglb.simulate", "compare": "eqglb.simulate"}
+_LAZY = {
+    "DIMS": "eqglb.scenario",
+    "Dispatch": "eqglb.scenario",
+    "Scenario": "eqglb.scenario",
+    "ScenarioError": "eqglb.scenario",
+    "SolveInfo": "eqglb.scenario",
+    "SolveStatus": "eqglb.scenario",
+    "PlausibilityError": "eqglb.units",
+    "PlausibilityWarning": "eqglb.units",
+    "Objective": "eqglb.costs",
+    "build_objective": "eqglb.defaults",
+    "builtin_scenario": "eqglb.builtin",
+    "read_scenario": "eqglb.io.scenario_format",
+    "write_scenario": "eqglb.io.scenario_format",
+    "make_policy": "eqglb.policies",
+    "policy_names": "eqglb.policies",
+    "SolveError": "eqglb.policies",
+    "Evaluation": "eqglb.simulate",
+    "evaluate": "eqglb.simulate",
+    "run_policy": "eqglb.simulate",
+    "compare": "eqglb.simulate",
+}
 
 __all__ = [
     "DIMS",

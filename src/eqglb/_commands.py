@@ -23,8 +23,7 @@ COMMANDS = [(name, spec.module, spec.attribute) for name, spec in LAZY_COMMANDS.
 
 def _register() -> None:
     """Register every lazy command on :data:`eqglb.cli.app` now."""
-    known = {c.name for c in app.registered_commands} | {
-        g.name for g in app.registered_groups}
+    known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     for name, module, attr in COMMANDS:
         if name in known:
             continue

@@ -35,8 +35,9 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
         rmin = np.where(allowed, r[None, None, :], np.inf).min(axis=2)  # (N, J)
         route = np.isfinite(rmin)
         # capacity reachable by each region, in requests: (T, N) @ (N, J)
-        reach = np.asarray(sc.capacity) @ np.where(route, 1.0 / np.where(route, rmin, 1.0),
-                                                   0.0)  # (T, J)
+        reach = np.asarray(sc.capacity) @ np.where(
+            route, 1.0 / np.where(route, rmin, 1.0), 0.0
+        )  # (T, J)
     else:
         route3 = allowed  # (N, J, K)
         reach = np.einsum("tnk,njk->tj", np.asarray(sc.capacity), route3.astype(float))
@@ -62,14 +63,16 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
         return None
     eye = sp.identity(T, format="csr")
     a_eq = sp.hstack([sp.kron(eye, a_dem), sp.identity(T * J)], format="csr")
-    a_ub = sp.hstack([sp.kron(eye, a_cap), sp.csr_matrix((T * a_cap.shape[0], T * J))],
-                     format="csr")
+    a_ub = sp.hstack(
+        [sp.kron(eye, a_cap), sp.csr_matrix((T * a_cap.shape[0], T * J))], format="csr"
+    )
     c = np.concatenate([np.zeros(T * P), np.ones(T * J)])
-    res = linprog(c, A_ub=a_ub, b_ub=cap.ravel(), A_eq=a_eq, b_eq=D.ravel(),
-                  bounds=(0, None), method="highs")
+    res = linprog(
+        c, A_ub=a_ub, b_ub=cap.ravel(), A_eq=a_eq, b_eq=D.ravel(), bounds=(0, None), method="highs"
+    )
     if res.status != 0:  # pragma: no cover - the slack LP is always feasible and bounded
         raise RuntimeError(f"feasibility LP failed: {res.message}")
-    slack = res.x[T * P:].reshape(T, J)
+    slack = res.x[T * P :].reshape(T, J)
     bad = slack > tol
     if bad.any():
         t, j = np.argwhere(bad)[0]

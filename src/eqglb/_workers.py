@@ -42,8 +42,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_CODE", "POLL_S", "Reaper", "children", "pool_initializer",
-           "set_parent_death_signal", "shared_reaper", "watch_parent"]
+__all__ = [
+    "EXIT_CODE",
+    "POLL_S",
+    "Reaper",
+    "children",
+    "pool_initializer",
+    "set_parent_death_signal",
+    "shared_reaper",
+    "watch_parent",
+]
 
 #: Polling period of the watchdog thread where no pidfd is available [s].
 POLL_S = 0.25
@@ -55,8 +63,7 @@ _started: dict[int, threading.Thread] = {}
 _lock = threading.Lock()
 
 
-def set_parent_death_signal(sig: int = signal.SIGKILL if hasattr(signal, "SIGKILL")
-                            else 9) -> bool:
+def set_parent_death_signal(sig: int = signal.SIGKILL if hasattr(signal, "SIGKILL") else 9) -> bool:
     """Ask the Linux kernel to send ``sig`` to this process when its parent dies.
 
     Returns
@@ -136,8 +143,9 @@ def watch_parent(parent_pid: int | None = None) -> None:
         _started[pid] = th
 
 
-def pool_initializer(parent_pid: int, initializer: Callable[..., Any] | None = None,
-                     initargs: Sequence[Any] = ()) -> None:
+def pool_initializer(
+    parent_pid: int, initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = ()
+) -> None:
     """A pool ``initializer``: :func:`watch_parent` (``parent_pid``), then
     ``initializer(*initargs)`` if given.
 
@@ -159,7 +167,7 @@ def _stat(pid: int) -> tuple[int, int] | None:
         text = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     if fields[0] in ("Z", "X"):
         return None
     return int(fields[1]), int(fields[19])
@@ -224,8 +232,12 @@ def _reap(driver: int, token: str, exclude: Iterable[int]) -> None:
         while grew:  # add the descendants of what is tracked
             grew = False
             for p, (ppid, start) in table.items():
-                if p not in tracked and p != me and ppid in tracked \
-                        and table.get(ppid, (0, -1))[1] == tracked[ppid]:
+                if (
+                    p not in tracked
+                    and p != me
+                    and ppid in tracked
+                    and table.get(ppid, (0, -1))[1] == tracked[ppid]
+                ):
                     tracked[p] = start
                     grew = True
         tracked = {p: s for p, s in tracked.items() if p in table and table[p][1] == s}
@@ -274,10 +286,20 @@ class Reaper:
             return
         exclude = children()
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", str(Path(__file__).resolve()), "reap",
-             str(os.getpid()), self.token, *map(str, sorted(exclude))],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            close_fds=True)
+            [
+                sys.executable,
+                "-I",
+                str(Path(__file__).resolve()),
+                "reap",
+                str(os.getpid()),
+                self.token,
+                *map(str, sorted(exclude)),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
         assert self._proc.stdout is not None
         self._proc.stdout.readline()  # "ready" (or EOF if it failed to start)
         self._proc.stdout.close()

@@ -180,7 +180,9 @@ def model_parameters(models: pd.DataFrame | None = None) -> dict[str, np.ndarray
     """
     m = load_models() if models is None else models
     score = m["quality_score"].to_numpy(float)
-    requests_per_s = m["output_tokens_per_s"].to_numpy(float) / m["mean_output_tokens"].to_numpy(float)
+    requests_per_s = m["output_tokens_per_s"].to_numpy(float) / m["mean_output_tokens"].to_numpy(
+        float
+    )
     return {
         "energy_per_request": m["energy_per_request_J"].to_numpy(float) / 3.6e6,
         "capacity_per_request": m["gpus"].to_numpy(float) / requests_per_s,
@@ -210,8 +212,10 @@ def _pivot(table: pd.DataFrame, signal: str, sites: list[str]) -> dict[str, np.n
     sub = table[table["signal"] == signal]
     missing = sorted(set(sites) - set(sub["site"]))
     if missing:
-        raise ScenarioError(f"builtin_profiles.csv: signal {signal!r} has no rows for site(s) "
-                            f"{missing}; regenerate it with scripts/derive_builtin_profiles.py")
+        raise ScenarioError(
+            f"builtin_profiles.csv: signal {signal!r} has no rows for site(s) "
+            f"{missing}; regenerate it with scripts/derive_builtin_profiles.py"
+        )
     out = {}
     for col in ("mean", "resid_std"):
         wide = sub.pivot(index="hour_utc", columns="site", values=col).reindex(range(24))
@@ -219,13 +223,16 @@ def _pivot(table: pd.DataFrame, signal: str, sites: list[str]) -> dict[str, np.n
     for col in ("min", "max", "ar1"):
         out[col] = sub.groupby("site")[col].first()[sites].to_numpy(float)
     if np.isnan(out["mean"]).any():
-        raise ScenarioError(f"builtin_profiles.csv: signal {signal!r} lacks some of the 24 "
-                            "hours; regenerate it with scripts/derive_builtin_profiles.py")
+        raise ScenarioError(
+            f"builtin_profiles.csv: signal {signal!r} lacks some of the 24 "
+            "hours; regenerate it with scripts/derive_builtin_profiles.py"
+        )
     return out
 
 
-def _synthesise(prof: dict[str, np.ndarray], hours: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
+def _synthesise(
+    prof: dict[str, np.ndarray], hours: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Seeded AR(1) around the hour-of-day profile, clipped to the observed range.
 
     x[t, s] = clip(mean[h[t, s], s] + resid_std[h[t, s], s] * z[t, s], min[s], max[s]),
@@ -272,22 +279,29 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         ``start`` is not a timestamp on a whole hour.
     """
     if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
-        raise ScenarioError(f"builtin scenario: days is {days!r}; give a positive whole "
-                            "number of days, e.g. days=7")
+        raise ScenarioError(
+            f"builtin scenario: days is {days!r}; give a positive whole number of days, e.g. days=7"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError(f"builtin scenario: seed is {seed!r}; give an integer >= 0")
     try:
         t0 = pd.Timestamp(start)
     except (TypeError, ValueError) as exc:
-        raise ScenarioError(f"builtin scenario: start {start!r} is not a timestamp ({exc}); "
-                            "give an ISO 8601 time such as 2022-09-22 00:00") from exc
+        raise ScenarioError(
+            f"builtin scenario: start {start!r} is not a timestamp ({exc}); "
+            "give an ISO 8601 time such as 2022-09-22 00:00"
+        ) from exc
     if t0 is pd.NaT:
-        raise ScenarioError(f"builtin scenario: start {start!r} is not a timestamp; "
-                            "give an ISO 8601 time such as 2022-09-22 00:00")
+        raise ScenarioError(
+            f"builtin scenario: start {start!r} is not a timestamp; "
+            "give an ISO 8601 time such as 2022-09-22 00:00"
+        )
     t0 = t0.tz_localize("UTC") if t0.tz is None else t0.tz_convert("UTC")
     if t0 != t0.floor("h"):
-        raise ScenarioError(f"builtin scenario: start {start!r} is not on a whole hour; "
-                            f"use e.g. {t0.floor('h'):%Y-%m-%d %H:00}")
+        raise ScenarioError(
+            f"builtin scenario: start {start!r} is not on a whole hour; "
+            f"use e.g. {t0.floor('h'):%Y-%m-%d %H:00}"
+        )
 
     n_time = int(days) * 24
     time = pd.date_range(t0, periods=n_time, freq="h")
@@ -296,8 +310,10 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
 
     hours_utc = np.asarray(time.hour)
-    sig = {name: _synthesise(_pivot(table, name, list(names)), hours_utc, rng)
-           for name, rng in zip(_SIGNALS, streams[:3], strict=True)}
+    sig = {
+        name: _synthesise(_pivot(table, name, list(names)), hours_utc, rng)
+        for name, rng in zip(_SIGNALS, streams[:3], strict=True)
+    }
 
     work = _pivot(table, "workload", ["all"] * len(SITES))
     local_hours = np.stack([np.asarray(time.tz_convert(s.timezone).hour) for s in SITES], axis=1)
@@ -327,21 +343,35 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         "seed": int(seed),
         "days": int(days),
         "signals_source": "egl-2022 (Li et al., arXiv 2307.05494, MIT licence), "
-                          "derived statistics in eqglb/data/builtin_profiles.csv",
+        "derived statistics in eqglb/data/builtin_profiles.csv",
         "models_source": "eqglb/data/builtin_models.csv",
-        "units": {"demand": "requests/hour", "price": "USD/kWh",
-                  "carbon_intensity": "kg CO2/kWh", "wue": "L/kWh (on-site + off-site)",
-                  "ewif": "L/kWh", "energy_per_request": "kWh/request",
-                  "capacity_per_request": "GPU-seconds/request",
-                  "capacity": "GPU-seconds/hour", "latency": "ms (round trip)"},
+        "units": {
+            "demand": "requests/hour",
+            "price": "USD/kWh",
+            "carbon_intensity": "kg CO2/kWh",
+            "wue": "L/kWh (on-site + off-site)",
+            "ewif": "L/kWh",
+            "energy_per_request": "kWh/request",
+            "capacity_per_request": "GPU-seconds/request",
+            "capacity": "GPU-seconds/hour",
+            "latency": "ms (round trip)",
+        },
         "latency_source": "eqglb/data/azure_rtt.csv (Azure median inter-region RTT, "
-                          "measured where both sites are Azure regions, else fitted model)",
-        "sites": {s.name: {"lat": s.lat, "lon": s.lon, "timezone": s.timezone,
-                           "population_millions": s.population, "gpus": s.gpus}
-                  for s in SITES},
+        "measured where both sites are Azure regions, else fitted model)",
+        "sites": {
+            s.name: {
+                "lat": s.lat,
+                "lon": s.lon,
+                "timezone": s.timezone,
+                "population_millions": s.population,
+                "gpus": s.gpus,
+            }
+            for s in SITES
+        },
         "quality_benchmark": str(models["quality_benchmark"].iloc[0]),
-        "quality_score": dict(zip(models["model"], models["quality_score"].astype(float),
-                                  strict=True)),
+        "quality_score": dict(
+            zip(models["model"], models["quality_score"].astype(float), strict=True)
+        ),
     }
     return Scenario(
         datacenters=names,

@@ -65,12 +65,16 @@ class SideRows:
     nu: np.ndarray
 
 
-def lagrangian_bound(sc: object, objective: Objective | None = None, *,
-                     gamma: dict[str, np.ndarray] | None = None,
-                     linear: np.ndarray | None = None,
-                     side: Sequence[SideRows] = (),
-                     coef: Coefficients | None = None,
-                     batch: int = 512) -> float:
+def lagrangian_bound(
+    sc: object,
+    objective: Objective | None = None,
+    *,
+    gamma: dict[str, np.ndarray] | None = None,
+    linear: np.ndarray | None = None,
+    side: Sequence[SideRows] = (),
+    coef: Coefficients | None = None,
+    batch: int = 512,
+) -> float:
     """A valid lower bound [objective unit] on the offline optimum of ``sc``.
 
     Parameters
@@ -105,8 +109,9 @@ def lagrangian_bound(sc: object, objective: Objective | None = None, *,
         c = cpl.linear
         blocks = cpl.blocks
         given = gamma or {}
-        prices_g = [b.project(np.asarray(given.get(b.name, np.zeros(b.size)), float))
-                    for b in blocks]
+        prices_g = [
+            b.project(np.asarray(given.get(b.name, np.zeros(b.size)), float)) for b in blocks
+        ]
     const = 0.0
     extra = np.zeros((T, routes.size)) if side else None
     for row in side:

@@ -108,29 +108,41 @@ class LazyCommand(NamedTuple):
 
 #: Subcommands loaded on first use, in the order ``eqglb --help`` lists them.
 LAZY_COMMANDS: dict[str, LazyCommand] = {
-    "sweep": LazyCommand("eqglb.sweep", "sweep_command",
-                         "Sweep q and weights; print the trade-off frontier; write results "
-                         "under --out."),
-    "solve": LazyCommand("eqglb.solve_command", "solve_command",
-                         "Certified offline equitable optimum of a (large) scenario, "
-                         "streamed over time."),
-    "scenario": LazyCommand("eqglb.scenario_command", "scenario_app",
-                            "Make scenario folders (generate: a seeded synthetic scenario "
-                            "of any size)."),
-    "reproduce": LazyCommand("eqglb.reproduce", "reproduce_app",
-                             "Reproduce published studies on their public data."),
-    "serve": LazyCommand("eqglb.service.server", "serve_command",
-                         "Serve the online policy over HTTP (see docs/service.md)."),
-    "signals": LazyCommand("eqglb.signals.command", "signals_command",
-                           "Fetch one slot's carbon intensity (and, for eia, water factor) per "
-                           "data centre."),
+    "sweep": LazyCommand(
+        "eqglb.sweep",
+        "sweep_command",
+        "Sweep q and weights; print the trade-off frontier; write results under --out.",
+    ),
+    "solve": LazyCommand(
+        "eqglb.solve_command",
+        "solve_command",
+        "Certified offline equitable optimum of a (large) scenario, streamed over time.",
+    ),
+    "scenario": LazyCommand(
+        "eqglb.scenario_command",
+        "scenario_app",
+        "Make scenario folders (generate: a seeded synthetic scenario of any size).",
+    ),
+    "reproduce": LazyCommand(
+        "eqglb.reproduce", "reproduce_app", "Reproduce published studies on their public data."
+    ),
+    "serve": LazyCommand(
+        "eqglb.service.server",
+        "serve_command",
+        "Serve the online policy over HTTP (see docs/service.md).",
+    ),
+    "signals": LazyCommand(
+        "eqglb.signals.command",
+        "signals_command",
+        "Fetch one slot's carbon intensity (and, for eia, water factor) per data centre.",
+    ),
 }
 
 #: What each exit code of :func:`main` means (also in ``eqglb --help``).
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "partly failed (eqglb sweep: some points failed; run it again to retry them) or an "
-       "internal error",
+    "internal error",
     2: "bad input (invalid option, scenario error, failed solve, unwritable --out)",
     130: "interrupted",
 }
@@ -155,8 +167,7 @@ def _load_lazy(name: str) -> Any:
     """The click command of the lazy subcommand ``name`` (imports its module)."""
     spec = LAZY_COMMANDS[name]
     obj = getattr(importlib.import_module(spec.module), spec.attribute)
-    tmp = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                      rich_markup_mode=None)
+    tmp = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     if isinstance(obj, typer.Typer):
         tmp.add_typer(obj, name=name)
     else:
@@ -223,8 +234,8 @@ app = typer.Typer(
     name="eqglb",
     cls=_LazyGroup,
     help="Equitable geographical load balancing (GLB) of AI inference: compare routing "
-         "policies on energy cost [USD], regional carbon [kg CO2], water [L] and quality "
-         "loss [-].",
+    "policies on energy cost [USD], regional carbon [kg CO2], water [L] and quality "
+    "loss [-].",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -232,68 +243,160 @@ app = typer.Typer(
 )
 
 # --------------------------------------------------------------------------- option aliases
-ScenarioOpt = Annotated[Path | None, typer.Option(
-    "--scenario", "-s", metavar="DIR",
-    help="Scenario folder (scenario.toml + tables, see docs/scenario-format.md). "
-         "Default: the built-in scenario (10 eGLB sites, 4 Qwen3 models, hourly).")]
-DaysOpt = Annotated[int, typer.Option(
-    "--days", min=1, metavar="N", help="Horizon of the built-in scenario [days] (ignored with --scenario).")]
-SeedOpt = Annotated[int, typer.Option(
-    "--seed", min=0, metavar="SEED", help="Seed of the built-in scenario's synthetic signals (ignored with "
-                          "--scenario).")]
-PolicyOpt = Annotated[list[str] | None, typer.Option(
-    "--policy", "-p", metavar="NAME",
-    help="Policy to run; repeat for several (see `eqglb policies`). Default: "
-         + ", ".join(DEFAULT_POLICIES) + ".")]
-QOpt = Annotated[str | None, typer.Option(
-    "--q", metavar="Q", help=f"Norm order q >= 1 of every equity term, or 'inf' for the worst region "
-                f"(minimax, as eGLB). q = 1 is the equity-oblivious total. Default: {DEFAULT_Q}.")]
-QSocialOpt = Annotated[str | None, typer.Option(
-    "--q-social", metavar="Q", help="Norm order of the quality-loss term (overrides --q).")]
-QCarbonOpt = Annotated[str | None, typer.Option(
-    "--q-carbon", metavar="Q", help="Norm order of the carbon term, or of the combined environmental "
-                       "term with --combined-env (overrides --q).")]
-QWaterOpt = Annotated[str | None, typer.Option(
-    "--q-water", metavar="Q", help="Norm order of the water term (overrides --q).")]
-MuSocialOpt = Annotated[float | None, typer.Option(
-    "--mu-social", min=0.0, metavar="USD",
-    help="Weight of the quality-loss norm [USD per unit of average quality loss per "
-         "request] ([USD per request of loss] with --total-quality). Default: "
-         f"{DEFAULT_QUALITY_VALUE:g} USD per request per unit of loss (about the price of a "
-         "long answer from a frontier API model) times the mean requests per region over "
-         "the horizon, so the trade-off does not depend on --days.")]
-MuCarbonOpt = Annotated[float, typer.Option(
-    "--mu-carbon", min=0.0, metavar="USD/KG",
-    help="Weight of the carbon norm [USD/kg CO2]. Default: the US EPA (2023) social cost "
-         "of carbon, ~190 USD/t. (eGLB used 1.5 USD/kg.)")]
-MuWaterOpt = Annotated[float, typer.Option(
-    "--mu-water", min=0.0, metavar="USD/L",
-    help="Weight of the water norm [USD/L]. Default: 10 USD/m3, a scarcity-adjusted value "
-         "of consumed fresh water. (eGLB used 0.06 USD/L.)")]
-CombinedEnvOpt = Annotated[bool, typer.Option(
-    "--combined-env", help="Use one norm (order --q-carbon) of the combined regional cost "
-                           "mu_carbon C_i + mu_water W_i [USD] instead of two norms.")]
-TotalQualityOpt = Annotated[bool, typer.Option(
-    "--total-quality", help="Quality cost of a region = total loss [requests] instead of "
-                            "the average loss per request [-].")]
-ModelRuleOpt = Annotated[ModelRule, typer.Option(
-    "--model-rule", case_sensitive=False,
-    help="How policies choose model sizes: weighted (default; baselines add mu_social x "
-         "the total quality loss to their own cost, the equitable policy uses its quality "
-         "term), best (each slot keeps its best achievable total quality, for every "
-         "policy), free (baselines: own cost only).")]
-SolverOpt = Annotated[str | None, typer.Option(
-    "--solver", metavar="NAME", help="cvxpy solver name (default: HIGHS for linear problems, CLARABEL "
-                     "otherwise).")]
-BaselineOpt = Annotated[str, typer.Option(
-    "--baseline", metavar="POLICY", help="Policy the overheads [%] are measured against; run as well if not "
-                       "among --policy.")]
-OutOpt = Annotated[Path | None, typer.Option(
-    "--out", "-o", metavar="DIR",
-    help="Folder to write metrics.json, regions.csv, dispatch.parquet, report.md and PNG "
-         "figures to (created if missing).")]
-PlotsOpt = Annotated[bool, typer.Option(
-    "--plots/--no-plots", help="Write PNG figures with --out.")]
+ScenarioOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--scenario",
+        "-s",
+        metavar="DIR",
+        help="Scenario folder (scenario.toml + tables, see docs/scenario-format.md). "
+        "Default: the built-in scenario (10 eGLB sites, 4 Qwen3 models, hourly).",
+    ),
+]
+DaysOpt = Annotated[
+    int,
+    typer.Option(
+        "--days",
+        min=1,
+        metavar="N",
+        help="Horizon of the built-in scenario [days] (ignored with --scenario).",
+    ),
+]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        min=0,
+        metavar="SEED",
+        help="Seed of the built-in scenario's synthetic signals (ignored with --scenario).",
+    ),
+]
+PolicyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        "-p",
+        metavar="NAME",
+        help="Policy to run; repeat for several (see `eqglb policies`). Default: "
+        + ", ".join(DEFAULT_POLICIES)
+        + ".",
+    ),
+]
+QOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--q",
+        metavar="Q",
+        help=f"Norm order q >= 1 of every equity term, or 'inf' for the worst region "
+        f"(minimax, as eGLB). q = 1 is the equity-oblivious total. Default: {DEFAULT_Q}.",
+    ),
+]
+QSocialOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--q-social", metavar="Q", help="Norm order of the quality-loss term (overrides --q)."
+    ),
+]
+QCarbonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--q-carbon",
+        metavar="Q",
+        help="Norm order of the carbon term, or of the combined environmental "
+        "term with --combined-env (overrides --q).",
+    ),
+]
+QWaterOpt = Annotated[
+    str | None,
+    typer.Option("--q-water", metavar="Q", help="Norm order of the water term (overrides --q)."),
+]
+MuSocialOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mu-social",
+        min=0.0,
+        metavar="USD",
+        help="Weight of the quality-loss norm [USD per unit of average quality loss per "
+        "request] ([USD per request of loss] with --total-quality). Default: "
+        f"{DEFAULT_QUALITY_VALUE:g} USD per request per unit of loss (about the price of a "
+        "long answer from a frontier API model) times the mean requests per region over "
+        "the horizon, so the trade-off does not depend on --days.",
+    ),
+]
+MuCarbonOpt = Annotated[
+    float,
+    typer.Option(
+        "--mu-carbon",
+        min=0.0,
+        metavar="USD/KG",
+        help="Weight of the carbon norm [USD/kg CO2]. Default: the US EPA (2023) social cost "
+        "of carbon, ~190 USD/t. (eGLB used 1.5 USD/kg.)",
+    ),
+]
+MuWaterOpt = Annotated[
+    float,
+    typer.Option(
+        "--mu-water",
+        min=0.0,
+        metavar="USD/L",
+        help="Weight of the water norm [USD/L]. Default: 10 USD/m3, a scarcity-adjusted value "
+        "of consumed fresh water. (eGLB used 0.06 USD/L.)",
+    ),
+]
+CombinedEnvOpt = Annotated[
+    bool,
+    typer.Option(
+        "--combined-env",
+        help="Use one norm (order --q-carbon) of the combined regional cost "
+        "mu_carbon C_i + mu_water W_i [USD] instead of two norms.",
+    ),
+]
+TotalQualityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--total-quality",
+        help="Quality cost of a region = total loss [requests] instead of "
+        "the average loss per request [-].",
+    ),
+]
+ModelRuleOpt = Annotated[
+    ModelRule,
+    typer.Option(
+        "--model-rule",
+        case_sensitive=False,
+        help="How policies choose model sizes: weighted (default; baselines add mu_social x "
+        "the total quality loss to their own cost, the equitable policy uses its quality "
+        "term), best (each slot keeps its best achievable total quality, for every "
+        "policy), free (baselines: own cost only).",
+    ),
+]
+SolverOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--solver",
+        metavar="NAME",
+        help="cvxpy solver name (default: HIGHS for linear problems, CLARABEL otherwise).",
+    ),
+]
+BaselineOpt = Annotated[
+    str,
+    typer.Option(
+        "--baseline",
+        metavar="POLICY",
+        help="Policy the overheads [%] are measured against; run as well if not among --policy.",
+    ),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Folder to write metrics.json, regions.csv, dispatch.parquet, report.md and PNG "
+        "figures to (created if missing).",
+    ),
+]
+PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG figures with --out.")]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -355,8 +458,9 @@ def _load_plugins() -> None:
             raise
 
 
-def load_scenario(scenario: Path | None = None, days: int = DEFAULT_DAYS,
-                  seed: int = 0) -> Scenario:
+def load_scenario(
+    scenario: Path | None = None, days: int = DEFAULT_DAYS, seed: int = 0
+) -> Scenario:
     """The scenario folder at ``scenario``, or the built-in scenario of ``days`` days."""
     if scenario is not None:
         from eqglb.io.scenario_format import read_scenario
@@ -367,19 +471,37 @@ def load_scenario(scenario: Path | None = None, days: int = DEFAULT_DAYS,
     return builtin_scenario(days=days, seed=seed)
 
 
-def build_objective(sc: Scenario, *, q: str | None = None, q_social: str | None = None,
-                    q_carbon: str | None = None, q_water: str | None = None,
-                    mu_social: float | None = None, mu_carbon: float = DEFAULT_MU_CARBON,
-                    mu_water: float = DEFAULT_MU_WATER, combined_env: bool = False,
-                    total_quality: bool = False, normalize: bool = True) -> Objective:
+def build_objective(
+    sc: Scenario,
+    *,
+    q: str | None = None,
+    q_social: str | None = None,
+    q_carbon: str | None = None,
+    q_water: str | None = None,
+    mu_social: float | None = None,
+    mu_carbon: float = DEFAULT_MU_CARBON,
+    mu_water: float = DEFAULT_MU_WATER,
+    combined_env: bool = False,
+    total_quality: bool = False,
+    normalize: bool = True,
+) -> Objective:
     """:func:`eqglb.defaults.build_objective` with bad options as :class:`CLIError`."""
     from eqglb import defaults
 
     try:
         return defaults.build_objective(
-            sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
-            mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-            combined_env=combined_env, total_quality=total_quality, normalize=normalize)
+            sc,
+            q=q,
+            q_social=q_social,
+            q_carbon=q_carbon,
+            q_water=q_water,
+            mu_social=mu_social,
+            mu_carbon=mu_carbon,
+            mu_water=mu_water,
+            combined_env=combined_env,
+            total_quality=total_quality,
+            normalize=normalize,
+        )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -404,8 +526,9 @@ def _check_policies(names: Sequence[str]) -> list[str]:
     out = list(dict.fromkeys(names))
     unknown = [n for n in out if n not in REGISTRY]
     if unknown:
-        raise CLIError(f"unknown policy {unknown[0]!r}; choose from {list(REGISTRY)} "
-                       "(see `eqglb policies`)")
+        raise CLIError(
+            f"unknown policy {unknown[0]!r}; choose from {list(REGISTRY)} (see `eqglb policies`)"
+        )
     return out
 
 
@@ -413,16 +536,23 @@ def _check_policies(names: Sequence[str]) -> list[str]:
 def _quiet_solvers() -> Iterator[None]:
     """Hide solver chatter: the status is reported in the table's flag column instead."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Solution may be inaccurate",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="Solution may be inaccurate", category=UserWarning
+        )
         yield
 
 
-def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
-                   model_rule: str = DEFAULT_MODEL_RULE, solver: str | None = None,
-                   console: Console | None = None, progress: bool = True,
-                   tol: float | None = None
-                   ) -> tuple[dict[str, Dispatch], dict[str, Evaluation]]:
+def solve_policies(
+    sc: Scenario,
+    names: Sequence[str],
+    objective: Objective,
+    *,
+    model_rule: str = DEFAULT_MODEL_RULE,
+    solver: str | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    tol: float | None = None,
+) -> tuple[dict[str, Dispatch], dict[str, Evaluation]]:
     """Run every policy in ``names`` on ``sc``; all are evaluated with ``objective``.
 
     Shows a rich progress bar (spinner, policy being solved) on ``console`` (stderr by
@@ -450,10 +580,19 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
     dispatches: dict[str, Dispatch] = {}
     evals: dict[str, Evaluation] = {}
     silence_highs_banner()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not (progress and console.is_terminal)
-                  ) as bar, _quiet_solvers():
+    with (
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not (progress and console.is_terminal),
+        ) as bar,
+        _quiet_solvers(),
+    ):
         task = bar.add_task("solving", total=len(names))
         for name in names:
             bar.update(task, description=f"solving [bold]{escape(name)}[/]")
@@ -466,8 +605,9 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
                 bar.update(_task, completed=done, total=total)
 
             try:
-                dispatch, ev = run_policy(sc, policy, objective,
-                                          progress=on_slot if slots is not None else None)
+                dispatch, ev = run_policy(
+                    sc, policy, objective, progress=on_slot if slots is not None else None
+                )
             except SolveError as exc:
                 raise CLIError(f"policy {name!r}: {exc}") from exc
             if slots is not None:
@@ -476,8 +616,10 @@ def solve_policies(sc: Scenario, names: Sequence[str], objective: Objective, *,
             status = ev.info.status if ev.info is not None else "done"
             style = "red" if ev.flagged else "green"
             if progress:
-                bar.console.print(f"  [{style}]{escape(name)}[/]: {escape(status)} in "
-                                  f"{ev.extra.get('wall_time_s', math.nan):.1f} s")
+                bar.console.print(
+                    f"  [{style}]{escape(name)}[/]: {escape(status)} in "
+                    f"{ev.extra.get('wall_time_s', math.nan):.1f} s"
+                )
             bar.advance(task)
     return dispatches, evals
 
@@ -494,13 +636,20 @@ def check_out_dir(out: Path | None) -> None:
         raise CLIError(f"--out {out}: {parent} is not writable; give a folder you can write")
 
 
-def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
-                  evals: dict[str, Evaluation], *, baseline: str | None,
-                  objective: Objective | None = None, plots: bool = True,
-                  provenance: dict[str, Any] | None = None,
-                  extra: dict[str, Any] | None = None,
-                  frontier: list[dict[str, Any]] | None = None,
-                  notes: Sequence[str] = ()) -> list[Path]:
+def write_outputs(
+    out: Path,
+    sc: Scenario,
+    dispatches: dict[str, Dispatch],
+    evals: dict[str, Evaluation],
+    *,
+    baseline: str | None,
+    objective: Objective | None = None,
+    plots: bool = True,
+    provenance: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    frontier: list[dict[str, Any]] | None = None,
+    notes: Sequence[str] = (),
+) -> list[Path]:
     """Write metrics.json, regions.csv, dispatch.parquet, report.md, report.html and
     figures to ``out``."""
     from eqglb import report
@@ -511,24 +660,47 @@ def write_outputs(out: Path, sc: Scenario, dispatches: dict[str, Dispatch],
     extra = dict(extra or {})
     if frontier is not None:
         extra["frontier"] = frontier
-    paths = [report.write_metrics_json(evals, out / "metrics.json", baseline,
-                                       provenance=provenance, extra=extra),
-             out / "regions.csv", out / "dispatch.parquet"]
+    paths = [
+        report.write_metrics_json(
+            evals, out / "metrics.json", baseline, provenance=provenance, extra=extra
+        ),
+        out / "regions.csv",
+        out / "dispatch.parquet",
+    ]
     report.write_region_csv(evals, out / "regions.csv")
     report.write_dispatch_parquet(dispatches, sc, out / "dispatch.parquet")
     figures: list[Path] = []
     if plots:
         figures = report.plot_regional_bars(evals, out, provenance=provenance)
-    paths.append(report.write_markdown_report(
-        evals, out / "report.md", baseline=baseline, scenario=sc, objective=objective,
-        title=f"eqglb run on {sc.name}", figures=figures, notes=notes,
-        provenance=provenance, dispatches=dispatches))
+    paths.append(
+        report.write_markdown_report(
+            evals,
+            out / "report.md",
+            baseline=baseline,
+            scenario=sc,
+            objective=objective,
+            title=f"eqglb run on {sc.name}",
+            figures=figures,
+            notes=notes,
+            provenance=provenance,
+            dispatches=dispatches,
+        )
+    )
     if plots:  # the HTML report's figures need matplotlib, as the PNGs do
         from eqglb.report_html import write_html_report
 
-        paths.append(write_html_report(out / "report.html", evals, sc, objective=objective,
-                                       frontier=frontier, provenance=provenance,
-                                       baseline=baseline, dispatches=dispatches))
+        paths.append(
+            write_html_report(
+                out / "report.html",
+                evals,
+                sc,
+                objective=objective,
+                frontier=frontier,
+                provenance=provenance,
+                baseline=baseline,
+                dispatches=dispatches,
+            )
+        )
     return paths + figures
 
 
@@ -543,27 +715,46 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
-                                          callback=_version, is_eager=True)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Equitable geographical load balancing (GLB) of AI inference."""
 
 
 _DEFAULT_RULE = ModelRule(DEFAULT_MODEL_RULE)
-WideOpt = Annotated[bool, typer.Option(
-    "--wide", help="One wide table instead of two that fit 100 columns.")]
-SwitchesOpt = Annotated[bool, typer.Option(
-    "--switches/--no-switches",
-    help="Also solve the equitable optimum with equity on one term at a time (the others "
-         "at q = 1) to show which regulariser moves which burden (on by default with "
-         "--out).")]
-TolOpt = Annotated[float, typer.Option(
-    "--tol", min=0.0, metavar="GAP",
-    help="Relative certified gap [-] below which an exact result is called optimal.")]
-NormalizeOpt = Annotated[bool, typer.Option(
-    "--normalize/--plain-norms",
-    help="Apply the per-unit weights to normalised norms n^(1-1/q) ||v||_q (default: the "
-         "same weights mean the same at every q) or to plain L_q norms (as docs/model.md).")]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="One wide table instead of two that fit 100 columns.")
+]
+SwitchesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--switches/--no-switches",
+        help="Also solve the equitable optimum with equity on one term at a time (the others "
+        "at q = 1) to show which regulariser moves which burden (on by default with "
+        "--out).",
+    ),
+]
+TolOpt = Annotated[
+    float,
+    typer.Option(
+        "--tol",
+        min=0.0,
+        metavar="GAP",
+        help="Relative certified gap [-] below which an exact result is called optimal.",
+    ),
+]
+NormalizeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--normalize/--plain-norms",
+        help="Apply the per-unit weights to normalised norms n^(1-1/q) ||v||_q (default: the "
+        "same weights mean the same at every q) or to plain L_q norms (as docs/model.md).",
+    ),
+]
 
 
 @app.command("run")
@@ -608,40 +799,64 @@ def run_command(
     names = _check_policies(names)
     check_out_dir(out)
     sc = load_scenario(scenario, days=days, seed=seed)
-    obj = build_objective(sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
-                          mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-                          combined_env=combined_env, total_quality=total_quality,
-                          normalize=normalize)
+    obj = build_objective(
+        sc,
+        q=q,
+        q_social=q_social,
+        q_carbon=q_carbon,
+        q_water=q_water,
+        mu_social=mu_social,
+        mu_carbon=mu_carbon,
+        mu_water=mu_water,
+        combined_env=combined_env,
+        total_quality=total_quality,
+        normalize=normalize,
+    )
     con = _stdout()
     T, N, J, K = sc.shape
-    con.print(f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
-              f"{T} slots of {sc.slot_hours:g} h from {sc.time[0]:%Y-%m-%d %H:%M} UTC")
+    con.print(
+        f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
+        f"{T} slots of {sc.slot_hours:g} h from {sc.time[0]:%Y-%m-%d %H:%M} UTC"
+    )
     unit = obj.unit_weights()
     con.print(f"objective [USD]: {escape(obj.describe())}")
-    con.print(f"[dim]per-unit weights: mu_social {unit['mu_social']:.4g} \\[USD per unit of "
-              f"S], mu_carbon {unit['mu_carbon']:.4g} \\[USD/kg], mu_water "
-              f"{unit['mu_water']:.4g} \\[USD/L]"
-              + ("; normalised norms n^(1-1/q) ||v||_q" if obj.norm_sizes else "") + "[/]")
-    con.print(f"[dim]quality rule ({escape(model_rule.value)}): "
-              + escape(_RULE_TEXT[model_rule.value]) + "[/]")
-    dispatches, evals = solve_policies(sc, names, obj, model_rule=model_rule.value,
-                                       solver=solver, tol=tol)
-    for tab in report.comparison_tables(evals, obj, scenario=sc, dispatches=dispatches,
-                                        reference="equitable" if "equitable" in evals
-                                        else baseline, model_rule=model_rule.value,
-                                        wide=wide):
+    con.print(
+        f"[dim]per-unit weights: mu_social {unit['mu_social']:.4g} \\[USD per unit of "
+        f"S], mu_carbon {unit['mu_carbon']:.4g} \\[USD/kg], mu_water "
+        f"{unit['mu_water']:.4g} \\[USD/L]"
+        + ("; normalised norms n^(1-1/q) ||v||_q" if obj.norm_sizes else "")
+        + "[/]"
+    )
+    con.print(
+        f"[dim]quality rule ({escape(model_rule.value)}): "
+        + escape(_RULE_TEXT[model_rule.value])
+        + "[/]"
+    )
+    dispatches, evals = solve_policies(
+        sc, names, obj, model_rule=model_rule.value, solver=solver, tol=tol
+    )
+    for tab in report.comparison_tables(
+        evals,
+        obj,
+        scenario=sc,
+        dispatches=dispatches,
+        reference="equitable" if "equitable" in evals else baseline,
+        model_rule=model_rule.value,
+        wide=wide,
+    ):
         con.print(tab)
     effect = comparison.equity_effect(evals, obj)
-    shares = (comparison.term_shares(evals["equitable"], obj) if "equitable" in evals
-              else None)
+    shares = comparison.term_shares(evals["equitable"], obj) if "equitable" in evals else None
     qtext = _q_text(obj)
     lines = report.headline_lines(effect, shares, q_label=qtext)
     for line in lines:
         con.print(escape(line))
     flagged = [n for n, ev in evals.items() if ev.flagged]
     if flagged:
-        con.print(f"[red]flagged[/]: {', '.join(flagged)} (not certified optimal or "
-                  "constraints violated; see the status column)")
+        con.print(
+            f"[red]flagged[/]: {', '.join(flagged)} (not certified optimal or "
+            "constraints violated; see the status column)"
+        )
     sw = None
     # the run's own equitable and q = 1 optima are reused (same solver) by the switches
     # and the frontier instead of being solved again
@@ -650,22 +865,36 @@ def run_command(
         sw = comparison.switches(sc, obj, model_rule=model_rule.value, tol=tol, cache=cache)
         con.print(report.switches_table(sw))
     if out is not None:
-        prov = comparison.provenance(sc, obj, model_rule=model_rule.value,
-                                     days=None if scenario else days,
-                                     seed=None if scenario else seed, tol=tol)
-        frontier = comparison.frontier(sc, obj, model_rule=model_rule.value, tol=tol,
-                                       cache=cache)
-        paths = write_outputs(out, sc, dispatches, evals, baseline=baseline, objective=obj,
-                              plots=plots, provenance=prov, frontier=frontier,
-                              extra={"headline": effect, "term_shares": shares,
-                                     "switches": sw}, notes=lines)
-        con.print(f"wrote {len(paths)} files to {escape(str(out))}: "
-                  + ", ".join(p.name for p in paths))
+        prov = comparison.provenance(
+            sc,
+            obj,
+            model_rule=model_rule.value,
+            days=None if scenario else days,
+            seed=None if scenario else seed,
+            tol=tol,
+        )
+        frontier = comparison.frontier(sc, obj, model_rule=model_rule.value, tol=tol, cache=cache)
+        paths = write_outputs(
+            out,
+            sc,
+            dispatches,
+            evals,
+            baseline=baseline,
+            objective=obj,
+            plots=plots,
+            provenance=prov,
+            frontier=frontier,
+            extra={"headline": effect, "term_shares": shares, "switches": sw},
+            notes=lines,
+        )
+        con.print(
+            f"wrote {len(paths)} files to {escape(str(out))}: " + ", ".join(p.name for p in paths)
+        )
 
 
 _RULE_TEXT = {
     "weighted": "every baseline adds the same quality value mu_s sum_j S_j (q = 1) to its "
-                "own cost; the exact rows use the objective's own quality term",
+    "own cost; the exact rows use the objective's own quality term",
     "best": "every policy first keeps each slot's best achievable total quality",
     "free": "baselines minimise their own cost only (models chosen by that cost)",
 }
@@ -673,11 +902,10 @@ _RULE_TEXT = {
 
 def _q_text(obj: Objective) -> str:
     qs = {obj.q_social, obj.q_carbon, obj.q_water}
-    fmt = (lambda v: "inf" if math.isinf(v) else f"{v:g}")  # noqa: E731
+    fmt = lambda v: "inf" if math.isinf(v) else f"{v:g}"  # noqa: E731
     if len(qs) == 1:
         return f"q = {fmt(qs.pop())}"
-    return (f"q = {fmt(obj.q_social)}/{fmt(obj.q_carbon)}/{fmt(obj.q_water)} "
-            "(quality/carbon/water)")
+    return f"q = {fmt(obj.q_social)}/{fmt(obj.q_carbon)}/{fmt(obj.q_water)} (quality/carbon/water)"
 
 
 @app.command("policies")
@@ -693,8 +921,11 @@ def policies_command() -> None:
     tab.add_column("description")
     tab.add_column("default", justify="center")
     for name in REGISTRY:
-        tab.add_row(escape(name), escape(DESCRIPTIONS.get(name, "")),
-                    "yes" if name in DEFAULT_POLICIES else "")
+        tab.add_row(
+            escape(name),
+            escape(DESCRIPTIONS.get(name, "")),
+            "yes" if name in DEFAULT_POLICIES else "",
+        )
     _stdout().print(tab)
 
 
@@ -729,8 +960,9 @@ def _option_message(exc: BaseException, args: Sequence[str]) -> str:
         with contextlib.suppress(Exception):
             message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
         return message
-    opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")] or \
-        list(getattr(param, "opts", None) or [])
+    opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")] or list(
+        getattr(param, "opts", None) or []
+    )
     name = opts[0] if opts else (getattr(param, "human_readable_name", None) or param.name)
     given = _given_value(args, list(getattr(param, "opts", None) or []))
     where = f"{name} {given}" if given is not None else str(name)
@@ -745,7 +977,7 @@ def _given_value(args: Sequence[str], opts: Sequence[str]) -> str | None:
             if a == o and i + 1 < len(args):
                 found = args[i + 1]
             elif a.startswith(o + "=") and o.startswith("--"):
-                found = a[len(o) + 1:]
+                found = a[len(o) + 1 :]
     return found
 
 
@@ -753,8 +985,11 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions reported as bad input (exit code 2); the eqglb ones only if their module
     was imported (otherwise they cannot have been raised)."""
     out: list[type[BaseException]] = [CLIError, ValueError, OSError, ImportError]
-    for module, name in (("eqglb.scenario", "ScenarioError"), ("eqglb.policies", "SolveError"),
-                         ("eqglb.policies.base", "SolveError")):
+    for module, name in (
+        ("eqglb.scenario", "ScenarioError"),
+        ("eqglb.policies", "SolveError"),
+        ("eqglb.policies.base", "SolveError"),
+    ):
         mod = sys.modules.get(module)
         if mod is not None and isinstance(getattr(mod, name, None), type):
             out.append(getattr(mod, name))

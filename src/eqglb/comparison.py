@@ -62,8 +62,12 @@ def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
 
     o = objective
     terms = objective_terms(o, _regional(ev))
-    out = {"energy": terms["energy"], "quality": terms.get("social", 0.0),
-           "carbon": terms.get("carbon", 0.0), "water": terms.get("water", 0.0)}
+    out = {
+        "energy": terms["energy"],
+        "quality": terms.get("social", 0.0),
+        "carbon": terms.get("carbon", 0.0),
+        "water": terms.get("water", 0.0),
+    }
     if "environment" in terms:
         tc, tw = o.mu_carbon * _vec(ev.carbon).sum(), o.mu_water * _vec(ev.water).sum()
         share = tc / (tc + tw) if tc + tw > 0 else 0.5
@@ -83,13 +87,17 @@ def model_mix(sc: Scenario, dispatch: Dispatch) -> dict[str, float]:
     """Share of all requests served by each model [-]."""
     per = np.asarray(dispatch.y).sum(axis=(0, 1, 2))
     tot = float(per.sum())
-    return {m: (float(v) / tot if tot > 0 else 0.0) for m, v in zip(sc.models, per,
-                                                                      strict=True)}
+    return {m: (float(v) / tot if tot > 0 else 0.0) for m, v in zip(sc.models, per, strict=True)}
 
 
-def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
-                  equitable: str = "equitable", oblivious: str = "weighted",
-                  cost_only: str = "cost-only") -> dict[str, Any] | None:
+def equity_effect(
+    evals: Mapping[str, Evaluation],
+    objective: Objective,
+    *,
+    equitable: str = "equitable",
+    oblivious: str = "weighted",
+    cost_only: str = "cost-only",
+) -> dict[str, Any] | None:
     """Equity effect, price of fairness and levelling down (module docstring), or None
     when the equitable or the equity-oblivious row is missing."""
     if equitable not in evals or oblivious not in evals:
@@ -102,22 +110,36 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
         return objective_value(q1, _regional(ev))
 
     worst = {}
-    for name, key in (("carbon_max_kg", "carbon"), ("water_max_l", "water"),
-                      ("quality_loss_max", "social")):
+    for name, key in (
+        ("carbon_max_kg", "carbon"),
+        ("water_max_l", "water"),
+        ("quality_loss_max", "social"),
+    ):
         old, new = float(ev_max(b, key)), float(ev_max(e, key))
         worst[name] = {"oblivious": old, "equitable": new, "change_pct": pct_change(new, old)}
     s_old, s_new = _vec(b.social), _vec(e.social)
-    worse = [r for r, o, n in zip(b.social, s_old, s_new, strict=True)
-             if n > o * (1 + 1e-6) + 1e-12]
-    level: dict[str, Any] = {"regions_worse": worse, "n_regions": len(s_old),
-             "mean_quality_loss": {"oblivious": float(b.summary["totals"]["mean_quality_loss"]),
-                                   "equitable": float(e.summary["totals"]["mean_quality_loss"])}}
+    worse = [
+        r for r, o, n in zip(b.social, s_old, s_new, strict=True) if n > o * (1 + 1e-6) + 1e-12
+    ]
+    level: dict[str, Any] = {
+        "regions_worse": worse,
+        "n_regions": len(s_old),
+        "mean_quality_loss": {
+            "oblivious": float(b.summary["totals"]["mean_quality_loss"]),
+            "equitable": float(e.summary["totals"]["mean_quality_loss"]),
+        },
+    }
     # levelling down: the worst region gains while the others lose on average
-    level["levelling_down"] = (bool(worse) and worst["quality_loss_max"]["change_pct"] <= 0
-                               and level["mean_quality_loss"]["equitable"]
-                               > level["mean_quality_loss"]["oblivious"] * (1 + 1e-9))
+    level["levelling_down"] = (
+        bool(worse)
+        and worst["quality_loss_max"]["change_pct"] <= 0
+        and level["mean_quality_loss"]["equitable"]
+        > level["mean_quality_loss"]["oblivious"] * (1 + 1e-9)
+    )
     out: dict[str, Any] = {
-        "equitable": equitable, "oblivious": oblivious, "worst": worst,
+        "equitable": equitable,
+        "oblivious": oblivious,
+        "worst": worst,
         "price_of_fairness": {
             "q1_objective_usd": {"oblivious": j1(b), "equitable": j1(e)},
             "pct": pct_change(j1(e), j1(b)),
@@ -127,9 +149,11 @@ def equity_effect(evals: Mapping[str, Evaluation], objective: Objective, *,
     }
     if cost_only in evals:
         c = evals[cost_only].energy_cost
-        out["cost_only"] = {"energy_cost_usd": c,
-                            "equitable_vs_cost_only_pct": pct_change(e.energy_cost, c),
-                            "oblivious_vs_cost_only_pct": pct_change(b.energy_cost, c)}
+        out["cost_only"] = {
+            "energy_cost_usd": c,
+            "equitable_vs_cost_only_pct": pct_change(e.energy_cost, c),
+            "oblivious_vs_cost_only_pct": pct_change(b.energy_cost, c),
+        }
     return out
 
 
@@ -150,12 +174,18 @@ SolveCache = dict[tuple[Any, ...], "Evaluation"]
 def _key(objective: Objective) -> tuple[Any, ...]:
     """Cache key of an objective: its fields, floats to 12 significant digits (the same
     objective reached through per-unit weights and back compares equal)."""
-    return tuple(float(f"{v:.12g}") if isinstance(v, float) else v
-                 for v in dataclasses.astuple(objective))
+    return tuple(
+        float(f"{v:.12g}") if isinstance(v, float) else v for v in dataclasses.astuple(objective)
+    )
 
 
-def solve_cache(objective: Objective, evals: Mapping[str, Evaluation], *,
-                equitable: str = "equitable", oblivious: str = "weighted") -> SolveCache:
+def solve_cache(
+    objective: Objective,
+    evals: Mapping[str, Evaluation],
+    *,
+    equitable: str = "equitable",
+    oblivious: str = "weighted",
+) -> SolveCache:
     """A cache holding the run's equitable (at ``objective``) and equity-oblivious (at
     q = 1) optima, so :func:`switches` and :func:`frontier` do not solve them again."""
     cache: SolveCache = {}
@@ -166,8 +196,14 @@ def solve_cache(objective: Objective, evals: Mapping[str, Evaluation], *,
     return cache
 
 
-def _solve(sc: Scenario, objective: Objective, model_rule: str, label: str,
-           tol: float, cache: SolveCache | None) -> Evaluation:
+def _solve(
+    sc: Scenario,
+    objective: Objective,
+    model_rule: str,
+    label: str,
+    tol: float,
+    cache: SolveCache | None,
+) -> Evaluation:
     """The certified optimum of ``objective`` (from ``cache`` when it is there)."""
     from eqglb.policies import make_policy
     from eqglb.simulate import run_policy
@@ -182,8 +218,14 @@ def _solve(sc: Scenario, objective: Objective, model_rule: str, label: str,
     return ev
 
 
-def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted",
-             tol: float = 1e-6, cache: SolveCache | None = None) -> list[dict[str, Any]]:
+def switches(
+    sc: Scenario,
+    objective: Objective,
+    *,
+    model_rule: str = "weighted",
+    tol: float = 1e-6,
+    cache: SolveCache | None = None,
+) -> list[dict[str, Any]]:
     """Which regulariser moves which burden: the optimum with equity (the run's q) on one
     term at a time, the others at q = 1, same weights; plus all at q = 1 and all at q.
 
@@ -192,25 +234,39 @@ def switches(sc: Scenario, objective: Objective, *, model_rule: str = "weighted"
     energy cost [USD]. ``cache`` (:func:`solve_cache`) holds optima already solved.
     """
     o = objective
-    cases = {"none": o.with_q(1),
-             "quality": o.with_terms(q_carbon=1.0, q_water=1.0),
-             "carbon": o.with_terms(q_social=1.0, q_water=1.0),
-             "water": o.with_terms(q_social=1.0, q_carbon=1.0),
-             "all": o}
+    cases = {
+        "none": o.with_q(1),
+        "quality": o.with_terms(q_carbon=1.0, q_water=1.0),
+        "carbon": o.with_terms(q_social=1.0, q_water=1.0),
+        "water": o.with_terms(q_social=1.0, q_carbon=1.0),
+        "all": o,
+    }
     rows = []
     for label, obj in cases.items():
         ev = _solve(sc, obj, model_rule, f"equity on {label}", tol, cache)
-        rows.append({"equity_on": label, "objective": obj.describe(),
-                     "carbon_max_kg": ev_max(ev, "carbon"), "water_max_l": ev_max(ev, "water"),
-                     "quality_loss_max": ev_max(ev, "social"),
-                     "energy_cost_usd": ev.energy_cost,
-                     "status": str(ev.info.status) if ev.info else None})
+        rows.append(
+            {
+                "equity_on": label,
+                "objective": obj.describe(),
+                "carbon_max_kg": ev_max(ev, "carbon"),
+                "water_max_l": ev_max(ev, "water"),
+                "quality_loss_max": ev_max(ev, "social"),
+                "energy_cost_usd": ev.energy_cost,
+                "status": str(ev.info.status) if ev.info else None,
+            }
+        )
     return rows
 
 
-def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
-        1, 1.5, 2, 3, 4, "inf"), *, model_rule: str = "weighted",
-        tol: float = 1e-6, cache: SolveCache | None = None) -> list[dict[str, Any]]:
+def frontier(
+    sc: Scenario,
+    objective: Objective,
+    qs: Sequence[float | str] = (1, 1.5, 2, 3, 4, "inf"),
+    *,
+    model_rule: str = "weighted",
+    tol: float = 1e-6,
+    cache: SolveCache | None = None,
+) -> list[dict[str, Any]]:
     """The price-of-fairness frontier: the certified optimum at each q (same weights).
 
     Each row: ``q``, ``energy_cost`` [USD], ``objective`` (at that q) [USD],
@@ -225,13 +281,19 @@ def frontier(sc: Scenario, objective: Objective, qs: Sequence[float | str] = (
         obj = objective.with_q(q)
         ev = _solve(sc, obj, model_rule, f"q={q}", tol, cache)
         rc = _regional(ev)
-        rows.append({"q": obj.q_carbon, "energy_cost": ev.energy_cost,
-                     "objective": objective_value(obj, rc),
-                     "q1_objective": objective_value(q1, rc),
-                     "carbon_max": ev_max(ev, "carbon"), "water_max": ev_max(ev, "water"),
-                     "quality_max": ev_max(ev, "social"),
-                     "status": str(ev.info.status) if ev.info else None,
-                     "gap": ev.info.gap if ev.info else None})
+        rows.append(
+            {
+                "q": obj.q_carbon,
+                "energy_cost": ev.energy_cost,
+                "objective": objective_value(obj, rc),
+                "q1_objective": objective_value(q1, rc),
+                "carbon_max": ev_max(ev, "carbon"),
+                "water_max": ev_max(ev, "water"),
+                "quality_max": ev_max(ev, "social"),
+                "status": str(ev.info.status) if ev.info else None,
+                "gap": ev.info.gap if ev.info else None,
+            }
+        )
     return rows
 
 
@@ -243,9 +305,16 @@ def scenario_hash(sc: Scenario) -> str:
     return scenario_fingerprint(sc)[:16]
 
 
-def provenance(sc: Scenario, objective: Objective, *, model_rule: str,
-               argv: Sequence[str] | None = None, days: int | None = None,
-               seed: int | None = None, tol: float | None = None) -> dict[str, Any]:
+def provenance(
+    sc: Scenario,
+    objective: Objective,
+    *,
+    model_rule: str,
+    argv: Sequence[str] | None = None,
+    days: int | None = None,
+    seed: int | None = None,
+    tol: float | None = None,
+) -> dict[str, Any]:
     """What produced a result: version, command line, scenario, weights, q, rule, solver."""
     from eqglb import __version__
 
@@ -255,23 +324,38 @@ def provenance(sc: Scenario, objective: Objective, *, model_rule: str,
     return {
         "eqglb_version": __version__,
         "command": " ".join(["eqglb", *(sys.argv[1:] if argv is None else argv)]),
-        "scenario": {"name": sc.name, "hash": scenario_hash(sc), "slots": sc.n_time,
-                     "days": days, "seed": seed,
-                     "start": f"{sc.time[0]:%Y-%m-%dT%H:%MZ}",
-                     "shape": dict(zip(("time", "datacenter", "region", "model"), sc.shape,
-                                       strict=True))},
+        "scenario": {
+            "name": sc.name,
+            "hash": scenario_hash(sc),
+            "slots": sc.n_time,
+            "days": days,
+            "seed": seed,
+            "start": f"{sc.time[0]:%Y-%m-%dT%H:%MZ}",
+            "shape": dict(zip(("time", "datacenter", "region", "model"), sc.shape, strict=True)),
+        },
         "objective": objective.describe(),
         "weights_per_unit": objective.unit_weights(),
-        "weights_applied": {"mu_social": objective.mu_social,
-                            "mu_carbon": objective.mu_carbon, "mu_water": objective.mu_water},
+        "weights_applied": {
+            "mu_social": objective.mu_social,
+            "mu_carbon": objective.mu_carbon,
+            "mu_water": objective.mu_water,
+        },
         "normalised_norms": objective.norm_sizes is not None,
-        "q": {"social": qs(objective.q_social), "carbon": qs(objective.q_carbon),
-              "water": qs(objective.q_water)},
+        "q": {
+            "social": qs(objective.q_social),
+            "carbon": qs(objective.q_carbon),
+            "water": qs(objective.q_water),
+        },
         "combined_environment": objective.combined_environment,
-        "quality": "average loss per request" if objective.social_average
+        "quality": "average loss per request"
+        if objective.social_average
         else "total loss [requests]",
         "model_rule": model_rule,
         "tolerance": tol,
-        "units": {"mu_social": "USD per unit of S", "mu_carbon": "USD/kg CO2",
-                  "mu_water": "USD/L", "objective": "USD"},
+        "units": {
+            "mu_social": "USD per unit of S",
+            "mu_carbon": "USD/kg CO2",
+            "mu_water": "USD/L",
+            "objective": "USD",
+        },
     }

@@ -84,8 +84,9 @@ class Objective:
         if self.norm_sizes is not None:
             sizes = tuple(int(n) for n in self.norm_sizes)
             if len(sizes) != 2 or min(sizes) < 1:
-                raise ValueError(f"norm_sizes = {self.norm_sizes!r}; give (regions, "
-                                 "datacenters), both >= 1")
+                raise ValueError(
+                    f"norm_sizes = {self.norm_sizes!r}; give (regions, datacenters), both >= 1"
+                )
             object.__setattr__(self, "norm_sizes", sizes)
         for name in ("q_social", "q_carbon", "q_water"):
             object.__setattr__(self, name, parse_q(getattr(self, name)))
@@ -96,18 +97,40 @@ class Objective:
             object.__setattr__(self, name, v)
 
     @classmethod
-    def uniform(cls, q: float | str, mu_social: float = 0.0, mu_carbon: float = 0.0,
-                mu_water: float = 0.0, **kw: Any) -> Objective:
+    def uniform(
+        cls,
+        q: float | str,
+        mu_social: float = 0.0,
+        mu_carbon: float = 0.0,
+        mu_water: float = 0.0,
+        **kw: Any,
+    ) -> Objective:
         """One norm order ``q`` for every term."""
         qv = parse_q(q)
-        return cls(mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-                   q_social=qv, q_carbon=qv, q_water=qv, **kw)
+        return cls(
+            mu_social=mu_social,
+            mu_carbon=mu_carbon,
+            mu_water=mu_water,
+            q_social=qv,
+            q_carbon=qv,
+            q_water=qv,
+            **kw,
+        )
 
     @classmethod
-    def normalized(cls, n_region: int, n_datacenter: int, *, mu_social: float = 0.0,
-                   mu_carbon: float = 0.0, mu_water: float = 0.0, q_social: float | str = 2.0,
-                   q_carbon: float | str = 2.0, q_water: float | str = 2.0,
-                   **kw: Any) -> Objective:
+    def normalized(
+        cls,
+        n_region: int,
+        n_datacenter: int,
+        *,
+        mu_social: float = 0.0,
+        mu_carbon: float = 0.0,
+        mu_water: float = 0.0,
+        q_social: float | str = 2.0,
+        q_carbon: float | str = 2.0,
+        q_water: float | str = 2.0,
+        **kw: Any,
+    ) -> Objective:
         """Objective from per-unit weights, scaled by ``n ** (1 - 1/q)`` per term.
 
         ``mu_social`` [USD per unit of S], ``mu_carbon`` [USD/kg], ``mu_water`` [USD/L] are
@@ -116,21 +139,31 @@ class Objective:
         worst region's burden). q = 1 gives the plain weighted total.
         """
         qs, qc, qw = parse_q(q_social), parse_q(q_carbon), parse_q(q_water)
-        return cls(mu_social=float(mu_social) * _norm_factor(n_region, qs),
-                   mu_carbon=float(mu_carbon) * _norm_factor(n_datacenter, qc),
-                   mu_water=float(mu_water) * _norm_factor(n_datacenter, qw),
-                   q_social=qs, q_carbon=qc, q_water=qw,
-                   norm_sizes=(int(n_region), int(n_datacenter)), **kw)
+        return cls(
+            mu_social=float(mu_social) * _norm_factor(n_region, qs),
+            mu_carbon=float(mu_carbon) * _norm_factor(n_datacenter, qc),
+            mu_water=float(mu_water) * _norm_factor(n_datacenter, qw),
+            q_social=qs,
+            q_carbon=qc,
+            q_water=qw,
+            norm_sizes=(int(n_region), int(n_datacenter)),
+            **kw,
+        )
 
     def unit_weights(self) -> dict[str, float]:
         """Per-unit weights ``mu_social, mu_carbon, mu_water`` (undoing :meth:`normalized`)."""
         if self.norm_sizes is None:
-            return {"mu_social": self.mu_social, "mu_carbon": self.mu_carbon,
-                    "mu_water": self.mu_water}
+            return {
+                "mu_social": self.mu_social,
+                "mu_carbon": self.mu_carbon,
+                "mu_water": self.mu_water,
+            }
         nj, nn = self.norm_sizes
-        return {"mu_social": self.mu_social / _norm_factor(nj, self.q_social),
-                "mu_carbon": self.mu_carbon / _norm_factor(nn, self.q_carbon),
-                "mu_water": self.mu_water / _norm_factor(nn, self.q_water)}
+        return {
+            "mu_social": self.mu_social / _norm_factor(nj, self.q_social),
+            "mu_carbon": self.mu_carbon / _norm_factor(nn, self.q_carbon),
+            "mu_water": self.mu_water / _norm_factor(nn, self.q_water),
+        }
 
     def with_q(self, q: float | str) -> Objective:
         """The same objective with norm order ``q`` on every term (per-unit weights kept)."""
@@ -142,40 +175,59 @@ class Objective:
         ``mu_*`` given and kept are per-unit weights."""
         if self.norm_sizes is None:
             return dataclasses.replace(self, **changes)
-        unit: dict[str, Any] = {**self.unit_weights(), **{
-            k: v for k, v in changes.items() if k.startswith("mu_")}}
-        qs: dict[str, Any] = {"q_social": self.q_social, "q_carbon": self.q_carbon, "q_water": self.q_water,
-              **{k: v for k, v in changes.items() if k.startswith("q_")}}
+        unit: dict[str, Any] = {
+            **self.unit_weights(),
+            **{k: v for k, v in changes.items() if k.startswith("mu_")},
+        }
+        qs: dict[str, Any] = {
+            "q_social": self.q_social,
+            "q_carbon": self.q_carbon,
+            "q_water": self.q_water,
+            **{k: v for k, v in changes.items() if k.startswith("q_")},
+        }
         rest = {k: v for k, v in changes.items() if not k.startswith(("mu_", "q_"))}
         base = dataclasses.replace(self, **rest)
         assert base.norm_sizes is not None
         nj, nn = base.norm_sizes
         return Objective.normalized(
-            nj, nn, mu_social=unit["mu_social"], mu_carbon=unit["mu_carbon"],
-            mu_water=unit["mu_water"], q_social=qs["q_social"], q_carbon=qs["q_carbon"],
-            q_water=qs["q_water"], combined_environment=base.combined_environment,
-            social_average=base.social_average, energy_weight=base.energy_weight)
+            nj,
+            nn,
+            mu_social=unit["mu_social"],
+            mu_carbon=unit["mu_carbon"],
+            mu_water=unit["mu_water"],
+            q_social=qs["q_social"],
+            q_carbon=qs["q_carbon"],
+            q_water=qs["q_water"],
+            combined_environment=base.combined_environment,
+            social_average=base.social_average,
+            energy_weight=base.energy_weight,
+        )
 
     @property
     def is_linear(self) -> bool:
         """True when every active norm has q in {1, inf}: the problem is an LP."""
         qs = [self.q_carbon] if self.combined_environment else [self.q_carbon, self.q_water]
         qs.append(self.q_social)
-        mus = ([self.mu_carbon + self.mu_water] if self.combined_environment
-               else [self.mu_carbon, self.mu_water])
+        mus = (
+            [self.mu_carbon + self.mu_water]
+            if self.combined_environment
+            else [self.mu_carbon, self.mu_water]
+        )
         mus.append(self.mu_social)
         return all(q in (1.0, math.inf) for q, mu in zip(qs, mus, strict=True) if mu > 0)
 
     def describe(self) -> str:
         def qs(q: float) -> str:
             return "inf" if math.isinf(q) else f"{q:g}"
+
         if self.combined_environment:
             env = f"||{self.mu_carbon:g} C + {self.mu_water:g} W||_{qs(self.q_carbon)}"
         else:
-            env = (f"{self.mu_carbon:g} ||C||_{qs(self.q_carbon)} + "
-                   f"{self.mu_water:g} ||W||_{qs(self.q_water)}")
-        energy = ("energy" if self.energy_weight == 1.0
-                  else f"{self.energy_weight:g} energy")
+            env = (
+                f"{self.mu_carbon:g} ||C||_{qs(self.q_carbon)} + "
+                f"{self.mu_water:g} ||W||_{qs(self.q_water)}"
+            )
+        energy = "energy" if self.energy_weight == 1.0 else f"{self.energy_weight:g} energy"
         return f"{energy} + {self.mu_social:g} ||S||_{qs(self.q_social)} + {env}"
 
 
@@ -209,15 +261,15 @@ class Coefficients:
 
 def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
     """Compute the per-request coefficients of ``sc`` (see the module docstring)."""
-    pue = np.asarray(sc.pue)                      # (T, N)
-    eps = np.asarray(sc.energy_per_request)       # (N, K)
-    fac = pue * np.asarray(sc.price)              # USD/kWh of IT energy
+    pue = np.asarray(sc.pue)  # (T, N)
+    eps = np.asarray(sc.energy_per_request)  # (N, K)
+    fac = pue * np.asarray(sc.price)  # USD/kWh of IT energy
     energy_cost = fac[:, :, None] * eps[None]
     carbon = (np.asarray(sc.carbon_intensity) * pue)[:, :, None] * eps[None]
     water = (np.asarray(sc.wue) + pue * np.asarray(sc.ewif))[:, :, None] * eps[None]
     s = np.asarray(sc.quality_loss)
     if social_average:
-        tot = np.asarray(sc.demand).sum(axis=0)   # (J,)
+        tot = np.asarray(sc.demand).sum(axis=0)  # (J,)
         inv = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
         quality = inv[:, None] * s[None, :]
     else:
@@ -248,11 +300,11 @@ class RegionalCosts:
 
 def regional_costs(coef: Coefficients, y: np.ndarray) -> RegionalCosts:
     """Energy cost and regional costs of ``y`` (time, datacenter, region, model)."""
-    load = y.sum(axis=2)                          # (T, N, K) requests
+    load = y.sum(axis=2)  # (T, N, K) requests
     energy = float(np.einsum("tnk,tnk->", coef.energy_cost, load))
     carbon = np.einsum("tnk,tnk->n", coef.carbon, load)
     water = np.einsum("tnk,tnk->n", coef.water, load)
-    per_jk = y.sum(axis=(0, 1))                   # (J, K)
+    per_jk = y.sum(axis=(0, 1))  # (J, K)
     social = np.einsum("jk,jk->j", coef.quality, per_jk)
     return RegionalCosts(energy, carbon, water, social)
 
@@ -265,11 +317,19 @@ def norm_terms(obj: Objective, rc: RegionalCosts) -> list[tuple[str, float, floa
     terms = [("social", obj.mu_social, obj.q_social, np.asarray(rc.social))]
     if obj.combined_environment:
         if obj.mu_carbon > 0 or obj.mu_water > 0:
-            terms.append(("environment", 1.0, obj.q_carbon,
-                          obj.mu_carbon * rc.carbon + obj.mu_water * rc.water))
+            terms.append(
+                (
+                    "environment",
+                    1.0,
+                    obj.q_carbon,
+                    obj.mu_carbon * rc.carbon + obj.mu_water * rc.water,
+                )
+            )
     else:
-        terms += [("carbon", obj.mu_carbon, obj.q_carbon, np.asarray(rc.carbon)),
-                  ("water", obj.mu_water, obj.q_water, np.asarray(rc.water))]
+        terms += [
+            ("carbon", obj.mu_carbon, obj.q_carbon, np.asarray(rc.carbon)),
+            ("water", obj.mu_water, obj.q_water, np.asarray(rc.water)),
+        ]
     return [t for t in terms if t[1] > 0]
 
 

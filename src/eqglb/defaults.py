@@ -60,7 +60,14 @@ __all__ = [
 #: classic baselines (each under the shared quality rule), the equity-oblivious optimum of
 #: the same objective (q = 1) and the equitable optimum at the chosen q.
 DEFAULT_POLICIES: tuple[str, ...] = (
-    "cost-only", "nearest", "energy", "carbon", "water", "weighted", "equitable")
+    "cost-only",
+    "nearest",
+    "energy",
+    "carbon",
+    "water",
+    "weighted",
+    "equitable",
+)
 #: Policy the overheads [%] are measured against: the same objective at q = 1.
 DEFAULT_BASELINE = "weighted"
 #: Horizon of the built-in scenario [days].
@@ -88,12 +95,14 @@ def parse_option_q(value: str | float | None, option: str) -> float | None:
     try:
         return parse_q(value)
     except ValueError:
-        raise ValueError(f"{option} = {value!r} is not a norm order; give a number >= 1 or "
-                         "'inf'") from None
+        raise ValueError(
+            f"{option} = {value!r} is not a norm order; give a number >= 1 or 'inf'"
+        ) from None
 
 
-def default_mu_social(sc: Scenario, *, total_quality: bool = False,
-                      quality_value: float = DEFAULT_QUALITY_VALUE) -> float:
+def default_mu_social(
+    sc: Scenario, *, total_quality: bool = False, quality_value: float = DEFAULT_QUALITY_VALUE
+) -> float:
     """Per-unit quality weight from a value per request [USD per request per unit of loss].
 
     With averaged quality (S_j = loss per request), ``mu_social = quality_value x mean
@@ -108,12 +117,20 @@ def default_mu_social(sc: Scenario, *, total_quality: bool = False,
     return float(quality_value) * per_region
 
 
-def build_objective(sc: Scenario, *, q: str | float | None = None,
-                    q_social: str | float | None = None, q_carbon: str | float | None = None,
-                    q_water: str | float | None = None, mu_social: float | None = None,
-                    mu_carbon: float = DEFAULT_MU_CARBON, mu_water: float = DEFAULT_MU_WATER,
-                    combined_env: bool = False, total_quality: bool = False,
-                    normalize: bool = True) -> Objective:
+def build_objective(
+    sc: Scenario,
+    *,
+    q: str | float | None = None,
+    q_social: str | float | None = None,
+    q_carbon: str | float | None = None,
+    q_water: str | float | None = None,
+    mu_social: float | None = None,
+    mu_carbon: float = DEFAULT_MU_CARBON,
+    mu_water: float = DEFAULT_MU_WATER,
+    combined_env: bool = False,
+    total_quality: bool = False,
+    normalize: bool = True,
+) -> Objective:
     """The objective of the defaults: per-term q falls back to ``q``, then to DEFAULT_Q.
 
     Weights are per-unit [USD/unit]; with ``normalize`` (default) they are applied to
@@ -131,16 +148,27 @@ def build_objective(sc: Scenario, *, q: str | float | None = None,
         qs[term] = qv if qv is not None else base
     if mu_social is None:
         mu_social = default_mu_social(sc, total_quality=total_quality)
-    for name, v in (("--mu-social", mu_social), ("--mu-carbon", mu_carbon),
-                    ("--mu-water", mu_water)):
+    for name, v in (
+        ("--mu-social", mu_social),
+        ("--mu-carbon", mu_carbon),
+        ("--mu-water", mu_water),
+    ):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
             raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
-    kw: dict[str, Any] = {"mu_social": float(mu_social), "mu_carbon": float(mu_carbon),
-          "mu_water": float(mu_water), "q_social": qs["social"], "q_carbon": qs["carbon"],
-          "q_water": qs["water"]}
+    kw: dict[str, Any] = {
+        "mu_social": float(mu_social),
+        "mu_carbon": float(mu_carbon),
+        "mu_water": float(mu_water),
+        "q_social": qs["social"],
+        "q_carbon": qs["carbon"],
+        "q_water": qs["water"],
+    }
     if normalize:
-        return Objective.normalized(len(sc.regions), len(sc.datacenters), **kw,
-                                    combined_environment=combined_env,
-                                    social_average=not total_quality)
-    return Objective(**kw, combined_environment=combined_env,
-                     social_average=not total_quality)
+        return Objective.normalized(
+            len(sc.regions),
+            len(sc.datacenters),
+            **kw,
+            combined_environment=combined_env,
+            social_average=not total_quality,
+        )
+    return Objective(**kw, combined_environment=combined_env, social_average=not total_quality)

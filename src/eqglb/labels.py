@@ -76,28 +76,45 @@ FIELD_DIMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "energy_per_request": (("datacenter", "model"), ("model",)),
     "capacity_per_request": (("model",),),
     "quality_loss": (("model",),),
-    "capacity": (("datacenter",), _TN, ("datacenter", "model"),
-                 ("time", "datacenter", "model")),
+    "capacity": (("datacenter",), _TN, ("datacenter", "model"), ("time", "datacenter", "model")),
     "allowed": (("datacenter", "region", "model"), ("datacenter", "region")),
     "latency": (("datacenter", "region"),),
     "tokens_per_request": (("model",), ("datacenter", "model")),
 }
-_CAPACITY = {"shared": (("datacenter",), _TN),
-             "per_model": (("datacenter", "model"), ("time", "datacenter", "model"))}
+_CAPACITY = {
+    "shared": (("datacenter",), _TN),
+    "per_model": (("datacenter", "model"), ("time", "datacenter", "model")),
+}
 _PLURAL = {"datacenter": "datacenters", "region": "regions", "model": "models"}
-_SERIES_FIELDS = ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                  "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
-                  "allowed", "latency")
-_LONG_NAMES = {"time": "time stamps", "datacenter": "data centre", "region": "region",
-               "model": "model"}
+_SERIES_FIELDS = (
+    "demand",
+    "price",
+    "carbon_intensity",
+    "wue",
+    "ewif",
+    "pue",
+    "energy_per_request",
+    "capacity_per_request",
+    "capacity",
+    "quality_loss",
+    "allowed",
+    "latency",
+)
+_LONG_NAMES = {
+    "time": "time stamps",
+    "datacenter": "data centre",
+    "region": "region",
+    "model": "model",
+}
 
 
 def _xr() -> Any:
     try:
         import xarray
     except ImportError as exc:  # pragma: no cover - the extra is installed in tests
-        raise ImportError("xarray is not installed; install the extra: "
-                          "pip install 'eqglb[xarray]'") from exc
+        raise ImportError(
+            "xarray is not installed; install the extra: pip install 'eqglb[xarray]'"
+        ) from exc
     return xarray
 
 
@@ -122,8 +139,7 @@ class _Labelled:
     what: list[str]  # how each axis is called in messages ("the columns", ...)
 
     def swapped(self) -> _Labelled:
-        return _Labelled(self.field, self.dims, self.axes[::-1], self.values.T,
-                         self.what[::-1])
+        return _Labelled(self.field, self.dims, self.axes[::-1], self.values.T, self.what[::-1])
 
 
 def _axis(index: pd.Index) -> pd.Index | None:
@@ -142,22 +158,25 @@ def _fmt_opts(opts: Sequence[tuple[str, ...]]) -> str:
     return " or ".join("(" + ", ".join(o) + ")" for o in opts)
 
 
-def _from_multi(field: str, series: pd.Series, opts: Sequence[tuple[str, ...]],
-                source: str) -> _Labelled:
+def _from_multi(
+    field: str, series: pd.Series, opts: Sequence[tuple[str, ...]], source: str
+) -> _Labelled:
     """A Series with a MultiIndex (or one long table's value column) as a dense array."""
     names = [str(n) for n in series.index.names]
     match = [o for o in opts if set(o) == set(names) and len(o) == len(names)]
     if not match:
         raise ScenarioError(
             f"{field}: {source} is keyed by {tuple(names)}; expected {_fmt_opts(opts)} "
-            "(rename the index levels or columns to these dimension names)")
+            "(rename the index levels or columns to these dimension names)"
+        )
     dims = match[0]
     ser = series.reorder_levels(list(dims)) if list(dims) != names else series
     if ser.index.has_duplicates:
         dup = ser.index[ser.index.duplicated()][0]
         raise ScenarioError(
             f"{field}: {source} has more than one value for {dict(zip(dims, dup, strict=True))}"
-            "; keep one row per combination")
+            "; keep one row per combination"
+        )
     codes, axes = [], []
     for lev in range(len(dims)):
         vals = ser.index.get_level_values(lev)
@@ -175,7 +194,8 @@ def _from_multi(field: str, series: pd.Series, opts: Sequence[tuple[str, ...]],
         combo = {d: axes[i][first[i]] for i, d in enumerate(dims)}
         raise ScenarioError(
             f"{field}: {source} has no value for {combo} ({int((~filled).sum())} "
-            "combination(s) missing); give one row for every combination")
+            "combination(s) missing); give one row for every combination"
+        )
     return _Labelled(field, dims, axes, dense, [f"{source} {d!r}" for d in dims])
 
 
@@ -189,7 +209,8 @@ def _long_frame(field: str, df: pd.DataFrame, opts: Sequence[tuple[str, ...]]) -
     else:
         raise ScenarioError(
             f"{field}: the long table has value columns {rest}; name the one to use "
-            f"{field!r} (or keep only the dimension columns {dimcols} and one value column)")
+            f"{field!r} (or keep only the dimension columns {dimcols} and one value column)"
+        )
     ser = df.set_index(dimcols)[value]
     if len(dimcols) == 1:
         ser.index = pd.MultiIndex.from_arrays([ser.index], names=dimcols)
@@ -209,12 +230,14 @@ def _layout(field: str, value: Any, opts: Sequence[tuple[str, ...]]) -> _Labelle
         if not match:
             raise ScenarioError(
                 f"{field}: the DataArray has dims {dims}; expected {_fmt_opts(opts)} "
-                "(rename them, e.g. da.rename(dc='datacenter'))")
+                "(rename them, e.g. da.rename(dc='datacenter'))"
+            )
         o = match[0]
         da = value.transpose(*o)
         axes = [_axis(da.indexes[d]) if d in da.indexes else None for d in o]
-        return _Labelled(field, o, axes, np.asarray(da.values),
-                         [f"the coordinate {d!r}" for d in o])
+        return _Labelled(
+            field, o, axes, np.asarray(da.values), [f"the coordinate {d!r}" for d in o]
+        )
     if isinstance(value, pd.Series):
         if isinstance(value.index, pd.MultiIndex):
             return _from_multi(field, value, opts, "the Series index level")
@@ -222,9 +245,11 @@ def _layout(field: str, value: Any, opts: Sequence[tuple[str, ...]]) -> _Labelle
         if not one:
             raise ScenarioError(
                 f"{field}: a Series (one dimension) cannot hold {_fmt_opts(opts)}; give a "
-                "DataFrame, a Series with a MultiIndex of these levels, or a DataArray")
-        return _Labelled(field, one[0], [_axis(value.index)], value.to_numpy(),
-                         ["the Series index"])
+                "DataFrame, a Series with a MultiIndex of these levels, or a DataArray"
+            )
+        return _Labelled(
+            field, one[0], [_axis(value.index)], value.to_numpy(), ["the Series index"]
+        )
     assert isinstance(value, pd.DataFrame)
     if [c for c in value.columns if c in DIMS] == ["time"]:
         value = value.set_index("time")  # a wide table as read from CSV: time column
@@ -234,16 +259,25 @@ def _layout(field: str, value: Any, opts: Sequence[tuple[str, ...]]) -> _Labelle
     if not two:
         one = [o for o in opts if len(o) == 1]
         if one and value.shape[1] == 1:
-            return _Labelled(field, one[0], [_axis(value.index)], value.iloc[:, 0].to_numpy(),
-                             ["the index"])
+            return _Labelled(
+                field, one[0], [_axis(value.index)], value.iloc[:, 0].to_numpy(), ["the index"]
+            )
         raise ScenarioError(
             f"{field}: a wide DataFrame (two dimensions) cannot hold {_fmt_opts(opts)}; "
-            "give a Series keyed by name, a long table or a DataArray")
+            "give a Series keyed by name, a long table or a DataArray"
+        )
     if isinstance(value.columns, pd.MultiIndex):
-        raise ScenarioError(f"{field}: the DataFrame has MultiIndex columns; stack them into "
-                            "a long table or give a DataArray")
-    return _Labelled(field, two[0], [_axis(value.index), _axis(value.columns)],
-                     value.to_numpy(), ["the index", "the columns"])
+        raise ScenarioError(
+            f"{field}: the DataFrame has MultiIndex columns; stack them into "
+            "a long table or give a DataArray"
+        )
+    return _Labelled(
+        field,
+        two[0],
+        [_axis(value.index), _axis(value.columns)],
+        value.to_numpy(),
+        ["the index", "the columns"],
+    )
 
 
 # ---------------------------------------------------------------------------- matching
@@ -266,8 +300,9 @@ def _verb(what: str) -> str:
     return "do" if what.endswith("s") else "does"
 
 
-def _match(field: str, dim: str, labels: pd.Index, target: Sequence[Any] | pd.DatetimeIndex,
-           what: str) -> np.ndarray:
+def _match(
+    field: str, dim: str, labels: pd.Index, target: Sequence[Any] | pd.DatetimeIndex, what: str
+) -> np.ndarray:
     """Positions in ``labels`` of each target label; ScenarioError when they differ."""
     if dim == "time":
         try:
@@ -275,42 +310,53 @@ def _match(field: str, dim: str, labels: pd.Index, target: Sequence[Any] | pd.Da
         except (TypeError, ValueError) as exc:
             raise ScenarioError(
                 f"{field}: {what} should hold time stamps but holds {list(labels[:3])}...; "
-                "give a DatetimeIndex (UTC, or tz-aware)") from exc
+                "give a DatetimeIndex (UTC, or tz-aware)"
+            ) from exc
         tgt = pd.DatetimeIndex(target)
     else:
         lab = pd.Index([str(x) for x in labels])
         tgt = pd.Index([str(x) for x in target])
     if lab.has_duplicates:
         dup = lab[lab.duplicated()].unique()
-        raise ScenarioError(f"{field}: {what} repeats {[str(d) for d in dup[:5]]}; give each "
-                            f"{_LONG_NAMES[dim]} once")
+        raise ScenarioError(
+            f"{field}: {what} repeats {[str(d) for d in dup[:5]]}; give each "
+            f"{_LONG_NAMES[dim]} once"
+        )
     pos = lab.get_indexer(tgt)
     if (pos >= 0).all() and len(lab) == len(tgt):
         return pos
     missing = tgt[pos < 0]
     extra = lab[~lab.isin(tgt)]
     if dim == "time":
+
         def show(ix: pd.Index) -> str:
             return f"{len(ix)} (first {ix[0]:%Y-%m-%d %H:%M} UTC)" if len(ix) else "none"
-        msg = (f"{field}: {what} {_verb(what)} not match the scenario's time: slots missing "
-               f"{show(missing)}, extra {show(extra)}")
+
+        msg = (
+            f"{field}: {what} {_verb(what)} not match the scenario's time: slots missing "
+            f"{show(missing)}, extra {show(extra)}"
+        )
         if len(lab) == len(tgt):
             shift = (lab.sort_values() - tgt.sort_values()).unique()
             if len(shift) == 1:
-                msg += (f"; it is shifted by {_td(shift[0])} from the scenario's time "
-                        "(local time read as UTC?)")
-        raise ScenarioError(msg + "; give tz-aware time stamps, or naive ones in UTC, for "
-                            "exactly the scenario's slots")
+                msg += (
+                    f"; it is shifted by {_td(shift[0])} from the scenario's time "
+                    "(local time read as UTC?)"
+                )
+        raise ScenarioError(
+            msg + "; give tz-aware time stamps, or naive ones in UTC, for "
+            "exactly the scenario's slots"
+        )
     plural = _PLURAL[dim]
     raise ScenarioError(
         f"{field}: {what} {_verb(what)} not match the scenario's {plural}: missing "
         f"{[str(m) for m in missing]}, extra {[str(e) for e in extra]}; label them with the "
-        f"names in `{plural}` (any order), or pass a plain array in `{plural}` order")
+        f"names in `{plural}` (any order), or pass a plain array in `{plural}` order"
+    )
 
 
 def _targets(sc: Any, time: pd.DatetimeIndex) -> dict[str, Sequence[Any]]:
-    return {"time": time, "datacenter": sc.datacenters, "region": sc.regions,
-            "model": sc.models}
+    return {"time": time, "datacenter": sc.datacenters, "region": sc.regions, "model": sc.models}
 
 
 def _apply(lab: _Labelled, targets: Mapping[str, Sequence[Any]]) -> np.ndarray:
@@ -321,7 +367,8 @@ def _apply(lab: _Labelled, targets: Mapping[str, Sequence[Any]]) -> np.ndarray:
             if len(idx[-1]) != len(targets[d]):
                 raise ScenarioError(
                     f"{lab.field}: {what} has {len(idx[-1])} unlabelled entries; the "
-                    f"scenario has {len(targets[d])} {_LONG_NAMES[d]} ({d}): label them")
+                    f"scenario has {len(targets[d])} {_LONG_NAMES[d]} ({d}): label them"
+                )
         else:
             idx.append(_match(lab.field, d, ax, targets[d], what))
     return lab.values[np.ix_(*idx)] if idx else lab.values
@@ -331,8 +378,11 @@ def _aligned(lab: _Labelled, targets: Mapping[str, Sequence[Any]]) -> np.ndarray
     try:
         return _apply(lab, targets)
     except ScenarioError:
-        if len(lab.dims) == 2 and all(a is not None for a in lab.axes) and \
-                lab.what == ["the index", "the columns"]:
+        if (
+            len(lab.dims) == 2
+            and all(a is not None for a in lab.axes)
+            and lab.what == ["the index", "the columns"]
+        ):
             try:
                 return _apply(lab.swapped(), targets)
             except ScenarioError:
@@ -340,8 +390,9 @@ def _aligned(lab: _Labelled, targets: Mapping[str, Sequence[Any]]) -> np.ndarray
         raise
 
 
-def align(field: str, value: Any, sc: Any, time: pd.DatetimeIndex,
-          capacity_mode: str | None = None) -> Any:
+def align(
+    field: str, value: Any, sc: Any, time: pd.DatetimeIndex, capacity_mode: str | None = None
+) -> Any:
     """``value`` aligned to the scenario's labels, or ``value`` itself when unlabelled.
 
     Parameters
@@ -382,12 +433,14 @@ def align_home(home: Any, regions: Sequence[str]) -> Any:
 
 
 # ---------------------------------------------------------------------------- from_frames
-def _broadcast_scalar(value: Any, field: str, sizes: Mapping[str, int],
-                      capacity_mode: str) -> Any:
+def _broadcast_scalar(value: Any, field: str, sizes: Mapping[str, int], capacity_mode: str) -> Any:
     if np.ndim(value) == 0 and not is_labelled(value) and value is not None:
         dims = _options(field, capacity_mode)[0]
-        return np.full(tuple(sizes[d] for d in dims), value,
-                       dtype=bool if isinstance(value, (bool, np.bool_)) else float)
+        return np.full(
+            tuple(sizes[d] for d in dims),
+            value,
+            dtype=bool if isinstance(value, (bool, np.bool_)) else float,
+        )
     return value
 
 
@@ -408,31 +461,80 @@ def _labels_along(field: str, value: Any, dim: str, capacity_mode: str) -> list[
     return [str(x) for x in ax]
 
 
-_INFER = {"time": ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity"),
-          "region": ("demand", "latency", "allowed"),
-          "datacenter": ("price", "carbon_intensity", "wue", "ewif", "pue", "capacity",
-                         "energy_per_request", "latency", "allowed"),
-          "model": ("quality_loss", "capacity_per_request", "energy_per_request",
-                    "tokens_per_request", "allowed")}
+_INFER = {
+    "time": ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity"),
+    "region": ("demand", "latency", "allowed"),
+    "datacenter": (
+        "price",
+        "carbon_intensity",
+        "wue",
+        "ewif",
+        "pue",
+        "capacity",
+        "energy_per_request",
+        "latency",
+        "allowed",
+    ),
+    "model": (
+        "quality_loss",
+        "capacity_per_request",
+        "energy_per_request",
+        "tokens_per_request",
+        "allowed",
+    ),
+}
 
 
-def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewif: Any,
-                pue: Any, energy_per_request: Any, capacity_per_request: Any, capacity: Any,
-                quality_loss: Any, allowed: Any = None, latency: Any = None, home: Any = None,
-                tokens_per_request: Any = None, units: Mapping[str, str] | None = None,
-                datacenters: Sequence[str] | None = None, regions: Sequence[str] | None = None,
-                models: Sequence[str] | None = None, time: Any = None,
-                capacity_mode: str = "shared", name: str = "scenario",
-                description: str = "", attrs: Mapping[str, Any] | None = None,
-                validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+def from_frames(
+    *,
+    demand: Any,
+    price: Any,
+    carbon_intensity: Any,
+    wue: Any,
+    ewif: Any,
+    pue: Any,
+    energy_per_request: Any,
+    capacity_per_request: Any,
+    capacity: Any,
+    quality_loss: Any,
+    allowed: Any = None,
+    latency: Any = None,
+    home: Any = None,
+    tokens_per_request: Any = None,
+    units: Mapping[str, str] | None = None,
+    datacenters: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    time: Any = None,
+    capacity_mode: str = "shared",
+    name: str = "scenario",
+    description: str = "",
+    attrs: Mapping[str, Any] | None = None,
+    validate_feasibility: bool = True,
+    strict: bool = False,
+) -> Scenario:
     """A Scenario from labelled pandas inputs (see :meth:`Scenario.from_frames`)."""
-    given = dict(demand=demand, price=price, carbon_intensity=carbon_intensity, wue=wue,
-                 ewif=ewif, pue=pue, energy_per_request=energy_per_request,
-                 capacity_per_request=capacity_per_request, capacity=capacity,
-                 quality_loss=quality_loss, allowed=allowed, latency=latency,
-                 tokens_per_request=tokens_per_request)
-    names: dict[str, Any] = {"datacenter": datacenters, "region": regions, "model": models,
-                             "time": time}
+    given = dict(
+        demand=demand,
+        price=price,
+        carbon_intensity=carbon_intensity,
+        wue=wue,
+        ewif=ewif,
+        pue=pue,
+        energy_per_request=energy_per_request,
+        capacity_per_request=capacity_per_request,
+        capacity=capacity,
+        quality_loss=quality_loss,
+        allowed=allowed,
+        latency=latency,
+        tokens_per_request=tokens_per_request,
+    )
+    names: dict[str, Any] = {
+        "datacenter": datacenters,
+        "region": regions,
+        "model": models,
+        "time": time,
+    }
     for dim, fields in _INFER.items():
         if names[dim] is not None:
             continue
@@ -446,7 +548,8 @@ def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewi
             raise ScenarioError(
                 f"from_frames: no labelled input names the {_PLURAL.get(dim, 'time stamps')}; "
                 f"give {arg}=[...] or label {fields[0]} (e.g. a DataFrame with "
-                f"{'a time index' if dim == 'time' else dim + ' columns'})")
+                f"{'a time index' if dim == 'time' else dim + ' columns'})"
+            )
     for dim in ("datacenter", "region", "model"):
         names[dim] = tuple(str(n) for n in names[dim])
     t = names["time"]
@@ -455,11 +558,16 @@ def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewi
     if time is None:  # inferred from a frame whose rows may be in any order
         t = t.sort_values()
 
-    _Names = SimpleNamespace(datacenters=names["datacenter"], regions=names["region"],
-                             models=names["model"])
+    _Names = SimpleNamespace(
+        datacenters=names["datacenter"], regions=names["region"], models=names["model"]
+    )
 
-    sizes = {"time": len(t), "datacenter": len(_Names.datacenters),
-             "region": len(_Names.regions), "model": len(_Names.models)}
+    sizes = {
+        "time": len(t),
+        "datacenter": len(_Names.datacenters),
+        "region": len(_Names.regions),
+        "model": len(_Names.models),
+    }
     arrays: dict[str, Any] = {}
     for f, v in given.items():
         if v is None:
@@ -474,8 +582,10 @@ def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewi
         tok = arrays.pop("tokens_per_request")
         for f, u in units.items():
             if f not in _SERIES_FIELDS or f == "allowed":
-                raise UnitError(f"units: {f!r} is not a Scenario field with a unit; use one "
-                                f"of {[x for x in _SERIES_FIELDS if x != 'allowed']}")
+                raise UnitError(
+                    f"units: {f!r} is not a Scenario field with a unit; use one "
+                    f"of {[x for x in _SERIES_FIELDS if x != 'allowed']}"
+                )
             if arrays[f] is None:
                 raise UnitError(f"units: a unit is given for {f!r} but {f} is not given")
             a = np.asarray(arrays[f], dtype=float)
@@ -484,15 +594,25 @@ def from_frames(*, demand: Any, price: Any, carbon_intensity: Any, wue: Any, ewi
                 tk = np.asarray(tok, dtype=float)
                 if f == "energy_per_request" and a.ndim == 2 and tk.ndim == 1:
                     tk = tk[None, :]
-            arrays[f] = convert(f, a, u, slot_hours=slot_h, tokens_per_request=tk,
-                                capacity_mode=capacity_mode)
+            arrays[f] = convert(
+                f, a, u, slot_hours=slot_h, tokens_per_request=tk, capacity_mode=capacity_mode
+            )
     else:
         arrays.pop("tokens_per_request")
     return Scenario(
-        datacenters=_Names.datacenters, regions=_Names.regions, models=_Names.models, time=t,
-        home=home, capacity_mode=capacity_mode, name=name, description=description,
-        attrs=dict(attrs or {}), validate_feasibility=validate_feasibility, strict=strict,
-        **arrays)
+        datacenters=_Names.datacenters,
+        regions=_Names.regions,
+        models=_Names.models,
+        time=t,
+        home=home,
+        capacity_mode=capacity_mode,
+        name=name,
+        description=description,
+        attrs=dict(attrs or {}),
+        validate_feasibility=validate_feasibility,
+        strict=strict,
+        **arrays,
+    )
 
 
 # ---------------------------------------------------------------------------- xarray
@@ -501,10 +621,12 @@ def _naive_utc(time: pd.DatetimeIndex) -> pd.DatetimeIndex:
 
 
 def _coords(sc: Scenario) -> dict[str, Any]:
-    return {"time": ("time", _naive_utc(sc.time), {"timezone": "UTC"}),
-            "datacenter": ("datacenter", np.array(sc.datacenters, dtype=object)),
-            "region": ("region", np.array(sc.regions, dtype=object)),
-            "model": ("model", np.array(sc.models, dtype=object))}
+    return {
+        "time": ("time", _naive_utc(sc.time), {"timezone": "UTC"}),
+        "datacenter": ("datacenter", np.array(sc.datacenters, dtype=object)),
+        "region": ("region", np.array(sc.regions, dtype=object)),
+        "model": ("model", np.array(sc.models, dtype=object)),
+    }
 
 
 _LONG = {
@@ -537,11 +659,20 @@ def scenario_to_xarray(sc: Scenario) -> xr.Dataset:
 
     xr = _xr()
     cap_dims = _TN if sc.capacity_mode == "shared" else ("time", "datacenter", "model")
-    dims = {"demand": ("time", "region"), "price": _TN, "carbon_intensity": _TN, "wue": _TN,
-            "ewif": _TN, "pue": _TN, "energy_per_request": ("datacenter", "model"),
-            "capacity_per_request": ("model",), "capacity": cap_dims,
-            "quality_loss": ("model",), "allowed": ("datacenter", "region", "model"),
-            "latency": ("datacenter", "region")}
+    dims = {
+        "demand": ("time", "region"),
+        "price": _TN,
+        "carbon_intensity": _TN,
+        "wue": _TN,
+        "ewif": _TN,
+        "pue": _TN,
+        "energy_per_request": ("datacenter", "model"),
+        "capacity_per_request": ("model",),
+        "capacity": cap_dims,
+        "quality_loss": ("model",),
+        "allowed": ("datacenter", "region", "model"),
+        "latency": ("datacenter", "region"),
+    }
     data: dict[str, Any] = {}
     for f, d in dims.items():
         a = getattr(sc, f)
@@ -552,60 +683,106 @@ def scenario_to_xarray(sc: Scenario) -> xr.Dataset:
             at["units"] = CANONICAL["capacity_" + sc.capacity_mode if f == "capacity" else f]
         data[f] = (d, np.array(a), at)
     if sc.home is not None:
-        data["home"] = ("region", np.array(sc.home, dtype=object),
-                        {"long_name": "home (nearest) datacenter of each region"})
+        data["home"] = (
+            "region",
+            np.array(sc.home, dtype=object),
+            {"long_name": "home (nearest) datacenter of each region"},
+        )
     return xr.Dataset(
-        data, coords=_coords(sc),
-        attrs={"eqglb_kind": "scenario", "name": sc.name, "description": sc.description,
-               "capacity_mode": sc.capacity_mode,
-               "eqglb_attrs": json.dumps(json_ready(sc.attrs, "string"), default=str)})
+        data,
+        coords=_coords(sc),
+        attrs={
+            "eqglb_kind": "scenario",
+            "name": sc.name,
+            "description": sc.description,
+            "capacity_mode": sc.capacity_mode,
+            "eqglb_attrs": json.dumps(json_ready(sc.attrs, "string"), default=str),
+        },
+    )
 
 
-def from_xarray(ds: xr.Dataset, *, units: Mapping[str, str] | None = None,
-                tokens_per_request: Any = None, name: str | None = None,
-                validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+def from_xarray(
+    ds: xr.Dataset,
+    *,
+    units: Mapping[str, str] | None = None,
+    tokens_per_request: Any = None,
+    name: str | None = None,
+    validate_feasibility: bool = True,
+    strict: bool = False,
+) -> Scenario:
     """A Scenario from an ``xarray.Dataset`` (see :meth:`Scenario.from_xarray`)."""
-    required = ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                "energy_per_request", "capacity_per_request", "capacity", "quality_loss")
+    required = (
+        "demand",
+        "price",
+        "carbon_intensity",
+        "wue",
+        "ewif",
+        "pue",
+        "energy_per_request",
+        "capacity_per_request",
+        "capacity",
+        "quality_loss",
+    )
     missing = [v for v in required if v not in ds.data_vars]
     if missing:
-        raise ScenarioError(f"from_xarray: the Dataset lacks variable(s) {missing}; it has "
-                            f"{list(ds.data_vars)} (rename or add them)")
+        raise ScenarioError(
+            f"from_xarray: the Dataset lacks variable(s) {missing}; it has "
+            f"{list(ds.data_vars)} (rename or add them)"
+        )
     for d in ("time", "datacenter", "region", "model"):
         if d not in ds.coords:
             raise ScenarioError(
                 f"from_xarray: the Dataset has no {d!r} coordinate (its coordinates: "
-                f"{list(ds.coords)}); give the {d} labels, e.g. ds.assign_coords({d}=[...])")
+                f"{list(ds.coords)}); give the {d} labels, e.g. ds.assign_coords({d}=[...])"
+            )
     attrs = dict(ds.attrs)
     mode = attrs.get("capacity_mode")
     if mode is None:
         mode = "per_model" if "model" in ds["capacity"].dims else "shared"
-    unit_of = {f: str(ds[f].attrs["units"]) for f in _SERIES_FIELDS
-               if f in ds.data_vars and "units" in ds[f].attrs and f != "allowed"}
+    unit_of = {
+        f: str(ds[f].attrs["units"])
+        for f in _SERIES_FIELDS
+        if f in ds.data_vars and "units" in ds[f].attrs and f != "allowed"
+    }
     unit_of.update(units or {})
     if tokens_per_request is None and "tokens_per_request" in ds.data_vars:
         tokens_per_request = ds["tokens_per_request"]
     extra = attrs.get("eqglb_attrs")
-    meta = json.loads(extra) if isinstance(extra, str) else {
-        k: v for k, v in attrs.items()
-        if k not in ("name", "description", "capacity_mode", "eqglb_kind")}
+    meta = (
+        json.loads(extra)
+        if isinstance(extra, str)
+        else {
+            k: v
+            for k, v in attrs.items()
+            if k not in ("name", "description", "capacity_mode", "eqglb_kind")
+        }
+    )
     kw = {f: ds[f] for f in _SERIES_FIELDS if f in ds.data_vars}
     home = None
     if "home" in ds.data_vars:
-        home = pd.Series([str(h) for h in ds["home"].values],
-                         index=[str(r) for r in ds["region"].values])
+        home = pd.Series(
+            [str(h) for h in ds["home"].values], index=[str(r) for r in ds["region"].values]
+        )
     time = pd.DatetimeIndex(ds.indexes["time"])
     tz = ds["time"].attrs.get("timezone")
     if tz and time.tz is None:
         time = time.tz_localize(tz)
     return from_frames(
-        **kw, home=home, tokens_per_request=tokens_per_request, units=unit_of,
+        **kw,
+        home=home,
+        tokens_per_request=tokens_per_request,
+        units=unit_of,
         datacenters=[str(x) for x in ds["datacenter"].values],
         regions=[str(x) for x in ds["region"].values],
-        models=[str(x) for x in ds["model"].values], time=time, capacity_mode=mode,
+        models=[str(x) for x in ds["model"].values],
+        time=time,
+        capacity_mode=mode,
         name=name or str(attrs.get("name", "scenario")),
-        description=str(attrs.get("description", "")), attrs=meta,
-        validate_feasibility=validate_feasibility, strict=strict)
+        description=str(attrs.get("description", "")),
+        attrs=meta,
+        validate_feasibility=validate_feasibility,
+        strict=strict,
+    )
 
 
 def dispatch_to_xarray(dispatch: Dispatch, sc: Scenario) -> xr.DataArray:
@@ -615,19 +792,27 @@ def dispatch_to_xarray(dispatch: Dispatch, sc: Scenario) -> xr.DataArray:
 
     check_dispatch_shape(sc, dispatch)
     xr = _xr()
-    attrs: dict[str, Any] = {"units": "requests/slot", "policy": dispatch.policy,
-                             "long_name": "requests of each region served by each model "
-                                          "at each datacenter"}
+    attrs: dict[str, Any] = {
+        "units": "requests/slot",
+        "policy": dispatch.policy,
+        "long_name": "requests of each region served by each model at each datacenter",
+    }
     if dispatch.info is not None:
         info = dispatch.info
-        attrs.update(solve_status=str(info.status), solver=info.solver,
-                     solve_time_s=float(info.solve_time))
+        attrs.update(
+            solve_status=str(info.status), solver=info.solver, solve_time_s=float(info.solve_time)
+        )
         for k in ("objective", "dual_bound", "iterations"):
             if getattr(info, k) is not None:
                 attrs[f"solve_{k}"] = getattr(info, k)
     c = _coords(sc)
-    return xr.DataArray(np.array(dispatch.y), dims=DIMS, coords={d: c[d] for d in DIMS},
-                        name="dispatch", attrs=attrs)
+    return xr.DataArray(
+        np.array(dispatch.y),
+        dims=DIMS,
+        coords={d: c[d] for d in DIMS},
+        name="dispatch",
+        attrs=attrs,
+    )
 
 
 def dispatch_from_xarray(da: xr.DataArray, sc: Scenario, policy: str | None = None) -> Dispatch:
@@ -636,21 +821,25 @@ def dispatch_from_xarray(da: xr.DataArray, sc: Scenario, policy: str | None = No
     if set(dims) != set(DIMS) or len(dims) != 4:
         raise ScenarioError(f"dispatch: the DataArray has dims {dims}; expected {DIMS}")
     da = da.transpose(*DIMS)
-    idx = [_match("dispatch", d, da.indexes[d], _targets(sc, sc.time)[d],
-                  f"the coordinate {d!r}") if d in da.indexes else np.arange(da.shape[i])
-           for i, d in enumerate(DIMS)]
+    idx = [
+        _match("dispatch", d, da.indexes[d], _targets(sc, sc.time)[d], f"the coordinate {d!r}")
+        if d in da.indexes
+        else np.arange(da.shape[i])
+        for i, d in enumerate(DIMS)
+    ]
     y = np.asarray(da.values, dtype=float)[np.ix_(*idx)]
     a = da.attrs
     info = None
     if "solve_status" in a:
         it = a.get("solve_iterations")
-        info = SolveInfo(status=SolveStatus.parse(str(a["solve_status"])), solver=str(a.get("solver", "")),
-                         solve_time=float(a.get("solve_time_s", 0.0)),
-                         objective=None if "solve_objective" not in a
-                         else float(a["solve_objective"]),
-                         dual_bound=None if "solve_dual_bound" not in a
-                         else float(a["solve_dual_bound"]),
-                         iterations=None if it is None else int(it))
+        info = SolveInfo(
+            status=SolveStatus.parse(str(a["solve_status"])),
+            solver=str(a.get("solver", "")),
+            solve_time=float(a.get("solve_time_s", 0.0)),
+            objective=None if "solve_objective" not in a else float(a["solve_objective"]),
+            dual_bound=None if "solve_dual_bound" not in a else float(a["solve_dual_bound"]),
+            iterations=None if it is None else int(it),
+        )
     return Dispatch(y=y, policy=policy or str(a.get("policy", "dispatch")), info=info)
 
 
@@ -667,19 +856,29 @@ def evaluation_to_frame(ev: Evaluation) -> pd.DataFrame:
     ``energy_cost`` [USD] and ``objective`` [USD] with dimension ``total`` and an empty
     name. ``pd.concat`` of several policies' tables compares them.
     """
-    social_unit = "-" if (ev.objective_spec is None or ev.objective_spec.social_average) \
-        else "requests"
+    social_unit = (
+        "-" if (ev.objective_spec is None or ev.objective_spec.social_average) else "requests"
+    )
     rows: list[tuple[str, str, str, str, float, str]] = []
-    for q, dim, unit in (("carbon", "datacenter", _EV_UNITS["carbon"]),
-                         ("water", "datacenter", _EV_UNITS["water"]),
-                         ("social", "region", social_unit)):
+    for q, dim, unit in (
+        ("carbon", "datacenter", _EV_UNITS["carbon"]),
+        ("water", "datacenter", _EV_UNITS["water"]),
+        ("social", "region", social_unit),
+    ):
         for n, v in getattr(ev, q).items():
             rows.append((ev.policy, q, dim, n, float(v), unit))
     rows.append((ev.policy, "energy_cost", "total", "", float(ev.energy_cost), "USD"))
-    rows.append((ev.policy, "objective", "total", "",
-                 np.nan if ev.objective is None else float(ev.objective), "USD"))
-    return pd.DataFrame(rows, columns=["policy", "quantity", "dimension", "name", "value",
-                                       "unit"])
+    rows.append(
+        (
+            ev.policy,
+            "objective",
+            "total",
+            "",
+            np.nan if ev.objective is None else float(ev.objective),
+            "USD",
+        )
+    )
+    return pd.DataFrame(rows, columns=["policy", "quantity", "dimension", "name", "value", "unit"])
 
 
 def evaluation_to_xarray(ev: Evaluation) -> xr.Dataset:
@@ -689,23 +888,37 @@ def evaluation_to_xarray(ev: Evaluation) -> xr.Dataset:
     ``xr.concat([...], dim="policy")`` stacks policies); scalars ``feasibility_<kind>``
     (largest violations), ``flagged`` and ``solve_status`` ("" when unknown)."""
     xr = _xr()
-    social_unit = "-" if (ev.objective_spec is None or ev.objective_spec.social_average) \
-        else "requests"
+    social_unit = (
+        "-" if (ev.objective_spec is None or ev.objective_spec.social_average) else "requests"
+    )
     data: dict[str, Any] = {
-        "carbon": ("datacenter", np.array(list(ev.carbon.values()), dtype=float),
-                   {"units": "kg CO2", "long_name": "carbon emitted at each datacenter"}),
-        "water": ("datacenter", np.array(list(ev.water.values()), dtype=float),
-                  {"units": "L", "long_name": "water consumed for each datacenter"}),
-        "social": ("region", np.array(list(ev.social.values()), dtype=float),
-                   {"units": social_unit, "long_name": "quality loss of each region"}),
+        "carbon": (
+            "datacenter",
+            np.array(list(ev.carbon.values()), dtype=float),
+            {"units": "kg CO2", "long_name": "carbon emitted at each datacenter"},
+        ),
+        "water": (
+            "datacenter",
+            np.array(list(ev.water.values()), dtype=float),
+            {"units": "L", "long_name": "water consumed for each datacenter"},
+        ),
+        "social": (
+            "region",
+            np.array(list(ev.social.values()), dtype=float),
+            {"units": social_unit, "long_name": "quality loss of each region"},
+        ),
         "energy_cost": ((), float(ev.energy_cost), {"units": "USD"}),
-        "objective": ((), np.nan if ev.objective is None else float(ev.objective),
-                      {"units": "USD"}),
+        "objective": (
+            (),
+            np.nan if ev.objective is None else float(ev.objective),
+            {"units": "USD"},
+        ),
     }
     coords: dict[str, Any] = {
         "datacenter": ("datacenter", np.array(list(ev.carbon), dtype=object)),
         "region": ("region", np.array(list(ev.social), dtype=object)),
-        "policy": ((), ev.policy)}
+        "policy": ((), ev.policy),
+    }
     metric_names: list[str] | None = None
     for cost, m in ev.summary.items():
         if cost == "totals":

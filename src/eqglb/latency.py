@@ -65,8 +65,10 @@ def _check_coords(name: str, lat, lon) -> tuple[np.ndarray, np.ndarray]:
             first = int(np.flatnonzero(bad.ravel())[0])
             x = float(v.ravel()[first])
             what = "is not finite" if not np.isfinite(x) else f"is not in [-{lim:g}, {lim:g}]"
-            raise ScenarioError(f"{name}: {label} {x!r} (entry {first}) {what}; give "
-                                f"{label}s in decimal degrees, within [-{lim:g}, {lim:g}]")
+            raise ScenarioError(
+                f"{name}: {label} {x!r} (entry {first}) {what}; give "
+                f"{label}s in decimal degrees, within [-{lim:g}, {lim:g}]"
+            )
     return lat, lon
 
 
@@ -162,8 +164,10 @@ def _read_table() -> RttTable:
     df = pd.read_csv(StringIO(text), comment="#", index_col="region")
     regions = tuple(str(r) for r in df.index)
     if tuple(df.columns[2:]) != regions:
-        raise ScenarioError(f"{RTT_TABLE}: columns do not list the rows' regions in order; "
-                            "regenerate it with scripts/derive_rtt_table.py")
+        raise ScenarioError(
+            f"{RTT_TABLE}: columns do not list the rows' regions in order; "
+            "regenerate it with scripts/derive_rtt_table.py"
+        )
     directed = df[list(regions)].to_numpy(float)
     both = np.stack([directed, directed.T])
     count = np.isfinite(both).sum(axis=0)
@@ -187,14 +191,18 @@ def rtt_model() -> RttModel:
     m = _read_table().meta
     try:
         return RttModel(
-            a_ms=float(m["fit_a_ms"]), b_ms_per_km=float(m["fit_b_ms_per_km"]),
-            n_pairs=int(m["fit_pairs"]), rmse_ms=float(m["fit_rmse_ms"]),
+            a_ms=float(m["fit_a_ms"]),
+            b_ms_per_km=float(m["fit_b_ms_per_km"]),
+            n_pairs=int(m["fit_pairs"]),
+            rmse_ms=float(m["fit_rmse_ms"]),
             median_abs_error_ms=float(m["fit_median_abs_error_ms"]),
             p95_abs_error_ms=float(m["fit_p95_abs_error_ms"]),
-            max_abs_error_ms=float(m["fit_max_abs_error_ms"]))
+            max_abs_error_ms=float(m["fit_max_abs_error_ms"]),
+        )
     except KeyError as exc:
-        raise ScenarioError(f"{RTT_TABLE}: header lacks {exc}; regenerate it with "
-                            "scripts/derive_rtt_table.py") from exc
+        raise ScenarioError(
+            f"{RTT_TABLE}: header lacks {exc}; regenerate it with scripts/derive_rtt_table.py"
+        ) from exc
 
 
 def model_rtt_ms(lat1, lon1, lat2, lon2) -> np.ndarray:
@@ -205,8 +213,10 @@ def model_rtt_ms(lat1, lon1, lat2, lon2) -> np.ndarray:
 def _as_coords(name: str, coords) -> np.ndarray:
     arr = np.asarray(coords, dtype=float)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise ScenarioError(f"{name}: shape {arr.shape}; give an (n, 2) array of "
-                            "(latitude, longitude) [degrees], n >= 1")
+        raise ScenarioError(
+            f"{name}: shape {arr.shape}; give an (n, 2) array of "
+            "(latitude, longitude) [degrees], n >= 1"
+        )
     _check_coords(name, arr[:, 0], arr[:, 1])
     return arr
 
@@ -215,8 +225,13 @@ def _norm(name: str) -> str:
     return "".join(name.lower().split())
 
 
-def match_regions(coords, names: Sequence[str | None] | None = None,
-                  match_km: float = MATCH_KM, *, label: str = "coords") -> np.ndarray:
+def match_regions(
+    coords,
+    names: Sequence[str | None] | None = None,
+    match_km: float = MATCH_KM,
+    *,
+    label: str = "coords",
+) -> np.ndarray:
     """Index of the Azure region each place stands for, or -1 (none).
 
     Parameters
@@ -245,22 +260,31 @@ def match_regions(coords, names: Sequence[str | None] | None = None,
     out = np.where(km[np.arange(len(arr)), nearest] <= match_km, nearest, -1)
     if names is not None:
         if isinstance(names, str) or len(names) != len(arr):
-            raise ScenarioError(f"{label}: give one region name (or None) per place, "
-                                f"{len(arr)} in all")
+            raise ScenarioError(
+                f"{label}: give one region name (or None) per place, {len(arr)} in all"
+            )
         lookup = {_norm(r): k for k, r in enumerate(table.regions)}
         for i, nm in enumerate(names):
             if nm is None:
                 continue
             if _norm(str(nm)) not in lookup:
-                raise ScenarioError(f"{label}: {nm!r} (entry {i}) is not an Azure region of "
-                                    f"the table; known: {', '.join(table.regions)}")
+                raise ScenarioError(
+                    f"{label}: {nm!r} (entry {i}) is not an Azure region of "
+                    f"the table; known: {', '.join(table.regions)}"
+                )
             out[i] = lookup[_norm(str(nm))]
     return out
 
 
-def rtt_matrix(dc_coords, region_coords, *, dc_names: Sequence[str | None] | None = None,
-               region_names: Sequence[str | None] | None = None, match_km: float = MATCH_KM,
-               return_measured: bool = False):
+def rtt_matrix(
+    dc_coords,
+    region_coords,
+    *,
+    dc_names: Sequence[str | None] | None = None,
+    region_names: Sequence[str | None] | None = None,
+    match_km: float = MATCH_KM,
+    return_measured: bool = False,
+):
     """Round-trip time (datacenter, region) [ms], measured where known, modelled elsewhere.
 
     Parameters

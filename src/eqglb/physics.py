@@ -71,10 +71,23 @@ def c_to_f(t_c: Any) -> np.ndarray:
 def _sat_vap_pres(t_c: np.ndarray) -> np.ndarray:
     """Saturation vapour pressure [Pa] over ice (T <= 0.01 degC) or liquid water (ASHRAE eqns 5-6)."""
     t = t_c + 273.15
-    ice = (-5.6745359e03 / t + 6.3925247 - 9.677843e-03 * t + 6.2215701e-07 * t**2
-           + 2.0747825e-09 * t**3 - 9.484024e-13 * t**4 + 4.1635019 * np.log(t))
-    water = (-5.8002206e03 / t + 1.3914993 - 4.8640239e-02 * t + 4.1764768e-05 * t**2
-             - 1.4452093e-08 * t**3 + 6.5459673 * np.log(t))
+    ice = (
+        -5.6745359e03 / t
+        + 6.3925247
+        - 9.677843e-03 * t
+        + 6.2215701e-07 * t**2
+        + 2.0747825e-09 * t**3
+        - 9.484024e-13 * t**4
+        + 4.1635019 * np.log(t)
+    )
+    water = (
+        -5.8002206e03 / t
+        + 1.3914993
+        - 4.8640239e-02 * t
+        + 4.1764768e-05 * t**2
+        - 1.4452093e-08 * t**3
+        + 6.5459673 * np.log(t)
+    )
     return np.exp(np.where(t_c <= _TRIPLE_POINT_C, ice, water))
 
 
@@ -87,9 +100,11 @@ def _hum_ratio_from_wet_bulb(t_db: np.ndarray, t_wb: np.ndarray, p: np.ndarray) 
     """Humidity ratio that a wet-bulb temperature implies (ASHRAE eqns 33 and 35)."""
     ws = _hum_ratio_from_vap_pres(_sat_vap_pres(t_wb), p)
     above = ((2501.0 - 2.326 * t_wb) * ws - 1.006 * (t_db - t_wb)) / (
-        2501.0 + 1.86 * t_db - 4.186 * t_wb)
+        2501.0 + 1.86 * t_db - 4.186 * t_wb
+    )
     below = ((2830.0 - 0.24 * t_wb) * ws - 1.006 * (t_db - t_wb)) / (
-        2830.0 + 1.86 * t_db - 2.1 * t_wb)
+        2830.0 + 1.86 * t_db - 2.1 * t_wb
+    )
     return np.maximum(np.where(t_wb >= _FREEZING_C, above, below), _MIN_HUM_RATIO)
 
 
@@ -113,8 +128,14 @@ def _first_bad(mask: np.ndarray) -> str:
     return f"index {tuple(int(i) for i in idx)}" if idx.size > 1 else f"index {int(idx[0])}"
 
 
-def wet_bulb_temperature(t_dry: Any, *, dew_point: Any = None, rel_hum: Any = None,
-                         pressure: Any = 101325.0, method: str = "numpy") -> np.ndarray:
+def wet_bulb_temperature(
+    t_dry: Any,
+    *,
+    dew_point: Any = None,
+    rel_hum: Any = None,
+    pressure: Any = 101325.0,
+    method: str = "numpy",
+) -> np.ndarray:
     """Thermodynamic (psychrometric) wet-bulb temperature.
 
     Parameters
@@ -156,38 +177,53 @@ def wet_bulb_temperature(t_dry: Any, *, dew_point: Any = None, rel_hum: Any = No
         unknown method; the message names the first offending index.
     """
     if (dew_point is None) == (rel_hum is None):
-        raise ScenarioError("wet_bulb_temperature needs exactly one of dew_point [degC] and "
-                            "rel_hum [-]; give one of them")
+        raise ScenarioError(
+            "wet_bulb_temperature needs exactly one of dew_point [degC] and "
+            "rel_hum [-]; give one of them"
+        )
     try:
         t = np.asarray(t_dry, dtype=float)
         hum = np.asarray(dew_point if dew_point is not None else rel_hum, dtype=float)
         p = np.asarray(pressure, dtype=float)
         t, hum, p = np.broadcast_arrays(t, hum, p)
     except ValueError as exc:
-        raise ScenarioError(f"wet_bulb_temperature inputs are not numbers of compatible "
-                            f"shapes ({exc}); give arrays of one shape") from exc
+        raise ScenarioError(
+            f"wet_bulb_temperature inputs are not numbers of compatible "
+            f"shapes ({exc}); give arrays of one shape"
+        ) from exc
     hum_name = "dew_point" if dew_point is not None else "rel_hum"
     for name, a in (("t_dry", t), (hum_name, hum), ("pressure", p)):
         if not np.isfinite(a).all():
-            raise ScenarioError(f"{name} has NaN/inf at {_first_bad(~np.isfinite(a))}; "
-                                "fill or drop missing values first")
+            raise ScenarioError(
+                f"{name} has NaN/inf at {_first_bad(~np.isfinite(a))}; "
+                "fill or drop missing values first"
+            )
     if ((t < -100) | (t > 200)).any():
-        raise ScenarioError(f"t_dry is outside [-100, 200] degC at "
-                            f"{_first_bad((t < -100) | (t > 200))}; give degrees Celsius")
+        raise ScenarioError(
+            f"t_dry is outside [-100, 200] degC at "
+            f"{_first_bad((t < -100) | (t > 200))}; give degrees Celsius"
+        )
     if ((p < 3.0e4) | (p > 1.2e5)).any():
         bad = (p < 3.0e4) | (p > 1.2e5)
-        raise ScenarioError(f"pressure {p[bad].ravel()[0]:g} Pa at {_first_bad(bad)} "
-                            "is implausible; give station pressure in Pa (sea level ~101325)")
+        raise ScenarioError(
+            f"pressure {p[bad].ravel()[0]:g} Pa at {_first_bad(bad)} "
+            "is implausible; give station pressure in Pa (sea level ~101325)"
+        )
     if dew_point is not None:
         if (hum > t).any():
-            raise ScenarioError(f"dew_point is above t_dry at {_first_bad(hum > t)}; the dew "
-                                "point cannot exceed the dry-bulb temperature")
+            raise ScenarioError(
+                f"dew_point is above t_dry at {_first_bad(hum > t)}; the dew "
+                "point cannot exceed the dry-bulb temperature"
+            )
         if (hum < -100).any():
-            raise ScenarioError(f"dew_point is below -100 degC at {_first_bad(hum < -100)}; "
-                                "give degrees Celsius")
+            raise ScenarioError(
+                f"dew_point is below -100 degC at {_first_bad(hum < -100)}; give degrees Celsius"
+            )
     elif ((hum < 0) | (hum > 1)).any():
-        raise ScenarioError(f"rel_hum is outside [0, 1] at {_first_bad((hum < 0) | (hum > 1))}; "
-                            "give a fraction (percent / 100)")
+        raise ScenarioError(
+            f"rel_hum is outside [0, 1] at {_first_bad((hum < 0) | (hum > 1))}; "
+            "give a fraction (percent / 100)"
+        )
 
     if method == "psychrolib":
         return _wet_bulb_psychrolib(t, hum, p, dew_point is not None)
@@ -216,16 +252,19 @@ def wet_bulb_temperature(t_dry: Any, *, dew_point: Any = None, rel_hum: Any = No
     return 0.5 * (lo + hi)
 
 
-def _wet_bulb_psychrolib(t: np.ndarray, hum: np.ndarray, p: np.ndarray,
-                         is_dew: bool) -> np.ndarray:
+def _wet_bulb_psychrolib(t: np.ndarray, hum: np.ndarray, p: np.ndarray, is_dew: bool) -> np.ndarray:
     import psychrolib
 
     previous = psychrolib.GetUnitSystem()
     psychrolib.SetUnitSystem(psychrolib.SI)
     try:
         f = psychrolib.GetTWetBulbFromTDewPoint if is_dew else psychrolib.GetTWetBulbFromRelHum
-        out = np.array([f(float(a), float(b), float(c))
-                        for a, b, c in zip(t.ravel(), hum.ravel(), p.ravel(), strict=True)])
+        out = np.array(
+            [
+                f(float(a), float(b), float(c))
+                for a, b, c in zip(t.ravel(), hum.ravel(), p.ravel(), strict=True)
+            ]
+        )
     finally:
         if previous is not None:
             psychrolib.SetUnitSystem(previous)
@@ -279,12 +318,16 @@ def wue_from_wet_bulb(t_wet_bulb_f: Any, cycles: float = 6.0, floor: float = 0.0
         Water consumed per unit of IT energy [L/kWh].
     """
     if not np.isfinite(cycles) or cycles <= 1:
-        raise ScenarioError(f"cycles of concentration is {cycles!r}; it must be > 1 "
-                            "(S/(S-1) blows up at 1; typical towers run 3-10)")
+        raise ScenarioError(
+            f"cycles of concentration is {cycles!r}; it must be > 1 "
+            "(S/(S-1) blows up at 1; typical towers run 3-10)"
+        )
     t = np.asarray(t_wet_bulb_f, dtype=float)
     if not np.isfinite(t).all():
-        raise ScenarioError(f"wet-bulb temperature has NaN/inf at {_first_bad(~np.isfinite(t))}; "
-                            "fill or drop missing values first")
+        raise ScenarioError(
+            f"wet-bulb temperature has NaN/inf at {_first_bad(~np.isfinite(t))}; "
+            "fill or drop missing values first"
+        )
     poly = 6e-5 * t**3 - 0.01 * t**2 + 0.61 * t - 10.4
     return np.maximum(cycles / (cycles - 1.0) * poly, floor)
 
@@ -315,15 +358,19 @@ def fuel_factors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         try:
             df = pd.read_csv(path)
         except (OSError, pd.errors.ParserError) as exc:
-            raise ScenarioError(f"{where}: cannot read fuel factors ({exc}); give a CSV with "
-                                "columns fuel, carbon_kg_per_kwh, water_gal_per_mwh") from exc
+            raise ScenarioError(
+                f"{where}: cannot read fuel factors ({exc}); give a CSV with "
+                "columns fuel, carbon_kg_per_kwh, water_gal_per_mwh"
+            ) from exc
     df.columns = [str(c).strip() for c in df.columns]
     if "water_l_per_kwh" not in df.columns and "water_gal_per_mwh" in df.columns:
         df["water_l_per_kwh"] = df["water_gal_per_mwh"].astype(float) * GAL_PER_MWH_TO_L_PER_KWH
     for col in ("fuel", "carbon_kg_per_kwh", "water_l_per_kwh"):
         if col not in df.columns:
-            raise ScenarioError(f"{where}: fuel-factor table has no column {col!r}; give columns "
-                                "fuel, carbon_kg_per_kwh and water_gal_per_mwh (or water_l_per_kwh)")
+            raise ScenarioError(
+                f"{where}: fuel-factor table has no column {col!r}; give columns "
+                "fuel, carbon_kg_per_kwh and water_gal_per_mwh (or water_l_per_kwh)"
+            )
     if "source" not in df.columns:
         df["source"] = ""
     df["fuel"] = df["fuel"].astype(str).str.strip()
@@ -331,18 +378,26 @@ def fuel_factors(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     vals = out[["carbon_kg_per_kwh", "water_l_per_kwh"]].apply(pd.to_numeric, errors="coerce")
     if vals.isna().any().any() or (vals < 0).any().any():
         fuel = vals.index[(vals.isna() | (vals < 0)).any(axis=1)][0]
-        raise ScenarioError(f"{where}: factors of fuel {fuel!r} are missing, not numbers or "
-                            "negative; give numbers >= 0")
-    out = out.assign(carbon_kg_per_kwh=vals["carbon_kg_per_kwh"],
-                     water_l_per_kwh=vals["water_l_per_kwh"])
+        raise ScenarioError(
+            f"{where}: factors of fuel {fuel!r} are missing, not numbers or "
+            "negative; give numbers >= 0"
+        )
+    out = out.assign(
+        carbon_kg_per_kwh=vals["carbon_kg_per_kwh"], water_l_per_kwh=vals["water_l_per_kwh"]
+    )
     return out
 
 
-def grid_intensity(generation: pd.DataFrame, factors: pd.DataFrame | None = None, *,
-                   carbon: Mapping[str, float] | None = None,
-                   water: Mapping[str, float] | None = None,
-                   hydro_water_l_per_kwh: float | None = None, negative: str = "clip",
-                   on_zero: str = "raise") -> pd.DataFrame:
+def grid_intensity(
+    generation: pd.DataFrame,
+    factors: pd.DataFrame | None = None,
+    *,
+    carbon: Mapping[str, float] | None = None,
+    water: Mapping[str, float] | None = None,
+    hydro_water_l_per_kwh: float | None = None,
+    negative: str = "clip",
+    on_zero: str = "raise",
+) -> pd.DataFrame:
     """Generation-weighted carbon intensity and EWIF of a fuel mix.
 
     ``ci[t] = sum_f g[t,f] c_f / sum_f g[t,f]`` and ``ewif[t] = sum_f g[t,f] w_f / sum_f g[t,f]``
@@ -392,31 +447,41 @@ def grid_intensity(generation: pd.DataFrame, factors: pd.DataFrame | None = None
     w.update({k: float(v) for k, v in (water or {}).items()})
     if hydro_water_l_per_kwh is not None:
         if not np.isfinite(hydro_water_l_per_kwh) or hydro_water_l_per_kwh < 0:
-            raise ScenarioError(f"hydro_water_l_per_kwh is {hydro_water_l_per_kwh!r}; give a "
-                                "reservoir-evaporation factor >= 0 [L/kWh]")
+            raise ScenarioError(
+                f"hydro_water_l_per_kwh is {hydro_water_l_per_kwh!r}; give a "
+                "reservoir-evaporation factor >= 0 [L/kWh]"
+            )
         w["hydro"] = float(hydro_water_l_per_kwh)
     fuels = [str(f) for f in generation.columns]
     unknown = [f for f in fuels if f not in c or f not in w]
     if unknown:
-        raise ScenarioError(f"no carbon/water factor for fuel(s) {unknown}; known fuels: "
-                            f"{sorted(set(c) & set(w))}; rename the column(s) or pass factors")
+        raise ScenarioError(
+            f"no carbon/water factor for fuel(s) {unknown}; known fuels: "
+            f"{sorted(set(c) & set(w))}; rename the column(s) or pass factors"
+        )
     g = generation.to_numpy(dtype=float)
     if np.isnan(g).any():
         r, k = np.argwhere(np.isnan(g))[0]
-        raise ScenarioError(f"generation of fuel {fuels[k]!r} is NaN at {generation.index[r]}; "
-                            "fill it (0 if the fuel is absent)")
+        raise ScenarioError(
+            f"generation of fuel {fuels[k]!r} is NaN at {generation.index[r]}; "
+            "fill it (0 if the fuel is absent)"
+        )
     if (g < 0).any():
         if negative == "raise":
             r, k = np.argwhere(g < 0)[0]
-            raise ScenarioError(f"generation of fuel {fuels[k]!r} is negative ({g[r, k]:g}) at "
-                                f"{generation.index[r]}; use negative='clip' or fix the data")
+            raise ScenarioError(
+                f"generation of fuel {fuels[k]!r} is negative ({g[r, k]:g}) at "
+                f"{generation.index[r]}; use negative='clip' or fix the data"
+            )
         g = np.clip(g, 0.0, None)
     total = g.sum(axis=1)
     zero = total <= 0
     if zero.any() and on_zero == "raise":
         r = int(np.flatnonzero(zero)[0])
-        raise ScenarioError(f"total generation is 0 at {generation.index[r]}, so the mix has no "
-                            "intensity; drop or fill that slot")
+        raise ScenarioError(
+            f"total generation is 0 at {generation.index[r]}, so the mix has no "
+            "intensity; drop or fill that slot"
+        )
     cvec = np.array([c[f] for f in fuels])
     wvec = np.array([w[f] for f in fuels])
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -66,8 +66,7 @@ COSTS: tuple[tuple[str, str, str, str, str], ...] = (
 
 
 # --------------------------------------------------------------------------- helpers
-def _as_mapping(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
-                ) -> dict[str, Evaluation]:
+def _as_mapping(evals: Mapping[str, Evaluation] | Iterable[Evaluation]) -> dict[str, Evaluation]:
     """Policy name -> Evaluation, keeping order; duplicate names raise ValueError."""
     if isinstance(evals, Mapping):
         out = dict(evals)
@@ -75,8 +74,10 @@ def _as_mapping(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
         out = {}
         for ev in evals:
             if ev.policy in out:
-                raise ValueError(f"two evaluations are named {ev.policy!r}; give each policy "
-                                 "a distinct name (pass a mapping name -> Evaluation)")
+                raise ValueError(
+                    f"two evaluations are named {ev.policy!r}; give each policy "
+                    "a distinct name (pass a mapping name -> Evaluation)"
+                )
             out[ev.policy] = ev
     if not out:
         raise ValueError("no evaluations to report; run at least one policy")
@@ -96,11 +97,15 @@ def flag_reason(ev: Evaluation) -> str:
         parts.append(str(ev.info.status))
     if not ev.feasibility.ok():
         f = ev.feasibility
-        worst = max(("demand", f.demand), ("capacity", f.capacity), ("routing", f.routing),
-                    ("negative", f.negative), key=lambda kv: kv[1])
+        worst = max(
+            ("demand", f.demand),
+            ("capacity", f.capacity),
+            ("routing", f.routing),
+            ("negative", f.negative),
+            key=lambda kv: kv[1],
+        )
         parts.append(f"infeasible ({worst[0]} {worst[1]:.2g})")
     return ", ".join(parts)
-
 
 
 def _scale_unit(max_value: float, small: str, big: str, factor: float) -> tuple[float, str]:
@@ -109,8 +114,9 @@ def _scale_unit(max_value: float, small: str, big: str, factor: float) -> tuple[
 
 
 # --------------------------------------------------------------------------- summary
-def summary_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                  baseline: str | None = "energy") -> pd.DataFrame:
+def summary_frame(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation], baseline: str | None = "energy"
+) -> pd.DataFrame:
     """Headline numbers, one row per policy (index ``policy``), in base units.
 
     Columns
@@ -130,26 +136,28 @@ def summary_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     for name, ev in d.items():
         s = ev.summary
         over = overheads(ev, base)["energy_cost"] if base is not None else math.nan
-        rows.append({
-            "policy": name,
-            "objective_usd": math.nan if ev.objective is None else ev.objective,
-            "energy_cost_usd": ev.energy_cost,
-            "energy_cost_overhead_pct": over,
-            "carbon_total_kg": s["carbon"]["total"],
-            "carbon_max_kg": s["carbon"]["max"],
-            "carbon_max_over_mean": s["carbon"]["max_over_mean"],
-            "carbon_jain": s["carbon"]["jain"],
-            "water_total_l": s["water"]["total"],
-            "water_max_l": s["water"]["max"],
-            "water_max_over_mean": s["water"]["max_over_mean"],
-            "water_jain": s["water"]["jain"],
-            "quality_loss_mean": s["totals"]["mean_quality_loss"],
-            "quality_loss_max": s["social"]["max"],
-            "quality_loss_max_over_mean": s["social"]["max_over_mean"],
-            "quality_loss_jain": s["social"]["jain"],
-            "flagged": ev.flagged,
-            "flag": flag_reason(ev),
-        })
+        rows.append(
+            {
+                "policy": name,
+                "objective_usd": math.nan if ev.objective is None else ev.objective,
+                "energy_cost_usd": ev.energy_cost,
+                "energy_cost_overhead_pct": over,
+                "carbon_total_kg": s["carbon"]["total"],
+                "carbon_max_kg": s["carbon"]["max"],
+                "carbon_max_over_mean": s["carbon"]["max_over_mean"],
+                "carbon_jain": s["carbon"]["jain"],
+                "water_total_l": s["water"]["total"],
+                "water_max_l": s["water"]["max"],
+                "water_max_over_mean": s["water"]["max_over_mean"],
+                "water_jain": s["water"]["jain"],
+                "quality_loss_mean": s["totals"]["mean_quality_loss"],
+                "quality_loss_max": s["social"]["max"],
+                "quality_loss_max_over_mean": s["social"]["max_over_mean"],
+                "quality_loss_jain": s["social"]["jain"],
+                "flagged": ev.flagged,
+                "flag": flag_reason(ev),
+            }
+        )
     return pd.DataFrame(rows).set_index("policy")
 
 
@@ -177,8 +185,12 @@ def _pct(x: float) -> str:
     return f"{x:+.1f}%"
 
 
-def comparison_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                     baseline: str | None = "energy", *, title: str | None = None) -> Table:
+def comparison_table(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    baseline: str | None = "energy",
+    *,
+    title: str | None = None,
+) -> Table:
     """Rich table comparing policies (rows) on cost, footprints, quality and fairness.
 
     Carbon is shown in [kg] or [t] and water in [L] or [m3], whichever keeps the numbers
@@ -196,16 +208,32 @@ def comparison_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
     q_unit = _quality_unit(next(iter(_as_mapping(evals).values())))
     has_base = baseline is not None and baseline in df.index
-    caption = ("C: carbon per data centre, W: water per data centre, Q: quality loss per "
-               "user region; max/mean: peak-to-average ratio; Jain: 1 = perfectly even")
-    tab = Table(title=title, title_justify="left", header_style="bold", caption=caption,
-                caption_justify="left")
+    caption = (
+        "C: carbon per data centre, W: water per data centre, Q: quality loss per "
+        "user region; max/mean: peak-to-average ratio; Jain: 1 = perfectly even"
+    )
+    tab = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        caption=caption,
+        caption_justify="left",
+    )
     tab.add_column("policy", style="bold", no_wrap=True)
-    heads = ["objective\n[USD]", "energy\n[USD]",
-             f"vs {baseline if has_base else 'baseline'}\n[%]",
-             f"C total\n[{cunit}]", f"C max\n[{cunit}]", "C max/\nmean",
-             f"W total\n[{wunit}]", f"W max\n[{wunit}]", "W max/\nmean",
-             "Q mean\n[-]", f"Q max\n[{q_unit}]", "Q max/\nmean"]
+    heads = [
+        "objective\n[USD]",
+        "energy\n[USD]",
+        f"vs {baseline if has_base else 'baseline'}\n[%]",
+        f"C total\n[{cunit}]",
+        f"C max\n[{cunit}]",
+        "C max/\nmean",
+        f"W total\n[{wunit}]",
+        f"W max\n[{wunit}]",
+        "W max/\nmean",
+        "Q mean\n[-]",
+        f"Q max\n[{q_unit}]",
+        "Q max/\nmean",
+    ]
     for h in heads:
         tab.add_column(escape(h), justify="right", no_wrap=True)
     tab.add_column("Jain\nC/W/Q", justify="right", no_wrap=True)
@@ -244,11 +272,16 @@ def _status_cell(ev: Evaluation) -> tuple[str, str]:
     return str(ev.info.status), ("0" if abs(gap) < 1e-15 else f"{gap:.0e}")
 
 
-def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                      objective: Objective, *, scenario: Scenario | None = None,
-                      dispatches: Mapping[str, Dispatch] | None = None,
-                      reference: str | None = "equitable", model_rule: str | None = None,
-                      wide: bool = False) -> list[Table]:
+def comparison_tables(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    objective: Objective,
+    *,
+    scenario: Scenario | None = None,
+    dispatches: Mapping[str, Dispatch] | None = None,
+    reference: str | None = "equitable",
+    model_rule: str | None = None,
+    wide: bool = False,
+) -> list[Table]:
     """The comparison as two tables that fit 100 columns (one with ``wide``).
 
     1. *objective*: the scored objective [USD] and its split into energy, quality, carbon
@@ -270,11 +303,26 @@ def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
     wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
     q_unit = _quality_unit(next(iter(d.values())))
-    heads1 = ["objective", f"vs {reference if has_ref else 'ref'}\n[%]", "energy", "quality",
-              "carbon", "water", "status", "gap"]
-    heads2 = [f"C max\n[{cunit}]", f"C total\n[{cunit}]", f"W max\n[{wunit}]",
-              f"W total\n[{wunit}]", f"Q max\n[{q_unit}]", "Q mean\n[-]", "Jain\nC/W/Q",
-              "mix\n[%]"]
+    heads1 = [
+        "objective",
+        f"vs {reference if has_ref else 'ref'}\n[%]",
+        "energy",
+        "quality",
+        "carbon",
+        "water",
+        "status",
+        "gap",
+    ]
+    heads2 = [
+        f"C max\n[{cunit}]",
+        f"C total\n[{cunit}]",
+        f"W max\n[{wunit}]",
+        f"W total\n[{wunit}]",
+        f"Q max\n[{q_unit}]",
+        "Q mean\n[-]",
+        "Jain\nC/W/Q",
+        "mix\n[%]",
+    ]
     rows1: list[list[str]] = []
     rows2: list[list[str]] = []
     styles: list[str | None] = []
@@ -282,33 +330,55 @@ def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         split = term_split(ev, objective)
         status, gap = _status_cell(ev)
         vs = "-"
-        if (has_ref and ref_obj and ev.objective is not None and name != reference):
+        if has_ref and ref_obj and ev.objective is not None and name != reference:
             vs = _pct(100.0 * (ev.objective - ref_obj) / abs(ref_obj))
-        rows1.append([escape(name), _fmt(math.nan if ev.objective is None else ev.objective),
-                      vs, _fmt(split["energy"]), _fmt(split["quality"]),
-                      _fmt(split["carbon"]), _fmt(split["water"]), escape(status), gap])
+        rows1.append(
+            [
+                escape(name),
+                _fmt(math.nan if ev.objective is None else ev.objective),
+                vs,
+                _fmt(split["energy"]),
+                _fmt(split["quality"]),
+                _fmt(split["carbon"]),
+                _fmt(split["water"]),
+                escape(status),
+                gap,
+            ]
+        )
         r = df.loc[name]
         mix = "-"
         if scenario is not None and dispatches is not None and name in dispatches:
-            mix = "/".join(f"{100 * v:.0f}"
-                           for v in model_mix(scenario, dispatches[name]).values())
-        rows2.append([escape(name), _fmt(r["carbon_max_kg"] / cdiv),
-                      _fmt(r["carbon_total_kg"] / cdiv), _fmt(r["water_max_l"] / wdiv),
-                      _fmt(r["water_total_l"] / wdiv), _fmt(r["quality_loss_max"], 3),
-                      _fmt(r["quality_loss_mean"], 3),
-                      f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/"
-                      f"{r['quality_loss_jain']:.2f}", mix])
+            mix = "/".join(f"{100 * v:.0f}" for v in model_mix(scenario, dispatches[name]).values())
+        rows2.append(
+            [
+                escape(name),
+                _fmt(r["carbon_max_kg"] / cdiv),
+                _fmt(r["carbon_total_kg"] / cdiv),
+                _fmt(r["water_max_l"] / wdiv),
+                _fmt(r["water_total_l"] / wdiv),
+                _fmt(r["quality_loss_max"], 3),
+                _fmt(r["quality_loss_mean"], 3),
+                f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/{r['quality_loss_jain']:.2f}",
+                mix,
+            ]
+        )
         styles.append("red" if ev.flagged else None)
     rule = f"; model rule {model_rule}" if model_rule else ""
     title1 = f"objective [USD] = energy + quality + carbon + water{rule}"
-    title2 = ("burdens: carbon and water per data centre, quality loss per region; mix: % of "
-              "requests per model")
+    title2 = (
+        "burdens: carbon and water per data centre, quality loss per region; mix: % of "
+        "requests per model"
+    )
     caption = "Jain: 1 = perfectly even (carbon/water/quality)"
 
-    def table(title: str, heads: list[str], rows: list[list[str]],
-              cap: str | None) -> Table:
-        t = Table(title=title, title_justify="left", header_style="bold", caption=cap,
-                  caption_justify="left")
+    def table(title: str, heads: list[str], rows: list[list[str]], cap: str | None) -> Table:
+        t = Table(
+            title=title,
+            title_justify="left",
+            header_style="bold",
+            caption=cap,
+            caption_justify="left",
+        )
         t.add_column("policy", style="bold", no_wrap=True)
         for h in heads:
             t.add_column(escape(h), justify="right", no_wrap=True)
@@ -317,18 +387,27 @@ def comparison_tables(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         return t
 
     if wide:
-        return [table(title1, heads1 + heads2, [a + b[1:] for a, b in zip(
-            rows1, rows2, strict=True)], caption)]
+        return [
+            table(
+                title1,
+                heads1 + heads2,
+                [a + b[1:] for a, b in zip(rows1, rows2, strict=True)],
+                caption,
+            )
+        ]
     return [table(title1, heads1, rows1, None), table(title2, heads2, rows2, caption)]
 
 
-def headline_lines(effect: Mapping[str, Any] | None, shares: Mapping[str, float] | None = None,
-                   q_label: str = "q") -> list[str]:
+def headline_lines(
+    effect: Mapping[str, Any] | None, shares: Mapping[str, float] | None = None, q_label: str = "q"
+) -> list[str]:
     """Plain sentences for the equity effect, the price of fairness and levelling down."""
     lines: list[str] = []
     if shares:
-        lines.append("terms of the equitable objective: " + ", ".join(
-            f"{k} {100 * v:.0f}%" for k, v in shares.items()))
+        lines.append(
+            "terms of the equitable objective: "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())
+        )
     if not effect:
         return lines
     w = effect["worst"]
@@ -336,31 +415,46 @@ def headline_lines(effect: Mapping[str, Any] | None, shares: Mapping[str, float]
 
     def ch(key: str, label: str, unit: str, digits: int = 4) -> str:
         v = w[key]
-        return (f"{label} {_fmt(v['oblivious'], digits)} -> {_fmt(v['equitable'], digits)}"
-                f"{unit} ({_pct(v['change_pct'])})")
+        return (
+            f"{label} {_fmt(v['oblivious'], digits)} -> {_fmt(v['equitable'], digits)}"
+            f"{unit} ({_pct(v['change_pct'])})"
+        )
 
-    lines.append(f"equity effect ({e} at {q_label} vs {b} at q = 1, same weights): "
-                 + "; ".join([ch("carbon_max_kg", "worst-DC carbon", " kg"),
-                              ch("water_max_l", "worst-DC water", " L"),
-                              ch("quality_loss_max", "worst-region quality loss", "", 3)]))
+    lines.append(
+        f"equity effect ({e} at {q_label} vs {b} at q = 1, same weights): "
+        + "; ".join(
+            [
+                ch("carbon_max_kg", "worst-DC carbon", " kg"),
+                ch("water_max_l", "worst-DC water", " L"),
+                ch("quality_loss_max", "worst-region quality loss", "", 3),
+            ]
+        )
+    )
     pof = effect["price_of_fairness"]
     v = pof["q1_objective_usd"]
-    text = (f"price of fairness: {_pct(pof['pct'])} in the equity-oblivious objective "
-            f"({_fmt(v['oblivious'])} -> {_fmt(v['equitable'])} USD)")
+    text = (
+        f"price of fairness: {_pct(pof['pct'])} in the equity-oblivious objective "
+        f"({_fmt(v['oblivious'])} -> {_fmt(v['equitable'])} USD)"
+    )
     if "cost_only" in effect:
         c = effect["cost_only"]
-        text += (f"; energy cost {_fmt(effect['energy_cost_usd']['equitable'])} USD vs the "
-                 f"true cost-only optimum {_fmt(c['energy_cost_usd'])} USD "
-                 f"({_pct(c['equitable_vs_cost_only_pct'])})")
+        text += (
+            f"; energy cost {_fmt(effect['energy_cost_usd']['equitable'])} USD vs the "
+            f"true cost-only optimum {_fmt(c['energy_cost_usd'])} USD "
+            f"({_pct(c['equitable_vs_cost_only_pct'])})"
+        )
     lines.append(text)
     lev = effect["levelling"]
     if lev["regions_worse"]:
         m = lev["mean_quality_loss"]
-        kind = ("levelling down" if lev["levelling_down"]
-                else "redistribution (the mean does not rise)")
-        lines.append(f"{kind}: {len(lev['regions_worse'])} of {lev['n_regions']} regions get "
-                     f"a higher quality loss; mean quality loss {_fmt(m['oblivious'], 3)} -> "
-                     f"{_fmt(m['equitable'], 3)}")
+        kind = (
+            "levelling down" if lev["levelling_down"] else "redistribution (the mean does not rise)"
+        )
+        lines.append(
+            f"{kind}: {len(lev['regions_worse'])} of {lev['n_regions']} regions get "
+            f"a higher quality loss; mean quality loss {_fmt(m['oblivious'], 3)} -> "
+            f"{_fmt(m['equitable'], 3)}"
+        )
     return lines
 
 
@@ -368,33 +462,46 @@ def switches_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Which regulariser moves which burden (:func:`eqglb.comparison.switches`)."""
     from rich.table import Table
 
-    t = Table(title="equity on one term at a time (others at q = 1, same weights)",
-              title_justify="left", header_style="bold")
+    t = Table(
+        title="equity on one term at a time (others at q = 1, same weights)",
+        title_justify="left",
+        header_style="bold",
+    )
     for h in ("equity on", "C max [kg]", "W max [L]", "Q max [-]", "energy [USD]", "status"):
-        t.add_column(h, justify="left" if h in ("equity on", "status") else "right",
-                     no_wrap=True)
+        t.add_column(h, justify="left" if h in ("equity on", "status") else "right", no_wrap=True)
     for r in rows:
-        t.add_row(str(r["equity_on"]), _fmt(r["carbon_max_kg"]), _fmt(r["water_max_l"]),
-                  _fmt(r["quality_loss_max"], 3), _fmt(r["energy_cost_usd"]),
-                  str(r["status"]))
+        t.add_row(
+            str(r["equity_on"]),
+            _fmt(r["carbon_max_kg"]),
+            _fmt(r["water_max_l"]),
+            _fmt(r["quality_loss_max"], 3),
+            _fmt(r["energy_cost_usd"]),
+            str(r["status"]),
+        )
     return t
 
 
-def render_table(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                 baseline: str | None = "energy", *, width: int = 160,
-                 title: str | None = None) -> str:
+def render_table(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    baseline: str | None = "energy",
+    *,
+    width: int = 160,
+    title: str | None = None,
+) -> str:
     """The comparison table as plain text (no colour codes), ``width`` characters wide."""
     from rich.console import Console
 
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None, force_terminal=False).print(
-        comparison_table(evals, baseline, title=title))
+        comparison_table(evals, baseline, title=title)
+    )
     return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- metrics.json
-def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                 baseline: str | None = "energy") -> dict[str, dict[str, Any]]:
+def metrics_dict(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation], baseline: str | None = "energy"
+) -> dict[str, dict[str, Any]]:
     """JSON-ready mapping policy -> metrics.
 
     Each entry holds ``objective`` and ``energy_cost`` [USD]; ``totals`` (energy_cost_usd,
@@ -413,8 +520,10 @@ def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         entry["policy"] = name
         t = ev.summary["totals"]
         entry["totals"] = {
-            "energy_cost_usd": t["energy_cost"], "carbon_kg": t["carbon"],
-            "water_l": t["water"], "mean_quality_loss": t["mean_quality_loss"],
+            "energy_cost_usd": t["energy_cost"],
+            "carbon_kg": t["carbon"],
+            "water_l": t["water"],
+            "mean_quality_loss": t["mean_quality_loss"],
             "requests": t["requests"],
         }
         entry["summary"] = {k: v for k, v in ev.summary.items() if k != "totals"}
@@ -423,25 +532,36 @@ def metrics_dict(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         entry["flag"] = flag_reason(ev)
         entry["wall_time_s"] = ev.extra.get("wall_time_s")
         entry["units"] = {
-            "objective": "USD", "energy_cost": "USD", "carbon_kg": "kg CO2",
-            "water_l": "L", "quality_loss": _quality_unit(ev), "overheads_pct": "%",
+            "objective": "USD",
+            "energy_cost": "USD",
+            "carbon_kg": "kg CO2",
+            "water_l": "L",
+            "quality_loss": _quality_unit(ev),
+            "overheads_pct": "%",
         }
         out[name] = json_ready(entry, "none")
     return out
 
 
-def write_metrics_json(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                       path: str | Path, baseline: str | None = "energy", *,
-                       provenance: Mapping[str, Any] | None = None,
-                       extra: Mapping[str, Any] | None = None) -> Path:
+def write_metrics_json(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    path: str | Path,
+    baseline: str | None = "energy",
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     """Write strict JSON (no NaN) to ``path``; returns the path.
 
     Layout: ``{"provenance": ..., "policies": metrics_dict(...), **extra}`` (``extra``:
     e.g. ``headline``, ``frontier``, ``switches``).
     """
     path = Path(path)
-    doc = {"provenance": dict(provenance or {}), "policies": metrics_dict(evals, baseline),
-           **json_ready(dict(extra or {}), "none")}
+    doc = {
+        "provenance": dict(provenance or {}),
+        "policies": metrics_dict(evals, baseline),
+        **json_ready(dict(extra or {}), "none"),
+    }
     text = json.dumps(doc, indent=2, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
@@ -463,12 +583,12 @@ def region_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation]) -> pd.D
                 label = attr
             for place, value in getattr(ev, attr).items():
                 rows.append((name, label, place, float(value), unit))
-    return pd.DataFrame(rows, columns=["policy", "cost", "region_or_datacenter", "value",
-                                       "unit"])
+    return pd.DataFrame(rows, columns=["policy", "cost", "region_or_datacenter", "value", "unit"])
 
 
-def write_region_csv(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                     path: str | Path) -> pd.DataFrame:
+def write_region_csv(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation], path: str | Path
+) -> pd.DataFrame:
     """Write :func:`region_frame` to ``path`` (CSV, no index); returns the frame."""
     df = region_frame(evals)
     df.to_csv(path, index=False, float_format="%.10g")
@@ -476,9 +596,13 @@ def write_region_csv(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
 
 
 # --------------------------------------------------------------------------- dispatch
-def write_dispatch_parquet(dispatches: Mapping[str, Dispatch] | Iterable[Dispatch],
-                           scenario: Scenario, path: str | Path, *,
-                           nonzero: bool = True) -> pd.DataFrame:
+def write_dispatch_parquet(
+    dispatches: Mapping[str, Dispatch] | Iterable[Dispatch],
+    scenario: Scenario,
+    path: str | Path,
+    *,
+    nonzero: bool = True,
+) -> pd.DataFrame:
     """Write the dispatches as one long Parquet table; returns the frame.
 
     Columns: ``policy``, ``time`` (UTC), ``datacenter``, ``region``, ``model``,
@@ -512,17 +636,23 @@ def new_figure(who: str, size: tuple[float, float]) -> Any:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # optional plotting dependency
-        raise ImportError(f"{who} needs matplotlib, eqglb's plot extra; "
-                          "install it with `pip install 'eqglb[plot]'`") from exc
+        raise ImportError(
+            f"{who} needs matplotlib, eqglb's plot extra; "
+            "install it with `pip install 'eqglb[plot]'`"
+        ) from exc
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                       path_dir: str | Path, *, prefix: str = "regional_",
-                       dpi: int = 120,
-                       provenance: Mapping[str, Any] | None = None) -> list[Path]:
+def plot_regional_bars(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    path_dir: str | Path,
+    *,
+    prefix: str = "regional_",
+    dpi: int = 120,
+    provenance: Mapping[str, Any] | None = None,
+) -> list[Path]:
     """Grouped bar charts of carbon, water (per data centre) and quality loss (per region).
 
     One PNG per cost in ``path_dir`` (created if missing): ``{prefix}carbon.png``,
@@ -548,9 +678,15 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     specs = [
         ("carbon", "carbon", f"carbon [{cunit}]", "data centre", cdiv),
         ("water", "water", f"water consumption [{wunit}]", "data centre", wdiv),
-        ("social", "quality_loss",
-         "average quality loss per request [-]" if q_unit == "-"
-         else "total quality loss [requests]", "user region", 1.0),
+        (
+            "social",
+            "quality_loss",
+            "average quality loss per request [-]"
+            if q_unit == "-"
+            else "total quality loss [requests]",
+            "user region",
+            1.0,
+        ),
     ]
     paths = []
     n_pol = len(d)
@@ -565,8 +701,12 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         for p, (name, ev) in enumerate(d.items()):
             vals = np.array([getattr(ev, attr).get(pl, np.nan) for pl in places]) / div
             ax.bar(x + (p - (n_pol - 1) / 2) * width, vals, width, label=name)
-        ax.set_xticks(x, places, rotation=30 if len(places) > 5 else 0,
-                      ha="right" if len(places) > 5 else "center")
+        ax.set_xticks(
+            x,
+            places,
+            rotation=30 if len(places) > 5 else 0,
+            ha="right" if len(places) > 5 else "center",
+        )
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{fname.replace('_', ' ')} per {xlabel}")
@@ -577,8 +717,10 @@ def plot_regional_bars(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
         if provenance is not None:
             from eqglb import __version__
 
-            meta = {"Software": f"eqglb {__version__}",
-                    "Description": json.dumps(json_ready(dict(provenance), "none"))}
+            meta = {
+                "Software": f"eqglb {__version__}",
+                "Description": json.dumps(json_ready(dict(provenance), "none")),
+            }
         fig.savefig(path, dpi=dpi, metadata=meta)
         paths.append(path)
     return paths
@@ -589,40 +731,51 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     def esc(s: str) -> str:
         return str(s).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |",
-             "| " + " | ".join("---" for _ in header) + " |"]
+    lines = [
+        "| " + " | ".join(esc(h) for h in header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _rtt_lines(d: Mapping[str, Evaluation]) -> list[str]:
-    """"RTT mean/worst" lines [ms] when the scenario carries an RTT SLO or budget."""
+    """ "RTT mean/worst" lines [ms] when the scenario carries an RTT SLO or budget."""
     lats: dict[str, Any] = {n: ev.summary.get("latency") for n, ev in d.items()}
     if not any(la and ("rtt_slo_ms" in la or "rtt_budget_ms" in la) for la in lats.values()):
         return []
-    out = ["RTT mean/worst [ms] (largest regional demand-weighted mean / largest RTT of a "
-           "route used; SLO violations [requests], budget excess [ms x requests]):", ""]
+    out = [
+        "RTT mean/worst [ms] (largest regional demand-weighted mean / largest RTT of a "
+        "route used; SLO violations [requests], budget excess [ms x requests]):",
+        "",
+    ]
     for name, la in lats.items():
         if not la:
             continue
         means = [v for v in la["mean_rtt_ms"].values() if v is not None]
         worst = [v for v in la["worst_rtt_ms"].values() if v is not None]
-        out.append(f"- {name}: {_fmt(max(means, default=math.nan), 4)} / "
-                   f"{_fmt(max(worst, default=math.nan), 4)}; SLO violations "
-                   f"{_fmt(la.get('slo_violation_total', 0.0), 4)}, budget excess "
-                   f"{_fmt(la.get('budget_excess_total', 0.0), 4)}")
+        out.append(
+            f"- {name}: {_fmt(max(means, default=math.nan), 4)} / "
+            f"{_fmt(max(worst, default=math.nan), 4)}; SLO violations "
+            f"{_fmt(la.get('slo_violation_total', 0.0), 4)}, budget excess "
+            f"{_fmt(la.get('budget_excess_total', 0.0), 4)}"
+        )
     return out + [""]
 
 
-def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                          path: str | Path, *, baseline: str | None = "energy",
-                          title: str = "eqglb policy comparison",
-                          scenario: Scenario | None = None,
-                          objective: Objective | None = None,
-                          figures: Sequence[str | Path] = (),
-                          notes: Sequence[str] = (),
-                          provenance: Mapping[str, Any] | None = None,
-                          dispatches: Mapping[str, Dispatch] | None = None) -> Path:
+def write_markdown_report(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    path: str | Path,
+    *,
+    baseline: str | None = "energy",
+    title: str = "eqglb policy comparison",
+    scenario: Scenario | None = None,
+    objective: Objective | None = None,
+    figures: Sequence[str | Path] = (),
+    notes: Sequence[str] = (),
+    provenance: Mapping[str, Any] | None = None,
+    dispatches: Mapping[str, Dispatch] | None = None,
+) -> Path:
     """Write a short Markdown report: scenario, objective, headline table, per-region tables.
 
     Parameters
@@ -656,31 +809,61 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
             f"Scenario **{scenario.name}**: {N} data centres, {J} user regions, {K} models, "
             f"{T} slots of {scenario.slot_hours:g} h from {scenario.time[0]:%Y-%m-%d %H:%M} "
             f"to {scenario.time[-1]:%Y-%m-%d %H:%M} UTC; "
-            f"{float(np.asarray(scenario.demand).sum()):,.0f} requests in total.", ""]
+            f"{float(np.asarray(scenario.demand).sum()):,.0f} requests in total.",
+            "",
+        ]
         if scenario.description:
             parts += [scenario.description.strip(), ""]
     if objective is not None:
-        parts += [f"Objective [USD]: `{objective.describe()}` (mu_carbon in USD/kg CO2, "
-                  "mu_water in USD/L, mu_social in USD per unit of quality loss).", ""]
+        parts += [
+            f"Objective [USD]: `{objective.describe()}` (mu_carbon in USD/kg CO2, "
+            "mu_water in USD/L, mu_social in USD per unit of quality loss).",
+            "",
+        ]
     parts += ["## Headline numbers", ""]
-    header = ["policy", "objective [USD]", "energy cost [USD]",
-              f"energy vs {baseline}" if has_base else "energy vs baseline",
-              "carbon total [kg]", "carbon max [kg]", "carbon max/mean",
-              "water total [L]", "water max [L]", "water max/mean",
-              "quality loss mean [-]", "quality loss max", "quality max/mean", "flag"]
+    header = [
+        "policy",
+        "objective [USD]",
+        "energy cost [USD]",
+        f"energy vs {baseline}" if has_base else "energy vs baseline",
+        "carbon total [kg]",
+        "carbon max [kg]",
+        "carbon max/mean",
+        "water total [L]",
+        "water max [L]",
+        "water max/mean",
+        "quality loss mean [-]",
+        "quality loss max",
+        "quality max/mean",
+        "flag",
+    ]
     rows = []
     for name, r in df.iterrows():
-        rows.append([str(name), _fmt(r["objective_usd"], 6), _fmt(r["energy_cost_usd"], 6),
-                     _pct(r["energy_cost_overhead_pct"]) if has_base else "-",
-                     _fmt(r["carbon_total_kg"], 5), _fmt(r["carbon_max_kg"], 5),
-                     _fmt(r["carbon_max_over_mean"], 3), _fmt(r["water_total_l"], 5),
-                     _fmt(r["water_max_l"], 5), _fmt(r["water_max_over_mean"], 3),
-                     _fmt(r["quality_loss_mean"], 3), _fmt(r["quality_loss_max"], 3),
-                     _fmt(r["quality_loss_max_over_mean"], 3), r["flag"] or ""])
+        rows.append(
+            [
+                str(name),
+                _fmt(r["objective_usd"], 6),
+                _fmt(r["energy_cost_usd"], 6),
+                _pct(r["energy_cost_overhead_pct"]) if has_base else "-",
+                _fmt(r["carbon_total_kg"], 5),
+                _fmt(r["carbon_max_kg"], 5),
+                _fmt(r["carbon_max_over_mean"], 3),
+                _fmt(r["water_total_l"], 5),
+                _fmt(r["water_max_l"], 5),
+                _fmt(r["water_max_over_mean"], 3),
+                _fmt(r["quality_loss_mean"], 3),
+                _fmt(r["quality_loss_max"], 3),
+                _fmt(r["quality_loss_max_over_mean"], 3),
+                r["flag"] or "",
+            ]
+        )
     parts += [_md_table(header, rows), ""]
     if has_base:
-        parts += [f"Overheads are changes versus the **{baseline}** policy [%]; negative "
-                  "numbers are reductions.", ""]
+        parts += [
+            f"Overheads are changes versus the **{baseline}** policy [%]; negative "
+            "numbers are reductions.",
+            "",
+        ]
     if objective is not None:
         from eqglb.comparison import model_mix, term_split
 
@@ -690,15 +873,36 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
             st, gap = _status_cell(ev)
             mix = "-"
             if scenario is not None and dispatches is not None and name in dispatches:
-                mix = "/".join(f"{100 * v:.0f}"
-                               for v in model_mix(scenario, dispatches[name]).values())
-            split_rows.append([name, *(_fmt(sp[k], 5) for k in
-                                       ("energy", "quality", "carbon", "water")),
-                               st, gap, mix])
-        parts += ["## Objective split and certificates", "",
-                  _md_table(["policy", "energy [USD]", "quality [USD]", "carbon [USD]",
-                             "water [USD]", "status", "certified gap",
-                             "model mix [% of requests]"], split_rows), ""]
+                mix = "/".join(
+                    f"{100 * v:.0f}" for v in model_mix(scenario, dispatches[name]).values()
+                )
+            split_rows.append(
+                [
+                    name,
+                    *(_fmt(sp[k], 5) for k in ("energy", "quality", "carbon", "water")),
+                    st,
+                    gap,
+                    mix,
+                ]
+            )
+        parts += [
+            "## Objective split and certificates",
+            "",
+            _md_table(
+                [
+                    "policy",
+                    "energy [USD]",
+                    "quality [USD]",
+                    "carbon [USD]",
+                    "water [USD]",
+                    "status",
+                    "certified gap",
+                    "model mix [% of requests]",
+                ],
+                split_rows,
+            ),
+            "",
+        ]
     parts += _rtt_lines(d)
     for note in notes:
         parts += [note, ""]
@@ -709,22 +913,36 @@ def write_markdown_report(evals: Mapping[str, Evaluation] | Iterable[Evaluation]
         parts.append("")
     flagged = [n for n, r in df.iterrows() if r["flagged"]]
     if flagged:
-        parts += ["**Flagged** (solver not cleanly optimal or constraints violated; treat "
-                  "their numbers with care): " + ", ".join(f"{n} ({df.loc[n, 'flag']})"
-                                                          for n in flagged), ""]
+        parts += [
+            "**Flagged** (solver not cleanly optimal or constraints violated; treat "
+            "their numbers with care): " + ", ".join(f"{n} ({df.loc[n, 'flag']})" for n in flagged),
+            "",
+        ]
     reg = region_frame(d)
-    for cost, label in (("carbon", "Carbon per data centre [kg CO2]"),
-                        ("water", "Water per data centre [L]"),
-                        ("quality_loss", "Quality loss per user region")):
-        sub = reg[reg["cost"] == cost].pivot(index="region_or_datacenter", columns="policy",
-                                             values="value")
-        sub = sub.reindex(index=list(dict.fromkeys(reg.loc[reg["cost"] == cost,
-                                                            "region_or_datacenter"])),
-                          columns=list(d))
-        parts += [f"## {label}", "",
-                  _md_table(["", *sub.columns],
-                            [[str(i), *(_fmt(v, 4) for v in row)]
-                             for i, row in zip(sub.index, sub.to_numpy(), strict=True)]), ""]
+    for cost, label in (
+        ("carbon", "Carbon per data centre [kg CO2]"),
+        ("water", "Water per data centre [L]"),
+        ("quality_loss", "Quality loss per user region"),
+    ):
+        sub = reg[reg["cost"] == cost].pivot(
+            index="region_or_datacenter", columns="policy", values="value"
+        )
+        sub = sub.reindex(
+            index=list(dict.fromkeys(reg.loc[reg["cost"] == cost, "region_or_datacenter"])),
+            columns=list(d),
+        )
+        parts += [
+            f"## {label}",
+            "",
+            _md_table(
+                ["", *sub.columns],
+                [
+                    [str(i), *(_fmt(v, 4) for v in row)]
+                    for i, row in zip(sub.index, sub.to_numpy(), strict=True)
+                ],
+            ),
+            "",
+        ]
     if figures:
         parts += ["## Figures", ""]
         for fig in figures:

@@ -52,8 +52,18 @@ __all__ = ["FRONTIER_KEYS", "load_coastline", "site_coordinates", "write_html_re
 #: water_max [L], quality_max [-].
 FRONTIER_KEYS = ("q", "energy_cost", "objective", "carbon_max", "water_max", "quality_max")
 
-_PALETTE = ("#3b6fb6", "#e07b39", "#4f9d69", "#c44e52", "#8172b3", "#937860", "#da8bc3",
-            "#6b6b6b", "#ccb974", "#64b5cd")
+_PALETTE = (
+    "#3b6fb6",
+    "#e07b39",
+    "#4f9d69",
+    "#c44e52",
+    "#8172b3",
+    "#937860",
+    "#da8bc3",
+    "#6b6b6b",
+    "#ccb974",
+    "#64b5cd",
+)
 _LAND, _LAND_EDGE, _BORDER, _SEA = "#ebe7df", "#b9b2a5", "#d3cdc1", "#f3f7fa"
 
 
@@ -81,9 +91,11 @@ def load_coastline() -> dict[str, Any]:
     """
     doc = _coastline_doc()
     scale = float(doc["scale"])
-    return {"land": [_decode(p, scale) for p in doc["land"]],
-            "borders": [_decode(p, scale) for p in doc["borders"]],
-            "source": dict(doc["source"])}
+    return {
+        "land": [_decode(p, scale) for p in doc["land"]],
+        "borders": [_decode(p, scale) for p in doc["borders"]],
+        "source": dict(doc["source"]),
+    }
 
 
 def _latlon(entry: Any) -> tuple[float, float] | None:
@@ -94,8 +106,9 @@ def _latlon(entry: Any) -> tuple[float, float] | None:
     return None
 
 
-def site_coordinates(scenario: Scenario) -> tuple[dict[str, tuple[float, float]],
-                                                   dict[str, tuple[float, float]]]:
+def site_coordinates(
+    scenario: Scenario,
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, float]]]:
     """Coordinates (lat, lon) [degrees] of the data centres and of the user regions.
 
     Read from ``scenario.attrs``: ``attrs["coordinates"]`` as the scenario file format
@@ -118,8 +131,10 @@ def site_coordinates(scenario: Scenario) -> tuple[dict[str, tuple[float, float]]
                     regs[name] = ll
     coords = attrs.get("coordinates")
     if isinstance(coords, Mapping):
-        for kind, target, names in (("datacenter", dcs, scenario.datacenters),
-                                    ("region", regs, scenario.regions)):
+        for kind, target, names in (
+            ("datacenter", dcs, scenario.datacenters),
+            ("region", regs, scenario.regions),
+        ):
             table = coords.get(kind)
             if isinstance(table, Mapping):
                 for name, entry in table.items():
@@ -147,7 +162,7 @@ def _num(x: float | None, digits: int = 3) -> str:
     if x == 0:
         return "0"
     a = abs(x)
-    if a >= 10 ** digits:
+    if a >= 10**digits:
         s = f"{x:,.0f}"
     elif a >= 1e-3:
         decimals = max(0, digits - 1 - int(math.floor(math.log10(a))))
@@ -188,8 +203,10 @@ def _q_label(q: float) -> str:
 def _status(ev: Evaluation) -> tuple[str, str]:
     """(label, css class) of an evaluation's solve status."""
     if ev.info is None:
-        return ("not solved" if ev.feasibility.ok() else "infeasible",
-                "st-none" if ev.feasibility.ok() else "st-bad")
+        return (
+            "not solved" if ev.feasibility.ok() else "infeasible",
+            "st-none" if ev.feasibility.ok() else "st-bad",
+        )
     status = ev.info.status
     label = str(getattr(status, "value", status))
     if not ev.feasibility.ok():
@@ -220,12 +237,14 @@ def _svg(fig: Any, name: str) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"eqglb-{name}"}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "eqglb"}, dpi=150)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
     # path coordinates to 0.1 pt (about 0.15 px on screen): halves the file
     def short(m: re.Match) -> str:
-        d = re.sub(r"-?\d+\.\d+",
-                   lambda n: f"{float(n.group(0)):.1f}".rstrip("0").rstrip("."), m.group(1))
+        d = re.sub(
+            r"-?\d+\.\d+", lambda n: f"{float(n.group(0)):.1f}".rstrip("0").rstrip("."), m.group(1)
+        )
         return ' d="' + re.sub(r"\s*([MLCQZz])\s*", r"\1", d).strip() + '"'
 
     text = re.sub(r'\sd="([^"]*)"', short, text)
@@ -262,11 +281,20 @@ def _frontier_figure(frontier: Sequence[Mapping[str, float]]) -> Any:
     for xi, ei in zip(x, e, strict=True):
         p = _pct(ei, float(ref["energy_cost"]))
         if p is not None and math.isfinite(p) and xi != qs.index(float(ref["q"])):
-            ax1.annotate(f"{p:+.1f} %", (xi, ei), textcoords="offset points", xytext=(0, 7),
-                         ha="center", fontsize=7, color=_PALETTE[1])
-    burdens = (("carbon_max", "worst data centre carbon", _PALETTE[3]),
-               ("water_max", "worst data centre water", _PALETTE[0]),
-               ("quality_max", "worst region quality loss", _PALETTE[4]))
+            ax1.annotate(
+                f"{p:+.1f} %",
+                (xi, ei),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize=7,
+                color=_PALETTE[1],
+            )
+    burdens = (
+        ("carbon_max", "worst data centre carbon", _PALETTE[3]),
+        ("water_max", "worst data centre water", _PALETTE[0]),
+        ("quality_max", "worst region quality loss", _PALETTE[4]),
+    )
     for key, label, col in burdens:
         base = float(ref[key])
         rel = [100.0 * float(r[key]) / base if base else math.nan for r in pts]
@@ -282,16 +310,18 @@ def _frontier_figure(frontier: Sequence[Mapping[str, float]]) -> Any:
     return fig
 
 
-def _clusters(points: np.ndarray, box: tuple[float, float]
-              ) -> tuple[float, float, float, float] | None:
+def _clusters(
+    points: np.ndarray, box: tuple[float, float]
+) -> tuple[float, float, float, float] | None:
     """Bounding box (lon0, lon1, lat0, lat1) of the densest group of >= 3 points within
     ``box`` (lon, lat) [degrees], when the whole map is much wider than it; else None."""
     if len(points) < 3 or np.ptp(points[:, 0]) < 4 * box[0]:
         return None
     best = None
     for lon, lat in points:
-        near = points[(np.abs(points[:, 0] - lon) <= box[0] / 2)
-                      & (np.abs(points[:, 1] - lat) <= box[1] / 2)]
+        near = points[
+            (np.abs(points[:, 0] - lon) <= box[0] / 2) & (np.abs(points[:, 1] - lat) <= box[1] / 2)
+        ]
         if len(near) >= 3 and (best is None or len(near) > len(best)):
             best = near
     if best is None:
@@ -320,8 +350,12 @@ def _clip_ring(ring: np.ndarray, window: tuple[float, float, float, float]) -> n
     seen is written.
     """
     pts = ring
-    for axis, bound, keep_above in ((0, window[0], True), (0, window[1], False),
-                                    (1, window[2], True), (1, window[3], False)):
+    for axis, bound, keep_above in (
+        (0, window[0], True),
+        (0, window[1], False),
+        (1, window[2], True),
+        (1, window[3], False),
+    ):
         if len(pts) == 0:
             break
         inside = pts[:, axis] >= bound if keep_above else pts[:, axis] <= bound
@@ -347,18 +381,21 @@ def _draw_land(ax: Any, extent: tuple[float, float, float, float]) -> None:
     lon0, lon1, lat0, lat1 = extent
 
     def visible(a: np.ndarray) -> bool:
-        return bool(a[:, 0].max() >= lon0 and a[:, 0].min() <= lon1
-                    and a[:, 1].max() >= lat0 and a[:, 1].min() <= lat1)
+        return bool(
+            a[:, 0].max() >= lon0
+            and a[:, 0].min() <= lon1
+            and a[:, 1].max() >= lat0
+            and a[:, 1].min() <= lat1
+        )
 
     margin = 0.05 * max(lon1 - lon0, lat1 - lat0)
     window = (lon0 - margin, lon1 + margin, lat0 - margin, lat1 + margin)
-    land = [c for c in (_clip_ring(r, window) for r in coast["land"] if visible(r))
-            if len(c) >= 3]
+    land = [c for c in (_clip_ring(r, window) for r in coast["land"] if visible(r)) if len(c) >= 3]
     borders = [b for b in coast["borders"] if visible(b)]
-    ax.add_collection(PolyCollection(land, facecolors=_LAND, edgecolors=_LAND_EDGE,
-                                     linewidths=0.4, zorder=1))
-    ax.add_collection(LineCollection(borders, colors=_BORDER, linewidths=0.35,
-                                     zorder=1.1))
+    ax.add_collection(
+        PolyCollection(land, facecolors=_LAND, edgecolors=_LAND_EDGE, linewidths=0.4, zorder=1)
+    )
+    ax.add_collection(LineCollection(borders, colors=_BORDER, linewidths=0.35, zorder=1.1))
     ax.set_xlim(lon0, lon1)
     ax.set_ylim(lat0, lat1)
     ax.set_aspect(1.0 / max(0.2, math.cos(math.radians((lat0 + lat1) / 2))))
@@ -369,44 +406,83 @@ def _draw_land(ax: Any, extent: tuple[float, float, float, float]) -> None:
         s.set_color("#c9d3db")
 
 
-def _bubbles(ax: Any, pts: np.ndarray, values: np.ndarray, change: np.ndarray | None,
-             vmax: float, labels: Sequence[str] | None, size: float) -> Any:
+def _bubbles(
+    ax: Any,
+    pts: np.ndarray,
+    values: np.ndarray,
+    change: np.ndarray | None,
+    vmax: float,
+    labels: Sequence[str] | None,
+    size: float,
+) -> Any:
     from matplotlib.colors import TwoSlopeNorm
 
-    area = size * np.sqrt(np.clip(values, 0, None) / vmax) ** 2 + 6 if vmax > 0 else np.full(
-        len(values), 12.0)
-    kw: dict[str, Any] = {"s": area, "edgecolors": "#333333", "linewidths": 0.6, "zorder": 3,
-                          "alpha": 0.9}
+    area = (
+        size * np.sqrt(np.clip(values, 0, None) / vmax) ** 2 + 6
+        if vmax > 0
+        else np.full(len(values), 12.0)
+    )
+    kw: dict[str, Any] = {
+        "s": area,
+        "edgecolors": "#333333",
+        "linewidths": 0.6,
+        "zorder": 3,
+        "alpha": 0.9,
+    }
     if change is None:
         sc = ax.scatter(pts[:, 0], pts[:, 1], c=_PALETTE[0], **kw)
     else:
         lim = max(5.0, float(np.nanmax(np.abs(change))) if np.isfinite(change).any() else 5.0)
         lim = min(lim, 100.0)
-        sc = ax.scatter(pts[:, 0], pts[:, 1], c=np.nan_to_num(change), cmap="RdYlGn_r",
-                        norm=TwoSlopeNorm(0.0, -lim, lim), **kw)
+        sc = ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            c=np.nan_to_num(change),
+            cmap="RdYlGn_r",
+            norm=TwoSlopeNorm(0.0, -lim, lim),
+            **kw,
+        )
     if labels is not None:
         for (x, y), lab in zip(pts, labels, strict=True):
-            ax.annotate(lab, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=6.5,
-                        color="#333333", zorder=4)
+            ax.annotate(
+                lab,
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize=6.5,
+                color="#333333",
+                zorder=4,
+            )
     return sc
 
 
-def _inset_rect(pts: np.ndarray, extent: tuple[float, float, float, float],
-                zoom: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+def _inset_rect(
+    pts: np.ndarray,
+    extent: tuple[float, float, float, float],
+    zoom: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
     """Where to put the zoomed inset (axes fraction): the candidate box over the fewest sites
     and away from the zoomed area itself, bottom-left first."""
     w, h = 0.26, 0.46
     fx = (pts[:, 0] - extent[0]) / (extent[1] - extent[0])
     fy = (pts[:, 1] - extent[2]) / (extent[3] - extent[2])
-    zx = ((zoom[0] - extent[0]) / (extent[1] - extent[0]),
-          (zoom[1] - extent[0]) / (extent[1] - extent[0]))
-    zy = ((zoom[2] - extent[2]) / (extent[3] - extent[2]),
-          (zoom[3] - extent[2]) / (extent[3] - extent[2]))
+    zx = (
+        (zoom[0] - extent[0]) / (extent[1] - extent[0]),
+        (zoom[1] - extent[0]) / (extent[1] - extent[0]),
+    )
+    zy = (
+        (zoom[2] - extent[2]) / (extent[3] - extent[2]),
+        (zoom[3] - extent[2]) / (extent[3] - extent[2]),
+    )
     best, best_cost = (0.005, 0.02, w, h), math.inf
     for y0 in (0.02, 0.52):
         for x0 in np.linspace(0.005, 0.995 - w, 9):
-            covered = ((fx >= x0 - 0.03) & (fx <= x0 + w + 0.03)
-                       & (fy >= y0 - 0.05) & (fy <= y0 + h + 0.05)).sum()
+            covered = (
+                (fx >= x0 - 0.03)
+                & (fx <= x0 + w + 0.03)
+                & (fy >= y0 - 0.05)
+                & (fy <= y0 + h + 0.05)
+            ).sum()
             overlap = not (x0 + w < zx[0] or x0 > zx[1] or y0 + h < zy[0] or y0 > zy[1])
             cost = covered + 100 * overlap
             if cost < best_cost:
@@ -414,25 +490,38 @@ def _inset_rect(pts: np.ndarray, extent: tuple[float, float, float, float],
     return best
 
 
-def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | None,
-                dcs: Mapping[str, tuple[float, float]],
-                regs: Mapping[str, tuple[float, float]]) -> Any:
+def _map_figure(
+    scenario: Scenario,
+    featured: Evaluation,
+    base: Evaluation | None,
+    dcs: Mapping[str, tuple[float, float]],
+    regs: Mapping[str, tuple[float, float]],
+) -> Any:
     panels = []
-    for attr, title, unit, where in (("carbon", "Carbon per data centre", "kg CO2", dcs),
-                                     ("water", "Water per data centre", "L", dcs),
-                                     ("social", "Quality loss per user region",
-                                      _quality_unit(featured), regs)):
+    for attr, title, unit, where in (
+        ("carbon", "Carbon per data centre", "kg CO2", dcs),
+        ("water", "Water per data centre", "L", dcs),
+        ("social", "Quality loss per user region", _quality_unit(featured), regs),
+    ):
         names = [n for n in getattr(featured, attr) if n in where]
         if names:
             panels.append((attr, title, unit, names, where))
-    allpts = np.unique(np.array([(ll[1], ll[0]) for _, _, _, names, where in panels
-                                 for ll in (where[n] for n in names)]), axis=0)
+    allpts = np.unique(
+        np.array(
+            [(ll[1], ll[0]) for _, _, _, names, where in panels for ll in (where[n] for n in names)]
+        ),
+        axis=0,
+    )
     lon0, lon1 = allpts[:, 0].min(), allpts[:, 0].max()
     lat0, lat1 = allpts[:, 1].min(), allpts[:, 1].max()
     padx = max(8.0, 0.08 * (lon1 - lon0))
     pady = max(6.0, 0.12 * (lat1 - lat0))
-    extent = (max(-180.0, lon0 - padx), min(180.0, lon1 + padx),
-              max(-85.0, lat0 - pady), min(85.0, lat1 + pady))
+    extent = (
+        max(-180.0, lon0 - padx),
+        min(180.0, lon1 + padx),
+        max(-85.0, lat0 - pady),
+        min(85.0, lat1 + pady),
+    )
     zoom = _clusters(allpts, (20.0, 14.0))
     fig = new_figure("the HTML report", (10.0, 3.3 * len(panels)))
     axes = np.atleast_1d(fig.subplots(len(panels), 1))
@@ -441,28 +530,51 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
         pts = np.array([(where[n][1], where[n][0]) for n in names])
         change = None
         if base is not None and base is not featured:
-            change = np.array([_pct(getattr(featured, attr)[n], getattr(base, attr)[n])
-                               if getattr(base, attr)[n] > 0 else math.nan for n in names],
-                              dtype=float)
+            change = np.array(
+                [
+                    _pct(getattr(featured, attr)[n], getattr(base, attr)[n])
+                    if getattr(base, attr)[n] > 0
+                    else math.nan
+                    for n in names
+                ],
+                dtype=float,
+            )
         vmax = float(vals.max()) if len(vals) else 0.0
         _draw_land(ax, extent)
         inzoom = np.zeros(len(names), bool)
         if zoom is not None:
-            inzoom = ((pts[:, 0] >= zoom[0]) & (pts[:, 0] <= zoom[1])
-                      & (pts[:, 1] >= zoom[2]) & (pts[:, 1] <= zoom[3]))
-        labels = ([("" if z else n) for n, z in zip(names, inzoom, strict=True)]
-                  if len(names) <= 25 else None)  # beyond that, names would be a blur
+            inzoom = (
+                (pts[:, 0] >= zoom[0])
+                & (pts[:, 0] <= zoom[1])
+                & (pts[:, 1] >= zoom[2])
+                & (pts[:, 1] <= zoom[3])
+            )
+        labels = (
+            [("" if z else n) for n, z in zip(names, inzoom, strict=True)]
+            if len(names) <= 25
+            else None
+        )  # beyond that, names would be a blur
         sc = _bubbles(ax, pts, vals, change, vmax, labels, 520.0)
         worst = names[int(np.argmax(vals))] if len(vals) else ""
-        ax.set_title(f"{title} [{unit}]: worst {worst} {_num(vmax).replace('&minus;', '-')}",
-                     fontsize=10, loc="left")
+        ax.set_title(
+            f"{title} [{unit}]: worst {worst} {_num(vmax).replace('&minus;', '-')}",
+            fontsize=10,
+            loc="left",
+        )
         if zoom is not None:
             ins = ax.inset_axes(_inset_rect(pts, extent, zoom))
             _draw_land(ins, zoom)
             ins.set_anchor("SW")
             sel = np.flatnonzero(inzoom)
-            _bubbles(ins, pts[sel], vals[sel], None if change is None else change[sel], vmax,
-                     [names[i] for i in sel] if len(sel) <= 25 else None, 520.0 * 0.6)
+            _bubbles(
+                ins,
+                pts[sel],
+                vals[sel],
+                None if change is None else change[sel],
+                vmax,
+                [names[i] for i in sel] if len(sel) <= 25 else None,
+                520.0 * 0.6,
+            )
             if change is not None:
                 ins.collections[-1].set_norm(sc.norm)
                 ins.collections[-1].set_cmap(sc.cmap)
@@ -476,9 +588,11 @@ def _map_figure(scenario: Scenario, featured: Evaluation, base: Evaluation | Non
 
 def _bars_figure(d: Mapping[str, Evaluation]) -> Any:
     first = next(iter(d.values()))
-    specs = (("carbon", "carbon per data centre [kg CO2]"),
-             ("water", "water per data centre [L]"),
-             ("social", f"quality loss per user region [{_quality_unit(first)}]"))
+    specs = (
+        ("carbon", "carbon per data centre [kg CO2]"),
+        ("water", "water per data centre [L]"),
+        ("social", f"quality loss per user region [{_quality_unit(first)}]"),
+    )
     fig = new_figure("the HTML report", (10.0, 2.6 * len(specs)))
     axes = fig.subplots(len(specs), 1)
     width = 0.8 / len(d)
@@ -487,14 +601,29 @@ def _bars_figure(d: Mapping[str, Evaluation]) -> Any:
         x = np.arange(len(names))
         for i, (pol, ev) in enumerate(d.items()):
             vals = [getattr(ev, attr).get(n, 0.0) for n in names]
-            ax.bar(x - 0.4 + (i + 0.5) * width, vals, width, label=pol,
-                   color=_PALETTE[i % len(_PALETTE)])
-        ax.set_xticks(x, names, fontsize=8, rotation=30 if len(names) > 8 else 0, ha="right"
-                      if len(names) > 8 else "center")
+            ax.bar(
+                x - 0.4 + (i + 0.5) * width,
+                vals,
+                width,
+                label=pol,
+                color=_PALETTE[i % len(_PALETTE)],
+            )
+        ax.set_xticks(
+            x,
+            names,
+            fontsize=8,
+            rotation=30 if len(names) > 8 else 0,
+            ha="right" if len(names) > 8 else "center",
+        )
         ax.set_title(label, fontsize=10, loc="left")
         _style_axes(ax)
-    axes[0].legend(frameon=False, fontsize=8, ncols=min(len(d), 6), loc="lower left",
-                   bbox_to_anchor=(0.0, 1.12))
+    axes[0].legend(
+        frameon=False,
+        fontsize=8,
+        ncols=min(len(d), 6),
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.12),
+    )
     return fig
 
 
@@ -515,8 +644,8 @@ def _dispatch_figure(scenario: Scenario, dispatches: Mapping[str, Dispatch]) -> 
     model_cols = [cmap(0.15 + 0.7 * i / max(1, k - 1)) for i in range(k)]
     for row, (name, disp) in enumerate(dispatches.items()):
         y = np.asarray(disp.y, dtype=float)
-        per_dc = y.sum(axis=(2, 3))                       # (time, datacenter) [requests/slot]
-        per_model = y.sum(axis=(1, 2))                    # (time, model) [requests/slot]
+        per_dc = y.sum(axis=(2, 3))  # (time, datacenter) [requests/slot]
+        per_model = y.sum(axis=(1, 2))  # (time, model) [requests/slot]
         tot = per_model.sum(axis=1, keepdims=True)
         share = 100.0 * np.divide(per_model, tot, out=np.zeros_like(per_model), where=tot > 0)
         a1, a2 = axes[row]
@@ -533,11 +662,24 @@ def _dispatch_figure(scenario: Scenario, dispatches: Mapping[str, Dispatch]) -> 
     for ax in axes[-1]:
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
         ax.set_xlabel("time [UTC]", fontsize=8)
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower left",
-               ncols=min(5, len(scenario.datacenters)), fontsize=7, frameon=False,
-               title="data centre", title_fontsize=7)
-    fig.legend(*axes[0, 1].get_legend_handles_labels(), loc="outside lower right",
-               ncols=min(2, k), fontsize=7, frameon=False, title="model", title_fontsize=7)
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(),
+        loc="outside lower left",
+        ncols=min(5, len(scenario.datacenters)),
+        fontsize=7,
+        frameon=False,
+        title="data centre",
+        title_fontsize=7,
+    )
+    fig.legend(
+        *axes[0, 1].get_legend_handles_labels(),
+        loc="outside lower right",
+        ncols=min(2, k),
+        fontsize=7,
+        frameon=False,
+        title="model",
+        title_fontsize=7,
+    )
     return fig
 
 
@@ -596,17 +738,22 @@ footer{margin-top:40px;font-size:12px;color:var(--mute)}
 
 
 def _card(key: str, value: str, sub: str) -> str:
-    return (f'<div class="card"><div class="k">{key}</div><div class="v">{value}</div>'
-            f'<div class="s">{sub}</div></div>')
+    return (
+        f'<div class="card"><div class="k">{key}</div><div class="v">{value}</div>'
+        f'<div class="s">{sub}</div></div>'
+    )
 
 
 def _figure(name: str, svg: str, caption: str) -> str:
-    return (f'<figure class="fig" id="fig-{name}" data-figure="{name}">{svg}'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (
+        f'<figure class="fig" id="fig-{name}" data-figure="{name}">{svg}'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
-def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
-           colors: Mapping[str, str]) -> str:
+def _table(
+    d: Mapping[str, Evaluation], baseline: str, featured: str, colors: Mapping[str, str]
+) -> str:
     q_unit = _quality_unit(next(iter(d.values())))
     cols = (  # (header, getter, bar?, lower is better)
         ("objective<br>[USD]", lambda e: e.objective, True),
@@ -623,8 +770,11 @@ def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
     for i in range(len(cols)):
         finite = [v[i] for v in values.values() if v[i] is not None and math.isfinite(v[i])]
         tops.append((max(finite, default=0.0), min(finite, default=0.0)))
-    head = ("<tr><th>policy</th><th>status<br>gap [-]</th>"
-            + "".join(f"<th>{h}</th>" for h, _, _ in cols) + "</tr>")
+    head = (
+        "<tr><th>policy</th><th>status<br>gap [-]</th>"
+        + "".join(f"<th>{h}</th>" for h, _, _ in cols)
+        + "</tr>"
+    )
     rows = []
     for name, ev in d.items():
         label, cls = _status(ev)
@@ -634,11 +784,14 @@ def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
         title = f' title="{_esc(why)}"' if why else ""
         gap_txt = "" if gap is None else f"gap {gap:.1e}"
         if bound is not None:
-            gap_txt = f'<span title="certified lower bound {bound:.6g} USD">{gap_txt or "bound"}</span>'
-        cells = [f'<td><span class="pol" style="background:{colors[name]}"></span>'
-                 f"{_esc(name)}</td>",
-                 f'<td><span class="badge {cls}"{title}>{_esc(label)}</span>'
-                 f'<span class="sub">{gap_txt or "&nbsp;"}</span></td>']
+            gap_txt = (
+                f'<span title="certified lower bound {bound:.6g} USD">{gap_txt or "bound"}</span>'
+            )
+        cells = [
+            f'<td><span class="pol" style="background:{colors[name]}"></span>{_esc(name)}</td>',
+            f'<td><span class="badge {cls}"{title}>{_esc(label)}</span>'
+            f'<span class="sub">{gap_txt or "&nbsp;"}</span></td>',
+        ]
         for i, v in enumerate(values[name]):
             top, low = tops[i]
             if v is None or not math.isfinite(v):
@@ -649,8 +802,10 @@ def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
             delta = ""
             if name != baseline:
                 delta = _delta_html(_pct(v, values[baseline][i]))
-            cells.append(f'<td class="bar{best}" style="--w:{w:.1f}%">{_num(v, 4)}'
-                         f'<span class="sub">{delta or "&nbsp;"}</span></td>')
+            cells.append(
+                f'<td class="bar{best}" style="--w:{w:.1f}%">{_num(v, 4)}'
+                f'<span class="sub">{delta or "&nbsp;"}</span></td>'
+            )
         cls_row = ' class="featured"' if name == featured else ""
         rows.append(f"<tr{cls_row}>{''.join(cells)}</tr>")
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
@@ -659,20 +814,24 @@ def _table(d: Mapping[str, Evaluation], baseline: str, featured: str,
 def _frontier_table(frontier: Sequence[Mapping[str, float]]) -> str:
     pts = sorted(frontier, key=lambda r: float(r["q"]))
     ref = next((r for r in pts if float(r["q"]) == 1.0), pts[0])
-    head = ("<tr><th>q</th><th>objective [USD]</th><th>energy cost [USD]</th>"
-            f"<th>price of fairness<br>vs q = {_q_label(float(ref['q']))}</th>"
-            "<th>carbon worst DC [kg CO2]</th><th>water worst DC [L]</th>"
-            "<th>quality loss worst region [-]</th></tr>")
+    head = (
+        "<tr><th>q</th><th>objective [USD]</th><th>energy cost [USD]</th>"
+        f"<th>price of fairness<br>vs q = {_q_label(float(ref['q']))}</th>"
+        "<th>carbon worst DC [kg CO2]</th><th>water worst DC [L]</th>"
+        "<th>quality loss worst region [-]</th></tr>"
+    )
     rows = []
     for r in pts:
         rows.append(
             f"<tr><td>{_q_label(float(r['q']))}</td><td>{_num(float(r['objective']), 4)}</td>"
             f"<td>{_num(float(r['energy_cost']), 4)}</td>"
             f"<td>{_delta_html(_pct(float(r['energy_cost']), float(ref['energy_cost'])))}</td>"
-            + "".join(f"<td>{_num(float(r[k]), 4)} "
-                      f"{_delta_html(_pct(float(r[k]), float(ref[k])))}</td>"
-                      for k in ("carbon_max", "water_max", "quality_max"))
-            + "</tr>")
+            + "".join(
+                f"<td>{_num(float(r[k]), 4)} {_delta_html(_pct(float(r[k]), float(ref[k])))}</td>"
+                for k in ("carbon_max", "water_max", "quality_max")
+            )
+            + "</tr>"
+        )
     return f'<div class="tablewrap"><table>{head}{"".join(rows)}</table></div>'
 
 
@@ -695,14 +854,17 @@ def _check_frontier(frontier: Sequence[Mapping[str, Any]]) -> None:
             raise ValueError(f"frontier entry {i} lacks {missing}; each needs {FRONTIER_KEYS}")
 
 
-def write_html_report(path: str | Path,
-                      evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-                      scenario: Scenario, *,
-                      objective: Objective | None = None,
-                      frontier: Sequence[Mapping[str, float]] | None = None,
-                      provenance: Mapping[str, Any] | None = None,
-                      baseline: str | None = None,
-                      dispatches: Mapping[str, Dispatch] | None = None) -> Path:
+def write_html_report(
+    path: str | Path,
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation],
+    scenario: Scenario,
+    *,
+    objective: Objective | None = None,
+    frontier: Sequence[Mapping[str, float]] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    baseline: str | None = None,
+    dispatches: Mapping[str, Dispatch] | None = None,
+) -> Path:
     """Write one self-contained ``report.html`` of a policy comparison.
 
     Everything is inline (CSS, SVG figures); the page has no script and no external URL.
@@ -762,8 +924,7 @@ def write_html_report(path: str | Path,
         _check_frontier(frontier)
     base = d[baseline]
     scored = [n for n, e in d.items() if e.objective is not None and math.isfinite(e.objective)]
-    featured = (min(scored, key=lambda n: float(d[n].objective or 0.0)) if scored
-                else next(iter(d)))
+    featured = min(scored, key=lambda n: float(d[n].objective or 0.0)) if scored else next(iter(d))
     fe = d[featured]
     colors = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(d)}
     if objective is None:
@@ -773,114 +934,177 @@ def write_html_report(path: str | Path,
     parts: list[str] = []
 
     # ---- header and headline cards
-    span = (f"{scenario.time[0]:%Y-%m-%d %H:%M} to {scenario.time[-1]:%Y-%m-%d %H:%M} UTC"
-            if T else "no slots")
+    span = (
+        f"{scenario.time[0]:%Y-%m-%d %H:%M} to {scenario.time[-1]:%Y-%m-%d %H:%M} UTC"
+        if T
+        else "no slots"
+    )
     parts.append(
         f"<header><h1>eqglb: {len(d)} dispatch policies compared</h1>"
         f"<p>Scenario <b>{_esc(scenario.name)}</b>: {N} data centres, {J} user regions, "
         f"{K} models, {T} slots of {slot_h:g} h ({span}); "
         f"{_num(float(np.asarray(scenario.demand).sum()), 4)} requests.</p>"
-        + (f"<p>Every policy is scored with <code>{_esc(objective.describe())}</code> [USD]."
-           "</p>" if objective is not None else "")
-        + "</header>")
+        + (
+            f"<p>Every policy is scored with <code>{_esc(objective.describe())}</code> [USD].</p>"
+            if objective is not None
+            else ""
+        )
+        + "</header>"
+    )
     same = featured == baseline
     vs = "" if same else f" vs {_esc(baseline)}"
-    cards = [_card("lowest objective", _esc(featured),
-                   f"{_num(fe.objective, 4)} USD" + ("" if same else " " + _delta_html(
-                       _pct(fe.objective, base.objective)))),
-             _card("energy cost", f"{_num(fe.energy_cost, 4)} USD",
-                   f"{_esc(featured)}{vs} " + _delta_html(_pct(fe.energy_cost,
-                                                                base.energy_cost))),
-             _card("worst data centre carbon", f"{_num(fe.summary['carbon']['max'], 3)} kg",
-                   f"{_esc(featured)}{vs} " + _delta_html(_pct(fe.summary["carbon"]["max"],
-                                                                base.summary["carbon"]["max"]))),
-             _card("worst data centre water", f"{_num(fe.summary['water']['max'], 3)} L",
-                   f"{_esc(featured)}{vs} " + _delta_html(_pct(fe.summary["water"]["max"],
-                                                                base.summary["water"]["max"]))),
-             _card("worst region quality loss", _num(fe.summary["social"]["max"], 3),
-                   f"{_esc(featured)}{vs} " + _delta_html(_pct(fe.summary["social"]["max"],
-                                                                base.summary["social"]["max"])))]
+    cards = [
+        _card(
+            "lowest objective",
+            _esc(featured),
+            f"{_num(fe.objective, 4)} USD"
+            + ("" if same else " " + _delta_html(_pct(fe.objective, base.objective))),
+        ),
+        _card(
+            "energy cost",
+            f"{_num(fe.energy_cost, 4)} USD",
+            f"{_esc(featured)}{vs} " + _delta_html(_pct(fe.energy_cost, base.energy_cost)),
+        ),
+        _card(
+            "worst data centre carbon",
+            f"{_num(fe.summary['carbon']['max'], 3)} kg",
+            f"{_esc(featured)}{vs} "
+            + _delta_html(_pct(fe.summary["carbon"]["max"], base.summary["carbon"]["max"])),
+        ),
+        _card(
+            "worst data centre water",
+            f"{_num(fe.summary['water']['max'], 3)} L",
+            f"{_esc(featured)}{vs} "
+            + _delta_html(_pct(fe.summary["water"]["max"], base.summary["water"]["max"])),
+        ),
+        _card(
+            "worst region quality loss",
+            _num(fe.summary["social"]["max"], 3),
+            f"{_esc(featured)}{vs} "
+            + _delta_html(_pct(fe.summary["social"]["max"], base.summary["social"]["max"])),
+        ),
+    ]
     parts.append(f'<section class="cards">{"".join(cards)}</section>')
 
     # ---- comparison
-    parts.append("<h2>Comparison</h2><p class=\"lead\">One row per policy, every number "
-                 "recomputed by the same evaluator; small print: change against "
-                 f"<b>{_esc(baseline)}</b>. The bar under a number is scaled to the column's "
-                 "largest value; bold marks the lowest. The gap is (objective &minus; certified "
-                 "lower bound) / max(1, |objective|) of the policy's own solve (hover it for "
-                 "the bound).</p>")
+    parts.append(
+        '<h2>Comparison</h2><p class="lead">One row per policy, every number '
+        "recomputed by the same evaluator; small print: change against "
+        f"<b>{_esc(baseline)}</b>. The bar under a number is scaled to the column's "
+        "largest value; bold marks the lowest. The gap is (objective &minus; certified "
+        "lower bound) / max(1, |objective|) of the policy's own solve (hover it for "
+        "the bound).</p>"
+    )
     parts.append(_table(d, baseline, featured, colors))
 
     # ---- price of fairness
     if frontier is not None:
         fig = _frontier_figure(frontier)
-        ref_q = _q_label(min((float(r["q"]) for r in frontier),
-                             key=lambda q: (q != 1.0, q)))
-        parts.append("<h2>Price of fairness</h2><p class=\"lead\">The same weights solved "
-                     f"at each q of the equity norms; changes against q = {ref_q}.</p>")
-        parts.append(_figure("frontier", _svg(fig, "frontier"),
-                             "Left: objective and energy cost [USD] of the optimal plan per "
-                             "q. Right: worst data centre's carbon and water, worst region's "
-                             "quality loss, as % of their value at the reference q."))
+        ref_q = _q_label(min((float(r["q"]) for r in frontier), key=lambda q: (q != 1.0, q)))
+        parts.append(
+            '<h2>Price of fairness</h2><p class="lead">The same weights solved '
+            f"at each q of the equity norms; changes against q = {ref_q}.</p>"
+        )
+        parts.append(
+            _figure(
+                "frontier",
+                _svg(fig, "frontier"),
+                "Left: objective and energy cost [USD] of the optimal plan per "
+                "q. Right: worst data centre's carbon and water, worst region's "
+                "quality loss, as % of their value at the reference q.",
+            )
+        )
         parts.append(_frontier_table(frontier))
 
     # ---- burdens
     parts.append("<h2>Who bears what</h2>")
     dcs, regs = site_coordinates(scenario)
     if dcs or regs:
-        parts.append(f'<p class="lead">Burdens of <b>{_esc(featured)}</b> at each site: '
-                     "bubble area is proportional to the burden"
-                     + ("" if same else f"; colour is the change against <b>{_esc(baseline)}"
-                        "</b> (green: lower)") + ".</p>")
+        parts.append(
+            f'<p class="lead">Burdens of <b>{_esc(featured)}</b> at each site: '
+            "bubble area is proportional to the burden"
+            + (
+                ""
+                if same
+                else f"; colour is the change against <b>{_esc(baseline)}</b> (green: lower)"
+            )
+            + ".</p>"
+        )
         missing = [n for n in scenario.datacenters if n not in dcs] + [
-            n for n in scenario.regions if n not in regs]
+            n for n in scenario.regions if n not in regs
+        ]
         if missing:
-            parts.append(f'<p class="note">No coordinates for {_esc(", ".join(missing))}: '
-                         "not on the map (see the bars below).</p>")
+            parts.append(
+                f'<p class="note">No coordinates for {_esc(", ".join(missing))}: '
+                "not on the map (see the bars below).</p>"
+            )
         fig = _map_figure(scenario, fe, None if same else base, dcs, regs)
-        parts.append(_figure("map", _svg(fig, "map"),
-                             "Coastlines and borders: Natural Earth 1:110m (public domain)."))
+        parts.append(
+            _figure(
+                "map",
+                _svg(fig, "map"),
+                "Coastlines and borders: Natural Earth 1:110m (public domain).",
+            )
+        )
         bars_caption = "The same burdens for every policy."
     else:
-        parts.append('<p class="note">This scenario has no site coordinates '
-                     "(<code>attrs[\"coordinates\"]</code> or <code>attrs[\"sites\"]</code>), "
-                     "so the burdens are shown as bars instead of on a map.</p>")
+        parts.append(
+            '<p class="note">This scenario has no site coordinates '
+            '(<code>attrs["coordinates"]</code> or <code>attrs["sites"]</code>), '
+            "so the burdens are shown as bars instead of on a map.</p>"
+        )
         bars_caption = "Burdens per site for every policy."
     parts.append(_figure("burdens", _svg(_bars_figure(d), "burdens"), bars_caption))
 
     # ---- dispatch over time
     if dispatches:
-        parts.append("<h2>Dispatch over time</h2><p class=\"lead\">Where the requests are "
-                     "served, and by which model, slot by slot.</p>")
+        parts.append(
+            '<h2>Dispatch over time</h2><p class="lead">Where the requests are '
+            "served, and by which model, slot by slot.</p>"
+        )
         fig = _dispatch_figure(scenario, dispatches)
-        parts.append(_figure("dispatch", _svg(fig, "dispatch"),
-                             "Left: requests served per data centre [10<sup>3</sup> "
-                             "requests/slot], stacked. Right: share of requests per model "
-                             "[%]."))
+        parts.append(
+            _figure(
+                "dispatch",
+                _svg(fig, "dispatch"),
+                "Left: requests served per data centre [10<sup>3</sup> "
+                "requests/slot], stacked. Right: share of requests per model "
+                "[%].",
+            )
+        )
 
     # ---- provenance
     from eqglb import __version__
 
-    prov: dict[str, Any] = {"eqglb version": __version__, "scenario": scenario.name,
-                            "time": span, "shape (T, N, J, K)": f"{T}, {N}, {J}, {K}"}
+    prov: dict[str, Any] = {
+        "eqglb version": __version__,
+        "scenario": scenario.name,
+        "time": span,
+        "shape (T, N, J, K)": f"{T}, {N}, {J}, {K}",
+    }
     if objective is not None:
         prov["objective"] = objective.describe()
     prov["baseline"] = baseline
     prov.update(dict(provenance or {}))
     src = _coastline_doc()["source"]
-    prov["map data"] = (f"{src['dataset']} ({src['licence']}), from {src['member']} in "
-                        f"{src['container']}, sha256 {src['sha256'][:12]}...")
+    prov["map data"] = (
+        f"{src['dataset']} ({src['licence']}), from {src['member']} in "
+        f"{src['container']}, sha256 {src['sha256'][:12]}..."
+    )
     rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_prov_value(v)}</dd>" for k, v in prov.items())
     parts.append(f'<h2>Provenance</h2><dl class="prov">{rows}</dl>')
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    parts.append(f"<footer>Written by eqglb {_esc(__version__)} on {stamp}. Self-contained: "
-                 "no script, no external resource.</footer>")
+    parts.append(
+        f"<footer>Written by eqglb {_esc(__version__)} on {stamp}. Self-contained: "
+        "no script, no external resource.</footer>"
+    )
 
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>eqglb report: {_esc(scenario.name)}</title>"
-            f"<style>{_CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n")
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>eqglb report: {_esc(scenario.name)}</title>"
+        f"<style>{_CSS}</style></head><body><main>{''.join(parts)}</main></body></html>\n"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
-

@@ -120,29 +120,44 @@ SOCIAL_PUE = 1.1
 #: of its PDF; the paper's own table could not be retrieved with our tools.
 PUBLISHED: dict[str, Any] = {
     "notebook": {
-        "source": ("Ren-Research/Environmentally-Equitable-AI, quick_demo.ipynb (commit "
-                   "c99825d), printed outputs; full connectivity, 457 hours"),
-        "eGLB-Off": {"objective": 623661.3524764299,
-                     "energy_cost": 10 * 33669.45105842025,
-                     "water_mean": 1432.792210790843, "water_max": 1818.734618500509,
-                     "carbon_mean": 104.91162881039315, "carbon_max": 118.5618431881312},
-        "Energy": {"energy_cost": 291698.606287178,
-                   "water_mean": 1525.069250911699, "water_max": 2607.499995942185,
-                   "carbon_mean": 108.714105315913, "carbon_max": 182.1356032921319},
+        "source": (
+            "Ren-Research/Environmentally-Equitable-AI, quick_demo.ipynb (commit "
+            "c99825d), printed outputs; full connectivity, 457 hours"
+        ),
+        "eGLB-Off": {
+            "objective": 623661.3524764299,
+            "energy_cost": 10 * 33669.45105842025,
+            "water_mean": 1432.792210790843,
+            "water_max": 1818.734618500509,
+            "carbon_mean": 104.91162881039315,
+            "carbon_max": 118.5618431881312,
+        },
+        "Energy": {
+            "energy_cost": 291698.606287178,
+            "water_mean": 1525.069250911699,
+            "water_max": 2607.499995942185,
+            "carbon_mean": 108.714105315913,
+            "carbon_max": 182.1356032921319,
+        },
         # optimal values of "Pure Carbon" (1500 x mean site carbon) and "Pure Water"
         # (60 x mean site water)
         "Carbon": {"carbon_mean": 139600.80130509293 / 1500.0},
         "Water": {"water_mean": 74634.83688514176 / 60.0},
     },
     "paper": {
-        "source": ("arXiv 2307.05494v2 (ACM e-Energy 2024), as quoted by a third-party "
-                   "research summary of the PDF (retrieved 2026-09-19)"),
+        "source": (
+            "arXiv 2307.05494v2 (ACM e-Energy 2024), as quoted by a third-party "
+            "research summary of the PDF (retrieved 2026-09-19)"
+        ),
         "Nearest": {"water_max_over_mean": 1.45},
         "Energy": {"water_max_over_mean": 1.71},
         "Carbon": {"water_max_over_mean": 1.91},
         "Water": {"water_max_over_mean": 1.62, "carbon_max_over_mean": 2.18},
-        "eGLB-Off": {"water_max_over_mean": 1.19, "carbon_max_over_mean": 1.26,
-                     "water_max": 1705.2},
+        "eGLB-Off": {
+            "water_max_over_mean": 1.19,
+            "carbon_max_over_mean": 1.26,
+            "water_max": 1705.2,
+        },
         "eGLB (online)": {"water_max_over_mean": 1.33},
         "water_mean_range": (1243.9, 1525.1),
     },
@@ -161,12 +176,17 @@ class ReproductionError(ScenarioError):
 # ----------------------------------------------------------------------------- the study
 def study_objective() -> Objective:
     """eGLB-Off's objective: ``energy + 1.5 USD/kg max_i C_i + 0.06 USD/L max_i W_i``."""
-    return Objective(mu_social=0.0, mu_carbon=STUDY_MU_CARBON, mu_water=STUDY_MU_WATER,
-                     q_social=1.0, q_carbon=math.inf, q_water=math.inf)
+    return Objective(
+        mu_social=0.0,
+        mu_carbon=STUDY_MU_CARBON,
+        mu_water=STUDY_MU_WATER,
+        q_social=1.0,
+        q_carbon=math.inf,
+        q_water=math.inf,
+    )
 
 
-def study_policies(objective: Objective | None = None, *, online: bool = True
-                   ) -> dict[str, Any]:
+def study_policies(objective: Objective | None = None, *, online: bool = True) -> dict[str, Any]:
     """The study's five offline policies, by report name, and the online policy.
 
     Nearest: each gateway to its co-located site (spill-over only if full); Energy /
@@ -182,7 +202,8 @@ def study_policies(objective: Objective | None = None, *, online: bool = True
     obj = objective or study_objective()
     out: dict[str, Any] = {
         name: LinearBaseline(kind=name.lower(), model_rule="free", objective=obj, name=name)
-        for name in ("Nearest", "Energy", "Carbon", "Water")}
+        for name in ("Nearest", "Energy", "Carbon", "Water")
+    }
     # the study's problem is an LP: HiGHS returns an exact vertex (about 3 s), which the
     # component-wise comparison with the authors' notebook (1e-6) needs; the structured
     # solver's certified 1e-6 gap bounds the objective, not each component
@@ -224,8 +245,9 @@ def _plan(policy: Any, sc: Scenario, label: str) -> Dispatch:
         raise ReproductionError(f"{label}: {exc}") from exc
 
 
-def run_study(data_dir: str | Path, connectivity: str = "full", *,
-              progress: bool = False) -> StudyRun:
+def run_study(
+    data_dir: str | Path, connectivity: str = "full", *, progress: bool = False
+) -> StudyRun:
     """Run the study's five policies on the egl-2022 data for one connectivity level.
 
     Parameters
@@ -253,8 +275,10 @@ def run_study(data_dir: str | Path, connectivity: str = "full", *,
         dispatches[name] = d
         evals[name] = evaluate(sc, d, obj)
         status = d.info.status if d.info is not None else "done"
-        _say(progress, f"  egl-2022 {connectivity:7s} {name:9s} {status} in "
-                       f"{_time.perf_counter() - t:.1f} s")
+        _say(
+            progress,
+            f"  egl-2022 {connectivity:7s} {name:9s} {status} in {_time.perf_counter() - t:.1f} s",
+        )
     return StudyRun(connectivity, sc, dispatches, evals, _time.perf_counter() - t0)
 
 
@@ -270,8 +294,8 @@ def study_metrics(ev: Evaluation) -> dict[str, Any]:
         [t], ``carbon_max_over_mean`` [-], ``status`` and ``solver`` (solver status and
         name) and ``feasible`` (constraints hold to 1e-6).
     """
-    water = {k: v / 1000.0 for k, v in ev.water.items()}     # L -> m3
-    carbon = {k: v / 1000.0 for k, v in ev.carbon.items()}   # kg -> t
+    water = {k: v / 1000.0 for k, v in ev.water.items()}  # L -> m3
+    carbon = {k: v / 1000.0 for k, v in ev.carbon.items()}  # kg -> t
     w = np.array(list(water.values()))
     c = np.array(list(carbon.values()))
     return {
@@ -292,25 +316,33 @@ def study_metrics(ev: Evaluation) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- social
-def gpus_per_site(site_mw: float = SITE_MW, kw_per_gpu: float = KW_PER_GPU,
-                  gpus_per_server: int = GPUS_PER_SERVER) -> int:
+def gpus_per_site(
+    site_mw: float = SITE_MW, kw_per_gpu: float = KW_PER_GPU, gpus_per_server: int = GPUS_PER_SERVER
+) -> int:
     """H100 GPUs a site of ``site_mw`` IT power holds [GPUs], in whole servers.
 
     ``floor(site_mw * 1000 / kw_per_gpu / gpus_per_server) * gpus_per_server``: 1 MW at
     0.7 kW per GPU is 1428.6 GPUs, i.e. 178 servers of 8 = 1424 GPUs.
     """
     if not (site_mw > 0 and kw_per_gpu > 0 and gpus_per_server >= 1):
-        raise ScenarioError(f"site_mw={site_mw!r}, kw_per_gpu={kw_per_gpu!r}, "
-                            f"gpus_per_server={gpus_per_server!r}; give positive values")
+        raise ScenarioError(
+            f"site_mw={site_mw!r}, kw_per_gpu={kw_per_gpu!r}, "
+            f"gpus_per_server={gpus_per_server!r}; give positive values"
+        )
     servers = math.floor(site_mw * 1000.0 / kw_per_gpu / gpus_per_server + 1e-9)
     return int(servers * gpus_per_server)
 
 
-def social_scenario(data_dir: str | Path, *, connectivity: str = "partial",
-                    kw_per_gpu: float = KW_PER_GPU,
-                    peak_utilisation: float = PEAK_UTILISATION,
-                    demand_split: str = "population", pue: float = SOCIAL_PUE,
-                    horizon: int = HORIZON) -> Scenario:
+def social_scenario(
+    data_dir: str | Path,
+    *,
+    connectivity: str = "partial",
+    kw_per_gpu: float = KW_PER_GPU,
+    peak_utilisation: float = PEAK_UTILISATION,
+    demand_split: str = "population",
+    pue: float = SOCIAL_PUE,
+    horizon: int = HORIZON,
+) -> Scenario:
     """The egl-2022 signals with four Qwen3 model sizes and GPU capacities.
 
     Parameters
@@ -354,16 +386,18 @@ def social_scenario(data_dir: str | Path, *, connectivity: str = "partial",
     if not (0 < peak_utilisation and math.isfinite(peak_utilisation)):
         raise ScenarioError(f"peak_utilisation is {peak_utilisation!r}; give a share > 0")
     if [s.name for s in BUILTIN_SITES] != list(SITES):
-        raise ScenarioError("eqglb.builtin.SITES and eqglb.io.egl2022.SITES disagree on the "
-                            "site order; they must list the same ten sites")
+        raise ScenarioError(
+            "eqglb.builtin.SITES and eqglb.io.egl2022.SITES disagree on the "
+            "site order; they must list the same ten sites"
+        )
     sig = read_egl2022_signals(data_dir, horizon=horizon)
     models = load_models()
     params = model_parameters(models)
-    r = params["capacity_per_request"]                    # GPU-s/request
+    r = params["capacity_per_request"]  # GPU-s/request
     best = int(np.argmin(params["quality_loss"]))
     n = len(SITES)
     gpus = gpus_per_site(kw_per_gpu=kw_per_gpu)
-    cap = gpus * 3600.0                                   # GPU-s/hour per site
+    cap = gpus * 3600.0  # GPU-s/hour per site
     if demand_split == "population":
         pop = np.array([s.population for s in BUILTIN_SITES])
         split = pop / pop.sum()
@@ -375,34 +409,52 @@ def social_scenario(data_dir: str | Path, *, connectivity: str = "partial",
     cols = list(SITES)
     water = sig["water"][cols].to_numpy()
     return Scenario(
-        datacenters=SITES, regions=SITES, models=tuple(str(m) for m in models["model"]),
-        time=sig["workload"].index, demand=demand,
+        datacenters=SITES,
+        regions=SITES,
+        models=tuple(str(m) for m in models["model"]),
+        time=sig["workload"].index,
+        demand=demand,
         price=sig["price"][cols].to_numpy() / 1000.0,
         carbon_intensity=sig["carbon"][cols].to_numpy(),
-        wue=water, ewif=np.zeros_like(water), pue=np.full(n, float(pue)),
+        wue=water,
+        ewif=np.zeros_like(water),
+        pue=np.full(n, float(pue)),
         energy_per_request=params["energy_per_request"],
-        capacity_per_request=r, capacity=np.full(n, cap),
+        capacity_per_request=r,
+        capacity=np.full(n, cap),
         quality_loss=params["quality_loss"],
         allowed=PARTIAL_MASK.copy() if connectivity == "partial" else None,
-        latency=latency_ms(), home=SITES, name=f"egl-2022-social-{connectivity}",
+        latency=latency_ms(),
+        home=SITES,
+        name=f"egl-2022-social-{connectivity}",
         description=(
             "egl-2022 hourly signals (arXiv 2307.05494, MIT licence) with four Qwen3 models "
             "(ML.ENERGY energy and throughput on H100; Arena-Hard quality, arXiv 2505.09388). "
             f"Each 1 MW site holds {gpus} H100 GPUs ({kw_per_gpu:g} kW each, whole 8-GPU "
             f"servers) = {cap:,.0f} GPU-s/hour. Demand: the BLOOM trace scaled so the peak "
             f"hour would use {peak_utilisation:.0%} of all GPU-seconds with the best model, "
-            f"split by {demand_split}."),
-        attrs={"gpus_per_site": gpus, "kw_per_gpu": kw_per_gpu,
-               "peak_utilisation": peak_utilisation, "demand_split": demand_split,
-               "split": dict(zip(SITES, map(float, split), strict=True)),
-               "peak_requests_per_hour": float(peak_requests), "pue": float(pue),
-               "connectivity": connectivity},
+            f"split by {demand_split}."
+        ),
+        attrs={
+            "gpus_per_site": gpus,
+            "kw_per_gpu": kw_per_gpu,
+            "peak_utilisation": peak_utilisation,
+            "demand_split": demand_split,
+            "split": dict(zip(SITES, map(float, split), strict=True)),
+            "peak_requests_per_hour": float(peak_requests),
+            "pue": float(pue),
+            "connectivity": connectivity,
+        },
     )
 
 
-def social_objective(q: float | str, *, mu_social: float = MU_SOCIAL,
-                     mu_carbon: float = STUDY_MU_CARBON,
-                     mu_water: float = STUDY_MU_WATER) -> Objective:
+def social_objective(
+    q: float | str,
+    *,
+    mu_social: float = MU_SOCIAL,
+    mu_carbon: float = STUDY_MU_CARBON,
+    mu_water: float = STUDY_MU_WATER,
+) -> Objective:
     """``energy + mu_s ||S||_q + mu_c ||C||_q + mu_w ||W||_q`` with one q for all terms.
 
     Defaults: ``mu_social = 1e6`` USD per unit of average quality loss, the study's
@@ -428,8 +480,9 @@ def _equitable_policy(obj: Objective, name: str, *, exact_lp: bool = False) -> A
     """
     from eqglb.policies import EquitableOffline
 
-    plain_lp = obj.is_linear and (exact_lp or not any(
-        math.isinf(q) for q in (obj.q_social, obj.q_carbon, obj.q_water)))
+    plain_lp = obj.is_linear and (
+        exact_lp or not any(math.isinf(q) for q in (obj.q_social, obj.q_carbon, obj.q_water))
+    )
     if not plain_lp:
         try:
             from eqglb.structured.solver import StructuredOffline
@@ -457,11 +510,16 @@ class SocialRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_social_sweep(sc: Scenario, qs: Iterable[float | str] = SOCIAL_QS, *,
-                     mu_social: float = MU_SOCIAL, mu_carbon: float = STUDY_MU_CARBON,
-                     mu_water: float = STUDY_MU_WATER,
-                     baselines: Sequence[str] = ("Nearest", "Energy", "Carbon", "Water"),
-                     progress: bool = False) -> SocialRun:
+def run_social_sweep(
+    sc: Scenario,
+    qs: Iterable[float | str] = SOCIAL_QS,
+    *,
+    mu_social: float = MU_SOCIAL,
+    mu_carbon: float = STUDY_MU_CARBON,
+    mu_water: float = STUDY_MU_WATER,
+    baselines: Sequence[str] = ("Nearest", "Energy", "Carbon", "Water"),
+    progress: bool = False,
+) -> SocialRun:
     """Baselines and the equitable optimum for every q on a multi-model scenario.
 
     Baselines use ``model_rule="weighted"``: each minimises its own cost plus
@@ -480,13 +538,15 @@ def run_social_sweep(sc: Scenario, qs: Iterable[float | str] = SOCIAL_QS, *,
     lin = social_objective(1, mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water)
     for name in baselines:
         t = _time.perf_counter()
-        pol = LinearBaseline(kind=name.lower(), model_rule="weighted", objective=lin,
-                             name=name)
+        pol = LinearBaseline(kind=name.lower(), model_rule="weighted", objective=lin, name=name)
         d = _plan(pol, sc, f"social, {name}")
         objectives[name], dispatches[name] = lin, d
         evals[name] = evaluate(sc, d, lin)
-        _say(progress, f"  social  {name:9s} {d.info.status if d.info else 'done'} in "
-                       f"{_time.perf_counter() - t:.1f} s")
+        _say(
+            progress,
+            f"  social  {name:9s} {d.info.status if d.info else 'done'} in "
+            f"{_time.perf_counter() - t:.1f} s",
+        )
     for q in qv:
         name = f"q={_q_label(q)}"
         obj = social_objective(q, mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water)
@@ -494,9 +554,12 @@ def run_social_sweep(sc: Scenario, qs: Iterable[float | str] = SOCIAL_QS, *,
         d = _plan(_equitable_policy(obj, name), sc, f"social, {name}")
         objectives[name], dispatches[name] = obj, d
         evals[name] = evaluate(sc, d, obj)
-        _say(progress, f"  social  {name:9s} {d.info.status if d.info else 'done'} "
-                       f"({d.info.solver if d.info else ''}) in "
-                       f"{_time.perf_counter() - t:.1f} s")
+        _say(
+            progress,
+            f"  social  {name:9s} {d.info.status if d.info else 'done'} "
+            f"({d.info.solver if d.info else ''}) in "
+            f"{_time.perf_counter() - t:.1f} s",
+        )
     return SocialRun(sc, objectives, dispatches, evals, qv, _time.perf_counter() - t0)
 
 
@@ -529,16 +592,18 @@ def social_metrics(run: SocialRun) -> dict[str, Any]:
             "energy_overhead_vs_energy_pct": _pct(ev.energy_cost, e_ref),
             "energy_overhead_vs_q1_pct": _pct(ev.energy_cost, q1.energy_cost) if q1 else None,
             "mean_quality_loss": ev.summary["totals"]["mean_quality_loss"],
-            "model_share": {m: float(v) / total for m, v in
-                            zip(sc.models, y_models[name], strict=True)},
-            "quality_loss": ev.social, "carbon_kg": ev.carbon, "water_l": ev.water,
+            "model_share": {
+                m: float(v) / total for m, v in zip(sc.models, y_models[name], strict=True)
+            },
+            "quality_loss": ev.social,
+            "carbon_kg": ev.carbon,
+            "water_l": ev.water,
             "status": info.status if info else None,
             "solver": info.solver if info else None,
             "gap": info.gap if info else None,
             "feasible": bool(ev.feasibility.ok()),
         }
-        for key, cost in (("quality_loss", "social"), ("carbon", "carbon"),
-                          ("water", "water")):
+        for key, cost in (("quality_loss", "social"), ("carbon", "carbon"), ("water", "water")):
             s = ev.summary[cost]
             entry[f"{key}_max"] = s["max"]
             entry[f"{key}_mean"] = s["mean"]
@@ -550,8 +615,7 @@ def social_metrics(run: SocialRun) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- report
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join("---" for _ in header) + " |"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -566,28 +630,57 @@ def _study_tables(metrics: dict[str, dict[str, Any]]) -> str:
     parts: list[str] = []
     for conn, pols in metrics.items():
         parts.append(f"### {conn.capitalize()} connectivity\n")
-        parts.append(_md_table(
-            ["policy", "energy cost [USD]", "objective [USD]", "water max [m3]",
-             "water mean [m3]", "water max/mean", "carbon max [t]", "carbon mean [t]",
-             "carbon max/mean", "status"],
-            [[name, _f(m["energy_cost"]), _f(m["objective"]), _f(m["water_max"]),
-              _f(m["water_mean"]), _f(m["water_max_over_mean"], 3), _f(m["carbon_max"], 2),
-              _f(m["carbon_mean"], 2), _f(m["carbon_max_over_mean"], 3), m["status"]]
-             for name, m in pols.items()]))
+        parts.append(
+            _md_table(
+                [
+                    "policy",
+                    "energy cost [USD]",
+                    "objective [USD]",
+                    "water max [m3]",
+                    "water mean [m3]",
+                    "water max/mean",
+                    "carbon max [t]",
+                    "carbon mean [t]",
+                    "carbon max/mean",
+                    "status",
+                ],
+                [
+                    [
+                        name,
+                        _f(m["energy_cost"]),
+                        _f(m["objective"]),
+                        _f(m["water_max"]),
+                        _f(m["water_mean"]),
+                        _f(m["water_max_over_mean"], 3),
+                        _f(m["carbon_max"], 2),
+                        _f(m["carbon_mean"], 2),
+                        _f(m["carbon_max_over_mean"], 3),
+                        m["status"],
+                    ]
+                    for name, m in pols.items()
+                ],
+            )
+        )
         parts.append("")
         for key, unit in (("water", "m3"), ("carbon", "t")):
             parts.append(f"Per-site {key} [{unit}], {conn} connectivity:\n")
             sites = list(next(iter(pols.values()))[key])
-            parts.append(_md_table(
-                ["policy", *sites],
-                [[name, *(_f(m[key][s], 1 if key == "water" else 2) for s in sites)]
-                 for name, m in pols.items()]))
+            parts.append(
+                _md_table(
+                    ["policy", *sites],
+                    [
+                        [name, *(_f(m[key][s], 1 if key == "water" else 2) for s in sites)]
+                        for name, m in pols.items()
+                    ],
+                )
+            )
             parts.append("")
     return "\n".join(parts)
 
 
-def comparison_rows(metrics: dict[str, dict[str, Any]],
-                    sensitivity: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def comparison_rows(
+    metrics: dict[str, dict[str, Any]], sensitivity: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Published figure, ours (full connectivity), relative difference and explanation.
 
     ``sensitivity`` is :func:`study_metrics` of eGLB-Off at :data:`SENSITIVITY_WEIGHTS`
@@ -599,36 +692,51 @@ def comparison_rows(metrics: dict[str, dict[str, Any]],
     nb, paper = PUBLISHED["notebook"], PUBLISHED["paper"]
     rows: list[dict[str, Any]] = []
     for pol in ("eGLB-Off", "Energy", "Carbon", "Water"):
-        why_nb = ("same data and problem; difference at solver tolerance (ECOS interior "
-                  f"point in the notebook, {full[pol].get('solver') or 'HIGHS'} here)")
+        why_nb = (
+            "same data and problem; difference at solver tolerance (ECOS interior "
+            f"point in the notebook, {full[pol].get('solver') or 'HIGHS'} here)"
+        )
         for key, val in nb.get(pol, {}).items():
             ours = full[pol][key]
-            rows.append({"source": "notebook", "policy": pol, "metric": key,
-                         "published": val, "ours": ours, "rel_diff": (ours - val) / abs(val),
-                         "explanation": why_nb})
-    unique = ("not reproduced, cause not identified. With full connectivity and no ties "
-              "in the hourly intensities, a dispatch minimising total {what} fills the "
-              "lowest-{what} sites hour by hour, so its per-site loads are unique and "
-              "tie-breaking cannot explain the gap; the released notebook prints no per-site "
-              "figures for this baseline, so the paper's baseline presumably differs in "
-              "objective or setup from the released code")
+            rows.append(
+                {
+                    "source": "notebook",
+                    "policy": pol,
+                    "metric": key,
+                    "published": val,
+                    "ours": ours,
+                    "rel_diff": (ours - val) / abs(val),
+                    "explanation": why_nb,
+                }
+            )
+    unique = (
+        "not reproduced, cause not identified. With full connectivity and no ties "
+        "in the hourly intensities, a dispatch minimising total {what} fills the "
+        "lowest-{what} sites hour by hour, so its per-site loads are unique and "
+        "tie-breaking cannot explain the gap; the released notebook prints no per-site "
+        "figures for this baseline, so the paper's baseline presumably differs in "
+        "objective or setup from the released code"
+    )
     sens = ""
     if sensitivity is not None:
         pe = paper["eGLB-Off"]
         close = {k: abs(sensitivity[k] - v) <= 0.01 * abs(v) for k, v in pe.items()}
         fit = [k for k, ok in close.items() if ok]
         miss = [k for k, ok in close.items() if not ok]
-        sens = (f" Sensitivity: with mu_water = {SENSITIVITY_WEIGHTS[0] * 1000:g} USD/m3 and "
-                f"mu_carbon = {SENSITIVITY_WEIGHTS[1] * 1000:g} USD/t eGLB-Off gives water max "
-                f"{sensitivity['water_max']:,.1f} m3, water max/mean "
-                f"{sensitivity['water_max_over_mean']:.3f}, carbon max/mean "
-                f"{sensitivity['carbon_max_over_mean']:.3f}; within 1 % of the paper: "
-                f"{', '.join(fit) or 'none'}; not: {', '.join(miss) or 'none'}"
-                + (", so no such weight change alone explains the quoted point" if miss
-                   else ""))
+        sens = (
+            f" Sensitivity: with mu_water = {SENSITIVITY_WEIGHTS[0] * 1000:g} USD/m3 and "
+            f"mu_carbon = {SENSITIVITY_WEIGHTS[1] * 1000:g} USD/t eGLB-Off gives water max "
+            f"{sensitivity['water_max']:,.1f} m3, water max/mean "
+            f"{sensitivity['water_max_over_mean']:.3f}, carbon max/mean "
+            f"{sensitivity['carbon_max_over_mean']:.3f}; within 1 % of the paper: "
+            f"{', '.join(fit) or 'none'}; not: {', '.join(miss) or 'none'}"
+            + (", so no such weight change alone explains the quoted point" if miss else "")
+        )
     else:
-        sens = (" A sensitivity run at a doubled water weight is in docs/reproduction.md "
-                "(or run with sensitivity=True / --sensitivity).")
+        sens = (
+            " A sensitivity run at a doubled water weight is in docs/reproduction.md "
+            "(or run with sensitivity=True / --sensitivity)."
+        )
     explain_paper = {
         ("Nearest", "water_max_over_mean"): "matches to the 2 digits published",
         ("Energy", "water_max_over_mean"): "matches to the 2 digits published",
@@ -638,27 +746,43 @@ def comparison_rows(metrics: dict[str, dict[str, Any]],
         ("eGLB-Off", "water_max_over_mean"): (
             "not reproduced with the released weights (60 USD/m3, 1500 USD/t), which the "
             "notebook's own eGLB-Off output confirms (rows above match to 1e-11): the "
-            "paper's eGLB-Off is more even in water and less even in carbon." + sens),
+            "paper's eGLB-Off is more even in water and less even in carbon." + sens
+        ),
         ("eGLB-Off", "carbon_max_over_mean"): "see eGLB-Off water max/mean",
         ("eGLB-Off", "water_max"): "see eGLB-Off water max/mean",
         ("eGLB (online)", "water_max_over_mean"): (
-            "online eGLB (dual mirror descent) is not part of this reproduction"),
+            "online eGLB (dual mirror descent) is not part of this reproduction"
+        ),
     }
     for pol, vals in paper.items():
         if not isinstance(vals, dict):
             continue
         for key, val in vals.items():
             ours = full[pol][key] if pol in full else None
-            rows.append({"source": "paper", "policy": pol, "metric": key, "published": val,
-                         "ours": ours,
-                         "rel_diff": None if ours is None else (ours - val) / abs(val),
-                         "explanation": explain_paper.get((pol, key), "")})
+            rows.append(
+                {
+                    "source": "paper",
+                    "policy": pol,
+                    "metric": key,
+                    "published": val,
+                    "ours": ours,
+                    "rel_diff": None if ours is None else (ours - val) / abs(val),
+                    "explanation": explain_paper.get((pol, key), ""),
+                }
+            )
     lo, hi = paper["water_mean_range"]
     means = [full[p]["water_mean"] for p in STUDY_POLICIES if p in full]
-    rows.append({"source": "paper", "policy": "all", "metric": "water_mean range",
-                 "published": f"{lo:g} to {hi:g}",
-                 "ours": f"{min(means):.1f} to {max(means):.1f}", "rel_diff": None,
-                 "explanation": "matches (Water and Energy baselines)"})
+    rows.append(
+        {
+            "source": "paper",
+            "policy": "all",
+            "metric": "water_mean range",
+            "published": f"{lo:g} to {hi:g}",
+            "ours": f"{min(means):.1f} to {max(means):.1f}",
+            "rel_diff": None,
+            "explanation": "matches (Water and Energy baselines)",
+        }
+    )
     return rows
 
 
@@ -672,33 +796,71 @@ def _comparison_table(rows: list[dict[str, Any]]) -> str:
 
     return _md_table(
         ["source", "policy", "metric", "published", "ours", "rel. diff", "explanation"],
-        [[r["source"], r["policy"], r["metric"], num(r["published"]), num(r["ours"]),
-          "-" if r["rel_diff"] is None else f"{r['rel_diff']:+.1e}", r["explanation"]]
-         for r in rows])
+        [
+            [
+                r["source"],
+                r["policy"],
+                r["metric"],
+                num(r["published"]),
+                num(r["ours"]),
+                "-" if r["rel_diff"] is None else f"{r['rel_diff']:+.1e}",
+                r["explanation"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _social_table(sm: dict[str, Any]) -> str:
     rows = []
     for name, m in sm.items():
-        rows.append([name, _f(m["energy_cost"], 0), _f(m["energy_overhead_vs_energy_pct"], 1),
-                     _f(m["energy_overhead_vs_q1_pct"], 1), _f(m["mean_quality_loss"], 4),
-                     _f(m["quality_loss_max"], 4), _f(m["quality_loss_mean"], 4),
-                     _f(m["quality_loss_max_over_mean"], 2), _f(m["carbon_max"], 0),
-                     _f(m["carbon_mean"], 0), _f(m["carbon_max_over_mean"], 2),
-                     _f(m["water_max"], 0), _f(m["water_mean"], 0),
-                     _f(m["water_max_over_mean"], 2), m["status"]])
+        rows.append(
+            [
+                name,
+                _f(m["energy_cost"], 0),
+                _f(m["energy_overhead_vs_energy_pct"], 1),
+                _f(m["energy_overhead_vs_q1_pct"], 1),
+                _f(m["mean_quality_loss"], 4),
+                _f(m["quality_loss_max"], 4),
+                _f(m["quality_loss_mean"], 4),
+                _f(m["quality_loss_max_over_mean"], 2),
+                _f(m["carbon_max"], 0),
+                _f(m["carbon_mean"], 0),
+                _f(m["carbon_max_over_mean"], 2),
+                _f(m["water_max"], 0),
+                _f(m["water_mean"], 0),
+                _f(m["water_max_over_mean"], 2),
+                m["status"],
+            ]
+        )
     return _md_table(
-        ["run", "energy cost [USD]", "vs Energy [%]", "vs q=1 [%]", "loss per request [-]",
-         "loss max [-]", "loss mean [-]", "loss max/mean", "carbon max [kg]",
-         "carbon mean [kg]", "carbon max/mean", "water max [L]", "water mean [L]",
-         "water max/mean", "status"], rows)
+        [
+            "run",
+            "energy cost [USD]",
+            "vs Energy [%]",
+            "vs q=1 [%]",
+            "loss per request [-]",
+            "loss max [-]",
+            "loss mean [-]",
+            "loss max/mean",
+            "carbon max [kg]",
+            "carbon mean [kg]",
+            "carbon max/mean",
+            "water max [L]",
+            "water mean [L]",
+            "water max/mean",
+            "status",
+        ],
+        rows,
+    )
 
 
 def _model_mix_table(sm: dict[str, Any]) -> str:
     models = list(next(iter(sm.values()))["model_share"])
-    return _md_table(["run", *models],
-                     [[name, *(f"{100 * m['model_share'][k]:.1f} %" for k in models)]
-                      for name, m in sm.items()])
+    return _md_table(
+        ["run", *models],
+        [[name, *(f"{100 * m['model_share'][k]:.1f} %" for k in models)] for name, m in sm.items()],
+    )
 
 
 def _study_findings(metrics: dict[str, dict[str, Any]]) -> list[str]:
@@ -715,12 +877,18 @@ def _study_findings(metrics: dict[str, dict[str, Any]]) -> list[str]:
                 f"{conn} connectivity, {key}: max/mean is {r['Nearest']:.3f} for Nearest; "
                 + ", ".join(f"{p} {r[p]:.3f}" for p in glb)
                 + f"; eGLB-Off {r['eGLB-Off']:.3f}. "
-                + (f"{' and '.join(worse)} amplif{'y' if len(worse) > 1 else 'ies'} the "
-                   "disparity of Nearest; " if worse else
-                   "no equity-oblivious GLB is worse than Nearest; ")
-                + ("eGLB-Off is the most even."
-                   if r["eGLB-Off"] <= min(r.values()) + 1e-12 else
-                   "eGLB-Off is not the most even on this cost."))
+                + (
+                    f"{' and '.join(worse)} amplif{'y' if len(worse) > 1 else 'ies'} the "
+                    "disparity of Nearest; "
+                    if worse
+                    else "no equity-oblivious GLB is worse than Nearest; "
+                )
+                + (
+                    "eGLB-Off is the most even."
+                    if r["eGLB-Off"] <= min(r.values()) + 1e-12
+                    else "eGLB-Off is not the most even on this cost."
+                )
+            )
         e, g = pols.get("Energy"), pols["eGLB-Off"]
         if e is not None:
             out.append(
@@ -728,12 +896,12 @@ def _study_findings(metrics: dict[str, dict[str, Any]]) -> list[str]:
                 f"{100 * (g['energy_cost'] / e['energy_cost'] - 1):+.1f} % energy versus "
                 f"Energy and lowers the worst site's water by "
                 f"{100 * (1 - g['water_max'] / e['water_max']):.1f} % and carbon by "
-                f"{100 * (1 - g['carbon_max'] / e['carbon_max']):.1f} %.")
+                f"{100 * (1 - g['carbon_max'] / e['carbon_max']):.1f} %."
+            )
     return out
 
 
-def _social_findings(sm: dict[str, Any], split: dict[str, float] | None = None
-                     ) -> list[str]:
+def _social_findings(sm: dict[str, Any], split: dict[str, float] | None = None) -> list[str]:
     """Sentences stating what the sweep shows, computed from the numbers.
 
     ``split``: share of requests per region [-] (to name the populous regions).
@@ -751,27 +919,28 @@ def _social_findings(sm: dict[str, Any], split: dict[str, float] | None = None
         f"mean over the ten regions ({e['quality_loss_mean']:.4f}); its worst data centre "
         "carries "
         f"{e['carbon_max_over_mean']:.2f} times the mean carbon and "
-        f"{e['water_max_over_mean']:.2f} times the mean water.")
+        f"{e['water_max_over_mean']:.2f} times the mean water."
+    )
     if split:
         top = sorted(e["quality_loss"], key=e["quality_loss"].get, reverse=True)[:2]
         out.append(
             "The regions with the highest loss under Energy are "
-            + " and ".join(f"{r} ({100 * split.get(r, math.nan):.0f} % of requests)"
-                           for r in top)
+            + " and ".join(f"{r} ({100 * split.get(r, math.nan):.0f} % of requests)" for r in top)
             + ". Quality enters as an average per region (S_j), so with q = 1 one request "
             "of region j is worth mu_social x s_k / N_j (N_j: its requests over the "
             "horizon): regions count equally, users do not, and the baselines' linear "
-            "quality value gives the largest model to small regions first.")
+            "quality value gives the largest model to small regions first."
+        )
     e_lin = [k for k in eq if k != "q=1"]
-    if q1 is not None and e_lin and all(
-            eq[k]["energy_cost"] < q1["energy_cost"] for k in e_lin):
+    if q1 is not None and e_lin and all(eq[k]["energy_cost"] < q1["energy_cost"] for k in e_lin):
         out.append(
             "Energy cost falls as q grows because ||v||_q falls with q (||v||_inf <= "
             "||v||_q <= ||v||_1 <= 10 ||v||_inf for ten regions): at fixed weights a larger "
             "q weighs the whole quality and footprint terms less against energy cost, so "
             "fewer requests run on the largest model (see the model mix) and routing follows "
             "footprints less. The negative overheads are mostly this scale effect, not a "
-            "free lunch of equity; compare runs at equal q, or rescale the weights per q.")
+            "free lunch of equity; compare runs at equal q, or rescale the weights per q."
+        )
     for label, m in (("q = 1 (weighted total)", q1), ("q = inf (minimax)", qinf)):
         if m is None:
             continue
@@ -780,28 +949,40 @@ def _social_findings(sm: dict[str, Any], split: dict[str, float] | None = None
             f"(quality), {m['carbon_max_over_mean']:.2f} (carbon), "
             f"{m['water_max_over_mean']:.2f} (water), at energy cost "
             f"{m['energy_overhead_vs_energy_pct']:+.1f} % versus Energy and mean quality "
-            f"loss {m['mean_quality_loss']:.4f}.")
+            f"loss {m['mean_quality_loss']:.4f}."
+        )
     finite = [m for k, m in eq.items() if k not in ("q=1",)]
     if q1 is not None and finite:
-        better = all(m[f"{c}_max_over_mean"] <= q1[f"{c}_max_over_mean"] + 1e-9
-                     for m in finite for c in ("carbon", "water", "quality_loss"))
-        out.append("Every q > 1 run is at least as even as q = 1 on all three costs."
-                   if better else
-                   "Not every q > 1 run is more even than q = 1 on every cost (see table): "
-                   "the norms trade the three costs against each other and against energy.")
+        better = all(
+            m[f"{c}_max_over_mean"] <= q1[f"{c}_max_over_mean"] + 1e-9
+            for m in finite
+            for c in ("carbon", "water", "quality_loss")
+        )
+        out.append(
+            "Every q > 1 run is at least as even as q = 1 on all three costs."
+            if better
+            else "Not every q > 1 run is more even than q = 1 on every cost (see table): "
+            "the norms trade the three costs against each other and against energy."
+        )
     if qinf is not None:
         if qinf["mean_quality_loss"] > e["mean_quality_loss"] + 1e-12:
             out.append(
                 f"Evening out is partly levelling down: under q = inf the mean quality loss "
                 f"rises from {e['mean_quality_loss']:.4f} (Energy) to "
                 f"{qinf['mean_quality_loss']:.4f}; the minimax objective does not reward "
-                "better quality for regions below the worst one.")
+                "better quality for regions below the worst one."
+            )
     return out
 
 
-def _write_report(path: Path, result: dict[str, Any], figures: dict[str, list[str]],
-                  social: dict[str, Any] | None, social_sc: Scenario | None,
-                  timings: dict[str, float]) -> None:
+def _write_report(
+    path: Path,
+    result: dict[str, Any],
+    figures: dict[str, list[str]],
+    social: dict[str, Any] | None,
+    social_sc: Scenario | None,
+    timings: dict[str, float],
+) -> None:
     metrics = result["metrics"]
     lines = [
         "# Reproduction of the eGLB study on its public data (egl-2022)",
@@ -822,8 +1003,11 @@ def _write_report(path: Path, result: dict[str, Any], figures: dict[str, list[st
     ]
     found = _study_findings(metrics)
     if found:
-        lines += ["What the real data shows about the study's claim (computed from the "
-                  "tables):", ""] + [f"- {x}" for x in found] + [""]
+        lines += (
+            ["What the real data shows about the study's claim (computed from the tables):", ""]
+            + [f"- {x}" for x in found]
+            + [""]
+        )
     if figures.get("study"):
         lines += ["Figures:", ""] + [f"![{Path(f).stem}]({f})" for f in figures["study"]] + [""]
     rows = result.get("comparison", [])
@@ -853,13 +1037,20 @@ def _write_report(path: Path, result: dict[str, Any], figures: dict[str, list[st
             f"- Demand: peak {a['peak_requests_per_hour']:,.0f} requests/hour in total "
             f"({a['peak_requests_per_hour'] / 3600:,.0f} requests/s), split over gateways "
             f"by {a['demand_split']}: "
-            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in a["split"].items()) + ".",
+            + ", ".join(f"{k} {100 * v:.1f} %" for k, v in a["split"].items())
+            + ".",
             f"- PUE {a['pue']:g}; water = the files' on-site + off-site L/kWh on IT energy.",
             "- Models (energy per request [kWh], GPU-s per request, quality loss [-]): "
             + "; ".join(
-                f"{m} ({e:.3g}, {r:.3g}, {s:.3f})" for m, e, r, s in zip(
-                    social_sc.models, social_sc.energy_per_request[0],
-                    social_sc.capacity_per_request, social_sc.quality_loss, strict=True))
+                f"{m} ({e:.3g}, {r:.3g}, {s:.3f})"
+                for m, e, r, s in zip(
+                    social_sc.models,
+                    social_sc.energy_per_request[0],
+                    social_sc.capacity_per_request,
+                    social_sc.quality_loss,
+                    strict=True,
+                )
+            )
             + ". Sources: ML.ENERGY Leaderboard (H100, lm-arena-chat) and Arena-Hard in "
             "the Qwen3 Technical Report (arXiv 2505.09388); see eqglb/data/PROVENANCE.md.",
             f"- Weights: mu_social = {MU_SOCIAL:g} USD per unit of average quality loss, "
@@ -903,8 +1094,12 @@ def _plot_study(run: StudyRun, metrics: dict[str, Any], figdir: Path) -> list[Pa
     fig, axes = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
     for ax, key, unit in ((axes[0], "water", "m3"), (axes[1], "carbon", "t CO2")):
         for k, name in enumerate(names):
-            ax.bar(x + (k - (len(names) - 1) / 2) * width,
-                   [metrics[name][key][s] for s in sites], width, label=name)
+            ax.bar(
+                x + (k - (len(names) - 1) / 2) * width,
+                [metrics[name][key][s] for s in sites],
+                width,
+                label=name,
+            )
         ax.set_ylabel(f"{key} [{unit}]")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_title(f"egl-2022, {conn} connectivity: per-site water and carbon, 457 hours")
@@ -915,23 +1110,28 @@ def _plot_study(run: StudyRun, metrics: dict[str, Any], figdir: Path) -> list[Pa
     fig.savefig(p1, dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(len(names), 1, figsize=(11, 1.6 * len(names) + 1.0),
-                             sharex=True)
+    fig, axes = plt.subplots(len(names), 1, figsize=(11, 1.6 * len(names) + 1.0), sharex=True)
     axs = list(np.atleast_1d(axes))
     t = run.scenario.time
     extent = (0, len(t), len(sites) - 0.5, -0.5)
     for ax, name in zip(axs, names, strict=True):
-        load = np.asarray(run.dispatches[name].y).sum(axis=(2, 3))   # MWh per hour = MW
-        ax.imshow(load.T, aspect="auto", interpolation="nearest", vmin=0, vmax=1,
-                  cmap="viridis", extent=extent)
+        load = np.asarray(run.dispatches[name].y).sum(axis=(2, 3))  # MWh per hour = MW
+        ax.imshow(
+            load.T,
+            aspect="auto",
+            interpolation="nearest",
+            vmin=0,
+            vmax=1,
+            cmap="viridis",
+            extent=extent,
+        )
         ax.set_yticks(range(len(sites)), sites, fontsize=7)
         ax.set_ylabel(name, fontsize=9)
     days = np.arange(0, len(t), 48)
     axs[-1].set_xticks(days, [f"{t[i]:%m-%d}" for i in days], fontsize=8)
     axs[-1].set_xlabel("hour (UTC)")
     axs[0].set_title(f"egl-2022, {conn} connectivity: hourly load per site [MW]")
-    scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0.0, 1.0),
-                                         cmap="viridis")
+    scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0.0, 1.0), cmap="viridis")
     fig.colorbar(scale, ax=axs, shrink=0.6, label="load [MW]")
     p2 = figdir / f"study_{conn}_hourly_load.png"
     fig.savefig(p2, dpi=110)
@@ -951,11 +1151,17 @@ def _plot_social(sm: dict[str, Any], qs: Sequence[float], figdir: Path) -> list[
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {"quality_loss": "tab:purple", "carbon": "tab:gray", "water": "tab:blue"}
     for key, col in colors.items():
-        axes[0].plot(xs, [sm[r][f"{key}_max_over_mean"] for r in runs], "o-", color=col,
-                     label=key.replace("_", " "))
+        axes[0].plot(
+            xs,
+            [sm[r][f"{key}_max_over_mean"] for r in runs],
+            "o-",
+            color=col,
+            label=key.replace("_", " "),
+        )
         if "Energy" in sm:
-            axes[0].axhline(sm["Energy"][f"{key}_max_over_mean"], color=col, ls="--",
-                            lw=1, alpha=0.7)
+            axes[0].axhline(
+                sm["Energy"][f"{key}_max_over_mean"], color=col, ls="--", lw=1, alpha=0.7
+            )
     axes[0].set_xticks(xs, labels)
     axes[0].set_xlabel("norm order q")
     axes[0].set_ylabel("max / mean over regions [-]")
@@ -963,15 +1169,25 @@ def _plot_social(sm: dict[str, Any], qs: Sequence[float], figdir: Path) -> list[
     axes[0].legend(fontsize=8)
     axes[0].grid(alpha=0.3)
     ax = axes[1]
-    ax.plot(xs, [sm[r]["energy_overhead_vs_energy_pct"] for r in runs], "o-",
-            color="tab:red", label="energy cost vs Energy [%]")
+    ax.plot(
+        xs,
+        [sm[r]["energy_overhead_vs_energy_pct"] for r in runs],
+        "o-",
+        color="tab:red",
+        label="energy cost vs Energy [%]",
+    )
     ax.axhline(0, color="tab:red", lw=0.8, alpha=0.5)
     ax.set_xticks(xs, labels)
     ax.set_xlabel("norm order q")
     ax.set_ylabel("energy-cost overhead vs Energy [%]", color="tab:red")
     ax2 = ax.twinx()
-    ax2.plot(xs, [sm[r]["mean_quality_loss"] for r in runs], "s-", color="tab:purple",
-             label="mean quality loss")
+    ax2.plot(
+        xs,
+        [sm[r]["mean_quality_loss"] for r in runs],
+        "s-",
+        color="tab:purple",
+        label="mean quality loss",
+    )
     if "Energy" in sm:
         ax2.axhline(sm["Energy"]["mean_quality_loss"], color="tab:purple", ls="--", lw=1)
     ax2.set_ylabel("mean quality loss per request [-]", color="tab:purple")
@@ -987,15 +1203,23 @@ def _plot_social(sm: dict[str, Any], qs: Sequence[float], figdir: Path) -> list[
     x = np.arange(len(sites))
     width = 0.8 / max(1, len(show))
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
-    for ax, key, unit in ((axes[0], "quality_loss", "-"), (axes[1], "carbon_kg", "kg CO2"),
-                          (axes[2], "water_l", "L")):
+    for ax, key, unit in (
+        (axes[0], "quality_loss", "-"),
+        (axes[1], "carbon_kg", "kg CO2"),
+        (axes[2], "water_l", "L"),
+    ):
         for k, name in enumerate(show):
-            ax.bar(x + (k - (len(show) - 1) / 2) * width, [sm[name][key][s] for s in sites],
-                   width, label=name)
+            ax.bar(
+                x + (k - (len(show) - 1) / 2) * width,
+                [sm[name][key][s] for s in sites],
+                width,
+                label=name,
+            )
         ax.set_ylabel(f"{key.split('_')[0]} [{unit}]")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].set_title("social extension: quality loss per user region, carbon and water "
-                      "per data centre")
+    axes[0].set_title(
+        "social extension: quality loss per user region, carbon and water per data centre"
+    )
     axes[0].legend(ncol=len(show), fontsize=8)
     axes[2].set_xticks(x, sites, rotation=30)
     fig.tight_layout()
@@ -1021,11 +1245,17 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
-                      connectivity: Sequence[str] = CONNECTIVITIES,
-                      include_equity_sweep: bool = True, progress: bool = True,
-                      figures: bool = True, sensitivity: bool = False,
-                      social_connectivity: str = "partial") -> dict[str, Any]:
+def reproduce_egl2022(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    connectivity: Sequence[str] = CONNECTIVITIES,
+    include_equity_sweep: bool = True,
+    progress: bool = True,
+    figures: bool = True,
+    sensitivity: bool = False,
+    social_connectivity: str = "partial",
+) -> dict[str, Any]:
     """Reproduce the eGLB study and run the social sweep; write the report.
 
     Parameters
@@ -1064,17 +1294,19 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
     conns = list(dict.fromkeys(connectivity))
     bad = [c for c in conns if c not in CONNECTIVITIES]
     if bad or not conns:
-        raise ReproductionError(f"connectivity {bad or conns!r} is not valid; use one or both "
-                                f"of {list(CONNECTIVITIES)}")
+        raise ReproductionError(
+            f"connectivity {bad or conns!r} is not valid; use one or both of {list(CONNECTIVITIES)}"
+        )
     data = Path(data_dir)
     if not data.is_dir():
-        raise ReproductionError(f"egl-2022 data folder {data} not found; give the folder "
-                                "holding AI_workload.csv, price/, carbon/, water/ (e.g. "
-                                "../shared/data/egl-2022)")
+        raise ReproductionError(
+            f"egl-2022 data folder {data} not found; give the folder "
+            "holding AI_workload.csv, price/, carbon/, water/ (e.g. "
+            "../shared/data/egl-2022)"
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ReproductionError(f"output path {out} exists and is not a folder; give a "
-                                "folder path")
+        raise ReproductionError(f"output path {out} exists and is not a folder; give a folder path")
     out.mkdir(parents=True, exist_ok=True)
     figdir = out / "figures"
     if figures:
@@ -1100,15 +1332,22 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
 
         t = _time.perf_counter()
         mu_w, mu_c = SENSITIVITY_WEIGHTS
-        obj = Objective(mu_carbon=mu_c, mu_water=mu_w, q_social=1.0, q_carbon=math.inf,
-                        q_water=math.inf)
+        obj = Objective(
+            mu_carbon=mu_c, mu_water=mu_w, q_social=1.0, q_carbon=math.inf, q_water=math.inf
+        )
         sc_full = runs["full"].scenario
-        d = _plan(EquitableOffline(objective=obj, model_rule="free", name="eGLB-Off"),
-                  sc_full, "egl-2022 full, eGLB-Off sensitivity")
+        d = _plan(
+            EquitableOffline(objective=obj, model_rule="free", name="eGLB-Off"),
+            sc_full,
+            "egl-2022 full, eGLB-Off sensitivity",
+        )
         sens_metrics = study_metrics(evaluate(sc_full, d, obj))
         timings["sensitivity"] = _time.perf_counter() - t
-        _say(progress, f"  egl-2022 full    eGLB-Off at (120 USD/m3, 350 USD/t) in "
-                       f"{timings['sensitivity']:.1f} s")
+        _say(
+            progress,
+            f"  egl-2022 full    eGLB-Off at (120 USD/m3, 350 USD/t) in "
+            f"{timings['sensitivity']:.1f} s",
+        )
     comparison = comparison_rows(metrics, sens_metrics)
 
     social = None
@@ -1120,14 +1359,26 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
         sweep = run_social_sweep(social_sc, progress=progress)
         social = social_metrics(sweep)
         timings["social sweep"] = sweep.wall_time_s
-        doc = {"scenario": {"name": social_sc.name, "description": social_sc.description,
-                            **social_sc.attrs,
-                            "units": {"energy_cost": "USD", "carbon_kg": "kg CO2",
-                                      "water_l": "L", "quality_loss": "-"}},
-               "weights": {"mu_social": MU_SOCIAL, "mu_carbon_usd_per_kg": STUDY_MU_CARBON,
-                           "mu_water_usd_per_l": STUDY_MU_WATER,
-                           "qs": [_q_label(q) for q in sweep.qs]},
-               "runs": social}
+        doc = {
+            "scenario": {
+                "name": social_sc.name,
+                "description": social_sc.description,
+                **social_sc.attrs,
+                "units": {
+                    "energy_cost": "USD",
+                    "carbon_kg": "kg CO2",
+                    "water_l": "L",
+                    "quality_loss": "-",
+                },
+            },
+            "weights": {
+                "mu_social": MU_SOCIAL,
+                "mu_carbon_usd_per_kg": STUDY_MU_CARBON,
+                "mu_water_usd_per_l": STUDY_MU_WATER,
+                "qs": [_q_label(q) for q in sweep.qs],
+            },
+            "runs": social,
+        }
         p = out / "social.json"
         p.write_text(json.dumps(_json_safe(doc), indent=2), encoding="utf-8")
         files.append(p)
@@ -1144,9 +1395,13 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
                 files.append(f)
         timings["figures"] = _time.perf_counter() - t
     timings["total"] = _time.perf_counter() - t_start
-    result: dict[str, Any] = {"metrics": metrics, "comparison": comparison,
-                              "sensitivity": sens_metrics, "social": social,
-                              "timings": timings}
+    result: dict[str, Any] = {
+        "metrics": metrics,
+        "comparison": comparison,
+        "sensitivity": sens_metrics,
+        "social": social,
+        "timings": timings,
+    }
     p = out / "report.md"
     _write_report(p, result, fig_paths, social, social_sc, timings)
     files.append(p)
@@ -1159,8 +1414,12 @@ def reproduce_egl2022(data_dir: str | Path, out_dir: str | Path, *,
 
 # ----------------------------------------------------------------------------- CLI
 reproduce_app = typer.Typer(
-    name="reproduce", help="Reproduce published studies on their public data.",
-    add_completion=False, no_args_is_help=True, rich_markup_mode=None)
+    name="reproduce",
+    help="Reproduce published studies on their public data.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @reproduce_app.callback()
@@ -1170,24 +1429,48 @@ def _reproduce_root() -> None:
 
 @reproduce_app.command("egl2022")
 def reproduce_command(
-    data: Annotated[Path, typer.Option(
-        "--data", metavar="PATH",
-        help="The egl-2022 folder (AI_workload.csv, price/, carbon/, water/), e.g. "
-             "../shared/data/egl-2022.")],
-    out: Annotated[Path, typer.Option(
-        "--out", "-o", metavar="DIR",
-        help="Folder for metrics.json, social.json, report.md and figures/ (created).")],
-    connectivity: Annotated[list[str] | None, typer.Option(
-        "--connectivity", metavar="LEVEL",
-        help="full or partial; repeat for both (default: both).")] = None,
-    sweep: Annotated[bool, typer.Option(
-        "--sweep/--no-sweep",
-        help="Also run the social extension: 4 Qwen3 models, q in {1, 2, 4, 8, inf}.")] = True,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            metavar="PATH",
+            help="The egl-2022 folder (AI_workload.csv, price/, carbon/, water/), e.g. "
+            "../shared/data/egl-2022.",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="Folder for metrics.json, social.json, report.md and figures/ (created).",
+        ),
+    ],
+    connectivity: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connectivity",
+            metavar="LEVEL",
+            help="full or partial; repeat for both (default: both).",
+        ),
+    ] = None,
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep/--no-sweep",
+            help="Also run the social extension: 4 Qwen3 models, q in {1, 2, 4, 8, inf}.",
+        ),
+    ] = True,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG figures.")] = True,
-    sensitivity: Annotated[bool, typer.Option(
-        "--sensitivity",
-        help="Also solve eGLB-Off at 120 USD/m3 and 350 USD/t (about 5 s) and quote it "
-             "in the comparison with the paper.")] = False,
+    sensitivity: Annotated[
+        bool,
+        typer.Option(
+            "--sensitivity",
+            help="Also solve eGLB-Off at 120 USD/m3 and 350 USD/t (about 5 s) and quote it "
+            "in the comparison with the paper.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines.")] = False,
 ) -> None:
     """Reproduce the eGLB study (arXiv 2307.05494) on its released hourly signals.
@@ -1204,18 +1487,25 @@ def reproduce_command(
         silence_highs_banner()
     except ImportError:  # pragma: no cover - the CLI module ships with the package
         pass
-    res = reproduce_egl2022(data, out, connectivity=tuple(connectivity or CONNECTIVITIES),
-                            include_equity_sweep=sweep, progress=not quiet, figures=plots,
-                            sensitivity=sensitivity)
+    res = reproduce_egl2022(
+        data,
+        out,
+        connectivity=tuple(connectivity or CONNECTIVITIES),
+        include_equity_sweep=sweep,
+        progress=not quiet,
+        figures=plots,
+        sensitivity=sensitivity,
+    )
     full = res["metrics"].get("full") or next(iter(res["metrics"].values()))
     eg = full["eGLB-Off"]
-    typer.echo(f"eGLB-Off ({'full' if 'full' in res['metrics'] else 'partial'}): objective "
-               f"{eg['objective']:,.2f} USD, energy cost {eg['energy_cost']:,.2f} USD, "
-               f"max water {eg['water_max']:,.1f} m3, max carbon {eg['carbon_max']:,.2f} t")
+    typer.echo(
+        f"eGLB-Off ({'full' if 'full' in res['metrics'] else 'partial'}): objective "
+        f"{eg['objective']:,.2f} USD, energy cost {eg['energy_cost']:,.2f} USD, "
+        f"max water {eg['water_max']:,.1f} m3, max carbon {eg['carbon_max']:,.2f} t"
+    )
     typer.echo(f"report: {Path(out) / 'report.md'} ({res['timings']['total']:.1f} s)")
 
 
 def register_cli(app: typer.Typer) -> None:
     """Add ``reproduce`` (with ``egl2022``) to the eqglb CLI app."""
     app.add_typer(reproduce_app, name="reproduce")
-

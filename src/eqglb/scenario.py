@@ -163,8 +163,11 @@ class Scenario:
         from eqglb import labels as _labels
 
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
-        for dim, names in (("datacenter", self.datacenters), ("region", self.regions),
-                           ("model", self.models)):
+        for dim, names in (
+            ("datacenter", self.datacenters),
+            ("region", self.regions),
+            ("model", self.models),
+        ):
             names = tuple(str(n) for n in names)
             if len(names) == 0:
                 raise ScenarioError(f"{dim} list is empty; give at least one {dim} name")
@@ -172,7 +175,8 @@ class Scenario:
             for n in names:
                 if n in seen:
                     raise ScenarioError(
-                        f"{dim} name {n!r} appears twice; {dim} names must be unique")
+                        f"{dim} name {n!r} appears twice; {dim} names must be unique"
+                    )
                 if not n.strip():
                     raise ScenarioError(f"a {dim} name is empty; give every {dim} a name")
                 seen.add(n)
@@ -184,8 +188,10 @@ class Scenario:
             try:
                 time = pd.DatetimeIndex(pd.to_datetime(list(time)))
             except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"time is not a list of timestamps ({exc}); "
-                                    "give ISO 8601 times such as 2022-09-22 00:00") from exc
+                raise ScenarioError(
+                    f"time is not a list of timestamps ({exc}); "
+                    "give ISO 8601 times such as 2022-09-22 00:00"
+                ) from exc
         time = time.tz_localize("UTC") if time.tz is None else time.tz_convert("UTC")
         T = len(time)
         if T == 0:
@@ -197,17 +203,24 @@ class Scenario:
                 t = int(bad[0]) + 1
                 raise ScenarioError(
                     f"time is not strictly increasing at slot {t} ({time[t]} after "
-                    f"{time[t - 1]}); sort the time stamps and drop duplicates")
+                    f"{time[t - 1]}); sort the time stamps and drop duplicates"
+                )
             gap = np.flatnonzero(steps != steps[0])
             if gap.size:
                 t = int(gap[0]) + 1
                 raise ScenarioError(
                     f"time has a gap or uneven step at slot {t} ({time[t - 1]} -> {time[t]}, "
-                    f"expected step {pd.Timedelta(int(steps[0]))}); fill the missing slots")
+                    f"expected step {pd.Timedelta(int(steps[0]))}); fill the missing slots"
+                )
         set_("time", time)
 
-        def arr(name: str, shapes: Sequence[tuple[int, ...]], target: tuple[int, ...] | None,
-                dims: Sequence[tuple[str, ...]], dtype: Any = float) -> np.ndarray:
+        def arr(
+            name: str,
+            shapes: Sequence[tuple[int, ...]],
+            target: tuple[int, ...] | None,
+            dims: Sequence[tuple[str, ...]],
+            dtype: Any = float,
+        ) -> np.ndarray:
             v = _labels.align(name, getattr(self, name), self, time, self.capacity_mode)
             try:
                 a = np.array(v, dtype=dtype, copy=True)
@@ -227,7 +240,8 @@ class Scenario:
                     return a
             want = " or ".join(
                 "(" + ", ".join(f"{dn}={n}" for dn, n in zip(d, s, strict=True)) + ")"
-                for s, d in zip(shapes, dims, strict=True))
+                for s, d in zip(shapes, dims, strict=True)
+            )
             raise ScenarioError(f"{name} has shape {a.shape}; expected {want}")
 
         tn = ("time", "datacenter")
@@ -237,24 +251,34 @@ class Scenario:
         wue = arr("wue", [(T, N)], None, [tn])
         ewif = arr("ewif", [(T, N)], None, [tn])
         pue = arr("pue", [(N,), (T, N)], (T, N), [("datacenter",), tn])
-        eps = arr("energy_per_request", [(N, K), (K,)], (N, K),
-                  [("datacenter", "model"), ("model",)])
+        eps = arr(
+            "energy_per_request", [(N, K), (K,)], (N, K), [("datacenter", "model"), ("model",)]
+        )
         r = arr("capacity_per_request", [(K,)], None, [("model",)])
         s = arr("quality_loss", [(K,)], None, [("model",)])
         if self.capacity_mode not in ("shared", "per_model"):
-            raise ScenarioError(f"capacity_mode is {self.capacity_mode!r}; "
-                                "use 'shared' or 'per_model'")
+            raise ScenarioError(
+                f"capacity_mode is {self.capacity_mode!r}; use 'shared' or 'per_model'"
+            )
         if self.capacity_mode == "shared":
             cap = arr("capacity", [(N,), (T, N)], (T, N), [("datacenter",), tn])
         else:
-            cap = arr("capacity", [(N, K), (T, N, K)], (T, N, K),
-                      [("datacenter", "model"), ("time", "datacenter", "model")])
+            cap = arr(
+                "capacity",
+                [(N, K), (T, N, K)],
+                (T, N, K),
+                [("datacenter", "model"), ("time", "datacenter", "model")],
+            )
         if self.allowed is None:
             allowed = np.ones((N, J, K), dtype=bool)
         else:
-            allowed = arr("allowed", [(N, J, K), (N, J)], (N, J, K),
-                          [("datacenter", "region", "model"), ("datacenter", "region")],
-                          dtype=bool)
+            allowed = arr(
+                "allowed",
+                [(N, J, K), (N, J)],
+                (N, J, K),
+                [("datacenter", "region", "model"), ("datacenter", "region")],
+                dtype=bool,
+            )
 
         # finite values
         checks: list[tuple[str, np.ndarray, tuple[str, ...], bool]] = [
@@ -275,7 +299,8 @@ class Scenario:
                 idx = np.argwhere(bad)[0]
                 raise ScenarioError(
                     f"{name} has {int(bad.sum())} NaN/inf value(s), first at "
-                    f"{self._coord(dims, idx, time)}; fill or drop them")
+                    f"{self._coord(dims, idx, time)}; fill or drop them"
+                )
             if nonneg:
                 neg = a < 0
                 if neg.any():
@@ -283,20 +308,26 @@ class Scenario:
                     raise ScenarioError(
                         f"{name} has {int(neg.sum())} negative value(s), first "
                         f"{a[tuple(idx)]:g} at {self._coord(dims, idx, time)}; "
-                        f"{name} must be >= 0")
+                        f"{name} must be >= 0"
+                    )
         if (pue <= 0).any():
             idx = np.argwhere(pue <= 0)[0]
-            raise ScenarioError(f"pue is <= 0 at {self._coord(tn, idx, time)}; "
-                                "PUE is facility/IT energy, >= 1 in practice")
+            raise ScenarioError(
+                f"pue is <= 0 at {self._coord(tn, idx, time)}; "
+                "PUE is facility/IT energy, >= 1 in practice"
+            )
         if (r <= 0).any():
             k = int(np.argmin(r))
-            raise ScenarioError(f"capacity_per_request is {r[k]:g} for model "
-                                f"{self.models[k]!r}; it must be > 0 [units/request]")
+            raise ScenarioError(
+                f"capacity_per_request is {r[k]:g} for model "
+                f"{self.models[k]!r}; it must be > 0 [units/request]"
+            )
         if ((s < 0) | (s > 1)).any():
             k = int(np.flatnonzero((s < 0) | (s > 1))[0])
             raise ScenarioError(
                 f"quality_loss is {s[k]:g} for model {self.models[k]!r}; normalised "
-                "quality loss must lie in [0, 1] (0 = best model)")
+                "quality loss must lie in [0, 1] (0 = best model)"
+            )
 
         # names in home, allowed coverage
         home = _labels.align_home(self.home, self.regions)
@@ -308,23 +339,28 @@ class Scenario:
                 if h not in self.datacenters:
                     raise ScenarioError(
                         f"home of region {self.regions[j]!r} is {h!r}, not a known datacenter; "
-                        f"use one of {list(self.datacenters)}")
+                        f"use one of {list(self.datacenters)}"
+                    )
         set_("home", home)
         lat = None
         if self.latency is not None:
             lat = arr("latency", [(N, J)], None, [("datacenter", "region")])
             if (~np.isfinite(lat)).any() or (lat < 0).any():
                 idx = np.argwhere(~np.isfinite(lat) | (lat < 0))[0]
-                raise ScenarioError(f"latency is NaN, inf or negative at "
-                                    f"{self._coord(('datacenter', 'region'), idx, time)}; "
-                                    "give latencies >= 0 [ms]")
+                raise ScenarioError(
+                    f"latency is NaN, inf or negative at "
+                    f"{self._coord(('datacenter', 'region'), idx, time)}; "
+                    "give latencies >= 0 [ms]"
+                )
         from eqglb import slo as _slo
 
         slo = _slo.region_limits("rtt_slo_ms", self.rtt_slo_ms, self.regions)
         budget = _slo.region_limits("rtt_budget_ms", self.rtt_budget_ms, self.regions)
         if (slo is not None or budget is not None) and lat is None:
-            raise ScenarioError("rtt_slo_ms / rtt_budget_ms need `latency` (the RTT matrix "
-                                "(datacenter, region) [ms]); give latency or drop the SLO")
+            raise ScenarioError(
+                "rtt_slo_ms / rtt_budget_ms need `latency` (the RTT matrix "
+                "(datacenter, region) [ms]); give latency or drop the SLO"
+            )
         declared = allowed
         assert lat is not None or (slo is None and budget is None)
         if slo is not None:
@@ -341,14 +377,23 @@ class Scenario:
             j = int(np.flatnonzero(~cover)[0])
             raise ScenarioError(
                 f"region {self.regions[j]!r} has no allowed datacenter and model; "
-                "allow at least one (datacenter, model) for it in `allowed`")
+                "allow at least one (datacenter, model) for it in `allowed`"
+            )
 
         arrays: tuple[tuple[str, np.ndarray | None], ...] = (
-            ("demand", demand), ("price", price), ("carbon_intensity", ci),
-            ("wue", wue), ("ewif", ewif), ("pue", pue),
-                       ("energy_per_request", eps), ("capacity_per_request", r),
-                       ("capacity", cap), ("quality_loss", s), ("allowed", allowed),
-                       ("latency", lat))
+            ("demand", demand),
+            ("price", price),
+            ("carbon_intensity", ci),
+            ("wue", wue),
+            ("ewif", ewif),
+            ("pue", pue),
+            ("energy_per_request", eps),
+            ("capacity_per_request", r),
+            ("capacity", cap),
+            ("quality_loss", s),
+            ("allowed", allowed),
+            ("latency", lat),
+        )
         for key, value in arrays:
             set_(key, None if value is None else _ro(value))
         from eqglb.units import check_plausibility
@@ -370,16 +415,35 @@ class Scenario:
 
     # ------------------------------------------------------------------ labels
     @classmethod
-    def from_frames(cls, *, demand: Any, price: Any, carbon_intensity: Any, wue: Any,
-                    ewif: Any, pue: Any, energy_per_request: Any, capacity_per_request: Any,
-                    capacity: Any, quality_loss: Any, allowed: Any = None,
-                    latency: Any = None, home: Any = None, tokens_per_request: Any = None,
-                    units: dict[str, str] | None = None,
-                    datacenters: Sequence[str] | None = None,
-                    regions: Sequence[str] | None = None, models: Sequence[str] | None = None,
-                    time: Any = None, capacity_mode: str = "shared", name: str = "scenario",
-                    description: str = "", attrs: dict[str, Any] | None = None,
-                    validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+    def from_frames(
+        cls,
+        *,
+        demand: Any,
+        price: Any,
+        carbon_intensity: Any,
+        wue: Any,
+        ewif: Any,
+        pue: Any,
+        energy_per_request: Any,
+        capacity_per_request: Any,
+        capacity: Any,
+        quality_loss: Any,
+        allowed: Any = None,
+        latency: Any = None,
+        home: Any = None,
+        tokens_per_request: Any = None,
+        units: dict[str, str] | None = None,
+        datacenters: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        models: Sequence[str] | None = None,
+        time: Any = None,
+        capacity_mode: str = "shared",
+        name: str = "scenario",
+        description: str = "",
+        attrs: dict[str, Any] | None = None,
+        validate_feasibility: bool = True,
+        strict: bool = False,
+    ) -> Scenario:
         """A Scenario from labelled pandas inputs, in the units you have.
 
         Each field is a wide DataFrame (time index, one column per data centre or region),
@@ -406,19 +470,44 @@ class Scenario:
         from eqglb.labels import from_frames
 
         return from_frames(
-            demand=demand, price=price, carbon_intensity=carbon_intensity, wue=wue,
-            ewif=ewif, pue=pue, energy_per_request=energy_per_request,
-            capacity_per_request=capacity_per_request, capacity=capacity,
-            quality_loss=quality_loss, allowed=allowed, latency=latency, home=home,
-            tokens_per_request=tokens_per_request, units=units, datacenters=datacenters,
-            regions=regions, models=models, time=time, capacity_mode=capacity_mode,
-            name=name, description=description, attrs=attrs,
-            validate_feasibility=validate_feasibility, strict=strict)
+            demand=demand,
+            price=price,
+            carbon_intensity=carbon_intensity,
+            wue=wue,
+            ewif=ewif,
+            pue=pue,
+            energy_per_request=energy_per_request,
+            capacity_per_request=capacity_per_request,
+            capacity=capacity,
+            quality_loss=quality_loss,
+            allowed=allowed,
+            latency=latency,
+            home=home,
+            tokens_per_request=tokens_per_request,
+            units=units,
+            datacenters=datacenters,
+            regions=regions,
+            models=models,
+            time=time,
+            capacity_mode=capacity_mode,
+            name=name,
+            description=description,
+            attrs=attrs,
+            validate_feasibility=validate_feasibility,
+            strict=strict,
+        )
 
     @classmethod
-    def from_xarray(cls, ds: Any, *, units: dict[str, str] | None = None,
-                    tokens_per_request: Any = None, name: str | None = None,
-                    validate_feasibility: bool = True, strict: bool = False) -> Scenario:
+    def from_xarray(
+        cls,
+        ds: Any,
+        *,
+        units: dict[str, str] | None = None,
+        tokens_per_request: Any = None,
+        name: str | None = None,
+        validate_feasibility: bool = True,
+        strict: bool = False,
+    ) -> Scenario:
         """A Scenario from an ``xarray.Dataset`` with one variable per field.
 
         Dims must be named ``time``, ``datacenter``, ``region``, ``model`` and carry
@@ -428,8 +517,14 @@ class Scenario:
         """
         from eqglb.labels import from_xarray
 
-        return from_xarray(ds, units=units, tokens_per_request=tokens_per_request, name=name,
-                           validate_feasibility=validate_feasibility, strict=strict)
+        return from_xarray(
+            ds,
+            units=units,
+            tokens_per_request=tokens_per_request,
+            name=name,
+            validate_feasibility=validate_feasibility,
+            strict=strict,
+        )
 
     def to_xarray(self) -> Any:
         """This scenario as an ``xarray.Dataset`` in canonical units (``units`` attrs);
@@ -474,7 +569,8 @@ class Scenario:
             return lat
         raise ScenarioError(
             f"scenario {self.name!r} has neither `latency` nor `home`; the Nearest baseline "
-            "needs one of them (give each region a home datacenter)")
+            "needs one of them (give each region a home datacenter)"
+        )
 
     @property
     def allowed_declared(self) -> np.ndarray:
@@ -494,9 +590,15 @@ class Scenario:
         """Sub-scenario over slots ``start:stop`` (validated again)."""
         sl = slice(start, stop)
         ch: dict[str, Any] = dict(
-            time=self.time[sl], demand=self.demand[sl], price=self.price[sl],
-            carbon_intensity=self.carbon_intensity[sl], wue=self.wue[sl], ewif=self.ewif[sl],
-            pue=self.pue[sl], capacity=self.capacity[sl])
+            time=self.time[sl],
+            demand=self.demand[sl],
+            price=self.price[sl],
+            carbon_intensity=self.carbon_intensity[sl],
+            wue=self.wue[sl],
+            ewif=self.ewif[sl],
+            pue=self.pue[sl],
+            capacity=self.capacity[sl],
+        )
         return self.replace(**ch)
 
     # ------------------------------------------------------------------ feasibility
@@ -516,14 +618,21 @@ class Scenario:
                 f"demand cannot be served in {_fmt_time(self.time, t)}: region "
                 f"{self.regions[j]!r} has {missing:.6g} requests that capacity and routing "
                 "cannot serve; raise capacity, allow more (datacenter, model) routes for it, "
-                "or lower its demand" + self._slo_hint(j))
+                "or lower its demand" + self._slo_hint(j)
+            )
 
     def _slo_hint(self, j: int) -> str:
         if self.rtt_slo_ms is None:
             return ""
         cut = int((self.allowed_declared[:, j] & ~np.asarray(self.allowed)[:, j]).sum())
-        return (f" (its rtt_slo_ms of {self.rtt_slo_ms[j]:g} ms removes {cut} of its "
-                "routes; raising it allows them again)") if cut else ""
+        return (
+            (
+                f" (its rtt_slo_ms of {self.rtt_slo_ms[j]:g} ms removes {cut} of its "
+                "routes; raising it allows them again)"
+            )
+            if cut
+            else ""
+        )
 
 
 class SolveStatus(StrEnum):
@@ -646,13 +755,15 @@ class Dispatch:
         check_dispatch_shape(scenario, self)
         y = self.y
         idx = np.argwhere(y > 0) if nonzero else np.argwhere(np.ones_like(y, dtype=bool))
-        return pd.DataFrame({
-            "time": scenario.time[idx[:, 0]],
-            "datacenter": pd.Categorical.from_codes(idx[:, 1], scenario.datacenters),
-            "region": pd.Categorical.from_codes(idx[:, 2], scenario.regions),
-            "model": pd.Categorical.from_codes(idx[:, 3], scenario.models),
-            "requests": y[tuple(idx.T)],
-        })
+        return pd.DataFrame(
+            {
+                "time": scenario.time[idx[:, 0]],
+                "datacenter": pd.Categorical.from_codes(idx[:, 1], scenario.datacenters),
+                "region": pd.Categorical.from_codes(idx[:, 2], scenario.regions),
+                "model": pd.Categorical.from_codes(idx[:, 3], scenario.models),
+                "requests": y[tuple(idx.T)],
+            }
+        )
 
     def to_xarray(self, scenario: Scenario) -> Any:
         """``y`` as an ``xarray.DataArray`` with dims ``time, datacenter, region, model``
@@ -669,29 +780,40 @@ class Dispatch:
         return dispatch_from_xarray(da, scenario, policy)
 
     @classmethod
-    def from_frame(cls, scenario: Scenario, frame: pd.DataFrame, policy: str = "dispatch",
-                   source: str = "dispatch table") -> Dispatch:
+    def from_frame(
+        cls,
+        scenario: Scenario,
+        frame: pd.DataFrame,
+        policy: str = "dispatch",
+        source: str = "dispatch table",
+    ) -> Dispatch:
         """Inverse of :meth:`to_frame`; unknown names raise ScenarioError naming them."""
         need = ["time", "datacenter", "region", "model", "requests"]
         miss = [c for c in need if c not in frame.columns]
         if miss:
             raise ScenarioError(f"{source}: missing column(s) {miss}; expected {need}")
         y = np.zeros(scenario.shape)
-        t_idx = scenario.time.get_indexer(pd.DatetimeIndex(frame["time"]).tz_convert("UTC")
-                                          if pd.DatetimeIndex(frame["time"]).tz is not None
-                                          else pd.DatetimeIndex(frame["time"]).tz_localize("UTC"))
+        t_idx = scenario.time.get_indexer(
+            pd.DatetimeIndex(frame["time"]).tz_convert("UTC")
+            if pd.DatetimeIndex(frame["time"]).tz is not None
+            else pd.DatetimeIndex(frame["time"]).tz_localize("UTC")
+        )
         if (t_idx < 0).any():
             row = int(np.flatnonzero(t_idx < 0)[0])
-            raise ScenarioError(f"{source}: row {row} has time {frame['time'].iloc[row]} "
-                                "outside the scenario's time index")
+            raise ScenarioError(
+                f"{source}: row {row} has time {frame['time'].iloc[row]} "
+                "outside the scenario's time index"
+            )
         idx = [t_idx]
         for dim in ("datacenter", "region", "model"):
             names = getattr(scenario, dim + "s")
             codes = pd.Index(names).get_indexer(frame[dim].astype(str))
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
-                raise ScenarioError(f"{source}: row {row} has unknown {dim} "
-                                    f"{frame[dim].iloc[row]!r}; known: {list(names)}")
+                raise ScenarioError(
+                    f"{source}: row {row} has unknown {dim} "
+                    f"{frame[dim].iloc[row]!r}; known: {list(names)}"
+                )
             idx.append(np.asarray(codes))
         np.add.at(y, tuple(idx), frame["requests"].to_numpy(float))
         return cls(y=y, policy=policy)
@@ -701,7 +823,8 @@ def check_dispatch_shape(scenario: Scenario, dispatch: Dispatch) -> None:
     if dispatch.y.shape != scenario.shape:
         raise ScenarioError(
             f"dispatch {dispatch.policy!r} has shape {dispatch.y.shape}; the scenario "
-            f"{scenario.name!r} has (time, datacenter, region, model) = {scenario.shape}")
+            f"{scenario.name!r} has (time, datacenter, region, model) = {scenario.shape}"
+        )
 
 
 def scenario_fingerprint(sc: Scenario) -> str:
@@ -724,9 +847,20 @@ def scenario_fingerprint(sc: Scenario) -> str:
     add("names", [list(sc.datacenters), list(sc.regions), list(sc.models)])
     add("time", np.asarray(sc.time.asi8))
     add("mode", sc.capacity_mode)
-    for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue",
-                 "energy_per_request", "capacity_per_request", "capacity", "quality_loss",
-                 "allowed", "latency"):
+    for name in (
+        "demand",
+        "price",
+        "carbon_intensity",
+        "wue",
+        "ewif",
+        "pue",
+        "energy_per_request",
+        "capacity_per_request",
+        "capacity",
+        "quality_loss",
+        "allowed",
+        "latency",
+    ):
         value = getattr(sc, name)
         add(name, None if value is None else np.asarray(value))
     add("home", None if sc.home is None else list(sc.home))

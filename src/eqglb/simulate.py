@@ -19,8 +19,16 @@ from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.metrics import summarize
 from eqglb.scenario import Dispatch, Scenario, SolveInfo, check_dispatch_shape
 
-__all__ = ["FEASIBILITY_TOL", "Evaluation", "Feasibility", "compare", "evaluate",
-           "overheads", "pct_change", "run_policy"]
+__all__ = [
+    "FEASIBILITY_TOL",
+    "Evaluation",
+    "Feasibility",
+    "compare",
+    "evaluate",
+    "overheads",
+    "pct_change",
+    "run_policy",
+]
 
 #: Largest relative violation of demand or capacity [-] (and flow on a forbidden route or
 #: negative flow [requests/slot]) a dispatch returned by :func:`run_policy` may have.
@@ -63,8 +71,9 @@ def check_feasibility(sc: Scenario, y: np.ndarray) -> Feasibility:
         used = y.sum(axis=2)
     capv = np.clip((used - cap) / np.maximum(1.0, cap), 0.0, None)
     route = np.where(np.asarray(sc.allowed)[None], 0.0, np.abs(y))
-    return Feasibility(float(dem.max()), float(capv.max()), float(route.max()),
-                       float(max(0.0, -y.min())))
+    return Feasibility(
+        float(dem.max()), float(capv.max()), float(route.max()), float(max(0.0, -y.min()))
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,14 +121,17 @@ class Evaluation:
         if self.info is not None:
             # the policy's own problem (a baseline's own cost, in its own unit) is kept
             # apart from the scored objective: its bound certifies that problem only
-            info = {"status": str(self.info.status), "solver": self.info.solver,
-                    "solve_time_s": self.info.solve_time,
-                    "certified_gap": self.info.gap,
-                    "own_problem": self.info.extra.get("problem"),
-                    "own_objective": self.info.objective,
-                    "own_bound": self.info.dual_bound,
-                    "own_unit": self.info.extra.get("objective_unit", "USD"),
-                    "iterations": self.info.iterations}
+            info = {
+                "status": str(self.info.status),
+                "solver": self.info.solver,
+                "solve_time_s": self.info.solve_time,
+                "certified_gap": self.info.gap,
+                "own_problem": self.info.extra.get("problem"),
+                "own_objective": self.info.objective,
+                "own_bound": self.info.dual_bound,
+                "own_unit": self.info.extra.get("objective_unit", "USD"),
+                "iterations": self.info.iterations,
+            }
         return {
             "policy": self.policy,
             "objective": self.objective,
@@ -131,7 +143,8 @@ class Evaluation:
             "feasibility": vars(self.feasibility),
             "flagged": self.flagged,
             "solve": info,
-            "objective_spec": None if self.objective_spec is None
+            "objective_spec": None
+            if self.objective_spec is None
             else self.objective_spec.describe(),
         }
 
@@ -171,14 +184,20 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
         "social": summarize(rc.social, obj.q_social),
     }
     if obj.combined_environment:
-        summary["environment"] = summarize(obj.mu_carbon * rc.carbon + obj.mu_water * rc.water,
-                                           obj.q_carbon)
+        summary["environment"] = summarize(
+            obj.mu_carbon * rc.carbon + obj.mu_water * rc.water, obj.q_carbon
+        )
     total_requests = float(np.asarray(sc.demand).sum())
     mean_loss = float(np.einsum("tnjk,k->", y, np.asarray(sc.quality_loss))) / max(
-        total_requests, 1e-300)
-    summary["totals"] = {"energy_cost": rc.energy_cost, "carbon": float(rc.carbon.sum()),
-                         "water": float(rc.water.sum()), "mean_quality_loss": mean_loss,
-                         "requests": total_requests}
+        total_requests, 1e-300
+    )
+    summary["totals"] = {
+        "energy_cost": rc.energy_cost,
+        "carbon": float(rc.carbon.sum()),
+        "water": float(rc.water.sum()),
+        "mean_quality_loss": mean_loss,
+        "requests": total_requests,
+    }
     from eqglb.slo import latency_summary
 
     lat = latency_summary(sc, y)  # RTT per region [ms] and SLO violations (eqglb.slo)
@@ -214,8 +233,9 @@ def overheads(ev: Evaluation, baseline: Evaluation) -> dict[str, float]:
     return out
 
 
-def compare(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
-            baseline: str = "energy") -> dict[str, dict[str, float]]:
+def compare(
+    evals: Mapping[str, Evaluation] | Iterable[Evaluation], baseline: str = "energy"
+) -> dict[str, dict[str, float]]:
     """Overheads of every evaluation versus the one named ``baseline`` [%]."""
     d = evals if isinstance(evals, Mapping) else {e.policy: e for e in evals}
     if baseline not in d:
@@ -223,9 +243,13 @@ def compare(evals: Mapping[str, Evaluation] | Iterable[Evaluation],
     return {name: overheads(ev, d[baseline]) for name, ev in d.items()}
 
 
-def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None, *,
-               progress: Callable[[int, int], None] | None = None
-               ) -> tuple[Dispatch, Evaluation]:
+def run_policy(
+    sc: Scenario,
+    policy: Any,
+    objective: Objective | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Dispatch, Evaluation]:
     """Plan (offline) or simulate (online) ``policy`` on ``sc`` and evaluate the dispatch.
 
     ``progress(done, total)`` is called after each slot of an online policy.
@@ -245,7 +269,10 @@ def run_policy(sc: Scenario, policy: Any, objective: Objective | None = None, *,
 
         f = ev.feasibility
         worst = max(vars(f).items(), key=lambda kv: kv[1])
-        raise SolveError(f"policy {dispatch.policy!r} returned a dispatch that violates "
-                         f"{worst[0]} by {worst[1]:.3g} (relative); it is not returned. Try "
-                         "another policy or solver, or report the scenario", dispatch.info)
+        raise SolveError(
+            f"policy {dispatch.policy!r} returned a dispatch that violates "
+            f"{worst[0]} by {worst[1]:.3g} (relative); it is not returned. Try "
+            "another policy or solver, or report the scenario",
+            dispatch.info,
+        )
     return dispatch, ev

@@ -45,8 +45,9 @@ def region_limits(name: str, value: Any, regions: Sequence[str]) -> np.ndarray |
         d = dict(value.to_dict() if hasattr(value, "to_dict") else value)
         unknown = [str(k) for k in d if str(k) not in regions]
         if unknown:
-            raise ScenarioError(f"{name} names unknown region(s) {unknown}; known regions: "
-                                f"{list(regions)}")
+            raise ScenarioError(
+                f"{name} names unknown region(s) {unknown}; known regions: {list(regions)}"
+            )
         a = np.full(J, np.inf)
         for k, v in d.items():
             a[list(regions).index(str(k))] = _number(name, v, str(k))
@@ -54,18 +55,23 @@ def region_limits(name: str, value: Any, regions: Sequence[str]) -> np.ndarray |
         try:
             a = np.array(value, dtype=float, copy=True)
         except (TypeError, ValueError) as exc:
-            raise ScenarioError(f"{name} is not numeric ({exc}); give a number [ms] per "
-                                "region") from exc
+            raise ScenarioError(
+                f"{name} is not numeric ({exc}); give a number [ms] per region"
+            ) from exc
         if a.ndim == 0:
             a = np.full(J, float(a))
         if a.shape != (J,):
-            raise ScenarioError(f"{name} has shape {a.shape}; expected (region={J},) or one "
-                                "number [ms] for every region")
+            raise ScenarioError(
+                f"{name} has shape {a.shape}; expected (region={J},) or one "
+                "number [ms] for every region"
+            )
     bad = np.flatnonzero(np.isnan(a) | (a < 0))
     if bad.size:
         j = int(bad[0])
-        raise ScenarioError(f"{name} is {a[j]:g} for region {regions[j]!r}; give an RTT "
-                            "limit >= 0 [ms] (inf for no limit)")
+        raise ScenarioError(
+            f"{name} is {a[j]:g} for region {regions[j]!r}; give an RTT "
+            "limit >= 0 [ms] (inf for no limit)"
+        )
     return a
 
 
@@ -75,12 +81,16 @@ def _number(name: str, v: Any, region: str) -> float:
     try:
         return float(v)
     except (TypeError, ValueError):
-        raise ScenarioError(f"{name} for region {region!r} is {v!r}; give a number "
-                            "[ms]") from None
+        raise ScenarioError(f"{name} for region {region!r} is {v!r}; give a number [ms]") from None
 
 
-def slo_mask(allowed: np.ndarray, latency: np.ndarray, slo: np.ndarray,
-             datacenters: Sequence[str], regions: Sequence[str]) -> np.ndarray:
+def slo_mask(
+    allowed: np.ndarray,
+    latency: np.ndarray,
+    slo: np.ndarray,
+    datacenters: Sequence[str],
+    regions: Sequence[str],
+) -> np.ndarray:
     """``allowed`` (datacenter, region, model) without the routes above the region's SLO.
 
     Raises ScenarioError naming the region, its SLO and the nearest allowed data centre
@@ -99,12 +109,18 @@ def slo_mask(allowed: np.ndarray, latency: np.ndarray, slo: np.ndarray,
             f"region {regions[j]!r} has no allowed datacenter within its rtt_slo_ms of "
             f"{slo[j]:g} ms: the nearest allowed one, {datacenters[i]!r}, is at "
             f"{latency[i, j]:g} ms; raise rtt_slo_ms for region {regions[j]!r} to at least "
-            f"{latency[i, j]:g} ms or allow a closer datacenter")
+            f"{latency[i, j]:g} ms or allow a closer datacenter"
+        )
     return eff
 
 
-def check_budget(budget: np.ndarray, latency: np.ndarray, allowed: np.ndarray,
-                 demand: np.ndarray, regions: Sequence[str]) -> None:
+def check_budget(
+    budget: np.ndarray,
+    latency: np.ndarray,
+    allowed: np.ndarray,
+    demand: np.ndarray,
+    regions: Sequence[str],
+) -> None:
     """Refuse a budget below the least RTT a region with demand can reach (the cheap
     necessary condition; capacity interactions are left to the solver)."""
     from eqglb.scenario import ScenarioError
@@ -118,7 +134,8 @@ def check_budget(budget: np.ndarray, latency: np.ndarray, allowed: np.ndarray,
         raise ScenarioError(
             f"rtt_budget_ms of region {regions[j]!r} is {budget[j]:g} ms, below the "
             f"{least[j]:g} ms of its nearest allowed datacenter, so its demand cannot meet "
-            f"it; raise rtt_budget_ms for region {regions[j]!r} to at least {least[j]:g} ms")
+            f"it; raise rtt_budget_ms for region {regions[j]!r} to at least {least[j]:g} ms"
+        )
 
 
 def refuse_budget(sc: Any, path: str) -> None:
@@ -129,9 +146,10 @@ def refuse_budget(sc: Any, path: str) -> None:
     if b is not None and np.isfinite(b).any():
         raise ScenarioError(
             f"scenario {sc.name!r} has an rtt_budget_ms (mean-RTT budget per region and "
-            f"slot), which the {path} path does not model; use policy \"reference\" (the "
+            f'slot), which the {path} path does not model; use policy "reference" (the '
             "cvxpy model carries it, certified), or drop rtt_budget_ms (the hard "
-            "rtt_slo_ms is honoured by every path)")
+            "rtt_slo_ms is honoured by every path)"
+        )
 
 
 def budget_rows(sc: Any, routes: Any) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -173,6 +191,7 @@ def latency_summary(sc: Any, y: np.ndarray) -> dict[str, Any] | None:
     thr = 1e-9 * used.max(axis=0, initial=0.0)
     worst = np.where((used > thr[None, :]) & (used > 0), lat, -np.inf).max(axis=0)
     worst = np.where(np.isfinite(worst), worst, np.nan)
+
     def opt(v: np.ndarray) -> dict[str, float | None]:
         return {n: float(x) if np.isfinite(x) else None for n, x in zip(R, v, strict=True)}
 
@@ -189,12 +208,12 @@ def latency_summary(sc: Any, y: np.ndarray) -> dict[str, Any] | None:
         d = np.asarray(sc.demand, float)
         per_slot = np.einsum("tij,ij->tj", f, lat)  # (time, region) [ms x requests]
         fin = np.isfinite(b)
-        excess = np.where(fin[None], np.clip(per_slot - np.where(fin, b, 0.0)[None] * d,
-                                             0.0, None), 0.0)
+        excess = np.where(
+            fin[None], np.clip(per_slot - np.where(fin, b, 0.0)[None] * d, 0.0, None), 0.0
+        )
         mean_excess = np.where(d > 0, excess / np.where(d > 0, d, 1.0), 0.0)
         out["rtt_budget_ms"] = opt(np.asarray(b))
-        out["budget_excess_ms_requests"] = dict(
-            zip(R, map(float, excess.sum(axis=0)), strict=True))
+        out["budget_excess_ms_requests"] = dict(zip(R, map(float, excess.sum(axis=0)), strict=True))
         out["budget_excess_total"] = float(excess.sum())
         out["worst_budget_excess_ms"] = float(mean_excess.max(initial=0.0))
     return out

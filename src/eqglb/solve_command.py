@@ -46,29 +46,72 @@ from eqglb.cli import (
 
 __all__ = ["solve_command"]
 
-TolOpt = Annotated[float, typer.Option(
-    "--tol", min=0.0, metavar="GAP",
-    help="Target certified relative gap (objective - lower bound) / objective [-].")]
-BlockOpt = Annotated[int | None, typer.Option(
-    "--block-slots", min=1, metavar="N",
-    help="Slots per block: blocks are priced in parallel and the master mixes whole blocks "
-         "[slots]. Default: about slots / 48, at most 168 (one week of hours).")]
-WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", min=1, metavar="N", help="Worker processes (Ray workers with --backend ray). "
-                                          "Default: the number of CPUs.")]
-BackendOpt = Annotated[str, typer.Option(
-    "--backend", metavar="NAME", help="process (local processes), serial, or ray (a local Ray "
-                                      "instance, or --address of a running cluster).")]
-AddressOpt = Annotated[str | None, typer.Option(
-    "--address", metavar="ADDR", help="Ray cluster address (with --backend ray).")]
-TimeLimitOpt = Annotated[float | None, typer.Option(
-    "--time-limit", min=0.0, metavar="S",
-    help="Stop after this many seconds with the best dispatch so far and its certified gap.")]
-SlotOpt = Annotated[list[int] | None, typer.Option(
-    "--slot", metavar="T", help="Also write the full dispatch of slot T (0-based); repeatable.")]
-SolveOutOpt = Annotated[Path, typer.Option(
-    "--out", "-o", metavar="DIR", help="Folder for summary.json, datacenters.csv, regions.csv, "
-                                       "loads.parquet (created if missing).")]
+TolOpt = Annotated[
+    float,
+    typer.Option(
+        "--tol",
+        min=0.0,
+        metavar="GAP",
+        help="Target certified relative gap (objective - lower bound) / objective [-].",
+    ),
+]
+BlockOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--block-slots",
+        min=1,
+        metavar="N",
+        help="Slots per block: blocks are priced in parallel and the master mixes whole blocks "
+        "[slots]. Default: about slots / 48, at most 168 (one week of hours).",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        metavar="N",
+        help="Worker processes (Ray workers with --backend ray). Default: the number of CPUs.",
+    ),
+]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        metavar="NAME",
+        help="process (local processes), serial, or ray (a local Ray "
+        "instance, or --address of a running cluster).",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", metavar="ADDR", help="Ray cluster address (with --backend ray)."),
+]
+TimeLimitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--time-limit",
+        min=0.0,
+        metavar="S",
+        help="Stop after this many seconds with the best dispatch so far and its certified gap.",
+    ),
+]
+SlotOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--slot", metavar="T", help="Also write the full dispatch of slot T (0-based); repeatable."
+    ),
+]
+SolveOutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Folder for summary.json, datacenters.csv, regions.csv, "
+        "loads.parquet (created if missing).",
+    ),
+]
 
 
 def solve_command(
@@ -113,15 +156,32 @@ def solve_command(
     for t in slot or []:
         if not 0 <= t < T:
             raise CLIError(f"--slot {t} is outside the scenario's slots 0..{T - 1}")
-    obj = build_objective(sc, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
-                          mu_social=mu_social, mu_carbon=mu_carbon, mu_water=mu_water,
-                          combined_env=combined_env, total_quality=total_quality)
+    obj = build_objective(
+        sc,
+        q=q,
+        q_social=q_social,
+        q_carbon=q_carbon,
+        q_water=q_water,
+        mu_social=mu_social,
+        mu_carbon=mu_carbon,
+        mu_water=mu_water,
+        combined_env=combined_env,
+        total_quality=total_quality,
+    )
     con = _stdout()
-    con.print(f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
-              f"{T} slots ({float(T) * N * J * K:.3g} variables)")
+    con.print(
+        f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
+        f"{T} slots ({float(T) * N * J * K:.3g} variables)"
+    )
     con.print(f"objective [USD]: {escape(obj.describe())}; target certified gap {tol:g}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[gap]}"),
-                  TimeElapsedColumn(), console=con, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[gap]}"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=False,
+    ) as bar:
         task = bar.add_task("solving", total=1.0, gap="")
 
         def progress(d: dict[str, Any]) -> None:
@@ -131,30 +191,45 @@ def solve_command(
                 bar.update(task, description=f"prices of a {d['slots']}-slot sample")
                 return
             if d["event"] == "pricing":
-                bar.update(task, description=f"pricing pass {d['pass']}: block "
-                                             f"{d['done']}/{d['blocks']}")
+                bar.update(
+                    task, description=f"pricing pass {d['pass']}: block {d['done']}/{d['blocks']}"
+                )
                 return
             gap = max(float(d["gap"]), 1e-300)
             # progress on a log scale from a 100 % gap down to the target
-            done = (min(1.0, max(0.0, math.log(gap) / math.log(max(tol, 1e-300))))
-                    if tol > 0 else 0.0)
-            bar.update(task, completed=done,
-                       description=f"iteration {d['iteration']}",
-                       gap=f"gap {d['gap']:.2e}  upper {d['upper']:.6g}  lower {d['lower']:.6g}")
+            done = (
+                min(1.0, max(0.0, math.log(gap) / math.log(max(tol, 1e-300)))) if tol > 0 else 0.0
+            )
+            bar.update(
+                task,
+                completed=done,
+                description=f"iteration {d['iteration']}",
+                gap=f"gap {d['gap']:.2e}  upper {d['upper']:.6g}  lower {d['lower']:.6g}",
+            )
 
-        solver = StreamingOffline(obj, tol=tol, block_slots=block_slots, workers=workers,
-                                  backend=backend, address=address, time_limit=time_limit,
-                                  progress=progress)
+        solver = StreamingOffline(
+            obj,
+            tol=tol,
+            block_slots=block_slots,
+            workers=workers,
+            backend=backend,
+            address=address,
+            time_limit=time_limit,
+            progress=progress,
+        )
         res = solver.solve(sc)
         bar.update(task, completed=1.0 if res.gap <= tol else None)
     written = write_result(out, sc, obj, res, slot or [])
     style = "green" if res.status == "optimal" else "yellow"
-    con.print(f"[{style}]{res.status}[/]: objective {res.objective:.10g} USD, certified lower "
-              f"bound {res.dual_bound:.10g} USD, gap {res.gap:.2e}, "
-              f"{res.info['time']:.1f} s ({res.iterations} iterations, "
-              f"{res.info['passes']} pricing passes)")
-    con.print(f"wrote {len(written)} files to {escape(str(out))}: "
-              + ", ".join(p.name for p in written))
+    con.print(
+        f"[{style}]{res.status}[/]: objective {res.objective:.10g} USD, certified lower "
+        f"bound {res.dual_bound:.10g} USD, gap {res.gap:.2e}, "
+        f"{res.info['time']:.1f} s ({res.iterations} iterations, "
+        f"{res.info['passes']} pricing passes)"
+    )
+    con.print(
+        f"wrote {len(written)} files to {escape(str(out))}: " + ", ".join(p.name for p in written)
+    )
 
 
 def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> list[Path]:
@@ -171,27 +246,37 @@ def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> li
     except OSError as exc:
         raise CLIError(f"cannot create output folder {out}: {exc.strerror}") from None
     c = res.costs
-    terms = {"energy_cost": c.energy_cost,
-             "social": obj.mu_social * lq_norm(c.social, obj.q_social),
-             "carbon": obj.mu_carbon * lq_norm(c.carbon, obj.q_carbon),
-             "water": obj.mu_water * lq_norm(c.water, obj.q_water)}
+    terms = {
+        "energy_cost": c.energy_cost,
+        "social": obj.mu_social * lq_norm(c.social, obj.q_social),
+        "carbon": obj.mu_carbon * lq_norm(c.carbon, obj.q_carbon),
+        "water": obj.mu_water * lq_norm(c.water, obj.q_water),
+    }
     if obj.combined_environment:
         terms.pop("carbon")
         terms.pop("water")
-        terms["environment"] = lq_norm(obj.mu_carbon * c.carbon + obj.mu_water * c.water,
-                                       obj.q_carbon)
-    summary = {"scenario": sc.name, "objective_description": obj.describe(),
-               "status": res.status, "objective_usd": res.objective,
-               "lower_bound_usd": res.dual_bound, "gap": res.gap,
-               "iterations": res.iterations, "terms_usd": terms,
-               "info": {k: v for k, v in res.info.items() if k != "center"}}
+        terms["environment"] = lq_norm(
+            obj.mu_carbon * c.carbon + obj.mu_water * c.water, obj.q_carbon
+        )
+    summary = {
+        "scenario": sc.name,
+        "objective_description": obj.describe(),
+        "status": res.status,
+        "objective_usd": res.objective,
+        "lower_bound_usd": res.dual_bound,
+        "gap": res.gap,
+        "iterations": res.iterations,
+        "terms_usd": terms,
+        "info": {k: v for k, v in res.info.items() if k != "center"},
+    }
     paths = []
     p = out / "summary.json"
     p.write_text(json.dumps(json_ready(summary), indent=2))
     paths.append(p)
     p = out / "datacenters.csv"
-    pd.DataFrame({"datacenter": list(sc.datacenters), "carbon_kg": c.carbon,
-                  "water_l": c.water}).to_csv(p, index=False)
+    pd.DataFrame(
+        {"datacenter": list(sc.datacenters), "carbon_kg": c.carbon, "water_l": c.water}
+    ).to_csv(p, index=False)
     paths.append(p)
     p = out / "regions.csv"
     pd.DataFrame({"region": list(sc.regions), "quality_loss": c.social}).to_csv(p, index=False)
@@ -199,20 +284,29 @@ def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> li
     T, N, J, K = sc.shape
     loads = res.loads
     p = out / "loads.parquet"
-    pd.DataFrame({
-        "time": np.repeat(sc.time, N * K),
-        "datacenter": pd.Categorical.from_codes(np.tile(np.repeat(np.arange(N), K), T),
-                                                list(sc.datacenters)),
-        "model": pd.Categorical.from_codes(np.tile(np.arange(K), T * N), list(sc.models)),
-        "requests": loads.reshape(-1),
-    }).to_parquet(p, index=False)
+    pd.DataFrame(
+        {
+            "time": np.repeat(sc.time, N * K),
+            "datacenter": pd.Categorical.from_codes(
+                np.tile(np.repeat(np.arange(N), K), T), list(sc.datacenters)
+            ),
+            "model": pd.Categorical.from_codes(np.tile(np.arange(K), T * N), list(sc.models)),
+            "requests": loads.reshape(-1),
+        }
+    ).to_parquet(p, index=False)
     paths.append(p)
     for t in slots:
         y = res.slot_dispatch(int(t))
         i, j, k = np.nonzero(y > 0)
         p = out / f"dispatch_slot_{t}.csv"
-        pd.DataFrame({"time": sc.time[t], "datacenter": np.asarray(sc.datacenters)[i],
-                      "region": np.asarray(sc.regions)[j], "model": np.asarray(sc.models)[k],
-                      "requests": y[i, j, k]}).to_csv(p, index=False)
+        pd.DataFrame(
+            {
+                "time": sc.time[t],
+                "datacenter": np.asarray(sc.datacenters)[i],
+                "region": np.asarray(sc.regions)[j],
+                "model": np.asarray(sc.models)[k],
+                "requests": y[i, j, k],
+            }
+        ).to_csv(p, index=False)
         paths.append(p)
     return paths

@@ -108,23 +108,61 @@ STORE_FORMAT = 1
 
 #: Columns of the DataFrame returned by :func:`run_sweep`, in order.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "scenario", "policy", "role", "weights", "q", "mu_social", "mu_carbon", "mu_water",
-    "status", "ok", "flagged", "energy_cost", "objective", "baseline_energy_cost",
+    "scenario",
+    "policy",
+    "role",
+    "weights",
+    "q",
+    "mu_social",
+    "mu_carbon",
+    "mu_water",
+    "status",
+    "ok",
+    "flagged",
+    "energy_cost",
+    "objective",
+    "baseline_energy_cost",
     "energy_overhead_pct",
-    "carbon_max", "carbon_mean", "carbon_max_over_mean", "carbon_jain", "carbon_total",
-    "water_max", "water_mean", "water_max_over_mean", "water_jain", "water_total",
-    "quality_max", "quality_mean", "quality_max_over_mean", "quality_jain",
-    "mean_quality_loss", "solver", "solve_time_s", "wall_time_s", "error", "key",
+    "carbon_max",
+    "carbon_mean",
+    "carbon_max_over_mean",
+    "carbon_jain",
+    "carbon_total",
+    "water_max",
+    "water_mean",
+    "water_max_over_mean",
+    "water_jain",
+    "water_total",
+    "quality_max",
+    "quality_mean",
+    "quality_max_over_mean",
+    "quality_jain",
+    "mean_quality_loss",
+    "solver",
+    "solve_time_s",
+    "wall_time_s",
+    "error",
+    "key",
 )
 #: Columns of :func:`frontier_table`.
 FRONTIER_COLUMNS: tuple[str, ...] = (
-    "scenario", "policy", "weights", "q", "energy_cost", "energy_overhead_pct",
-    "carbon_max_over_mean", "water_max_over_mean", "quality_max_over_mean", "status",
+    "scenario",
+    "policy",
+    "weights",
+    "q",
+    "energy_cost",
+    "energy_overhead_pct",
+    "carbon_max_over_mean",
+    "water_max_over_mean",
+    "quality_max_over_mean",
+    "status",
 )
 #: (column prefix, Evaluation summary key, label, unit) of the regional costs.
-_COSTS = (("carbon", "carbon", "carbon", "kg CO2"),
-          ("water", "water", "water", "L"),
-          ("quality", "social", "quality loss", "-"))
+_COSTS = (
+    ("carbon", "carbon", "carbon", "kg CO2"),
+    ("water", "water", "water", "L"),
+    ("quality", "social", "quality loss", "-"),
+)
 
 
 class SweepSpecError(ScenarioError):
@@ -172,16 +210,21 @@ class WeightGrid(_Model):
     """
 
     mu_social: list[Annotated[float | None, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_SOCIAL], min_length=1)
+        default_factory=lambda: [DEFAULT_MU_SOCIAL], min_length=1
+    )
     mu_carbon: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_CARBON], min_length=1)
+        default_factory=lambda: [DEFAULT_MU_CARBON], min_length=1
+    )
     mu_water: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_WATER], min_length=1)
+        default_factory=lambda: [DEFAULT_MU_WATER], min_length=1
+    )
 
     def expand(self) -> list[Weights]:
         """Every combination, mu_social varying slowest."""
-        return [Weights(mu_social=s, mu_carbon=c, mu_water=w)
-                for s, c, w in itertools.product(self.mu_social, self.mu_carbon, self.mu_water)]
+        return [
+            Weights(mu_social=s, mu_carbon=c, mu_water=w)
+            for s, c, w in itertools.product(self.mu_social, self.mu_carbon, self.mu_water)
+        ]
 
 
 class ScenarioSpec(_Model):
@@ -220,13 +263,19 @@ class ScenarioSpec(_Model):
 
                 return read_scenario(path)
 
-            label = self.name or (path.parent.name if path.suffix.lower() == ".toml"
-                                  else path.name) or str(path)
+            label = (
+                self.name
+                or (path.parent.name if path.suffix.lower() == ".toml" else path.name)
+                or str(path)
+            )
             return [(label, load_folder)]
         out: list[tuple[str, Callable[[], Scenario]]] = []
         for seed in self.seeds:
-            label = (f"{self.name}-seed{seed}" if self.name and len(self.seeds) > 1
-                     else self.name or f"builtin-{self.days}d-seed{seed}")
+            label = (
+                f"{self.name}-seed{seed}"
+                if self.name and len(self.seeds) > 1
+                else self.name or f"builtin-{self.days}d-seed{seed}"
+            )
             out.append((label, functools.partial(_builtin, self.days, seed, self.start)))
         return out
 
@@ -270,14 +319,12 @@ class SweepSpec(_Model):
         so one weight setting means the same at every q.
     """
 
-    q: list[float] = Field(default_factory=lambda: [parse_q(v) for v in DEFAULT_Q],
-                           min_length=1)
+    q: list[float] = Field(default_factory=lambda: [parse_q(v) for v in DEFAULT_Q], min_length=1)
     weights: list[Weights] = Field(default_factory=list)
     weight_grid: WeightGrid | None = None
     policies: list[str] = Field(default_factory=lambda: ["equitable"], min_length=1)
     baseline: str | None = "cost-only"
-    scenarios: list[ScenarioSpec] = Field(default_factory=lambda: [ScenarioSpec()],
-                                          min_length=1)
+    scenarios: list[ScenarioSpec] = Field(default_factory=lambda: [ScenarioSpec()], min_length=1)
     policy_options: dict[str, Any] = Field(default_factory=dict)
     baseline_options: dict[str, Any] = Field(default_factory=dict)
     combined_environment: bool = False
@@ -292,14 +339,16 @@ class SweepSpec(_Model):
         try:
             return [parse_q(v) for v in value]
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{exc}; give a list such as [1, 2, 4, 8, \"inf\"]") from None
+            raise ValueError(f'{exc}; give a list such as [1, 2, 4, 8, "inf"]') from None
 
     @field_validator("baseline_options")
     @classmethod
     def _baseline_rule(cls, value: dict[str, Any]) -> dict[str, Any]:
         if value.get("model_rule") == "weighted":
-            raise ValueError("model_rule = 'weighted' depends on the weights, but the "
-                             "baseline is solved once per scenario; use 'best' or 'free'")
+            raise ValueError(
+                "model_rule = 'weighted' depends on the weights, but the "
+                "baseline is solved once per scenario; use 'best' or 'free'"
+            )
         return value
 
     # ------------------------------------------------------------------ loading
@@ -316,8 +365,9 @@ class SweepSpec(_Model):
         try:
             doc = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SweepSpecError(f"{path}: no such sweep spec file; give a TOML file "
-                                 "(see docs/sweep.md)") from None
+            raise SweepSpecError(
+                f"{path}: no such sweep spec file; give a TOML file (see docs/sweep.md)"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise SweepSpecError(f"{path}: TOML syntax error: {exc}; fix the syntax") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -341,8 +391,10 @@ class SweepSpec(_Model):
             value = first.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
             msg = str(first["msg"]).removeprefix("Value error, ")
-            raise SweepSpecError(f"{source}: field {field!r}: {msg}{shown}{more}; "
-                                 "fix it (see docs/sweep.md for the fields)") from None
+            raise SweepSpecError(
+                f"{source}: field {field!r}: {msg}{shown}{more}; "
+                "fix it (see docs/sweep.md for the fields)"
+            ) from None
 
     def weight_settings(self) -> list[Weights]:
         """The explicit weights, then the grid; the default setting when both are empty."""
@@ -415,18 +467,33 @@ class SweepPoint:
         w = self.weights or Weights(mu_social=0.0, mu_carbon=0.0, mu_water=0.0)
         q = 2.0 if self.q is None else self.q
         fields: dict[str, Any] = {
-            "mu_social": float(w.mu_social or 0.0), "mu_carbon": w.mu_carbon,
-            "mu_water": w.mu_water, "q_social": q, "q_carbon": q, "q_water": q,
+            "mu_social": float(w.mu_social or 0.0),
+            "mu_carbon": w.mu_carbon,
+            "mu_water": w.mu_water,
+            "q_social": q,
+            "q_carbon": q,
+            "q_water": q,
             "combined_environment": self.combined_environment,
-            "social_average": not self.total_quality}
+            "social_average": not self.total_quality,
+        }
         if self.norm_sizes is not None:  # normalised norms (eqglb.defaults)
             from eqglb.costs import Objective
 
-            o = Objective.normalized(*self.norm_sizes, mu_social=fields["mu_social"],
-                                     mu_carbon=w.mu_carbon, mu_water=w.mu_water,
-                                     q_social=q, q_carbon=q, q_water=q)
-            fields.update(mu_social=o.mu_social, mu_carbon=o.mu_carbon, mu_water=o.mu_water,
-                          norm_sizes=list(self.norm_sizes))
+            o = Objective.normalized(
+                *self.norm_sizes,
+                mu_social=fields["mu_social"],
+                mu_carbon=w.mu_carbon,
+                mu_water=w.mu_water,
+                q_social=q,
+                q_carbon=q,
+                q_water=q,
+            )
+            fields.update(
+                mu_social=o.mu_social,
+                mu_carbon=o.mu_carbon,
+                mu_water=o.mu_water,
+                norm_sizes=list(self.norm_sizes),
+            )
         return fields
 
 
@@ -438,8 +505,9 @@ def _check_policies(spec: SweepSpec) -> None:
     names = list(spec.policies) + ([spec.baseline] if spec.baseline else [])
     for name in names:
         if name not in REGISTRY:
-            raise SweepSpecError(f"unknown policy {name!r} in the sweep; choose from "
-                                 f"{list(REGISTRY)}")
+            raise SweepSpecError(
+                f"unknown policy {name!r} in the sweep; choose from {list(REGISTRY)}"
+            )
 
 
 def load_scenarios(spec: SweepSpec) -> list[tuple[str, Scenario]]:
@@ -454,29 +522,39 @@ def load_scenarios(spec: SweepSpec) -> list[tuple[str, Scenario]]:
     return out
 
 
-def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]
-                 ) -> list[SweepPoint]:
+def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]) -> list[SweepPoint]:
     """Every point of ``spec`` in a stable order: per scenario the baseline first, then
     policy x weights x q. Duplicate points (same key) are kept once."""
     points: list[SweepPoint] = []
-    common: dict[str, Any] = {"combined_environment": spec.combined_environment,
-              "total_quality": spec.total_quality}
+    common: dict[str, Any] = {
+        "combined_environment": spec.combined_environment,
+        "total_quality": spec.total_quality,
+    }
     popts = tuple(sorted(spec.policy_options.items()))
     bopts = tuple(sorted(spec.baseline_options.items()))
     for label, sc in scenarios:
         fp = scenario_fingerprint(sc)
         if spec.baseline:
-            points.append(SweepPoint(label, fp, spec.baseline, "baseline", None, None,
-                                     bopts, **common))
+            points.append(
+                SweepPoint(label, fp, spec.baseline, "baseline", None, None, bopts, **common)
+            )
         sizes = (len(sc.regions), len(sc.datacenters)) if spec.normalize else None
         for policy in spec.policies:
             for w in spec.weight_settings():
                 if w.mu_social is None:  # the one default, resolved per scenario
-                    w = w.model_copy(update={"mu_social": _defaults.default_mu_social(
-                        sc, total_quality=spec.total_quality)})
+                    w = w.model_copy(
+                        update={
+                            "mu_social": _defaults.default_mu_social(
+                                sc, total_quality=spec.total_quality
+                            )
+                        }
+                    )
                 for q in spec.q:
-                    points.append(SweepPoint(label, fp, policy, "point", q, w, popts,
-                                             norm_sizes=sizes, **common))
+                    points.append(
+                        SweepPoint(
+                            label, fp, policy, "point", q, w, popts, norm_sizes=sizes, **common
+                        )
+                    )
     unique: dict[str, SweepPoint] = {}
     for p in points:
         unique.setdefault(p.key, p)
@@ -520,7 +598,6 @@ def _silence_highs_banner() -> None:
         os.dup2(saved, 1)
         os.close(saved)
         os.close(null)
-
 
 
 def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
@@ -575,9 +652,12 @@ def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
             "warnings": sorted({str(w.message) for w in caught}),
         }
     except Exception as exc:
-        result = {"ok": False, "status": "error",
-                  "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                  "traceback": traceback.format_exc(limit=8)}
+        result = {
+            "ok": False,
+            "status": "error",
+            "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+            "traceback": traceback.format_exc(limit=8),
+        }
     result.update(base, wall_time_s=_time.perf_counter() - t0)
     return json_ready(result, "string")
 
@@ -630,8 +710,12 @@ def load_results(store_dir: str | Path, points: Sequence[SweepPoint]) -> dict[st
 
 
 def _record(point: SweepPoint, result: dict[str, Any]) -> dict[str, Any]:
-    return {"key": point.key, "point": {**point.canonical(), "label": point.scenario},
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **result}
+    return {
+        "key": point.key,
+        "point": {**point.canonical(), "label": point.scenario},
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **result,
+    }
 
 
 # --------------------------------------------------------------------------- backends
@@ -647,9 +731,12 @@ def _mp_context() -> Any:
 
 
 def _worker_died(exc: BaseException, attempts: int) -> dict[str, Any]:
-    return {"ok": False, "status": "error",
-            "error": f"worker died {attempts} time(s) while solving this point "
-                     f"({type(exc).__name__}: {exc}); run the sweep again to retry"}
+    return {
+        "ok": False,
+        "status": "error",
+        "error": f"worker died {attempts} time(s) while solving this point "
+        f"({type(exc).__name__}: {exc}); run the sweep again to retry",
+    }
 
 
 def _terminate(ex: ProcessPoolExecutor) -> None:
@@ -663,17 +750,25 @@ def _terminate(ex: ProcessPoolExecutor) -> None:
     ex.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_local(payloads: list[dict[str, Any]], workers: int, max_retries: int,
-               on_done: Callable[[dict[str, Any], dict[str, Any]], None],
-               on_retry: Callable[[dict[str, Any]], None]) -> None:
+def _run_local(
+    payloads: list[dict[str, Any]],
+    workers: int,
+    max_retries: int,
+    on_done: Callable[[dict[str, Any], dict[str, Any]], None],
+    on_retry: Callable[[dict[str, Any]], None],
+) -> None:
     """Solve payloads in a process pool; restart the pool when a worker dies."""
     ctx = _mp_context()
     attempts = {p["key"]: 0 for p in payloads}
     queue = list(payloads)
     while queue:
         retry: list[dict[str, Any]] = []
-        ex = ProcessPoolExecutor(max_workers=max(1, min(workers, len(queue))), mp_context=ctx,
-                                 initializer=watch_parent, initargs=(os.getpid(),))
+        ex = ProcessPoolExecutor(
+            max_workers=max(1, min(workers, len(queue))),
+            mp_context=ctx,
+            initializer=watch_parent,
+            initargs=(os.getpid(),),
+        )
         try:
             futures = {ex.submit(_solve_point, p): p for p in queue}
             for fut in as_completed(futures):
@@ -689,8 +784,7 @@ def _run_local(payloads: list[dict[str, Any]], workers: int, max_retries: int,
                         on_done(p, _worker_died(exc, attempts[p["key"]]))
                     continue
                 except Exception as exc:  # e.g. a result that cannot be unpickled
-                    res = {"ok": False, "status": "error",
-                           "error": f"{type(exc).__name__}: {exc}"}
+                    res = {"ok": False, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
                 on_done(p, res)
         except BaseException:  # interrupted: stop the workers now, not after their points
             _terminate(ex)
@@ -699,16 +793,22 @@ def _run_local(payloads: list[dict[str, Any]], workers: int, max_retries: int,
         queue = retry
 
 
-def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
-             workers: int | None, address: str | None, max_retries: int,
-             on_done: Callable[[dict[str, Any], dict[str, Any]], None]) -> None:
+def _run_ray(
+    payloads: list[dict[str, Any]],
+    scenarios: dict[str, Scenario],
+    workers: int | None,
+    address: str | None,
+    max_retries: int,
+    on_done: Callable[[dict[str, Any], dict[str, Any]], None],
+) -> None:
     """Solve payloads as Ray tasks (``max_retries`` on worker death); start Ray if needed."""
     try:
         import ray
     except ImportError as exc:
-        raise ImportError("backend='ray' needs Ray; install it with "
-                          "`pip install 'eqglb[ray]'` (or `pip install 'ray[default]'`)"
-                          ) from exc
+        raise ImportError(
+            "backend='ray' needs Ray; install it with "
+            "`pip install 'eqglb[ray]'` (or `pip install 'ray[default]'`)"
+        ) from exc
     import logging
 
     started = False
@@ -719,8 +819,12 @@ def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
         else:
             reaper = Reaper()  # the local instance dies with this process
             with reaper.marking():
-                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
-                         log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(
+                    num_cpus=workers or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
         started = True
     pending: dict[Any, dict[str, Any]] = {}
     try:
@@ -736,8 +840,11 @@ def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
                 try:
                     res = ray.get(ref)
                 except Exception as exc:  # RayTaskError, WorkerCrashedError after retries
-                    res = {"ok": False, "status": "error",
-                           "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"}
+                    res = {
+                        "ok": False,
+                        "status": "error",
+                        "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
+                    }
                 on_done(p, res)
     except BaseException:
         for ref in pending:
@@ -753,8 +860,9 @@ def _run_ray(payloads: list[dict[str, Any]], scenarios: dict[str, Scenario],
 
 # --------------------------------------------------------------------------- the driver
 @contextlib.contextmanager
-def _progress(total: int, done: int, description: str, enabled: bool,
-              console: Console | None) -> Iterator[Callable[..., None]]:
+def _progress(
+    total: int, done: int, description: str, enabled: bool, console: Console | None
+) -> Iterator[Callable[..., None]]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -767,9 +875,16 @@ def _progress(total: int, done: int, description: str, enabled: bool,
     )
 
     con = console or Console(stderr=True, highlight=False)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=con, disable=not enabled) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=con,
+        disable=not enabled,
+    ) as bar:
         task = bar.add_task(description, total=total, completed=done)
 
         def update(advance: int = 1, message: str | None = None) -> None:
@@ -780,10 +895,18 @@ def _progress(total: int, done: int, description: str, enabled: bool,
         yield update
 
 
-def run_sweep(spec: SweepSpec, store_dir: str | Path, backend: Literal["local", "ray"] = "local",
-              workers: int | None = None, address: str | None = None, progress: bool = True,
-              *, max_retries: int = 3, console: Console | None = None,
-              scenarios: Sequence[tuple[str, Scenario]] | None = None) -> pd.DataFrame:
+def run_sweep(
+    spec: SweepSpec,
+    store_dir: str | Path,
+    backend: Literal["local", "ray"] = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    *,
+    max_retries: int = 3,
+    console: Console | None = None,
+    scenarios: Sequence[tuple[str, Scenario]] | None = None,
+) -> pd.DataFrame:
     """Solve every point of ``spec`` not yet stored in ``store_dir``; return all results.
 
     Parameters
@@ -839,8 +962,9 @@ def run_sweep(spec: SweepSpec, store_dir: str | Path, backend: Literal["local", 
         scenarios = list(scenarios)
         labels = [label for label, _ in scenarios]
         if len(set(labels)) != len(labels):
-            raise SweepSpecError(f"scenario labels {labels} are not unique; give each "
-                                 "scenario its own label")
+            raise SweepSpecError(
+                f"scenario labels {labels} are not unique; give each scenario its own label"
+            )
     by_label = dict(scenarios)
     points = sweep_points(spec, scenarios)
     stored = load_results(store, points)
@@ -848,16 +972,27 @@ def run_sweep(spec: SweepSpec, store_dir: str | Path, backend: Literal["local", 
 
     payloads: list[dict[str, Any]] = []
     for p in todo:
-        payloads.append({"key": p.key, "fingerprint": p.fingerprint, "policy": p.policy,
-                         "options": dict(p.options), "objective": p.objective_fields(),
-                         "scenario": by_label[p.scenario]})
+        payloads.append(
+            {
+                "key": p.key,
+                "fingerprint": p.fingerprint,
+                "policy": p.policy,
+                "options": dict(p.options),
+                "objective": p.objective_fields(),
+                "scenario": by_label[p.scenario],
+            }
+        )
     point_of = {p.key: p for p in points}
     failures: list[str] = []
 
-    where = (f"ray ({address})" if backend == "ray" and address
-             else f"{backend} x{workers or (2 if backend == 'local' else os.cpu_count())}")
-    with _progress(len(points), len(points) - len(todo), f"sweep on {where}", progress,
-                   console) as update:
+    where = (
+        f"ray ({address})"
+        if backend == "ray" and address
+        else f"{backend} x{workers or (2 if backend == 'local' else os.cpu_count())}"
+    )
+    with _progress(
+        len(points), len(points) - len(todo), f"sweep on {where}", progress, console
+    ) as update:
 
         def on_done(payload: dict[str, Any], result: dict[str, Any]) -> None:
             point = point_of[payload["key"]]
@@ -865,8 +1000,10 @@ def run_sweep(spec: SweepSpec, store_dir: str | Path, backend: Literal["local", 
             msg = None
             if not result.get("ok"):
                 failures.append(point.key)
-                msg = (f"[red]failed[/] {point.scenario} {point.policy} q={_q_json(point.q)}: "
-                       f"{result.get('error')}")
+                msg = (
+                    f"[red]failed[/] {point.scenario} {point.policy} q={_q_json(point.q)}: "
+                    f"{result.get('error')}"
+                )
             update(1, msg)
 
         def on_retry(payload: dict[str, Any]) -> None:
@@ -876,8 +1013,7 @@ def run_sweep(spec: SweepSpec, store_dir: str | Path, backend: Literal["local", 
             if backend == "local":
                 _run_local(payloads, workers or 2, max_retries, on_done, on_retry)
             else:
-                fps: dict[str, Scenario] = {p["fingerprint"]: p["scenario"]
-                                            for p in payloads}
+                fps: dict[str, Scenario] = {p["fingerprint"]: p["scenario"] for p in payloads}
                 _run_ray(payloads, fps, workers, address, max_retries, on_done)
 
     return _frame(points, load_results(store, points))
@@ -904,24 +1040,30 @@ def _frame(points: Sequence[SweepPoint], records: dict[str, dict]) -> pd.DataFra
         rec = records.get(p.key) or {"ok": False, "status": "missing", "error": "not solved"}
         w = p.weights
         row: dict[str, Any] = {
-            "scenario": p.scenario, "policy": p.policy, "role": p.role,
+            "scenario": p.scenario,
+            "policy": p.policy,
+            "role": p.role,
             "weights": w.label if w is not None else "",
             "q": math.nan if p.q is None else p.q,
             "mu_social": w.mu_social if w else math.nan,
             "mu_carbon": w.mu_carbon if w else math.nan,
             "mu_water": w.mu_water if w else math.nan,
-            "status": rec.get("status"), "ok": bool(rec.get("ok")),
+            "status": rec.get("status"),
+            "ok": bool(rec.get("ok")),
             "flagged": bool(rec.get("flagged", not rec.get("ok"))),
             "energy_cost": _num(rec.get("energy_cost")),
             "objective": _num(rec.get("objective")) if p.role == "point" else math.nan,
             "baseline_energy_cost": base_energy.get(p.scenario, math.nan),
-            "solver": rec.get("solver"), "solve_time_s": _num(rec.get("solve_time_s")),
-            "wall_time_s": _num(rec.get("wall_time_s")), "error": rec.get("error"),
+            "solver": rec.get("solver"),
+            "solve_time_s": _num(rec.get("solve_time_s")),
+            "wall_time_s": _num(rec.get("wall_time_s")),
+            "error": rec.get("error"),
             "key": p.key,
         }
         b = row["baseline_energy_cost"]
-        row["energy_overhead_pct"] = (100.0 * (row["energy_cost"] - b) / abs(b)
-                                      if b and math.isfinite(b) else math.nan)
+        row["energy_overhead_pct"] = (
+            100.0 * (row["energy_cost"] - b) / abs(b) if b and math.isfinite(b) else math.nan
+        )
         summary = rec.get("summary") or {}
         for prefix, key, _, _ in _COSTS:
             s = summary.get(key) or {}
@@ -944,8 +1086,9 @@ def frontier_table(df: pd.DataFrame) -> pd.DataFrame:
     """
     f = df.loc[:, [c for c in FRONTIER_COLUMNS]].copy()
     f["_base"] = (df["role"] != "baseline").astype(int)
-    f = f.sort_values(["scenario", "_base", "policy", "weights", "q"], kind="stable",
-                      na_position="first")
+    f = f.sort_values(
+        ["scenario", "_base", "policy", "weights", "q"], kind="stable", na_position="first"
+    )
     return f.drop(columns="_base").reset_index(drop=True)
 
 
@@ -970,25 +1113,43 @@ def render_frontier(frontier: pd.DataFrame, title: str = "trade-off frontier") -
         caption.append(f"scenario {frontier['scenario'].iloc[0]}")
     if not show_pol and (frontier["weights"] != "").any():
         caption.append(f"policy {frontier.loc[frontier['weights'] != '', 'policy'].iloc[0]}")
-    tab = Table(title=title + (f" ({', '.join(caption)})" if caption else ""),
-                title_justify="left", header_style="bold")
-    heads = ([("scenario", "left")] if show_scen else []) + [("policy", "left")] + [
-        ("mu_s/mu_c/mu_w", "left"), ("q", "right"), ("energy [USD]", "right"),
-        ("overhead [%]", "right"), ("carbon max/mean", "right"), ("water max/mean", "right"),
-        ("quality max/mean", "right"), ("status", "left")]
+    tab = Table(
+        title=title + (f" ({', '.join(caption)})" if caption else ""),
+        title_justify="left",
+        header_style="bold",
+    )
+    heads = (
+        ([("scenario", "left")] if show_scen else [])
+        + [("policy", "left")]
+        + [
+            ("mu_s/mu_c/mu_w", "left"),
+            ("q", "right"),
+            ("energy [USD]", "right"),
+            ("overhead [%]", "right"),
+            ("carbon max/mean", "right"),
+            ("water max/mean", "right"),
+            ("quality max/mean", "right"),
+            ("status", "left"),
+        ]
+    )
     for h, justify in heads:
         tab.add_column(h, justify=justify, no_wrap=h in ("scenario", "mu_s/mu_c/mu_w"))  # type: ignore[arg-type]
     for r in frontier.itertuples(index=False):
         q = "-" if math.isnan(r.q) else ("inf" if math.isinf(r.q) else f"{r.q:g}")
         status = str(r.status)
-        weights = (str(r.weights).replace("mu_s=", "").replace(" mu_c=", "/")
-                   .replace(" mu_w=", "/"))
+        weights = str(r.weights).replace("mu_s=", "").replace(" mu_c=", "/").replace(" mu_w=", "/")
         cells = [escape(str(r.scenario))] if show_scen else []
-        cells += [escape(str(r.policy)) + (" (baseline)" if not weights else ""),
-                  escape(weights), q, _fmt(r.energy_cost, 6), _fmt(r.energy_overhead_pct, 3),
-                  _fmt(r.carbon_max_over_mean), _fmt(r.water_max_over_mean),
-                  _fmt(r.quality_max_over_mean),
-                  escape(status) if status == "optimal" else f"[red]{escape(status)}[/]"]
+        cells += [
+            escape(str(r.policy)) + (" (baseline)" if not weights else ""),
+            escape(weights),
+            q,
+            _fmt(r.energy_cost, 6),
+            _fmt(r.energy_overhead_pct, 3),
+            _fmt(r.carbon_max_over_mean),
+            _fmt(r.water_max_over_mean),
+            _fmt(r.quality_max_over_mean),
+            escape(status) if status == "optimal" else f"[red]{escape(status)}[/]",
+        ]
         tab.add_row(*cells)
     return tab
 
@@ -1015,10 +1176,12 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
 
     axes = fig.subplots(3, 1, sharex=True)
     # without a baseline there is no overhead: plot the energy cost itself
-    xcol = ("energy_overhead_pct" if ok["energy_overhead_pct"].notna().any()
-            else "energy_cost")
-    xlabel = ("energy-cost overhead vs baseline [%]" if xcol == "energy_overhead_pct"
-              else "energy cost [USD]")
+    xcol = "energy_overhead_pct" if ok["energy_overhead_pct"].notna().any() else "energy_cost"
+    xlabel = (
+        "energy-cost overhead vs baseline [%]"
+        if xcol == "energy_overhead_pct"
+        else "energy cost [USD]"
+    )
     n_scen = ok["scenario"].nunique()
     n_pol = ok.loc[ok["role"] == "point", "policy"].nunique()
     for ax, (prefix, _, label, _) in zip(axes, _COSTS, strict=True):
@@ -1026,18 +1189,30 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
         lines = ok[ok["role"] == "point"].groupby(["scenario", "policy", "weights"], sort=False)
         for (scen, pol, wl), g in lines:
             g = g.sort_values("q")
-            name = " ".join(s for s, show in ((scen, n_scen > 1), (pol, n_pol > 1), (wl, True))
-                            if show)
+            name = " ".join(
+                s for s, show in ((scen, n_scen > 1), (pol, n_pol > 1), (wl, True)) if show
+            )
             (ln,) = ax.plot(g[xcol], g[col], marker="o", label=name)
             for x, y, q in zip(g[xcol], g[col], g["q"], strict=True):
-                ax.annotate("q=inf" if math.isinf(q) else f"q={q:g}", (x, y),
-                            textcoords="offset points", xytext=(4, 4), fontsize=7,
-                            color=ln.get_color())
+                ax.annotate(
+                    "q=inf" if math.isinf(q) else f"q={q:g}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                    color=ln.get_color(),
+                )
         base = ok[ok["role"] == "baseline"]
         for i, (_, b) in enumerate(base.iterrows()):
-            ax.plot([b[xcol]], [b[col]], marker="*", markersize=11,
-                    color="black", linestyle="none",
-                    label=f"baseline ({b['policy']})" if i == 0 else None)
+            ax.plot(
+                [b[xcol]],
+                [b[col]],
+                marker="*",
+                markersize=11,
+                color="black",
+                linestyle="none",
+                label=f"baseline ({b['policy']})" if i == 0 else None,
+            )
         ax.set_ylabel(f"{label} max/mean [-]")
         ax.grid(alpha=0.3)
     axes[0].set_title("trade-off frontier: equity of regional costs vs energy cost")
@@ -1047,8 +1222,7 @@ def plot_frontier(df: pd.DataFrame, path: str | Path, *, dpi: int = 120) -> Path
     return path
 
 
-def write_outputs(df: pd.DataFrame, out_dir: str | Path, *, plot: bool = True
-                  ) -> dict[str, Path]:
+def write_outputs(df: pd.DataFrame, out_dir: str | Path, *, plot: bool = True) -> dict[str, Path]:
     """Write ``results.csv`` (every column), ``frontier.csv`` and ``frontier.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1062,56 +1236,150 @@ def write_outputs(df: pd.DataFrame, out_dir: str | Path, *, plot: bool = True
 
 # --------------------------------------------------------------------------- command line
 _o = typer.Option
-SpecOpt = Annotated[Path | None, _o(
-    "--spec", metavar="FILE", help="Sweep specification (TOML, see docs/sweep.md). Options "
-    "given below override its fields.")]
-QListOpt = Annotated[list[str] | None, _o(
-    "--q", metavar="Q", help="Norm order q >= 1 of every equity term, or 'inf'; repeat for "
-    "several. Default: 1 2 4 8 inf.")]
-MuSocialListOpt = Annotated[list[float] | None, _o(
-    "--mu-social", min=0.0, metavar="USD", help="Weight of the quality-loss norm [USD per unit "
-    "of average quality loss per request]; repeat for a grid. Default: the quality value "
-    f"{_defaults.DEFAULT_QUALITY_VALUE:g} USD per request x mean requests per region "
-    "(eqglb.defaults).")]
-MuCarbonListOpt = Annotated[list[float] | None, _o(
-    "--mu-carbon", min=0.0, metavar="USD/KG", help="Weight of the carbon norm [USD/kg CO2]; "
-    f"repeat for a grid. Default: {DEFAULT_MU_CARBON:g}.")]
-MuWaterListOpt = Annotated[list[float] | None, _o(
-    "--mu-water", min=0.0, metavar="USD/L", help="Weight of the water norm [USD/L]; repeat for "
-    f"a grid. Default: {DEFAULT_MU_WATER:g}.")]
-PolicyListOpt = Annotated[list[str] | None, _o(
-    "--policy", "-p", metavar="NAME", help="Policy solved at every point; repeat for several. "
-    "Default: equitable.")]
-BaselineNameOpt = Annotated[str | None, _o(
-    "--baseline", metavar="POLICY", help="Policy solved once per scenario; the energy-cost "
-    "overhead [%] is measured against it ('none': no baseline). Default: energy.")]
-SweepDaysOpt = Annotated[int | None, _o(
-    "--days", min=1, metavar="N", help="Horizon of the built-in scenario [days]. Default: "
-    f"{DEFAULT_DAYS}.")]
-SeedListOpt = Annotated[list[int] | None, _o(
-    "--seed", min=0, metavar="SEED", help="Seed of the built-in scenario; repeat for several "
-    "scenarios. Default: 0.")]
-ScenarioListOpt = Annotated[list[Path] | None, _o(
-    "--scenario", "-s", metavar="DIR", help="Scenario folder (scenario.toml + tables); repeat "
-    "for several. Default: the built-in scenario.")]
-BackendOpt = Annotated[str, _o(
-    "--backend", metavar="local|ray", help="Where points are solved: local worker processes, "
-    "or Ray tasks (a local Ray instance started on demand, or the cluster at --address).")]
-AddressOpt = Annotated[str | None, _o(
-    "--address", metavar="ADDR", help="Address of an existing Ray cluster, e.g. 'auto' or "
-    "'ray://host:10001' (with --backend ray).")]
-WorkersOpt = Annotated[int | None, _o(
-    "--workers", min=1, metavar="N", help="Worker processes (local; default 2) or CPUs of the "
-    "local Ray instance (default: all cores).")]
-RetriesOpt = Annotated[int, _o(
-    "--max-retries", min=0, metavar="N", help="Resubmissions of a point whose worker process "
-    "died.")]
-SweepOutOpt = Annotated[Path, _o(
-    "--out", "-o", metavar="DIR", help="Output folder: points/ (one result file per point, "
-    "reused by the next run), results.csv, frontier.csv, frontier.png.")]
+SpecOpt = Annotated[
+    Path | None,
+    _o(
+        "--spec",
+        metavar="FILE",
+        help="Sweep specification (TOML, see docs/sweep.md). Options "
+        "given below override its fields.",
+    ),
+]
+QListOpt = Annotated[
+    list[str] | None,
+    _o(
+        "--q",
+        metavar="Q",
+        help="Norm order q >= 1 of every equity term, or 'inf'; repeat for "
+        "several. Default: 1 2 4 8 inf.",
+    ),
+]
+MuSocialListOpt = Annotated[
+    list[float] | None,
+    _o(
+        "--mu-social",
+        min=0.0,
+        metavar="USD",
+        help="Weight of the quality-loss norm [USD per unit "
+        "of average quality loss per request]; repeat for a grid. Default: the quality value "
+        f"{_defaults.DEFAULT_QUALITY_VALUE:g} USD per request x mean requests per region "
+        "(eqglb.defaults).",
+    ),
+]
+MuCarbonListOpt = Annotated[
+    list[float] | None,
+    _o(
+        "--mu-carbon",
+        min=0.0,
+        metavar="USD/KG",
+        help="Weight of the carbon norm [USD/kg CO2]; "
+        f"repeat for a grid. Default: {DEFAULT_MU_CARBON:g}.",
+    ),
+]
+MuWaterListOpt = Annotated[
+    list[float] | None,
+    _o(
+        "--mu-water",
+        min=0.0,
+        metavar="USD/L",
+        help=f"Weight of the water norm [USD/L]; repeat for a grid. Default: {DEFAULT_MU_WATER:g}.",
+    ),
+]
+PolicyListOpt = Annotated[
+    list[str] | None,
+    _o(
+        "--policy",
+        "-p",
+        metavar="NAME",
+        help="Policy solved at every point; repeat for several. Default: equitable.",
+    ),
+]
+BaselineNameOpt = Annotated[
+    str | None,
+    _o(
+        "--baseline",
+        metavar="POLICY",
+        help="Policy solved once per scenario; the energy-cost "
+        "overhead [%] is measured against it ('none': no baseline). Default: energy.",
+    ),
+]
+SweepDaysOpt = Annotated[
+    int | None,
+    _o(
+        "--days",
+        min=1,
+        metavar="N",
+        help=f"Horizon of the built-in scenario [days]. Default: {DEFAULT_DAYS}.",
+    ),
+]
+SeedListOpt = Annotated[
+    list[int] | None,
+    _o(
+        "--seed",
+        min=0,
+        metavar="SEED",
+        help="Seed of the built-in scenario; repeat for several scenarios. Default: 0.",
+    ),
+]
+ScenarioListOpt = Annotated[
+    list[Path] | None,
+    _o(
+        "--scenario",
+        "-s",
+        metavar="DIR",
+        help="Scenario folder (scenario.toml + tables); repeat "
+        "for several. Default: the built-in scenario.",
+    ),
+]
+BackendOpt = Annotated[
+    str,
+    _o(
+        "--backend",
+        metavar="local|ray",
+        help="Where points are solved: local worker processes, "
+        "or Ray tasks (a local Ray instance started on demand, or the cluster at --address).",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    _o(
+        "--address",
+        metavar="ADDR",
+        help="Address of an existing Ray cluster, e.g. 'auto' or "
+        "'ray://host:10001' (with --backend ray).",
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    _o(
+        "--workers",
+        min=1,
+        metavar="N",
+        help="Worker processes (local; default 2) or CPUs of the "
+        "local Ray instance (default: all cores).",
+    ),
+]
+RetriesOpt = Annotated[
+    int,
+    _o(
+        "--max-retries",
+        min=0,
+        metavar="N",
+        help="Resubmissions of a point whose worker process died.",
+    ),
+]
+SweepOutOpt = Annotated[
+    Path,
+    _o(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Output folder: points/ (one result file per point, "
+        "reused by the next run), results.csv, frontier.csv, frontier.png.",
+    ),
+]
 PlotOpt = Annotated[bool, _o("--plot/--no-plot", help="Write frontier.png.")]
-ProgressOpt = Annotated[bool, _o("--progress/--no-progress",
-                                 help="Show a progress bar on stderr.")]
+ProgressOpt = Annotated[bool, _o("--progress/--no-progress", help="Show a progress bar on stderr.")]
 
 
 def sweep_command(
@@ -1145,9 +1413,18 @@ def sweep_command(
     from rich.console import Console
     from rich.markup import escape
 
-    sweep = _spec_from_options(spec, q=q, mu_social=mu_social, mu_carbon=mu_carbon,
-                               mu_water=mu_water, policy=policy, baseline=baseline,
-                               days=days, seed=seed, scenario=scenario)
+    sweep = _spec_from_options(
+        spec,
+        q=q,
+        mu_social=mu_social,
+        mu_carbon=mu_carbon,
+        mu_water=mu_water,
+        policy=policy,
+        baseline=baseline,
+        days=days,
+        seed=seed,
+        scenario=scenario,
+    )
     if backend not in ("local", "ray"):
         raise SweepSpecError(f"--backend {backend!r}; use 'local' or 'ray'")
     err = Console(stderr=True, highlight=False)
@@ -1155,31 +1432,49 @@ def sweep_command(
     if not con.is_terminal and "COLUMNS" not in os.environ:
         con = Console(highlight=False, width=150)
     store = Path(out) / "points"
-    df = run_sweep(sweep, store, backend=backend,  # type: ignore[arg-type]
-                   workers=workers, address=address, progress=progress,
-                   max_retries=max_retries, console=err)
-    con.print(render_frontier(frontier_table(df),
-                              title=f"trade-off frontier, {len(df)} points"))
-    con.print("[dim]overhead: energy cost versus the baseline \\[%]; max/mean: peak-to-average "
-              "ratio of carbon and water per data centre and of quality loss per region "
-              "\\[-][/]")
+    df = run_sweep(
+        sweep,
+        store,
+        backend=backend,  # type: ignore[arg-type]
+        workers=workers,
+        address=address,
+        progress=progress,
+        max_retries=max_retries,
+        console=err,
+    )
+    con.print(render_frontier(frontier_table(df), title=f"trade-off frontier, {len(df)} points"))
+    con.print(
+        "[dim]overhead: energy cost versus the baseline \\[%]; max/mean: peak-to-average "
+        "ratio of carbon and water per data centre and of quality loss per region "
+        "\\[-][/]"
+    )
     paths = write_outputs(df, out, plot=plot)
-    con.print(f"wrote {', '.join(escape(str(p)) for p in paths.values())} and "
-              f"{len(df)} point files under {escape(str(store))}")
+    con.print(
+        f"wrote {', '.join(escape(str(p)) for p in paths.values())} and "
+        f"{len(df)} point files under {escape(str(store))}"
+    )
     n_bad = int((~df["ok"]).sum())
     if n_bad:
-        err.print(f"[red]{n_bad} point(s) failed[/] (see the error column of results.csv); "
-                  "run the same command again to retry them")
+        err.print(
+            f"[red]{n_bad} point(s) failed[/] (see the error column of results.csv); "
+            "run the same command again to retry them"
+        )
         raise typer.Exit(1)
 
 
-def _spec_from_options(spec: Path | None, *, q: list[str] | None = None,
-                       mu_social: list[float] | None = None,
-                       mu_carbon: list[float] | None = None,
-                       mu_water: list[float] | None = None, policy: list[str] | None = None,
-                       baseline: str | None = None, days: int | None = None,
-                       seed: list[int] | None = None, scenario: list[Path] | None = None
-                       ) -> SweepSpec:
+def _spec_from_options(
+    spec: Path | None,
+    *,
+    q: list[str] | None = None,
+    mu_social: list[float] | None = None,
+    mu_carbon: list[float] | None = None,
+    mu_water: list[float] | None = None,
+    policy: list[str] | None = None,
+    baseline: str | None = None,
+    days: int | None = None,
+    seed: list[int] | None = None,
+    scenario: list[Path] | None = None,
+) -> SweepSpec:
     """The spec file's fields (if any), overridden by the options that were given."""
     doc: dict[str, Any] = {}
     if spec is not None:
@@ -1188,9 +1483,11 @@ def _spec_from_options(spec: Path | None, *, q: list[str] | None = None,
         doc["q"] = q
     if mu_social or mu_carbon or mu_water:
         doc["weights"] = []
-        doc["weight_grid"] = {k: v for k, v in (("mu_social", mu_social),
-                                                 ("mu_carbon", mu_carbon),
-                                                 ("mu_water", mu_water)) if v}
+        doc["weight_grid"] = {
+            k: v
+            for k, v in (("mu_social", mu_social), ("mu_carbon", mu_carbon), ("mu_water", mu_water))
+            if v
+        }
     if policy:
         doc["policies"] = policy
     if baseline is not None:
@@ -1209,7 +1506,10 @@ def _spec_from_options(spec: Path | None, *, q: list[str] | None = None,
 
 #: A typer app whose single command is :func:`sweep_command`. The main CLI registers the
 #: command with ``app.command("sweep")(sweep_command)``.
-sweep_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                        rich_markup_mode=None,
-                        help="Trade-off sweeps over q and weights (see docs/sweep.md).")
+sweep_app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Trade-off sweeps over q and weights (see docs/sweep.md).",
+)
 sweep_app.command("sweep")(sweep_command)

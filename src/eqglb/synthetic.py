@@ -81,9 +81,19 @@ def _ar1(rng: np.random.Generator, phi: float, shape: tuple[int, int]) -> np.nda
     return z
 
 
-def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, reach: int = 5,
-                  seed: int = 0, capacity_mode: str = "shared", headroom: float = 1.15,
-                  validate_feasibility: bool = True, name: str | None = None) -> Scenario:
+def make_scenario(
+    datacenters: int,
+    regions: int,
+    models: int,
+    slots: int,
+    *,
+    reach: int = 5,
+    seed: int = 0,
+    capacity_mode: str = "shared",
+    headroom: float = 1.15,
+    validate_feasibility: bool = True,
+    name: str | None = None,
+) -> Scenario:
     """Build one seeded synthetic scenario.
 
     Parameters
@@ -113,8 +123,13 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         ewif [L/kWh], pue [-], energy per request [kWh/request], capacity per request
         [GPU-s/request], capacity [GPU-s/h] (shared) or [requests/h] (per model).
     """
-    for arg, value in (("datacenters", datacenters), ("regions", regions),
-                       ("models", models), ("slots", slots), ("reach", reach)):
+    for arg, value in (
+        ("datacenters", datacenters),
+        ("regions", regions),
+        ("models", models),
+        ("slots", slots),
+        ("reach", reach),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{arg} = {value!r}; give a whole number >= 1")
     if capacity_mode not in ("shared", "per_model"):
@@ -137,8 +152,8 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
     route[order[:reach], np.arange(J)[None, :]] = True
     # models: size grows with k; the largest (last) is the best
     size = np.geomspace(1.0, 10.0 ** (0.6 * (K - 1)), K) if K > 1 else np.ones(1)
-    eps = 2.5e-5 * size[None, :] * rng.uniform(0.8, 1.25, (N, 1))          # kWh/request
-    r = 0.15 * size * rng.uniform(0.9, 1.1, K)                               # GPU-s/request
+    eps = 2.5e-5 * size[None, :] * rng.uniform(0.8, 1.25, (N, 1))  # kWh/request
+    r = 0.15 * size * rng.uniform(0.9, 1.1, K)  # GPU-s/request
     quality_loss = np.linspace(0.3, 0.0, K) if K > 1 else np.zeros(1)
     hosted = np.ones((N, K), dtype=bool)
     if K > 1:  # the largest model is not hosted everywhere (but at each region's 2 nearest)
@@ -151,20 +166,37 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
     local_d = (h_utc + lon_d[None, :] / 15.0) % 24
     local_r = (h_utc + lon_r[None, :] / 15.0) % 24
     population = rng.lognormal(0.0, 1.0, J)
-    demand = (2.0e4 * population[None, :] * _diurnal(local_r, 20.0, 0.5)
-              * np.exp(0.1 * _ar1(rng, 0.8, (T, J))))
+    demand = (
+        2.0e4
+        * population[None, :]
+        * _diurnal(local_r, 20.0, 0.5)
+        * np.exp(0.1 * _ar1(rng, 0.8, (T, J)))
+    )
     demand = np.round(demand, 1)
-    price = (rng.uniform(0.05, 0.2, N)[None, :] * _diurnal(local_d, 18.0, 0.3)
-             * np.exp(0.15 * _ar1(rng, 0.9, (T, N))))
-    ci = np.clip(rng.uniform(0.05, 0.8, N)[None, :] * _diurnal(local_d, 19.0, 0.2)
-                 * np.exp(0.1 * _ar1(rng, 0.95, (T, N))), 0.01, None)
-    wue = np.clip(rng.uniform(0.2, 3.0, N)[None, :] * _diurnal(local_d, 15.0, 0.4)
-                  * np.exp(0.1 * _ar1(rng, 0.9, (T, N))), 0.05, None)
+    price = (
+        rng.uniform(0.05, 0.2, N)[None, :]
+        * _diurnal(local_d, 18.0, 0.3)
+        * np.exp(0.15 * _ar1(rng, 0.9, (T, N)))
+    )
+    ci = np.clip(
+        rng.uniform(0.05, 0.8, N)[None, :]
+        * _diurnal(local_d, 19.0, 0.2)
+        * np.exp(0.1 * _ar1(rng, 0.95, (T, N))),
+        0.01,
+        None,
+    )
+    wue = np.clip(
+        rng.uniform(0.2, 3.0, N)[None, :]
+        * _diurnal(local_d, 15.0, 0.4)
+        * np.exp(0.1 * _ar1(rng, 0.9, (T, N))),
+        0.05,
+        None,
+    )
     ewif = rng.uniform(0.5, 4.0, N)[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
     pue = rng.uniform(1.1, 1.5, N)
     # capacity from an even split over allowed data centres with the smallest model
-    share = route / route.sum(axis=0, keepdims=True)                       # (N, J)
-    load = demand @ share.T                                                # (T, N) requests
+    share = route / route.sum(axis=0, keepdims=True)  # (N, J)
+    load = demand @ share.T  # (T, N) requests
     if capacity_mode == "shared":
         capacity = headroom * r[0] * load.max(axis=0) + 1.0
     else:
@@ -176,10 +208,21 @@ def make_scenario(datacenters: int, regions: int, models: int, slots: int, *, re
         datacenters=tuple(f"dc{i:03d}" for i in range(N)),
         regions=tuple(f"region{j:04d}" for j in range(J)),
         models=tuple(f"model{k}" for k in range(K)),
-        time=time, demand=demand, price=price, carbon_intensity=ci, wue=wue, ewif=ewif,
-        pue=pue, energy_per_request=eps, capacity_per_request=r, capacity=capacity,
-        quality_loss=quality_loss, allowed=allowed, capacity_mode=capacity_mode,
-        latency=latency, name=name or f"bench-{N}x{J}x{K}x{T}-seed{seed}",
+        time=time,
+        demand=demand,
+        price=price,
+        carbon_intensity=ci,
+        wue=wue,
+        ewif=ewif,
+        pue=pue,
+        energy_per_request=eps,
+        capacity_per_request=r,
+        capacity=capacity,
+        quality_loss=quality_loss,
+        allowed=allowed,
+        capacity_mode=capacity_mode,
+        latency=latency,
+        name=name or f"bench-{N}x{J}x{K}x{T}-seed{seed}",
         description="synthetic benchmark instance (eqglb.synthetic)",
         attrs={"seed": seed, "generator": "eqglb.synthetic"},
         validate_feasibility=validate_feasibility,
@@ -192,5 +235,6 @@ def make_instance(tier: str, seed: int = 0, **kw: Any) -> Scenario:
         t = TIERS[tier]
     except KeyError:
         raise ValueError(f"unknown tier {tier!r}; choose from {list(TIERS)}") from None
-    return make_scenario(t.datacenters, t.regions, t.models, t.slots, reach=t.reach, seed=seed,
-                         **kw)
+    return make_scenario(
+        t.datacenters, t.regions, t.models, t.slots, reach=t.reach, seed=seed, **kw
+    )

@@ -71,45 +71,76 @@ class PlausibilityError(ScenarioError):
 # tokens per request. The first label of each table is the canonical unit.
 _TABLE: dict[str, dict[str, tuple[float, float, str]]] = {
     "demand": {
-        "requests/slot": (1, 1, ""), "requests": (1, 1, ""),
-        "requests/hour": (1, 1, "hour"), "requests/h": (1, 1, "hour"),
-        "requests/minute": (60, 1, "hour"), "requests/min": (60, 1, "hour"),
-        "requests/second": (3600, 1, "hour"), "requests/s": (3600, 1, "hour"),
+        "requests/slot": (1, 1, ""),
+        "requests": (1, 1, ""),
+        "requests/hour": (1, 1, "hour"),
+        "requests/h": (1, 1, "hour"),
+        "requests/minute": (60, 1, "hour"),
+        "requests/min": (60, 1, "hour"),
+        "requests/second": (3600, 1, "hour"),
+        "requests/s": (3600, 1, "hour"),
         "requests/day": (1, 24, "hour"),
     },
     "price": {
-        "USD/kWh": (1, 1, ""), "USD/MWh": (1, 1e3, ""), "$/kWh": (1, 1, ""),
-        "$/MWh": (1, 1e3, ""), "cents/kWh": (1, 100, ""), "USD/Wh": (1e3, 1, ""),
+        "USD/kWh": (1, 1, ""),
+        "USD/MWh": (1, 1e3, ""),
+        "$/kWh": (1, 1, ""),
+        "$/MWh": (1, 1e3, ""),
+        "cents/kWh": (1, 100, ""),
+        "USD/Wh": (1e3, 1, ""),
     },
     "carbon_intensity": {
-        "kg/kWh": (1, 1, ""), "g/kWh": (1, 1e3, ""), "t/MWh": (1, 1, ""),
-        "kg/MWh": (1, 1e3, ""), "lb/MWh": (_LB_KG, 1e3, ""), "lb/kWh": (_LB_KG, 1, ""),
+        "kg/kWh": (1, 1, ""),
+        "g/kWh": (1, 1e3, ""),
+        "t/MWh": (1, 1, ""),
+        "kg/MWh": (1, 1e3, ""),
+        "lb/MWh": (_LB_KG, 1e3, ""),
+        "lb/kWh": (_LB_KG, 1, ""),
     },
     "wue": {
-        "L/kWh": (1, 1, ""), "L/MWh": (1, 1e3, ""), "gal/MWh": (_GALLON_L, 1e3, ""),
-        "gal/kWh": (_GALLON_L, 1, ""), "m3/MWh": (1, 1, ""),
+        "L/kWh": (1, 1, ""),
+        "L/MWh": (1, 1e3, ""),
+        "gal/MWh": (_GALLON_L, 1e3, ""),
+        "gal/kWh": (_GALLON_L, 1, ""),
+        "m3/MWh": (1, 1, ""),
     },
     "ewif": {
-        "L/kWh": (1, 1, ""), "L/MWh": (1, 1e3, ""), "gal/MWh": (_GALLON_L, 1e3, ""),
-        "gal/kWh": (_GALLON_L, 1, ""), "m3/MWh": (1, 1, ""),
+        "L/kWh": (1, 1, ""),
+        "L/MWh": (1, 1e3, ""),
+        "gal/MWh": (_GALLON_L, 1e3, ""),
+        "gal/kWh": (_GALLON_L, 1, ""),
+        "m3/MWh": (1, 1, ""),
     },
     "pue": {"-": (1, 1, ""), "1": (1, 1, "")},
     "energy_per_request": {
-        "kWh/request": (1, 1, ""), "Wh/request": (1, 1e3, ""), "mWh/request": (1, 1e6, ""),
-        "kJ/request": (1, 3.6e3, ""), "J/request": (1, 3.6e6, ""), "kWh": (1, 1, ""),
-        "Wh": (1, 1e3, ""), "J": (1, 3.6e6, ""),
-        "kWh/token": (1, 1, "token"), "Wh/token": (1, 1e3, "token"),
-        "mWh/token": (1, 1e6, "token"), "J/token": (1, 3.6e6, "token"),
+        "kWh/request": (1, 1, ""),
+        "Wh/request": (1, 1e3, ""),
+        "mWh/request": (1, 1e6, ""),
+        "kJ/request": (1, 3.6e3, ""),
+        "J/request": (1, 3.6e6, ""),
+        "kWh": (1, 1, ""),
+        "Wh": (1, 1e3, ""),
+        "J": (1, 3.6e6, ""),
+        "kWh/token": (1, 1, "token"),
+        "Wh/token": (1, 1e3, "token"),
+        "mWh/token": (1, 1e6, "token"),
+        "J/token": (1, 3.6e6, "token"),
     },
     "capacity_per_request": {"units/request": (1, 1, "")},
     "capacity_shared": {
-        "units/slot": (1, 1, ""), "units": (1, 1, ""), "units/hour": (1, 1, "hour"),
-        "units/second": (3600, 1, "hour"), "units/s": (3600, 1, "hour"),
+        "units/slot": (1, 1, ""),
+        "units": (1, 1, ""),
+        "units/hour": (1, 1, "hour"),
+        "units/second": (3600, 1, "hour"),
+        "units/s": (3600, 1, "hour"),
     },
     "capacity_per_model": {
-        "requests/slot": (1, 1, ""), "requests": (1, 1, ""),
-        "requests/hour": (1, 1, "hour"), "requests/h": (1, 1, "hour"),
-        "requests/second": (3600, 1, "hour"), "requests/s": (3600, 1, "hour"),
+        "requests/slot": (1, 1, ""),
+        "requests": (1, 1, ""),
+        "requests/hour": (1, 1, "hour"),
+        "requests/h": (1, 1, "hour"),
+        "requests/second": (3600, 1, "hour"),
+        "requests/s": (3600, 1, "hour"),
     },
     "quality_loss": {"-": (1, 1, ""), "1": (1, 1, "")},
     "latency": {"ms": (1, 1, ""), "s": (1e3, 1, "")},
@@ -119,7 +150,8 @@ _TABLE: dict[str, dict[str, tuple[float, float, str]]] = {
 #: to the canonical unit, per slot hour for rates (``requests/hour``: 1.0, times the slot
 #: length) and per token for per-token energies (times the tokens per request).
 UNITS: dict[str, dict[str, float]] = {
-    q: {lab: m / d for lab, (m, d, _) in t.items()} for q, t in _TABLE.items()}
+    q: {lab: m / d for lab, (m, d, _) in t.items()} for q, t in _TABLE.items()
+}
 
 #: Canonical unit of each Scenario field (what ``Scenario.to_xarray`` writes as ``units``).
 CANONICAL: dict[str, str] = {q: next(iter(t)) for q, t in _TABLE.items()}
@@ -136,10 +168,15 @@ def _quantity(field: str, capacity_mode: str = "shared") -> str:
     if field == "capacity":
         return "capacity_" + capacity_mode
     if field not in _TABLE:
-        known = sorted({f.removeprefix("capacity_").replace("shared", "capacity")
-                        .replace("per_model", "capacity") for f in _TABLE})
-        raise UnitError(f"units: {field!r} is not a Scenario field with a unit; use one of "
-                        f"{known}")
+        known = sorted(
+            {
+                f.removeprefix("capacity_")
+                .replace("shared", "capacity")
+                .replace("per_model", "capacity")
+                for f in _TABLE
+            }
+        )
+        raise UnitError(f"units: {field!r} is not a Scenario field with a unit; use one of {known}")
     return field
 
 
@@ -148,8 +185,15 @@ def accepted_units(field: str, capacity_mode: str = "shared") -> list[str]:
     return list(_TABLE[_quantity(field, capacity_mode)])
 
 
-def convert(field: str, values: Any, unit: str, *, slot_hours: float | None = None,
-            tokens_per_request: Any = None, capacity_mode: str = "shared") -> np.ndarray:
+def convert(
+    field: str,
+    values: Any,
+    unit: str,
+    *,
+    slot_hours: float | None = None,
+    tokens_per_request: Any = None,
+    capacity_mode: str = "shared",
+) -> np.ndarray:
     """``values`` given in ``unit`` converted to the canonical unit of ``field``.
 
     Parameters
@@ -184,8 +228,10 @@ def convert(field: str, values: Any, unit: str, *, slot_hours: float | None = No
     want = _norm(unit) if isinstance(unit, str) else None
     hit = next((lab for lab in table if _norm(lab) == want), None)
     if hit is None:
-        raise UnitError(f"units: {unit!r} is not an accepted unit of {field}; use one of "
-                        f"{list(table)} (values are converted to {next(iter(table))})")
+        raise UnitError(
+            f"units: {unit!r} is not an accepted unit of {field}; use one of "
+            f"{list(table)} (values are converted to {next(iter(table))})"
+        )
     mul, div, per = table[hit]
     out = np.asarray(values, dtype=float)
     if mul != 1:
@@ -194,18 +240,24 @@ def convert(field: str, values: Any, unit: str, *, slot_hours: float | None = No
         out = out / div
     if per == "hour":
         if slot_hours is None:
-            raise UnitError(f"units: {field} in {hit!r} needs the slot length; give a time "
-                            "index with at least two slots or the rate per slot")
+            raise UnitError(
+                f"units: {field} in {hit!r} needs the slot length; give a time "
+                "index with at least two slots or the rate per slot"
+            )
         out = out * float(slot_hours)
     elif per == "token":
         if tokens_per_request is None:
-            raise UnitError(f"units: {field} in {hit!r} needs tokens_per_request (output "
-                            "tokens per request, one per model or one number); give it, or "
-                            "the energy per request")
+            raise UnitError(
+                f"units: {field} in {hit!r} needs tokens_per_request (output "
+                "tokens per request, one per model or one number); give it, or "
+                "the energy per request"
+            )
         tok = np.asarray(tokens_per_request, dtype=float)
         if (~np.isfinite(tok)).any() or (tok <= 0).any():
-            raise UnitError(f"tokens_per_request has a value <= 0, NaN or inf ({tok.tolist()});"
-                            " give the mean output tokens per request (> 0) of each model")
+            raise UnitError(
+                f"tokens_per_request has a value <= 0, NaN or inf ({tok.tolist()});"
+                " give the mean output tokens per request (> 0) of each model"
+            )
         out = out * tok
     else:
         out = out * 1.0
@@ -234,33 +286,53 @@ class PlausibleRange:
 #: 95 F wet bulb about 10 L/kWh).
 PLAUSIBLE_RANGES: dict[str, PlausibleRange] = {
     "price": PlausibleRange(
-        -1.0, 5.0, "USD/kWh",
+        -1.0,
+        5.0,
+        "USD/kWh",
         "a price below -1 USD/kWh is likely USD/MWh given as USD/kWh: pass "
         "units={'price': 'USD/MWh'} or divide by 1000",
-        "likely USD/MWh given as USD/kWh: pass units={'price': 'USD/MWh'} or divide by 1000"),
+        "likely USD/MWh given as USD/kWh: pass units={'price': 'USD/MWh'} or divide by 1000",
+    ),
     "carbon_intensity": PlausibleRange(
-        None, 2.0, "kg/kWh", "",
-        "likely g/kWh given as kg/kWh: pass units={'carbon_intensity': 'g/kWh'} or divide "
-        "by 1000"),
+        None,
+        2.0,
+        "kg/kWh",
+        "",
+        "likely g/kWh given as kg/kWh: pass units={'carbon_intensity': 'g/kWh'} or divide by 1000",
+    ),
     "pue": PlausibleRange(
-        1.0, 3.0, "-",
+        1.0,
+        3.0,
+        "-",
         "PUE is facility energy over IT energy, so at least 1: is it the inverse (DCiE)?",
-        "even legacy facilities stay below about 3: check the value"),
+        "even legacy facilities stay below about 3: check the value",
+    ),
     "wue": PlausibleRange(
-        None, 20.0, "L/kWh", "",
-        "likely L/MWh or gal/MWh given as L/kWh: pass units={'wue': 'gal/MWh'} (or "
-        "'L/MWh')"),
+        None,
+        20.0,
+        "L/kWh",
+        "",
+        "likely L/MWh or gal/MWh given as L/kWh: pass units={'wue': 'gal/MWh'} (or 'L/MWh')",
+    ),
     "ewif": PlausibleRange(
-        None, 100.0, "L/kWh", "",
-        "likely L/MWh or gal/MWh given as L/kWh: pass units={'ewif': 'gal/MWh'} (or "
-        "'L/MWh')"),
+        None,
+        100.0,
+        "L/kWh",
+        "",
+        "likely L/MWh or gal/MWh given as L/kWh: pass units={'ewif': 'gal/MWh'} (or 'L/MWh')",
+    ),
 }
 # energy_per_request has no range: a "request" may be any unit of load (the egl-2022 study
 # uses 1 MWh per request), so no value of it is implausible in itself.
 
-_DIMS = {"price": ("time", "datacenter"), "carbon_intensity": ("time", "datacenter"),
-         "wue": ("time", "datacenter"), "ewif": ("time", "datacenter"),
-         "pue": ("time", "datacenter"), "energy_per_request": ("datacenter", "model")}
+_DIMS = {
+    "price": ("time", "datacenter"),
+    "carbon_intensity": ("time", "datacenter"),
+    "wue": ("time", "datacenter"),
+    "ewif": ("time", "datacenter"),
+    "pue": ("time", "datacenter"),
+    "energy_per_request": ("datacenter", "model"),
+}
 
 
 def _fmt_range(r: PlausibleRange) -> str:
@@ -271,9 +343,13 @@ def _fmt_range(r: PlausibleRange) -> str:
     return f"[{r.low:g}, {r.high:g}] {r.unit}"
 
 
-def check_plausibility(sc: Scenario, *, strict: bool = False,
-                       ranges: Mapping[str, PlausibleRange] | None = None,
-                       stacklevel: int = 2) -> list[str]:
+def check_plausibility(
+    sc: Scenario,
+    *,
+    strict: bool = False,
+    ranges: Mapping[str, PlausibleRange] | None = None,
+    stacklevel: int = 2,
+) -> list[str]:
     """Warn (or raise, ``strict``) about values outside the plausible ranges.
 
     One :class:`PlausibilityWarning` per field, naming the most extreme value, its
@@ -300,8 +376,10 @@ def check_plausibility(sc: Scenario, *, strict: bool = False,
         v = float(a[idx])
         hint = r.hint_low if (r.low is not None and v < r.low) else r.hint_high
         others = f" (and {n - 1} other value(s) outside it)" if n > 1 else ""
-        msg = (f"{name} is {v:g} {r.unit} at {sc._coord(_DIMS[name], idx, sc.time)}"
-               f"{others}, outside the plausible range ({_fmt_range(r)}); {hint}")
+        msg = (
+            f"{name} is {v:g} {r.unit} at {sc._coord(_DIMS[name], idx, sc.time)}"
+            f"{others}, outside the plausible range ({_fmt_range(r)}); {hint}"
+        )
         if strict:
             raise PlausibilityError(msg)
         warnings.warn(msg, PlausibilityWarning, stacklevel=stacklevel + 1)

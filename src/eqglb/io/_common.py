@@ -74,8 +74,15 @@ class DataFormatError(ScenarioError):
     attributes ``path``, ``line``, ``column``.
     """
 
-    def __init__(self, path: PathLike, problem: str, fix: str, *, line: int | None = None,
-                 column: str | None = None) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        problem: str,
+        fix: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.line = line
         self.column = column
@@ -94,9 +101,14 @@ def compression_of(path: PathLike) -> str | None:
     return next((c for suffix, c in _COMPRESSION.items() if low.endswith(suffix)), None)
 
 
-def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
-                       max_bytes: int = MAX_BYTES, max_lines: int | None = MAX_LINES,
-                       what: str = "file") -> bytes:
+def read_bytes_limited(
+    path: PathLike,
+    fail: Callable[[str, str], Exception],
+    *,
+    max_bytes: int = MAX_BYTES,
+    max_lines: int | None = MAX_LINES,
+    what: str = "file",
+) -> bytes:
     """The content of a plain or compressed file, refusing it past a size or line cap.
 
     Compressed files (by name: ``.gz``, ``.bz2``, ``.xz``, ``.zip`` with one member,
@@ -125,14 +137,20 @@ def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
     """
     p = Path(path)
     comp = compression_of(p)
-    label = {"gzip": "gzip (.gz)", "bzip2": "bzip2 (.bz2)", "xz": "xz (.xz)",
-             "zip": "zip (.zip)", "zstd": "zstandard (.zst)"}.get(comp or "", "")
+    label = {
+        "gzip": "gzip (.gz)",
+        "bzip2": "bzip2 (.bz2)",
+        "xz": "xz (.xz)",
+        "zip": "zip (.zip)",
+        "zstd": "zstandard (.zst)",
+    }.get(comp or "", "")
 
     def over(size: str) -> Exception:
-        return fail(f"{what} is larger than the cap of {size}" + (" once decompressed" if comp
-                                                                  else ""),
-                    "give a smaller file (split it or cut the horizon), or raise the cap "
-                    "(max_bytes / max_rows) if the file is genuine")
+        return fail(
+            f"{what} is larger than the cap of {size}" + (" once decompressed" if comp else ""),
+            "give a smaller file (split it or cut the horizon), or raise the cap "
+            "(max_bytes / max_rows) if the file is genuine",
+        )
 
     try:
         if comp is None:
@@ -150,18 +168,20 @@ def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
             with zipfile.ZipFile(p) as zf:
                 members = [m for m in zf.infolist() if not m.is_dir()]
             if len(members) != 1:
-                raise fail(f"zip archive holds {len(members)} files "
-                           f"({[m.filename for m in members][:5]})",
-                           "put exactly one CSV file in the .zip archive")
+                raise fail(
+                    f"zip archive holds {len(members)} files ({[m.filename for m in members][:5]})",
+                    "put exactly one CSV file in the .zip archive",
+                )
             zf = zipfile.ZipFile(p)
             stream = _ClosingMember(zf, zf.open(members[0]))
         else:
             try:
                 import zstandard
             except ImportError:
-                raise fail("reading .zst files needs the zstandard package",
-                           "install it (pip install zstandard) or recompress the file "
-                           "with gzip") from None
+                raise fail(
+                    "reading .zst files needs the zstandard package",
+                    "install it (pip install zstandard) or recompress the file with gzip",
+                ) from None
             raw = open(p, "rb")  # noqa: SIM115 - closed with the reader
             stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
         with stream:
@@ -177,32 +197,42 @@ def read_bytes_limited(path: PathLike, fail: Callable[[str, str], Exception], *,
                 if max_lines is not None:
                     lines += b.count(b"\n")
                     if lines > max_lines:
-                        raise fail(f"{what} has more than {max_lines:,} lines"
-                                   + (" once decompressed" if comp else ""),
-                                   "give a smaller file (split it or cut the horizon), or "
-                                   "raise the cap (max_rows) if the file is genuine")
+                        raise fail(
+                            f"{what} has more than {max_lines:,} lines"
+                            + (" once decompressed" if comp else ""),
+                            "give a smaller file (split it or cut the horizon), or "
+                            "raise the cap (max_rows) if the file is genuine",
+                        )
                 chunks.append(b)
         return b"".join(chunks)
     except EOFError as exc:
-        raise fail(f"{label} file is truncated ({exc})",
-                   "the file was cut short (e.g. an incomplete download or copy): fetch "
-                   "or write it again") from None
-    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, NotImplementedError,
-            RuntimeError) as exc:
-        raise fail(f"not a valid {label} file ({type(exc).__name__}: {exc})",
-                   f"give a {label} file, or drop the {p.suffix} ending if it is plain "
-                   "text") from None
+        raise fail(
+            f"{label} file is truncated ({exc})",
+            "the file was cut short (e.g. an incomplete download or copy): fetch or write it again",
+        ) from None
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
+        raise fail(
+            f"not a valid {label} file ({type(exc).__name__}: {exc})",
+            f"give a {label} file, or drop the {p.suffix} ending if it is plain text",
+        ) from None
     except OSError as exc:
         if exc.errno is None and comp is not None:  # a bad stream, e.g. BadGzipFile
-            raise fail(f"not a valid {label} file ({type(exc).__name__}: {exc})",
-                       f"give a {label} file, or drop the {p.suffix} ending if it is "
-                       "plain text") from None
-        raise fail(f"cannot read {what} ({type(exc).__name__}: {exc})",
-                   "check that it is a readable file") from None
+            raise fail(
+                f"not a valid {label} file ({type(exc).__name__}: {exc})",
+                f"give a {label} file, or drop the {p.suffix} ending if it is plain text",
+            ) from None
+        raise fail(
+            f"cannot read {what} ({type(exc).__name__}: {exc})", "check that it is a readable file"
+        ) from None
     except Exception as exc:
         if type(exc).__module__.startswith("zstd"):  # zstandard.ZstdError
-            raise fail(f"not a valid {label} file ({exc})", "give a zstandard file"
-                       ) from None
+            raise fail(f"not a valid {label} file ({exc})", "give a zstandard file") from None
         raise
 
 
@@ -253,9 +283,16 @@ class Table:
         return int(self.lines[row])
 
 
-def read_table(path: PathLike, *, what: str = "data file", comment: str | None = "#",
-               encoding: str = "utf-8-sig", require_rows: bool = True,
-               max_bytes: int = MAX_BYTES, max_lines: int | None = MAX_LINES) -> Table:
+def read_table(
+    path: PathLike,
+    *,
+    what: str = "data file",
+    comment: str | None = "#",
+    encoding: str = "utf-8-sig",
+    require_rows: bool = True,
+    max_bytes: int = MAX_BYTES,
+    max_lines: int | None = MAX_LINES,
+) -> Table:
     """Read a comma-separated file into strings, keeping each row's line number.
 
     Parameters
@@ -289,15 +326,22 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
     """
     p = Path(path)
     if not p.is_file():
-        raise DataFormatError(p, f"{what} not found",
-                              "check the path (and that the data folder is where expected)")
-    data = read_bytes_limited(p, lambda problem, fix: DataFormatError(p, problem, fix),
-                              max_bytes=max_bytes, max_lines=max_lines, what=what)
+        raise DataFormatError(
+            p, f"{what} not found", "check the path (and that the data folder is where expected)"
+        )
+    data = read_bytes_limited(
+        p,
+        lambda problem, fix: DataFormatError(p, problem, fix),
+        max_bytes=max_bytes,
+        max_lines=max_lines,
+        what=what,
+    )
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DataFormatError(p, f"cannot read {what} ({exc})",
-                              f"give a readable {encoding} text file") from None
+        raise DataFormatError(
+            p, f"cannot read {what} ({exc})", f"give a readable {encoding} text file"
+        ) from None
     del data
     all_lines = text.splitlines()
     skip = " \t" + (comment[0] if comment else "")
@@ -322,33 +366,52 @@ def read_table(path: PathLike, *, what: str = "data file", comment: str | None =
                 consumed = reader.line_num
                 records.append(rec)
     except csv.Error as exc:
-        raise DataFormatError(p, f"cannot split a row into fields ({exc})",
-                              "fix the quoting of the rows") from exc
+        raise DataFormatError(
+            p, f"cannot split a row into fields ({exc})", "fix the quoting of the rows"
+        ) from exc
     if not records:
-        raise DataFormatError(p, f"{what} is empty (no header line)",
-                              "give a CSV file with a header line and data rows")
+        raise DataFormatError(
+            p,
+            f"{what} is empty (no header line)",
+            "give a CSV file with a header line and data rows",
+        )
     raw_columns = records[0]
     n = len(raw_columns)
     for rec, line in zip(records[1:], starts[1:], strict=True):
         if len(rec) != n:
             raise DataFormatError(
-                p, f"row has {len(rec)} fields but the header has {n}",
-                "give every row one value per header column (quote values that contain "
-                "commas)", line=line)
+                p,
+                f"row has {len(rec)} fields but the header has {n}",
+                "give every row one value per header column (quote values that contain commas)",
+                line=line,
+            )
     columns = [c.strip() for c in raw_columns]
     seen: set[str] = set()
     for c in columns:
         if c.lower() in seen:
-            raise DataFormatError(p, f"column {c!r} appears twice in the header",
-                                  "keep one column of each name", line=starts[0])
+            raise DataFormatError(
+                p,
+                f"column {c!r} appears twice in the header",
+                "keep one column of each name",
+                line=starts[0],
+            )
         seen.add(c.lower())
     if require_rows and len(records) < 2:
-        raise DataFormatError(p, f"{what} has a header but no data rows",
-                              "give the data rows after the header", line=starts[0])
+        raise DataFormatError(
+            p,
+            f"{what} has a header but no data rows",
+            "give the data rows after the header",
+            line=starts[0],
+        )
     body = np.array(records[1:], dtype=object).reshape(len(records) - 1, n)
     frame = pd.DataFrame(body, columns=columns, dtype=object)
-    return Table(path=p, frame=frame, lines=np.asarray(starts[1:], dtype=int),
-                 raw_columns=raw_columns, header_line=starts[0])
+    return Table(
+        path=p,
+        frame=frame,
+        lines=np.asarray(starts[1:], dtype=int),
+        raw_columns=raw_columns,
+        header_line=starts[0],
+    )
 
 
 _UNIT_RE = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]*)\)\s*$")
@@ -362,8 +425,9 @@ def split_unit(column: str) -> tuple[str, str | None]:
     return m.group("name").strip(), m.group("unit").strip()
 
 
-def require_columns(table: Table, required: Sequence[str], *, what: str = "data file",
-                    fix: str | None = None) -> None:
+def require_columns(
+    table: Table, required: Sequence[str], *, what: str = "data file", fix: str | None = None
+) -> None:
     """Check that every required column is in the header, comparing names case-insensitively
     after stripping whitespace.
 
@@ -384,13 +448,18 @@ def require_columns(table: Table, required: Sequence[str], *, what: str = "data 
             n2, u2 = split_unit(c)
             if unit is not None and u2 is not None and n2.lower() == name.lower() and u2 != unit:
                 raise DataFormatError(
-                    table.path, f"unit mismatch: column {c!r} is in {u2!r}, expected {unit!r}",
+                    table.path,
+                    f"unit mismatch: column {c!r} is in {u2!r}, expected {unit!r}",
                     f"convert the column to {unit} and name it {col!r}",
-                    line=table.header_line, column=c)
+                    line=table.header_line,
+                    column=c,
+                )
         raise DataFormatError(
-            table.path, f"{what} has no column {col!r} (columns found: {list(table.frame.columns)})",
+            table.path,
+            f"{what} has no column {col!r} (columns found: {list(table.frame.columns)})",
             fix or f"give the file a {col!r} column as in the published format",
-            line=table.header_line)
+            line=table.header_line,
+        )
 
 
 def column_name(table: Table, column: str) -> str:
@@ -399,9 +468,12 @@ def column_name(table: Table, column: str) -> str:
     try:
         return low[column.lower()]
     except KeyError:
-        raise DataFormatError(table.path, f"no column {column!r}",
-                              f"give the file a {column!r} column",
-                              line=table.header_line) from None
+        raise DataFormatError(
+            table.path,
+            f"no column {column!r}",
+            f"give the file a {column!r} column",
+            line=table.header_line,
+        ) from None
 
 
 def text_column(table: Table, column: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -412,8 +484,14 @@ def text_column(table: Table, column: str, rows: np.ndarray | None = None) -> np
     return np.array([v.strip() for v in values], dtype=object)
 
 
-def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
-                tz: str = "UTC", rows: np.ndarray | None = None) -> pd.DatetimeIndex:
+def parse_times(
+    table: Table,
+    column: str,
+    formats: str | Sequence[str],
+    *,
+    tz: str = "UTC",
+    rows: np.ndarray | None = None,
+) -> pd.DatetimeIndex:
     """Parse a time-stamp column into a UTC :class:`pandas.DatetimeIndex`.
 
     Parameters
@@ -442,8 +520,13 @@ def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
     empty = np.array([v == "" for v in values], dtype=bool)
     if empty.any():
         r = int(idx[np.flatnonzero(empty)[0]])
-        raise DataFormatError(table.path, "time stamp is empty", "fill in the time stamp or "
-                              "drop the row", line=table.line_of(r), column=column)
+        raise DataFormatError(
+            table.path,
+            "time stamp is empty",
+            "fill in the time stamp or drop the row",
+            line=table.line_of(r),
+            column=column,
+        )
     best: pd.DatetimeIndex | None = None
     first_bad: int | None = None
     for fmt in formats:
@@ -458,16 +541,23 @@ def parse_times(table: Table, column: str, formats: str | Sequence[str], *,
         assert first_bad is not None
         r = int(idx[first_bad])
         raise DataFormatError(
-            table.path, f"time stamp {values[first_bad]!r} does not parse",
+            table.path,
+            f"time stamp {values[first_bad]!r} does not parse",
             f"write it in the file's format ({' or '.join(repr(f) for f in formats)})",
-            line=table.line_of(r), column=column)
+            line=table.line_of(r),
+            column=column,
+        )
     out_of_range = first_out_of_range(best)
     if out_of_range is not None:
         r = int(idx[out_of_range])
         raise DataFormatError(
-            table.path, f"time stamp {values[out_of_range]!r} is outside the supported "
+            table.path,
+            f"time stamp {values[out_of_range]!r} is outside the supported "
             f"range {TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d}",
-            "check the year of the stamp", line=table.line_of(r), column=column)
+            "check the year of the stamp",
+            line=table.line_of(r),
+            column=column,
+        )
     if best.tz is None:
         best = best.tz_localize(tz)
     return best.tz_convert("UTC")
@@ -486,10 +576,16 @@ def first_out_of_range(times: pd.DatetimeIndex) -> int | None:
     return int(hit[0]) if hit.size else None
 
 
-def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
-                  thousands: bool = False, missing: Iterable[str] = (),
-                  allow_missing: bool = False, max_abs: float | None = MAX_MAGNITUDE
-                  ) -> np.ndarray:
+def parse_numbers(
+    table: Table,
+    column: str,
+    *,
+    rows: np.ndarray | None = None,
+    thousands: bool = False,
+    missing: Iterable[str] = (),
+    allow_missing: bool = False,
+    max_abs: float | None = MAX_MAGNITUDE,
+) -> np.ndarray:
     """Parse a numeric column into floats.
 
     Parameters
@@ -529,32 +625,46 @@ def parse_numbers(table: Table, column: str, *, rows: np.ndarray | None = None,
         if cell in tokens:
             miss[k] = True
         elif cell.lower() != "nan":
-            raise DataFormatError(table.path, f"value {cell!r} is not a number",
-                                  "write a plain decimal number"
-                                  + (" (or leave it empty if missing)" if allow_missing else ""),
-                                  line=table.line_of(int(idx[k])), column=column)
+            raise DataFormatError(
+                table.path,
+                f"value {cell!r} is not a number",
+                "write a plain decimal number"
+                + (" (or leave it empty if missing)" if allow_missing else ""),
+                line=table.line_of(int(idx[k])),
+                column=column,
+            )
         else:
             miss[k] = True
     inf = np.flatnonzero(np.isinf(vals))
     if inf.size:
         k = int(inf[0])
-        raise DataFormatError(table.path, f"value {raw[k].strip()!r} is not finite",
-                              "write a finite number", line=table.line_of(int(idx[k])),
-                              column=column)
+        raise DataFormatError(
+            table.path,
+            f"value {raw[k].strip()!r} is not finite",
+            "write a finite number",
+            line=table.line_of(int(idx[k])),
+            column=column,
+        )
     if max_abs is not None:
         big = np.flatnonzero(np.abs(np.nan_to_num(vals)) > max_abs)
         if big.size:
             k = int(big[0])
-            raise DataFormatError(table.path, f"value {raw[k].strip()!r} is beyond the "
-                                  f"supported magnitude {max_abs:g}",
-                                  "check the value and its unit (it would overflow the "
-                                  "cost model)", line=table.line_of(int(idx[k])),
-                                  column=column)
+            raise DataFormatError(
+                table.path,
+                f"value {raw[k].strip()!r} is beyond the supported magnitude {max_abs:g}",
+                "check the value and its unit (it would overflow the cost model)",
+                line=table.line_of(int(idx[k])),
+                column=column,
+            )
     if miss.any() and not allow_missing:
         k = int(np.flatnonzero(miss)[0])
-        raise DataFormatError(table.path, f"value is missing ({raw[k]!r})",
-                              "fill it in (this loader needs every value)",
-                              line=table.line_of(int(idx[k])), column=column)
+        raise DataFormatError(
+            table.path,
+            f"value is missing ({raw[k]!r})",
+            "fill it in (this loader needs every value)",
+            line=table.line_of(int(idx[k])),
+            column=column,
+        )
     return vals
 
 
@@ -580,8 +690,9 @@ class Places:
 
     @classmethod
     def concat(cls, parts: Sequence[Places]) -> Places:
-        return cls(np.concatenate([p.paths for p in parts]),
-                   np.concatenate([p.lines for p in parts]))
+        return cls(
+            np.concatenate([p.paths for p in parts]), np.concatenate([p.lines for p in parts])
+        )
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -590,9 +701,15 @@ class Places:
         return str(self.paths[k]), int(self.lines[k])
 
 
-def check_regular(where: Table | Places, times: pd.DatetimeIndex, *,
-                  step: str | pd.Timedelta = "1h", rows: np.ndarray | None = None,
-                  column: str | None = None, label: str = "") -> None:
+def check_regular(
+    where: Table | Places,
+    times: pd.DatetimeIndex,
+    *,
+    step: str | pd.Timedelta = "1h",
+    rows: np.ndarray | None = None,
+    column: str | None = None,
+    label: str = "",
+) -> None:
     """Check that time stamps are sorted, unique and evenly spaced by ``step``.
 
     Parameters
@@ -629,6 +746,7 @@ def check_regular(where: Table | Places, times: pd.DatetimeIndex, *,
 
         def loc(k: int) -> tuple[PathLike, int]:
             return places[k]
+
     ctx = f" ({label})" if label else ""
     if len(times) < 2:
         return
@@ -641,32 +759,46 @@ def check_regular(where: Table | Places, times: pd.DatetimeIndex, *,
         p, ln = loc(k)
         also = f"line {fl}" if fp == p else f"{fp} line {fl}"
         raise DataFormatError(
-            p, f"duplicated time {times[k]:%Y-%m-%d %H:%M} UTC{ctx}, also on {also}",
-            "keep one row per time slot", line=ln, column=column)
+            p,
+            f"duplicated time {times[k]:%Y-%m-%d %H:%M} UTC{ctx}, also on {also}",
+            "keep one row per time slot",
+            line=ln,
+            column=column,
+        )
     d = np.diff(v)
     back = np.flatnonzero(d < 0)
     if back.size:
         k = int(back[0]) + 1
         p, ln = loc(k)
         raise DataFormatError(
-            p, f"time {times[k]:%Y-%m-%d %H:%M} UTC comes after "
-            f"{times[k - 1]:%Y-%m-%d %H:%M}{ctx}", "sort the rows by time", line=ln,
-            column=column)
+            p,
+            f"time {times[k]:%Y-%m-%d %H:%M} UTC comes after {times[k - 1]:%Y-%m-%d %H:%M}{ctx}",
+            "sort the rows by time",
+            line=ln,
+            column=column,
+        )
     gap = np.flatnonzero(d != step.value)
     if gap.size:
         k = int(gap[0])
         missing = pd.date_range(times[k] + step, times[k + 1] - step, freq=step)
         if len(missing) and (d[k] % step.value) == 0:
-            what = (f"{len(missing)} missing slot(s) from {missing[0]:%Y-%m-%d %H:%M} UTC "
-                    f"to {missing[-1]:%Y-%m-%d %H:%M} UTC{ctx}")
+            what = (
+                f"{len(missing)} missing slot(s) from {missing[0]:%Y-%m-%d %H:%M} UTC "
+                f"to {missing[-1]:%Y-%m-%d %H:%M} UTC{ctx}"
+            )
         else:
-            what = (f"uneven step {pd.Timedelta(int(d[k]))} between "
-                    f"{times[k]:%Y-%m-%d %H:%M} and {times[k + 1]:%Y-%m-%d %H:%M} UTC{ctx}, "
-                    f"expected {step}")
+            what = (
+                f"uneven step {pd.Timedelta(int(d[k]))} between "
+                f"{times[k]:%Y-%m-%d %H:%M} and {times[k + 1]:%Y-%m-%d %H:%M} UTC{ctx}, "
+                f"expected {step}"
+            )
         p0, l0 = loc(k)
         p, ln = loc(k + 1)
         before = f"line {l0}" if p0 == p else f"{p0} line {l0}"
         raise DataFormatError(
-            p, f"{what} (between {before} and this line)",
+            p,
+            f"{what} (between {before} and this line)",
             "fill the missing time slots (one row per slot) or cut the file before the gap",
-            line=ln, column=column)
+            line=ln,
+            column=column,
+        )

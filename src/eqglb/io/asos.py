@@ -82,9 +82,14 @@ class WeatherSignals(NamedTuple):
     wue: pd.DataFrame
 
 
-def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
-              elevation_m: float | Mapping[str, float] = 0.0,
-              on_duplicate: str = "raise") -> pd.DataFrame:
+def read_asos(
+    path: PathLike,
+    *,
+    tz: str = "UTC",
+    dew_tolerance_f: float = 1.0,
+    elevation_m: float | Mapping[str, float] = 0.0,
+    on_duplicate: str = "raise",
+) -> pd.DataFrame:
     """Read an IEM ASOS CSV into one row per usable observation.
 
     Parameters
@@ -120,18 +125,26 @@ def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
     cols = {c.lower() for c in table.frame.columns}
     require_columns(table, ["station", "valid"], what="IEM ASOS file")
     if "tmpf" not in cols and "tmpc" not in cols:
-        raise DataFormatError(table.path, "no air temperature column (tmpf or tmpc)",
-                              "download the file with the tmpf field", line=table.header_line)
+        raise DataFormatError(
+            table.path,
+            "no air temperature column (tmpf or tmpc)",
+            "download the file with the tmpf field",
+            line=table.header_line,
+        )
     if not cols & {"dwpf", "dwpc", "relh"}:
-        raise DataFormatError(table.path, "no humidity column (dwpf, dwpc or relh)",
-                              "download the file with the dwpf (or relh) field",
-                              line=table.header_line)
+        raise DataFormatError(
+            table.path,
+            "no humidity column (dwpf, dwpc or relh)",
+            "download the file with the dwpf (or relh) field",
+            line=table.header_line,
+        )
     if on_duplicate not in ("raise", "mean"):
         raise ScenarioError(f"on_duplicate={on_duplicate!r}; use 'raise' or 'mean'")
     n = len(table.frame)
     if n == 0:
-        raise DataFormatError(table.path, "no observation rows", "give a file with data rows",
-                              line=table.header_line)
+        raise DataFormatError(
+            table.path, "no observation rows", "give a file with data rows", line=table.header_line
+        )
     miss = MISSING_TOKENS
 
     def num(col: str) -> np.ndarray:
@@ -154,9 +167,13 @@ def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
         bad = ~np.isnan(values) & ((values < lo) | (values > hi))
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(table.path, f"{col} = {values[r]:g} is outside [{lo:g}, {hi:g}]"
-                                  f" ({what})", f"give {col} in the IEM unit ({what})",
-                                  line=table.line_of(r), column=col)
+            raise DataFormatError(
+                table.path,
+                f"{col} = {values[r]:g} is outside [{lo:g}, {hi:g}] ({what})",
+                f"give {col} in the IEM unit ({what})",
+                line=table.line_of(r),
+                column=col,
+            )
 
     bad_range(t_f, -130.0, 140.0, "tmpf", "degF")
     bad_range(dew_f, -150.0, 100.0, "dwpf", "degF")
@@ -175,38 +192,47 @@ def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
         e = num("elev")
         elev = np.where(np.isnan(e), elev, e)
     std = 101325.0 * (1.0 - 2.25577e-5 * elev) ** 5.2559
-    pressure = np.where(~np.isnan(alti), station_pressure_from_altimeter(alti * INHG_TO_PA, elev),
-                        np.where(~np.isnan(mslp),
-                                 station_pressure_from_altimeter(mslp * 100.0, elev), std))
+    pressure = np.where(
+        ~np.isnan(alti),
+        station_pressure_from_altimeter(alti * INHG_TO_PA, elev),
+        np.where(~np.isnan(mslp), station_pressure_from_altimeter(mslp * 100.0, elev), std),
+    )
 
     excess = dew_f - t_f
     too_high = ~np.isnan(excess) & (excess > dew_tolerance_f)
     if too_high.any():
         r = int(np.flatnonzero(too_high)[0])
-        raise DataFormatError(table.path, f"dew point {dew_f[r]:g} F is above the air temperature "
-                              f"{t_f[r]:g} F", "check the tmpf/dwpf values of this observation",
-                              line=table.line_of(r), column="dwpf")
+        raise DataFormatError(
+            table.path,
+            f"dew point {dew_f[r]:g} F is above the air temperature {t_f[r]:g} F",
+            "check the tmpf/dwpf values of this observation",
+            line=table.line_of(r),
+            column="dwpf",
+        )
     dew_f = np.minimum(dew_f, t_f)
     use_dew = ~np.isnan(t_f) & ~np.isnan(dew_f)
     use_rh = ~np.isnan(t_f) & ~use_dew & ~np.isnan(relh)
     twb = np.full(n, np.nan)
     t_c = f_to_c(t_f)
     if use_dew.any():
-        twb[use_dew] = wet_bulb_temperature(t_c[use_dew], dew_point=f_to_c(dew_f[use_dew]),
-                                            pressure=pressure[use_dew])
+        twb[use_dew] = wet_bulb_temperature(
+            t_c[use_dew], dew_point=f_to_c(dew_f[use_dew]), pressure=pressure[use_dew]
+        )
     if use_rh.any():
-        twb[use_rh] = wet_bulb_temperature(t_c[use_rh],
-                                           rel_hum=np.clip(relh[use_rh] / 100.0, 0.0, 1.0),
-                                           pressure=pressure[use_rh])
+        twb[use_rh] = wet_bulb_temperature(
+            t_c[use_rh], rel_hum=np.clip(relh[use_rh] / 100.0, 0.0, 1.0), pressure=pressure[use_rh]
+        )
     ok = use_dew | use_rh
-    out = pd.DataFrame({
-        "station": stations[ok],
-        "time": times[ok],
-        "t_dry_c": t_c[ok],
-        "t_wet_bulb_c": twb[ok],
-        "pressure_pa": pressure[ok],
-        "line": table.lines[ok],
-    })
+    out = pd.DataFrame(
+        {
+            "station": stations[ok],
+            "time": times[ok],
+            "t_dry_c": t_c[ok],
+            "t_wet_bulb_c": twb[ok],
+            "pressure_pa": pressure[ok],
+            "line": table.lines[ok],
+        }
+    )
     key = out["station"] + "|" + out["time"].astype("int64").astype(str)
     dup = key.duplicated(keep="first").to_numpy()
     if dup.any():
@@ -214,22 +240,36 @@ def read_asos(path: PathLike, *, tz: str = "UTC", dew_tolerance_f: float = 1.0,
             k = int(np.flatnonzero(dup)[0])
             first = int(np.flatnonzero(key.to_numpy() == key.iloc[k])[0])
             raise DataFormatError(
-                table.path, f"station {out['station'].iloc[k]!r} has two observations at "
+                table.path,
+                f"station {out['station'].iloc[k]!r} has two observations at "
                 f"{out['time'].iloc[k]:%Y-%m-%d %H:%M} UTC (also line {out['line'].iloc[first]})",
                 "drop one of them or pass on_duplicate='mean'",
-                line=int(out["line"].iloc[k]), column="valid")
-        out = (out.groupby(["station", "time"], sort=False, as_index=False)
-               .agg(t_dry_c=("t_dry_c", "mean"), t_wet_bulb_c=("t_wet_bulb_c", "mean"),
-                    pressure_pa=("pressure_pa", "mean"), line=("line", "min")))
+                line=int(out["line"].iloc[k]),
+                column="valid",
+            )
+        out = out.groupby(["station", "time"], sort=False, as_index=False).agg(
+            t_dry_c=("t_dry_c", "mean"),
+            t_wet_bulb_c=("t_wet_bulb_c", "mean"),
+            pressure_pa=("pressure_pa", "mean"),
+            line=("line", "min"),
+        )
     out.attrs["path"] = str(table.path)
     return out
 
 
-def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
-              start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
-              cycles: float = 6.0, max_gap_hours: int = 3, allow_long_gaps: bool = False,
-              tz: str = "UTC", elevation_m: float | Mapping[str, float] = 0.0,
-              on_duplicate: str = "raise") -> WeatherSignals:
+def load_asos(
+    path: PathLike,
+    *,
+    stations: Iterable[str] | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    cycles: float = 6.0,
+    max_gap_hours: int = 3,
+    allow_long_gaps: bool = False,
+    tz: str = "UTC",
+    elevation_m: float | Mapping[str, float] = 0.0,
+    on_duplicate: str = "raise",
+) -> WeatherSignals:
     """Hourly wet-bulb temperature and on-site WUE per station from an IEM ASOS file.
 
     Parameters
@@ -270,8 +310,11 @@ def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
     wanted = known if stations is None else [str(s) for s in stations]
     absent = [s for s in wanted if s not in known]
     if absent:
-        raise DataFormatError(src, f"station(s) {absent} have no usable observation (stations "
-                              f"found: {known})", "check the station codes or the file")
+        raise DataFormatError(
+            src,
+            f"station(s) {absent} have no usable observation (stations found: {known})",
+            "check the station codes or the file",
+        )
     obs = obs[obs["station"].isin(wanted)]
     hour = obs["time"].dt.floor("h")
     t0 = hour.min() if start is None else _utc(start)
@@ -288,8 +331,11 @@ def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
         lines = g.groupby(hour[sel])["line"].agg(["min", "max"]).reindex(index)
         isna = hourly.isna().to_numpy()
         if isna.all():
-            raise DataFormatError(src, f"station {s!r} has no observation between {t0} and {t1}",
-                                  "widen start/end or drop the station")
+            raise DataFormatError(
+                src,
+                f"station {s!r} has no observation between {t0} and {t1}",
+                "widen start/end or drop the station",
+            )
         if isna.any():
             runs = _runs(isna)
             for a, b in runs:
@@ -298,28 +344,39 @@ def load_asos(path: PathLike, *, stations: Iterable[str] | None = None,
                     after = float(lines["min"].iloc[b]) if b < len(index) else np.nan
                     has_b = not np.isnan(before)
                     has_a = not np.isnan(after)
-                    around = (f" (between line {int(before)} and line {int(after)})"
-                              if has_b and has_a else
-                              f" (before line {int(after)})" if has_a else
-                              f" (after line {int(before)})" if has_b else "")
+                    around = (
+                        f" (between line {int(before)} and line {int(after)})"
+                        if has_b and has_a
+                        else f" (before line {int(after)})"
+                        if has_a
+                        else f" (after line {int(before)})"
+                        if has_b
+                        else ""
+                    )
                     raise DataFormatError(
-                        src, f"station {s!r} has no observation for {b - a} hours from "
-                        f"{index[a]:%Y-%m-%d %H:%M} to {index[b - 1]:%Y-%m-%d %H:%M} UTC"
-                        + around,
+                        src,
+                        f"station {s!r} has no observation for {b - a} hours from "
+                        f"{index[a]:%Y-%m-%d %H:%M} to {index[b - 1]:%Y-%m-%d %H:%M} UTC" + around,
                         f"supply the missing observations, raise max_gap_hours (now "
                         f"{max_gap_hours}) or pass allow_long_gaps=True",
-                        line=int(after) if has_a else int(before) if has_b else None)
+                        line=int(after) if has_a else int(before) if has_b else None,
+                    )
             hourly = hourly.interpolate(method="time", limit_direction="both")
         filled[s] = int(isna.sum())
         wb[s] = hourly
     wet = pd.DataFrame(wb, index=index)
     wet.columns.name = "station"
-    wue = pd.DataFrame(wue_from_wet_bulb(c_to_f(wet.to_numpy()), cycles=cycles),
-                       index=index, columns=wet.columns)
+    wue = pd.DataFrame(
+        wue_from_wet_bulb(c_to_f(wet.to_numpy()), cycles=cycles), index=index, columns=wet.columns
+    )
     for df, unit in ((wet, "degC"), (wue, "L/kWh")):
-        df.attrs.update(unit=unit, source=src, filled_hours=filled,
-                        rule="mean of observations in each UTC hour; linear interpolation "
-                             f"of gaps up to {max_gap_hours} h")
+        df.attrs.update(
+            unit=unit,
+            source=src,
+            filled_hours=filled,
+            rule="mean of observations in each UTC hour; linear interpolation "
+            f"of gaps up to {max_gap_hours} h",
+        )
     return WeatherSignals(wet, wue)
 
 

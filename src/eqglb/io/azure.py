@@ -62,8 +62,9 @@ def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
     table = read_table(path, what="Azure LLM trace")
     require_columns(table, list(_COLUMNS), what="Azure LLM trace")
     if len(table.frame) == 0:
-        raise DataFormatError(table.path, "no request rows", "give a trace with data rows",
-                              line=table.header_line)
+        raise DataFormatError(
+            table.path, "no request rows", "give a trace with data rows", line=table.header_line
+        )
     times = parse_times(table, "TIMESTAMP", ("%Y-%m-%d %H:%M:%S.%f", "ISO8601"), tz=tz)
     ctx = parse_numbers(table, "ContextTokens", max_abs=None)
     gen = parse_numbers(table, "GeneratedTokens", max_abs=None)
@@ -71,33 +72,56 @@ def read_azure_trace(path: PathLike, *, tz: str = "UTC") -> pd.DataFrame:
         bad = (v < 0) | (v != np.round(v))
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise DataFormatError(table.path, f"token count {v[r]:g} is not a whole number >= 0",
-                                  "give token counts as non-negative integers",
-                                  line=table.line_of(r), column=name)
+            raise DataFormatError(
+                table.path,
+                f"token count {v[r]:g} is not a whole number >= 0",
+                "give token counts as non-negative integers",
+                line=table.line_of(r),
+                column=name,
+            )
         big = np.flatnonzero(v > MAX_TOKENS)
         if big.size:
             r = int(big[0])
             cell = str(table.frame[column_name(table, name)].iloc[r]).strip()
             raise DataFormatError(
-                table.path, f"token count {cell} is too large (above {MAX_TOKENS:,} = 2^53, "
+                table.path,
+                f"token count {cell} is too large (above {MAX_TOKENS:,} = 2^53, "
                 "the largest count held exactly; larger ones would wrap around in 64-bit "
-                "sums)", "check the value: a request has far fewer tokens",
-                line=table.line_of(r), column=name)
+                "sums)",
+                "check the value: a request has far fewer tokens",
+                line=table.line_of(r),
+                column=name,
+            )
     back = np.flatnonzero(np.diff(times.as_unit("ns").asi8) < 0)
     if back.size:
         r = int(back[0]) + 1
-        raise DataFormatError(table.path, f"time {times[r]} is earlier than the row before",
-                              "sort the trace by TIMESTAMP", line=table.line_of(r),
-                              column="TIMESTAMP")
-    out = pd.DataFrame({"time": times, "context_tokens": ctx.astype(np.int64),
-                        "generated_tokens": gen.astype(np.int64), "line": table.lines})
+        raise DataFormatError(
+            table.path,
+            f"time {times[r]} is earlier than the row before",
+            "sort the trace by TIMESTAMP",
+            line=table.line_of(r),
+            column="TIMESTAMP",
+        )
+    out = pd.DataFrame(
+        {
+            "time": times,
+            "context_tokens": ctx.astype(np.int64),
+            "generated_tokens": gen.astype(np.int64),
+            "line": table.lines,
+        }
+    )
     out.attrs["path"] = str(table.path)
     return out
 
 
-def azure_arrivals(trace: PathLike | pd.DataFrame, slot: str | pd.Timedelta = "1h", *,
-                   start: str | pd.Timestamp | None = None,
-                   end: str | pd.Timestamp | None = None, tz: str = "UTC") -> pd.DataFrame:
+def azure_arrivals(
+    trace: PathLike | pd.DataFrame,
+    slot: str | pd.Timedelta = "1h",
+    *,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    tz: str = "UTC",
+) -> pd.DataFrame:
     """Requests and tokens per time slot.
 
     Slots are ``[t, t + slot)`` aligned to multiples of ``slot`` since midnight UTC
@@ -142,38 +166,53 @@ def azure_arrivals(trace: PathLike | pd.DataFrame, slot: str | pd.Timedelta = "1
         raise ScenarioError(f"end {t1} is before start {t0}; give end >= start")
     index = pd.date_range(t0, t1, freq=step, name="time")
     inside = (slots >= t0) & (slots <= t1)
-    g = pd.DataFrame({"slot": slots[inside], "context_tokens": df["context_tokens"].to_numpy()[inside],
-                      "generated_tokens": df["generated_tokens"].to_numpy()[inside]})
+    g = pd.DataFrame(
+        {
+            "slot": slots[inside],
+            "context_tokens": df["context_tokens"].to_numpy()[inside],
+            "generated_tokens": df["generated_tokens"].to_numpy()[inside],
+        }
+    )
     for col in ("context_tokens", "generated_tokens"):
         # the sums below are int64: refuse a total that would wrap around
         if float(np.sum(g[col].to_numpy(dtype=float))) >= 2.0**63:
             raise ScenarioError(
                 f"{df.attrs.get('path', 'trace')}: the {col} sum to more than 2^63 - 1, "
                 "which 64-bit counts cannot hold; check the trace for implausibly large "
-                "token counts")
-    agg = g.groupby("slot").agg(requests=("context_tokens", "size"),
-                                context_tokens=("context_tokens", "sum"),
-                                generated_tokens=("generated_tokens", "sum"))
+                "token counts"
+            )
+    agg = g.groupby("slot").agg(
+        requests=("context_tokens", "size"),
+        context_tokens=("context_tokens", "sum"),
+        generated_tokens=("generated_tokens", "sum"),
+    )
     out = agg.reindex(index, fill_value=0).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         n = out["requests"].to_numpy(dtype=float)
-        out["mean_context_tokens"] = np.where(n > 0, out["context_tokens"] / np.where(n > 0, n, 1),
-                                              np.nan)
+        out["mean_context_tokens"] = np.where(
+            n > 0, out["context_tokens"] / np.where(n > 0, n, 1), np.nan
+        )
         out["mean_generated_tokens"] = np.where(
-            n > 0, out["generated_tokens"] / np.where(n > 0, n, 1), np.nan)
+            n > 0, out["generated_tokens"] / np.where(n > 0, n, 1), np.nan
+        )
     out.index.name = "time"
     out.attrs.update(
-        slot=str(step), dropped=int((~inside).sum()),
+        slot=str(step),
+        dropped=int((~inside).sum()),
         mean_context_tokens=float(df["context_tokens"].mean()),
         mean_generated_tokens=float(df["generated_tokens"].mean()),
-        source=df.attrs.get("path", "Azure LLM inference trace 2023"))
+        source=df.attrs.get("path", "Azure LLM inference trace 2023"),
+    )
     return out
 
 
-def spread_over_regions(profile: pd.Series, regions: Sequence[str], *,
-                        utc_offsets: Mapping[str, float] | Sequence[float] | None = None,
-                        weights: Mapping[str, float] | Sequence[float] | None = None
-                        ) -> pd.DataFrame:
+def spread_over_regions(
+    profile: pd.Series,
+    regions: Sequence[str],
+    *,
+    utc_offsets: Mapping[str, float] | Sequence[float] | None = None,
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+) -> pd.DataFrame:
     """Per-region demand as time-zone-shifted, weighted copies of one arrival profile.
 
     The profile is read as the demand seen at *local* time: region j at UTC offset o_j
@@ -217,29 +256,37 @@ def spread_over_regions(profile: pd.Series, regions: Sequence[str], *,
     if len(set(regions)) != J:
         raise ScenarioError(f"region names repeat in {regions}; give unique names")
     if not isinstance(profile, pd.Series) or not isinstance(profile.index, pd.DatetimeIndex):
-        raise ScenarioError("profile must be a pandas Series on a DatetimeIndex "
-                            "[requests/slot]; e.g. azure_arrivals(...)['requests']")
+        raise ScenarioError(
+            "profile must be a pandas Series on a DatetimeIndex "
+            "[requests/slot]; e.g. azure_arrivals(...)['requests']"
+        )
     vals = profile.to_numpy(dtype=float)
     if len(vals) < 2:
         raise ScenarioError("profile needs at least 2 slots to define its step")
     if not np.isfinite(vals).all() or (vals < 0).any():
         k = int(np.flatnonzero(~np.isfinite(vals) | (vals < 0))[0])
-        raise ScenarioError(f"profile value {vals[k]!r} at {profile.index[k]} is NaN, inf or "
-                            "negative; give arrivals >= 0")
+        raise ScenarioError(
+            f"profile value {vals[k]!r} at {profile.index[k]} is NaN, inf or "
+            "negative; give arrivals >= 0"
+        )
     d = np.diff(profile.index.as_unit("ns").asi8)
     if (d != d[0]).any() or d[0] <= 0:
-        raise ScenarioError("profile index is not regular (one fixed step, increasing); "
-                            "resample it first")
+        raise ScenarioError(
+            "profile index is not regular (one fixed step, increasing); resample it first"
+        )
     step_h = d[0] / 3.6e12
 
-    def per_region(x: Mapping[str, float] | Sequence[float] | None, name: str,
-                   default: float) -> np.ndarray:
+    def per_region(
+        x: Mapping[str, float] | Sequence[float] | None, name: str, default: float
+    ) -> np.ndarray:
         if x is None:
             return np.full(J, default)
         if isinstance(x, Mapping):
             miss = [r for r in regions if r not in x]
             if miss:
-                raise ScenarioError(f"{name} has no value for region(s) {miss}; give one per region")
+                raise ScenarioError(
+                    f"{name} has no value for region(s) {miss}; give one per region"
+                )
             return np.array([float(x[r]) for r in regions])
         arr = np.asarray(list(x), dtype=float)
         if arr.shape != (J,):
@@ -254,14 +301,18 @@ def spread_over_regions(profile: pd.Series, regions: Sequence[str], *,
     shifts = offs / step_h
     if not np.allclose(shifts, np.round(shifts)):
         k = int(np.flatnonzero(~np.isclose(shifts, np.round(shifts)))[0])
-        raise ScenarioError(f"UTC offset {offs[k]:g} h of region {regions[k]!r} is not a multiple "
-                            f"of the profile step ({step_h:g} h); resample the profile finer")
+        raise ScenarioError(
+            f"UTC offset {offs[k]:g} h of region {regions[k]!r} is not a multiple "
+            f"of the profile step ({step_h:g} h); resample the profile finer"
+        )
     cols = {r: w[j] * np.roll(vals, -int(round(shifts[j]))) for j, r in enumerate(regions)}
     out = pd.DataFrame(cols, index=profile.index)
     out.columns.name = "region"
-    out.attrs.update(rule="demand[t, j] = w_j * profile[(t + o_j) mod T] (circular shift)",
-                     utc_offsets=dict(zip(regions, offs.tolist(), strict=True)),
-                     weights=dict(zip(regions, w.tolist(), strict=True)))
+    out.attrs.update(
+        rule="demand[t, j] = w_j * profile[(t + o_j) mod T] (circular shift)",
+        utc_offsets=dict(zip(regions, offs.tolist(), strict=True)),
+        weights=dict(zip(regions, w.tolist(), strict=True)),
+    )
     return out
 
 

@@ -65,8 +65,18 @@ __all__ = [
 ]
 
 #: Sites in the study's order (data centre i and gateway i share the site).
-SITES: tuple[str, ...] = ("Texas", "Virginia", "Georgia", "Nevada", "Germany", "Belgium",
-                          "Netherlands", "Denmark", "Japan", "Singapore")
+SITES: tuple[str, ...] = (
+    "Texas",
+    "Virginia",
+    "Georgia",
+    "Nevada",
+    "Germany",
+    "Belgium",
+    "Netherlands",
+    "Denmark",
+    "Japan",
+    "Singapore",
+)
 #: Spelling of site names in the file names.
 _FILE_SITE = {"Belgium": "Belguim"}
 #: Number of hourly rows common to all files (2022-09-22 00:00 .. 2022-10-11 00:00 UTC).
@@ -77,18 +87,21 @@ PEAK_POWER_W = 2708.0
 MODEL = "BLOOM-176B"
 
 #: Partial connectivity of the study: rows = data centre, columns = gateway (site order).
-PARTIAL_MASK = np.array([
-    [1, 1, 1, 1, 0, 0, 0, 0, 0, 0],  # TX
-    [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # VA
-    [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # GA
-    [1, 1, 1, 1, 0, 0, 0, 0, 1, 1],  # NV
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # DE
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # BE
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # NL
-    [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # DK
-    [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # JP
-    [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # SG
-], dtype=bool)
+PARTIAL_MASK = np.array(
+    [
+        [1, 1, 1, 1, 0, 0, 0, 0, 0, 0],  # TX
+        [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # VA
+        [1, 1, 1, 1, 1, 1, 1, 1, 0, 0],  # GA
+        [1, 1, 1, 1, 0, 0, 0, 0, 1, 1],  # NV
+        [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # DE
+        [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # BE
+        [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # NL
+        [0, 1, 1, 0, 1, 1, 1, 1, 0, 0],  # DK
+        [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # JP
+        [0, 0, 0, 1, 0, 0, 0, 0, 1, 1],  # SG
+    ],
+    dtype=bool,
+)
 PARTIAL_MASK.setflags(write=False)
 
 _TIME_COL = "Time (UTC)"
@@ -122,23 +135,29 @@ def _read_series(path: Path, value_col: str, what: str) -> tuple[pd.Series, Tabl
     """Read one two-column file into a float Series indexed by UTC hour."""
     table = read_table(path, what=what)
     require_columns(table, [_TIME_COL, value_col], what=what)
-    extra = [c for c in table.frame.columns if c.lower() not in
-             (_TIME_COL.lower(), value_col.lower())]
+    extra = [
+        c for c in table.frame.columns if c.lower() not in (_TIME_COL.lower(), value_col.lower())
+    ]
     if extra:
-        raise DataFormatError(path, f"unexpected column(s) {extra}",
-                              f"give exactly the columns {_TIME_COL!r}, {value_col!r}",
-                              line=table.header_line)
+        raise DataFormatError(
+            path,
+            f"unexpected column(s) {extra}",
+            f"give exactly the columns {_TIME_COL!r}, {value_col!r}",
+            line=table.header_line,
+        )
     if len(table.frame) == 0:
-        raise DataFormatError(path, "no data rows", "give hourly rows after the header",
-                              line=table.header_line)
+        raise DataFormatError(
+            path, "no data rows", "give hourly rows after the header", line=table.header_line
+        )
     times = parse_times(table, _TIME_COL, _TIME_FMT)
     check_regular(table, times, step="1h", column=_TIME_COL)
     values = parse_numbers(table, value_col)
     return pd.Series(values, index=times, name=value_col), table
 
 
-def read_egl2022_signals(path: PathLike, *, horizon: int | None = HORIZON
-                         ) -> dict[str, pd.DataFrame]:
+def read_egl2022_signals(
+    path: PathLike, *, horizon: int | None = HORIZON
+) -> dict[str, pd.DataFrame]:
     """Read and check every file of the egl-2022 folder, in the files' own units.
 
     Parameters
@@ -173,15 +192,23 @@ def read_egl2022_signals(path: PathLike, *, horizon: int | None = HORIZON
     files = egl2022_files(path)
     root = Path(path)
     if not root.is_dir():
-        raise DataFormatError(root, "egl-2022 folder not found",
-                              "give the folder holding AI_workload.csv, price/, carbon/, water/")
+        raise DataFormatError(
+            root,
+            "egl-2022 folder not found",
+            "give the folder holding AI_workload.csv, price/, carbon/, water/",
+        )
     series: dict[str, dict[str, pd.Series]] = {}
     tables: list[tuple[Path, pd.Series]] = []
     s, table = _read_series(files["workload"]["all"], _WORKLOAD[1], "egl-2022 workload file")
     if (s.to_numpy() < 0).any():
         r = int(np.flatnonzero(s.to_numpy() < 0)[0])
-        raise DataFormatError(table.path, f"power is negative ({s.iloc[r]:g} W)",
-                              "give power >= 0 [W]", line=table.line_of(r), column=_WORKLOAD[1])
+        raise DataFormatError(
+            table.path,
+            f"power is negative ({s.iloc[r]:g} W)",
+            "give power >= 0 [W]",
+            line=table.line_of(r),
+            column=_WORKLOAD[1],
+        )
     series["workload"] = {"power_w": s}
     tables.append((files["workload"]["all"], s))
     for sig, (_, _, col) in _SIGNALS.items():
@@ -194,22 +221,30 @@ def read_egl2022_signals(path: PathLike, *, horizon: int | None = HORIZON
     for f, s in tables:
         if s.index[0] != start:
             raise DataFormatError(
-                f, f"first hour is {s.index[0]:%Y-%m-%d %H:%M} UTC but {tables[0][0].name} "
-                f"starts at {start:%Y-%m-%d %H:%M} UTC", "align all files at the same first hour",
-                line=2)
+                f,
+                f"first hour is {s.index[0]:%Y-%m-%d %H:%M} UTC but {tables[0][0].name} "
+                f"starts at {start:%Y-%m-%d %H:%M} UTC",
+                "align all files at the same first hour",
+                line=2,
+            )
     shortest = min(len(s) for _, s in tables)
     n = shortest if horizon is None else int(horizon)
     if n < 1:
         raise ScenarioError(f"horizon is {horizon!r}; give a positive number of hours")
     for f, s in tables:
         if len(s) < n:
-            raise DataFormatError(f, f"only {len(s)} hourly rows, fewer than horizon={n}",
-                                  f"lower horizon to at most {shortest} or complete the file")
+            raise DataFormatError(
+                f,
+                f"only {len(s)} hourly rows, fewer than horizon={n}",
+                f"lower horizon to at most {shortest} or complete the file",
+            )
     units = {"workload": "W", "price": "USD/MWh", "carbon": "kg CO2/kWh", "water": "L/kWh"}
     out: dict[str, pd.DataFrame] = {}
     for sig, cols in series.items():
-        df = pd.DataFrame({k: v.iloc[:n].to_numpy() for k, v in cols.items()},
-                          index=next(iter(cols.values())).index[:n])
+        df = pd.DataFrame(
+            {k: v.iloc[:n].to_numpy() for k, v in cols.items()},
+            index=next(iter(cols.values())).index[:n],
+        )
         df.index.name = "time"
         df.attrs["unit"] = units[sig]
         df.attrs["files"] = {k: str(v) for k, v in files[sig].items()}
@@ -217,9 +252,16 @@ def read_egl2022_signals(path: PathLike, *, horizon: int | None = HORIZON
     return out
 
 
-def load_egl2022(path: PathLike, connectivity: str = "full", horizon: int = HORIZON, *,
-                 peak_power_w: float | None = PEAK_POWER_W, capacity_mw: float = 1.0,
-                 name: str | None = None, validate_feasibility: bool = True) -> Scenario:
+def load_egl2022(
+    path: PathLike,
+    connectivity: str = "full",
+    horizon: int = HORIZON,
+    *,
+    peak_power_w: float | None = PEAK_POWER_W,
+    capacity_mw: float = 1.0,
+    name: str | None = None,
+    validate_feasibility: bool = True,
+) -> Scenario:
     """The eGLB study's scenario on its public data (10 data centres, 10 gateways).
 
     Parameters
@@ -296,7 +338,8 @@ def load_egl2022(path: PathLike, connectivity: str = "full", horizon: int = HORI
             "eGLB study data (Li, Yang, Wierman, Ren; arXiv 2307.05494; MIT licence): 10 data "
             "centres and 10 co-located gateways, hourly from 2022-09-22 00:00 UTC. One request = "
             "1 MWh of IT load; demand = Power/2708 per gateway; capacity 1 MW; no PUE; the water "
-            "files (on-site + off-site, L/kWh) are stored in wue with ewif = 0."),
+            "files (on-site + off-site, L/kWh) are stored in wue with ewif = 0."
+        ),
         attrs={
             "source": "egl-2022 (arXiv 2307.05494)",
             "path": str(Path(path)),

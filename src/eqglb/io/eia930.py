@@ -105,19 +105,26 @@ class GridSignals(NamedTuple):
     ewif: pd.DataFrame
 
 
-def _source_columns(table: Table, adjusted: bool | None,
-                    source_to_fuel: dict[str, str | None]) -> dict[str, str | None]:
+def _source_columns(
+    table: Table, adjusted: bool | None, source_to_fuel: dict[str, str | None]
+) -> dict[str, str | None]:
     """Map file column -> fuel (None = storage) for the chosen (adjusted or reported) set."""
     cols = list(table.frame.columns)
     for c in cols:
         m = _UNIT_RE.match(c)
         if m is not None and m.group(1).strip().upper() != "MW":
             raise DataFormatError(
-                table.path, f"unit mismatch: column {c!r} is in {m.group(1)!r}, expected 'MW'",
+                table.path,
+                f"unit mismatch: column {c!r} is in {m.group(1)!r}, expected 'MW'",
                 "convert it to MW and name it 'Net Generation (MW) from <source>'",
-                line=table.header_line, column=c)
-    adj_cols = [c for c in cols if c.lower().startswith(_PREFIX.lower())
-                and c.lower().endswith("(adjusted)")]
+                line=table.header_line,
+                column=c,
+            )
+    adj_cols = [
+        c
+        for c in cols
+        if c.lower().startswith(_PREFIX.lower()) and c.lower().endswith("(adjusted)")
+    ]
     use_adj = bool(adj_cols) if adjusted is None else adjusted
     out: dict[str, str | None] = {}
     for c in cols:
@@ -127,30 +134,39 @@ def _source_columns(table: Table, adjusted: bool | None,
         is_adj = low.endswith("(adjusted)")
         if is_adj != use_adj:
             continue
-        src = low[len(_PREFIX):]
+        src = low[len(_PREFIX) :]
         if is_adj:
             src = src[: -len("(adjusted)")]
         src = " ".join(src.split())
         if src not in source_to_fuel:
             raise DataFormatError(
-                table.path, f"unknown energy source column {c!r}",
+                table.path,
+                f"unknown energy source column {c!r}",
                 "map it with the source_map argument (source text -> fuel, or None to leave "
-                "it out)", line=table.header_line, column=c)
+                "it out)",
+                line=table.header_line,
+                column=c,
+            )
         out[c] = source_to_fuel[src]
     if not out:
         kind = "'(Adjusted)' " if use_adj else ""
         raise DataFormatError(
-            table.path, f"no {kind}'Net Generation (MW) from <source>' columns",
+            table.path,
+            f"no {kind}'Net Generation (MW) from <source>' columns",
             "give an EIA-930 BALANCE file with generation by energy source"
-            + (" or pass adjusted=False" if use_adj else ""), line=table.header_line)
+            + (" or pass adjusted=False" if use_adj else ""),
+            line=table.header_line,
+        )
     return out
 
 
-def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
-                           balancing_authorities: Iterable[str] | None = None,
-                           adjusted: bool | None = None,
-                           source_map: dict[str, str | None] | None = None,
-                           ) -> dict[str, pd.DataFrame]:
+def read_eia930_generation(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    balancing_authorities: Iterable[str] | None = None,
+    adjusted: bool | None = None,
+    source_map: dict[str, str | None] | None = None,
+) -> dict[str, pd.DataFrame]:
     """Hourly net generation by fuel for each balancing authority.
 
     Parameters
@@ -184,8 +200,10 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
     """
     if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence):
         paths = [paths]  # type: ignore[list-item]
-    source_to_fuel = {**SOURCE_TO_FUEL,
-                      **{" ".join(k.lower().split()): v for k, v in (source_map or {}).items()}}
+    source_to_fuel = {
+        **SOURCE_TO_FUEL,
+        **{" ".join(k.lower().split()): v for k, v in (source_map or {}).items()},
+    }
     wanted = None if balancing_authorities is None else [str(b) for b in balancing_authorities]
     pieces: dict[str, list[tuple[pd.DataFrame, Places]]] = {}
     for path in paths:
@@ -193,14 +211,14 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
         require_columns(table, [BA_COL, TIME_COL], what="EIA-930 BALANCE file")
         colmap = _source_columns(table, adjusted, source_to_fuel)
         ba_values = text_column(table, BA_COL)
-        keep = np.ones(len(ba_values), dtype=bool) if wanted is None else np.isin(ba_values,
-                                                                                 wanted)
+        keep = np.ones(len(ba_values), dtype=bool) if wanted is None else np.isin(ba_values, wanted)
         rows_all = np.flatnonzero(keep)
         if rows_all.size == 0:
             continue
         # parse each column once for the whole file, then split by authority
-        times_all = (parse_times(table, TIME_COL, _TIME_FORMATS, rows=rows_all)
-                     - pd.Timedelta(hours=1))
+        times_all = parse_times(table, TIME_COL, _TIME_FORMATS, rows=rows_all) - pd.Timedelta(
+            hours=1
+        )
         fuels_all: dict[str, np.ndarray] = {}
         seen_all = np.zeros(rows_all.size, dtype=bool)
         for col, fuel in colmap.items():
@@ -211,15 +229,18 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
         if not seen_all.all():
             k = int(np.flatnonzero(~seen_all)[0])
             raise DataFormatError(
-                table.path, f"hour has no generation value for balancing authority "
-                f"{ba_values[rows_all[k]]!r}",
+                table.path,
+                f"hour has no generation value for balancing authority {ba_values[rows_all[k]]!r}",
                 "fill the generation columns for that hour or drop the authority",
-                line=table.line_of(int(rows_all[k])))
+                line=table.line_of(int(rows_all[k])),
+            )
         codes, names = pd.factorize(pd.Series(ba_values[rows_all]), sort=False)
         for i, ba in enumerate(names):
             pos = np.flatnonzero(codes == i)
-            df = pd.DataFrame({f: v[pos] for f, v in fuels_all.items()},
-                              index=pd.DatetimeIndex(times_all[pos], name="time"))
+            df = pd.DataFrame(
+                {f: v[pos] for f, v in fuels_all.items()},
+                index=pd.DatetimeIndex(times_all[pos], name="time"),
+            )
             pieces.setdefault(str(ba), []).append((df, Places.of(table, rows_all[pos])))
     if wanted is not None:
         absent = [b for b in wanted if b not in pieces]
@@ -227,25 +248,32 @@ def read_eia930_generation(paths: PathLike | Sequence[PathLike], *,
             raise DataFormatError(
                 ", ".join(str(p) for p in paths),
                 f"balancing authority {absent} not found",
-                "check the codes in the 'Balancing Authority' column (e.g. 'ERCO', 'PJM')")
+                "check the codes in the 'Balancing Authority' column (e.g. 'ERCO', 'PJM')",
+            )
     out: dict[str, pd.DataFrame] = {}
     for ba, parts in pieces.items():
         df = pd.concat([p[0] for p in parts]).fillna(0.0)
         # check the hourly sequence across all files with the file and line of each row
         lines = Places.concat([p[1] for p in parts])
-        check_regular(lines, df.index, step="1h", column=TIME_COL,
-                      label=f"balancing authority {ba!r}")
+        check_regular(
+            lines, df.index, step="1h", column=TIME_COL, label=f"balancing authority {ba!r}"
+        )
         df.attrs["lines"] = lines
         df.attrs["balancing_authority"] = ba
         out[ba] = df
     return out
 
 
-def load_eia930(paths: PathLike | Sequence[PathLike], *,
-                balancing_authorities: Iterable[str] | None = None,
-                adjusted: bool | None = None, factors: pd.DataFrame | None = None,
-                hydro_water_l_per_kwh: float | None = None, negative: str = "clip",
-                source_map: dict[str, str | None] | None = None) -> GridSignals:
+def load_eia930(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    balancing_authorities: Iterable[str] | None = None,
+    adjusted: bool | None = None,
+    factors: pd.DataFrame | None = None,
+    hydro_water_l_per_kwh: float | None = None,
+    negative: str = "clip",
+    source_map: dict[str, str | None] | None = None,
+) -> GridSignals:
     """Hourly carbon intensity and EWIF per balancing authority from EIA-930 files.
 
     Parameters
@@ -278,33 +306,44 @@ def load_eia930(paths: PathLike | Sequence[PathLike], *,
         File defects (see :func:`read_eia930_generation`), negative generation with
         ``negative="raise"``, or an hour whose total generation is 0 (named by line).
     """
-    gen = read_eia930_generation(paths, balancing_authorities=balancing_authorities,
-                                 adjusted=adjusted, source_map=source_map)
+    gen = read_eia930_generation(
+        paths, balancing_authorities=balancing_authorities, adjusted=adjusted, source_map=source_map
+    )
     fac = fuel_factors() if factors is None else factors
     ci: dict[str, pd.Series] = {}
     ew: dict[str, pd.Series] = {}
-    order = list(gen) if balancing_authorities is None else [str(b) for b in
-                                                              balancing_authorities]
+    order = list(gen) if balancing_authorities is None else [str(b) for b in balancing_authorities]
     for ba in order:
         g = gen[ba]
         lines = g.attrs["lines"]
         if negative == "raise" and (g.to_numpy() < 0).any():
             r, k = np.argwhere(g.to_numpy() < 0)[0]
-            raise DataFormatError(lines[r][0], f"negative generation ({g.iloc[r, k]:g} MW) of "
-                                  f"fuel {g.columns[k]!r} for {ba!r}",
-                                  "use negative='clip' or fix the value", line=lines[r][1])
+            raise DataFormatError(
+                lines[r][0],
+                f"negative generation ({g.iloc[r, k]:g} MW) of fuel {g.columns[k]!r} for {ba!r}",
+                "use negative='clip' or fix the value",
+                line=lines[r][1],
+            )
         try:
-            res = grid_intensity(g, fac, hydro_water_l_per_kwh=hydro_water_l_per_kwh,
-                                 negative=negative, on_zero="nan")
+            res = grid_intensity(
+                g,
+                fac,
+                hydro_water_l_per_kwh=hydro_water_l_per_kwh,
+                negative=negative,
+                on_zero="nan",
+            )
         except ScenarioError as exc:
             raise ScenarioError(f"EIA-930 balancing authority {ba!r}: {exc}") from exc
         nan = res["carbon_intensity"].isna().to_numpy()
         if nan.any():
             r = int(np.flatnonzero(nan)[0])
-            raise DataFormatError(lines[r][0], f"total generation of {ba!r} is 0 MW (after "
-                                  "clipping negative values), so the hour has no intensity",
-                                  "fill the generation of that hour or drop the authority",
-                                  line=lines[r][1])
+            raise DataFormatError(
+                lines[r][0],
+                f"total generation of {ba!r} is 0 MW (after "
+                "clipping negative values), so the hour has no intensity",
+                "fill the generation of that hour or drop the authority",
+                line=lines[r][1],
+            )
         ci[ba] = res["carbon_intensity"]
         ew[ba] = res["ewif"]
     ci_df = pd.DataFrame(ci)

@@ -55,20 +55,30 @@ def _ci_column(table: Table, kind: str) -> str:
         unit = m.group("unit").replace("₂", "2").lower()
         if unit not in ("gco2eq/kwh", "gco2e/kwh"):
             raise DataFormatError(
-                table.path, f"unit mismatch: column {c!r} is in {m.group('unit')!r}, expected "
-                "gCO₂eq/kWh", "give the intensity in gCO₂eq/kWh as Electricity Maps exports it",
-                line=table.header_line, column=c)
+                table.path,
+                f"unit mismatch: column {c!r} is in {m.group('unit')!r}, expected gCO₂eq/kWh",
+                "give the intensity in gCO₂eq/kWh as Electricity Maps exports it",
+                line=table.header_line,
+                column=c,
+            )
         return c
     label = "(direct)" if kind == "direct" else "(LCA) or (Life cycle)"
     raise DataFormatError(
-        table.path, f"no 'Carbon Intensity gCO₂eq/kWh {label}' column (columns found: "
-        f"{list(table.frame.columns)})", "give an Electricity Maps hourly export (or choose the "
-        "other kind)", line=table.header_line)
+        table.path,
+        f"no 'Carbon Intensity gCO₂eq/kWh {label}' column (columns found: "
+        f"{list(table.frame.columns)})",
+        "give an Electricity Maps hourly export (or choose the other kind)",
+        line=table.header_line,
+    )
 
 
-def load_electricitymaps(paths: PathLike | Sequence[PathLike], *, kind: str = "direct",
-                         zones: Iterable[str] | None = None,
-                         allow_estimated: bool = True) -> pd.DataFrame:
+def load_electricitymaps(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    kind: str = "direct",
+    zones: Iterable[str] | None = None,
+    allow_estimated: bool = True,
+) -> pd.DataFrame:
     """Hourly grid carbon intensity per zone from Electricity Maps CSV exports.
 
     Parameters
@@ -119,30 +129,41 @@ def load_electricitymaps(paths: PathLike | Sequence[PathLike], *, kind: str = "d
                 flagged = np.flatnonzero(np.char.lower(est_all[rows].astype(str)) == "true")
                 if flagged.size:
                     raise DataFormatError(
-                        table.path, f"zone {z!r} has an estimated value",
+                        table.path,
+                        f"zone {z!r} has an estimated value",
                         "pass allow_estimated=True or use measured data only",
-                        line=table.line_of(int(rows[flagged[0]])), column=est_col)
+                        line=table.line_of(int(rows[flagged[0]])),
+                        column=est_col,
+                    )
             times = parse_times(table, TIME_COL, ("%Y-%m-%d %H:%M:%S", "ISO8601"), rows=rows)
             vals = parse_numbers(table, ci_col, rows=rows) / 1000.0
             neg = np.flatnonzero(vals < 0)
             if neg.size:
-                raise DataFormatError(table.path, f"negative carbon intensity for zone {z!r}",
-                                      "give intensities >= 0",
-                                      line=table.line_of(int(rows[neg[0]])), column=ci_col)
-            parts.setdefault(str(z), []).append((pd.Series(vals, index=times),
-                                                 Places.of(table, rows)))
+                raise DataFormatError(
+                    table.path,
+                    f"negative carbon intensity for zone {z!r}",
+                    "give intensities >= 0",
+                    line=table.line_of(int(rows[neg[0]])),
+                    column=ci_col,
+                )
+            parts.setdefault(str(z), []).append(
+                (pd.Series(vals, index=times), Places.of(table, rows))
+            )
     if wanted is not None:
         absent = [z for z in wanted if z not in parts]
         if absent:
-            raise DataFormatError(", ".join(str(p) for p in paths),
-                                  f"zone(s) {absent} not found",
-                                  "check the 'Zone Id' values (e.g. 'DE', 'US-CAL-CISO')")
+            raise DataFormatError(
+                ", ".join(str(p) for p in paths),
+                f"zone(s) {absent} not found",
+                "check the 'Zone Id' values (e.g. 'DE', 'US-CAL-CISO')",
+            )
     out: dict[str, pd.Series] = {}
-    for z in (wanted if wanted is not None else list(parts)):
+    for z in wanted if wanted is not None else list(parts):
         series = pd.concat([s for s, _ in parts[z]])
         places = Places.concat([pl for _, pl in parts[z]])
-        check_regular(places, pd.DatetimeIndex(series.index), step="1h", column=TIME_COL,
-                      label=f"zone {z!r}")
+        check_regular(
+            places, pd.DatetimeIndex(series.index), step="1h", column=TIME_COL, label=f"zone {z!r}"
+        )
         out[z] = series
     df = pd.DataFrame(out)
     df.index.name = "time"

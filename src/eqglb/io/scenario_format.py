@@ -75,19 +75,26 @@ _UNIT_RATIOS: dict[str, dict[str, tuple[float, float]]] = {
     "demand": {"requests/slot": (1, 1), "requests": (1, 1)},
     "price": {"USD/kWh": (1, 1), "USD/MWh": (1, 1e3), "$/kWh": (1, 1), "$/MWh": (1, 1e3)},
     "carbon_intensity": {
-        "kg/kWh": (1, 1), "g/kWh": (1, 1e3), "t/MWh": (1, 1), "kg/MWh": (1, 1e3),
+        "kg/kWh": (1, 1),
+        "g/kWh": (1, 1e3),
+        "t/MWh": (1, 1),
+        "kg/MWh": (1, 1e3),
         "lb/MWh": (0.45359237, 1e3),
     },
-    "wue": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3),
-            "m3/MWh": (1, 1)},
-    "ewif": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3),
-             "m3/MWh": (1, 1)},
+    "wue": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3), "m3/MWh": (1, 1)},
+    "ewif": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3), "m3/MWh": (1, 1)},
     "pue": {"-": (1, 1), "1": (1, 1)},
     "capacity_shared": {"units/slot": (1, 1), "units": (1, 1)},
     "capacity_per_model": {"requests/slot": (1, 1), "requests": (1, 1)},
     "energy_per_request": {
-        "kWh": (1, 1), "Wh": (1, 1e3), "MJ": (1, 3.6), "kJ": (1, 3.6e3), "J": (1, 3.6e6),
-        "kWh/request": (1, 1), "Wh/request": (1, 1e3), "kJ/request": (1, 3.6e3),
+        "kWh": (1, 1),
+        "Wh": (1, 1e3),
+        "MJ": (1, 3.6),
+        "kJ": (1, 3.6e3),
+        "J": (1, 3.6e6),
+        "kWh/request": (1, 1),
+        "Wh/request": (1, 1e3),
+        "kJ/request": (1, 3.6e3),
         "J/request": (1, 3.6e6),
     },
     "latency": {"ms": (1, 1), "s": (1e3, 1)},
@@ -96,20 +103,37 @@ _UNIT_RATIOS: dict[str, dict[str, tuple[float, float]]] = {
 #: Accepted unit labels per quantity: label -> factor to the canonical unit (first entry).
 #: Labels are matched ignoring case, spaces and a "CO2"/"CO2e"/"CO2eq" tag.
 UNITS: dict[str, dict[str, float]] = {
-    q: {lab: m / d for lab, (m, d) in table.items()} for q, table in _UNIT_RATIOS.items()}
+    q: {lab: m / d for lab, (m, d) in table.items()} for q, table in _UNIT_RATIOS.items()
+}
 
 _REQUIRED_SERIES = ("demand", "price", "carbon_intensity", "wue", "ewif")
 _OPTIONAL_SERIES = ("pue", "capacity")
-_SERIES_DIM = {"demand": "region", "price": "datacenter", "carbon_intensity": "datacenter",
-               "wue": "datacenter", "ewif": "datacenter", "pue": "datacenter",
-               "capacity": "datacenter"}
-_TOP_KEYS = ("format_version", "name", "description", "capacity_mode", "timeseries",
-             "routing", "latency", "datacenter", "region", "model", "attrs")
+_SERIES_DIM = {
+    "demand": "region",
+    "price": "datacenter",
+    "carbon_intensity": "datacenter",
+    "wue": "datacenter",
+    "ewif": "datacenter",
+    "pue": "datacenter",
+    "capacity": "datacenter",
+}
+_TOP_KEYS = (
+    "format_version",
+    "name",
+    "description",
+    "capacity_mode",
+    "timeseries",
+    "routing",
+    "latency",
+    "datacenter",
+    "region",
+    "model",
+    "attrs",
+)
 _ENTITY_KEYS = {
     "datacenter": ("name", "pue", "capacity", "lat", "lon"),
     "region": ("name", "home", "lat", "lon", "rtt_slo_ms", "rtt_budget_ms"),
-    "model": ("name", "energy_per_request", "energy_unit", "capacity_per_request",
-              "quality_loss"),
+    "model": ("name", "energy_per_request", "energy_unit", "capacity_per_request", "quality_loss"),
 }
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _WILDCARD = "*"
@@ -130,9 +154,16 @@ class ScenarioFormatError(ScenarioError):
         Column name (tables) or 1-based character column (TOML syntax errors).
     """
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 column: str | int | None = None, column_number: int | None = None,
-                 line_word: str = "line") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+        column_number: int | None = None,
+        line_word: str = "line",
+    ) -> None:
         self.file, self.line, self.column = file, line, column
         loc: list[str] = []
         if file is not None:
@@ -140,8 +171,9 @@ class ScenarioFormatError(ScenarioError):
         if line is not None:
             loc.append(f"{line_word} {line}")
         if isinstance(column, str):
-            loc.append(f"column {column_number} ({column!r})" if column_number
-                       else f"column {column!r}")
+            loc.append(
+                f"column {column_number} ({column!r})" if column_number else f"column {column!r}"
+            )
         elif column is not None:
             loc.append(f"column {column}")
         super().__init__(f"{', '.join(loc)}: {message}" if loc else message)
@@ -190,19 +222,30 @@ def convert_unit(quantity: str, label: str, *, where: str = "") -> Callable[[Any
                     return lambda v: v / div
                 return lambda v: v * mul / div
     canon = next(iter(table))
-    q = quantity.removeprefix("capacity_").replace("shared", "capacity").replace(
-        "per_model", "capacity")
+    q = (
+        quantity.removeprefix("capacity_")
+        .replace("shared", "capacity")
+        .replace("per_model", "capacity")
+    )
     raise ScenarioFormatError(
         f"{where}unit {label!r} is not an accepted unit of {q}; use one of "
-        f"{list(table)} (values are converted to {canon})")
+        f"{list(table)} (values are converted to {canon})"
+    )
 
 
 # ---------------------------------------------------------------------------- TOML helpers
 class _Toml:
     """The parsed scenario.toml plus best-effort line lookups for error messages."""
 
-    def __init__(self, text: str, label: str, *, allow_outside: bool = False,
-                 max_bytes: int = MAX_TABLE_BYTES, max_rows: int = MAX_TABLE_ROWS) -> None:
+    def __init__(
+        self,
+        text: str,
+        label: str,
+        *,
+        allow_outside: bool = False,
+        max_bytes: int = MAX_TABLE_BYTES,
+        max_rows: int = MAX_TABLE_ROWS,
+    ) -> None:
         self.label = label
         self.lines = text.splitlines()
         self.index: dict[str, dict[str, int]] = {}
@@ -219,10 +262,10 @@ class _Toml:
         return None
 
     def _header_rx(self, dotted: Sequence[str], array: bool) -> str:
-        parts = r"\s*\.\s*".join(rf"(?:{re.escape(p)}|\"{re.escape(p)}\"|'{re.escape(p)}')"
-                                 for p in dotted)
-        return (r"^\s*\[\[\s*" + parts + r"\s*\]\]") if array else (r"^\s*\[\s*" + parts
-                                                                    + r"\s*\]")
+        parts = r"\s*\.\s*".join(
+            rf"(?:{re.escape(p)}|\"{re.escape(p)}\"|'{re.escape(p)}')" for p in dotted
+        )
+        return (r"^\s*\[\[\s*" + parts + r"\s*\]\]") if array else (r"^\s*\[\s*" + parts + r"\s*\]")
 
     def entity_line(self, kind: str, pos: int, key: str | None = None) -> int | None:
         """Line of the ``pos``-th ``[[kind]]`` header, or of ``key`` inside it."""
@@ -233,10 +276,14 @@ class _Toml:
         head = heads[pos]
         if key is None:
             return head + 1
-        nxt = next((n for n in range(head + 1, len(self.lines))
-                    if self.lines[n].lstrip().startswith("[")), len(self.lines))
-        return self._find(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*[=.]",
-                          head + 1, nxt) or head + 1
+        nxt = next(
+            (n for n in range(head + 1, len(self.lines)) if self.lines[n].lstrip().startswith("[")),
+            len(self.lines),
+        )
+        return (
+            self._find(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*[=.]", head + 1, nxt)
+            or head + 1
+        )
 
     def named_line(self, kind: str, name: str, key: str | None = None) -> int | None:
         pos = self.index.get(kind, {}).get(name)
@@ -270,11 +317,13 @@ def _toml_number(tm: _Toml, value: Any, what: str, line: int | None) -> float:
         v = float(value)
     except OverflowError:  # an integer beyond float range
         v = math.inf
-    if math.isfinite(v) and abs(v) > MAX_MAGNITUDE or math.isinf(v) and isinstance(
-            value, int):
-        raise tm.error(f"{what} is {value!r}, beyond the supported magnitude "
-                       f"{MAX_MAGNITUDE:g} (it would overflow the cost model); check the "
-                       "value and its unit", line)
+    if math.isfinite(v) and abs(v) > MAX_MAGNITUDE or math.isinf(v) and isinstance(value, int):
+        raise tm.error(
+            f"{what} is {value!r}, beyond the supported magnitude "
+            f"{MAX_MAGNITUDE:g} (it would overflow the cost model); check the "
+            "value and its unit",
+            line,
+        )
     return v
 
 
@@ -294,8 +343,11 @@ def _entities(tm: _Toml, doc: dict[str, Any], kind: str) -> list[dict[str, Any]]
     if raw is None:
         raise tm.error(f"no [[{kind}]] table; add one [[{kind}]] table with a name per {kind}")
     if isinstance(raw, dict):
-        raise tm.error(f"[{kind}] must be an array of tables: write [[{kind}]] (double "
-                       f"brackets), one per {kind}", tm.table_line(kind))
+        raise tm.error(
+            f"[{kind}] must be an array of tables: write [[{kind}]] (double "
+            f"brackets), one per {kind}",
+            tm.table_line(kind),
+        )
     if not isinstance(raw, list) or not raw or not all(isinstance(e, dict) for e in raw):
         raise tm.error(f"{kind} must be one or more [[{kind}]] tables", tm.table_line(kind))
     seen: dict[str, int] = {}
@@ -306,25 +358,30 @@ def _entities(tm: _Toml, doc: dict[str, Any], kind: str) -> list[dict[str, Any]]
                 raise tm.error(
                     f"unknown key {key!r} in [[{kind}]] number {pos + 1}{_suggest(key, _ENTITY_KEYS[kind])}; "
                     f"keys of [[{kind}]] are {list(_ENTITY_KEYS[kind])}",
-                    tm.entity_line(kind, pos, key))
+                    tm.entity_line(kind, pos, key),
+                )
         if "name" not in ent:
-            raise tm.error(f"[[{kind}]] number {pos + 1} has no name; add name = \"...\"", line)
+            raise tm.error(f'[[{kind}]] number {pos + 1} has no name; add name = "..."', line)
         name = _toml_str(tm, ent["name"], f"{kind} name", tm.entity_line(kind, pos, "name"))
         if not name.strip():
-            raise tm.error(f"[[{kind}]] number {pos + 1} has an empty name; give it a name",
-                           line)
+            raise tm.error(f"[[{kind}]] number {pos + 1} has an empty name; give it a name", line)
         if name == _WILDCARD:
-            raise tm.error(f"{kind} name '*' is reserved (it means 'all' in the routing "
-                           "table); choose another name", line)
+            raise tm.error(
+                f"{kind} name '*' is reserved (it means 'all' in the routing "
+                "table); choose another name",
+                line,
+            )
         if name in seen:
             first = tm.entity_line(kind, seen[name])
-            raise tm.error(f"duplicate {kind} name {name!r} (first defined at line {first}); "
-                           f"{kind} names must be unique: rename or remove one", line)
+            raise tm.error(
+                f"duplicate {kind} name {name!r} (first defined at line {first}); "
+                f"{kind} names must be unique: rename or remove one",
+                line,
+            )
         seen[name] = pos
         for key in ("lat", "lon"):
             if key in ent:
-                _toml_number(tm, ent[key], f"{kind} {name!r} {key}",
-                             tm.entity_line(kind, pos, key))
+                _toml_number(tm, ent[key], f"{kind} {name!r} {key}", tm.entity_line(kind, pos, key))
     tm.index[kind] = seen
     return raw
 
@@ -344,55 +401,83 @@ class _Table:
     def word(self) -> str:
         return "line" if self.csv else "row"
 
-    def error(self, message: str, row: int | None = None,
-              col: int | None = None) -> ScenarioFormatError:
+    def error(
+        self, message: str, row: int | None = None, col: int | None = None
+    ) -> ScenarioFormatError:
         line = None if row is None else int(self.lines[row])
         if row is None and col is not None and self.csv:
             line = 1  # header
         name = None if col is None else self.columns[col]
-        return ScenarioFormatError(message, file=self.label, line=line, column=name,
-                                   column_number=None if col is None else col + 1,
-                                   line_word=self.word)
+        return ScenarioFormatError(
+            message,
+            file=self.label,
+            line=line,
+            column=name,
+            column_number=None if col is None else col + 1,
+            line_word=self.word,
+        )
 
 
-def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatError],
-                *, max_bytes: int = MAX_TABLE_BYTES, max_rows: int = MAX_TABLE_ROWS,
-                field: str | None = None) -> _Table:
+def _read_table(
+    path: Path,
+    label: str,
+    missing: Callable[[str], ScenarioFormatError],
+    *,
+    max_bytes: int = MAX_TABLE_BYTES,
+    max_rows: int = MAX_TABLE_ROWS,
+    field: str | None = None,
+) -> _Table:
     kind = _table_kind(path.name)
     if kind is None:
-        raise missing(f"file {path.name!r} has an unknown extension; use .csv, .csv.gz, "
-                      ".parquet or .pq")
+        raise missing(
+            f"file {path.name!r} has an unknown extension; use .csv, .csv.gz, .parquet or .pq"
+        )
     if not path.is_file():
         raise missing(f"file {label!r} does not exist; create it or fix the file name")
 
     def fail(problem: str, fix: str) -> ScenarioFormatError:
         fix = fix.replace("max_rows)", "max_rows of read_scenario)").replace(
-            "max_bytes / max_rows)", "max_bytes / max_rows of read_scenario)")
+            "max_bytes / max_rows)", "max_bytes / max_rows of read_scenario)"
+        )
         named = f" (the file of {field} in {SCENARIO_FILE})" if field else ""
         return ScenarioFormatError(f"{problem}{named}; {fix}", file=label)
 
     if kind == "csv":
         # header + max_rows data rows (+ a final line break)
-        data = read_bytes_limited(path, fail, max_bytes=max_bytes, max_lines=max_rows + 1,
-                                  what="table")
+        data = read_bytes_limited(
+            path, fail, max_bytes=max_bytes, max_lines=max_rows + 1, what="table"
+        )
         try:
-            raw = pd.read_csv(io.BytesIO(data), header=None, dtype=str, na_filter=False,
-                              skip_blank_lines=False, encoding="utf-8-sig")
+            raw = pd.read_csv(
+                io.BytesIO(data),
+                header=None,
+                dtype=str,
+                na_filter=False,
+                skip_blank_lines=False,
+                encoding="utf-8-sig",
+            )
         except pd.errors.EmptyDataError:
-            raise ScenarioFormatError("file is empty; it needs a header line (time, "
-                                      "names...) and one line per row", file=label) from None
+            raise ScenarioFormatError(
+                "file is empty; it needs a header line (time, names...) and one line per row",
+                file=label,
+            ) from None
         except pd.errors.ParserError as exc:
             m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
             if m:
                 raise ScenarioFormatError(
                     f"line has {m.group(3)} cells but the header has {m.group(1)}; remove "
-                    "the extra cells (or quote cells that contain commas)", file=label,
-                    line=int(m.group(2))) from None
-            raise ScenarioFormatError(f"not a readable CSV file ({exc}); check quoting and "
-                                      "separators (comma)", file=label) from None
+                    "the extra cells (or quote cells that contain commas)",
+                    file=label,
+                    line=int(m.group(2)),
+                ) from None
+            raise ScenarioFormatError(
+                f"not a readable CSV file ({exc}); check quoting and separators (comma)", file=label
+            ) from None
         except UnicodeDecodeError as exc:
-            raise ScenarioFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                      "save the file as UTF-8 CSV", file=label) from None
+            raise ScenarioFormatError(
+                f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8 CSV",
+                file=label,
+            ) from None
         header = [str(c).strip() for c in raw.iloc[0].tolist()]
         body = raw.iloc[1:].apply(lambda c: c.str.strip())
         keep = ~(body == "").all(axis=1).to_numpy()  # blank lines are skipped
@@ -406,30 +491,37 @@ def _read_table(path: Path, label: str, missing: Callable[[str], ScenarioFormatE
     except ScenarioFormatError:
         raise
     except Exception as exc:  # pyarrow raises many types for a bad file
-        raise ScenarioFormatError(f"not a readable Parquet file ({type(exc).__name__}: "
-                                  f"{exc}); write it with pandas.DataFrame.to_parquet",
-                                  file=label) from None
+        raise ScenarioFormatError(
+            f"not a readable Parquet file ({type(exc).__name__}: "
+            f"{exc}); write it with pandas.DataFrame.to_parquet",
+            file=label,
+        ) from None
     header = [str(c).strip() for c in frame.columns]
     frame = frame.reset_index(drop=True)
     frame.columns = range(len(header))
     return _Table(label, header, frame, np.arange(1, len(frame) + 1), csv=False)
 
 
-def _check_parquet_size(path: Path, fail: Callable[[str, str], ScenarioFormatError],
-                        max_bytes: int, max_rows: int) -> None:
+def _check_parquet_size(
+    path: Path, fail: Callable[[str, str], ScenarioFormatError], max_bytes: int, max_rows: int
+) -> None:
     """Refuse a Parquet file whose metadata announce more rows or bytes than the caps."""
     import pyarrow.parquet as pq
 
     md = pq.ParquetFile(path).metadata
     if md.num_rows > max_rows:
-        raise fail(f"table has {md.num_rows:,} rows, more than the cap of {max_rows:,}",
-                   "give a smaller table (split it or cut the horizon), or raise the cap "
-                   "(max_rows of read_scenario) if the file is genuine")
+        raise fail(
+            f"table has {md.num_rows:,} rows, more than the cap of {max_rows:,}",
+            "give a smaller table (split it or cut the horizon), or raise the cap "
+            "(max_rows of read_scenario) if the file is genuine",
+        )
     size = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
     if size > max_bytes:
-        raise fail(f"table is {size:,} bytes once decompressed, more than the cap of "
-                   f"{max_bytes:,}", "give a smaller table, or raise the cap (max_bytes of "
-                   "read_scenario) if the file is genuine")
+        raise fail(
+            f"table is {size:,} bytes once decompressed, more than the cap of {max_bytes:,}",
+            "give a smaller table, or raise the cap (max_bytes of "
+            "read_scenario) if the file is genuine",
+        )
 
 
 def _table_kind(name: str) -> str | None:
@@ -440,18 +532,26 @@ def _table_kind(name: str) -> str | None:
     return _SUFFIXES.get(Path(low).suffix)
 
 
-def _layout(tb: _Table, keys: Sequence[str], names: Sequence[str], dim: str,
-            required: Sequence[str], alt: str = "") -> dict[str, int]:
+def _layout(
+    tb: _Table,
+    keys: Sequence[str],
+    names: Sequence[str],
+    dim: str,
+    required: Sequence[str],
+    alt: str = "",
+) -> dict[str, int]:
     """Map key columns and names to column positions; check missing/unknown/duplicates."""
     pos: dict[str, int] = {}
     for c, h in enumerate(tb.columns):
         if not h:
             raise ScenarioFormatError(
                 f"column {c + 1} has no name in the header; name it after a {dim} or remove "
-                "the column", file=tb.label, line=1 if tb.csv else None)
+                "the column",
+                file=tb.label,
+                line=1 if tb.csv else None,
+            )
         if h in pos:
-            raise tb.error(f"column name {h!r} appears twice in the header; keep one",
-                           col=c)
+            raise tb.error(f"column name {h!r} appears twice in the header; keep one", col=c)
         pos[h] = c
     for k in keys:
         if k not in pos:
@@ -459,18 +559,25 @@ def _layout(tb: _Table, keys: Sequence[str], names: Sequence[str], dim: str,
             raise ScenarioFormatError(
                 f"missing column {k!r}{near}; the header must contain "
                 f"{', '.join(repr(x) for x in keys)} and one column per {dim}",
-                file=tb.label, line=1 if tb.csv else None)
+                file=tb.label,
+                line=1 if tb.csv else None,
+            )
     for h, c in pos.items():
         if h not in keys and h not in names:
-            raise tb.error(f"column {h!r} is not a {dim} of scenario.toml"
-                           f"{_suggest(h, names)}; known {dim}s: {list(names)}; rename the "
-                           f"column or add [[{dim}]] name = {h!r} to scenario.toml", col=c)
+            raise tb.error(
+                f"column {h!r} is not a {dim} of scenario.toml"
+                f"{_suggest(h, names)}; known {dim}s: {list(names)}; rename the "
+                f"column or add [[{dim}]] name = {h!r} to scenario.toml",
+                col=c,
+            )
     for n in required:
         if n not in pos:
             raise ScenarioFormatError(
                 f"missing column for {dim} {n!r}; add a column named {n!r} with its values"
                 + (alt.format(name=n) if alt else ""),
-                file=tb.label, line=1 if tb.csv else None)
+                file=tb.label,
+                line=1 if tb.csv else None,
+            )
     return pos
 
 
@@ -489,13 +596,16 @@ def _numbers(tb: _Table, col: int) -> np.ndarray:
         cell = text.iloc[r]
         if cell == "":
             raise tb.error("empty cell; write a number in it", row=r, col=col)
-        raise tb.error(f"cell {cell!r} is not a number; write a plain decimal number such "
-                       "as 42.5 or 1e-3 (no units or thousands separators)", row=r, col=col)
+        raise tb.error(
+            f"cell {cell!r} is not a number; write a plain decimal number such "
+            "as 42.5 or 1e-3 (no units or thousands separators)",
+            row=r,
+            col=col,
+        )
     return _bounded(tb, col, vals, text)
 
 
-def _bounded(tb: _Table, col: int, vals: np.ndarray, text: pd.Series | None = None
-             ) -> np.ndarray:
+def _bounded(tb: _Table, col: int, vals: np.ndarray, text: pd.Series | None = None) -> np.ndarray:
     """``vals``, unless a finite one is beyond :data:`MAX_MAGNITUDE` (then raise naming
     the row and column; NaN and inf are judged by the Scenario constructor)."""
     with np.errstate(invalid="ignore"):
@@ -503,9 +613,13 @@ def _bounded(tb: _Table, col: int, vals: np.ndarray, text: pd.Series | None = No
     if big.size:
         r = int(big[0])
         cell = text.iloc[r] if text is not None else repr(float(vals[r]))
-        raise tb.error(f"cell {cell} is beyond the supported magnitude {MAX_MAGNITUDE:g} "
-                       "(products such as demand x energy x intensity would overflow); "
-                       "check the value and the unit of the table", row=r, col=col)
+        raise tb.error(
+            f"cell {cell} is beyond the supported magnitude {MAX_MAGNITUDE:g} "
+            "(products such as demand x energy x intensity would overflow); "
+            "check the value and the unit of the table",
+            row=r,
+            col=col,
+        )
     return vals
 
 
@@ -516,21 +630,23 @@ def _times(tb: _Table, col: int) -> pd.DatetimeIndex:
         t = pd.DatetimeIndex(s)
         if t.isna().any():
             r = int(np.flatnonzero(t.isna())[0])
-            raise tb.error("time is missing (null); give every row a timestamp", row=r,
-                           col=col)
+            raise tb.error("time is missing (null); give every row a timestamp", row=r, col=col)
         t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
         return _in_range(tb, t, col)
     text = s.astype(object).map(lambda v: "" if v is None else str(v).strip())
     try:
-        t = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True,
-                                            errors="coerce"))
+        t = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce"))
     except (OverflowError, ValueError):  # e.g. an offset that pushes a stamp out of range
         t = pd.DatetimeIndex([_one_time(v) for v in text])
     if t.isna().any():
         r = int(np.flatnonzero(t.isna())[0])
-        raise tb.error(f"time {text.iloc[r]!r} is not an ISO 8601 timestamp; write e.g. "
-                       "2022-09-22T00:00:00Z, 2022-09-22 00:00 (taken as UTC) or "
-                       "2022-09-22T02:00:00+02:00", row=r, col=col)
+        raise tb.error(
+            f"time {text.iloc[r]!r} is not an ISO 8601 timestamp; write e.g. "
+            "2022-09-22T00:00:00Z, 2022-09-22 00:00 (taken as UTC) or "
+            "2022-09-22T02:00:00+02:00",
+            row=r,
+            col=col,
+        )
     return _in_range(tb, t, col, text)
 
 
@@ -541,30 +657,39 @@ def _one_time(v: str) -> pd.Timestamp:
         return pd.NaT
 
 
-def _in_range(tb: _Table, t: pd.DatetimeIndex, col: int, text: pd.Series | None = None
-              ) -> pd.DatetimeIndex:
+def _in_range(
+    tb: _Table, t: pd.DatetimeIndex, col: int, text: pd.Series | None = None
+) -> pd.DatetimeIndex:
     """``t``, unless a stamp is outside :data:`eqglb.io._common.TIME_RANGE`."""
     r = first_out_of_range(t)
     if r is not None:
         cell = repr(text.iloc[r]) if text is not None else str(t[r])
-        raise tb.error(f"time {cell} is outside the supported range "
-                       f"{TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d} (64-bit "
-                       "nanosecond times); check the year", row=r, col=col)
+        raise tb.error(
+            f"time {cell} is outside the supported range "
+            f"{TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d} (64-bit "
+            "nanosecond times); check the year",
+            row=r,
+            col=col,
+        )
     return t
 
 
 def _check_reference_time(tb: _Table, t: pd.DatetimeIndex, col: int) -> None:
     """The reference (demand) time column: non-empty, strictly increasing, fixed step."""
     if len(t) == 0:
-        raise ScenarioFormatError("table has a header but no rows; add one row per time "
-                                  "slot", file=tb.label)
+        raise ScenarioFormatError(
+            "table has a header but no rows; add one row per time slot", file=tb.label
+        )
     v = t.asi8
     for r in range(1, len(t)):
         if v[r] <= v[r - 1]:
             what = "repeats" if v[r] == v[r - 1] else "is earlier than"
-            raise tb.error(f"time {t[r]} {what} the time on {tb.word} {tb.lines[r - 1]} "
-                           f"({t[r - 1]}); sort the rows by time and drop duplicates",
-                           row=r, col=col)
+            raise tb.error(
+                f"time {t[r]} {what} the time on {tb.word} {tb.lines[r - 1]} "
+                f"({t[r - 1]}); sort the rows by time and drop duplicates",
+                row=r,
+                col=col,
+            )
     if len(t) > 2:
         step = v[1] - v[0]
         bad = np.flatnonzero(np.diff(v) != step)
@@ -574,7 +699,10 @@ def _check_reference_time(tb: _Table, t: pd.DatetimeIndex, col: int) -> None:
                 f"time step from {tb.word} {tb.lines[r - 1]} to {tb.lines[r]} is "
                 f"{_fmt_td(t[r] - t[r - 1])}, but the first step is {_fmt_td(t[1] - t[0])}; "
                 "slots must have a "
-                "fixed length: add the missing slots", row=r, col=col)
+                "fixed length: add the missing slots",
+                row=r,
+                col=col,
+            )
 
 
 def _fmt_td(td: pd.Timedelta) -> str:
@@ -585,19 +713,26 @@ def _fmt_td(td: pd.Timedelta) -> str:
     return f"{sec:g} s"
 
 
-def _check_same_time(tb: _Table, t: pd.DatetimeIndex, col: int, ref: _Table,
-                     ref_t: pd.DatetimeIndex) -> None:
+def _check_same_time(
+    tb: _Table, t: pd.DatetimeIndex, col: int, ref: _Table, ref_t: pd.DatetimeIndex
+) -> None:
     n = min(len(t), len(ref_t))
     diff = np.flatnonzero(t.asi8[:n] != ref_t.asi8[:n])
     if diff.size:
         r = int(diff[0])
-        raise tb.error(f"time {t[r]} differs from {ref.label} {ref.word} {ref.lines[r]} "
-                       f"({ref_t[r]}); every time series must list the same slots in the "
-                       "same order", row=r, col=col)
+        raise tb.error(
+            f"time {t[r]} differs from {ref.label} {ref.word} {ref.lines[r]} "
+            f"({ref_t[r]}); every time series must list the same slots in the "
+            "same order",
+            row=r,
+            col=col,
+        )
     if len(t) != len(ref_t):
         raise ScenarioFormatError(
             f"has {len(t)} time rows but {ref.label} has {len(ref_t)}; every time series "
-            "must list the same slots", file=tb.label)
+            "must list the same slots",
+            file=tb.label,
+        )
 
 
 # ---------------------------------------------------------------------------- reading
@@ -612,33 +747,45 @@ def _series_spec(tm: _Toml, ts: dict[str, Any], key: str) -> tuple[str, Any]:
     spec = ts[key]
     line = tm.table_line("timeseries", key)
     if isinstance(spec, str):
-        raise tm.error(f"[timeseries.{key}] must be a table with file and unit, e.g. "
-                       f"[timeseries.{key}] file = {spec!r} unit = ...", line)
+        raise tm.error(
+            f"[timeseries.{key}] must be a table with file and unit, e.g. "
+            f"[timeseries.{key}] file = {spec!r} unit = ...",
+            line,
+        )
     if not isinstance(spec, dict):
         raise tm.error(f"[timeseries.{key}] must be a table with keys file and unit", line)
     for k in spec:
         if k not in ("file", "unit"):
-            raise tm.error(f"unknown key {k!r} in [timeseries.{key}]; keys are 'file' "
-                           "and 'unit'", line)
+            raise tm.error(
+                f"unknown key {k!r} in [timeseries.{key}]; keys are 'file' and 'unit'", line
+            )
     if "file" not in spec:
-        raise tm.error(f"[timeseries.{key}] has no file; add file = \"{key}.csv\"", line)
+        raise tm.error(f'[timeseries.{key}] has no file; add file = "{key}.csv"', line)
     file = _toml_str(tm, spec["file"], f"[timeseries.{key}] file", line)
     return file, spec.get("unit")
 
 
-def _open(folder: Path, display: Path, tm: _Toml, file: str, what: str,
-          line: int | None) -> _Table:
+def _open(folder: Path, display: Path, tm: _Toml, file: str, what: str, line: int | None) -> _Table:
     label = str(display / file)
     target = folder / file
     if not tm.allow_outside:
         outside = _outside(folder, file)
         if outside:
-            raise tm.error(f"{what}: file {file!r} {outside}, outside the scenario folder; "
-                           "keep the tables in the folder (copy the file in and name it "
-                           "relative to the folder), or pass allow_outside=True to "
-                           "read_scenario to read files elsewhere", line)
-    return _read_table(target, label, lambda m: tm.error(f"{what}: {m}", line),
-                       max_bytes=tm.max_bytes, max_rows=tm.max_rows, field=what)
+            raise tm.error(
+                f"{what}: file {file!r} {outside}, outside the scenario folder; "
+                "keep the tables in the folder (copy the file in and name it "
+                "relative to the folder), or pass allow_outside=True to "
+                "read_scenario to read files elsewhere",
+                line,
+            )
+    return _read_table(
+        target,
+        label,
+        lambda m: tm.error(f"{what}: {m}", line),
+        max_bytes=tm.max_bytes,
+        max_rows=tm.max_rows,
+        field=what,
+    )
 
 
 def _outside(folder: Path, file: str) -> str:
@@ -655,9 +802,14 @@ def _outside(folder: Path, file: str) -> str:
     return ""
 
 
-def read_scenario(path: str | Path, *, validate_feasibility: bool = True,
-                  allow_outside: bool = False, max_rows: int = MAX_TABLE_ROWS,
-                  max_bytes: int = MAX_TABLE_BYTES) -> Scenario:
+def read_scenario(
+    path: str | Path,
+    *,
+    validate_feasibility: bool = True,
+    allow_outside: bool = False,
+    max_rows: int = MAX_TABLE_ROWS,
+    max_bytes: int = MAX_TABLE_BYTES,
+) -> Scenario:
     """Read a scenario folder (``scenario.toml`` + CSV/Parquet tables) into a Scenario.
 
     Parameters
@@ -705,27 +857,38 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True,
         toml_display = display / SCENARIO_FILE
     folder = Path(display)
     if not folder.is_dir():
-        raise ScenarioFormatError(f"no such scenario folder {str(display)!r}; give the folder "
-                                  f"that holds {SCENARIO_FILE}")
+        raise ScenarioFormatError(
+            f"no such scenario folder {str(display)!r}; give the folder that holds {SCENARIO_FILE}"
+        )
     toml_path = Path(toml_display)
     label = str(toml_display)
     if not toml_path.is_file():
-        raise ScenarioFormatError(f"file does not exist; a scenario folder needs a "
-                                  f"{SCENARIO_FILE} (see docs/scenario-format.md)", file=label)
+        raise ScenarioFormatError(
+            f"file does not exist; a scenario folder needs a "
+            f"{SCENARIO_FILE} (see docs/scenario-format.md)",
+            file=label,
+        )
     data = read_bytes_limited(
-        toml_path, lambda problem, fix: ScenarioFormatError(f"{problem}; {fix}", file=label),
-        max_bytes=max_bytes, max_lines=None, what=SCENARIO_FILE)
+        toml_path,
+        lambda problem, fix: ScenarioFormatError(f"{problem}; {fix}", file=label),
+        max_bytes=max_bytes,
+        max_lines=None,
+        what=SCENARIO_FILE,
+    )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ScenarioFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save "
-                                  "it as UTF-8", file=label) from None
+        raise ScenarioFormatError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8", file=label
+        ) from None
     try:
         doc = tomllib.loads(text)
     except RecursionError:
         raise ScenarioFormatError(
             f"arrays or tables are nested too deeply to read (more than {MAX_TOML_DEPTH} "
-            "levels); flatten them", file=label) from None
+            "levels); flatten them",
+            file=label,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -735,13 +898,18 @@ def read_scenario(path: str | Path, *, validate_feasibility: bool = True,
         raise ScenarioFormatError(
             f"TOML syntax error: {what}; fix the "
             "syntax (strings need quotes, each key once per table, [[datacenter]] tables for "
-            "lists)", file=label, line=line, column=int(m.group(2)) if m else None) from None
-    tm = _Toml(text, label, allow_outside=allow_outside, max_bytes=max_bytes,
-               max_rows=max_rows)
+            "lists)",
+            file=label,
+            line=line,
+            column=int(m.group(2)) if m else None,
+        ) from None
+    tm = _Toml(text, label, allow_outside=allow_outside, max_bytes=max_bytes, max_rows=max_rows)
     deep = _too_deep(doc)
     if deep is not None:
-        raise tm.error(f"value {deep!r} is nested more than {MAX_TOML_DEPTH} levels deep; "
-                       "flatten it", tm.table_line(*deep.split(".")[:2]))
+        raise tm.error(
+            f"value {deep!r} is nested more than {MAX_TOML_DEPTH} levels deep; flatten it",
+            tm.table_line(*deep.split(".")[:2]),
+        )
     return _from_doc(doc, tm, folder, display, validate_feasibility)
 
 
@@ -753,31 +921,40 @@ def _too_deep(doc: dict[str, Any]) -> str | None:
         if depth > MAX_TOML_DEPTH:
             return key
         if isinstance(value, dict):
-            stack.extend((v, depth + 1, f"{key}.{k}" if key else str(k))
-                         for k, v in value.items())
+            stack.extend((v, depth + 1, f"{key}.{k}" if key else str(k)) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((v, depth + 1, key) for v in value)
     return None
 
 
-def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
-              validate_feasibility: bool) -> Scenario:
+def _from_doc(
+    doc: dict[str, Any], tm: _Toml, folder: Path, display: Path, validate_feasibility: bool
+) -> Scenario:
     for key in doc:
         if key not in _TOP_KEYS:
-            raise tm.error(f"unknown top-level key {key!r}{_suggest(key, _TOP_KEYS)}; known "
-                           f"keys: {list(_TOP_KEYS)}", tm.table_line(key))
+            raise tm.error(
+                f"unknown top-level key {key!r}{_suggest(key, _TOP_KEYS)}; known "
+                f"keys: {list(_TOP_KEYS)}",
+                tm.table_line(key),
+            )
     if "format_version" in doc and doc["format_version"] != FORMAT_VERSION:
-        raise tm.error(f"format_version is {doc['format_version']!r}; this eqglb reads "
-                       f"format_version = {FORMAT_VERSION}", tm.table_line("format_version"))
-    name = _toml_str(tm, doc.get("name", folder.resolve().name), "name",
-                     tm.table_line("name"))
-    description = _toml_str(tm, doc.get("description", ""), "description",
-                            tm.table_line("description"))
+        raise tm.error(
+            f"format_version is {doc['format_version']!r}; this eqglb reads "
+            f"format_version = {FORMAT_VERSION}",
+            tm.table_line("format_version"),
+        )
+    name = _toml_str(tm, doc.get("name", folder.resolve().name), "name", tm.table_line("name"))
+    description = _toml_str(
+        tm, doc.get("description", ""), "description", tm.table_line("description")
+    )
     mode = doc.get("capacity_mode", "shared")
     if mode not in ("shared", "per_model"):
-        raise tm.error(f"capacity_mode is {mode!r}; use \"shared\" (one pool per datacenter, "
-                       "[units/slot]) or \"per_model\" (one pool per datacenter and model, "
-                       "[requests/slot])", tm.table_line("capacity_mode"))
+        raise tm.error(
+            f'capacity_mode is {mode!r}; use "shared" (one pool per datacenter, '
+            '[units/slot]) or "per_model" (one pool per datacenter and model, '
+            "[requests/slot])",
+            tm.table_line("capacity_mode"),
+        )
     dcs = _entities(tm, doc, "datacenter")
     regs = _entities(tm, doc, "region")
     mods = _entities(tm, doc, "model")
@@ -789,43 +966,60 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
     # -- time series ------------------------------------------------------------------
     ts = doc.get("timeseries")
     if not isinstance(ts, dict):
-        raise tm.error("no [timeseries.*] tables; add [timeseries.demand], "
-                       "[timeseries.price], [timeseries.carbon_intensity], [timeseries.wue] "
-                       "and [timeseries.ewif], each with file and unit",
-                       tm.table_line("timeseries"))
+        raise tm.error(
+            "no [timeseries.*] tables; add [timeseries.demand], "
+            "[timeseries.price], [timeseries.carbon_intensity], [timeseries.wue] "
+            "and [timeseries.ewif], each with file and unit",
+            tm.table_line("timeseries"),
+        )
     for key in ts:
         if key not in _REQUIRED_SERIES + _OPTIONAL_SERIES:
-            raise tm.error(f"unknown time series [timeseries.{key}]"
-                           f"{_suggest(key, _REQUIRED_SERIES + _OPTIONAL_SERIES)}; known: "
-                           f"{list(_REQUIRED_SERIES + _OPTIONAL_SERIES)}",
-                           tm.table_line("timeseries", key))
+            raise tm.error(
+                f"unknown time series [timeseries.{key}]"
+                f"{_suggest(key, _REQUIRED_SERIES + _OPTIONAL_SERIES)}; known: "
+                f"{list(_REQUIRED_SERIES + _OPTIONAL_SERIES)}",
+                tm.table_line("timeseries", key),
+            )
     for key in _REQUIRED_SERIES:
         if key not in ts:
-            raise tm.error(f"[timeseries.{key}] is missing; add [timeseries.{key}] with "
-                           f"file = \"{key}.csv\" and unit = \"{next(iter(UNITS[key]))}\"",
-                           tm.table_line("timeseries"))
+            raise tm.error(
+                f"[timeseries.{key}] is missing; add [timeseries.{key}] with "
+                f'file = "{key}.csv" and unit = "{next(iter(UNITS[key]))}"',
+                tm.table_line("timeseries"),
+            )
 
     # pue / capacity: each datacenter's value comes from exactly one place
     pue_const = {n: e["pue"] for n, e in zip(D, dcs, strict=True) if "pue" in e}
     cap_const = {n: e["capacity"] for n, e in zip(D, dcs, strict=True) if "capacity" in e}
 
-    def wide(key: str, names: list[str], required: list[str], quantity: str,
-             ref: tuple[_Table, pd.DatetimeIndex] | None) -> tuple[_Series, pd.DatetimeIndex]:
+    def wide(
+        key: str,
+        names: list[str],
+        required: list[str],
+        quantity: str,
+        ref: tuple[_Table, pd.DatetimeIndex] | None,
+    ) -> tuple[_Series, pd.DatetimeIndex]:
         file, unit = _series_spec(tm, ts, key)
         line = tm.table_line("timeseries", key)
         where = f"[timeseries.{key}] "
         if unit is None and quantity in ("pue", "capacity_shared"):
             unit = next(iter(UNITS[quantity]))
         if unit is None:
-            raise tm.error(f"{where}has no unit; add unit = \"{next(iter(UNITS[quantity]))}\" "
-                           f"(accepted: {list(UNITS[quantity])})", line)
+            raise tm.error(
+                f'{where}has no unit; add unit = "{next(iter(UNITS[quantity]))}" '
+                f"(accepted: {list(UNITS[quantity])})",
+                line,
+            )
         try:
             factor = convert_unit(quantity, unit, where=where)
         except ScenarioFormatError as exc:
             raise tm.error(str(exc), line) from None
         tb = _open(folder, display, tm, file, f"[timeseries.{key}]", line)
-        alt = (f" or give {key} = ... in the [[datacenter]] table of {{name!r}}"
-               if key in _OPTIONAL_SERIES else "")
+        alt = (
+            f" or give {key} = ... in the [[datacenter]] table of {{name!r}}"
+            if key in _OPTIONAL_SERIES
+            else ""
+        )
         pos = _layout(tb, ["time"], names, _SERIES_DIM[key], required, alt)
         t = _times(tb, pos["time"])
         if ref is None:
@@ -856,19 +1050,24 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
             raise ScenarioFormatError(
                 f"datacenter {both[0]!r} has a pue column here and pue = ... in "
                 f"{tm.label} (line {tm.named_line('datacenter', both[0], 'pue')}); give "
-                "each datacenter's pue in one place only", file=pue_tab.table.label,
-                line=1 if pue_tab.table.csv else None)
+                "each datacenter's pue in one place only",
+                file=pue_tab.table.label,
+                line=1 if pue_tab.table.csv else None,
+            )
     pue = np.empty((T, N))
     for i, n in enumerate(D):
         if n in pue_const:
-            pue[:, i] = _toml_number(tm, pue_const[n], f"pue of datacenter {n!r}",
-                                     tm.named_line("datacenter", n, "pue"))
+            pue[:, i] = _toml_number(
+                tm, pue_const[n], f"pue of datacenter {n!r}", tm.named_line("datacenter", n, "pue")
+            )
         elif pue_tab is not None:
             pue[:, i] = pue_tab.values[n]
         else:
-            raise tm.error(f"datacenter {n!r} has no pue; add pue = 1.2 to its [[datacenter]] "
-                           "table or a column to [timeseries.pue]",
-                           tm.named_line("datacenter", n))
+            raise tm.error(
+                f"datacenter {n!r} has no pue; add pue = 1.2 to its [[datacenter]] "
+                "table or a column to [timeseries.pue]",
+                tm.named_line("datacenter", n),
+            )
 
     # capacity
     cap_tab: _Table | None = None
@@ -877,8 +1076,7 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
     if mode == "shared":
         capacity = np.empty((T, N))
         if "capacity" in ts:
-            s, _ = wide("capacity", D, [n for n in D if n not in cap_const],
-                        "capacity_shared", ref)
+            s, _ = wide("capacity", D, [n for n in D if n not in cap_const], "capacity_shared", ref)
             cap_tab, cap_cols = s.table, set(s.values)
             for i, n in enumerate(D):
                 if n in s.values:
@@ -887,7 +1085,8 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
         capacity = np.empty((T, N, K))
         if "capacity" in ts:
             cap_tab, cap_vals, cap_lines = _per_model_capacity(
-                tm, ts, folder, display, D, M, [n for n in D if n not in cap_const], ref)
+                tm, ts, folder, display, D, M, [n for n in D if n not in cap_const], ref
+            )
             cap_cols = set(cap_vals)
             for i, n in enumerate(D):
                 if n in cap_vals:
@@ -897,43 +1096,63 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
         raise ScenarioFormatError(
             f"datacenter {both[0]!r} has a capacity column here and capacity = ... in "
             f"{tm.label} (line {tm.named_line('datacenter', both[0], 'capacity')}); give "
-            "each datacenter's capacity in one place only", file=cap_tab.label,
-            line=1 if cap_tab.csv else None)
+            "each datacenter's capacity in one place only",
+            file=cap_tab.label,
+            line=1 if cap_tab.csv else None,
+        )
     for i, n in enumerate(D):
         if n in cap_cols:
             continue
         line = tm.named_line("datacenter", n, "capacity")
         if n not in cap_const:
-            hint = ("capacity = 1000.0 [units/slot]" if mode == "shared" else
-                    "capacity = { " + ", ".join(f"{_toml_key(m)} = 100.0" for m in M)
-                    + " } [requests/slot]")
-            raise tm.error(f"datacenter {n!r} has no capacity; add {hint} to its "
-                           "[[datacenter]] table or a column to [timeseries.capacity]",
-                           tm.named_line("datacenter", n))
+            hint = (
+                "capacity = 1000.0 [units/slot]"
+                if mode == "shared"
+                else "capacity = { "
+                + ", ".join(f"{_toml_key(m)} = 100.0" for m in M)
+                + " } [requests/slot]"
+            )
+            raise tm.error(
+                f"datacenter {n!r} has no capacity; add {hint} to its "
+                "[[datacenter]] table or a column to [timeseries.capacity]",
+                tm.named_line("datacenter", n),
+            )
         c = cap_const[n]
         if mode == "shared":
             if isinstance(c, dict):
-                raise tm.error(f"capacity of datacenter {n!r} is a table, but capacity_mode "
-                               "is \"shared\": give one number [units/slot], or set "
-                               "capacity_mode = \"per_model\"", line)
+                raise tm.error(
+                    f"capacity of datacenter {n!r} is a table, but capacity_mode "
+                    'is "shared": give one number [units/slot], or set '
+                    'capacity_mode = "per_model"',
+                    line,
+                )
             capacity[:, i] = _toml_number(tm, c, f"capacity of datacenter {n!r}", line)
         else:
             if not isinstance(c, dict):
                 raise tm.error(
                     f"capacity of datacenter {n!r} is {c!r}, but capacity_mode is "
-                    "\"per_model\": give a table of requests/slot per model, e.g. capacity = "
-                    "{ " + ", ".join(f"{_toml_key(m)} = 100.0" for m in M) + " }", line)
+                    '"per_model": give a table of requests/slot per model, e.g. capacity = '
+                    "{ " + ", ".join(f"{_toml_key(m)} = 100.0" for m in M) + " }",
+                    line,
+                )
             for m in c:
                 if m not in M:
-                    raise tm.error(f"capacity of datacenter {n!r} names unknown model {m!r}"
-                                   f"{_suggest(m, M)}; known models: {M}", line)
+                    raise tm.error(
+                        f"capacity of datacenter {n!r} names unknown model {m!r}"
+                        f"{_suggest(m, M)}; known models: {M}",
+                        line,
+                    )
             for k, m in enumerate(M):
                 if m not in c:
-                    raise tm.error(f"capacity of datacenter {n!r} has no value for model "
-                                   f"{m!r}; add {_toml_key(m)} = 0.0 (not hosted) or its "
-                                   "capacity [requests/slot]", line)
+                    raise tm.error(
+                        f"capacity of datacenter {n!r} has no value for model "
+                        f"{m!r}; add {_toml_key(m)} = 0.0 (not hosted) or its "
+                        "capacity [requests/slot]",
+                        line,
+                    )
                 capacity[:, i, k] = _toml_number(
-                    tm, c[m], f"capacity of datacenter {n!r} for model {m!r}", line)
+                    tm, c[m], f"capacity of datacenter {n!r} for model {m!r}", line
+                )
 
     # models
     eps = np.empty((N, K))
@@ -941,15 +1160,17 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
     s_loss = np.empty(K)
     for k, (m, e) in enumerate(zip(M, mods, strict=True)):
         for key in ("energy_per_request", "energy_unit", "quality_loss") + (
-                ("capacity_per_request",) if mode == "shared" else ()):
+            ("capacity_per_request",) if mode == "shared" else ()
+        ):
             if key not in e:
-                raise tm.error(f"model {m!r} has no {key}; add {key} = ... "
-                               f"({_MODEL_KEY_HELP[key]})", tm.named_line("model", m))
+                raise tm.error(
+                    f"model {m!r} has no {key}; add {key} = ... ({_MODEL_KEY_HELP[key]})",
+                    tm.named_line("model", m),
+                )
         uline = tm.named_line("model", m, "energy_unit")
         unit = _toml_str(tm, e["energy_unit"], f"energy_unit of model {m!r}", uline)
         try:
-            factor = convert_unit("energy_per_request", unit,
-                                  where=f"model {m!r} energy_unit: ")
+            factor = convert_unit("energy_per_request", unit, where=f"model {m!r} energy_unit: ")
         except ScenarioFormatError as exc:
             raise tm.error(str(exc), uline) from None
         eline = tm.named_line("model", m, "energy_per_request")
@@ -957,23 +1178,35 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
         if isinstance(ev, dict):
             for n in ev:
                 if n not in D:
-                    raise tm.error(f"energy_per_request of model {m!r} names unknown "
-                                   f"datacenter {n!r}{_suggest(n, D)}; known: {D}", eline)
+                    raise tm.error(
+                        f"energy_per_request of model {m!r} names unknown "
+                        f"datacenter {n!r}{_suggest(n, D)}; known: {D}",
+                        eline,
+                    )
             for i, n in enumerate(D):
                 if n not in ev:
-                    raise tm.error(f"energy_per_request of model {m!r} has no value for "
-                                   f"datacenter {n!r}; add {_toml_key(n)} = ... [{unit}]",
-                                   eline)
-                eps[i, k] = factor(_toml_number(
-                    tm, ev[n], f"energy_per_request of model {m!r} at {n!r}", eline))
+                    raise tm.error(
+                        f"energy_per_request of model {m!r} has no value for "
+                        f"datacenter {n!r}; add {_toml_key(n)} = ... [{unit}]",
+                        eline,
+                    )
+                eps[i, k] = factor(
+                    _toml_number(tm, ev[n], f"energy_per_request of model {m!r} at {n!r}", eline)
+                )
         else:
-            eps[:, k] = factor(_toml_number(tm, ev, f"energy_per_request of model {m!r}",
-                                            eline))
-        r[k] = _toml_number(tm, e.get("capacity_per_request", 1.0),
-                            f"capacity_per_request of model {m!r}",
-                            tm.named_line("model", m, "capacity_per_request"))
-        s_loss[k] = _toml_number(tm, e["quality_loss"], f"quality_loss of model {m!r}",
-                                 tm.named_line("model", m, "quality_loss"))
+            eps[:, k] = factor(_toml_number(tm, ev, f"energy_per_request of model {m!r}", eline))
+        r[k] = _toml_number(
+            tm,
+            e.get("capacity_per_request", 1.0),
+            f"capacity_per_request of model {m!r}",
+            tm.named_line("model", m, "capacity_per_request"),
+        )
+        s_loss[k] = _toml_number(
+            tm,
+            e["quality_loss"],
+            f"quality_loss of model {m!r}",
+            tm.named_line("model", m, "quality_loss"),
+        )
 
     # regions: home
     home: list[str] | None = None
@@ -981,22 +1214,39 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
         home = []
         for j, (n, e) in enumerate(zip(R, regs, strict=True)):
             if "home" not in e:
-                raise tm.error(f"region {n!r} has no home, but other regions do; give every "
-                               "region a home datacenter or none", tm.entity_line("region", j))
-            h = _toml_str(tm, e["home"], f"home of region {n!r}",
-                          tm.entity_line("region", j, "home"))
+                raise tm.error(
+                    f"region {n!r} has no home, but other regions do; give every "
+                    "region a home datacenter or none",
+                    tm.entity_line("region", j),
+                )
+            h = _toml_str(
+                tm, e["home"], f"home of region {n!r}", tm.entity_line("region", j, "home")
+            )
             if h not in D:
-                raise tm.error(f"home of region {n!r} is {h!r}, not a datacenter{_suggest(h, D)};"
-                               f" known datacenters: {D}", tm.entity_line("region", j, "home"))
+                raise tm.error(
+                    f"home of region {n!r} is {h!r}, not a datacenter{_suggest(h, D)};"
+                    f" known datacenters: {D}",
+                    tm.entity_line("region", j, "home"),
+                )
             home.append(h)
 
     # regions: latency SLOs [ms] (eqglb.slo); a region without the key has no limit
     limits: dict[str, Any] = {}
     for key in ("rtt_slo_ms", "rtt_budget_ms"):
-        limits[key] = None if not any(key in e for e in regs) else np.array([
-            _toml_number(tm, e[key], f"{key} of region {n!r}",
-                         tm.entity_line("region", j, key)) if key in e else np.inf
-            for j, (n, e) in enumerate(zip(R, regs, strict=True))])
+        limits[key] = (
+            None
+            if not any(key in e for e in regs)
+            else np.array(
+                [
+                    _toml_number(
+                        tm, e[key], f"{key} of region {n!r}", tm.entity_line("region", j, key)
+                    )
+                    if key in e
+                    else np.inf
+                    for j, (n, e) in enumerate(zip(R, regs, strict=True))
+                ]
+            )
+        )
 
     allowed, routes_tab = _routing(tm, doc, folder, display, D, R, M)
     latency, lat_tab, lat_rows = _latency(tm, doc, folder, display, D, R)
@@ -1005,25 +1255,58 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
     if not isinstance(attrs, dict):
         raise tm.error("attrs must be a table: [attrs]", tm.table_line("attrs"))
     attrs = dict(attrs)
-    coords = {kind: {str(e["name"]): {k: float(e[k]) for k in ("lat", "lon") if k in e}
-                     for e in ents if "lat" in e or "lon" in e}
-              for kind, ents in (("datacenter", dcs), ("region", regs))}
+    coords = {
+        kind: {
+            str(e["name"]): {k: float(e[k]) for k in ("lat", "lon") if k in e}
+            for e in ents
+            if "lat" in e or "lon" in e
+        }
+        for kind, ents in (("datacenter", dcs), ("region", regs))
+    }
     coords = {k: v for k, v in coords.items() if v}
     if coords:
         attrs["coordinates"] = coords
 
-    ctx = _Context(tm, series, pue_tab, set(pue_const), cap_tab, cap_cols, cap_lines, mode,
-                   routes_tab, lat_tab, lat_rows, M)
+    ctx = _Context(
+        tm,
+        series,
+        pue_tab,
+        set(pue_const),
+        cap_tab,
+        cap_cols,
+        cap_lines,
+        mode,
+        routes_tab,
+        lat_tab,
+        lat_rows,
+        M,
+    )
     try:
         return Scenario(
-            datacenters=tuple(D), regions=tuple(R), models=tuple(M), time=time, demand=demand,
-            price=stack("price"), carbon_intensity=stack("carbon_intensity"),
-            wue=stack("wue"), ewif=stack("ewif"), pue=pue, energy_per_request=eps,
-            capacity_per_request=r, capacity=capacity, quality_loss=s_loss,
-            allowed=allowed, capacity_mode=mode, latency=latency,
-            home=None if home is None else tuple(home), name=name,
-            description=description, attrs=attrs, validate_feasibility=validate_feasibility,
-            **limits)
+            datacenters=tuple(D),
+            regions=tuple(R),
+            models=tuple(M),
+            time=time,
+            demand=demand,
+            price=stack("price"),
+            carbon_intensity=stack("carbon_intensity"),
+            wue=stack("wue"),
+            ewif=stack("ewif"),
+            pue=pue,
+            energy_per_request=eps,
+            capacity_per_request=r,
+            capacity=capacity,
+            quality_loss=s_loss,
+            allowed=allowed,
+            capacity_mode=mode,
+            latency=latency,
+            home=None if home is None else tuple(home),
+            name=name,
+            description=description,
+            attrs=attrs,
+            validate_feasibility=validate_feasibility,
+            **limits,
+        )
     except ScenarioFormatError:
         raise
     except ScenarioError as exc:
@@ -1032,65 +1315,90 @@ def _from_doc(doc: dict[str, Any], tm: _Toml, folder: Path, display: Path,
 
 _MODEL_KEY_HELP = {
     "energy_per_request": "IT energy per request, a number or a table per datacenter",
-    "energy_unit": "unit of energy_per_request, e.g. \"Wh\" or \"kWh\"",
+    "energy_unit": 'unit of energy_per_request, e.g. "Wh" or "kWh"',
     "capacity_per_request": "capacity units one request takes [units/request]",
     "quality_loss": "normalised quality loss in [0, 1], 0 for the best model",
 }
 
 
-def _per_model_capacity(tm: _Toml, ts: dict[str, Any], folder: Path, display: Path,
-                        D: list[str], M: list[str], required: list[str],
-                        ref: tuple[_Table, pd.DatetimeIndex]
-                        ) -> tuple[_Table, dict[str, np.ndarray], dict[tuple[int, int], int]]:
+def _per_model_capacity(
+    tm: _Toml,
+    ts: dict[str, Any],
+    folder: Path,
+    display: Path,
+    D: list[str],
+    M: list[str],
+    required: list[str],
+    ref: tuple[_Table, pd.DatetimeIndex],
+) -> tuple[_Table, dict[str, np.ndarray], dict[tuple[int, int], int]]:
     """Read the per-model capacity table: columns time, model, one per datacenter."""
     file, unit = _series_spec(tm, ts, "capacity")
     line = tm.table_line("timeseries", "capacity")
     try:
-        factor = convert_unit("capacity_per_model", unit if unit is not None else "requests",
-                              where="[timeseries.capacity] ")
+        factor = convert_unit(
+            "capacity_per_model",
+            unit if unit is not None else "requests",
+            where="[timeseries.capacity] ",
+        )
     except ScenarioFormatError as exc:
         raise tm.error(str(exc), line) from None
     tb = _open(folder, display, tm, file, "[timeseries.capacity]", line)
-    pos = _layout(tb, ["time", "model"], D, "datacenter", required,
-                  " or give capacity = {{ model = ... }} in the [[datacenter]] table of "
-                  "{name!r}")
+    pos = _layout(
+        tb,
+        ["time", "model"],
+        D,
+        "datacenter",
+        required,
+        " or give capacity = {{ model = ... }} in the [[datacenter]] table of {name!r}",
+    )
     t = _times(tb, pos["time"])
     ref_tb, ref_t = ref
     ti = ref_t.get_indexer(t)
     if (ti < 0).any():
         row = int(np.flatnonzero(ti < 0)[0])
-        raise tb.error(f"time {t[row]} is not a slot of {ref_tb.label}; use the same time "
-                       "stamps as the demand table", row=row, col=pos["time"])
+        raise tb.error(
+            f"time {t[row]} is not a slot of {ref_tb.label}; use the same time "
+            "stamps as the demand table",
+            row=row,
+            col=pos["time"],
+        )
     mc = pos["model"]
     names = tb.cells[mc].astype(object).map(lambda v: "" if v is None else str(v).strip())
     ki = pd.Index(M).get_indexer(names)
     if (ki < 0).any():
         row = int(np.flatnonzero(ki < 0)[0])
         n = names.iloc[row]
-        raise tb.error(f"model {n!r} is not a model of scenario.toml{_suggest(n, M)}; known "
-                       f"models: {M}", row=row, col=mc)
+        raise tb.error(
+            f"model {n!r} is not a model of scenario.toml{_suggest(n, M)}; known models: {M}",
+            row=row,
+            col=mc,
+        )
     T, K = len(ref_t), len(M)
     where: dict[tuple[int, int], int] = {}
     for row, key in enumerate(zip(ti.tolist(), ki.tolist(), strict=True)):
         if key in where:
-            raise tb.error(f"time {ref_t[key[0]]} and model {M[key[1]]!r} appear twice "
-                           f"(first on {tb.word} {tb.lines[where[key]]}); keep one row",
-                           row=row)
+            raise tb.error(
+                f"time {ref_t[key[0]]} and model {M[key[1]]!r} appear twice "
+                f"(first on {tb.word} {tb.lines[where[key]]}); keep one row",
+                row=row,
+            )
         where[key] = row
     if len(where) < T * K:
         miss = next((a, b) for a in range(T) for b in range(K) if (a, b) not in where)
         raise ScenarioFormatError(
             f"no row for time {ref_t[miss[0]]} and model {M[miss[1]]!r}; the table needs one "
-            f"row per (time, model): {T} x {K} = {T * K} rows", file=tb.label)
+            f"row per (time, model): {T} x {K} = {T * K} rows",
+            file=tb.label,
+        )
     order = np.array([[where[(a, b)] for b in range(K)] for a in range(T)])  # (T, K)
-    vals = {n: factor(_numbers(tb, c))[order] for n, c in pos.items()
-            if n not in ("time", "model")}
+    vals = {n: factor(_numbers(tb, c))[order] for n, c in pos.items() if n not in ("time", "model")}
     lines = {key: int(tb.lines[row]) for key, row in where.items()}
     return tb, vals, lines
 
 
-def _names_column(tb: _Table, col: int, known: list[str], dim: str,
-                  wildcard: bool) -> list[np.ndarray]:
+def _names_column(
+    tb: _Table, col: int, known: list[str], dim: str, wildcard: bool
+) -> list[np.ndarray]:
     """Per row, the indices the cell names ('*' = all when ``wildcard``)."""
     out: list[np.ndarray] = []
     idx = {n: i for i, n in enumerate(known)}
@@ -1104,36 +1412,52 @@ def _names_column(tb: _Table, col: int, known: list[str], dim: str,
             hint = " or '*' for all" if wildcard else ""
             if cell == "":
                 raise tb.error(f"empty cell; write a {dim} name{hint}", row=row, col=col)
-            raise tb.error(f"{cell!r} is not a {dim} of scenario.toml{_suggest(cell, known)}; "
-                           f"known {dim}s: {known}{hint}", row=row, col=col)
+            raise tb.error(
+                f"{cell!r} is not a {dim} of scenario.toml{_suggest(cell, known)}; "
+                f"known {dim}s: {known}{hint}",
+                row=row,
+                col=col,
+            )
     return out
 
 
-def _routing(tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: list[str],
-             R: list[str], M: list[str]) -> tuple[np.ndarray | None, _Table | None]:
+def _routing(
+    tm: _Toml,
+    doc: dict[str, Any],
+    folder: Path,
+    display: Path,
+    D: list[str],
+    R: list[str],
+    M: list[str],
+) -> tuple[np.ndarray | None, _Table | None]:
     spec = doc.get("routing")
     if spec is None:
         return None, None
     line = tm.table_line("routing")
     if not isinstance(spec, dict) or set(spec) != {"file"}:
-        raise tm.error("[routing] must be a table with one key: file = \"routes.csv\"", line)
+        raise tm.error('[routing] must be a table with one key: file = "routes.csv"', line)
     file = _toml_str(tm, spec["file"], "[routing] file", line)
     tb = _open(folder, display, tm, file, "[routing]", line)
     keys = ["datacenter", "region", "model"]
     pos: dict[str, int] = {}
     for c, h in enumerate(tb.columns):
         if h not in keys:
-            raise tb.error(f"unknown column {h!r}{_suggest(h, keys)}; the routing table has "
-                           "exactly the columns datacenter, region, model (one allowed route "
-                           "per line)", col=c)
+            raise tb.error(
+                f"unknown column {h!r}{_suggest(h, keys)}; the routing table has "
+                "exactly the columns datacenter, region, model (one allowed route "
+                "per line)",
+                col=c,
+            )
         if h in pos:
             raise tb.error(f"column name {h!r} appears twice in the header; keep one", col=c)
         pos[h] = c
     for k in keys:
         if k not in pos:
-            raise ScenarioFormatError(f"missing column {k!r}; the header must be "
-                                      "datacenter,region,model", file=tb.label,
-                                      line=1 if tb.csv else None)
+            raise ScenarioFormatError(
+                f"missing column {k!r}; the header must be datacenter,region,model",
+                file=tb.label,
+                line=1 if tb.csv else None,
+            )
     di = _names_column(tb, pos["datacenter"], D, "datacenter", True)
     ri = _names_column(tb, pos["region"], R, "region", True)
     mi = _names_column(tb, pos["model"], M, "model", True)
@@ -1143,15 +1467,15 @@ def _routing(tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: lis
     return allowed, tb
 
 
-def _latency(tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: list[str],
-             R: list[str]) -> tuple[np.ndarray | None, _Table | None, dict[str, int]]:
+def _latency(
+    tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: list[str], R: list[str]
+) -> tuple[np.ndarray | None, _Table | None, dict[str, int]]:
     spec = doc.get("latency")
     if spec is None:
         return None, None, {}
     line = tm.table_line("latency")
     if not isinstance(spec, dict) or "file" not in spec or set(spec) - {"file", "unit"}:
-        raise tm.error("[latency] must be a table with file = \"latency.csv\" and "
-                       "unit = \"ms\"", line)
+        raise tm.error('[latency] must be a table with file = "latency.csv" and unit = "ms"', line)
     file = _toml_str(tm, spec["file"], "[latency] file", line)
     try:
         factor = convert_unit("latency", spec.get("unit", "ms"), where="[latency] ")
@@ -1165,14 +1489,18 @@ def _latency(tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: lis
     for row, a in enumerate(rows):
         i = int(a[0])
         if i in seen:
-            raise tb.error(f"datacenter {D[i]!r} appears twice (first on {tb.word} "
-                           f"{tb.lines[seen[i]]}); keep one row", row=row,
-                           col=pos["datacenter"])
+            raise tb.error(
+                f"datacenter {D[i]!r} appears twice (first on {tb.word} "
+                f"{tb.lines[seen[i]]}); keep one row",
+                row=row,
+                col=pos["datacenter"],
+            )
         seen[i] = row
     for i, n in enumerate(D):
         if i not in seen:
-            raise ScenarioFormatError(f"no row for datacenter {n!r}; add one row per "
-                                      "datacenter", file=tb.label)
+            raise ScenarioFormatError(
+                f"no row for datacenter {n!r}; add one row per datacenter", file=tb.label
+            )
     order = np.array([seen[i] for i in range(len(D))])
     for j, n in enumerate(R):
         lat[:, j] = factor(_numbers(tb, pos[n]))[order]
@@ -1224,8 +1552,9 @@ class _Context:
 
         def in_table(tb: _Table, line: int | None, col: str | None) -> ScenarioError:
             num = tb.columns.index(col) + 1 if col in tb.columns else None
-            return ScenarioFormatError(f"{msg}", file=tb.label, line=line,
-                                       column=col, column_number=num, line_word=tb.word)
+            return ScenarioFormatError(
+                f"{msg}", file=tb.label, line=line, column=col, column_number=num, line_word=tb.word
+            )
 
         def in_toml(line: int | None) -> ScenarioError:
             return ScenarioFormatError(msg, file=tm.label, line=line)
@@ -1237,16 +1566,21 @@ class _Context:
             dem = self.series["demand"].table
             cap = self.cap_tab.label if self.cap_tab is not None else tm.label
             routes = self.routes.label if self.routes is not None else "[routing] (all allowed)"
-            return ScenarioFormatError(f"{msg} (capacity from {cap}, routes from {routes})",
-                                       file=dem.label, line=slot_line(dem), column=reg,
-                                       column_number=dem.columns.index(reg) + 1
-                                       if reg in dem.columns else None, line_word=dem.word)
+            return ScenarioFormatError(
+                f"{msg} (capacity from {cap}, routes from {routes})",
+                file=dem.label,
+                line=slot_line(dem),
+                column=reg,
+                column_number=dem.columns.index(reg) + 1 if reg in dem.columns else None,
+                line_word=dem.word,
+            )
         if var in ("demand", "price", "carbon_intensity", "wue", "ewif"):
             tb = self.series[var].table
             return in_table(tb, slot_line(tb), reg if var == "demand" else dc)
         if var == "time":
-            return in_table(self.series["demand"].table, slot_line(self.series[
-                "demand"].table), "time")
+            return in_table(
+                self.series["demand"].table, slot_line(self.series["demand"].table), "time"
+            )
         if var == "pue":
             if dc is not None and dc not in self.pue_toml and self.pue_tab is not None:
                 return in_table(self.pue_tab.table, slot_line(self.pue_tab.table), dc)
@@ -1282,8 +1616,11 @@ def _toml_key(key: str) -> str:
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}"
-                                for k, v in value.items()) + " }"
+        return (
+            "{ "
+            + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items())
+            + " }"
+        )
     return tomli_w.dumps({"x": value}).split(" = ", 1)[1].rstrip("\n")
 
 
@@ -1321,11 +1658,13 @@ def _check_names(sc: Scenario) -> None:
             if n != n.strip() or "\n" in n or "\r" in n:
                 raise ScenarioFormatError(
                     f"{dim} name {n!r} has surrounding whitespace or a line break; the "
-                    f"scenario format strips header cells: rename the {dim}")
+                    f"scenario format strips header cells: rename the {dim}"
+                )
             if n == _WILDCARD or n in key_cols.get(dim, ()):
                 raise ScenarioFormatError(
                     f"{dim} name {n!r} clashes with a reserved column name or the routing "
-                    f"wildcard ('time', 'model', 'datacenter', '*'); rename the {dim}")
+                    f"wildcard ('time', 'model', 'datacenter', '*'); rename the {dim}"
+                )
 
 
 def _referenced_files(folder: Path) -> list[str]:
@@ -1337,8 +1676,11 @@ def _referenced_files(folder: Path) -> list[str]:
         doc = tomllib.loads(text) if len(text) <= MAX_TABLE_BYTES else {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return []
-    specs = list((doc.get("timeseries") or {}).values()) if isinstance(
-        doc.get("timeseries"), dict) else []
+    specs = (
+        list((doc.get("timeseries") or {}).values())
+        if isinstance(doc.get("timeseries"), dict)
+        else []
+    )
     specs += [doc.get("routing"), doc.get("latency")]
     out = []
     for s in specs:
@@ -1365,8 +1707,9 @@ def _replace_file(target: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink()
 
 
-def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
-                   overwrite: bool = False) -> Path:
+def write_scenario(
+    scenario: Scenario, path: str | Path, *, fmt: str = "csv", overwrite: bool = False
+) -> Path:
     """Write a Scenario as a scenario folder (``scenario.toml`` + tables), canonical units.
 
     Parameters
@@ -1398,7 +1741,7 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
         not name, or names the format cannot hold.
     """
     if fmt not in ("csv", "parquet"):
-        raise ScenarioFormatError(f"fmt is {fmt!r}; use \"csv\" or \"parquet\"")
+        raise ScenarioFormatError(f'fmt is {fmt!r}; use "csv" or "parquet"')
     sc = scenario
     _check_names(sc)
     folder = Path(path)
@@ -1409,11 +1752,13 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
         if not (folder / SCENARIO_FILE).is_file():
             raise ScenarioFormatError(
                 f"folder {str(folder)!r} is not empty and holds no {SCENARIO_FILE}; write "
-                "into a new or empty folder so no unrelated file is overwritten")
+                "into a new or empty folder so no unrelated file is overwritten"
+            )
         if not overwrite:
             raise ScenarioFormatError(
                 f"folder {str(folder)!r} already holds a scenario; pass overwrite=True to "
-                "replace it, or choose a new folder")
+                "replace it, or choose a new folder"
+            )
         old = _referenced_files(folder)
     ext = ".csv" if fmt == "csv" else ".parquet"
     T, N, J, K = sc.shape
@@ -1426,7 +1771,8 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     stems = ["demand", "price", "carbon_intensity", "wue", "ewif"]
     stems += (["pue"] if pue_var else []) + (["capacity"] if cap_var else [])
     stems += (["routes"] if not allowed.all() else []) + (
-        ["latency"] if sc.latency is not None else [])
+        ["latency"] if sc.latency is not None else []
+    )
     if folder.is_dir():  # nothing is written until every target is known to be free
         for name in [s + ext for s in stems]:
             entry = folder / name
@@ -1434,10 +1780,12 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
                 raise ScenarioFormatError(
                     f"folder {str(folder)!r} holds {name!r}, which its {SCENARIO_FILE} does "
                     "not name: it is not part of the old scenario and would be replaced; "
-                    "move it away or write into a new folder")
+                    "move it away or write into a new folder"
+                )
             if entry.is_dir() and not entry.is_symlink():
-                raise ScenarioFormatError(f"{str(entry)!r} is a folder; remove it or write "
-                                          "into a new folder")
+                raise ScenarioFormatError(
+                    f"{str(entry)!r} is a folder; remove it or write into a new folder"
+                )
     folder.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
 
@@ -1448,8 +1796,10 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
             for c in text.columns:
                 if pd.api.types.is_float_dtype(text[c].dtype):
                     text[c] = [_fmt_float(v) for v in text[c].tolist()]
-            _replace_file(folder / file, lambda p: text.to_csv(
-                p, index=False, encoding="utf-8", lineterminator="\n"))
+            _replace_file(
+                folder / file,
+                lambda p: text.to_csv(p, index=False, encoding="utf-8", lineterminator="\n"),
+            )
         else:
             _replace_file(folder / file, lambda p: frame.to_parquet(p, index=False))
         written.append(file)
@@ -1468,8 +1818,12 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
 
     series: dict[str, tuple[str, str]] = {}
     series["demand"] = (emit("demand", wide(np.asarray(sc.demand), R)), "requests/slot")
-    for key, unit in (("price", "USD/kWh"), ("carbon_intensity", "kg/kWh"),
-                      ("wue", "L/kWh"), ("ewif", "L/kWh")):
+    for key, unit in (
+        ("price", "USD/kWh"),
+        ("carbon_intensity", "kg/kWh"),
+        ("wue", "L/kWh"),
+        ("ewif", "L/kWh"),
+    ):
         series[key] = (emit(key, wide(np.asarray(getattr(sc, key)), D)), unit)
     if pue_var:
         series["pue"] = (emit("pue", wide(pue[:, pue_var], [D[i] for i in pue_var])), "-")
@@ -1479,9 +1833,11 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
             series["capacity"] = (emit("capacity", frame), "units/slot")
         else:
             cols: dict[str, Any] = {
-                "time": np.repeat(np.asarray(time_col(), dtype=object), K) if fmt == "csv"
+                "time": np.repeat(np.asarray(time_col(), dtype=object), K)
+                if fmt == "csv"
                 else sc.time.repeat(K),
-                "model": np.tile(np.asarray(M, dtype=object), T)}
+                "model": np.tile(np.asarray(M, dtype=object), T),
+            }
             for i in cap_var:
                 cols[D[i]] = cap[:, i, :].reshape(-1).astype(float)
             series["capacity"] = (emit("capacity", pd.DataFrame(cols)), "requests/slot")
@@ -1494,8 +1850,9 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
                     rows.append((D[i], R[j], _WILDCARD))
                 else:
                     rows.extend((D[i], R[j], M[k]) for k in np.flatnonzero(allowed[i, j]))
-        routing_file = emit("routes", pd.DataFrame(rows, columns=["datacenter", "region",
-                                                                  "model"], dtype=object))
+        routing_file = emit(
+            "routes", pd.DataFrame(rows, columns=["datacenter", "region", "model"], dtype=object)
+        )
     latency_file = None
     if sc.latency is not None:
         lat = pd.DataFrame({"datacenter": np.asarray(D, dtype=object)})
@@ -1505,15 +1862,23 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
 
     # scenario.toml
     kv = lambda k, v: f"{_toml_key(k)} = {_toml_value(v)}"  # noqa: E731
-    out = [f"# eqglb scenario folder, format version {FORMAT_VERSION} "
-           "(see docs/scenario-format.md); values in canonical units",
-           kv("format_version", FORMAT_VERSION), kv("name", sc.name),
-           kv("description", sc.description), kv("capacity_mode", sc.capacity_mode), ""]
+    out = [
+        f"# eqglb scenario folder, format version {FORMAT_VERSION} "
+        "(see docs/scenario-format.md); values in canonical units",
+        kv("format_version", FORMAT_VERSION),
+        kv("name", sc.name),
+        kv("description", sc.description),
+        kv("capacity_mode", sc.capacity_mode),
+        "",
+    ]
     for key, (file, unit) in series.items():
         out += [f"[timeseries.{key}]", kv("file", file), kv("unit", unit), ""]
     if routing_file:
-        out += ["[routing]  # allowed (datacenter, region, model) routes; '*' = all",
-                kv("file", routing_file), ""]
+        out += [
+            "[routing]  # allowed (datacenter, region, model) routes; '*' = all",
+            kv("file", routing_file),
+            "",
+        ]
     if latency_file:
         out += ["[latency]", kv("file", latency_file), kv("unit", "ms"), ""]
     coords = sc.attrs.get("coordinates", {}) if isinstance(sc.attrs, Mapping) else {}
@@ -1525,8 +1890,10 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
             if sc.capacity_mode == "shared":
                 out.append(kv("capacity", float(cap[0, i])) + "  # [units/slot]")
             else:
-                out.append(kv("capacity", {m: float(cap[0, i, k]) for k, m in enumerate(M)})
-                           + "  # [requests/slot]")
+                out.append(
+                    kv("capacity", {m: float(cap[0, i, k]) for k, m in enumerate(M)})
+                    + "  # [requests/slot]"
+                )
         out += [kv(k, v) for k, v in _coords_of(coords, "datacenter", n).items()] + [""]
     for j, n in enumerate(R):
         out += ["[[region]]", kv("name", n)]
@@ -1540,13 +1907,16 @@ def write_scenario(scenario: Scenario, path: str | Path, *, fmt: str = "csv",
     eps = np.asarray(sc.energy_per_request)
     for k, m in enumerate(M):
         e = eps[:, k]
-        ev: Any = float(e[0]) if (e == e[0]).all() else {
-            n: float(e[i]) for i, n in enumerate(D)}
-        out += ["[[model]]", kv("name", m), kv("energy_per_request", ev),
-                kv("energy_unit", "kWh"),
-                kv("capacity_per_request", float(sc.capacity_per_request[k]))
-                + "  # [units/request]",
-                kv("quality_loss", float(sc.quality_loss[k])), ""]
+        ev: Any = float(e[0]) if (e == e[0]).all() else {n: float(e[i]) for i, n in enumerate(D)}
+        out += [
+            "[[model]]",
+            kv("name", m),
+            kv("energy_per_request", ev),
+            kv("energy_unit", "kWh"),
+            kv("capacity_per_request", float(sc.capacity_per_request[k])) + "  # [units/request]",
+            kv("quality_loss", float(sc.quality_loss[k])),
+            "",
+        ]
     attrs: dict[str, Any] = {}
     skipped: list[str] = []
     for key, value in (sc.attrs or {}).items():

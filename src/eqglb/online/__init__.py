@@ -56,17 +56,36 @@ __all__ = [
 
 
 @register("online", "online equitable GLB: dual mirror descent, causal (no look-ahead)")
-def _online(objective: Objective, step: str = "adaptive", eta: float | None = None,
-            aux: str = "proximal", horizon_gain: float = 1.0, init: Any = "uniform"
-            ) -> OnlineDMD:
-    return OnlineDMD(objective=objective, step=step, eta=eta, aux=aux,
-                     horizon_gain=horizon_gain, init=init)
+def _online(
+    objective: Objective,
+    step: str = "adaptive",
+    eta: float | None = None,
+    aux: str = "proximal",
+    horizon_gain: float = 1.0,
+    init: Any = "uniform",
+) -> OnlineDMD:
+    return OnlineDMD(
+        objective=objective, step=step, eta=eta, aux=aux, horizon_gain=horizon_gain, init=init
+    )
 
 
-@register("receding", "forecast-aware online: receding horizon over a 48-slot window of "
-                      "seasonal-naive forecasts")
-def _receding(objective: Objective, window: int = 48, forecaster: Any = "seasonal",
-              error: float = 0.0, seed: int = 0, solver: str | None = None
-              ) -> RecedingHorizon:
-    return RecedingHorizon(objective=objective, window=window, forecaster=forecaster,
-                           error=error, seed=seed, solver=solver)
+@register(
+    "receding",
+    "forecast-aware online: receding horizon over a 48-slot window of seasonal-naive forecasts",
+)
+def _receding(
+    objective: Objective,
+    window: int = 48,
+    forecaster: Any = "seasonal",
+    error: float = 0.0,
+    seed: int = 0,
+    solver: str | None = None,
+) -> RecedingHorizon:
+    return RecedingHorizon(
+        objective=objective,
+        window=window,
+        forecaster=forecaster,
+        error=error,
+        seed=seed,
+        solver=solver,
+    )

@@ -129,6 +129,7 @@ DEFAULT_ETA = {"constant": 0.01, "sqrt": 0.1, "adaptive": 0.1}
 
 # ----------------------------------------------------------------------------- maths
 
+
 def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
     """Root w in (0, 1] of ``w + a w^(p-1) = 1`` for a >= 0, p > 1 (vectorised).
 
@@ -145,12 +146,12 @@ def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
             f = w + a * wp * w - 1.0
             step = f / (1.0 + a * (p - 1.0) * wp)
             w = w - step
-            if np.max(step, initial=0.0) <= 1e-13:   # monotone: steps are >= 0 until round-off
+            if np.max(step, initial=0.0) <= 1e-13:  # monotone: steps are >= 0 until round-off
                 break
         return np.clip(w, 0.0, 1.0)
     m = 1.0 / (p - 1.0)
     with np.errstate(divide="ignore"):
-        s = np.minimum(1.0, 1.0 / a)                  # psi(1/a) = a^(-m) > 0
+        s = np.minimum(1.0, 1.0 / a)  # psi(1/a) = a^(-m) > 0
     for _ in range(iters):
         sm = s ** (m - 1.0)
         f = sm * s + a * s - 1.0
@@ -159,7 +160,7 @@ def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
         if np.max(step, initial=0.0) <= 1e-13:
             break
     s = np.clip(s, 0.0, 1.0)
-    return s ** m
+    return s**m
 
 
 def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
@@ -188,22 +189,23 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
         if u.sum() <= mu:
             return u
         pos = u > 0
-        th = u[pos] / eta[pos]                 # breakpoints theta_r = v_r / eta_r
+        th = u[pos] / eta[pos]  # breakpoints theta_r = v_r / eta_r
         order = np.argsort(-th, kind="stable")
         cv = np.cumsum(u[pos][order])
         ce = np.cumsum(eta[pos][order])
-        cand = (cv - mu) / ce                  # theta if the top-k coordinates stay positive
+        cand = (cv - mu) / ce  # theta if the top-k coordinates stay positive
         k = int(np.flatnonzero(th[order] > cand)[-1])
         theta = cand[k]
         return np.clip(u - eta * theta, 0.0, None)
     p = dual_exponent(q)
-    if float(np.sum(u ** p)) ** (1.0 / p) <= mu:
+    if float(np.sum(u**p)) ** (1.0 / p) <= mu:
         return u
-    if np.all(eta == eta[0]) and p == 2.0:       # Euclidean metric, q = 2: radial scaling
+    if np.all(eta == eta[0]) and p == 2.0:  # Euclidean metric, q = 2: radial scaling
         return u * (mu / float(np.sqrt(np.sum(u * u))))
     pos = u > 0
     up, ep = u[pos], eta[pos]
-    if p == 2.0:                                  # w = 1 / (1 + a): no inner iteration
+    if p == 2.0:  # w = 1 / (1 + a): no inner iteration
+
         def excess2(log_theta: float) -> float:
             w = 1.0 / (1.0 + 2.0 * ep * math.exp(log_theta))
             return float(np.sum((up * w) ** 2)) - mu * mu
@@ -219,7 +221,7 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
 
     def excess(log_theta: float) -> float:
         w = _w_root(base * math.exp(log_theta), p)
-        return float(np.sum((up * w) ** p)) - mu ** p
+        return float(np.sum((up * w) ** p)) - mu**p
 
     lo, hi = -60.0, 0.0
     while excess(hi) > 0 and hi < 700:
@@ -240,8 +242,10 @@ def aux_explicit(gamma: np.ndarray, mu: float, q: float, zmax: np.ndarray) -> np
     if q == 1.0:
         return np.where(gamma > mu, zmax, 0.0)
     if not math.isinf(q):
-        raise ValueError(f"explicit auxiliary step has closed forms for q in {{1, inf}}, not "
-                         f"q = {q:g}; use aux='proximal'")
+        raise ValueError(
+            f"explicit auxiliary step has closed forms for q in {{1, inf}}, not "
+            f"q = {q:g}; use aux='proximal'"
+        )
     levels = np.r_[0.0, np.sort(zmax)]
     for m in levels:
         if mu - float(gamma[zmax > m].sum()) >= 0.0:
@@ -254,9 +258,9 @@ def aux_explicit(gamma: np.ndarray, mu: float, q: float, zmax: np.ndarray) -> np
 class _Group:
     """One norm term of the regulariser: its prices live on datacenters or regions."""
 
-    name: str          # carbon | water | environment | social
-    on: str            # datacenter | region
-    mu: float          # weight of the norm [USD per unit of the group's cost]
+    name: str  # carbon | water | environment | social
+    on: str  # datacenter | region
+    mu: float  # weight of the norm [USD per unit of the group's cost]
     q: float
 
 
@@ -335,11 +339,15 @@ class OnlineDMD:
         if self.aux == "explicit":
             for g in _groups(self.objective, True):
                 if not (g.q == 1.0 or math.isinf(g.q)):
-                    raise ValueError(f"aux='explicit' needs q in {{1, inf}}; the {g.name} term "
-                                     f"has q = {g.q:g} (use aux='proximal')")
+                    raise ValueError(
+                        f"aux='explicit' needs q in {{1, inf}}; the {g.name} term "
+                        f"has q = {g.q:g} (use aux='proximal')"
+                    )
         elif self.z_max is not None:
-            raise ValueError("z_max bounds the explicit auxiliary step; with aux='proximal' "
-                             "the budgets are unbounded (projection onto the dual ball)")
+            raise ValueError(
+                "z_max bounds the explicit auxiliary step; with aux='proximal' "
+                "the budgets are unbounded (projection onto the dual ball)"
+            )
         self.horizon_gain = float(self.horizon_gain)
         if not (math.isfinite(self.horizon_gain) and self.horizon_gain >= 0):
             raise ValueError(f"horizon_gain = {self.horizon_gain!r}; give a finite number >= 0")
@@ -350,16 +358,28 @@ class OnlineDMD:
     # ------------------------------------------------------------------ config / state
     def config(self) -> dict[str, Any]:
         """Constructor arguments as a JSON-ready dict."""
+
         def arr(x: Any) -> Any:
             if isinstance(x, Mapping):
                 return {k: arr(v) for k, v in x.items()}
-            return np.asarray(x, dtype=float).tolist() if x is not None and not isinstance(
-                x, str) else x
-        return {"objective": objective_to_config(self.objective), "step": self.step,
-                "eta": self.eta, "z_max": arr(self.z_max), "aux": self.aux,
-                "init": arr(self.init), "horizon_gain": self.horizon_gain,
-                "horizon_demand": arr(self.horizon_demand),
-                "greedy": self.greedy, "name": self.name}
+            return (
+                np.asarray(x, dtype=float).tolist()
+                if x is not None and not isinstance(x, str)
+                else x
+            )
+
+        return {
+            "objective": objective_to_config(self.objective),
+            "step": self.step,
+            "eta": self.eta,
+            "z_max": arr(self.z_max),
+            "aux": self.aux,
+            "init": arr(self.init),
+            "horizon_gain": self.horizon_gain,
+            "horizon_demand": arr(self.horizon_demand),
+            "greedy": self.greedy,
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> OnlineDMD:
@@ -381,8 +401,12 @@ class OnlineDMD:
     def state(self) -> dict[str, Any]:
         """JSON-ready state: prices, AdaGrad sums, scales, cumulative costs, counters."""
         lst = lambda d: {k: v.tolist() for k, v in d.items()}  # noqa: E731
-        return {**base_state("OnlineDMD", self, self._counts), "duals": lst(self.gamma),
-                "sumsq": lst(self._sumsq), "scale": dict(self._scale)}
+        return {
+            **base_state("OnlineDMD", self, self._counts),
+            "duals": lst(self.gamma),
+            "sumsq": lst(self._sumsq),
+            "scale": dict(self._scale),
+        }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state` (the configuration stays the constructor's)."""
@@ -393,9 +417,11 @@ class OnlineDMD:
         self._scale = {k: float(v) for k, v in state.get("scale", {}).items()}
 
     def run_stats(self) -> dict[str, Any]:
-        return {"slot_solves": dict(self._counts),
-                "final_duals": {k: v.tolist() for k, v in self.gamma.items()},
-                "final_prices": {k: v.tolist() for k, v in self._prices.items()}}
+        return {
+            "slot_solves": dict(self._counts),
+            "final_duals": {k: v.tolist() for k, v in self.gamma.items()},
+            "final_prices": {k: v.tolist() for k, v in self._prices.items()},
+        }
 
     # ------------------------------------------------------------------ setup
     def _setup(self, view: Any) -> None:
@@ -404,8 +430,9 @@ class OnlineDMD:
             self._fp = fingerprint(view)
         else:
             check_fingerprint(self._fp, view)
-        self._solver = SlotSolver(view.allowed, view.capacity_per_request, view.capacity_mode,
-                                  greedy=self.greedy)
+        self._solver = SlotSolver(
+            view.allowed, view.capacity_per_request, view.capacity_mode, greedy=self.greedy
+        )
         s = self._solver
         self._reach_dk = np.asarray(view.allowed, dtype=float)  # (N, J, K)
         self._groups = _groups(self.objective, bool(np.any(np.asarray(view.quality_loss) > 0)))
@@ -415,16 +442,20 @@ class OnlineDMD:
             if g.name not in self.gamma:
                 self.gamma[g.name] = self._initial(g, n)
             if self.gamma[g.name].shape != (n,):
-                raise ScenarioError(f"policy state: duals of {g.name!r} have shape "
-                                    f"{self.gamma[g.name].shape}; expected ({n},)")
+                raise ScenarioError(
+                    f"policy state: duals of {g.name!r} have shape "
+                    f"{self.gamma[g.name].shape}; expected ({n},)"
+                )
             self._sumsq.setdefault(g.name, np.zeros(n))
         for key, n in (("carbon", N), ("water", N), ("quality", J), ("demand", J)):
             self.cumulative.setdefault(key, np.zeros(n))
         if self.horizon_demand is not None:
             hd = np.asarray(self.horizon_demand, dtype=float)
             if hd.shape != (J,) or not np.isfinite(hd).all() or (hd < 0).any():
-                raise ScenarioError(f"horizon_demand has shape {hd.shape} or bad values; give "
-                                    f"one total >= 0 per region ({J}) [requests]")
+                raise ScenarioError(
+                    f"horizon_demand has shape {hd.shape} or bad values; give "
+                    f"one total >= 0 per region ({J}) [requests]"
+                )
         self._s = np.asarray(view.quality_loss, dtype=float)
         self._r = np.asarray(view.capacity_per_request, dtype=float)
         self._ik = (s.i, s.k)
@@ -433,8 +464,10 @@ class OnlineDMD:
     def _initial(self, g: _Group, n: int) -> np.ndarray:
         if isinstance(self.init, Mapping):
             if g.name not in self.init:
-                raise ValueError(f"init has no prices for {g.name!r}; give all of "
-                                 f"{[x.name for x in self._groups]}")
+                raise ValueError(
+                    f"init has no prices for {g.name!r}; give all of "
+                    f"{[x.name for x in self._groups]}"
+                )
             v = np.asarray(self.init[g.name], dtype=float) * np.ones(n)
             if not np.isfinite(v).all() or (v < 0).any():
                 raise ValueError(f"init prices of {g.name!r} must be finite and >= 0")
@@ -452,12 +485,12 @@ class OnlineDMD:
         water = view.water[t]
         for g in self._groups:
             if g.name == "carbon":
-                out[g.name] = carbon                                   # (N, K) kg/request
+                out[g.name] = carbon  # (N, K) kg/request
             elif g.name == "water":
-                out[g.name] = water                                    # (N, K) L/request
+                out[g.name] = water  # (N, K) L/request
             elif g.name == "environment":
                 out[g.name] = obj.mu_carbon * carbon + obj.mu_water * water  # USD/request
-            else:                                                      # (J, K) [-/request]
+            else:  # (J, K) [-/request]
                 if lam is not None:
                     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > 0)
                     out[g.name] = inv[:, None] * self._s[None, :]
@@ -470,17 +503,18 @@ class OnlineDMD:
         running estimate ``T / (t + 1) * sum_{s <= t} demand[s]``."""
         if self.horizon_demand is not None:
             return np.asarray(self.horizon_demand, dtype=float)
-        seen = self.cumulative["demand"] + view.demand[t]     # cumulative holds slots < t
+        seen = self.cumulative["demand"] + view.demand[t]  # cumulative holds slots < t
         return seen * (view.n_time / (t + 1.0))
 
-    def _bounds(self, g: _Group, coef: np.ndarray, demand: np.ndarray, cap: np.ndarray
-                ) -> np.ndarray:
+    def _bounds(
+        self, g: _Group, coef: np.ndarray, demand: np.ndarray, cap: np.ndarray
+    ) -> np.ndarray:
         """Largest increment of each of the group's costs this slot allows."""
         allowed = self._reach_dk
         if g.on == "region":
-            mx = np.where(allowed.any(axis=0), coef, 0.0).max(axis=1)     # (J,)
+            mx = np.where(allowed.any(axis=0), coef, 0.0).max(axis=1)  # (J,)
             return mx * demand
-        reach = np.einsum("njk,j->nk", allowed, demand)                     # (N, K) requests
+        reach = np.einsum("njk,j->nk", allowed, demand)  # (N, K) requests
         if cap.ndim == 1:
             load = np.minimum(reach, cap[:, None] / self._r[None, :])
         else:
@@ -516,16 +550,17 @@ class OnlineDMD:
         """Routing of slot ``view.t`` (datacenter, region, model) [requests/slot]."""
         t = view.t
         if t != self.slots_done:
-            raise ValueError(f"OnlineDMD has decided {self.slots_done} slots; it cannot decide "
-                             f"slot {t} next (resume from a saved state or reset)")
+            raise ValueError(
+                f"OnlineDMD has decided {self.slots_done} slots; it cannot decide "
+                f"slot {t} next (resume from a saved state or reset)"
+            )
         if self._solver is None:
             self._setup(view)
         s = self._solver
         assert s is not None
         demand = np.asarray(view.demand[t], dtype=float)
         cap = np.asarray(view.capacity[t], dtype=float)
-        lam = (self._horizon_demand(view, t)
-               if self.objective.social_average else None)
+        lam = self._horizon_demand(view, t) if self.objective.social_average else None
         coefs = self._coefs(view, t, lam)
         cost = view.energy_cost[t][self._ik].copy()
         bounds: dict[str, np.ndarray] = {}
@@ -559,7 +594,7 @@ class OnlineDMD:
     def _update(self, g: _Group, inc: np.ndarray, bound: np.ndarray, n: float) -> None:
         gam = self.gamma[g.name]
         scale = self._scale[g.name]
-        if scale <= 0:          # nothing of this cost can be incurred yet
+        if scale <= 0:  # nothing of this cost can be incurred yet
             return
         assert self.eta is not None  # set in __post_init__
         if self.step == "constant":
@@ -574,7 +609,10 @@ class OnlineDMD:
         if self.aux == "proximal":
             self.gamma[g.name] = project_dual(gam + eta * inc, eta, g.mu, g.q)
         else:
-            zmax = bound if self.z_max is None else (
-                np.asarray(self.z_max[g.name], dtype=float) * np.ones_like(gam))
+            zmax = (
+                bound
+                if self.z_max is None
+                else (np.asarray(self.z_max[g.name], dtype=float) * np.ones_like(gam))
+            )
             z = aux_explicit(gam, g.mu, g.q, zmax)
             self.gamma[g.name] = np.clip(gam + eta * (inc - z), 0.0, None)

@@ -74,7 +74,7 @@ class SeasonalNaive:
         s = t + np.arange(h)
         back = self.period * np.ceil((s - t) / self.period).astype(int)
         src = s - back
-        src = np.where(src >= 0, src, t)          # not a full season seen yet: persistence
+        src = np.where(src >= 0, src, t)  # not a full season seen yet: persistence
         return {name: np.asarray(getattr(view, name))[src] for name in FORECAST_SIGNALS}
 
 
@@ -96,15 +96,15 @@ class PerfectForecast:
 
     def forecast(self, view: Any, h: int) -> dict[str, np.ndarray]:
         if self._sc is None:
-            raise RuntimeError("PerfectForecast has no scenario: it is an oracle and needs "
-                               "simulate_online to bind one (or PerfectForecast(scenario))")
+            raise RuntimeError(
+                "PerfectForecast has no scenario: it is an oracle and needs "
+                "simulate_online to bind one (or PerfectForecast(scenario))"
+            )
         t = view.t
-        return {name: np.asarray(getattr(self._sc, name))[t:t + h]
-                for name in FORECAST_SIGNALS}
+        return {name: np.asarray(getattr(self._sc, name))[t : t + h] for name in FORECAST_SIGNALS}
 
 
-def with_error(fc: dict[str, np.ndarray], sigma: float, seed: int, t: int
-               ) -> dict[str, np.ndarray]:
+def with_error(fc: dict[str, np.ndarray], sigma: float, seed: int, t: int) -> dict[str, np.ndarray]:
     """Forecast with multiplicative lognormal noise of log-standard-deviation ``sigma`` [-].
 
     Row 0 (the present) is left exact. The factor ``exp(sigma Z - sigma^2/2)`` has mean 1,
@@ -134,5 +134,6 @@ def make_forecaster(spec: Any) -> Any:
         return SeasonalNaive(int(arg) if arg else 24)
     if name in ("perfect", "oracle"):
         return PerfectForecast()
-    raise ValueError(f"unknown forecaster {spec!r}; use 'seasonal', 'seasonal:<period>' or "
-                     "'perfect' (oracle)")
+    raise ValueError(
+        f"unknown forecaster {spec!r}; use 'seasonal', 'seasonal:<period>' or 'perfect' (oracle)"
+    )

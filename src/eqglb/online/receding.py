@@ -120,10 +120,16 @@ class RecedingHorizon:
             spec = "perfect"
         else:
             spec = getattr(fc, "name", type(fc).__name__)
-        return {"objective": objective_to_config(self.objective), "window": self.window,
-                "forecaster": spec, "error": self.error, "seed": self.seed,
-                "solver": self.solver, "solver_options": dict(self.solver_options),
-                "name": self.name}
+        return {
+            "objective": objective_to_config(self.objective),
+            "window": self.window,
+            "forecaster": spec,
+            "error": self.error,
+            "seed": self.seed,
+            "solver": self.solver,
+            "solver_options": dict(self.solver_options),
+            "name": self.name,
+        }
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> RecedingHorizon:
@@ -144,9 +150,12 @@ class RecedingHorizon:
         self._statuses = restore_base("RecedingHorizon", self, state)
 
     def run_stats(self) -> dict[str, Any]:
-        return {"window_solves": dict(self._statuses),
-                "window_solve_time_s": self._solve_time,
-                "forecaster": self.config()["forecaster"], "forecast_error": self.error}
+        return {
+            "window_solves": dict(self._statuses),
+            "window_solve_time_s": self._solve_time,
+            "forecaster": self.config()["forecaster"],
+            "forecast_error": self.error,
+        }
 
     # ------------------------------------------------------------------ problem
     def _build(self, view: Any) -> None:
@@ -161,9 +170,15 @@ class RecedingHorizon:
         ar = np.arange(P)
         d0 = np.asarray(view.demand[0])
         pos = d0[d0 > 0]
-        scale = float(pos.mean()) if pos.size else 1.0   # from slot 0: known at every slot
-        routes = Routes(i, j, k, sp.csr_matrix((np.ones(P), (ar, j)), shape=(P, J)),
-                        sp.csr_matrix((np.ones(P), (ar, i)), shape=(P, N)), scale)
+        scale = float(pos.mean()) if pos.size else 1.0  # from slot 0: known at every slot
+        routes = Routes(
+            i,
+            j,
+            k,
+            sp.csr_matrix((np.ones(P), (ar, j)), shape=(P, J)),
+            sp.csr_matrix((np.ones(P), (ar, i)), shape=(P, N)),
+            scale,
+        )
         if view.capacity_mode == "shared":
             r = np.asarray(view.capacity_per_request, dtype=float)
             a_cap = sp.csr_matrix((r[k], (ar, i)), shape=(P, N))
@@ -185,21 +200,27 @@ class RecedingHorizon:
             "past_social": cp.Parameter(J, nonneg=True),
             "penalty": cp.Parameter(nonneg=True),
         }
-        cons = [x @ routes.to_region + u == par["demand"], x @ a_cap <= par["capacity"],
-                u[0] == 0]
+        cons = [x @ routes.to_region + u == par["demand"], x @ a_cap <= par["capacity"], u[0] == 0]
         to_d = routes.to_datacenter
         q_route = sp.diags(np.ones(P)) @ routes.to_region
         ex = {
             "carbon": cp.sum(cp.multiply(par["carbon"], x), axis=0) @ to_d + par["past_carbon"],
             "water": cp.sum(cp.multiply(par["water"], x), axis=0) @ to_d + par["past_water"],
-            "social": cp.multiply(par["quality"], cp.sum(x, axis=0)) @ q_route
-            + par["past_social"],
+            "social": cp.multiply(par["quality"], cp.sum(x, axis=0)) @ q_route + par["past_social"],
         }
         energy = cp.sum(cp.multiply(par["energy"], x))
         objective = energy + regularizer(self.objective, ex) + par["penalty"] * cp.sum(u)
         prob = cp.Problem(cp.Minimize(objective), cons)
-        self._built = {"H": H, "routes": routes, "x": x, "u": u, "par": par, "prob": prob,
-                       "n_cap": n_cap, "a_cap": a_cap}
+        self._built = {
+            "H": H,
+            "routes": routes,
+            "x": x,
+            "u": u,
+            "par": par,
+            "prob": prob,
+            "n_cap": n_cap,
+            "a_cap": a_cap,
+        }
         for key, n in (("carbon", N), ("water", N), ("quality", J)):
             self.cumulative.setdefault(key, np.zeros(n))
 
@@ -207,27 +228,44 @@ class RecedingHorizon:
         """Per-request coefficients of the window, by eqglb.costs (physics in one place)."""
         pue = np.asarray(fc["pue"], dtype=float)
         ns = SimpleNamespace(
-            pue=pue, energy_per_request=np.asarray(view.energy_per_request),
-            price=fc["price"], carbon_intensity=fc["carbon_intensity"], wue=fc["wue"],
-            ewif=fc["ewif"], quality_loss=np.asarray(view.quality_loss),
-            demand=fc["demand"], regions=view.regions, models=view.models)
+            pue=pue,
+            energy_per_request=np.asarray(view.energy_per_request),
+            price=fc["price"],
+            carbon_intensity=fc["carbon_intensity"],
+            wue=fc["wue"],
+            ewif=fc["ewif"],
+            quality_loss=np.asarray(view.quality_loss),
+            demand=fc["demand"],
+            regions=view.regions,
+            models=view.models,
+        )
         return coefficients(ns, social_average=False)  # type: ignore[arg-type]
 
-    def _magnitude(self, fdem: np.ndarray, ec: np.ndarray, cc: np.ndarray, wc: np.ndarray,
-                   qc: np.ndarray, alpha: float, past_social: np.ndarray, N: int, J: int
-                   ) -> float:
+    def _magnitude(
+        self,
+        fdem: np.ndarray,
+        ec: np.ndarray,
+        cc: np.ndarray,
+        wc: np.ndarray,
+        qc: np.ndarray,
+        alpha: float,
+        past_social: np.ndarray,
+        N: int,
+        J: int,
+    ) -> float:
         """Objective [USD] of the even spread of each region's demand over its routes."""
         routes = self._built["routes"] if self._built else None
         assert routes is not None
         ri, rj = routes.i, routes.j
         n_routes = np.bincount(rj, minlength=J).astype(float)
-        y = fdem[:, rj] / n_routes[rj]                               # (h, route)
+        y = fdem[:, rj] / n_routes[rj]  # (h, route)
         energy = float(np.sum(np.abs(ec) * y))
         rc = RegionalCosts(
             energy,
             alpha * self.cumulative["carbon"] + np.bincount(ri, (cc * y).sum(0), minlength=N),
             alpha * self.cumulative["water"] + np.bincount(ri, (wc * y).sum(0), minlength=N),
-            alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J))
+            alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J),
+        )
         ref = objective_value(self.objective, rc)
         return ref if math.isfinite(ref) and ref > 0 else 1.0
 
@@ -235,8 +273,10 @@ class RecedingHorizon:
         """Routing of slot ``view.t`` (datacenter, region, model) [requests/slot]."""
         t = view.t
         if t != self.slots_done:
-            raise ValueError(f"RecedingHorizon has decided {self.slots_done} slots; it cannot "
-                             f"decide slot {t} next (resume from a saved state or reset)")
+            raise ValueError(
+                f"RecedingHorizon has decided {self.slots_done} slots; it cannot "
+                f"decide slot {t} next (resume from a saved state or reset)"
+            )
         if self._built is None:
             self._build(view)
         b = self._built
@@ -251,9 +291,11 @@ class RecedingHorizon:
         for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity"):
             a = np.asarray(fc[name], dtype=float)
             if a.shape[0] != h or not np.isfinite(a).all():
-                raise ScenarioError(f"forecaster {getattr(self.forecaster, 'name', '?')!r} "
-                                    f"returned {name} with shape {a.shape} or non-finite "
-                                    f"values at slot {t}; expected {h} finite rows")
+                raise ScenarioError(
+                    f"forecaster {getattr(self.forecaster, 'name', '?')!r} "
+                    f"returned {name} with shape {a.shape} or non-finite "
+                    f"values at slot {t}; expected {h} finite rows"
+                )
         coef = self._window_coefficients(view, fc)
         ri, rj, rk = routes.i, routes.j, routes.k
         ec = coef.energy_cost[:, ri, rk]
@@ -275,8 +317,7 @@ class RecedingHorizon:
         # conditioning: requests in units of `scale`, USD in units of `ref`, the objective
         # of the dispatch that spreads each region's demand evenly over its routes
         sc = routes.scale
-        per_req = (np.abs(ec) + obj.mu_carbon * cc + obj.mu_water * wc
-                   + obj.mu_social * qc[None, :])
+        per_req = np.abs(ec) + obj.mu_carbon * cc + obj.mu_water * wc + obj.mu_social * qc[None, :]
         big = float(per_req.max()) if per_req.size else 0.0
         ref = self._magnitude(fdem, ec, cc, wc, qc, alpha, past_social, N, J)
         pad = H - h
@@ -295,8 +336,9 @@ class RecedingHorizon:
         # no warm start: a decision depends on the slot's data only, so a resumed run
         # repeats an uninterrupted one exactly
         opts = {"warm_start": False, **self.solver_options}
-        info = solve_problem(b["prob"], lp=obj.is_linear, solver=self.solver,
-                             solver_options=opts, value_scale=ref)
+        info = solve_problem(
+            b["prob"], lp=obj.is_linear, solver=self.solver, solver_options=opts, value_scale=ref
+        )
         self._solve_time += info.solve_time
         claim = str(info.extra.get("solver_status", info.status))
         self._statuses[claim] = self._statuses.get(claim, 0) + 1

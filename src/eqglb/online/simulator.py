@@ -94,9 +94,22 @@ class SlotView:
         [USD/request], [kg CO2/request], [L/request].
     """
 
-    __slots__ = ("t", "n_time", "time", "slot_hours", "datacenters", "regions", "models",
-                 "allowed", "energy_per_request", "capacity_per_request", "quality_loss",
-                 "capacity_mode", "latency", *SIGNALS)
+    __slots__ = (
+        "t",
+        "n_time",
+        "time",
+        "slot_hours",
+        "datacenters",
+        "regions",
+        "models",
+        "allowed",
+        "energy_per_request",
+        "capacity_per_request",
+        "quality_loss",
+        "capacity_mode",
+        "latency",
+        *SIGNALS,
+    )
 
     def __init__(self, t: int, static: dict[str, Any], history: dict[str, np.ndarray]) -> None:
         self.t = t
@@ -108,7 +121,8 @@ class SlotView:
     def __getattr__(self, name: str) -> Any:  # only called for missing attributes
         raise AttributeError(
             f"SlotView has no attribute {name!r}: a policy sees static data and the signals "
-            f"{list(SIGNALS)} up to the current slot, never the scenario itself")
+            f"{list(SIGNALS)} up to the current slot, never the scenario itself"
+        )
 
     def at(self, name: str, slot: int) -> np.ndarray:
         """Signal ``name`` at ``slot`` (<= t); a later slot raises :class:`CausalityError`."""
@@ -117,7 +131,8 @@ class SlotView:
         if slot > self.t:
             raise CausalityError(
                 f"slot {slot} is in the future of the current slot {self.t}: an online "
-                "policy may read only slots <= t")
+                "policy may read only slots <= t"
+            )
         if slot < 0:
             raise IndexError(f"slot {slot} is before the first slot (0)")
         return getattr(self, name)[slot]
@@ -170,11 +185,16 @@ def _static(sc: Scenario) -> dict[str, Any]:
 def _sources(sc: Scenario) -> dict[str, np.ndarray]:
     coef = coefficients(sc, social_average=False)
     return {
-        "demand": np.asarray(sc.demand), "price": np.asarray(sc.price),
-        "carbon_intensity": np.asarray(sc.carbon_intensity), "wue": np.asarray(sc.wue),
-        "ewif": np.asarray(sc.ewif), "pue": np.asarray(sc.pue),
-        "capacity": np.asarray(sc.capacity), "energy_cost": coef.energy_cost,
-        "carbon": coef.carbon, "water": coef.water,
+        "demand": np.asarray(sc.demand),
+        "price": np.asarray(sc.price),
+        "carbon_intensity": np.asarray(sc.carbon_intensity),
+        "wue": np.asarray(sc.wue),
+        "ewif": np.asarray(sc.ewif),
+        "pue": np.asarray(sc.pue),
+        "capacity": np.asarray(sc.capacity),
+        "energy_cost": coef.energy_cost,
+        "carbon": coef.carbon,
+        "water": coef.water,
     }
 
 
@@ -203,31 +223,39 @@ def _check_decision(y: Any, t: int, sc: Scenario, policy_name: str) -> np.ndarra
     try:
         a = np.asarray(y, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise PolicyError(f"policy {policy_name!r} returned a non-numeric decision at slot "
-                          f"{t} ({exc})") from exc
+        raise PolicyError(
+            f"policy {policy_name!r} returned a non-numeric decision at slot {t} ({exc})"
+        ) from exc
     if a.shape != (N, J, K):
-        raise PolicyError(f"policy {policy_name!r} returned shape {a.shape} at slot {t}; "
-                          f"expected (datacenter, region, model) = {(N, J, K)}")
+        raise PolicyError(
+            f"policy {policy_name!r} returned shape {a.shape} at slot {t}; "
+            f"expected (datacenter, region, model) = {(N, J, K)}"
+        )
     if not np.isfinite(a).all():
         raise PolicyError(f"policy {policy_name!r} returned NaN/inf at slot {t}")
     d = np.asarray(sc.demand[t])
     tol = FEASIBILITY_TOL * np.maximum(1.0, d)
     if (a < -tol.max()).any():
-        raise PolicyError(f"policy {policy_name!r} routed a negative number of requests at "
-                          f"slot {t} ({a.min():g})")
+        raise PolicyError(
+            f"policy {policy_name!r} routed a negative number of requests at slot {t} ({a.min():g})"
+        )
     a = np.clip(a, 0.0, None)
     if (a[~np.asarray(sc.allowed)] > 0).any():
         i, j, k = np.argwhere((a > 0) & ~np.asarray(sc.allowed))[0]
-        raise PolicyError(f"policy {policy_name!r} routed region {sc.regions[j]!r} to "
-                          f"datacenter {sc.datacenters[i]!r} with model {sc.models[k]!r} at "
-                          f"slot {t}, a route that is not allowed")
+        raise PolicyError(
+            f"policy {policy_name!r} routed region {sc.regions[j]!r} to "
+            f"datacenter {sc.datacenters[i]!r} with model {sc.models[k]!r} at "
+            f"slot {t}, a route that is not allowed"
+        )
     served = a.sum(axis=(0, 2))
     bad = np.abs(served - d) > tol
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
-        raise PolicyError(f"policy {policy_name!r} served {served[j]:.9g} of {d[j]:.9g} "
-                          f"requests of region {sc.regions[j]!r} at slot {t}; every decision "
-                          "must serve the slot's demand exactly")
+        raise PolicyError(
+            f"policy {policy_name!r} served {served[j]:.9g} of {d[j]:.9g} "
+            f"requests of region {sc.regions[j]!r} at slot {t}; every decision "
+            "must serve the slot's demand exactly"
+        )
     return a
 
 
@@ -240,9 +268,15 @@ def _check_capacity(y: np.ndarray, t: int, sc: Scenario) -> float:
     return float(np.max(np.clip((used - cap) / np.maximum(1.0, cap), 0.0, None)))
 
 
-def simulate_online(scenario: Scenario, policy: Any, *, start: int | None = None,
-                    stop: int | None = None, state: dict[str, Any] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Dispatch:
+def simulate_online(
+    scenario: Scenario,
+    policy: Any,
+    *,
+    start: int | None = None,
+    stop: int | None = None,
+    state: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dispatch:
     """Run an online policy over slots ``start..stop-1``, one causal decision per slot.
 
     Parameters
@@ -287,28 +321,36 @@ def simulate_online(scenario: Scenario, policy: Any, *, start: int | None = None
     T = scenario.n_time
     name = str(getattr(policy, "name", type(policy).__name__))
     if not callable(getattr(policy, "decide", None)):
-        raise TypeError(f"policy {name!r} has no decide(view) method; offline policies "
-                        "have plan(scenario) instead")
+        raise TypeError(
+            f"policy {name!r} has no decide(view) method; offline policies "
+            "have plan(scenario) instead"
+        )
     if state is not None:
         policy.load_state(state)
         done = int(state.get("t", 0))
         if start is None:
             start = done
         elif start != done:
-            raise ValueError(f"state was saved after slot {done - 1} (next slot {done}); "
-                             f"start={start} does not continue it")
+            raise ValueError(
+                f"state was saved after slot {done - 1} (next slot {done}); "
+                f"start={start} does not continue it"
+            )
     if start is None:
         start = int(getattr(policy, "slots_done", 0) or 0)
     if state is None and start == 0 and hasattr(policy, "reset"):
         policy.reset()
     stop = T if stop is None else int(stop)
     if not 0 <= start <= stop <= T:
-        raise ValueError(f"start={start}, stop={stop} must satisfy 0 <= start <= stop <= "
-                         f"{T} (the scenario's number of slots)")
+        raise ValueError(
+            f"start={start}, stop={stop} must satisfy 0 <= start <= stop <= "
+            f"{T} (the scenario's number of slots)"
+        )
     done_before = getattr(policy, "slots_done", None)
     if done_before is not None and int(done_before) != start:
-        raise ValueError(f"policy {name!r} has decided slots up to {int(done_before) - 1}; "
-                         f"continue with start={int(done_before)} or pass a saved state")
+        raise ValueError(
+            f"policy {name!r} has decided slots up to {int(done_before) - 1}; "
+            f"continue with start={int(done_before)} or pass a saved state"
+        )
     oracle = bool(getattr(policy, "needs_oracle", False))
     if oracle:
         policy.bind_oracle(scenario)
@@ -332,11 +374,15 @@ def simulate_online(scenario: Scenario, policy: Any, *, start: int | None = None
         if progress is not None:
             progress(t - start + 1, stop - start)
     if cap_violation > FEASIBILITY_TOL:
-        raise PolicyError(f"policy {name!r} exceeded capacity by {cap_violation:.3g} "
-                          "(relative) in some slot")
+        raise PolicyError(
+            f"policy {name!r} exceeded capacity by {cap_violation:.3g} (relative) in some slot"
+        )
     n = stop - start
     extra: dict[str, Any] = {
-        "online": True, "start": start, "stop": stop, "slots": n,
+        "online": True,
+        "start": start,
+        "stop": stop,
+        "slots": n,
         "decision_time_median_s": float(np.median(times)) if n else 0.0,
         "decision_time_p90_s": float(np.percentile(times, 90)) if n else 0.0,
         "decision_time_max_s": float(times.max()) if n else 0.0,
@@ -344,6 +390,10 @@ def simulate_online(scenario: Scenario, policy: Any, *, start: int | None = None
     }
     extra.update(getattr(policy, "run_stats", lambda: {})())
     # an online policy is a feasible heuristic with no optimality bound
-    info = SolveInfo(status="feasible", solver=str(getattr(policy, "solver_name", "online")),
-                     solve_time=float(times.sum()), extra=extra)
+    info = SolveInfo(
+        status="feasible",
+        solver=str(getattr(policy, "solver_name", "online")),
+        solve_time=float(times.sum()),
+        extra=extra,
+    )
     return Dispatch(y=y, policy=name, info=info)

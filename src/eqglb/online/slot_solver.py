@@ -89,12 +89,19 @@ class SlotSolver:
         Try the greedy path first (exact when no capacity binds).
     """
 
-    def __init__(self, allowed: np.ndarray, capacity_per_request: np.ndarray,
-                 capacity_mode: str = "shared", *, greedy: bool = True) -> None:
+    def __init__(
+        self,
+        allowed: np.ndarray,
+        capacity_per_request: np.ndarray,
+        capacity_mode: str = "shared",
+        *,
+        greedy: bool = True,
+    ) -> None:
         allowed = np.asarray(allowed, dtype=bool)
         if allowed.ndim != 3:
-            raise ValueError(f"allowed has shape {allowed.shape}; expected "
-                             "(datacenter, region, model)")
+            raise ValueError(
+                f"allowed has shape {allowed.shape}; expected (datacenter, region, model)"
+            )
         if capacity_mode not in ("shared", "per_model"):
             raise ValueError(f"capacity_mode {capacity_mode!r}; use 'shared' or 'per_model'")
         N, J, K = allowed.shape
@@ -112,7 +119,7 @@ class SlotSolver:
         if (counts == 0).any():
             raise ValueError(f"region index {int(np.argmin(counts))} has no allowed route")
         starts = np.r_[0, np.cumsum(counts)[:-1]]
-        self._pos = np.arange(P) - starts[j]          # position inside the region's block
+        self._pos = np.arange(P) - starts[j]  # position inside the region's block
         self._pad_shape = (J, int(counts.max()))
         # capacity rows: shared -> one per datacenter; per_model -> one per (datacenter, model)
         if capacity_mode == "shared":
@@ -130,8 +137,14 @@ class SlotSolver:
         index[0::2], value[0::2] = j, 1.0
         index[1::2], value[1::2] = J + cap_row, cap_coef
         A = sp.csc_matrix((value, index, np.arange(P + 1) * 2), shape=(J + n_cap, P))
-        h = highs_lp(A, np.zeros(P), np.zeros(J + n_cap), np.zeros(J + n_cap),
-                     presolve="off", solver="simplex")
+        h = highs_lp(
+            A,
+            np.zeros(P),
+            np.zeros(J + n_cap),
+            np.zeros(J + n_cap),
+            presolve="off",
+            solver="simplex",
+        )
         self._h = h
         self._col_idx = np.arange(P, dtype=np.int32)
         self._row_idx = np.arange(J + n_cap, dtype=np.int32)
@@ -159,8 +172,9 @@ class SlotSolver:
         return np.bincount(self._cap_row, weights=self._cap_coef * x, minlength=self._n_cap)
 
     # ------------------------------------------------------------------ solving
-    def solve_routes(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray
-                     ) -> tuple[np.ndarray, str]:
+    def solve_routes(
+        self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray
+    ) -> tuple[np.ndarray, str]:
         """Optimal route flows for per-route costs.
 
         Parameters
@@ -187,9 +201,9 @@ class SlotSolver:
         if self.greedy:
             pad = np.full(self._pad_shape, np.inf)
             pad[self.j, self._pos] = c
-            best = np.argmin(pad, axis=1)                       # (J,) position in block
+            best = np.argmin(pad, axis=1)  # (J,) position in block
             x = np.zeros(self.n_routes)
-            sel = np.flatnonzero(self._pos == best[self.j])      # one route per region
+            sel = np.flatnonzero(self._pos == best[self.j])  # one route per region
             x[sel] = d[self.j[sel]]
             if np.all(self.used(x) <= cap * (1.0 + 1e-12)):
                 return x, "greedy"
@@ -206,7 +220,8 @@ class SlotSolver:
         h = self._h
         h.changeColsCost(self.n_routes, self._col_idx, cs)
         h.changeRowsBounds(  # type: ignore[attr-defined]  # highspy binds it at runtime
-            self._row_idx.size, self._row_idx, self._row_lo, self._row_hi)
+            self._row_idx.size, self._row_idx, self._row_lo, self._row_hi
+        )
         h.clearSolver()  # cold start: decisions depend on the slot's data only
         run_status = h.run()
         status = h.getModelStatus()
@@ -217,14 +232,14 @@ class SlotSolver:
             raise SolveError(
                 f"per-slot routing problem: HiGHS status {msg!r}; the slot's demand cannot "
                 "be served within capacity and routing (check capacity and allowed routes)",
-                SolveInfo(status=msg.lower(), solver="HIGHS"))
+                SolveInfo(status=msg.lower(), solver="HIGHS"),
+            )
         x = np.clip(np.asarray(h.getSolution().col_value, dtype=float), 0.0, None) * qscale
         served = np.bincount(self.j, weights=x, minlength=J)
         fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
         return x * fac[self.j]
 
-    def solve(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray
-              ) -> SlotSolution:
+    def solve(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray) -> SlotSolution:
         """Optimal dispatch of one slot for dense costs (datacenter, region, model).
 
         Parameters
@@ -238,5 +253,4 @@ class SlotSolver:
         t0 = _time.perf_counter()
         c = self.gather(cost)
         x, method = self.solve_routes(c, demand, capacity)
-        return SlotSolution(self.scatter(x), float(c @ x), method,
-                            _time.perf_counter() - t0)
+        return SlotSolution(self.scatter(x), float(c @ x), method, _time.perf_counter() - t0)

@@ -48,11 +48,17 @@ def base_state(kind: str, policy: Any, counters: Mapping[str, int]) -> dict[str,
     ``kind`` is the policy class name; ``policy`` has ``name``, ``config()``,
     ``slots_done``, ``_fp`` (scenario fingerprint) and ``cumulative`` (name -> array).
     """
-    return {"format": STATE_FORMAT, "version": STATE_VERSION, "policy": kind,
-            "name": policy.name, "config": policy.config(), "t": policy.slots_done,
-            "scenario": policy._fp,
-            "cumulative": {k: v.tolist() for k, v in policy.cumulative.items()},
-            "counters": dict(counters)}
+    return {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "policy": kind,
+        "name": policy.name,
+        "config": policy.config(),
+        "t": policy.slots_done,
+        "scenario": policy._fp,
+        "cumulative": {k: v.tolist() for k, v in policy.cumulative.items()},
+        "counters": dict(counters),
+    }
 
 
 def restore_base(kind: str, policy: Any, state: Mapping[str, Any]) -> dict[str, int]:
@@ -63,15 +69,16 @@ def restore_base(kind: str, policy: Any, state: Mapping[str, Any]) -> dict[str, 
     import numpy as np
 
     if state.get("policy") != kind:
-        raise ScenarioError(f"policy state: field 'policy' is {state.get('policy')!r}; "
-                            f"this is a {kind} policy")
+        raise ScenarioError(
+            f"policy state: field 'policy' is {state.get('policy')!r}; this is a {kind} policy"
+        )
     policy.reset()
     policy.slots_done = int(state["t"])
     policy._fp = state.get("scenario")
-    policy.cumulative = {k: np.asarray(v, dtype=float)
-                         for k, v in state.get("cumulative", {}).items()}
+    policy.cumulative = {
+        k: np.asarray(v, dtype=float) for k, v in state.get("cumulative", {}).items()
+    }
     return {k: int(v) for k, v in state.get("counters", {}).items()}
-
 
 
 def save_state(state: Any, path: str | Path) -> Path:
@@ -109,25 +116,39 @@ def load_state(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such state file; save one with "
-                            "eqglb.online.save_state(policy, path)") from None
+        raise ScenarioError(
+            f"{path}: no such state file; save one with eqglb.online.save_state(policy, path)"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid JSON ({exc}); give a file written by "
-                            "eqglb.online.save_state") from exc
+        raise ScenarioError(
+            f"{path}: not valid JSON ({exc}); give a file written by eqglb.online.save_state"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-        raise ScenarioError(f"{path}: field 'format' is {data.get('format') if isinstance(data, dict) else None!r}, "
-                            f"not {STATE_FORMAT!r}; give a file written by eqglb.online.save_state")
+        raise ScenarioError(
+            f"{path}: field 'format' is {data.get('format') if isinstance(data, dict) else None!r}, "
+            f"not {STATE_FORMAT!r}; give a file written by eqglb.online.save_state"
+        )
     if data.get("version") != STATE_VERSION:
-        raise ScenarioError(f"{path}: field 'version' is {data.get('version')!r}; this eqglb "
-                            f"reads version {STATE_VERSION}")
+        raise ScenarioError(
+            f"{path}: field 'version' is {data.get('version')!r}; this eqglb "
+            f"reads version {STATE_VERSION}"
+        )
     return data
 
 
 def objective_to_config(obj: Any) -> dict[str, Any]:
     """Objective -> JSON-ready dict (infinite q written as the string "inf")."""
     out: dict[str, Any] = {}
-    for k in ("mu_social", "mu_carbon", "mu_water", "q_social", "q_carbon", "q_water",
-              "combined_environment", "social_average"):
+    for k in (
+        "mu_social",
+        "mu_carbon",
+        "mu_water",
+        "q_social",
+        "q_carbon",
+        "q_water",
+        "combined_environment",
+        "social_average",
+    ):
         v = getattr(obj, k)
         out[k] = "inf" if isinstance(v, float) and math.isinf(v) else v
     return out
@@ -148,9 +169,13 @@ def policy_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def fingerprint(view: Any) -> dict[str, Any]:
     """What identifies the scenario a state belongs to (names, horizon, first slot)."""
-    return {"n_time": int(view.n_time), "datacenters": list(view.datacenters),
-            "regions": list(view.regions), "models": list(view.models),
-            "time0": view.time[0].isoformat()}
+    return {
+        "n_time": int(view.n_time),
+        "datacenters": list(view.datacenters),
+        "regions": list(view.regions),
+        "models": list(view.models),
+        "time0": view.time[0].isoformat(),
+    }
 
 
 def check_fingerprint(saved: dict[str, Any] | None, view: Any) -> None:
@@ -163,7 +188,8 @@ def check_fingerprint(saved: dict[str, Any] | None, view: Any) -> None:
             raise ScenarioError(
                 f"policy state: field 'scenario.{key}' is {saved.get(key)!r} but the scenario "
                 f"being simulated has {value!r}; resume a state only on the scenario it was "
-                "saved from")
+                "saved from"
+            )
 
 
 def restore_policy(state: dict[str, Any], **overrides: Any) -> Any:

@@ -48,14 +48,13 @@ def register(name: str, description: str) -> Callable[[Callable[..., Any]], Call
     return deco
 
 
-def _baseline(kind: str, name: str | None = None, rule: str | None = None
-              ) -> Callable[..., Any]:
-    def f(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE,
-          **kw: Any) -> LinearBaseline:
+def _baseline(kind: str, name: str | None = None, rule: str | None = None) -> Callable[..., Any]:
+    def f(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE, **kw: Any) -> LinearBaseline:
         if kw.get("tol") is None:
             kw.pop("tol", None)
-        return LinearBaseline(kind=kind, model_rule=rule or model_rule, objective=objective,
-                              name=name or kind, **kw)
+        return LinearBaseline(
+            kind=kind, model_rule=rule or model_rule, objective=objective, name=name or kind, **kw
+        )
 
     return f
 
@@ -70,53 +69,77 @@ def _exact(objective: Objective, model_rule: str | None, name: str, **kw: Any) -
     tol = kw.pop("tol", None) or DEFAULT_TOL
     if model_rule == "best" or kw.get("solver") or kw.get("solver_options"):
         rule = "best" if model_rule == "best" else "free"
-        return EquitableOffline(objective=objective, model_rule=rule, name=name, tol=tol,
-                                **kw)
+        return EquitableOffline(objective=objective, model_rule=rule, name=name, tol=tol, **kw)
     from eqglb.structured import StructuredOffline
 
     kw.pop("strict", None)
     return StructuredOffline(objective=objective, name=name, tol=tol, **kw)
 
 
-register("cost-only", "true cost-only optimum: minimum energy cost [USD], models chosen by "
-         "cost alone (no quality value); the reference the price of fairness is measured "
-         "against")(_baseline("energy", name="cost-only", rule="free"))
-register("nearest", "least latency first (each region to its closest allowed data "
-         "centre), then the model rule (weighted: energy cost + mu_s sum_j S_j)")(
-    _baseline("nearest"))
-register("energy", "minimum energy cost [USD] + the shared quality value mu_s sum_j S_j "
-         "(model rule 'weighted'; 'free': energy cost only)")(_baseline("energy"))
-register("carbon", "minimum mu_c x total carbon [USD] + mu_s sum_j S_j (model rule "
-         "'weighted'; 'free': total carbon [kg] only)")(_baseline("carbon"))
-register("water", "minimum mu_w x total water [USD] + mu_s sum_j S_j (model rule "
-         "'weighted'; 'free': total water [L] only)")(_baseline("water"))
+register(
+    "cost-only",
+    "true cost-only optimum: minimum energy cost [USD], models chosen by "
+    "cost alone (no quality value); the reference the price of fairness is measured "
+    "against",
+)(_baseline("energy", name="cost-only", rule="free"))
+register(
+    "nearest",
+    "least latency first (each region to its closest allowed data "
+    "centre), then the model rule (weighted: energy cost + mu_s sum_j S_j)",
+)(_baseline("nearest"))
+register(
+    "energy",
+    "minimum energy cost [USD] + the shared quality value mu_s sum_j S_j "
+    "(model rule 'weighted'; 'free': energy cost only)",
+)(_baseline("energy"))
+register(
+    "carbon",
+    "minimum mu_c x total carbon [USD] + mu_s sum_j S_j (model rule "
+    "'weighted'; 'free': total carbon [kg] only)",
+)(_baseline("carbon"))
+register(
+    "water",
+    "minimum mu_w x total water [USD] + mu_s sum_j S_j (model rule "
+    "'weighted'; 'free': total water [L] only)",
+)(_baseline("water"))
 
 
-@register("weighted", "equity-oblivious optimum: the same objective and weights with q = 1 "
-          "on every term (energy + mu_s sum S + mu_c sum C + mu_w sum W), certified")
+@register(
+    "weighted",
+    "equity-oblivious optimum: the same objective and weights with q = 1 "
+    "on every term (energy + mu_s sum S + mu_c sum C + mu_w sum W), certified",
+)
 def _weighted(objective: Objective, model_rule: str | None = None, **kw: Any) -> Any:
     return _exact(objective.with_q(1), model_rule, kw.pop("name", "weighted"), **kw)
 
 
-@register("eglb", "eGLB: energy + minimax carbon and water (q = inf on C and W, the same "
-          "weights) + mu_s sum_j S_j under model rule 'weighted', certified")
+@register(
+    "eglb",
+    "eGLB: energy + minimax carbon and water (q = inf on C and W, the same "
+    "weights) + mu_s sum_j S_j under model rule 'weighted', certified",
+)
 def _eglb(objective: Objective, model_rule: str = DEFAULT_MODEL_RULE, **kw: Any) -> Any:
     base = eglb_baseline(objective, model_rule=model_rule)
     return _exact(base.objective, base.model_rule, kw.pop("name", "eglb"), **kw)
 
 
-@register("equitable", "exact offline equitable optimum (hindsight) of the scored objective "
-          "at the given q and weights, certified gap (structured solver)")
+@register(
+    "equitable",
+    "exact offline equitable optimum (hindsight) of the scored objective "
+    "at the given q and weights, certified gap (structured solver)",
+)
 def _equitable(objective: Objective, model_rule: str | None = None, **kw: Any) -> Any:
     # "best" keeps each slot's best achievable total quality as a service floor; any other
     # rule lets the objective's own quality term choose the model sizes
     return _exact(objective, model_rule, kw.pop("name", "equitable"), **kw)
 
 
-@register("reference", "the plain cvxpy model of the equitable problem (HiGHS / Clarabel), "
-          "certified by a Lagrangian bound at its duals; the test reference")
-def _reference(objective: Objective, model_rule: str | None = None,
-               **kw: Any) -> EquitableOffline:
+@register(
+    "reference",
+    "the plain cvxpy model of the equitable problem (HiGHS / Clarabel), "
+    "certified by a Lagrangian bound at its duals; the test reference",
+)
+def _reference(objective: Objective, model_rule: str | None = None, **kw: Any) -> EquitableOffline:
     rule = "best" if model_rule == "best" else "free"
     kw.setdefault("name", "reference")
     kw["tol"] = kw.get("tol") or DEFAULT_TOL

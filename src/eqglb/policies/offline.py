@@ -66,8 +66,10 @@ def _reference_scale(sc: Scenario, coef: Coefficients, routes: Routes, obj: Obje
     c = float(routes.gather(coef.carbon).mean())
     w = float(routes.gather(coef.water).mean())
     social = float(np.max(coef.quality)) * (1.0 if coef.social_average else total)
-    ref = (total * (obj.energy_weight * ec + obj.mu_carbon * c + obj.mu_water * w)
-           + obj.mu_social * social)
+    ref = (
+        total * (obj.energy_weight * ec + obj.mu_carbon * c + obj.mu_water * w)
+        + obj.mu_social * social
+    )
     return ref if ref > 0 and math.isfinite(ref) else 1.0
 
 
@@ -78,10 +80,14 @@ class _Stage:
     cost: np.ndarray
 
 
-def _lexicographic_bounds(sc: Scenario, routes: Routes, stages: list[np.ndarray],
-                          solver: str | None, opts: dict[str, Any],
-                          fixed: list[tuple[np.ndarray, np.ndarray]] | None = None
-                          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+def _lexicographic_bounds(
+    sc: Scenario,
+    routes: Routes,
+    stages: list[np.ndarray],
+    solver: str | None,
+    opts: dict[str, Any],
+    fixed: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
     """Solve the stages in order; return per-slot constraints ``sum_p c[t,p] x <= b[t]``.
 
     ``fixed`` rows (the mean-RTT budgets) hold in every stage and are not returned."""
@@ -90,8 +96,7 @@ def _lexicographic_bounds(sc: Scenario, routes: Routes, stages: list[np.ndarray]
     for c in stages:
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
-        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb
-                 for cb, bb in (fixed or []) + bounds]
+        cons += [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in (fixed or []) + bounds]
         cs = c / max(float(np.abs(c).max()), 1e-300)
         prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(cs, x))), cons)
         info = solve_problem(prob, lp=True, solver=solver, solver_options=opts)
@@ -149,22 +154,25 @@ class LinearBaseline:
         # weight plus the same linear quality value mu_s * sum_j S_j (the q = 1 valuation)
         unit = self.objective.unit_weights()
         mu_s = unit["mu_social"]
-        usd = {"nearest": 0.0, "energy": 1.0, "carbon": unit["mu_carbon"],
-               "water": unit["mu_water"]}[self.kind]
+        usd = {
+            "nearest": 0.0,
+            "energy": 1.0,
+            "carbon": unit["mu_carbon"],
+            "water": unit["mu_water"],
+        }[self.kind]
         rule = self.model_rule
         if rule == "weighted" and self.kind != "nearest" and usd == 0.0:
             rule = "best"  # no USD value for this cost: fall back to best models first
         weighted = usd * own + mu_s * qp[None, :]
-        own_unit = {"nearest": "ms x requests", "energy": "USD", "carbon": "kg CO2",
-                    "water": "L"}[self.kind]
+        own_unit = {"nearest": "ms x requests", "energy": "USD", "carbon": "kg CO2", "water": "L"}[
+            self.kind
+        ]
         if self.kind == "nearest":
             # latency first; then the model by the rule (quality, or energy + quality value)
             energy = routes.gather(coef.energy_cost)
-            second = {"best": qual, "weighted": energy + mu_s * qp[None, :],
-                      "free": energy}[rule]
+            second = {"best": qual, "weighted": energy + mu_s * qp[None, :], "free": energy}[rule]
             stages = [own, second]
-            unit_last = {"best": "requests x quality loss", "weighted": "USD",
-                         "free": "USD"}[rule]
+            unit_last = {"best": "requests x quality loss", "weighted": "USD", "free": "USD"}[rule]
         elif rule == "best":
             stages = [qual, own]
             unit_last = own_unit
@@ -174,8 +182,9 @@ class LinearBaseline:
         else:
             stages = [own]
             unit_last = own_unit
-        bounds, spent = _lexicographic_bounds(sc, routes, stages[:-1], self.solver,
-                                              self.solver_options)
+        bounds, spent = _lexicographic_bounds(
+            sc, routes, stages[:-1], self.solver, self.solver_options
+        )
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
         side = [cp.sum(cp.multiply(cb, x), axis=1) <= bb for cb, bb in bounds]
@@ -183,36 +192,56 @@ class LinearBaseline:
         last = stages[-1]
         vs = max(float(np.abs(last).max()), 1e-300) * routes.scale
         prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(last / vs * routes.scale, x))), cons)
-        info = solve_problem(prob, lp=True, solver=self.solver,
-                             solver_options=self.solver_options, value_scale=vs)
+        info = solve_problem(
+            prob, lp=True, solver=self.solver, solver_options=self.solver_options, value_scale=vs
+        )
         dispatch = dispatch_from(x, sc, routes, self.name, info)
         # certificate of the last stage's own problem (earlier stages' rows relaxed with
         # their duals): value and bound in the unit of the last stage
         t0 = _time.perf_counter()
         yr = np.asarray(dispatch.y)[:, routes.i, routes.j, routes.k]
         value = float(np.sum(last * yr))
-        rows = [SideRows(cb * (vs / routes.scale), bb * vs, _dual(con, sc.n_time))
-                for con, (cb, bb) in zip(side, bounds, strict=True)]
+        rows = [
+            SideRows(cb * (vs / routes.scale), bb * vs, _dual(con, sc.n_time))
+            for con, (cb, bb) in zip(side, bounds, strict=True)
+        ]
         lower = lagrangian_bound(sc, linear=last, side=rows)
         gap = relative_gap(value, lower)
         ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
-        info = SolveInfo("optimal" if ok else "feasible", info.solver,
-                         info.solve_time + spent + (_time.perf_counter() - t0), value, lower,
-                         info.iterations,
-                         {**info.extra, "model_rule": self.model_rule, "stages": len(stages),
-                          "gap": gap, "objective_unit": unit_last,
-                          "certificate": "lagrangian (slot LPs)",
-                          "problem": self.describe(rule)})
+        info = SolveInfo(
+            "optimal" if ok else "feasible",
+            info.solver,
+            info.solve_time + spent + (_time.perf_counter() - t0),
+            value,
+            lower,
+            info.iterations,
+            {
+                **info.extra,
+                "model_rule": self.model_rule,
+                "stages": len(stages),
+                "gap": gap,
+                "objective_unit": unit_last,
+                "certificate": "lagrangian (slot LPs)",
+                "problem": self.describe(rule),
+            },
+        )
         return Dispatch(dispatch.y, policy=self.name, info=info)
 
     def describe(self, rule: str | None = None) -> str:
         """What this baseline minimises, in words."""
         rule = rule or self.model_rule
-        own = {"nearest": "latency", "energy": "energy cost [USD]",
-               "carbon": "total carbon", "water": "total water"}[self.kind]
+        own = {
+            "nearest": "latency",
+            "energy": "energy cost [USD]",
+            "carbon": "total carbon",
+            "water": "total water",
+        }[self.kind]
         if self.kind == "nearest":
-            then = {"best": "then the best models", "free": "then energy cost",
-                    "weighted": "then energy cost + mu_s sum_j S_j"}[rule]
+            then = {
+                "best": "then the best models",
+                "free": "then energy cost",
+                "weighted": "then energy cost + mu_s sum_j S_j",
+            }[rule]
             return f"least {own} first, {then}"
         if rule == "weighted":
             unit = {"energy": "", "carbon": "mu_c ", "water": "mu_w "}[self.kind]
@@ -275,12 +304,18 @@ class EquitableOffline:
         bounds: list[tuple[np.ndarray, np.ndarray]] = []
         budget = _rtt_budget_bounds(sc, routes)
         if self.model_rule == "best":
-            qual = np.broadcast_to(coef.quality_loss[routes.k][None, :],
-                                   (sc.n_time, routes.size)).astype(float)
-            bounds, spent = _lexicographic_bounds(sc, routes, [qual], self.solver,
-                                                  self.solver_options, budget)
-        elif self.model_rule == "weighted" and obj.mu_social > 0 and not math.isinf(
-                obj.q_social) and obj.q_social != 1.0:
+            qual = np.broadcast_to(
+                coef.quality_loss[routes.k][None, :], (sc.n_time, routes.size)
+            ).astype(float)
+            bounds, spent = _lexicographic_bounds(
+                sc, routes, [qual], self.solver, self.solver_options, budget
+            )
+        elif (
+            self.model_rule == "weighted"
+            and obj.mu_social > 0
+            and not math.isinf(obj.q_social)
+            and obj.q_social != 1.0
+        ):
             raise ValueError("model_rule='weighted' needs q_social in {1, inf} or mu_social 0")
         x = cp.Variable((sc.n_time, routes.size), nonneg=True)
         cons = demand_constraints(x, sc, routes) + capacity_constraints(x, sc, routes)
@@ -289,8 +324,11 @@ class EquitableOffline:
         cons += side
         ex = regional_expressions(x, coef, routes)
         totals: dict[str, tuple[cp.Variable, cp.Constraint]] = {}
-        q_of = {"social": obj.q_social, "carbon": obj.q_carbon,
-                "water": obj.q_carbon if obj.combined_environment else obj.q_water}
+        q_of = {
+            "social": obj.q_social,
+            "carbon": obj.q_carbon,
+            "water": obj.q_carbon if obj.combined_environment else obj.q_water,
+        }
         for key in ("social", "carbon", "water"):
             # minimax terms: explicit totals whose duals price the certificate (finite q:
             # the norm's gradient at the solution is the price, see _certify)
@@ -302,16 +340,26 @@ class EquitableOffline:
             cons.append(eq)
             ex[key] = u
         ref = _reference_scale(sc, coef, routes, obj)
-        prob = cp.Problem(cp.Minimize((obj.energy_weight * ex["energy"]
-                                       + regularizer(obj, ex)) / ref), cons)
-        self._handles: dict[str, Any] = {"totals": totals, "side": list(zip(side, bounds, strict=True)),
-                         "objective": obj, "coef": coef}
+        prob = cp.Problem(
+            cp.Minimize((obj.energy_weight * ex["energy"] + regularizer(obj, ex)) / ref), cons
+        )
+        self._handles: dict[str, Any] = {
+            "totals": totals,
+            "side": list(zip(side, bounds, strict=True)),
+            "objective": obj,
+            "coef": coef,
+        }
         return prob, x, routes, ref, spent
 
     def plan(self, sc: Scenario) -> Dispatch:
         prob, x, routes, ref, spent = self.build(sc)
-        info = solve_problem(prob, lp=self.objective.is_linear, solver=self.solver,
-                             solver_options=self.solver_options, value_scale=ref)
+        info = solve_problem(
+            prob,
+            lp=self.objective.is_linear,
+            solver=self.solver,
+            solver_options=self.solver_options,
+            value_scale=ref,
+        )
         dispatch = dispatch_from(x, sc, routes, self.name, info)
         info = self._certify(sc, dispatch, routes, ref, info, spent)
         if self.strict and not info.ok:
@@ -320,8 +368,15 @@ class EquitableOffline:
             raise SolveError(f"solve is {info.status}; not returned because strict=True", info)
         return Dispatch(dispatch.y, policy=self.name, info=info)
 
-    def _certify(self, sc: Scenario, dispatch: Dispatch, routes: Routes, ref: float,
-                 info: SolveInfo, spent: float) -> SolveInfo:
+    def _certify(
+        self,
+        sc: Scenario,
+        dispatch: Dispatch,
+        routes: Routes,
+        ref: float,
+        info: SolveInfo,
+        spent: float,
+    ) -> SolveInfo:
         """Recompute the objective of the dispatch and bound the optimum from the duals."""
         h: dict[str, Any] = self._handles
         obj: Objective = h["objective"]
@@ -340,16 +395,30 @@ class EquitableOffline:
             # so the price of the regional total is -y (in objective units / ref)
             gamma[key] = -ref * _dual(eq, int(_u.shape[0]) if _u.shape else 1)
         if obj.combined_environment and "environment" not in gamma:
-            gamma["environment"] = (gamma["carbon"] / obj.mu_carbon if obj.mu_carbon > 0
-                                    else gamma["water"] / max(obj.mu_water, 1e-300))
+            gamma["environment"] = (
+                gamma["carbon"] / obj.mu_carbon
+                if obj.mu_carbon > 0
+                else gamma["water"] / max(obj.mu_water, 1e-300)
+            )
         best = lagrangian_bound(sc, obj, gamma=gamma, side=side, coef=h["coef"])
         gap = relative_gap(value, best)
         ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
         status = "optimal" if ok else ("feasible" if math.isfinite(best) else "inaccurate")
-        return SolveInfo(status, info.solver, info.solve_time + spent
-                         + (_time.perf_counter() - t0), value, best, info.iterations,
-                         {**info.extra, "gap": gap, "certificate": "lagrangian (slot LPs)",
-                          "problem": obj.describe(), "model_rule": self.model_rule})
+        return SolveInfo(
+            status,
+            info.solver,
+            info.solve_time + spent + (_time.perf_counter() - t0),
+            value,
+            best,
+            info.iterations,
+            {
+                **info.extra,
+                "gap": gap,
+                "certificate": "lagrangian (slot LPs)",
+                "problem": obj.describe(),
+                "model_rule": self.model_rule,
+            },
+        )
 
     def state(self) -> dict[str, Any]:
         return {"objective": self.objective.describe(), "solver": self.solver}
@@ -382,8 +451,9 @@ def _rtt_budget_bounds(sc: Scenario, routes: Routes) -> list[tuple[np.ndarray, n
     out = []
     for _j, a, b in budget_rows(sc, routes):
         norm = max(float(np.abs(a).max()), 1e-300)
-        out.append((np.broadcast_to(a / norm, (sc.n_time, routes.size)).copy(),
-                    b / (routes.scale * norm)))
+        out.append(
+            (np.broadcast_to(a / norm, (sc.n_time, routes.size)).copy(), b / (routes.scale * norm))
+        )
     return out
 
 
@@ -406,8 +476,7 @@ def _dual(con: cp.Constraint, n: int) -> np.ndarray:
     v = con.dual_value
     if v is None:
         return np.zeros(n)
-    return np.nan_to_num(np.asarray(v, dtype=float).ravel(), nan=0.0, posinf=0.0,
-                         neginf=0.0)
+    return np.nan_to_num(np.asarray(v, dtype=float).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def dispatch_feasible(sc: Scenario, dispatch: Dispatch, tol: float = 1e-6) -> bool:
@@ -415,7 +484,6 @@ def dispatch_feasible(sc: Scenario, dispatch: Dispatch, tol: float = 1e-6) -> bo
     from eqglb.simulate import check_feasibility
 
     return check_feasibility(sc, np.asarray(dispatch.y)).ok(tol)
-
 
     def state(self) -> dict[str, Any]:
         return {"objective": self.objective.describe(), "solver": self.solver}
@@ -435,8 +503,9 @@ def eglb_baseline(objective: Objective, model_rule: str = "best", **kw: Any) -> 
     """
     kw.setdefault("name", "eglb")
     mu_social = objective.unit_weights()["mu_social"] if model_rule == "weighted" else 0.0
-    obj = objective.with_terms(mu_social=mu_social, q_social=1.0, q_carbon=math.inf,
-                               q_water=math.inf)
+    obj = objective.with_terms(
+        mu_social=mu_social, q_social=1.0, q_carbon=math.inf, q_water=math.inf
+    )
     obj = dataclasses.replace(obj, combined_environment=False)
     if model_rule == "weighted":
         model_rule = "free"

@@ -118,8 +118,9 @@ def slot_linear(x: cp.Variable, c: np.ndarray, routes: Routes) -> cp.Expression:
     return cp.sum(cp.multiply(c, x), axis=1) * routes.scale
 
 
-def regional_expressions(x: cp.Variable, coef: Coefficients, routes: Routes
-                         ) -> dict[str, cp.Expression]:
+def regional_expressions(
+    x: cp.Variable, coef: Coefficients, routes: Routes
+) -> dict[str, cp.Expression]:
     """Energy cost [USD], carbon C (datacenter,) [kg], water W (datacenter,) [L], S (region,).
 
     ``C_i = sum_{t,j,k} carbon[t,i,k] y[t,i,j,k]``, likewise W;
@@ -130,7 +131,7 @@ def regional_expressions(x: cp.Variable, coef: Coefficients, routes: Routes
     carbon = cp.sum(cp.multiply(routes.gather(coef.carbon), x), axis=0) @ routes.to_datacenter
     water = cp.sum(cp.multiply(routes.gather(coef.water), x), axis=0) @ routes.to_datacenter
     qp = coef.quality[routes.j, routes.k]
-    social = (cp.sum(x, axis=0) @ (sp.diags(qp) @ routes.to_region))
+    social = cp.sum(x, axis=0) @ (sp.diags(qp) @ routes.to_region)
     return {"energy": energy, "carbon": carbon * s, "water": water * s, "social": social * s}
 
 
@@ -149,8 +150,9 @@ def regularizer(obj: Objective, ex: dict[str, cp.Expression]) -> cp.Expression:
         terms.append(obj.mu_social * _norm(ex["social"], obj.q_social))
     if obj.combined_environment:
         if obj.mu_carbon > 0 or obj.mu_water > 0:
-            terms.append(_norm(obj.mu_carbon * ex["carbon"] + obj.mu_water * ex["water"],
-                               obj.q_carbon))
+            terms.append(
+                _norm(obj.mu_carbon * ex["carbon"] + obj.mu_water * ex["water"], obj.q_carbon)
+            )
     else:
         if obj.mu_carbon > 0:
             terms.append(obj.mu_carbon * _norm(ex["carbon"], obj.q_carbon))
@@ -163,9 +165,14 @@ def regularizer(obj: Objective, ex: dict[str, cp.Expression]) -> cp.Expression:
 _CVX_OK = {cp.OPTIMAL: "optimal", cp.OPTIMAL_INACCURATE: "optimal_inaccurate"}
 
 
-def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
-                  solver_options: dict[str, Any] | None = None, value_scale: float = 1.0
-                  ) -> SolveInfo:
+def solve_problem(
+    problem: cp.Problem,
+    *,
+    lp: bool,
+    solver: str | None = None,
+    solver_options: dict[str, Any] | None = None,
+    value_scale: float = 1.0,
+) -> SolveInfo:
     """Solve with HiGHS (LP) or Clarabel (otherwise) unless ``solver`` names another.
 
     Returns the status as data; raises :class:`SolveError` when no usable point exists.
@@ -181,23 +188,40 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
             # cvxpy warns on inaccurate solutions; the status is returned as data instead
             warnings.filterwarnings("ignore", message="Solution may be inaccurate")
             problem.solve(solver=name, **opts)
-            if (problem.status == cp.OPTIMAL_INACCURATE and name == "CLARABEL"
-                    and not solver_options):
+            if (
+                problem.status == cp.OPTIMAL_INACCURATE
+                and name == "CLARABEL"
+                and not solver_options
+            ):
                 # one retry with more iterations and tighter feasibility before flagging
-                problem.solve(solver=name, max_iter=1000, tol_feas=1e-9, tol_gap_abs=1e-9,
-                              tol_gap_rel=1e-9, static_regularization_constant=1e-10)
+                problem.solve(
+                    solver=name,
+                    max_iter=1000,
+                    tol_feas=1e-9,
+                    tol_gap_abs=1e-9,
+                    tol_gap_rel=1e-9,
+                    static_regularization_constant=1e-10,
+                )
     except (cp.error.SolverError, ValueError) as exc:
         # ValueError: cvxpy could not unpack the solver's answer (status unknown) or an
         # option the solver refused; both are a failed solve, reported cleanly
-        info = SolveInfo(status="solver_error", solver=name,
-                         solve_time=_time.perf_counter() - t0, extra={"message": str(exc)})
-        raise SolveError(f"{name} failed: {exc}; try another solver (--solver) or "
-                         "q in {1, inf} with HIGHS", info) from exc
+        info = SolveInfo(
+            status="solver_error",
+            solver=name,
+            solve_time=_time.perf_counter() - t0,
+            extra={"message": str(exc)},
+        )
+        raise SolveError(
+            f"{name} failed: {exc}; try another solver (--solver) or q in {{1, inf}} with HIGHS",
+            info,
+        ) from exc
     wall = _time.perf_counter() - t0
     stats = problem.solver_stats
     status = _CVX_OK.get(problem.status, str(problem.status))
-    extra: dict[str, Any] = {"cvxpy_status": problem.status,
-                             "compile_time": getattr(problem, "compilation_time", None)}
+    extra: dict[str, Any] = {
+        "cvxpy_status": problem.status,
+        "compile_time": getattr(problem, "compilation_time", None),
+    }
     dual_bound = None
     raw = getattr(stats, "extra_stats", None)
     if raw is not None and hasattr(raw, "obj_val_dual"):  # Clarabel
@@ -212,33 +236,52 @@ def solve_problem(problem: cp.Problem, *, lp: bool, solver: str | None = None,
     value = problem.value
     objective = float(value) * value_scale if value is not None and np.isfinite(value) else None
     if raw is not None and hasattr(raw, "primal_dual_objective_error"):  # HiGHS
-        for key in ("max_primal_infeasibility", "max_dual_infeasibility",
-                    "primal_dual_objective_error", "simplex_iteration_count",
-                    "ipm_iteration_count", "dual_solution_status"):
+        for key in (
+            "max_primal_infeasibility",
+            "max_dual_infeasibility",
+            "primal_dual_objective_error",
+            "simplex_iteration_count",
+            "ipm_iteration_count",
+            "dual_solution_status",
+        ):
             extra[key] = getattr(raw, key)
         # No bound from HiGHS's own figures: objective minus the primal-dual objective
         # error ignores dual infeasibility and is not a valid bound. Callers certify the
         # result with eqglb.certify.lagrangian_bound instead.
     # "optimal" here is only the solver's claim: uncertified until a caller checks a bound
     extra["solver_status"] = status
-    info = SolveInfo(status="inaccurate", solver=name, solve_time=wall, objective=objective,
-                     dual_bound=dual_bound, iterations=getattr(stats, "num_iters", None),
-                     extra=extra)
+    info = SolveInfo(
+        status="inaccurate",
+        solver=name,
+        solve_time=wall,
+        objective=objective,
+        dual_bound=dual_bound,
+        iterations=getattr(stats, "num_iters", None),
+        extra=extra,
+    )
     if status not in ("optimal", "optimal_inaccurate"):
-        failed = SolveInfo(status="infeasible" if "infeasible" in status else "failed",
-                           solver=name, solve_time=wall, extra=extra)
-        raise SolveError(f"{name} returned status {status!r}: no dispatch; check that demand "
-                         "can be served (Scenario validation) or try another solver", failed)
+        failed = SolveInfo(
+            status="infeasible" if "infeasible" in status else "failed",
+            solver=name,
+            solve_time=wall,
+            extra=extra,
+        )
+        raise SolveError(
+            f"{name} returned status {status!r}: no dispatch; check that demand "
+            "can be served (Scenario validation) or try another solver",
+            failed,
+        )
     return info
 
 
-def dispatch_from(x: cp.Variable, sc: Scenario, routes: Routes, policy: str,
-                  info: SolveInfo) -> Dispatch:
+def dispatch_from(
+    x: cp.Variable, sc: Scenario, routes: Routes, policy: str, info: SolveInfo
+) -> Dispatch:
     """Dense dispatch from a solved variable: tiny negative round-off clipped to 0 and each
     (slot, region) rescaled so demand is met exactly (changes are at solver tolerance)."""
     xv = np.asarray(x.value, dtype=float)
     xv = np.clip(xv, 0.0, None) * routes.scale
-    served = xv @ routes.to_region                      # (T, J)
+    served = xv @ routes.to_region  # (T, J)
     d = np.asarray(sc.demand)
     fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
     xv = xv * fac[:, routes.j]

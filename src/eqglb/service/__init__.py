@@ -48,8 +48,10 @@ def _need_extra() -> None:
         import prometheus_client  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f"the eqglb service needs the 'service' extra ({exc.name} is "
-                          "missing): pip install 'eqglb[service]'") from exc
+        raise ImportError(
+            f"the eqglb service needs the 'service' extra ({exc.name} is "
+            "missing): pip install 'eqglb[service]'"
+        ) from exc
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:

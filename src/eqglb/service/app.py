@@ -71,12 +71,18 @@ _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_BODY = 4 * 1024 * 1024
 
 # module level: FastAPI resolves the (string) annotations of endpoints in this namespace
-Level = Annotated[str, Query(pattern="^(datacenter|model)$",
-                             description="Upstream per data centre, or per (data centre, model)")]
+Level = Annotated[
+    str,
+    Query(
+        pattern="^(datacenter|model)$",
+        description="Upstream per data centre, or per (data centre, model)",
+    ),
+]
 
 
-def _errors_out(exc: ValidationError | RequestValidationError, prefix: tuple[str, ...] = ()
-                ) -> list[dict[str, Any]]:
+def _errors_out(
+    exc: ValidationError | RequestValidationError, prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Pydantic errors as ``{loc, msg, type}`` (the offending input is not echoed: it may
     be NaN, which JSON cannot carry)."""
     out = []
@@ -91,8 +97,13 @@ class _Batch:
 
     __slots__ = ("commit", "items", "keys", "outcomes", "state")
 
-    def __init__(self, items: list[Any], outcomes: list[Outcome], state: dict[str, Any],
-                 commit: concurrent.futures.Future[None] | None) -> None:
+    def __init__(
+        self,
+        items: list[Any],
+        outcomes: list[Outcome],
+        state: dict[str, Any],
+        commit: concurrent.futures.Future[None] | None,
+    ) -> None:
         self.items, self.outcomes, self.state, self.commit = items, outcomes, state, commit
         self.keys = [o.row.idempotency_key for o in outcomes if o.row is not None]
 
@@ -108,18 +119,19 @@ class _Sequencer(threading.Thread):
     gets 503 (retry with the same key) and the others are answered as if alone.
     """
 
-    def __init__(self, engine: Engine, store: Store, max_batch: int,
-                 metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, max_batch: int, metrics: ServiceMetrics | None = None
+    ) -> None:
         super().__init__(name="eqglb-sequencer", daemon=True)
         self.engine, self.store, self.max_batch = engine, store, max_batch
         self.metrics = metrics
         self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.committer = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix="eqglb-commit")
+        self.committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="eqglb-commit")
         self.batches = 0
 
-    def submit(self, req: SlotIn, key: str, loop: asyncio.AbstractEventLoop,
-               fut: asyncio.Future[Outcome]) -> None:
+    def submit(
+        self, req: SlotIn, key: str, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Outcome]
+    ) -> None:
         self.q.put((req, key, loop, fut))
 
     def stop(self) -> None:
@@ -135,7 +147,7 @@ class _Sequencer(threading.Thread):
             else:
                 try:
                     item = self.q.get_nowait()
-                except queue.Empty:           # nothing new: answer the batch in flight
+                except queue.Empty:  # nothing new: answer the batch in flight
                     if not self._finish(inflight):
                         self._redo(inflight)
                     inflight = None
@@ -156,14 +168,14 @@ class _Sequencer(threading.Thread):
             batch = self._decide(items)
             if inflight is not None:
                 ok = self._finish(inflight)
-                if not ok:                    # batch was decided on top of a failed commit
+                if not ok:  # batch was decided on top of a failed commit
                     self._redo(inflight, batch)
                     inflight = None
                     if stop:
                         break
                     continue
                 inflight = None
-            if batch.commit is None:          # nothing to write (rejections, replays)
+            if batch.commit is None:  # nothing to write (rejections, replays)
                 self._answer(batch.items, batch.outcomes)
             else:
                 inflight = batch
@@ -195,8 +207,9 @@ class _Sequencer(threading.Thread):
         try:
             batch.commit.result()
         except Exception:
-            log.exception("group commit failed; its slots are decided and committed again "
-                          "one by one")
+            log.exception(
+                "group commit failed; its slots are decided and committed again one by one"
+            )
             return False
         self.engine.committed(batch.state, batch.keys)
         self._answer(batch.items, batch.outcomes)
@@ -206,7 +219,7 @@ class _Sequencer(threading.Thread):
         """After a failed group commit: back to the last durable state, then each request
         of the batches again on its own, committed alone, so that one request whose row
         cannot be stored fails only itself (503), never the others of its batch."""
-        for b in batches:                     # a later batch's commit refuses the gap
+        for b in batches:  # a later batch's commit refuses the gap
             if b.commit is not None:
                 with contextlib.suppress(Exception):
                     b.commit.result()
@@ -225,8 +238,7 @@ class _Sequencer(threading.Thread):
                     else:
                         if self.metrics is not None:
                             self.metrics.batch.observe(1)
-                        self.engine.committed(self.engine.current_state,
-                                              [row.idempotency_key])
+                        self.engine.committed(self.engine.current_state, [row.idempotency_key])
                 self._answer([item], [out])
 
     @staticmethod
@@ -236,8 +248,12 @@ class _Sequencer(threading.Thread):
                 loop.call_soon_threadsafe(_resolve, fut, out)
 
 
-_RETRY = Outcome(503, _dumps({"detail": "the slot could not be stored; retry with the same "
-                                        "Idempotency-Key"}).encode())
+_RETRY = Outcome(
+    503,
+    _dumps(
+        {"detail": "the slot could not be stored; retry with the same Idempotency-Key"}
+    ).encode(),
+)
 
 
 def _resolve(fut: asyncio.Future[Outcome], out: Outcome) -> None:
@@ -248,11 +264,18 @@ def _resolve(fut: asyncio.Future[Outcome], out: Outcome) -> None:
 class Service:
     """Everything one app holds: config, store, engine, sequencer, tokens."""
 
-    def __init__(self, config: ServiceConfig, db_path: str | Path, token: str,
-                 read_token_required: bool, policy: Any) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        db_path: str | Path,
+        token: str,
+        read_token_required: bool,
+        policy: Any,
+    ) -> None:
         if not isinstance(token, str) or not token.strip():
-            raise ValueError("a bearer token is required for writes: pass token= (or --token / "
-                             "EQGLB_TOKEN)")
+            raise ValueError(
+                "a bearer token is required for writes: pass token= (or --token / EQGLB_TOKEN)"
+            )
         self.config = config
         self.token = token.encode()
         self.read_token_required = bool(read_token_required)
@@ -267,8 +290,9 @@ class Service:
 
     def start(self) -> None:
         if self.sequencer is None:
-            self.sequencer = _Sequencer(self.engine, self.store, int(self.config.max_batch),
-                                        self.metrics)
+            self.sequencer = _Sequencer(
+                self.engine, self.store, int(self.config.max_batch), self.metrics
+            )
             self.sequencer.start()
 
     def close(self) -> None:
@@ -283,13 +307,18 @@ class Service:
             return
         auth = request.headers.get("authorization")
         if not auth:
-            raise HTTPException(401, "missing Authorization header; send "
-                                "'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing Authorization header; send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         scheme, _, cred = auth.partition(" ")
         if scheme.lower() != "bearer" or not cred.strip():
-            raise HTTPException(401, "Authorization must be 'Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "Authorization must be 'Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if not hmac.compare_digest(cred.strip().encode(), self.token):
             raise HTTPException(403, "the bearer token is not valid for this service")
 
@@ -303,9 +332,14 @@ def _as_config(source: Any, **kw: Any) -> ServiceConfig:
     return ServiceConfig.from_scenario(sc, **kw)
 
 
-def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
-               read_token_required: bool = False, policy: Any = None,
-               **config: Any) -> FastAPI:
+def create_app(
+    scenario_or_config: Any,
+    db_path: str | Path,
+    token: str,
+    read_token_required: bool = False,
+    policy: Any = None,
+    **config: Any,
+) -> FastAPI:
     """The dispatch service as a FastAPI application.
 
     Parameters
@@ -353,7 +387,7 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         title="eqglb dispatch service",
         version=__version__,
         description="Equitable geographical load balancing of AI inference, live: submit "
-                    "each slot's signals, get the routing and load-balancer weights.",
+        "each slot's signals, get the routing and load-balancer weights.",
         lifespan=lifespan,
     )
     app.state.service = svc
@@ -363,29 +397,51 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         return JSONResponse({"detail": _errors_out(exc)}, status_code=422)
 
     slot_schema = SlotIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    errors = {401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
-              403: {"model": ErrorOut, "description": "wrong token"},
-              409: {"model": ErrorOut, "description": "slot time out of order or duplicate; "
-                                                      "idempotency key reused for another body; "
-                                                      "horizon complete"},
-              413: {"model": ErrorOut, "description": "request body too large"},
-              422: {"model": ErrorOut, "description": "invalid field (named in loc)"},
-              500: {"model": ErrorOut, "description": "the policy failed, or the stored "
-                                                      "response to replay is damaged"},
-              503: {"model": ErrorOut, "description": "the slot could not be stored; retry "
-                                                      "with the same Idempotency-Key"}}
+    errors = {
+        401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
+        403: {"model": ErrorOut, "description": "wrong token"},
+        409: {
+            "model": ErrorOut,
+            "description": "slot time out of order or duplicate; "
+            "idempotency key reused for another body; "
+            "horizon complete",
+        },
+        413: {"model": ErrorOut, "description": "request body too large"},
+        422: {"model": ErrorOut, "description": "invalid field (named in loc)"},
+        500: {
+            "model": ErrorOut,
+            "description": "the policy failed, or the stored response to replay is damaged",
+        },
+        503: {
+            "model": ErrorOut,
+            "description": "the slot could not be stored; retry with the same Idempotency-Key",
+        },
+    }
 
-    @app.post("/v1/slots", response_model=SlotOut, responses=errors,  # type: ignore[arg-type]
-              summary="Submit a slot's signals; get its routing and weights",
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": slot_schema}}},
-                  "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
-                                  "schema": {"type": "string", "minLength": 1,
-                                             "maxLength": 200},
-                                  "description": "Key of this submission, unique to the slot; "
-                                                 "a retry sends the same key. (The "
-                                                 "deprecated body field idempotency_key is "
-                                                 "still accepted in its place.)"}]})
+    @app.post(
+        "/v1/slots",
+        response_model=SlotOut,
+        responses=errors,  # type: ignore[arg-type]
+        summary="Submit a slot's signals; get its routing and weights",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": slot_schema}},
+            },
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "description": "Key of this submission, unique to the slot; "
+                    "a retry sends the same key. (The "
+                    "deprecated body field idempotency_key is "
+                    "still accepted in its place.)",
+                }
+            ],
+        },
+    )
     async def post_slot(request: Request) -> Response:
         """Decide one slot. The response is sent after the slot is committed; a retry with
         the same idempotency key returns the stored response (header
@@ -395,8 +451,12 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         try:
             resp, key, out = await _post_slot(request)
         except HTTPException as exc:
-            m.refused(exc.status_code, rejection_reason(exc.status_code), time.perf_counter() - t0,
-                      request.headers.get(_KEY_HEADER))
+            m.refused(
+                exc.status_code,
+                rejection_reason(exc.status_code),
+                time.perf_counter() - t0,
+                request.headers.get(_KEY_HEADER),
+            )
             raise
         dt = time.perf_counter() - t0
         if out is not None and out.status == 200:
@@ -405,15 +465,25 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
             else:
                 m.replayed(dt, str(key))
         else:
-            m.refused(resp.status_code, rejection_reason(resp.status_code, bytes(resp.body)),
-                      dt, key)
+            m.refused(
+                resp.status_code, rejection_reason(resp.status_code, bytes(resp.body)), dt, key
+            )
         return resp
 
     async def _post_slot(request: Request) -> tuple[Response, str | None, Outcome | None]:
         svc.check(request, write=True)
-        too_big = JSONResponse({"detail": [{
-            "loc": ["body"], "msg": f"request body larger than {MAX_BODY} bytes",
-            "type": "too_large"}]}, status_code=413)
+        too_big = JSONResponse(
+            {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"request body larger than {MAX_BODY} bytes",
+                        "type": "too_large",
+                    }
+                ]
+            },
+            status_code=413,
+        )
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
             return too_big, request.headers.get(_KEY_HEADER), None
@@ -434,46 +504,76 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
         key = req.idempotency_key
         problems = []
         if hkey is not None and not 1 <= len(hkey) <= 200:
-            problems.append({"loc": ["header", "Idempotency-Key"],
-                             "msg": "Idempotency-Key must have 1 to 200 characters",
-                             "type": "string_length"})
+            problems.append(
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "Idempotency-Key must have 1 to 200 characters",
+                    "type": "string_length",
+                }
+            )
         elif hkey is not None and key is not None and hkey != key:
-            problems.append({"loc": ["header", "Idempotency-Key"],
-                             "msg": "Idempotency-Key header and body field idempotency_key "
-                                    "differ; give one, or the same in both",
-                             "type": "idempotency_key_mismatch"})
+            problems.append(
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "Idempotency-Key header and body field idempotency_key "
+                    "differ; give one, or the same in both",
+                    "type": "idempotency_key_mismatch",
+                }
+            )
         elif hkey is None and key is None:
-            problems.append({"loc": ["header", "Idempotency-Key"],
-                             "msg": "an idempotency key is required: send an Idempotency-Key "
-                                    "header (or body field idempotency_key) unique to this "
-                                    "slot, and the same key when retrying",
-                             "type": "missing"})
+            problems.append(
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "an idempotency key is required: send an Idempotency-Key "
+                    "header (or body field idempotency_key) unique to this "
+                    "slot, and the same key when retrying",
+                    "type": "missing",
+                }
+            )
         if problems:
             return JSONResponse({"detail": problems}, status_code=422), hkey or key, None
         seq = svc.sequencer
         if seq is None:
-            raise HTTPException(503, "the service is not started (run it under uvicorn, or use "
-                                "TestClient as a context manager)")
+            raise HTTPException(
+                503,
+                "the service is not started (run it under uvicorn, or use "
+                "TestClient as a context manager)",
+            )
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Outcome] = loop.create_future()
         the_key = str(hkey if hkey is not None else key)
         seq.submit(req, the_key, loop, fut)
         out = await fut
-        return (Response(out.body, status_code=out.status, media_type="application/json",
-                         headers=out.headers), the_key, out)
+        return (
+            Response(
+                out.body, status_code=out.status, media_type="application/json", headers=out.headers
+            ),
+            the_key,
+            out,
+        )
 
-    @app.get("/metrics", summary="Prometheus metrics (text exposition format)",
-             response_class=PlainTextResponse,
-             responses={200: {"content": {_METRICS_TYPE: {"schema": {"type": "string"}}}},
-                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format)",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {_METRICS_TYPE: {"schema": {"type": "string"}}}},
+            401: {"model": ErrorOut},
+            403: {"model": ErrorOut},
+        },
+    )
     def get_metrics(request: Request) -> Response:
         svc.check(request, write=False)
         return Response(svc.metrics.render(), media_type=_METRICS_TYPE)
 
-    @app.get("/healthz", summary="Liveness, and whether slots can be written",
-             response_model=HealthOut,
-             responses={503: {"model": HealthOut,
-                              "description": "not started, or the last write failed"}})
+    @app.get(
+        "/healthz",
+        summary="Liveness, and whether slots can be written",
+        response_model=HealthOut,
+        responses={
+            503: {"model": HealthOut, "description": "not started, or the last write failed"}
+        },
+    )
     def healthz() -> JSONResponse:
         st = svc.engine.committed_state
         alive = svc.sequencer is not None and svc.sequencer.is_alive()
@@ -484,51 +584,83 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
             body["write_error"] = svc.store.write_error
         return JSONResponse(body, status_code=200 if writable else 503)
 
-    @app.get("/v1/state", summary="Duals, cumulative regional costs, fairness so far",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    @app.get(
+        "/v1/state",
+        summary="Duals, cumulative regional costs, fairness so far",
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
     def get_state(request: Request) -> dict[str, Any]:
         svc.check(request, write=False)
         return svc.engine.summary(svc.engine.committed_state)
 
-    @app.get("/v1/weights", summary="Latest integer weights per region",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+    @app.get(
+        "/v1/weights",
+        summary="Latest integer weights per region",
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
     def get_weights(request: Request, level: Level = "datacenter") -> dict[str, Any]:
         svc.check(request, write=False)
         st = svc.engine.committed_state
-        return {"total": cfg.weight_total, "from": st.get("weights_slot"), "level": level,
-                "regions": svc.engine.weights_table(st, level)}
+        return {
+            "total": cfg.weight_total,
+            "from": st.get("weights_slot"),
+            "level": level,
+            "regions": svc.engine.weights_table(st, level),
+        }
 
-    @app.get("/v1/weights/nginx", response_class=PlainTextResponse,
-             summary="NGINX upstream blocks (http context) with the latest weights",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-    def get_nginx(request: Request, level: Level = "datacenter",
-                  include_map: Annotated[bool, Query(alias="map")] = True,
-                  header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
-                  ) -> PlainTextResponse:
+    @app.get(
+        "/v1/weights/nginx",
+        response_class=PlainTextResponse,
+        summary="NGINX upstream blocks (http context) with the latest weights",
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
+    def get_nginx(
+        request: Request,
+        level: Level = "datacenter",
+        include_map: Annotated[bool, Query(alias="map")] = True,
+        header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER,
+    ) -> PlainTextResponse:
         svc.check(request, write=False)
         st = svc.engine.committed_state
         src = st.get("weights_slot")
-        note = (f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
-                if src else "no slot decided yet: uniform weights over allowed routes")
-        text = render_nginx(svc.engine.weights_table(st, level), header=header,
-                            include_map=include_map, comment=note)
+        note = (
+            f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
+            if src
+            else "no slot decided yet: uniform weights over allowed routes"
+        )
+        text = render_nginx(
+            svc.engine.weights_table(st, level),
+            header=header,
+            include_map=include_map,
+            comment=note,
+        )
         return PlainTextResponse(text)
 
-    @app.get("/v1/weights/envoy", summary="Envoy v3 weighted-clusters route configuration",
-             responses={200: {"description": "Envoy route configuration (format=json or "
-                                             "yaml)",
-                              "content": {"application/json": {"schema": {"type": "object"}},
-                                          "application/yaml": {"schema": {"type": "object"}}}},
-                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-    def get_envoy(request: Request, level: Level = "datacenter",
-                  fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
-                  bootstrap: bool = False,
-                  header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
-                  ) -> Response:
+    @app.get(
+        "/v1/weights/envoy",
+        summary="Envoy v3 weighted-clusters route configuration",
+        responses={
+            200: {
+                "description": "Envoy route configuration (format=json or yaml)",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "object"}},
+                },
+            },
+            401: {"model": ErrorOut},
+            403: {"model": ErrorOut},
+        },
+    )
+    def get_envoy(
+        request: Request,
+        level: Level = "datacenter",
+        fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
+        bootstrap: bool = False,
+        header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER,
+    ) -> Response:
         svc.check(request, write=False)
         st = svc.engine.committed_state
-        doc = render_envoy(svc.engine.weights_table(st, level), header=header,
-                           bootstrap=bootstrap)
+        doc = render_envoy(svc.engine.weights_table(st, level), header=header, bootstrap=bootstrap)
         if fmt == "yaml":
             try:
                 import yaml
@@ -539,46 +671,71 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
 
     def weights_note(st: dict[str, Any]) -> str:
         src = st.get("weights_slot")
-        return (f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
-                if src else "no slot decided yet: uniform weights over allowed routes")
+        return (
+            f"weights of slot {src['slot']} ({src['time']}), out of {cfg.weight_total}"
+            if src
+            else "no slot decided yet: uniform weights over allowed routes"
+        )
 
-    @app.get("/v1/weights/haproxy", response_class=PlainTextResponse,
-             summary="HAProxy frontend and weighted backends with the latest weights",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-    def get_haproxy(request: Request, level: Level = "datacenter", complete: bool = True,
-                    bind: Annotated[str, Query(pattern=r"^[A-Za-z0-9.:\[\]*]{1,64}$")]
-                    = "127.0.0.1:8080",
-                    stats_socket: Annotated[str | None, Query(
-                        alias="socket", pattern=r"^/[A-Za-z0-9_./-]{1,200}$")] = None,
-                    header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
-                    ) -> PlainTextResponse:
+    @app.get(
+        "/v1/weights/haproxy",
+        response_class=PlainTextResponse,
+        summary="HAProxy frontend and weighted backends with the latest weights",
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
+    def get_haproxy(
+        request: Request,
+        level: Level = "datacenter",
+        complete: bool = True,
+        bind: Annotated[str, Query(pattern=r"^[A-Za-z0-9.:\[\]*]{1,64}$")] = "127.0.0.1:8080",
+        stats_socket: Annotated[
+            str | None, Query(alias="socket", pattern=r"^/[A-Za-z0-9_./-]{1,200}$")
+        ] = None,
+        header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER,
+    ) -> PlainTextResponse:
         svc.check(request, write=False)
         st = svc.engine.committed_state
-        return PlainTextResponse(render_haproxy(
-            svc.engine.weights_table(st, level), header=header, complete=complete, bind=bind,
-            stats_socket=stats_socket, comment=weights_note(st)))
+        return PlainTextResponse(
+            render_haproxy(
+                svc.engine.weights_table(st, level),
+                header=header,
+                complete=complete,
+                bind=bind,
+                stats_socket=stats_socket,
+                comment=weights_note(st),
+            )
+        )
 
-    @app.get("/v1/weights/gateway", summary="Kubernetes Gateway API HTTPRoutes (weighted)",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                        409: {"model": ErrorOut, "description": "a region cannot be an "
-                                                                "HTTPRoute rule"}})
-    def get_gateway(request: Request, level: Level = "datacenter",
-                    fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
-                    name: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,51}[a-z0-9])?$")]
-                    = "eqglb",
-                    namespace: Annotated[str | None, Query(
-                        pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")] = None,
-                    gateway: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")]
-                    = "eqglb",
-                    header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER
-                    ) -> Response:
+    @app.get(
+        "/v1/weights/gateway",
+        summary="Kubernetes Gateway API HTTPRoutes (weighted)",
+        responses={
+            401: {"model": ErrorOut},
+            403: {"model": ErrorOut},
+            409: {"model": ErrorOut, "description": "a region cannot be an HTTPRoute rule"},
+        },
+    )
+    def get_gateway(
+        request: Request,
+        level: Level = "datacenter",
+        fmt: Annotated[str, Query(alias="format", pattern="^(json|yaml)$")] = "json",
+        name: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,51}[a-z0-9])?$")] = "eqglb",
+        namespace: Annotated[str | None, Query(pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")] = None,
+        gateway: Annotated[str, Query(pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")] = "eqglb",
+        header: Annotated[str, Query(pattern="^[A-Za-z0-9-]{1,64}$")] = REGION_HEADER,
+    ) -> Response:
         svc.check(request, write=False)
         st = svc.engine.committed_state
         try:
-            routes = render_gateway(svc.engine.weights_table(st, level), header=header,
-                                    name=name, namespace=namespace, gateway=gateway,
-                                    comment=weights_note(st))
-        except ValueError as e:   # e.g. more than 16 upstreams in a region (schema limit)
+            routes = render_gateway(
+                svc.engine.weights_table(st, level),
+                header=header,
+                name=name,
+                namespace=namespace,
+                gateway=gateway,
+                comment=weights_note(st),
+            )
+        except ValueError as e:  # e.g. more than 16 upstreams in a region (schema limit)
             raise HTTPException(409, str(e)) from None
         doc = {"apiVersion": "v1", "kind": "List", "items": routes}
         if fmt == "yaml":
@@ -586,31 +743,46 @@ def create_app(scenario_or_config: Any, db_path: str | Path, token: str,
                 import yaml
             except ImportError:  # JSON is valid YAML (1.2): serve the List as such
                 return Response(json.dumps(doc, indent=1), media_type="application/yaml")
-            return Response(yaml.safe_dump_all(routes, sort_keys=False),
-                            media_type="application/yaml")
+            return Response(
+                yaml.safe_dump_all(routes, sort_keys=False), media_type="application/yaml"
+            )
         return Response(json.dumps(doc, indent=1), media_type="application/json")
 
-    @app.get("/v1/slots", summary="Accepted slots (index, time, idempotency key)",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
-    def list_slots(request: Request, after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
-                   limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
+    @app.get(
+        "/v1/slots",
+        summary="Accepted slots (index, time, idempotency key)",
+        responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    )
+    def list_slots(
+        request: Request,
+        after: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    ) -> list[dict[str, Any]]:
         svc.check(request, write=False)
         return svc.store.list_slots(after, limit)
 
-    @app.get("/v1/slots/{slot}", summary="One accepted slot: stored request and response",
-             responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut},
-                        404: {"model": ErrorOut},
-                        500: {"model": ErrorOut, "description": "the stored row is damaged"}})
-    def get_slot(request: Request,
-                 slot: Annotated[int, PathParam(ge=0, le=2**62)]) -> dict[str, Any]:
+    @app.get(
+        "/v1/slots/{slot}",
+        summary="One accepted slot: stored request and response",
+        responses={
+            401: {"model": ErrorOut},
+            403: {"model": ErrorOut},
+            404: {"model": ErrorOut},
+            500: {"model": ErrorOut, "description": "the stored row is damaged"},
+        },
+    )
+    def get_slot(
+        request: Request, slot: Annotated[int, PathParam(ge=0, le=2**62)]
+    ) -> dict[str, Any]:
         svc.check(request, write=False)
         try:
             row = svc.store.read_slot(slot)
-        except StoreCorruptError as exc:         # never serve a damaged row
+        except StoreCorruptError as exc:  # never serve a damaged row
             raise HTTPException(500, str(exc)) from None
         if row is None:
-            raise HTTPException(404, f"no accepted slot {slot} (slots so far: "
-                                f"{svc.engine.committed_state['slot']})")
+            raise HTTPException(
+                404, f"no accepted slot {slot} (slots so far: {svc.engine.committed_state['slot']})"
+            )
         return row
 
     _document(app, svc.read_token_required)
@@ -644,8 +816,9 @@ def _document(app: FastAPI, read_token_required: bool) -> None:
         allowed = _allowed_methods(app, request.scope)
         if not allowed:
             raise HTTPException(404, f"no such path {request.url.path!r}")
-        return Response(status_code=204,
-                        headers={"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))})
+        return Response(
+            status_code=204, headers={"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -660,10 +833,14 @@ def _document(app: FastAPI, read_token_required: bool) -> None:
         if app.openapi_schema:
             return app.openapi_schema
         schema = base()
-        schema.setdefault("components", {})["securitySchemes"] = {"bearerAuth": {
-            "type": "http", "scheme": "bearer",
-            "description": "The service's token (--token / EQGLB_TOKEN): needed for POST, "
-                           "and for GET with --read-token-required (/healthz stays open)."}}
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The service's token (--token / EQGLB_TOKEN): needed for POST, "
+                "and for GET with --read-token-required (/healthz stays open).",
+            }
+        }
         for path, ops in schema.get("paths", {}).items():
             for method, op in ops.items():
                 if method == "post" or (read_token_required and path != "/healthz"):
@@ -671,18 +848,24 @@ def _document(app: FastAPI, read_token_required: bool) -> None:
                 else:
                     op["security"] = []
                 # an operation with ?format=...yaml... answers YAML too: say so
-                if any(p.get("name") == "format" and "yaml" in json.dumps(p.get("schema"))
-                       for p in op.get("parameters", [])):
+                if any(
+                    p.get("name") == "format" and "yaml" in json.dumps(p.get("schema"))
+                    for p in op.get("parameters", [])
+                ):
                     ok = op.get("responses", {}).get("200", {})
                     ok.setdefault("content", {}).setdefault("application/yaml", {"schema": {}})
             ops["options"] = {
-                "summary": "Methods allowed on this path", "operationId":
-                    "options_" + "".join(c if c.isalnum() else "_" for c in path).strip("_"),
+                "summary": "Methods allowed on this path",
+                "operationId": "options_"
+                + "".join(c if c.isalnum() else "_" for c in path).strip("_"),
                 "security": [],
-                "responses": {"204": {"description": "No content; the Allow header lists "
-                                                     "the methods",
-                                      "headers": {"Allow": {"schema": {"type": "string"},
-                                                            "required": True}}}}}
+                "responses": {
+                    "204": {
+                        "description": "No content; the Allow header lists the methods",
+                        "headers": {"Allow": {"schema": {"type": "string"}, "required": True}},
+                    }
+                },
+            }
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

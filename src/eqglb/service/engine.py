@@ -91,9 +91,9 @@ def largest_remainder(fractions: np.ndarray, total: int) -> np.ndarray:
     s = f.sum(axis=-1, keepdims=True)
     scaled = np.divide(f * total, s, out=np.zeros_like(f), where=s > 0)
     base = np.floor(scaled)
-    left = total - base.sum(axis=-1, keepdims=True)              # units still to hand out
+    left = total - base.sum(axis=-1, keepdims=True)  # units still to hand out
     left[s <= 0] = 0
-    order = np.argsort(base - scaled, axis=-1, kind="stable")    # largest remainder first
+    order = np.argsort(base - scaled, axis=-1, kind="stable")  # largest remainder first
     rank = np.argsort(order, axis=-1, kind="stable")
     return (base + (rank < left)).astype(np.int64)
 
@@ -133,13 +133,16 @@ try:  # orjson (optional) encodes several times faster than the standard library
     def _dumps(x: Any) -> str:
         """Compact JSON with sorted keys (orjson would write NaN as null: values passed
         here are finite by construction, policy states are checked)."""
-        return orjson.dumps(x, default=_numpy_default,
-                            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(
+            x, default=_numpy_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS
+        ).decode()
 except ImportError:  # pragma: no cover - depends on the installation
+
     def _dumps(x: Any) -> str:
         """Compact JSON with sorted keys; NaN/inf refused."""
-        return json.dumps(x, separators=(",", ":"), allow_nan=False, sort_keys=True,
-                          default=_numpy_default)
+        return json.dumps(
+            x, separators=(",", ":"), allow_nan=False, sort_keys=True, default=_numpy_default
+        )
 
 
 def _all_finite(x: Any) -> bool:
@@ -155,7 +158,7 @@ def _all_finite(x: Any) -> bool:
         if x and type(x[0]) is float:
             try:
                 return bool(np.isfinite(np.asarray(x, dtype=float)).all())
-            except (TypeError, ValueError):     # ragged or mixed: element by element
+            except (TypeError, ValueError):  # ragged or mixed: element by element
                 pass
         return all(map(_all_finite, x))
     if isinstance(x, np.ndarray):
@@ -168,8 +171,9 @@ def _all_finite(x: Any) -> bool:
 def _policy_json(state: Any, name: str) -> str:
     """A policy's state as JSON; NaN and infinities are refused (JSON cannot hold them)."""
     if not _all_finite(state):
-        raise ValueError(f"policy {name!r} returned a state with NaN or infinite values; it "
-                         "cannot be stored")
+        raise ValueError(
+            f"policy {name!r} returned a state with NaN or infinite values; it cannot be stored"
+        )
     return _dumps(state)
 
 
@@ -187,8 +191,10 @@ def make_online_policy(name: str, objective: Objective) -> Any:
     except ValueError as exc:
         raise ServiceConfigError(f"--policy {name!r}: {exc}; the service runs 'online'") from None
     if not callable(getattr(pol, "decide", None)):
-        raise ServiceConfigError(f"--policy {name!r} is an offline policy (plan); the service "
-                                 "needs an online policy with decide(view), e.g. 'online'")
+        raise ServiceConfigError(
+            f"--policy {name!r} is an offline policy (plan); the service "
+            "needs an online policy with decide(view), e.g. 'online'"
+        )
     return pol
 
 
@@ -249,50 +255,69 @@ class ServiceConfig:
             raise ServiceConfigError(
                 "scenario has an rtt_budget_ms (mean-RTT budget per region and slot), which "
                 "the service's online policies do not model; drop it (the hard rtt_slo_ms is "
-                "honoured) or plan offline with policy \"reference\"")
+                'honoured) or plan offline with policy "reference"'
+            )
         wt = self.weight_total
         if isinstance(wt, bool) or not isinstance(wt, (int, np.integer)) or not 1 <= wt <= 10**6:
-            raise ServiceConfigError(f"weight_total = {wt!r}; give a whole number in [1, "
-                                     "1000000], e.g. 100 or 1000")
+            raise ServiceConfigError(
+                f"weight_total = {wt!r}; give a whole number in [1, 1000000], e.g. 100 or 1000"
+            )
         if self.horizon is not None and (isinstance(self.horizon, bool) or int(self.horizon) < 1):
             raise ServiceConfigError(f"horizon = {self.horizon!r}; give a number of slots >= 1")
         if not 1 <= int(self.max_batch) <= 10_000:
             raise ServiceConfigError(f"max_batch = {self.max_batch!r}; give 1..10000")
         if str(self.synchronous).lower() not in ("full", "normal"):
-            raise ServiceConfigError(f"synchronous = {self.synchronous!r}; use 'full' or "
-                                     "'normal'")
+            raise ServiceConfigError(f"synchronous = {self.synchronous!r}; use 'full' or 'normal'")
         for dc, addr in self.addresses.items():
             if dc not in self.scenario.datacenters:
                 raise ServiceConfigError(
                     f"address given for unknown datacenter {dc!r}; known: "
-                    f"{list(self.scenario.datacenters)}")
+                    f"{list(self.scenario.datacenters)}"
+                )
             _check_address(addr, f"address of datacenter {dc!r}")
-        for tpl, keys in ((self.address_template, ("datacenter", "dc_index")),
-                          (self.model_address_template,
-                           ("datacenter", "dc_index", "model", "model_index"))):
+        for tpl, keys in (
+            (self.address_template, ("datacenter", "dc_index")),
+            (self.model_address_template, ("datacenter", "dc_index", "model", "model_index")),
+        ):
             try:
                 sample = tpl.format(**{k: 1 if k.endswith("index") else "x" for k in keys})
             except (KeyError, IndexError, ValueError) as exc:
-                raise ServiceConfigError(f"address template {tpl!r} is not valid ({exc}); use "
-                                         f"the fields {keys} only") from None
+                raise ServiceConfigError(
+                    f"address template {tpl!r} is not valid ({exc}); use the fields {keys} only"
+                ) from None
             _check_address(sample, f"address template {tpl!r}")
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario, *, q: str | None = None,
-                      q_social: str | None = None, q_carbon: str | None = None,
-                      q_water: str | None = None, mu_social: float | None = None,
-                      mu_carbon: float | None = None, mu_water: float | None = None,
-                      combined_env: bool = False, total_quality: bool = False,
-                      **kw: Any) -> ServiceConfig:
+    def from_scenario(
+        cls,
+        scenario: Scenario,
+        *,
+        q: str | None = None,
+        q_social: str | None = None,
+        q_carbon: str | None = None,
+        q_water: str | None = None,
+        mu_social: float | None = None,
+        mu_carbon: float | None = None,
+        mu_water: float | None = None,
+        combined_env: bool = False,
+        total_quality: bool = False,
+        **kw: Any,
+    ) -> ServiceConfig:
         """Config with the objective built as ``eqglb run`` builds it (eqglb.defaults)."""
         from eqglb.defaults import DEFAULT_MU_CARBON, DEFAULT_MU_WATER, build_objective
 
         obj = build_objective(
-            scenario, q=q, q_social=q_social, q_carbon=q_carbon, q_water=q_water,
+            scenario,
+            q=q,
+            q_social=q_social,
+            q_carbon=q_carbon,
+            q_water=q_water,
             mu_social=mu_social,
             mu_carbon=DEFAULT_MU_CARBON if mu_carbon is None else mu_carbon,
             mu_water=DEFAULT_MU_WATER if mu_water is None else mu_water,
-            combined_env=combined_env, total_quality=total_quality)
+            combined_env=combined_env,
+            total_quality=total_quality,
+        )
         return cls(scenario=scenario, objective=obj, **kw)
 
     @property
@@ -304,23 +329,31 @@ class ServiceConfig:
         if datacenter in self.addresses:
             return self.addresses[datacenter]
         return self.address_template.format(
-            datacenter=dns_label(datacenter),
-            dc_index=self.scenario.datacenters.index(datacenter))
+            datacenter=dns_label(datacenter), dc_index=self.scenario.datacenters.index(datacenter)
+        )
 
     def model_address(self, datacenter: str, model: str) -> str:
         """Upstream address (host:port) of one model at one data centre."""
         return self.model_address_template.format(
-            datacenter=dns_label(datacenter), model=dns_label(model),
+            datacenter=dns_label(datacenter),
+            model=dns_label(model),
             dc_index=self.scenario.datacenters.index(datacenter),
-            model_index=self.scenario.models.index(model))
+            model_index=self.scenario.models.index(model),
+        )
 
 
 def _check_address(addr: str, what: str) -> None:
     host, sep, port = str(addr).rpartition(":")
-    if (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536
-            or not set(host) <= _ADDRESS_CHARS):
-        raise ServiceConfigError(f"{what} is {addr!r}; give host:port, e.g. "
-                                 "dc1.internal:8000 or 10.0.0.5:8000")
+    if (
+        not sep
+        or not host
+        or not port.isdigit()
+        or not 0 < int(port) < 65536
+        or not set(host) <= _ADDRESS_CHARS
+    ):
+        raise ServiceConfigError(
+            f"{what} is {addr!r}; give host:port, e.g. dc1.internal:8000 or 10.0.0.5:8000"
+        )
 
 
 def dns_label(name: str) -> str:
@@ -360,7 +393,8 @@ class _Latest:
                 raise CausalityError(f"slot {i} is in the future of the current slot {self._t}")
             raise LookupError(
                 f"the dispatch service keeps only the current slot of {self._name!r} "
-                f"(slot {self._t}); a policy that reads slot {i} needs its own history")
+                f"(slot {self._t}); a policy that reads slot {i} needs its own history"
+            )
         raise LookupError(f"the dispatch service's signal {self._name!r} supports [t] only")
 
     def __len__(self) -> int:
@@ -393,15 +427,29 @@ class LiveView:
     supports ``view.<signal>[t]`` (and ``[-1]``) for the current slot only.
     """
 
-    __slots__ = ("t", "n_time", "time", "slot_hours", "datacenters", "regions", "models",
-                 "allowed", "energy_per_request", "capacity_per_request", "quality_loss",
-                 "capacity_mode", "latency", *SIGNALS)
+    __slots__ = (
+        "t",
+        "n_time",
+        "time",
+        "slot_hours",
+        "datacenters",
+        "regions",
+        "models",
+        "allowed",
+        "energy_per_request",
+        "capacity_per_request",
+        "quality_loss",
+        "capacity_mode",
+        "latency",
+        *SIGNALS,
+    )
     datacenters: tuple[str, ...]
     regions: tuple[str, ...]
     models: tuple[str, ...]
 
-    def __init__(self, t: int, static: Mapping[str, Any], time: _LiveTime,
-                 rows: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self, t: int, static: Mapping[str, Any], time: _LiveTime, rows: Mapping[str, np.ndarray]
+    ) -> None:
         self.t = t
         for name, value in static.items():
             setattr(self, name, value)
@@ -435,8 +483,9 @@ class Outcome:
     row: SlotRow | None = None
 
 
-def _error(status: int, items: list[tuple[list[Any], str, str]],
-           headers: dict[str, str] | None = None) -> Outcome:
+def _error(
+    status: int, items: list[tuple[list[Any], str, str]], headers: dict[str, str] | None = None
+) -> Outcome:
     detail = [{"loc": loc, "msg": msg, "type": typ} for loc, msg, typ in items]
     return Outcome(status, _dumps({"detail": detail}).encode(), headers or {})
 
@@ -473,17 +522,23 @@ class Engine:
         self._region_index = {n: j for j, n in enumerate(sc.regions)}
         self._model_index = {n: k for k, n in enumerate(sc.models)}
         self._allowed = np.asarray(sc.allowed, dtype=bool)
-        self._eps = np.asarray(sc.energy_per_request, dtype=float)          # (N, K)
-        self._r = np.asarray(sc.capacity_per_request, dtype=float)          # (K,)
-        self._s = np.asarray(sc.quality_loss, dtype=float)                  # (K,)
+        self._eps = np.asarray(sc.energy_per_request, dtype=float)  # (N, K)
+        self._r = np.asarray(sc.capacity_per_request, dtype=float)  # (K,)
+        self._s = np.asarray(sc.quality_loss, dtype=float)  # (K,)
         self.capacity_mode = sc.capacity_mode
         self._step_ns = int(round(sc.slot_hours * 3600e9))
         self._static = {
-            "n_time": config.n_time, "slot_hours": sc.slot_hours,
-            "datacenters": sc.datacenters, "regions": sc.regions, "models": sc.models,
-            "allowed": sc.allowed, "energy_per_request": sc.energy_per_request,
-            "capacity_per_request": sc.capacity_per_request, "quality_loss": sc.quality_loss,
-            "capacity_mode": sc.capacity_mode, "latency": sc.latency,
+            "n_time": config.n_time,
+            "slot_hours": sc.slot_hours,
+            "datacenters": sc.datacenters,
+            "regions": sc.regions,
+            "models": sc.models,
+            "allowed": sc.allowed,
+            "energy_per_request": sc.energy_per_request,
+            "capacity_per_request": sc.capacity_per_request,
+            "quality_loss": sc.quality_loss,
+            "capacity_mode": sc.capacity_mode,
+            "latency": sc.latency,
         }
         if policy is None:
             policy = config.policy
@@ -493,8 +548,10 @@ class Engine:
             policy = policy(config.objective)
         for attr in ("decide", "state", "load_state"):
             if not callable(getattr(policy, attr, None)):
-                raise ServiceConfigError(f"policy {policy!r} has no {attr}(); the service needs "
-                                         "an online policy (decide, state, load_state)")
+                raise ServiceConfigError(
+                    f"policy {policy!r} has no {attr}(); the service needs "
+                    "an online policy (decide, state, load_state)"
+                )
         self.policy = policy
         self.policy_name = str(getattr(policy, "name", type(policy).__name__))
         self._fresh_policy_state = json_ready(policy.state(), "none")
@@ -508,20 +565,29 @@ class Engine:
         sc = self.config.scenario
 
         def digest(a: Any) -> str:
-            return hashlib.sha256(np.ascontiguousarray(np.asarray(a, dtype=float)).tobytes()
-                                  ).hexdigest()[:16]
+            return hashlib.sha256(
+                np.ascontiguousarray(np.asarray(a, dtype=float)).tobytes()
+            ).hexdigest()[:16]
 
         cfg = getattr(self.policy, "config", None)
-        return json_ready({
-            "datacenters": list(sc.datacenters), "regions": list(sc.regions),
-            "models": list(sc.models), "capacity_mode": sc.capacity_mode,
-            "allowed": digest(sc.allowed), "energy_per_request": digest(sc.energy_per_request),
-            "capacity_per_request": digest(sc.capacity_per_request),
-            "quality_loss": digest(sc.quality_loss), "horizon": self.config.n_time,
-            "slot_ns": self._step_ns, "objective": objective_to_config(self.config.objective),
-            "policy": self.policy_name,
-            "policy_config": cfg() if callable(cfg) else None,
-        }, "none")
+        return json_ready(
+            {
+                "datacenters": list(sc.datacenters),
+                "regions": list(sc.regions),
+                "models": list(sc.models),
+                "capacity_mode": sc.capacity_mode,
+                "allowed": digest(sc.allowed),
+                "energy_per_request": digest(sc.energy_per_request),
+                "capacity_per_request": digest(sc.capacity_per_request),
+                "quality_loss": digest(sc.quality_loss),
+                "horizon": self.config.n_time,
+                "slot_ns": self._step_ns,
+                "objective": objective_to_config(self.config.objective),
+                "policy": self.policy_name,
+                "policy_config": cfg() if callable(cfg) else None,
+            },
+            "none",
+        )
 
     def _attach_store(self) -> None:
         saved = self.store.get_meta("config")
@@ -532,7 +598,8 @@ class Engine:
             raise StoreError(
                 f"database {self.store.path} was written by a service with other settings "
                 f"({', '.join(diff)} differ); start with the same scenario, objective and "
-                "policy, or give a new --db")
+                "policy, or give a new --db"
+            )
         latest = self.store.latest_state()
         if latest is None:
             self._committed = self._initial_state()
@@ -541,27 +608,41 @@ class Engine:
             st = json.loads(text)
             st["policy"] = json.loads(policy_text)
             if st.get("format") != STATE_FORMAT or st.get("version") != STATE_VERSION:
-                raise StoreError(f"database {self.store.path}: slot {slot} holds no "
-                                 f"{STATE_FORMAT} v{STATE_VERSION} state")
+                raise StoreError(
+                    f"database {self.store.path}: slot {slot} holds no "
+                    f"{STATE_FORMAT} v{STATE_VERSION} state"
+                )
             self._committed = st
         self._load(self._committed)
 
     def _initial_state(self) -> dict[str, Any]:
         sc = self.config.scenario
         N, J, K = self.shape
-        allowed_dc = self._allowed.any(axis=2).astype(float)               # (N, J)
-        w_dc = largest_remainder(allowed_dc.T, self.config.weight_total)   # (J, N)
-        w_route = largest_remainder(self._allowed.transpose(1, 0, 2).reshape(J, N * K)
-                                    .astype(float), self.config.weight_total).reshape(J, N, K)
+        allowed_dc = self._allowed.any(axis=2).astype(float)  # (N, J)
+        w_dc = largest_remainder(allowed_dc.T, self.config.weight_total)  # (J, N)
+        w_route = largest_remainder(
+            self._allowed.transpose(1, 0, 2).reshape(J, N * K).astype(float),
+            self.config.weight_total,
+        ).reshape(J, N, K)
         return {
-            "format": STATE_FORMAT, "version": STATE_VERSION, "slot": 0,
-            "time0_ns": None, "last_time_ns": None,
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "slot": 0,
+            "time0_ns": None,
+            "last_time_ns": None,
             "policy": self._fresh_policy_state,
-            "pue": np.asarray(sc.pue)[0].tolist(), "ewif": np.asarray(sc.ewif)[0].tolist(),
+            "pue": np.asarray(sc.pue)[0].tolist(),
+            "ewif": np.asarray(sc.ewif)[0].tolist(),
             "capacity": np.asarray(sc.capacity)[0].tolist(),
-            "cumulative": {"energy_cost": 0.0, "carbon": [0.0] * N, "water": [0.0] * N,
-                           "quality": [0.0] * J, "demand": [0.0] * J},
-            "weights_datacenter": w_dc.tolist(), "weights_route": w_route.tolist(),
+            "cumulative": {
+                "energy_cost": 0.0,
+                "carbon": [0.0] * N,
+                "water": [0.0] * N,
+                "quality": [0.0] * J,
+                "demand": [0.0] * J,
+            },
+            "weights_datacenter": w_dc.tolist(),
+            "weights_route": w_route.tolist(),
             "weights_slot": None,
         }
 
@@ -575,8 +656,9 @@ class Engine:
         self.capacity = np.asarray(st["capacity"], dtype=float)
         cum = st["cumulative"]
         self.energy_cost = float(cum["energy_cost"])
-        self.cum = {k: np.asarray(cum[k], dtype=float) for k in
-                    ("carbon", "water", "quality", "demand")}
+        self.cum = {
+            k: np.asarray(cum[k], dtype=float) for k in ("carbon", "water", "quality", "demand")
+        }
         self.w_dc = np.asarray(st["weights_datacenter"], dtype=np.int64)
         self.w_route = np.asarray(st["weights_route"], dtype=np.int64)
         self.weights_slot = st.get("weights_slot")
@@ -585,14 +667,21 @@ class Engine:
 
     def _dump_state(self) -> dict[str, Any]:
         return {
-            "format": STATE_FORMAT, "version": STATE_VERSION, "slot": self.slot,
-            "time0_ns": self.time0_ns, "last_time_ns": self.last_time_ns,
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "slot": self.slot,
+            "time0_ns": self.time0_ns,
+            "last_time_ns": self.last_time_ns,
             "policy": self.policy.state(),
-            "pue": self.pue.tolist(), "ewif": self.ewif.tolist(),
+            "pue": self.pue.tolist(),
+            "ewif": self.ewif.tolist(),
             "capacity": self.capacity.tolist(),
-            "cumulative": {"energy_cost": self.energy_cost,
-                           **{k: v.tolist() for k, v in self.cum.items()}},
-            "weights_datacenter": self.w_dc.tolist(), "weights_route": self.w_route.tolist(),
+            "cumulative": {
+                "energy_cost": self.energy_cost,
+                **{k: v.tolist() for k, v in self.cum.items()},
+            },
+            "weights_datacenter": self.w_dc.tolist(),
+            "weights_route": self.w_route.tolist(),
             "weights_slot": self.weights_slot,
         }
 
@@ -606,8 +695,7 @@ class Engine:
         """State after the last applied slot (committed or not)."""
         return self._state
 
-    def committed(self, state: Mapping[str, Any] | None = None,
-                  keys: Any = None) -> None:
+    def committed(self, state: Mapping[str, Any] | None = None, keys: Any = None) -> None:
         """Slots applied up to ``state`` (default: all) are durable; ``keys`` (default:
         all pending) are now found in the database."""
         self._committed = dict(self._state if state is None else state)
@@ -654,21 +742,35 @@ class Engine:
         if hit is None:
             try:
                 stored = self.store.lookup(key)
-            except StoreCorruptError as exc:       # never replay a damaged response
+            except StoreCorruptError as exc:  # never replay a damaged response
                 return _error(500, [(["header", "Idempotency-Key"], str(exc), "store_damaged")])
             if stored is not None:
                 hit = (stored[0], stored[1])
         if hit is None:
             return None
         if hit[0] != digest:
-            return _error(409, [(["header", "Idempotency-Key"],
-                                 f"idempotency key {key!r} was already used for a different "
-                                 "request; use a new key for a new slot", "idempotency_conflict")])
+            return _error(
+                409,
+                [
+                    (
+                        ["header", "Idempotency-Key"],
+                        f"idempotency key {key!r} was already used for a different "
+                        "request; use a new key for a new slot",
+                        "idempotency_conflict",
+                    )
+                ],
+            )
         return Outcome(200, hit[1], {"Idempotency-Replayed": "true"})
 
     # ------------------------------------------------------------------ checks
-    def _vector(self, values: Mapping[str, float], index: Mapping[str, int], field_: str,
-                dim: str, errors: list[tuple[list[Any], str, str]]) -> np.ndarray:
+    def _vector(
+        self,
+        values: Mapping[str, float],
+        index: Mapping[str, int],
+        field_: str,
+        dim: str,
+        errors: list[tuple[list[Any], str, str]],
+    ) -> np.ndarray:
         """Dense vector of a map that must name every ``dim``."""
         out = np.empty(len(index))
         if values.keys() == index.keys():
@@ -677,30 +779,51 @@ class Engine:
             return out
         unknown = [n for n in values if n not in index]
         for n in unknown:
-            errors.append((["body", field_, n], f"unknown {dim} {n!r} in {field_}; known: "
-                           f"{list(index)}", f"unknown_{dim}"))
+            errors.append(
+                (
+                    ["body", field_, n],
+                    f"unknown {dim} {n!r} in {field_}; known: {list(index)}",
+                    f"unknown_{dim}",
+                )
+            )
         missing = [n for n in index if n not in values]
         if missing:
-            errors.append((["body", field_], f"{field_} is missing {dim}(s) {missing}; give a "
-                           f"value for every {dim}", "missing"))
+            errors.append(
+                (
+                    ["body", field_],
+                    f"{field_} is missing {dim}(s) {missing}; give a value for every {dim}",
+                    "missing",
+                )
+            )
         return out
 
-    def _sticky(self, values: Mapping[str, float] | None, current: np.ndarray, field_: str,
-                errors: list[tuple[list[Any], str, str]]) -> np.ndarray:
+    def _sticky(
+        self,
+        values: Mapping[str, float] | None,
+        current: np.ndarray,
+        field_: str,
+        errors: list[tuple[list[Any], str, str]],
+    ) -> np.ndarray:
         if not values:
             return current
         out = current.copy()
         for n, v in values.items():
             i = self._dc_index.get(n)
             if i is None:
-                errors.append((["body", field_, n], f"unknown datacenter {n!r} in {field_}; "
-                               f"known: {list(self._dc_index)}", "unknown_datacenter"))
+                errors.append(
+                    (
+                        ["body", field_, n],
+                        f"unknown datacenter {n!r} in {field_}; known: {list(self._dc_index)}",
+                        "unknown_datacenter",
+                    )
+                )
             else:
                 out[i] = v
         return out
 
-    def _capacity(self, values: Mapping[str, Any] | None,
-                  errors: list[tuple[list[Any], str, str]]) -> np.ndarray:
+    def _capacity(
+        self, values: Mapping[str, Any] | None, errors: list[tuple[list[Any], str, str]]
+    ) -> np.ndarray:
         if not values:
             return self.capacity
         out = self.capacity.copy()
@@ -708,26 +831,48 @@ class Engine:
         for n, v in values.items():
             i = self._dc_index.get(n)
             if i is None:
-                errors.append((["body", "capacity", n], f"unknown datacenter {n!r} in capacity; "
-                               f"known: {list(self._dc_index)}", "unknown_datacenter"))
+                errors.append(
+                    (
+                        ["body", "capacity", n],
+                        f"unknown datacenter {n!r} in capacity; known: {list(self._dc_index)}",
+                        "unknown_datacenter",
+                    )
+                )
                 continue
             if shared:
                 if isinstance(v, dict):
-                    errors.append((["body", "capacity", n], "capacity is shared per data centre "
-                                   "in this scenario: give one number [units/slot], not a map "
-                                   "by model", "capacity_mode"))
+                    errors.append(
+                        (
+                            ["body", "capacity", n],
+                            "capacity is shared per data centre "
+                            "in this scenario: give one number [units/slot], not a map "
+                            "by model",
+                            "capacity_mode",
+                        )
+                    )
                 else:
                     out[i] = v
                 continue
             if not isinstance(v, dict):
-                errors.append((["body", "capacity", n], "capacity is per (data centre, model) in "
-                               "this scenario: give {model: requests/slot}", "capacity_mode"))
+                errors.append(
+                    (
+                        ["body", "capacity", n],
+                        "capacity is per (data centre, model) in "
+                        "this scenario: give {model: requests/slot}",
+                        "capacity_mode",
+                    )
+                )
                 continue
             for m, c in v.items():
                 k = self._model_index.get(m)
                 if k is None:
-                    errors.append((["body", "capacity", n, m], f"unknown model {m!r} in capacity; "
-                                   f"known: {list(self._model_index)}", "unknown_model"))
+                    errors.append(
+                        (
+                            ["body", "capacity", n, m],
+                            f"unknown model {m!r} in capacity; known: {list(self._model_index)}",
+                            "unknown_model",
+                        )
+                    )
                 else:
                     out[i, k] = c
         return out
@@ -738,39 +883,73 @@ class Engine:
         sig = {
             "demand": self._vector(req.demand, regs, "demand", "region", errors),
             "price": self._vector(req.price, dcs, "price", "datacenter", errors),
-            "carbon_intensity": self._vector(req.carbon_intensity, dcs, "carbon_intensity",
-                                             "datacenter", errors),
+            "carbon_intensity": self._vector(
+                req.carbon_intensity, dcs, "carbon_intensity", "datacenter", errors
+            ),
             "wue": self._vector(req.wue, dcs, "wue", "datacenter", errors),
             "ewif": self._sticky(req.ewif, self.ewif, "ewif", errors),
             "pue": self._sticky(req.pue, self.pue, "pue", errors),
             "capacity": self._capacity(req.capacity, errors),
         }
         if req.time is None and self.last_time_ns is None:
-            errors.append((["body", "time"], "time is required for the first slot (ISO 8601, "
-                           "e.g. 2022-09-22T00:00:00Z)", "missing"))
+            errors.append(
+                (
+                    ["body", "time"],
+                    "time is required for the first slot (ISO 8601, e.g. 2022-09-22T00:00:00Z)",
+                    "missing",
+                )
+            )
         if errors:
             raise _Rejected(_error(422, errors))
         if self.slot >= self.config.n_time:
-            raise _Rejected(_error(409, [(["body"],
-                f"the horizon of {self.config.n_time} slots is complete (the policy accounts "
-                "its averaged costs over it); start a new period with a new database, or "
-                "configure a longer horizon", "horizon_complete")]))
+            raise _Rejected(
+                _error(
+                    409,
+                    [
+                        (
+                            ["body"],
+                            f"the horizon of {self.config.n_time} slots is complete (the policy accounts "
+                            "its averaged costs over it); start a new period with a new database, or "
+                            "configure a longer horizon",
+                            "horizon_complete",
+                        )
+                    ],
+                )
+            )
         if req.time is None:
             assert self.last_time_ns is not None
             t_ns = self.last_time_ns + self._step_ns
             if not TIME_MIN_NS <= t_ns < TIME_MAX_NS:
-                raise _Rejected(_error(422, [(["body", "time"],
-                    f"the next slot would start at {_iso(t_ns)}, outside the accepted range "
-                    f"{TIME_RANGE_TEXT}; start a new period with a new database",
-                    "time_range")]))
+                raise _Rejected(
+                    _error(
+                        422,
+                        [
+                            (
+                                ["body", "time"],
+                                f"the next slot would start at {_iso(t_ns)}, outside the accepted range "
+                                f"{TIME_RANGE_TEXT}; start a new period with a new database",
+                                "time_range",
+                            )
+                        ],
+                    )
+                )
         else:
             t_ns = _time_ns(req.time)
             if self.last_time_ns is not None and t_ns <= self.last_time_ns:
                 what = "duplicates" if t_ns == self.last_time_ns else "is before"
-                raise _Rejected(_error(409, [(["body", "time"],
-                    f"time {_iso(t_ns)} {what} the last accepted slot's time "
-                    f"{_iso(self.last_time_ns)}; slots must arrive in order, each after the last",
-                    "out_of_order")]))
+                raise _Rejected(
+                    _error(
+                        409,
+                        [
+                            (
+                                ["body", "time"],
+                                f"time {_iso(t_ns)} {what} the last accepted slot's time "
+                                f"{_iso(self.last_time_ns)}; slots must arrive in order, each after the last",
+                                "out_of_order",
+                            )
+                        ],
+                    )
+                )
         return sig, t_ns
 
     def _coefficients(self, sig: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -790,13 +969,25 @@ class Engine:
         one = {k: np.asarray(v)[None] for k, v in sig.items()}
         try:
             sc1 = Scenario(
-                datacenters=sc.datacenters, regions=sc.regions, models=sc.models,
-                time=pd.DatetimeIndex([pd.Timestamp(t_ns, tz="UTC")]), demand=one["demand"],
-                price=one["price"], carbon_intensity=one["carbon_intensity"], wue=one["wue"],
-                ewif=one["ewif"], pue=one["pue"], energy_per_request=sc.energy_per_request,
-                capacity_per_request=sc.capacity_per_request, capacity=one["capacity"],
-                quality_loss=sc.quality_loss, allowed=sc.allowed, capacity_mode=sc.capacity_mode,
-                validate_feasibility=False, plausibility_checks=False)  # a diagnostic rebuild
+                datacenters=sc.datacenters,
+                regions=sc.regions,
+                models=sc.models,
+                time=pd.DatetimeIndex([pd.Timestamp(t_ns, tz="UTC")]),
+                demand=one["demand"],
+                price=one["price"],
+                carbon_intensity=one["carbon_intensity"],
+                wue=one["wue"],
+                ewif=one["ewif"],
+                pue=one["pue"],
+                energy_per_request=sc.energy_per_request,
+                capacity_per_request=sc.capacity_per_request,
+                capacity=one["capacity"],
+                quality_loss=sc.quality_loss,
+                allowed=sc.allowed,
+                capacity_mode=sc.capacity_mode,
+                validate_feasibility=False,
+                plausibility_checks=False,
+            )  # a diagnostic rebuild
         except ScenarioError as exc:  # pragma: no cover - inputs were validated already
             return _error(422, [(["body"], str(exc), "invalid")])
         res = first_unservable(sc1)
@@ -804,11 +995,19 @@ class Engine:
             return None
         _, j, missing = res
         name = sc.regions[j]
-        return _error(422, [(["body", "demand", name],
-                             f"demand of region {name!r} cannot be served in this slot: "
-                             f"{missing:.6g} of {sig['demand'][j]:.6g} requests exceed the "
-                             "capacity its allowed (datacenter, model) routes reach; lower "
-                             "demand or raise capacity", "infeasible")])
+        return _error(
+            422,
+            [
+                (
+                    ["body", "demand", name],
+                    f"demand of region {name!r} cannot be served in this slot: "
+                    f"{missing:.6g} of {sig['demand'][j]:.6g} requests exceed the "
+                    "capacity its allowed (datacenter, model) routes reach; lower "
+                    "demand or raise capacity",
+                    "infeasible",
+                )
+            ],
+        )
 
     def _check_decision(self, y: Any, demand: np.ndarray, cap: np.ndarray) -> np.ndarray | str:
         """The decision as an array, or a message saying what is wrong with it."""
@@ -829,15 +1028,17 @@ class Engine:
         served = a.sum(axis=(0, 2))
         if (np.abs(served - demand) > tol).any():
             return "demand not served exactly"
-        used = (np.einsum("njk,k->n", a, self._r) if self.capacity_mode == "shared"
-                else a.sum(axis=1))
+        used = (
+            np.einsum("njk,k->n", a, self._r) if self.capacity_mode == "shared" else a.sum(axis=1)
+        )
         if (used - cap > FEASIBILITY_TOL * np.maximum(1.0, cap)).any():
             return "capacity exceeded"
         return a
 
     # ------------------------------------------------------------------ deciding
-    def _decide(self, req: SlotIn, key: str, text: str, digest: str,
-                sig: dict[str, np.ndarray], t_ns: int) -> Outcome:
+    def _decide(
+        self, req: SlotIn, key: str, text: str, digest: str, sig: dict[str, np.ndarray], t_ns: int
+    ) -> Outcome:
         t = self.slot
         time0 = self.time0_ns if self.time0_ns is not None else t_ns
         coef = self._coefficients(sig)
@@ -852,7 +1053,7 @@ class Engine:
         except Exception as exc:  # the policy failed: infeasible slot or a policy error
             checked = f"{type(exc).__name__}: {exc}"
         if isinstance(checked, str):
-            self._load(self._state)          # undo whatever the policy changed
+            self._load(self._state)  # undo whatever the policy changed
             bad = self._infeasible(sig, t_ns)
             if bad is not None:
                 raise _Rejected(bad)
@@ -860,7 +1061,7 @@ class Engine:
         y = checked
 
         # accounting [USD], [kg CO2], [L], [-], [requests]
-        load = y.sum(axis=1)                                             # (N, K)
+        load = y.sum(axis=1)  # (N, K)
         e_slot = float(np.sum(coef["energy_cost"] * load))
         c_slot = (coef["carbon"] * load).sum(axis=1)
         w_slot = (coef["water"] * load).sum(axis=1)
@@ -874,12 +1075,13 @@ class Engine:
         N, J, K = self.shape
         served = demand > 0
         frac = np.zeros((J, N, K))
-        frac[served] = (y.transpose(1, 0, 2)[served] / demand[served, None, None])
+        frac[served] = y.transpose(1, 0, 2)[served] / demand[served, None, None]
         total = self.config.weight_total
         if served.any():
             w_route = self.w_route.copy()
-            w_route[served] = largest_remainder(frac[served].reshape(-1, N * K),
-                                                total).reshape(-1, N, K)
+            w_route[served] = largest_remainder(frac[served].reshape(-1, N * K), total).reshape(
+                -1, N, K
+            )
             w_dc = self.w_dc.copy()
             w_dc[served] = largest_remainder(frac[served].sum(axis=2), total)
             self.w_route, self.w_dc = w_route, w_dc
@@ -891,49 +1093,80 @@ class Engine:
         iso = _iso(t_ns)
         self.weights_slot = {"slot": t, "time": iso}
 
-        body = self._response(t, iso, key, y, frac, demand, served,
-                              (e_slot, float(c_slot.sum()), float(w_slot.sum())))
+        body = self._response(
+            t, iso, key, y, frac, demand, served, (e_slot, float(c_slot.sum()), float(w_slot.sum()))
+        )
         state = self._dump_state()
         policy_text = _policy_json(state["policy"], self.policy_name)
-        row = SlotRow(slot=t, time=iso, time_ns=t_ns, idempotency_key=key,
-                      request_hash=digest, request=text, response=body,
-                      state=_dumps({k: v for k, v in state.items() if k != "policy"}),
-                      policy_state=policy_text)
+        row = SlotRow(
+            slot=t,
+            time=iso,
+            time_ns=t_ns,
+            idempotency_key=key,
+            request_hash=digest,
+            request=text,
+            response=body,
+            state=_dumps({k: v for k, v in state.items() if k != "policy"}),
+            policy_state=policy_text,
+        )
         # everything is encoded: only now does the slot count as applied (a failure above
         # is undone by apply(), which reloads self._state)
         self._state = state
         self._pending[key] = (digest, body)
         return Outcome(200, body, {}, row)
 
-    def _response(self, t: int, iso: str, key: str, y: np.ndarray, frac: np.ndarray,
-                  demand: np.ndarray, served: np.ndarray,
-                  costs: tuple[float, float, float]) -> bytes:
+    def _response(
+        self,
+        t: int,
+        iso: str,
+        key: str,
+        y: np.ndarray,
+        frac: np.ndarray,
+        demand: np.ndarray,
+        served: np.ndarray,
+        costs: tuple[float, float, float],
+    ) -> bytes:
         dcs, models, regions = self.datacenters, self.models, self.regions
         routes: list[list[dict[str, Any]]] = [[] for _ in regions]
-        jj, ii, kk = np.nonzero(frac >= MIN_FRACTION)     # regions without demand: all 0
-        for j, i, k, f, r in zip(jj.tolist(), ii.tolist(), kk.tolist(),
-                                 frac[jj, ii, kk].tolist(), y[ii, jj, kk].tolist(),
-                                 strict=True):
-            routes[j].append({"datacenter": dcs[i], "model": models[k], "fraction": f,
-                              "requests": r})
+        jj, ii, kk = np.nonzero(frac >= MIN_FRACTION)  # regions without demand: all 0
+        for j, i, k, f, r in zip(
+            jj.tolist(),
+            ii.tolist(),
+            kk.tolist(),
+            frac[jj, ii, kk].tolist(),
+            y[ii, jj, kk].tolist(),
+            strict=True,
+        ):
+            routes[j].append(
+                {"datacenter": dcs[i], "model": models[k], "fraction": f, "requests": r}
+            )
         wdc: list[dict[str, int]] = [{} for _ in regions]
         jj, ii = np.nonzero(self.w_dc)
         for j, i, w in zip(jj.tolist(), ii.tolist(), self.w_dc[jj, ii].tolist(), strict=True):
             wdc[j][dcs[i]] = w
         wr: list[list[dict[str, Any]]] = [[] for _ in regions]
         jj, ii, kk = np.nonzero(self.w_route)
-        for j, i, k, w in zip(jj.tolist(), ii.tolist(), kk.tolist(),
-                              self.w_route[jj, ii, kk].tolist(), strict=True):
+        for j, i, k, w in zip(
+            jj.tolist(), ii.tolist(), kk.tolist(), self.w_route[jj, ii, kk].tolist(), strict=True
+        ):
             wr[j].append({"datacenter": dcs[i], "model": models[k], "weight": w})
         dem = demand.tolist()
         srv = served.tolist()
-        out = {"slot": t, "time": iso, "idempotency_key": key, "policy": self.policy_name,
-               "routing": {r: {"demand": dem[j], "routes": routes[j]}
-                           for j, r in enumerate(regions)},
-               "weights": {"total": self.config.weight_total, "regions": {
-                   r: {"datacenters": wdc[j], "routes": wr[j], "carried_over": not srv[j]}
-                   for j, r in enumerate(regions)}},
-               "costs": {"energy_cost": costs[0], "carbon": costs[1], "water": costs[2]}}
+        out = {
+            "slot": t,
+            "time": iso,
+            "idempotency_key": key,
+            "policy": self.policy_name,
+            "routing": {r: {"demand": dem[j], "routes": routes[j]} for j, r in enumerate(regions)},
+            "weights": {
+                "total": self.config.weight_total,
+                "regions": {
+                    r: {"datacenters": wdc[j], "routes": wr[j], "carried_over": not srv[j]}
+                    for j, r in enumerate(regions)
+                },
+            },
+            "costs": {"energy_cost": costs[0], "carbon": costs[1], "water": costs[2]},
+        }
         return _dumps(out).encode()
 
     # ------------------------------------------------------------------ reads
@@ -948,50 +1181,72 @@ class Engine:
             social = np.divide(qual, dem, out=np.zeros_like(qual), where=dem > 0)
         else:
             social = qual
-        vectors = {"carbon": (np.asarray(cum["carbon"]), self.datacenters, obj.q_carbon),
-                   "water": (np.asarray(cum["water"]), self.datacenters, obj.q_water),
-                   "social": (social, self.regions, obj.q_social)}
+        vectors = {
+            "carbon": (np.asarray(cum["carbon"]), self.datacenters, obj.q_carbon),
+            "water": (np.asarray(cum["water"]), self.datacenters, obj.q_water),
+            "social": (social, self.regions, obj.q_social),
+        }
         duals: dict[str, Any] = {}
         for g, v in (st["policy"].get("duals") or {}).items():
             names = self.regions if g == "social" else self.datacenters
-            duals[g] = (dict(zip(names, v, strict=True)) if len(v) == len(names) else v)
+            duals[g] = dict(zip(names, v, strict=True)) if len(v) == len(names) else v
         cap = np.asarray(st["capacity"])
         if cap.ndim == 1:
             capacity: Any = dict(zip(self.datacenters, cap.tolist(), strict=True))
         else:
-            capacity = {dc: dict(zip(self.models, row, strict=True))
-                        for dc, row in zip(self.datacenters, cap.tolist(), strict=True)}
+            capacity = {
+                dc: dict(zip(self.models, row, strict=True))
+                for dc, row in zip(self.datacenters, cap.tolist(), strict=True)
+            }
         last = st["last_time_ns"]
         first = st["time0_ns"]
-        return json_ready({
-            "slots": st["slot"],
-            "first_time": None if first is None else _iso(first),
-            "last_time": None if last is None else _iso(last),
-            "policy": self.policy_name,
-            "objective": objective_to_config(obj),
-            "duals": duals,
-            "cumulative": {
-                "energy_cost": cum["energy_cost"],
-                "carbon": dict(zip(self.datacenters, vectors["carbon"][0].tolist(), strict=True)),
-                "water": dict(zip(self.datacenters, vectors["water"][0].tolist(), strict=True)),
-                "social": dict(zip(self.regions, social.tolist(), strict=True)),
-                "demand": dict(zip(self.regions, dem.tolist(), strict=True)),
+        return json_ready(
+            {
+                "slots": st["slot"],
+                "first_time": None if first is None else _iso(first),
+                "last_time": None if last is None else _iso(last),
+                "policy": self.policy_name,
+                "objective": objective_to_config(obj),
+                "duals": duals,
+                "cumulative": {
+                    "energy_cost": cum["energy_cost"],
+                    "carbon": dict(
+                        zip(self.datacenters, vectors["carbon"][0].tolist(), strict=True)
+                    ),
+                    "water": dict(zip(self.datacenters, vectors["water"][0].tolist(), strict=True)),
+                    "social": dict(zip(self.regions, social.tolist(), strict=True)),
+                    "demand": dict(zip(self.regions, dem.tolist(), strict=True)),
+                },
+                "fairness": {name: summarize(v, q) for name, (v, _, q) in vectors.items()},
+                "signals": {
+                    "pue": dict(zip(self.datacenters, st["pue"], strict=True)),
+                    "ewif": dict(zip(self.datacenters, st["ewif"], strict=True)),
+                    "capacity": capacity,
+                },
+                "units": {
+                    "energy_cost": "USD",
+                    "carbon": "kg CO2",
+                    "water": "L",
+                    "social": (
+                        "average quality loss per request [-]"
+                        if obj.social_average
+                        else "quality loss [requests]"
+                    ),
+                    "demand": "requests",
+                    "duals.carbon": "USD/kg CO2",
+                    "duals.water": "USD/L",
+                    "duals.social": "USD per unit of S",
+                    "capacity": (
+                        "units/slot" if self.capacity_mode == "shared" else "requests/slot"
+                    ),
+                },
             },
-            "fairness": {name: summarize(v, q) for name, (v, _, q) in vectors.items()},
-            "signals": {"pue": dict(zip(self.datacenters, st["pue"], strict=True)),
-                        "ewif": dict(zip(self.datacenters, st["ewif"], strict=True)),
-                        "capacity": capacity},
-            "units": {"energy_cost": "USD", "carbon": "kg CO2", "water": "L",
-                      "social": ("average quality loss per request [-]" if obj.social_average
-                                 else "quality loss [requests]"),
-                      "demand": "requests", "duals.carbon": "USD/kg CO2",
-                      "duals.water": "USD/L", "duals.social": "USD per unit of S",
-                      "capacity": ("units/slot" if self.capacity_mode == "shared"
-                                   else "requests/slot")},
-        }, "none")
+            "none",
+        )
 
-    def weights_table(self, st: Mapping[str, Any] | None = None, level: str = "datacenter"
-                      ) -> dict[str, dict[str, int]]:
+    def weights_table(
+        self, st: Mapping[str, Any] | None = None, level: str = "datacenter"
+    ) -> dict[str, dict[str, int]]:
         """``{region: {address: weight}}`` (positive weights) of a committed state."""
         st = self._committed if st is None else st
         out: dict[str, dict[str, int]] = {}
@@ -1012,4 +1267,3 @@ class Engine:
                     row[addr] = row.get(addr, 0) + int(wr[j, i, k])
                 out[region] = row
         return out
-

@@ -43,20 +43,38 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DECISION_LOG", "JsonFormatter", "ServiceMetrics", "configure_logging",
-           "rejection_reason"]
+__all__ = [
+    "DECISION_LOG",
+    "JsonFormatter",
+    "ServiceMetrics",
+    "configure_logging",
+    "rejection_reason",
+]
 
 #: Logger of the per-request records.
 DECISION_LOG = "eqglb.service.requests"
 
 #: Buckets of the decision latency histogram [s].
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                   2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 #: Buckets of the commit batch size histogram [slots].
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
 
-_HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 413: "too_large",
-                 503: "not_started"}
+_HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 413: "too_large", 503: "not_started"}
 
 
 def rejection_reason(status: int, body: bytes | None = None) -> str:
@@ -89,7 +107,7 @@ class _StateCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         eng = self.engine
-        st = eng.committed_state              # a dict never mutated afterwards
+        st = eng.committed_state  # a dict never mutated afterwards
         cum = st["cumulative"]
         carbon = np.asarray(cum["carbon"], dtype=float)
         water = np.asarray(cum["water"], dtype=float)
@@ -97,29 +115,40 @@ class _StateCollector:
         dem = np.asarray(cum["demand"], dtype=float)
         if eng.config.objective.social_average:
             qual = np.divide(qual, dem, out=np.zeros_like(qual), where=dem > 0)
-        yield GaugeMetricFamily("eqglb_slots", "Slots accepted (committed) so far",
-                                value=float(st["slot"]))
-        yield GaugeMetricFamily("eqglb_cumulative_energy_cost_usd",
-                                "Energy cost of the slots so far [USD]",
-                                value=float(cum["energy_cost"]))
+        yield GaugeMetricFamily(
+            "eqglb_slots", "Slots accepted (committed) so far", value=float(st["slot"])
+        )
+        yield GaugeMetricFamily(
+            "eqglb_cumulative_energy_cost_usd",
+            "Energy cost of the slots so far [USD]",
+            value=float(cum["energy_cost"]),
+        )
         for name, unit, vec in (("carbon", "kg", carbon), ("water", "liters", water)):
             what = "carbon [kg CO2]" if name == "carbon" else "water [L]"
-            yield GaugeMetricFamily(f"eqglb_worst_{name}_{unit}",
-                                    f"Largest cumulative {what} of a data centre's location "
-                                    "so far", value=float(vec.max()) if vec.size else 0.0)
-            g = GaugeMetricFamily(f"eqglb_cumulative_{name}_{unit}",
-                                  f"Cumulative {what} per data centre so far",
-                                  labels=["datacenter"])
+            yield GaugeMetricFamily(
+                f"eqglb_worst_{name}_{unit}",
+                f"Largest cumulative {what} of a data centre's location so far",
+                value=float(vec.max()) if vec.size else 0.0,
+            )
+            g = GaugeMetricFamily(
+                f"eqglb_cumulative_{name}_{unit}",
+                f"Cumulative {what} per data centre so far",
+                labels=["datacenter"],
+            )
             for dc, v in zip(eng.datacenters, vec.tolist(), strict=True):
                 g.add_metric([dc], v)
             yield g
-        what = ("average quality loss per request [-]" if eng.config.objective.social_average
-                else "quality loss [requests]")
-        yield GaugeMetricFamily("eqglb_worst_quality_loss",
-                                f"Largest {what} of a region so far",
-                                value=float(qual.max()) if qual.size else 0.0)
-        g = GaugeMetricFamily("eqglb_quality_loss", f"{what} per region so far",
-                              labels=["region"])
+        what = (
+            "average quality loss per request [-]"
+            if eng.config.objective.social_average
+            else "quality loss [requests]"
+        )
+        yield GaugeMetricFamily(
+            "eqglb_worst_quality_loss",
+            f"Largest {what} of a region so far",
+            value=float(qual.max()) if qual.size else 0.0,
+        )
+        g = GaugeMetricFamily("eqglb_quality_loss", f"{what} per region so far", labels=["region"])
         for r, v in zip(eng.regions, qual.tolist(), strict=True):
             g.add_metric([r], v)
         yield g
@@ -132,20 +161,39 @@ class ServiceMetrics:
         try:
             from prometheus_client import CollectorRegistry, Counter, Histogram
         except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise ImportError("the eqglb service needs prometheus-client (the 'service' "
-                              "extra): pip install 'eqglb[service]'") from exc
+            raise ImportError(
+                "the eqglb service needs prometheus-client (the 'service' "
+                "extra): pip install 'eqglb[service]'"
+            ) from exc
         reg = self.registry = CollectorRegistry(auto_describe=False)
-        self.decisions = Counter("eqglb_decisions", "Slots decided and committed (replays "
-                                 "not counted)", registry=reg)
-        self.replays = Counter("eqglb_replayed_requests", "Retries answered with the stored "
-                               "response (Idempotency-Replayed: true)", registry=reg)
-        self.rejected = Counter("eqglb_rejected_requests", "Refused slot submissions by HTTP "
-                                "status and error kind", ["status", "reason"], registry=reg)
-        self.latency = Histogram("eqglb_decision_latency_seconds", "Time of a decision in the "
-                                 "service, from the request handler's start to the committed "
-                                 "response [s]", buckets=LATENCY_BUCKETS, registry=reg)
-        self.batch = Histogram("eqglb_commit_batch_size", "Slots per group commit (one SQLite "
-                               "transaction)", buckets=BATCH_BUCKETS, registry=reg)
+        self.decisions = Counter(
+            "eqglb_decisions", "Slots decided and committed (replays not counted)", registry=reg
+        )
+        self.replays = Counter(
+            "eqglb_replayed_requests",
+            "Retries answered with the stored response (Idempotency-Replayed: true)",
+            registry=reg,
+        )
+        self.rejected = Counter(
+            "eqglb_rejected_requests",
+            "Refused slot submissions by HTTP status and error kind",
+            ["status", "reason"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "eqglb_decision_latency_seconds",
+            "Time of a decision in the "
+            "service, from the request handler's start to the committed "
+            "response [s]",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.batch = Histogram(
+            "eqglb_commit_batch_size",
+            "Slots per group commit (one SQLite transaction)",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
         reg.register(_StateCollector(engine))  # type: ignore[arg-type]
         self.log = logging.getLogger(DECISION_LOG)
 
@@ -160,28 +208,62 @@ class ServiceMetrics:
         self.decisions.inc()
         self.latency.observe(seconds)
         if self.log.isEnabledFor(logging.INFO):
-            self.log.info("decision slot=%s time=%s key=%s latency_ms=%.2f", row.slot,
-                          row.time, key, 1e3 * seconds,
-                          extra={"eqglb": {"event": "decision", "status": 200,
-                                           "slot": row.slot, "time": row.time, "key": key,
-                                           "latency_ms": round(1e3 * seconds, 3)}})
+            self.log.info(
+                "decision slot=%s time=%s key=%s latency_ms=%.2f",
+                row.slot,
+                row.time,
+                key,
+                1e3 * seconds,
+                extra={
+                    "eqglb": {
+                        "event": "decision",
+                        "status": 200,
+                        "slot": row.slot,
+                        "time": row.time,
+                        "key": key,
+                        "latency_ms": round(1e3 * seconds, 3),
+                    }
+                },
+            )
 
     def replayed(self, seconds: float, key: str) -> None:
         self.replays.inc()
         if self.log.isEnabledFor(logging.INFO):
-            self.log.info("replay key=%s latency_ms=%.2f", key, 1e3 * seconds,
-                          extra={"eqglb": {"event": "replay", "status": 200, "key": key,
-                                           "latency_ms": round(1e3 * seconds, 3)}})
+            self.log.info(
+                "replay key=%s latency_ms=%.2f",
+                key,
+                1e3 * seconds,
+                extra={
+                    "eqglb": {
+                        "event": "replay",
+                        "status": 200,
+                        "key": key,
+                        "latency_ms": round(1e3 * seconds, 3),
+                    }
+                },
+            )
 
     def refused(self, status: int, reason: str, seconds: float, key: str | None) -> None:
         self.rejected.labels(str(status), reason).inc()
         level = logging.WARNING if status >= 500 else logging.INFO
         if self.log.isEnabledFor(level):
-            self.log.log(level, "rejected status=%s reason=%s key=%s latency_ms=%.2f", status,
-                         reason, key, 1e3 * seconds,
-                         extra={"eqglb": {"event": "rejected", "status": status,
-                                          "reason": reason, "key": key,
-                                          "latency_ms": round(1e3 * seconds, 3)}})
+            self.log.log(
+                level,
+                "rejected status=%s reason=%s key=%s latency_ms=%.2f",
+                status,
+                reason,
+                key,
+                1e3 * seconds,
+                extra={
+                    "eqglb": {
+                        "event": "rejected",
+                        "status": status,
+                        "reason": reason,
+                        "key": key,
+                        "latency_ms": round(1e3 * seconds, 3),
+                    }
+                },
+            )
 
 
 class JsonFormatter(logging.Formatter):
@@ -190,10 +272,13 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": _dt.datetime.fromtimestamp(record.created, _dt.UTC).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname.lower(), "logger": record.name,
-            "msg": record.getMessage()}
+            "ts": _dt.datetime.fromtimestamp(record.created, _dt.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
         fields = getattr(record, "eqglb", None)
         if isinstance(fields, dict):
             out.update(fields)
@@ -231,8 +316,11 @@ def configure_logging(fmt: str = "text", level: str | int = "info") -> logging.H
         if getattr(h, "_eqglb", False):
             logger.removeHandler(h)
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logger.addHandler(handler)
     logger.setLevel(lvl)
     logger.propagate = False

@@ -59,10 +59,23 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GATEWAY_MAX_WEIGHT", "HAPROXY_MAX_WEIGHT", "REGION_HEADER", "HAProxyRuntimeError",
-           "cluster_name", "gateway_backend_ref", "haproxy_server_name", "push_haproxy_table",
-           "push_haproxy_weights", "render_envoy", "render_gateway", "render_haproxy",
-           "render_nginx", "rescale_weights", "upstream_names"]
+__all__ = [
+    "GATEWAY_MAX_WEIGHT",
+    "HAPROXY_MAX_WEIGHT",
+    "REGION_HEADER",
+    "HAProxyRuntimeError",
+    "cluster_name",
+    "gateway_backend_ref",
+    "haproxy_server_name",
+    "push_haproxy_table",
+    "push_haproxy_weights",
+    "render_envoy",
+    "render_gateway",
+    "render_haproxy",
+    "render_nginx",
+    "rescale_weights",
+    "upstream_names",
+]
 
 #: Request header that names the user region of a request.
 REGION_HEADER = "X-EqGLB-Region"
@@ -94,10 +107,13 @@ def rescale_weights(weights: Mapping[str, float], max_weight: int) -> dict[str, 
     """
     if int(max_weight) < 1:
         raise ValueError(f"max_weight = {max_weight!r}; give an integer >= 1")
-    vals = {a: Fraction(w) if not isinstance(w, float) else Fraction.from_float(w)
-            for a, w in weights.items()}
+    vals = {
+        a: Fraction(w) if not isinstance(w, float) else Fraction.from_float(w)
+        for a, w in weights.items()
+    }
     if any(v < 0 for v in vals.values()) or any(
-            isinstance(w, float) and not math.isfinite(w) for w in weights.values()):
+        isinstance(w, float) and not math.isfinite(w) for w in weights.values()
+    ):
         raise ValueError(f"weights must be finite and >= 0, got {dict(weights)!r}")
     if not vals:
         return {}
@@ -143,8 +159,7 @@ def cluster_name(address: str) -> str:
 def _quote(s: str) -> str:
     """NGINX double-quoted string (names may hold spaces, quotes, braces)."""
     if any(c in s for c in "\r\n\0"):
-        raise ValueError(f"name {s!r} holds a line break or NUL; it cannot be an HTTP header "
-                         "value")
+        raise ValueError(f"name {s!r} holds a line break or NUL; it cannot be an HTTP header value")
     q = s.replace("\\", "\\\\").replace('"', '\\"')
     # map strips one leading backslash: it protects a leading "~" (regex), a leading
     # backslash and the special names
@@ -157,9 +172,14 @@ def _comment(s: str) -> str:
     return re.sub(r"[\r\n]", " ", s)
 
 
-def render_nginx(weights: Mapping[str, Mapping[str, int]], *, header: str = REGION_HEADER,
-                 include_map: bool = True, variable: str = "eqglb_upstream",
-                 comment: str = "") -> str:
+def render_nginx(
+    weights: Mapping[str, Mapping[str, int]],
+    *,
+    header: str = REGION_HEADER,
+    include_map: bool = True,
+    variable: str = "eqglb_upstream",
+    comment: str = "",
+) -> str:
     """NGINX configuration (``http {}`` context) of per-region weighted upstreams.
 
     Parameters
@@ -210,9 +230,14 @@ def render_nginx(weights: Mapping[str, Mapping[str, int]], *, header: str = REGI
     return "\n".join(lines) + "\n"
 
 
-def render_envoy(weights: Mapping[str, Mapping[str, int]], *, header: str = REGION_HEADER,
-                 bootstrap: bool = False, name: str = "eqglb", listen_port: int = 10000
-                 ) -> dict[str, Any]:
+def render_envoy(
+    weights: Mapping[str, Mapping[str, int]],
+    *,
+    header: str = REGION_HEADER,
+    bootstrap: bool = False,
+    name: str = "eqglb",
+    listen_port: int = 10000,
+) -> dict[str, Any]:
     """Envoy v3 configuration of per-region weighted clusters.
 
     Parameters
@@ -233,8 +258,8 @@ def render_envoy(weights: Mapping[str, Mapping[str, int]], *, header: str = REGI
     dict (JSON-ready)
     """
     routes = []
-    addresses: dict[str, str] = {}     # cluster name -> address
-    cnames: dict[str, str] = {}        # address -> cluster name (unique)
+    addresses: dict[str, str] = {}  # cluster name -> address
+    cnames: dict[str, str] = {}  # address -> cluster name (unique)
     for region, servers in weights.items():
         pos = {a: int(w) for a, w in servers.items() if int(w) > 0}
         if not pos:
@@ -250,40 +275,89 @@ def render_envoy(weights: Mapping[str, Mapping[str, int]], *, header: str = REGI
                 addresses[cname] = addr
             cname = cnames[addr]
             clusters.append({"name": cname, "weight": w})
-        routes.append({
-            "name": f"region {region}",
-            "match": {"prefix": "/", "headers": [
-                {"name": header.lower(), "string_match": {"exact": region}}]},
-            "route": {"weighted_clusters": {"clusters": clusters}},
-        })
-    route_config = {"name": name, "virtual_hosts": [
-        {"name": name, "domains": ["*"], "routes": routes}]}
+        routes.append(
+            {
+                "name": f"region {region}",
+                "match": {
+                    "prefix": "/",
+                    "headers": [{"name": header.lower(), "string_match": {"exact": region}}],
+                },
+                "route": {"weighted_clusters": {"clusters": clusters}},
+            }
+        )
+    route_config = {
+        "name": name,
+        "virtual_hosts": [{"name": name, "domains": ["*"], "routes": routes}],
+    }
     if not bootstrap:
         return route_config
     clusters_cfg = []
     for cname, addr in addresses.items():
         host, _, port = addr.rpartition(":")
-        clusters_cfg.append({
-            "name": cname, "type": "STRICT_DNS", "connect_timeout": "1s",
-            "lb_policy": "ROUND_ROBIN",
-            "load_assignment": {"cluster_name": cname, "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {
-                    "address": host.strip("[]"), "port_value": int(port)}}}}]}]},
-        })
+        clusters_cfg.append(
+            {
+                "name": cname,
+                "type": "STRICT_DNS",
+                "connect_timeout": "1s",
+                "lb_policy": "ROUND_ROBIN",
+                "load_assignment": {
+                    "cluster_name": cname,
+                    "endpoints": [
+                        {
+                            "lb_endpoints": [
+                                {
+                                    "endpoint": {
+                                        "address": {
+                                            "socket_address": {
+                                                "address": host.strip("[]"),
+                                                "port_value": int(port),
+                                            }
+                                        }
+                                    }
+                                }
+                            ]
+                        }
+                    ],
+                },
+            }
+        )
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
-                 ".v3.HttpConnectionManager",
-        "stat_prefix": name, "route_config": route_config,
-        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+        ".v3.HttpConnectionManager",
+        "stat_prefix": name,
+        "route_config": route_config,
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
     }
-    return {"static_resources": {
-        "listeners": [{"name": name, "address": {"socket_address": {
-            "address": "0.0.0.0", "port_value": int(listen_port)}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": hcm}]}]}],
-        "clusters": clusters_cfg}}
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": name,
+                    "address": {
+                        "socket_address": {"address": "0.0.0.0", "port_value": int(listen_port)}
+                    },
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": clusters_cfg,
+        }
+    }
 
 
 # --------------------------------------------------------------------------- HAProxy
@@ -299,16 +373,16 @@ def haproxy_server_name(address: str) -> str:
 def _haproxy_quote(s: str) -> str:
     """One HAProxy configuration word holding exactly ``s``."""
     if any(c in s for c in "\r\n\0"):
-        raise ValueError(f"name {s!r} holds a line break or NUL; it cannot be an HTTP header "
-                         "value")
+        raise ValueError(f"name {s!r} holds a line break or NUL; it cannot be an HTTP header value")
     if "'" not in s:
-        return f"'{s}'"               # strong quoting: nothing inside is special
+        return f"'{s}'"  # strong quoting: nothing inside is special
     # weak quoting: escape the backslash, the double quote and '$' (environment variables)
     return '"' + re.sub(r'([\\"$])', r"\\\1", s) + '"'
 
 
-def _haproxy_table(weights: Mapping[str, Mapping[str, float]], all_servers: bool
-                   ) -> dict[str, dict[str, int]]:
+def _haproxy_table(
+    weights: Mapping[str, Mapping[str, float]], all_servers: bool
+) -> dict[str, dict[str, int]]:
     every: dict[str, None] = {}
     for servers in weights.values():
         every.update(dict.fromkeys(servers))
@@ -321,10 +395,17 @@ def _haproxy_table(weights: Mapping[str, Mapping[str, float]], all_servers: bool
     return out
 
 
-def render_haproxy(weights: Mapping[str, Mapping[str, float]], *, header: str = REGION_HEADER,
-                   complete: bool = True, bind: str = "127.0.0.1:8080",
-                   stats_socket: str | None = None, all_servers: bool = True,
-                   name: str = "eqglb", comment: str = "") -> str:
+def render_haproxy(
+    weights: Mapping[str, Mapping[str, float]],
+    *,
+    header: str = REGION_HEADER,
+    complete: bool = True,
+    bind: str = "127.0.0.1:8080",
+    stats_socket: str | None = None,
+    all_servers: bool = True,
+    name: str = "eqglb",
+    comment: str = "",
+) -> str:
     """HAProxy configuration of per-region weighted backends.
 
     Parameters
@@ -379,21 +460,28 @@ def render_haproxy(weights: Mapping[str, Mapping[str, float]], *, header: str = 
         lines.append("global")
         if stats_socket is not None:
             if any(c.isspace() or c in "'\"\\#$" for c in str(stats_socket)):
-                raise ValueError(f"stats socket path {stats_socket!r} holds a space or a "
-                                 "quote")
+                raise ValueError(f"stats socket path {stats_socket!r} holds a space or a quote")
             lines.append(f"    stats socket {stats_socket} mode 600 level admin")
-        lines += ["defaults", "    mode http", "    timeout connect 5s",
-                  "    timeout client 60s", "    timeout server 60s"]
+        lines += [
+            "defaults",
+            "    mode http",
+            "    timeout connect 5s",
+            "    timeout client 60s",
+            "    timeout server 60s",
+        ]
     lines += [f"frontend {name}", f"    bind {bind}"]
     for n, region in enumerate(weights):
-        lines.append(f"    acl eqglb_region_{n} req.fhdr({header}) -m str -- "
-                     f"{_haproxy_quote(region)}")
+        lines.append(
+            f"    acl eqglb_region_{n} req.fhdr({header}) -m str -- {_haproxy_quote(region)}"
+        )
     for n, region in enumerate(weights):
         lines.append(f"    use_backend {names[region]} if eqglb_region_{n}")
     # '-' keeps it apart from the region backends (upstream_names uses [a-z0-9_])
-    lines += [f"    default_backend {name}-unknown-region",
-              f"backend {name}-unknown-region",
-              "    http-request deny deny_status 400"]
+    lines += [
+        f"    default_backend {name}-unknown-region",
+        f"backend {name}-unknown-region",
+        "    http-request deny deny_status 400",
+    ]
     for region, row in table.items():
         lines.append(f"# region {_comment(region)!r}: weights sum to {sum(row.values())}")
         lines += [f"backend {names[region]}", "    balance roundrobin"]
@@ -417,9 +505,14 @@ def _haproxy_command(socket_path: str | Path, command: str, timeout: float) -> s
     return b"".join(chunks).decode(errors="replace")
 
 
-def push_haproxy_weights(socket_path: str | Path, backend: str,
-                         weights: Mapping[str, float], *, zero_others: bool = True,
-                         timeout: float = 5.0) -> dict[str, int]:
+def push_haproxy_weights(
+    socket_path: str | Path,
+    backend: str,
+    weights: Mapping[str, float],
+    *,
+    zero_others: bool = True,
+    timeout: float = 5.0,
+) -> dict[str, int]:
     """Set a backend's server weights through HAProxy's runtime API (no reload).
 
     Sends ``set server <backend>/<server> weight N`` over the stats socket (which needs
@@ -453,8 +546,9 @@ def push_haproxy_weights(socket_path: str | Path, backend: str,
     """
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", backend):
         raise ValueError(f"backend name {backend!r}")
-    want = {haproxy_server_name(a): w
-            for a, w in rescale_weights(weights, HAPROXY_MAX_WEIGHT).items()}
+    want = {
+        haproxy_server_name(a): w for a, w in rescale_weights(weights, HAPROXY_MAX_WEIGHT).items()
+    }
     state = _haproxy_command(socket_path, f"show servers state {backend}", timeout)
     rows = [ln.split() for ln in state.splitlines() if ln and not ln.startswith("#")]
     if not rows or rows[0] != ["1"]:
@@ -464,17 +558,17 @@ def push_haproxy_weights(socket_path: str | Path, backend: str,
         raise HAProxyRuntimeError(f"backend {backend!r}: no such backend or no server")
     missing = [s for s in want if s not in present]
     if missing:
-        raise HAProxyRuntimeError(f"backend {backend!r} has no server {missing} (declared: "
-                                  f"{present}); render the configuration with every "
-                                  "address (all_servers=True) and reload once")
+        raise HAProxyRuntimeError(
+            f"backend {backend!r} has no server {missing} (declared: "
+            f"{present}); render the configuration with every "
+            "address (all_servers=True) and reload once"
+        )
     if zero_others:
         want.update({s: 0 for s in present if s not in want})
     for server, w in want.items():
-        ans = _haproxy_command(socket_path, f"set server {backend}/{server} weight {w}",
-                               timeout)
+        ans = _haproxy_command(socket_path, f"set server {backend}/{server} weight {w}", timeout)
         if ans.strip():
-            raise HAProxyRuntimeError(f"set server {backend}/{server} weight {w}: "
-                                      f"{ans.strip()}")
+            raise HAProxyRuntimeError(f"set server {backend}/{server} weight {w}: {ans.strip()}")
     out = {}
     for server in want:
         ans = _haproxy_command(socket_path, f"get weight {backend}/{server}", timeout)
@@ -485,15 +579,17 @@ def push_haproxy_weights(socket_path: str | Path, backend: str,
     return out
 
 
-def push_haproxy_table(socket_path: str | Path, weights: Mapping[str, Mapping[str, float]],
-                       *, timeout: float = 5.0) -> dict[str, dict[str, int]]:
+def push_haproxy_table(
+    socket_path: str | Path, weights: Mapping[str, Mapping[str, float]], *, timeout: float = 5.0
+) -> dict[str, dict[str, int]]:
     """:func:`push_haproxy_weights` for every region of ``{region: {address: weight}}``
     (the whole table, as ``GET /v1/weights`` gives it: backend names depend on the list
     of regions). Returns ``{region: {server: weight}}``."""
     names = upstream_names(list(weights))
-    return {region: push_haproxy_weights(socket_path, names[region], servers,
-                                         timeout=timeout)
-            for region, servers in weights.items()}
+    return {
+        region: push_haproxy_weights(socket_path, names[region], servers, timeout=timeout)
+        for region, servers in weights.items()
+    }
 
 
 # ---------------------------------------------------------------------- Gateway API
@@ -527,8 +623,12 @@ def gateway_backend_ref(address: str) -> dict[str, Any]:
         raise ValueError(f"address {address!r}: give host:port")
     parts = host.strip("[]").split(".")
     ref: dict[str, Any]
-    if (len(parts) >= 3 and parts[2] == "svc" and _DNS_LABEL.fullmatch(parts[0])
-            and _DNS_LABEL.fullmatch(parts[1])):
+    if (
+        len(parts) >= 3
+        and parts[2] == "svc"
+        and _DNS_LABEL.fullmatch(parts[0])
+        and _DNS_LABEL.fullmatch(parts[1])
+    ):
         ref = {"name": parts[0], "namespace": parts[1]}
     else:
         ref = {"name": _dns_label(host.strip("[]"))}
@@ -536,11 +636,17 @@ def gateway_backend_ref(address: str) -> dict[str, Any]:
     return ref
 
 
-def render_gateway(weights: Mapping[str, Mapping[str, float]], *, header: str = REGION_HEADER,
-                   name: str = "eqglb", namespace: str | None = None,
-                   gateway: str = "eqglb", gateway_namespace: str | None = None,
-                   services: Mapping[str, Mapping[str, Any]] | None = None,
-                   comment: str = "") -> list[dict[str, Any]]:
+def render_gateway(
+    weights: Mapping[str, Mapping[str, float]],
+    *,
+    header: str = REGION_HEADER,
+    name: str = "eqglb",
+    namespace: str | None = None,
+    gateway: str = "eqglb",
+    gateway_namespace: str | None = None,
+    services: Mapping[str, Mapping[str, Any]] | None = None,
+    comment: str = "",
+) -> list[dict[str, Any]]:
     """Kubernetes Gateway API ``HTTPRoute`` objects with weighted ``backendRefs``.
 
     Parameters
@@ -573,8 +679,12 @@ def render_gateway(weights: Mapping[str, Mapping[str, float]], *, header: str = 
     limit; a weight 0 is kept as a ``backendRef`` of weight 0, which gets no traffic); a
     region without one gets no rule (its requests match no rule: 404).
     """
-    for what, v in (("name", name), ("namespace", namespace), ("gateway", gateway),
-                    ("gateway_namespace", gateway_namespace)):
+    for what, v in (
+        ("name", name),
+        ("namespace", namespace),
+        ("gateway", gateway),
+        ("gateway_namespace", gateway_namespace),
+    ):
         if v is not None and not _DNS_LABEL.fullmatch(v):
             raise ValueError(f"{what} {v!r}: give a DNS label (a-z, 0-9, '-')")
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}", header):
@@ -583,36 +693,54 @@ def render_gateway(weights: Mapping[str, Mapping[str, float]], *, header: str = 
     rules = []
     for region, servers in weights.items():
         if not 1 <= len(region) <= 4096 or any(c in region for c in "\r\n\0"):
-            raise ValueError(f"region {region[:80]!r}: a header value is 1-4096 characters "
-                             "without line breaks")
+            raise ValueError(
+                f"region {region[:80]!r}: a header value is 1-4096 characters without line breaks"
+            )
         row = rescale_weights(servers, GATEWAY_MAX_WEIGHT)
         if not any(row.values()):
             continue
         if len(row) > GATEWAY_MAX_BACKENDS:
-            raise ValueError(f"region {region!r} has {len(row)} upstreams; an HTTPRoute rule "
-                             f"holds at most {GATEWAY_MAX_BACKENDS} backendRefs")
+            raise ValueError(
+                f"region {region!r} has {len(row)} upstreams; an HTTPRoute rule "
+                f"holds at most {GATEWAY_MAX_BACKENDS} backendRefs"
+            )
         refs = []
         for addr, w in row.items():
             ref = dict(gateway_backend_ref(addr))
             ref.update(services.get(addr, {}))
             refs.append({**ref, "weight": w})
-        rules.append({"matches": [{"headers": [
-            {"type": "Exact", "name": header, "value": region}]}], "backendRefs": refs})
-    chunks = [rules[i:i + GATEWAY_MAX_RULES]
-              for i in range(0, len(rules), GATEWAY_MAX_RULES)] or [[]]
-    parent: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                              "name": gateway}
+        rules.append(
+            {
+                "matches": [{"headers": [{"type": "Exact", "name": header, "value": region}]}],
+                "backendRefs": refs,
+            }
+        )
+    chunks = [
+        rules[i : i + GATEWAY_MAX_RULES] for i in range(0, len(rules), GATEWAY_MAX_RULES)
+    ] or [[]]
+    parent: dict[str, Any] = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": gateway,
+    }
     if gateway_namespace is not None:
         parent["namespace"] = gateway_namespace
     out = []
     for n, chunk in enumerate(chunks):
         meta: dict[str, Any] = {
             "name": name if len(chunks) == 1 else f"{name}-{n}"[:63],
-            "labels": {"app.kubernetes.io/managed-by": "eqglb"}}
+            "labels": {"app.kubernetes.io/managed-by": "eqglb"},
+        }
         if namespace is not None:
             meta["namespace"] = namespace
         if comment:
             meta["annotations"] = {"eqglb.io/weights": _comment(comment)}
-        out.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                    "metadata": meta, "spec": {"parentRefs": [parent], "rules": chunk}})
+        out.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": meta,
+                "spec": {"parentRefs": [parent], "rules": chunk},
+            }
+        )
     return out

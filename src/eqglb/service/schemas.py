@@ -54,8 +54,9 @@ def _desc(name: str) -> str:
 
 Demand = Annotated[float, Field(strict=True, ge=0.0, le=1e12, description=_desc("demand"))]
 Price = Annotated[float, Field(strict=True, ge=-1e4, le=1e4, description=_desc("price"))]
-Carbon = Annotated[float, Field(strict=True, ge=0.0, le=100.0,
-                                description=_desc("carbon_intensity"))]
+Carbon = Annotated[
+    float, Field(strict=True, ge=0.0, le=100.0, description=_desc("carbon_intensity"))
+]
 Wue = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("wue"))]
 Ewif = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("ewif"))]
 Pue = Annotated[float, Field(strict=True, gt=0.0, le=100.0, description=_desc("pue"))]
@@ -77,33 +78,45 @@ class SlotIn(BaseModel):
     time: Annotated[datetime | None, Field(strict=True)] = Field(
         default=None,
         description="Start of the slot (ISO 8601; naive = UTC), in "
-                    f"{TIME_RANGE_TEXT}. Strictly after the last accepted slot. Optional "
-                    "after the first slot: omitted, the slot starts one slot length after "
-                    "the last one.")
+        f"{TIME_RANGE_TEXT}. Strictly after the last accepted slot. Optional "
+        "after the first slot: omitted, the slot starts one slot length after "
+        "the last one.",
+    )
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=200, json_schema_extra={"deprecated": True},
+        default=None,
+        min_length=1,
+        max_length=200,
+        json_schema_extra={"deprecated": True},
         description="Client-chosen key of this submission (or the Idempotency-Key header): a "
-                    "retry with the same key returns the stored response, never a second "
-                    "decision.")
+        "retry with the same key returns the stored response, never a second "
+        "decision.",
+    )
     demand: dict[str, Demand] = Field(
-        description="Requests arriving in the slot per region [requests/slot]; every region.")
+        description="Requests arriving in the slot per region [requests/slot]; every region."
+    )
     price: dict[str, Price] = Field(
-        description="Electricity price per data centre [USD/kWh]; every data centre.")
+        description="Electricity price per data centre [USD/kWh]; every data centre."
+    )
     carbon_intensity: dict[str, Carbon] = Field(
-        description="Grid carbon intensity per data centre [kg CO2/kWh]; every data centre.")
+        description="Grid carbon intensity per data centre [kg CO2/kWh]; every data centre."
+    )
     wue: dict[str, Wue] = Field(
         description="On-site water usage effectiveness per data centre [L/kWh of IT "
-                    "energy]; every data centre.")
+        "energy]; every data centre."
+    )
     ewif: dict[str, Ewif] | None = Field(
         default=None,
         description="Off-site energy-water intensity factor [L/kWh of facility energy]; "
-                    "any data centres (sticky).")
+        "any data centres (sticky).",
+    )
     pue: dict[str, Pue] | None = Field(
-        default=None, description="Power usage effectiveness [-]; any data centres (sticky).")
+        default=None, description="Power usage effectiveness [-]; any data centres (sticky)."
+    )
     capacity: dict[str, Capacity | dict[str, Capacity]] | None = Field(
         default=None,
         description="Capacity changes (sticky): shared mode {datacenter: units/slot}; "
-                    "per-model mode {datacenter: {model: requests/slot}}.")
+        "per-model mode {datacenter: {model: requests/slot}}.",
+    )
 
     @field_validator("time")
     @classmethod
@@ -116,8 +129,10 @@ class SlotIn(BaseModel):
         except OverflowError:  # an offset that pushes the time past datetime's own range
             inside = False
         if not inside:
-            raise ValueError(f"time {v.isoformat()} is outside the accepted range "
-                             f"{TIME_RANGE_TEXT}; give the slot's start in that range")
+            raise ValueError(
+                f"time {v.isoformat()} is outside the accepted range "
+                f"{TIME_RANGE_TEXT}; give the slot's start in that range"
+            )
         return v
 
 
@@ -143,14 +158,16 @@ class RouteWeight(BaseModel):
 
 class RegionWeights(BaseModel):
     datacenters: dict[str, int] = Field(
-        description="Integer weight of each data centre (positive ones only); they sum to "
-                    "`total`.")
+        description="Integer weight of each data centre (positive ones only); they sum to `total`."
+    )
     routes: list[RouteWeight] = Field(
         description="Integer weight of each (data centre, model), positive ones only; they "
-                    "sum to `total`.")
+        "sum to `total`."
+    )
     carried_over: bool = Field(
         description="True when the region had no demand this slot: its previous weights "
-                    "are kept (uniform over allowed routes before its first demand).")
+        "are kept (uniform over allowed routes before its first demand)."
+    )
 
 
 class WeightsOut(BaseModel):
@@ -173,7 +190,8 @@ class SlotOut(BaseModel):
     policy: str
     routing: dict[str, RegionRouting] = Field(
         description="Per region: its demand and the share sent to each (data centre, "
-                    "model); shares below 1e-12 are left out.")
+        "model); shares below 1e-12 are left out."
+    )
     weights: WeightsOut
     costs: SlotCosts
 
@@ -191,10 +209,14 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     """``GET /healthz``: whether the service runs and can write accepted slots."""
 
-    status: str = Field(description="ok (writes possible), degraded (the last write failed) "
-                                    "or starting")
+    status: str = Field(
+        description="ok (writes possible), degraded (the last write failed) or starting"
+    )
     slots: int = Field(description="Committed slots [slots]")
-    writable: bool = Field(description="True when the decision thread runs and the last "
-                                       "write to the database succeeded")
-    write_error: str | None = Field(default=None,
-                                    description="Why the last write failed (degraded only)")
+    writable: bool = Field(
+        description="True when the decision thread runs and the last "
+        "write to the database succeeded"
+    )
+    write_error: str | None = Field(
+        default=None, description="Why the last write failed (degraded only)"
+    )

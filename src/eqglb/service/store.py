@@ -52,8 +52,15 @@ import numpy as np
 
 from eqglb.scenario import ScenarioError
 
-__all__ = ["SCHEMA_VERSION", "SlotRow", "Store", "StoreCorruptError", "StoreError",
-           "row_checksum", "wal_damage"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SlotRow",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "row_checksum",
+    "wal_damage",
+]
 
 SCHEMA_VERSION = 2
 
@@ -79,14 +86,23 @@ CREATE TABLE IF NOT EXISTS slots (
 
 #: Columns a row's checksum covers, in order (text columns read as bytes: a damaged byte
 #: that is not UTF-8 is reported as damage, not as a decoding error).
-_SUMMED = ("slot", "time", "time_ns", "idempotency_key", "request_hash", "request",
-           "response", "state", "policy_state")
-_SELECT_SUMMED = ", ".join(f"CAST({c} AS BLOB)" if c not in ("slot", "time_ns") else c
-                           for c in _SUMMED)
+_SUMMED = (
+    "slot",
+    "time",
+    "time_ns",
+    "idempotency_key",
+    "request_hash",
+    "request",
+    "response",
+    "state",
+    "policy_state",
+)
+_SELECT_SUMMED = ", ".join(
+    f"CAST({c} AS BLOB)" if c not in ("slot", "time_ns") else c for c in _SUMMED
+)
 #: (device, inode) of the database files this process holds.
 _HELD: set[tuple[int, int]] = set()
-_RECOVER = ("restore the database (and its -wal file) from a backup, or start with a new "
-            "--db")
+_RECOVER = "restore the database (and its -wal file) from a backup, or start with a new --db"
 
 
 class StoreError(ScenarioError):
@@ -136,12 +152,18 @@ def _wal_sum(data: bytes, s: tuple[int, int], big: bool) -> tuple[int, int]:
     pw = _powers(n)
     u0, u1 = a, (a + b) & _M32
     # S_n = M^n S_0 + sum_i M^(n-1-i) u_i (uint64 products wrap mod 2^64: exact mod 2^32)
-    full = (np.array([[1, 1], [1, 2]], dtype=np.uint64) @ pw[0]) & _M32   # M^n
-    with np.errstate(over="ignore"):   # numpy scalars warn where arrays wrap silently
-        s0 = (full[0, 0] * np.uint64(s[0]) + full[0, 1] * np.uint64(s[1])
-              + np.sum(pw[:, 0, 0] * u0 + pw[:, 0, 1] * u1, dtype=np.uint64)) & _M32
-        s1 = (full[1, 0] * np.uint64(s[0]) + full[1, 1] * np.uint64(s[1])
-              + np.sum(pw[:, 1, 0] * u0 + pw[:, 1, 1] * u1, dtype=np.uint64)) & _M32
+    full = (np.array([[1, 1], [1, 2]], dtype=np.uint64) @ pw[0]) & _M32  # M^n
+    with np.errstate(over="ignore"):  # numpy scalars warn where arrays wrap silently
+        s0 = (
+            full[0, 0] * np.uint64(s[0])
+            + full[0, 1] * np.uint64(s[1])
+            + np.sum(pw[:, 0, 0] * u0 + pw[:, 0, 1] * u1, dtype=np.uint64)
+        ) & _M32
+        s1 = (
+            full[1, 0] * np.uint64(s[0])
+            + full[1, 1] * np.uint64(s[1])
+            + np.sum(pw[:, 1, 0] * u0 + pw[:, 1, 1] * u1, dtype=np.uint64)
+        ) & _M32
     return int(s0), int(s1)
 
 
@@ -164,8 +186,14 @@ def wal_damage(wal: str | Path) -> str | None:
         return None
     magic, version, page, _, salt1, salt2, c1, c2 = struct.unpack(">8I", data[:32])
     big = bool(magic & 1)
-    if (magic not in _WAL_MAGIC or version != 3007000 or page < 512 or page > 65536
-            or page & (page - 1) or _wal_sum(data[:24], (0, 0), big) != (c1, c2)):
+    if (
+        magic not in _WAL_MAGIC
+        or version != 3007000
+        or page < 512
+        or page > 65536
+        or page & (page - 1)
+        or _wal_sum(data[:24], (0, 0), big) != (c1, c2)
+    ):
         if len(data) > 32 and any(data[32:]):
             return "its header is damaged while frames follow it"
         return None
@@ -175,8 +203,8 @@ def wal_damage(wal: str | Path) -> str | None:
 
     def frame(k: int) -> tuple[int, int, int, int, int, bytes]:
         off = 32 + k * size
-        pg, commit, f1, f2, k1, k2 = struct.unpack(">6I", data[off:off + 24])
-        return commit, f1, f2, k1, k2, data[off:off + 8] + data[off + 24:off + size]
+        pg, commit, f1, f2, k1, k2 = struct.unpack(">6I", data[off : off + 24])
+        return commit, f1, f2, k1, k2, data[off : off + 8] + data[off + 24 : off + size]
 
     k = 0
     while k < n:
@@ -190,7 +218,7 @@ def wal_damage(wal: str | Path) -> str | None:
     if k >= n:
         return None
     _, _, _, k1, k2, _ = frame(k)
-    s = (k1, k2)                    # the writer's running checksum after frame k
+    s = (k1, k2)  # the writer's running checksum after frame k
     for j in range(k + 1, n):
         commit, f1, f2, j1, j2, summed = frame(j)
         if (f1, f2) != (salt1, salt2):
@@ -199,9 +227,11 @@ def wal_damage(wal: str | Path) -> str | None:
         if s != (j1, j2):
             return None
         if commit:
-            return (f"frame {k + 1} of its {n} frames is damaged, and {j - k} intact frames "
-                    "after it end in a commit: SQLite would silently drop those committed "
-                    "transactions")
+            return (
+                f"frame {k + 1} of its {n} frames is damaged, and {j - k} intact frames "
+                "after it end in a commit: SQLite would silently drop those committed "
+                "transactions"
+            )
     return None
 
 
@@ -266,8 +296,10 @@ class Store:
     def __init__(self, path: str | Path, synchronous: str = "full") -> None:
         sync = str(synchronous).lower()
         if sync not in ("full", "normal"):
-            raise StoreError(f"synchronous = {synchronous!r}; use 'full' (fsync every commit, "
-                             "survives power loss) or 'normal' (survives process death)")
+            raise StoreError(
+                f"synchronous = {synchronous!r}; use 'full' (fsync every commit, "
+                "survives power loss) or 'normal' (survives process death)"
+            )
         self.path = Path(path)
         self.synchronous = sync
         #: False after a write failed (until one succeeds): /healthz reports it.
@@ -287,18 +319,23 @@ class Store:
                 raise StoreCorruptError(
                     f"database {self.path}: its write-ahead log {self._real}-wal is damaged: "
                     f"{damage}; {_RECOVER} (to keep only the slots before the damage, and "
-                    "lose the later ones, run: sqlite3 <db> 'PRAGMA wal_checkpoint(TRUNCATE)')")
+                    "lose the later ones, run: sqlite3 <db> 'PRAGMA wal_checkpoint(TRUNCATE)')"
+                )
             self._con = self._connect()
             self._check_tables()
             mode = self._con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise StoreError(f"database {self.path}: SQLite could not enable WAL mode (got "
-                                 f"{mode!r}); put the database on a local file system")
+                raise StoreError(
+                    f"database {self.path}: SQLite could not enable WAL mode (got "
+                    f"{mode!r}); put the database on a local file system"
+                )
             self._con.execute(f"PRAGMA synchronous={sync.upper()}")
             check = [r[0] for r in self._con.execute("PRAGMA quick_check").fetchall()]
             if check != ["ok"]:
-                raise StoreCorruptError(f"database {self.path} is damaged (PRAGMA quick_check: "
-                                        f"{'; '.join(map(str, check[:3]))}); {_RECOVER}")
+                raise StoreCorruptError(
+                    f"database {self.path} is damaged (PRAGMA quick_check: "
+                    f"{'; '.join(map(str, check[:3]))}); {_RECOVER}"
+                )
             self._con.executescript(_SCHEMA)
             # lookups run on their own connection: they never wait for a commit's fsync
             self._read = self._connect()
@@ -308,15 +345,19 @@ class Store:
             elif version == 1:
                 self._migrate_v1()
             elif version != SCHEMA_VERSION:
-                raise StoreError(f"database {self.path}: schema_version {version!r}; this "
-                                 f"eqglb writes version {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"database {self.path}: schema_version {version!r}; this "
+                    f"eqglb writes version {SCHEMA_VERSION}"
+                )
             self.verify()
             self._last_slot = int(self.get_meta("last_slot"))
             self._probe_write()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise StoreError(f"database {self.path}: not a usable SQLite database ({exc}); "
-                             "give a new path with --db") from exc
+            raise StoreError(
+                f"database {self.path}: not a usable SQLite database ({exc}); "
+                "give a new path with --db"
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -329,27 +370,33 @@ class Store:
             if (st.st_dev, st.st_ino) in _HELD:
                 # held by this process: opening and closing another descriptor of the file
                 # would drop SQLite's own POSIX locks on it
-                raise StoreError(f"database {self.path} is in use by another eqglb service "
-                                 "in this process; close it or give another --db")
+                raise StoreError(
+                    f"database {self.path} is in use by another eqglb service "
+                    "in this process; close it or give another --db"
+                )
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except IsADirectoryError:
-            raise StoreError(f"--db {self.path} is a folder; give the path of a database "
-                             "file") from None
+            raise StoreError(
+                f"--db {self.path} is a folder; give the path of a database file"
+            ) from None
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise StoreError(
                     f"database {self.path} is read-only ({exc.strerror}): the service must "
                     "write every accepted slot; make the file and its folder writable, or "
-                    "give another --db") from None
+                    "give another --db"
+                ) from None
             raise StoreError(f"database {self.path}: cannot open it ({exc})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise StoreError(f"database {self.path} is in use by another eqglb service (it "
-                             "holds a lock on the file, whatever path or link it was opened "
-                             "by); stop it or give another --db") from None
+            raise StoreError(
+                f"database {self.path} is in use by another eqglb service (it "
+                "holds a lock on the file, whatever path or link it was opened "
+                "by); stop it or give another --db"
+            ) from None
         st = os.fstat(fd)
         self._inode = (st.st_dev, st.st_ino)
         _HELD.add(self._inode)
@@ -359,30 +406,43 @@ class Store:
         return f"file:{quote(str(self._real), safe='/')}?mode={mode}"
 
     def _connect(self, readonly: bool = False) -> sqlite3.Connection:
-        return sqlite3.connect(self._uri("ro" if readonly else "rw"), uri=True,
-                               isolation_level=None, check_same_thread=False, timeout=10.0)
+        return sqlite3.connect(
+            self._uri("ro" if readonly else "rw"),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=10.0,
+        )
 
     def _check_tables(self) -> None:
         """An eqglb database has both tables or neither (a new file)."""
-        names = {r[0] for r in self._con.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        names = {
+            r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         if ("meta" in names) != ("slots" in names):
             missing = "slots" if "meta" in names else "meta"
             raise StoreCorruptError(
                 f"database {self.path} has lost its table {missing!r} (the other one is "
-                f"there): it does not match its own history; {_RECOVER}")
+                f"there): it does not match its own history; {_RECOVER}"
+            )
 
     def _migrate_v1(self) -> None:
         """Schema 1 (no checksums): add them, trusting the rows as they are."""
         with self._transaction() as con:
             con.execute("ALTER TABLE slots ADD COLUMN checksum TEXT NOT NULL DEFAULT ''")
             rows = con.execute(f"SELECT {_SELECT_SUMMED} FROM slots").fetchall()
-            con.executemany("UPDATE slots SET checksum = ? WHERE slot = ?",
-                            [(row_checksum(*r), r[0]) for r in rows])
+            con.executemany(
+                "UPDATE slots SET checksum = ? WHERE slot = ?",
+                [(row_checksum(*r), r[0]) for r in rows],
+            )
             last = con.execute("SELECT MAX(slot) FROM slots").fetchone()[0]
-            con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                            [("schema_version", json.dumps(SCHEMA_VERSION)),
-                             ("last_slot", json.dumps(-1 if last is None else int(last)))])
+            con.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", json.dumps(SCHEMA_VERSION)),
+                    ("last_slot", json.dumps(-1 if last is None else int(last))),
+                ],
+            )
 
     def verify(self) -> None:
         """Check every row against its checksum and the slots against ``meta.last_slot``.
@@ -393,24 +453,28 @@ class Store:
             Naming the first mismatch and how to recover.
         """
         last = self.get_meta("last_slot")
-        n, lo, hi = self._con.execute("SELECT COUNT(*), MIN(slot), MAX(slot) FROM slots"
-                                      ).fetchone()
+        n, lo, hi = self._con.execute("SELECT COUNT(*), MIN(slot), MAX(slot) FROM slots").fetchone()
         if not isinstance(last, int) or isinstance(last, bool):
-            raise StoreCorruptError(f"database {self.path}: meta last_slot is {last!r}, not "
-                                    f"a slot index; {_RECOVER}")
+            raise StoreCorruptError(
+                f"database {self.path}: meta last_slot is {last!r}, not a slot index; {_RECOVER}"
+            )
         if n != last + 1 or (n and (lo != 0 or hi != last)):
             raise StoreCorruptError(
                 f"database {self.path} does not match its own history: it records slots 0.."
                 f"{last} as committed but holds {n} slot(s)"
-                + (f" ({lo}..{hi})" if n else "") + f"; {_RECOVER}")
+                + (f" ({lo}..{hi})" if n else "")
+                + f"; {_RECOVER}"
+            )
         cur = self._con.execute(f"SELECT {_SELECT_SUMMED}, checksum FROM slots ORDER BY slot")
         for row in cur:
             if row_checksum(*row[:-1]) != row[-1]:
                 raise StoreCorruptError(self._damaged(int(row[0])))
 
     def _damaged(self, slot: int) -> str:
-        return (f"database {self.path}: slot {slot} does not match its checksum (its stored "
-                f"request, response or state was changed on disk); {_RECOVER}")
+        return (
+            f"database {self.path}: slot {slot} does not match its checksum (its stored "
+            f"request, response or state was changed on disk); {_RECOVER}"
+        )
 
     def _probe_write(self) -> None:
         """A real write at start: a read-only file, folder or file system is refused now,
@@ -418,9 +482,11 @@ class Store:
         try:
             self.set_meta({"opened_at": time.time()})
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"database {self.path} cannot be written ({exc}): the service "
-                             "must write every accepted slot; make the file and its folder "
-                             "writable, or give another --db") from None
+            raise StoreError(
+                f"database {self.path} cannot be written ({exc}): the service "
+                "must write every accepted slot; make the file and its folder "
+                "writable, or give another --db"
+            ) from None
         self.writable, self.write_error = True, None
 
     def close(self) -> None:
@@ -450,7 +516,8 @@ class Store:
         with self._transaction():
             self._con.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()])
+                [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()],
+            )
 
     # ------------------------------------------------------------------ slots
     @contextlib.contextmanager
@@ -469,24 +536,43 @@ class Store:
         """Write accepted slots in one transaction; returns once it is committed."""
         now = time.time()
         rows = list(rows)
-        data = [(r.slot, r.time, r.time_ns, r.idempotency_key, r.request_hash, r.request,
-                 r.response, r.state, r.policy_state, now, r.checksum()) for r in rows]
+        data = [
+            (
+                r.slot,
+                r.time,
+                r.time_ns,
+                r.idempotency_key,
+                r.request_hash,
+                r.request,
+                r.response,
+                r.state,
+                r.policy_state,
+                now,
+                r.checksum(),
+            )
+            for r in rows
+        ]
         if not data:
             return
         first = self._last_slot + 1
         if [r.slot for r in rows] != list(range(first, first + len(rows))):
             # e.g. a batch decided on top of a batch whose commit failed: never leave a gap
-            raise StoreError(f"rows of slots {[r.slot for r in rows][:5]} do not follow the "
-                             f"last committed slot {self._last_slot}; not written")
+            raise StoreError(
+                f"rows of slots {[r.slot for r in rows][:5]} do not follow the "
+                f"last committed slot {self._last_slot}; not written"
+            )
         try:
             with self._transaction() as con:
                 con.executemany(
                     "INSERT INTO slots (slot, time, time_ns, idempotency_key, request_hash, "
                     "request, response, state, policy_state, committed_at, checksum) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    data)
-                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_slot', ?)",
-                            (json.dumps(rows[-1].slot),))
+                    data,
+                )
+                con.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_slot', ?)",
+                    (json.dumps(rows[-1].slot),),
+                )
         except Exception as exc:
             self.writable, self.write_error = False, f"{type(exc).__name__}: {exc}"
             raise
@@ -503,8 +589,8 @@ class Store:
             If the row does not match its checksum (a damaged response is never replayed).
         """
         row = self._read.execute(
-            f"SELECT {_SELECT_SUMMED}, checksum FROM slots WHERE idempotency_key = ?",
-            (key,)).fetchone()
+            f"SELECT {_SELECT_SUMMED}, checksum FROM slots WHERE idempotency_key = ?", (key,)
+        ).fetchone()
         if row is None:
             return None
         if row_checksum(*row[:-1]) != row[-1]:
@@ -531,17 +617,22 @@ class Store:
         try:
             row = con.execute(
                 f"SELECT {_SELECT_SUMMED}, checksum, committed_at FROM slots WHERE slot = ?",
-                (int(slot),)).fetchone()
+                (int(slot),),
+            ).fetchone()
         finally:
             con.close()
         if row is None:
             return None
         if row_checksum(*row[:9]) != row[9]:
             raise StoreCorruptError(self._damaged(int(row[0])))
-        return {"slot": row[0], "time": bytes(row[1]).decode(),
-                "idempotency_key": bytes(row[3]).decode(),
-                "request": json.loads(bytes(row[5])), "response": json.loads(bytes(row[6])),
-                "committed_at": row[10]}
+        return {
+            "slot": row[0],
+            "time": bytes(row[1]).decode(),
+            "idempotency_key": bytes(row[3]).decode(),
+            "request": json.loads(bytes(row[5])),
+            "response": json.loads(bytes(row[6])),
+            "committed_at": row[10],
+        }
 
     def list_slots(self, after: int = -1, limit: int = 100) -> list[dict[str, Any]]:
         """(slot, time, idempotency_key) of slots with index > ``after``, in order."""
@@ -549,7 +640,9 @@ class Store:
         try:
             rows = con.execute(
                 "SELECT slot, time, idempotency_key FROM slots WHERE slot > ? ORDER BY slot "
-                "LIMIT ?", (int(after), int(limit))).fetchall()
+                "LIMIT ?",
+                (int(after), int(limit)),
+            ).fetchall()
         finally:
             con.close()
         return [{"slot": r[0], "time": r[1], "idempotency_key": r[2]} for r in rows]

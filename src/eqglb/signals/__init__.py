@@ -67,8 +67,9 @@ _DEFAULTS_LOCK = threading.Lock()
 def _provider_name(provider: str) -> str:
     name = str(provider).strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     if name not in PROVIDERS:
-        raise SignalError(str(provider), "slot_signals", "unknown provider",
-                          f"use one of {sorted(PROVIDERS)}")
+        raise SignalError(
+            str(provider), "slot_signals", "unknown provider", f"use one of {sorted(PROVIDERS)}"
+        )
     return name
 
 
@@ -91,9 +92,15 @@ def _default_client(name: str) -> Any:
         return _DEFAULTS[name]
 
 
-def slot_signals(provider: str, zones: Mapping[str, str] | Iterable[str], time: Any = None,
-                 *, client: Any = None, slot: timedelta = timedelta(hours=1),
-                 **client_kwargs: Any) -> dict[str, dict[str, float]]:
+def slot_signals(
+    provider: str,
+    zones: Mapping[str, str] | Iterable[str],
+    time: Any = None,
+    *,
+    client: Any = None,
+    slot: timedelta = timedelta(hours=1),
+    **client_kwargs: Any,
+) -> dict[str, dict[str, float]]:
     """Per-data-centre grid signals of one slot, in the service's slot-input form.
 
     Parameters
@@ -134,13 +141,18 @@ def slot_signals(provider: str, zones: Mapping[str, str] | Iterable[str], time: 
     name = _provider_name(provider)
     mapping = dict(zones) if isinstance(zones, Mapping) else {str(z): str(z) for z in zones}
     if not mapping:
-        raise SignalError(name, "slot_signals", "no data centres given",
-                          "pass zones={datacenter: zone code}")
+        raise SignalError(
+            name, "slot_signals", "no data centres given", "pass zones={datacenter: zone code}"
+        )
     if client is None:
         client = PROVIDERS[name](**client_kwargs) if client_kwargs else _default_client(name)
     elif not isinstance(client, PROVIDERS[name]):
-        raise SignalError(name, "slot_signals", f"client is a {type(client).__name__}",
-                          f"pass a {PROVIDERS[name].__name__} or no client")
+        raise SignalError(
+            name,
+            "slot_signals",
+            f"client is a {type(client).__name__}",
+            f"pass a {PROVIDERS[name].__name__} or no client",
+        )
     if slot <= timedelta(0):
         raise SignalError(name, "slot_signals", f"slot is {slot}", "give a positive length")
     t = None if time is None else as_utc(time, name, "slot_signals")
@@ -158,10 +170,12 @@ def slot_signals(provider: str, zones: Mapping[str, str] | Iterable[str], time: 
             for z in distinct:
                 ci = sig.carbon_intensity[z].dropna()
                 if ci.empty:
-                    raise SignalError(client.http.provider, "slot_signals",
-                                      f"no value for {z!r} in the hour starting "
-                                      f"{hour:%Y-%m-%d %H:%M} UTC", "ask for an hour EIA "
-                                      "has published")
+                    raise SignalError(
+                        client.http.provider,
+                        "slot_signals",
+                        f"no value for {z!r} in the hour starting {hour:%Y-%m-%d %H:%M} UTC",
+                        "ask for an hour EIA has published",
+                    )
                 carbon[z] = float(ci.iloc[0])
                 ewif[z] = float(sig.ewif[z].dropna().iloc[0])
     else:
@@ -177,4 +191,3 @@ def slot_signals(provider: str, zones: Mapping[str, str] | Iterable[str], time: 
     if name == "eia":
         out["ewif"] = {dc: ewif[z] for dc, z in mapping.items()}
     return out
-

@@ -56,9 +56,17 @@ class SignalError(RuntimeError):
     ``None``), ``status`` (the last HTTP status, or ``None``) and ``attempts``.
     """
 
-    def __init__(self, provider: str, endpoint: str, problem: str, fix: str, *,
-                 field: str | None = None, status: int | None = None,
-                 attempts: int | None = None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        endpoint: str,
+        problem: str,
+        fix: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        attempts: int | None = None,
+    ) -> None:
         self.provider = provider
         self.endpoint = endpoint
         self.field = field
@@ -70,16 +78,21 @@ class SignalError(RuntimeError):
         super().__init__(f"{where}: {problem}; {fix}")
 
 
-def env_value(provider: str, endpoint: str, value: str | None, env: str, what: str,
-              fix: str) -> str:
+def env_value(
+    provider: str, endpoint: str, value: str | None, env: str, what: str, fix: str
+) -> str:
     """``value`` if given, else the environment variable ``env``; a clear error if neither."""
     if value is not None and value != "":
         return value
     got = os.environ.get(env, "")
     if got.strip():
         return got.strip()
-    raise SignalError(provider, endpoint, f"no {what}: the environment variable {env} is not "
-                      "set (and none was passed)", f"export {env}=... ({fix})")
+    raise SignalError(
+        provider,
+        endpoint,
+        f"no {what}: the environment variable {env} is not set (and none was passed)",
+        f"export {env}=... ({fix})",
+    )
 
 
 class HttpSettings:
@@ -103,12 +116,23 @@ class HttpSettings:
         ``sleep(seconds)`` used between attempts (tests pass a recorder).
     """
 
-    def __init__(self, *, timeout: float = 10.0, max_attempts: int = 4, backoff: float = 0.5,
-                 max_delay: float = 30.0, cache_ttl: float = 300.0,
-                 cache_dir: str | os.PathLike[str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        for name, v in (("timeout", timeout), ("backoff", backoff), ("max_delay", max_delay),
-                        ("cache_ttl", cache_ttl)):
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_delay: float = 30.0,
+        cache_ttl: float = 300.0,
+        cache_dir: str | os.PathLike[str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        for name, v in (
+            ("timeout", timeout),
+            ("backoff", backoff),
+            ("max_delay", max_delay),
+            ("cache_ttl", cache_ttl),
+        ):
             if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} is {v!r}; give a finite number of seconds >= 0")
         if int(max_attempts) != max_attempts or max_attempts < 1:
@@ -173,13 +197,23 @@ class JsonClient:
         What to tell the operator when the provider answers 401/403.
     """
 
-    def __init__(self, provider: str, base_url: str, settings: HttpSettings, *,
-                 secret_params: Sequence[str] = (), auth_fix: str = "check the credentials"
-                 ) -> None:
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        settings: HttpSettings,
+        *,
+        secret_params: Sequence[str] = (),
+        auth_fix: str = "check the credentials",
+    ) -> None:
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SignalError(provider, base_url, "the base URL is not an http(s) URL",
-                              "give a URL such as https://host[:port][/prefix]")
+            raise SignalError(
+                provider,
+                base_url,
+                "the base URL is not an http(s) URL",
+                "give a URL such as https://host[:port][/prefix]",
+            )
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.settings = settings
@@ -237,13 +271,18 @@ class JsonClient:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-            tmp.write_text(json.dumps({"key": key, "stored_at": time.time(),
-                                       "payload": payload}), encoding="utf-8")
+            tmp.write_text(
+                json.dumps({"key": key, "stored_at": time.time(), "payload": payload}),
+                encoding="utf-8",
+            )
             os.replace(tmp, path)
         except OSError as exc:
-            raise SignalError(self.provider, key.split("?")[0][4:],
-                              f"cannot write the cache file {path} ({exc})",
-                              "give a writable cache_dir or none") from exc
+            raise SignalError(
+                self.provider,
+                key.split("?")[0][4:],
+                f"cannot write the cache file {path} ({exc})",
+                "give a writable cache_dir or none",
+            ) from exc
 
     def clear_cache(self) -> None:
         """Forget the in-memory cache (files in ``cache_dir`` stay)."""
@@ -251,10 +290,16 @@ class JsonClient:
             self._memory.clear()
 
     # ------------------------------------------------------------------ requests
-    def get_json(self, endpoint: str, params: Params | None = None, *,
-                 headers: Mapping[str, str] | None = None, cache: bool = True,
-                 ttl: float | None = None,
-                 on_auth_failure: Callable[[], Mapping[str, str]] | None = None) -> Any:
+    def get_json(
+        self,
+        endpoint: str,
+        params: Params | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        cache: bool = True,
+        ttl: float | None = None,
+        on_auth_failure: Callable[[], Mapping[str, str]] | None = None,
+    ) -> Any:
         """GET ``base_url + endpoint`` and return the decoded JSON.
 
         Parameters
@@ -288,8 +333,7 @@ class JsonClient:
             if hit is not None:
                 return hit
         url = self.base_url + endpoint + ("?" + urllib.parse.urlencode(qs) if qs else "")
-        hdrs = {"Accept": "application/json", "User-Agent": "eqglb-signals",
-                **(headers or {})}
+        hdrs = {"Accept": "application/json", "User-Agent": "eqglb-signals", **(headers or {})}
         s = self.settings
         last = ""
         last_status: int | None = None
@@ -318,20 +362,32 @@ class JsonClient:
                     attempt -= 1  # a re-login is not a failed attempt
                     continue
                 if status in (401, 403):
-                    raise SignalError(self.provider, endpoint,
-                                      f"HTTP {status}: the credentials were refused "
-                                      f"({_error_text(body)})", self.auth_fix,
-                                      status=status, attempts=attempt) from None
+                    raise SignalError(
+                        self.provider,
+                        endpoint,
+                        f"HTTP {status}: the credentials were refused ({_error_text(body)})",
+                        self.auth_fix,
+                        status=status,
+                        attempts=attempt,
+                    ) from None
                 if status not in RETRY_STATUSES:
-                    raise SignalError(self.provider, endpoint,
-                                      f"HTTP {status}: {_error_text(body)}",
-                                      "check the query (zone/region code, times, "
-                                      "parameters) against the provider's documentation",
-                                      status=status, attempts=attempt) from None
+                    raise SignalError(
+                        self.provider,
+                        endpoint,
+                        f"HTTP {status}: {_error_text(body)}",
+                        "check the query (zone/region code, times, "
+                        "parameters) against the provider's documentation",
+                        status=status,
+                        attempts=attempt,
+                    ) from None
                 last = f"HTTP {status} ({_error_text(body)})"
                 wait = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, TimeoutError, ConnectionError,
-                    http.client.HTTPException) as exc:
+            except (
+                urllib.error.URLError,
+                TimeoutError,
+                ConnectionError,
+                http.client.HTTPException,
+            ) as exc:
                 reason = getattr(exc, "reason", exc)
                 last = f"connection failed ({reason})"
                 last_status = None
@@ -339,27 +395,37 @@ class JsonClient:
                 try:
                     payload = json.loads(body.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError):
-                    raise SignalError(self.provider, endpoint,
-                                      f"HTTP {status} answer is not JSON "
-                                      f"({body[:80]!r})",
-                                      "check the base URL (it must point at the API, not a "
-                                      "web page or proxy)", status=status,
-                                      attempts=attempt) from None
+                    raise SignalError(
+                        self.provider,
+                        endpoint,
+                        f"HTTP {status} answer is not JSON ({body[:80]!r})",
+                        "check the base URL (it must point at the API, not a web page or proxy)",
+                        status=status,
+                        attempts=attempt,
+                    ) from None
                 if cache:
                     self._cache_put(key, ttl, payload)
                 return payload
             if attempt >= s.max_attempts:
-                raise SignalError(self.provider, endpoint,
-                                  f"gave up after {attempt} attempt(s); last: {last}",
-                                  "retry later, raise max_attempts, or check the base URL "
-                                  f"{self.base_url} and the network", status=last_status,
-                                  attempts=attempt)
+                raise SignalError(
+                    self.provider,
+                    endpoint,
+                    f"gave up after {attempt} attempt(s); last: {last}",
+                    "retry later, raise max_attempts, or check the base URL "
+                    f"{self.base_url} and the network",
+                    status=last_status,
+                    attempts=attempt,
+                )
             if wait is not None and wait > s.max_delay:
-                raise SignalError(self.provider, endpoint,
-                                  f"{last}: the provider asks to retry after {wait:g} s, "
-                                  f"longer than max_delay={s.max_delay:g} s",
-                                  "retry later or raise max_delay", status=last_status,
-                                  attempts=attempt)
+                raise SignalError(
+                    self.provider,
+                    endpoint,
+                    f"{last}: the provider asks to retry after {wait:g} s, "
+                    f"longer than max_delay={s.max_delay:g} s",
+                    "retry later or raise max_delay",
+                    status=last_status,
+                    attempts=attempt,
+                )
             delay = min(s.backoff * 2 ** (attempt - 1), s.max_delay)
             if wait is not None:
                 delay = max(delay, wait)
@@ -372,11 +438,19 @@ def as_utc(value: Any, provider: str, endpoint: str, what: str = "time") -> date
         try:
             value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise SignalError(provider, endpoint, f"{what} {value!r} is not an ISO 8601 time",
-                              "give e.g. '2024-05-01T13:00:00Z'") from None
+            raise SignalError(
+                provider,
+                endpoint,
+                f"{what} {value!r} is not an ISO 8601 time",
+                "give e.g. '2024-05-01T13:00:00Z'",
+            ) from None
     if not isinstance(value, datetime):
-        raise SignalError(provider, endpoint, f"{what} {value!r} is not a time",
-                          "give a datetime or ISO 8601 text")
+        raise SignalError(
+            provider,
+            endpoint,
+            f"{what} {value!r} is not a time",
+            "give a datetime or ISO 8601 text",
+        )
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -390,20 +464,31 @@ def iso_z(t: datetime) -> str:
 def parse_time(value: Any, provider: str, endpoint: str, field: str) -> datetime:
     """A time stamp of an answer (ISO 8601 text) in UTC, or a clear error naming the field."""
     if not isinstance(value, str):
-        raise SignalError(provider, endpoint, f"time stamp is {value!r}, not ISO 8601 text",
-                          "the answer does not follow the provider's documented format; "
-                          "check the base URL and API version", field=field)
+        raise SignalError(
+            provider,
+            endpoint,
+            f"time stamp is {value!r}, not ISO 8601 text",
+            "the answer does not follow the provider's documented format; "
+            "check the base URL and API version",
+            field=field,
+        )
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise SignalError(provider, endpoint, f"time stamp {value!r} does not parse",
-                          "the answer does not follow the provider's documented format; "
-                          "check the base URL and API version", field=field) from None
+        raise SignalError(
+            provider,
+            endpoint,
+            f"time stamp {value!r} does not parse",
+            "the answer does not follow the provider's documented format; "
+            "check the base URL and API version",
+            field=field,
+        ) from None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def number(value: Any, provider: str, endpoint: str, field: str, *,
-           allow_none: bool = False) -> float | None:
+def number(
+    value: Any, provider: str, endpoint: str, field: str, *, allow_none: bool = False
+) -> float | None:
     """A finite number of an answer (numbers given as text accepted), or a clear error."""
     if value is None and allow_none:
         return None
@@ -415,9 +500,13 @@ def number(value: Any, provider: str, endpoint: str, field: str, *,
         except (TypeError, ValueError):
             v = math.nan
     if not math.isfinite(v):
-        raise SignalError(provider, endpoint, f"value {value!r} is not a finite number",
-                          "the provider returned no usable value for this time; ask for "
-                          "another time or zone", field=field)
+        raise SignalError(
+            provider,
+            endpoint,
+            f"value {value!r} is not a finite number",
+            "the provider returned no usable value for this time; ask for another time or zone",
+            field=field,
+        )
     return v
 
 
@@ -425,7 +514,11 @@ def field_of(obj: Any, name: str, provider: str, endpoint: str, where: str = "")
     """``obj[name]``, or a clear error naming the missing field."""
     if not isinstance(obj, dict) or name not in obj:
         got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise SignalError(provider, endpoint, f"the answer{where} has no field {name!r} "
-                          f"(found: {got})", "check the base URL and API version against "
-                          "the provider's documentation", field=name)
+        raise SignalError(
+            provider,
+            endpoint,
+            f"the answer{where} has no field {name!r} (found: {got})",
+            "check the base URL and API version against the provider's documentation",
+            field=name,
+        )
     return obj[name]

@@ -20,24 +20,42 @@ __all__ = ["signals_command"]
 
 
 def signals_command(
-    provider: Annotated[str, typer.Argument(
-        help="Signal provider: electricitymaps (ELECTRICITYMAPS_TOKEN), watttime "
-             "(WATTTIME_USERNAME, WATTTIME_PASSWORD) or eia (EIA_API_KEY).")],
-    zone: Annotated[list[str], typer.Option(
-        "--zone", "-z", help="DATACENTRE=ZONE (repeatable): the provider's zone id, region "
-                             "or balancing authority of each data centre.")],
-    time: Annotated[str | None, typer.Option(
-        help="Slot start (ISO 8601, naive = UTC); default the latest values.")] = None,
-    slot_minutes: Annotated[float, typer.Option(
-        help="Slot length [min] (WattTime averages its 5-minute MOER over it).")] = 60.0,
-    base_url: Annotated[str | None, typer.Option(
-        help="Override the provider's base URL (default from *_BASE_URL or the public "
-             "API).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(
-        help="Folder of the on-disk JSON cache of answers.")] = None,
+    provider: Annotated[
+        str,
+        typer.Argument(
+            help="Signal provider: electricitymaps (ELECTRICITYMAPS_TOKEN), watttime "
+            "(WATTTIME_USERNAME, WATTTIME_PASSWORD) or eia (EIA_API_KEY)."
+        ),
+    ],
+    zone: Annotated[
+        list[str],
+        typer.Option(
+            "--zone",
+            "-z",
+            help="DATACENTRE=ZONE (repeatable): the provider's zone id, region "
+            "or balancing authority of each data centre.",
+        ),
+    ],
+    time: Annotated[
+        str | None,
+        typer.Option(help="Slot start (ISO 8601, naive = UTC); default the latest values."),
+    ] = None,
+    slot_minutes: Annotated[
+        float, typer.Option(help="Slot length [min] (WattTime averages its 5-minute MOER over it).")
+    ] = 60.0,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the provider's base URL (default from *_BASE_URL or the public API)."
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the on-disk JSON cache of answers.")
+    ] = None,
     cache_ttl: Annotated[float, typer.Option(help="Cache lifetime [s].")] = 300.0,
-    max_attempts: Annotated[int, typer.Option(
-        help="Attempts per request (retries on 429/5xx/connection errors).")] = 4,
+    max_attempts: Annotated[
+        int, typer.Option(help="Attempts per request (retries on 429/5xx/connection errors).")
+    ] = 4,
 ) -> None:
     """Fetch one slot's carbon intensity (and, for eia, water factor) per data centre."""
     from datetime import timedelta
@@ -52,13 +70,17 @@ def signals_command(
             raise CLIError(f"--zone {item!r}: write DATACENTRE=ZONE, e.g. --zone dc-de=DE")
         zones[dc.strip()] = code.strip()
     try:
-        kwargs: dict[str, object] = {"cache_ttl": cache_ttl, "max_attempts": max_attempts,
-                                     "cache_dir": cache_dir}
+        kwargs: dict[str, object] = {
+            "cache_ttl": cache_ttl,
+            "max_attempts": max_attempts,
+            "cache_dir": cache_dir,
+        }
         if base_url:
             kwargs["base_url"] = base_url
         client = make_client(provider, **kwargs)
-        out = slot_signals(provider, zones, time, client=client,
-                           slot=timedelta(minutes=slot_minutes))
+        out = slot_signals(
+            provider, zones, time, client=client, slot=timedelta(minutes=slot_minutes)
+        )
     except SignalError as exc:
         raise CLIError(str(exc)) from exc
     typer.echo(json.dumps(out, indent=2, sort_keys=True))

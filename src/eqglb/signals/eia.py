@@ -115,63 +115,93 @@ class EIAClient:
         Shortcut for ``HttpSettings(**http)``.
     """
 
-    def __init__(self, api_key: str | None = None, *, base_url: str | None = None,
-                 factors: pd.DataFrame | None = None,
-                 hydro_water_l_per_kwh: float | None = None,
-                 fueltype_map: dict[str, str | None] | None = None,
-                 settings: HttpSettings | None = None, **http: Any) -> None:
-        self.api_key = env_value(PROVIDER, ENDPOINT, api_key, API_KEY_ENV, "API key",
-                                 "a free key from https://www.eia.gov/opendata/register.php")
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        factors: pd.DataFrame | None = None,
+        hydro_water_l_per_kwh: float | None = None,
+        fueltype_map: dict[str, str | None] | None = None,
+        settings: HttpSettings | None = None,
+        **http: Any,
+    ) -> None:
+        self.api_key = env_value(
+            PROVIDER,
+            ENDPOINT,
+            api_key,
+            API_KEY_ENV,
+            "API key",
+            "a free key from https://www.eia.gov/opendata/register.php",
+        )
         base = base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
-        self.http = JsonClient(PROVIDER, base, settings or HttpSettings(**http),
-                               secret_params=("api_key",),
-                               auth_fix=f"check {API_KEY_ENV} (register a key at "
-                               "https://www.eia.gov/opendata/register.php)")
+        self.http = JsonClient(
+            PROVIDER,
+            base,
+            settings or HttpSettings(**http),
+            secret_params=("api_key",),
+            auth_fix=f"check {API_KEY_ENV} (register a key at "
+            "https://www.eia.gov/opendata/register.php)",
+        )
         self.factors = fuel_factors() if factors is None else factors
         self.hydro_water_l_per_kwh = hydro_water_l_per_kwh
         self.code_to_fuel: dict[str, str | None] = {
-            code: SOURCE_TO_FUEL[src] for code, src in FUELTYPE_TO_SOURCE.items()}
+            code: SOURCE_TO_FUEL[src] for code, src in FUELTYPE_TO_SOURCE.items()
+        }
         self.code_to_fuel.update({str(k).upper(): v for k, v in (fueltype_map or {}).items()})
 
     # ------------------------------------------------------------------ raw rows
-    def _rows(self, bas: list[str], start: datetime, end: datetime | None
-              ) -> list[dict[str, Any]]:
-        params: list[tuple[str, Any]] = [("api_key", self.api_key), ("frequency", "hourly"),
-                                         ("data[0]", "value")]
+    def _rows(self, bas: list[str], start: datetime, end: datetime | None) -> list[dict[str, Any]]:
+        params: list[tuple[str, Any]] = [
+            ("api_key", self.api_key),
+            ("frequency", "hourly"),
+            ("data[0]", "value"),
+        ]
         params += [("facets[respondent][]", ba) for ba in bas]
         params.append(("start", _period_text(start)))
         if end is not None:
             params.append(("end", _period_text(end)))
-        params += [("sort[0][column]", "period"),
-                   ("sort[0][direction]", "asc")]
+        params += [("sort[0][column]", "period"), ("sort[0][direction]", "asc")]
         rows: list[dict[str, Any]] = []
         offset = 0
         while True:
-            obj = self.http.get_json(ENDPOINT, [*params, ("offset", offset),
-                                                ("length", _PAGE)])
+            obj = self.http.get_json(ENDPOINT, [*params, ("offset", offset), ("length", _PAGE)])
             if isinstance(obj, dict) and "error" in obj and "response" not in obj:
-                raise SignalError(PROVIDER, ENDPOINT, f"the API answered an error: "
-                                  f"{obj['error']!r}", "check the balancing-authority codes "
-                                  "and the time range", field="error")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"the API answered an error: {obj['error']!r}",
+                    "check the balancing-authority codes and the time range",
+                    field="error",
+                )
             resp = field_of(obj, "response", PROVIDER, ENDPOINT)
             freq = resp.get("frequency", "hourly") if isinstance(resp, dict) else "hourly"
             if freq != "hourly":
-                raise SignalError(PROVIDER, ENDPOINT, f"frequency is {freq!r}, expected "
-                                  "'hourly' (UTC)", "check the base URL and API version",
-                                  field="response.frequency")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"frequency is {freq!r}, expected 'hourly' (UTC)",
+                    "check the base URL and API version",
+                    field="response.frequency",
+                )
             data = field_of(resp, "data", PROVIDER, ENDPOINT, " 'response'")
             if not isinstance(data, list):
-                raise SignalError(PROVIDER, ENDPOINT, "'response.data' is not a list",
-                                  "check the base URL and API version", field="response.data")
-            total = number(resp.get("total", len(data)), PROVIDER, ENDPOINT,
-                           "response.total")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    "'response.data' is not a list",
+                    "check the base URL and API version",
+                    field="response.data",
+                )
+            total = number(resp.get("total", len(data)), PROVIDER, ENDPOINT, "response.total")
             rows.extend(data)
             offset += len(data)
             if not data or offset >= (total or 0):
                 return rows
 
-    def generation(self, balancing_authorities: Iterable[str], start: Any, end: Any
-                   ) -> dict[str, pd.DataFrame]:
+    def generation(
+        self, balancing_authorities: Iterable[str], start: Any, end: Any
+    ) -> dict[str, pd.DataFrame]:
         """Hourly generation by fuel for slots starting in ``[start, end]`` (both included).
 
         Returns
@@ -190,13 +220,18 @@ class EIAClient:
         t0 = as_utc(start, PROVIDER, ENDPOINT, "start")
         t1 = as_utc(end, PROVIDER, ENDPOINT, "end")
         if t1 < t0:
-            raise SignalError(PROVIDER, ENDPOINT, f"end {t1:%Y-%m-%dT%H} is before start "
-                              f"{t0:%Y-%m-%dT%H}", "give start <= end")
+            raise SignalError(
+                PROVIDER,
+                ENDPOINT,
+                f"end {t1:%Y-%m-%dT%H} is before start {t0:%Y-%m-%dT%H}",
+                "give start <= end",
+            )
         rows = self._rows(bas, t0 + timedelta(hours=1), t1 + timedelta(hours=1))
         return self._frames(rows, bas, (t0, t1))
 
-    def _frames(self, rows: list[dict[str, Any]], bas: list[str],
-                window: tuple[datetime, datetime] | None) -> dict[str, pd.DataFrame]:
+    def _frames(
+        self, rows: list[dict[str, Any]], bas: list[str], window: tuple[datetime, datetime] | None
+    ) -> dict[str, pd.DataFrame]:
         acc: dict[str, dict[pd.Timestamp, dict[str, float]]] = {b: {} for b in bas}
         seen: dict[str, dict[pd.Timestamp, int]] = {b: {} for b in bas}
         for row in rows:
@@ -205,23 +240,35 @@ class EIAClient:
                 continue
             code = str(field_of(row, "fueltype", PROVIDER, ENDPOINT, " 'response.data' item"))
             if code not in self.code_to_fuel:
-                raise SignalError(PROVIDER, ENDPOINT, f"unknown fuel type code {code!r} "
-                                  f"({row.get('type-name', '?')}) for {ba!r}",
-                                  "map it with fueltype_map={code: fuel or None}",
-                                  field="fueltype")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"unknown fuel type code {code!r} ({row.get('type-name', '?')}) for {ba!r}",
+                    "map it with fueltype_map={code: fuel or None}",
+                    field="fueltype",
+                )
             units = row.get("value-units", _UNITS)
             if units != _UNITS:
-                raise SignalError(PROVIDER, ENDPOINT, f"value-units is {units!r}, expected "
-                                  f"{_UNITS!r}", "use the electricity/rto/fuel-type-data "
-                                  "route", field="value-units")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"value-units is {units!r}, expected {_UNITS!r}",
+                    "use the electricity/rto/fuel-type-data route",
+                    field="value-units",
+                )
             period = field_of(row, "period", PROVIDER, ENDPOINT, " 'response.data' item")
             try:
-                t = pd.Timestamp(datetime.strptime(str(period), "%Y-%m-%dT%H")
-                                 .replace(tzinfo=UTC)) - pd.Timedelta(hours=1)
+                t = pd.Timestamp(
+                    datetime.strptime(str(period), "%Y-%m-%dT%H").replace(tzinfo=UTC)
+                ) - pd.Timedelta(hours=1)
             except ValueError:
-                raise SignalError(PROVIDER, ENDPOINT, f"period {period!r} is not an hourly "
-                                  "UTC stamp 'YYYY-MM-DDTHH'", "ask with frequency=hourly "
-                                  "(not local-hourly)", field="period") from None
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"period {period!r} is not an hourly UTC stamp 'YYYY-MM-DDTHH'",
+                    "ask with frequency=hourly (not local-hourly)",
+                    field="period",
+                ) from None
             if window is not None and not window[0] <= t <= window[1]:
                 continue
             v = number(row.get("value"), PROVIDER, ENDPOINT, "value", allow_none=True)
@@ -234,15 +281,24 @@ class EIAClient:
         out: dict[str, pd.DataFrame] = {}
         for ba in bas:
             if not seen[ba]:
-                rng = ("" if window is None else
-                       f" for slots {window[0]:%Y-%m-%dT%H}..{window[1]:%Y-%m-%dT%H} UTC")
-                raise SignalError(PROVIDER, ENDPOINT, f"no rows for balancing authority "
-                                  f"{ba!r}{rng}", "check the code (e.g. 'ERCO', 'PJM', "
-                                  "'CISO') and that EIA has published those hours (it lags "
-                                  "about an hour)", field="respondent")
+                rng = (
+                    ""
+                    if window is None
+                    else f" for slots {window[0]:%Y-%m-%dT%H}..{window[1]:%Y-%m-%dT%H} UTC"
+                )
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"no rows for balancing authority {ba!r}{rng}",
+                    "check the code (e.g. 'ERCO', 'PJM', "
+                    "'CISO') and that EIA has published those hours (it lags "
+                    "about an hour)",
+                    field="respondent",
+                )
             times = sorted(seen[ba])
-            df = pd.DataFrame([acc[ba].get(t, {}) for t in times],
-                              index=pd.DatetimeIndex(times, name="time")).fillna(0.0)
+            df = pd.DataFrame(
+                [acc[ba].get(t, {}) for t in times], index=pd.DatetimeIndex(times, name="time")
+            ).fillna(0.0)
             df.attrs["reported_codes"] = [seen[ba][t] for t in times]
             df.attrs["balancing_authority"] = ba
             out[ba] = df
@@ -256,20 +312,28 @@ class EIAClient:
             if g.shape[1] == 0:
                 g = g.assign(other=0.0)
             try:
-                res = grid_intensity(g, self.factors,
-                                     hydro_water_l_per_kwh=self.hydro_water_l_per_kwh,
-                                     on_zero="nan")
+                res = grid_intensity(
+                    g, self.factors, hydro_water_l_per_kwh=self.hydro_water_l_per_kwh, on_zero="nan"
+                )
             except ScenarioError as exc:
-                raise SignalError(PROVIDER, ENDPOINT, f"balancing authority {ba!r}: {exc}",
-                                  "pass factors covering every fuel, or fueltype_map"
-                                  ) from exc
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"balancing authority {ba!r}: {exc}",
+                    "pass factors covering every fuel, or fueltype_map",
+                ) from exc
             nan = res["carbon_intensity"].isna().to_numpy()
             if nan.any():
                 t = res.index[int(np.flatnonzero(nan)[0])]
-                raise SignalError(PROVIDER, ENDPOINT, f"total generation of {ba!r} is 0 MWh "
-                                  f"in the hour starting {t:%Y-%m-%d %H:%M} UTC (after "
-                                  "clipping negative values), so it has no intensity",
-                                  "ask for another hour", field="value")
+                raise SignalError(
+                    PROVIDER,
+                    ENDPOINT,
+                    f"total generation of {ba!r} is 0 MWh "
+                    f"in the hour starting {t:%Y-%m-%d %H:%M} UTC (after "
+                    "clipping negative values), so it has no intensity",
+                    "ask for another hour",
+                    field="value",
+                )
             ci[ba] = res["carbon_intensity"]
             ew[ba] = res["ewif"]
         ci_df, ew_df = pd.DataFrame(ci), pd.DataFrame(ew)
@@ -280,14 +344,14 @@ class EIAClient:
             df.attrs["source"] = "EIA API v2 electricity/rto/fuel-type-data"
         return GridSignals(ci_df, ew_df)
 
-    def intensity(self, balancing_authorities: Iterable[str], start: Any, end: Any
-                  ) -> GridSignals:
+    def intensity(self, balancing_authorities: Iterable[str], start: Any, end: Any) -> GridSignals:
         """Carbon intensity [kg CO2/kWh] and EWIF [L/kWh] for slots starting in ``[start,
         end]``, each (time, balancing authority); hours an authority lacks are NaN."""
         return self._signals(self.generation(balancing_authorities, start, end))
 
-    def latest(self, balancing_authorities: Iterable[str], *, lookback_hours: int = 48,
-               now: Any = None) -> dict[str, tuple[pd.Timestamp, float, float]]:
+    def latest(
+        self, balancing_authorities: Iterable[str], *, lookback_hours: int = 48, now: Any = None
+    ) -> dict[str, tuple[pd.Timestamp, float, float]]:
         """The most recent complete hour of each authority: ``{ba: (slot start, carbon
         intensity [kg CO2/kWh], EWIF [L/kWh])}``.
 
@@ -304,6 +368,9 @@ class EIAClient:
             counts = np.asarray(g.attrs["reported_codes"])
             last = int(np.flatnonzero(counts == counts.max())[-1])
             sig = self._signals({ba: g.iloc[[last]]})
-            out[ba] = (g.index[last], float(sig.carbon_intensity[ba].iloc[0]),
-                       float(sig.ewif[ba].iloc[0]))
+            out[ba] = (
+                g.index[last],
+                float(sig.carbon_intensity[ba].iloc[0]),
+                float(sig.ewif[ba].iloc[0]),
+            )
         return out

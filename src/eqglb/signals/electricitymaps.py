@@ -106,19 +106,39 @@ class ElectricityMapsClient:
         No token (environment variable unset) or a bad base URL.
     """
 
-    def __init__(self, token: str | None = None, *, base_url: str | None = None,
-                 emission_factor_type: str = "lifecycle",
-                 settings: HttpSettings | None = None, **http: Any) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | None = None,
+        emission_factor_type: str = "lifecycle",
+        settings: HttpSettings | None = None,
+        **http: Any,
+    ) -> None:
         if emission_factor_type not in _KINDS:
-            raise SignalError(PROVIDER, "client", f"emission_factor_type is "
-                              f"{emission_factor_type!r}", "use 'lifecycle' or 'direct'")
-        self.token = env_value(PROVIDER, "client", token, TOKEN_ENV, "API token",
-                               "the token of your Electricity Maps API portal account")
+            raise SignalError(
+                PROVIDER,
+                "client",
+                f"emission_factor_type is {emission_factor_type!r}",
+                "use 'lifecycle' or 'direct'",
+            )
+        self.token = env_value(
+            PROVIDER,
+            "client",
+            token,
+            TOKEN_ENV,
+            "API token",
+            "the token of your Electricity Maps API portal account",
+        )
         self.kind = emission_factor_type
         base = base_url or os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
-        self.http = JsonClient(PROVIDER, base, settings or HttpSettings(**http),
-                               auth_fix=f"check {TOKEN_ENV} (the token of your Electricity "
-                               "Maps account) and that your plan covers this zone")
+        self.http = JsonClient(
+            PROVIDER,
+            base,
+            settings or HttpSettings(**http),
+            auth_fix=f"check {TOKEN_ENV} (the token of your Electricity "
+            "Maps account) and that your plan covers this zone",
+        )
 
     def _get(self, endpoint: str, params: dict[str, str]) -> Any:
         params = {**params, "emissionFactorType": self.kind}
@@ -129,35 +149,58 @@ class ElectricityMapsClient:
         value = number(ci, PROVIDER, endpoint, "carbonIntensity")
         assert value is not None
         if value < 0:
-            raise SignalError(PROVIDER, endpoint, f"negative carbon intensity {value:g} "
-                              f"gCO2eq/kWh for zone {zone!r}", "report it to the provider; "
-                              "eqglb needs intensities >= 0", field="carbonIntensity")
-        t = parse_time(field_of(obj, "datetime", PROVIDER, endpoint), PROVIDER, endpoint,
-                       "datetime")
+            raise SignalError(
+                PROVIDER,
+                endpoint,
+                f"negative carbon intensity {value:g} gCO2eq/kWh for zone {zone!r}",
+                "report it to the provider; eqglb needs intensities >= 0",
+                field="carbonIntensity",
+            )
+        t = parse_time(
+            field_of(obj, "datetime", PROVIDER, endpoint), PROVIDER, endpoint, "datetime"
+        )
         got_zone = obj.get("zone", zone)
         if got_zone != zone:
-            raise SignalError(PROVIDER, endpoint, f"asked for zone {zone!r}, got {got_zone!r}",
-                              "check the zone code (e.g. 'DE', 'US-CAL-CISO')", field="zone")
+            raise SignalError(
+                PROVIDER,
+                endpoint,
+                f"asked for zone {zone!r}, got {got_zone!r}",
+                "check the zone code (e.g. 'DE', 'US-CAL-CISO')",
+                field="zone",
+            )
         est = obj.get("isEstimated")
         kind = obj.get("emissionFactorType") or self.kind
         if kind != self.kind:
-            raise SignalError(PROVIDER, endpoint, f"asked for {self.kind!r} intensity, got "
-                              f"{kind!r}", "the provider ignored emissionFactorType; check "
-                              "the API version", field="emissionFactorType")
-        return CarbonReading(zone=zone, time=t, carbon_intensity=value / G_PER_KG,
-                             estimated=None if est is None else bool(est), kind=kind,
-                             provider=PROVIDER)
+            raise SignalError(
+                PROVIDER,
+                endpoint,
+                f"asked for {self.kind!r} intensity, got {kind!r}",
+                "the provider ignored emissionFactorType; check the API version",
+                field="emissionFactorType",
+            )
+        return CarbonReading(
+            zone=zone,
+            time=t,
+            carbon_intensity=value / G_PER_KG,
+            estimated=None if est is None else bool(est),
+            kind=kind,
+            provider=PROVIDER,
+        )
 
     def _series(self, items: Any, endpoint: str, zone: str, field: str) -> pd.Series:
         if not isinstance(items, list):
-            raise SignalError(PROVIDER, endpoint, f"{field!r} is not a list",
-                              "check the base URL and API version", field=field)
+            raise SignalError(
+                PROVIDER,
+                endpoint,
+                f"{field!r} is not a list",
+                "check the base URL and API version",
+                field=field,
+            )
         times: list[datetime] = []
         values: list[float] = []
         est: list[bool | None] = []
         for obj in items:
-            if isinstance(obj, dict) and obj.get("carbonIntensity") is None \
-                    and "datetime" in obj:
+            if isinstance(obj, dict) and obj.get("carbonIntensity") is None and "datetime" in obj:
                 times.append(parse_time(obj["datetime"], PROVIDER, endpoint, "datetime"))
                 values.append(float("nan"))  # the provider has no value for this hour
                 est.append(None)
@@ -166,10 +209,10 @@ class ElectricityMapsClient:
             times.append(r.time)
             values.append(r.carbon_intensity)
             est.append(r.estimated)
-        s = pd.Series(values, index=pd.DatetimeIndex(times, name="time"), name=zone,
-                      dtype=float).sort_index()
-        s.attrs.update(unit="kg CO2-eq/kWh", kind=self.kind, source=PROVIDER,
-                       estimated=est)
+        s = pd.Series(
+            values, index=pd.DatetimeIndex(times, name="time"), name=zone, dtype=float
+        ).sort_index()
+        s.attrs.update(unit="kg CO2-eq/kWh", kind=self.kind, source=PROVIDER, estimated=est)
         return s
 
     def latest(self, zone: str) -> CarbonReading:
@@ -197,7 +240,8 @@ class ElectricityMapsClient:
         ep = "/v3/carbon-intensity/past-range"
         t0, t1 = as_utc(start, PROVIDER, ep, "start"), as_utc(end, PROVIDER, ep, "end")
         if t1 <= t0:
-            raise SignalError(PROVIDER, ep, f"end {iso_z(t1)} is not after start {iso_z(t0)}",
-                              "give start < end")
+            raise SignalError(
+                PROVIDER, ep, f"end {iso_z(t1)} is not after start {iso_z(t0)}", "give start < end"
+            )
         obj = self._get(ep, {"zone": zone, "start": iso_z(t0), "end": iso_z(t1)})
         return self._series(field_of(obj, "data", PROVIDER, ep), ep, zone, "data")

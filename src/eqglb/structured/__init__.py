@@ -41,15 +41,21 @@ __all__ = [
 ]
 
 
-@register("structured", "exact offline equitable optimum by Dantzig-Wolfe decomposition over "
-          "time slots, with a certified optimality gap (fast for long horizons)")
-def _structured(objective: Objective, model_rule: str | None = None,
-                **kw: Any) -> StructuredOffline:
+@register(
+    "structured",
+    "exact offline equitable optimum by Dantzig-Wolfe decomposition over "
+    "time slots, with a certified optimality gap (fast for long horizons)",
+)
+def _structured(
+    objective: Objective, model_rule: str | None = None, **kw: Any
+) -> StructuredOffline:
     return StructuredOffline(objective=objective, **kw)
 
 
-@register("streaming", "exact offline equitable optimum for very large scenarios: compact "
-          "slot LPs streamed over blocks of slots in parallel processes, certified gap")
-def _streaming(objective: Objective, model_rule: str | None = None,
-               **kw: Any) -> StreamingOffline:
+@register(
+    "streaming",
+    "exact offline equitable optimum for very large scenarios: compact "
+    "slot LPs streamed over blocks of slots in parallel processes, certified gap",
+)
+def _streaming(objective: Objective, model_rule: str | None = None, **kw: Any) -> StreamingOffline:
     return StreamingOffline(objective=objective, **kw)

@@ -82,18 +82,27 @@ def fair_prices(cp: Coupling) -> list[np.ndarray]:
     out = []
     for b in cp.blocks:
         p = dual_exponent(b.q)
-        out.append(b.weight * np.full(b.size, b.size ** (-1.0 / p) if not math.isinf(p)
-                                      else 1.0))
+        out.append(b.weight * np.full(b.size, b.size ** (-1.0 / p) if not math.isinf(p) else 1.0))
     return out
 
 
-def column_generation(cp: Coupling, pool: ColumnStore,
-                      price: Callable[[list[np.ndarray]], Pricing], *,
-                      gamma0: list[np.ndarray] | None, tol: float, max_iter: int,
-                      smoothing: float, adaptive: bool, max_age: int | None, master: str,
-                      time_limit: float | None, t_start: float, stats: dict[str, Any],
-                      on_iteration: Callable[[int, float, float, float, int], None] | None
-                      ) -> dict[str, Any]:
+def column_generation(
+    cp: Coupling,
+    pool: ColumnStore,
+    price: Callable[[list[np.ndarray]], Pricing],
+    *,
+    gamma0: list[np.ndarray] | None,
+    tol: float,
+    max_iter: int,
+    smoothing: float,
+    adaptive: bool,
+    max_age: int | None,
+    master: str,
+    time_limit: float | None,
+    t_start: float,
+    stats: dict[str, Any],
+    on_iteration: Callable[[int, float, float, float, int], None] | None,
+) -> dict[str, Any]:
     """Run the loop of the module docstring.
 
     Returns a dict: ``best`` (the best master solution), ``snapshot`` (the pool's
@@ -139,9 +148,10 @@ def column_generation(cp: Coupling, pool: ColumnStore,
             break
         g_out = cp.project(cp.split(ms.gamma))
         added = 0
-        for a_sep in ((alpha, 0.0) if alpha > 0 else (0.0,)):
-            g_sep = cp.project([a_sep * c + (1 - a_sep) * g
-                                for c, g in zip(center, g_out, strict=True)])
+        for a_sep in (alpha, 0.0) if alpha > 0 else (0.0,):
+            g_sep = cp.project(
+                [a_sep * c + (1 - a_sep) * g for c, g in zip(center, g_out, strict=True)]
+            )
             pr = price(g_sep)
             center_new = g_sep if pr.lower > lower else center
             lower = max(lower, pr.lower)
@@ -156,8 +166,11 @@ def column_generation(cp: Coupling, pool: ColumnStore,
                 # prices means smoothing too much, and vice versa
                 g = np.asarray(pr.a.sum(axis=0)).ravel() - ms.u
                 d = np.concatenate(g_out) - np.concatenate(center)
-                alpha = (max(0.0, alpha - 0.1) if float(g @ d) > 0
-                         else min(0.99, alpha + 0.1 * (1.0 - alpha)))
+                alpha = (
+                    max(0.0, alpha - 0.1)
+                    if float(g @ d) > 0
+                    else min(0.99, alpha + 0.1 * (1.0 - alpha))
+                )
             center = center_new
             if pick.size:
                 break
@@ -184,5 +197,13 @@ def column_generation(cp: Coupling, pool: ColumnStore,
     else:
         status = "feasible"
     assert best is not None
-    return {"best": best, "snapshot": snapshot, "lower": lower, "upper": upper,
-            "iterations": it, "status": status, "columns": len(pool), "center": center}
+    return {
+        "best": best,
+        "snapshot": snapshot,
+        "lower": lower,
+        "upper": upper,
+        "iterations": it,
+        "status": status,
+        "columns": len(pool),
+        "center": center,
+    }

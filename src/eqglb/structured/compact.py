@@ -66,8 +66,9 @@ class PriceTerms:
     mu_water: float
 
 
-def price_terms(obj: Objective, n_datacenter: int, n_region: int,
-                nonzero: dict[str, bool] | None = None) -> PriceTerms:
+def price_terms(
+    obj: Objective, n_datacenter: int, n_region: int, nonzero: dict[str, bool] | None = None
+) -> PriceTerms:
     """Split ``obj`` like :func:`eqglb.structured.coupling.coupling_of` does.
 
     ``nonzero`` tells which regional costs are not identically zero (a block of an
@@ -91,10 +92,14 @@ def price_terms(obj: Objective, n_datacenter: int, n_region: int,
 
     add("social", obj.mu_social, obj.q_social, n_region, nz.get("social", True))
     if obj.combined_environment:
-        add("environment", 1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
-            obj.q_carbon, n_datacenter,
+        add(
+            "environment",
+            1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
+            obj.q_carbon,
+            n_datacenter,
             (obj.mu_carbon > 0 and nz.get("carbon", True))
-            or (obj.mu_water > 0 and nz.get("water", True)))
+            or (obj.mu_water > 0 and nz.get("water", True)),
+        )
     else:
         add("carbon", obj.mu_carbon, obj.q_carbon, n_datacenter, nz.get("carbon", True))
         add("water", obj.mu_water, obj.q_water, n_datacenter, nz.get("water", True))
@@ -141,16 +146,16 @@ class CompactLP:
 
     shape: tuple[int, int, int, int]
     terms: PriceTerms
-    demand: np.ndarray            # (T, J) [requests/slot]
-    capacity: np.ndarray          # (T, pool) [units/slot] or [requests/slot]
-    energy_cost: np.ndarray       # (T, N, K) [USD/request]
-    carbon: np.ndarray            # (T, N, K) [kg/request]
-    water: np.ndarray             # (T, N, K) [L/request]
-    quality: np.ndarray           # (J, K) [unit of S per request]
-    region_class: np.ndarray      # (J,)
-    hosted: np.ndarray            # (C, N, K) bool
+    demand: np.ndarray  # (T, J) [requests/slot]
+    capacity: np.ndarray  # (T, pool) [units/slot] or [requests/slot]
+    energy_cost: np.ndarray  # (T, N, K) [USD/request]
+    carbon: np.ndarray  # (T, N, K) [kg/request]
+    water: np.ndarray  # (T, N, K) [L/request]
+    quality: np.ndarray  # (J, K) [unit of S per request]
+    region_class: np.ndarray  # (J,)
+    hosted: np.ndarray  # (C, N, K) bool
     shared: bool
-    cap_coef: np.ndarray          # (K,) units per request (shared) or ones
+    cap_coef: np.ndarray  # (K,) units per request (shared) or ones
     time_labels: tuple[str, ...] = ()
     _highs: Any = field(default=None, repr=False)
 
@@ -163,29 +168,38 @@ class CompactLP:
         per_region = allowed.transpose(1, 0, 2).reshape(J, N * K)
         uniq, region_class = np.unique(per_region, axis=0, return_inverse=True)
         hosted = uniq.reshape(-1, N, K)
-        cap = np.asarray(sc.capacity, dtype=float)            # (T, N) or (T, N, K)
+        cap = np.asarray(sc.capacity, dtype=float)  # (T, N) or (T, N, K)
         shared = sc.capacity_mode == "shared"
         carbon = np.asarray(coef.carbon)
         water = np.asarray(coef.water)
-        nz = {"carbon": bool(np.any(carbon[:, allowed.any(axis=1)])),
-              "water": bool(np.any(water[:, allowed.any(axis=1)])),
-              "social": bool(np.any(np.asarray(coef.quality)[allowed.any(axis=0)]))}
+        nz = {
+            "carbon": bool(np.any(carbon[:, allowed.any(axis=1)])),
+            "water": bool(np.any(water[:, allowed.any(axis=1)])),
+            "social": bool(np.any(np.asarray(coef.quality)[allowed.any(axis=0)])),
+        }
         terms = price_terms(obj, N, J, nz)
-        return cls(shape=(T, N, J, K), terms=terms, demand=np.asarray(sc.demand, float),
-                   time_labels=tuple(f"{x:%Y-%m-%d %H:%M} UTC" for x in sc.time),
-                   capacity=np.ascontiguousarray(cap.reshape(T, -1)),
-                   energy_cost=np.asarray(coef.energy_cost), carbon=carbon, water=water,
-                   quality=np.asarray(coef.quality), region_class=region_class.ravel(),
-                   hosted=hosted, shared=shared,
-                   cap_coef=(np.asarray(sc.capacity_per_request, float) if shared
-                             else np.ones(K)))
+        return cls(
+            shape=(T, N, J, K),
+            terms=terms,
+            demand=np.asarray(sc.demand, float),
+            time_labels=tuple(f"{x:%Y-%m-%d %H:%M} UTC" for x in sc.time),
+            capacity=np.ascontiguousarray(cap.reshape(T, -1)),
+            energy_cost=np.asarray(coef.energy_cost),
+            carbon=carbon,
+            water=water,
+            quality=np.asarray(coef.quality),
+            region_class=region_class.ravel(),
+            hosted=hosted,
+            shared=shared,
+            cap_coef=(np.asarray(sc.capacity_per_request, float) if shared else np.ones(K)),
+        )
 
     def __post_init__(self) -> None:
         T, N, J, K = self.shape
         C = self.hosted.shape[0]
-        kok: np.ndarray = np.asarray(self.hosted.any(axis=1))               # (C, K)
-        self.yj, self.yk = np.nonzero(kok[self.region_class])             # y columns
-        self.zc, self.zi, self.zk = np.nonzero(self.hosted)               # z columns
+        kok: np.ndarray = np.asarray(self.hosted.any(axis=1))  # (C, K)
+        self.yj, self.yk = np.nonzero(kok[self.region_class])  # y columns
+        self.zc, self.zi, self.zk = np.nonzero(self.hosted)  # z columns
         link = np.full((C, K), -1)
         link[kok] = np.arange(int(kok.sum()))
         self.n_link = int(kok.sum())
@@ -195,12 +209,18 @@ class CompactLP:
         n_cap = N if self.shared else N * K
         self.n_row = J + self.n_link + n_cap
         cap_row = self.zi if self.shared else self.zi * K + self.zk
-        rows = np.concatenate([self.yj, J + link[self.region_class[self.yj], self.yk],
-                               J + link[self.zc, self.zk], J + self.n_link + cap_row])
-        cols = np.concatenate([np.arange(ny), np.arange(ny), ny + np.arange(nzc),
-                               ny + np.arange(nzc)])
-        vals = np.concatenate([np.ones(ny), np.ones(ny), -np.ones(nzc),
-                               self.cap_coef[self.zk]])
+        rows = np.concatenate(
+            [
+                self.yj,
+                J + link[self.region_class[self.yj], self.yk],
+                J + link[self.zc, self.zk],
+                J + self.n_link + cap_row,
+            ]
+        )
+        cols = np.concatenate(
+            [np.arange(ny), np.arange(ny), ny + np.arange(nzc), ny + np.arange(nzc)]
+        )
+        vals = np.concatenate([np.ones(ny), np.ones(ny), -np.ones(nzc), self.cap_coef[self.zk]])
         self.A = sp.csc_matrix((vals, (rows, cols)), shape=(self.n_row, self.n_col))
         self.block_names = [b[0] for b in self.terms.blocks]
         self.block_sizes = [b[3] for b in self.terms.blocks]
@@ -219,11 +239,10 @@ class CompactLP:
     def slot_costs(self, t: int, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Priced costs alpha (N, K) and beta (J, K) of slot t [USD/request]."""
         lin = self.terms.linear
-        alpha = self.energy_cost[t] + lin["carbon"] * self.carbon[t] \
-            + lin["water"] * self.water[t]
+        alpha = self.energy_cost[t] + lin["carbon"] * self.carbon[t] + lin["water"] * self.water[t]
         beta = lin["social"] * self.quality
         for n, name in enumerate(self.block_names):
-            g = gamma[self.offsets[n]:self.offsets[n + 1]]
+            g = gamma[self.offsets[n] : self.offsets[n + 1]]
             if name == "social":
                 beta = beta + g[:, None] * self.quality
             elif name == "carbon":
@@ -231,8 +250,9 @@ class CompactLP:
             elif name == "water":
                 alpha = alpha + g[:, None] * self.water[t]
             else:  # environment
-                alpha = alpha + g[:, None] * (self.terms.mu_carbon * self.carbon[t]
-                                              + self.terms.mu_water * self.water[t])
+                alpha = alpha + g[:, None] * (
+                    self.terms.mu_carbon * self.carbon[t] + self.terms.mu_water * self.water[t]
+                )
         return alpha, beta
 
     def bound(self, t: int, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> float:
@@ -243,10 +263,11 @@ class CompactLP:
         """
         N, K = alpha.shape
         lam = np.clip(lam, 0.0, None)
-        price = alpha + (lam.reshape(N, 1) * self.cap_coef[None, :] if self.shared
-                         else lam.reshape(N, K))
-        m = np.where(self.hosted, price[None], np.inf).min(axis=1)        # (C, K)
-        per = beta + m[self.region_class]                                 # (J, K)
+        price = alpha + (
+            lam.reshape(N, 1) * self.cap_coef[None, :] if self.shared else lam.reshape(N, K)
+        )
+        m = np.where(self.hosted, price[None], np.inf).min(axis=1)  # (C, K)
+        per = beta + m[self.region_class]  # (J, K)
         d = self.demand[t]
         best = per.min(axis=1)
         best = np.where(d > 0, best, 0.0)
@@ -257,8 +278,13 @@ class CompactLP:
         if self._highs is None:
             from eqglb._highs import highs_lp
 
-            h = highs_lp(self.A, np.zeros(self.n_col), np.zeros(self.n_row),
-                         np.zeros(self.n_row), presolve="off")
+            h = highs_lp(
+                self.A,
+                np.zeros(self.n_col),
+                np.zeros(self.n_row),
+                np.zeros(self.n_row),
+                presolve="off",
+            )
             self._highs = h
             self._cols = np.arange(self.n_col, dtype=np.int32)
             self._rows = np.arange(self.n_row, dtype=np.int32)
@@ -295,9 +321,9 @@ class CompactLP:
         alpha, beta = self.slot_costs(t, gamma)
         d = self.demand[t]
         cap = self.capacity[t]
-        sx = max(float(d.max()), 1e-300)                      # variable scale
+        sx = max(float(d.max()), 1e-300)  # variable scale
         cost = np.concatenate([beta[self.yj, self.yk], alpha[self.zi, self.zk]])
-        sc = 1.0 / max(float(np.abs(cost).max()), 1e-300)     # cost scale
+        sc = 1.0 / max(float(np.abs(cost).max()), 1e-300)  # cost scale
         h.changeColsCost(self.n_col, self._cols, cost * sc)
         lo = np.concatenate([d / sx, np.zeros(self.n_link), np.full(cap.size, -np.inf)])
         hi = np.concatenate([d / sx, np.zeros(self.n_link), cap / sx])
@@ -305,21 +331,25 @@ class CompactLP:
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
         if status != "Optimal":
-            h.clearSolver()            # once more from scratch
+            h.clearSolver()  # once more from scratch
             h.run()
             status = h.modelStatusToString(h.getModelStatus())
             if status != "Optimal":
                 when = f" ({self.time_labels[t]})" if self.time_labels else ""
-                hint = ("demand cannot be served within capacity and routing in this slot; "
-                        "raise capacity, allow more routes or lower demand"
-                        if status == "Infeasible" else "the slot LP could not be solved")
-                raise SolveError(f"slot {t}{when}: HiGHS returned {status!r} for the compact "
-                                 f"slot LP: {hint}")
+                hint = (
+                    "demand cannot be served within capacity and routing in this slot; "
+                    "raise capacity, allow more routes or lower demand"
+                    if status == "Infeasible"
+                    else "the slot LP could not be solved"
+                )
+                raise SolveError(
+                    f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
+                )
         sol = h.getSolution()
         x = np.clip(np.asarray(sol.col_value), 0.0, None) * sx
-        y, z = x[:self.ny], x[self.ny:]
+        y, z = x[: self.ny], x[self.ny :]
         row_dual = np.asarray(sol.row_dual)
-        lam = np.clip(-row_dual[J + self.n_link:], 0.0, None) / sc
+        lam = np.clip(-row_dual[J + self.n_link :], 0.0, None) / sc
         bound = self.bound(t, alpha, beta, lam)
         value = float(cost @ x)
         zi, zk = self.zi, self.zk
@@ -341,7 +371,7 @@ class CompactLP:
         C = self.n_classes
         zz = np.zeros((C, N, K))
         zz[self.zc, self.zi, self.zk] = z
-        tot = zz.sum(axis=1)                                              # (C, K)
+        tot = zz.sum(axis=1)  # (C, K)
         share = np.divide(zz, tot[:, None, :], out=np.zeros_like(zz), where=tot[:, None, :] > 0)
         yy = np.zeros((J, K))
         yy[self.yj, self.yk] = y

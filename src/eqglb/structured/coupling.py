@@ -37,7 +37,6 @@ from eqglb.metrics import dual_exponent, lq_norm
 __all__ = ["Block", "Coupling", "coupling_of", "dual_exponent"]
 
 
-
 @dataclass(frozen=True, eq=False)
 class Block:
     """One coupling block: a regional cost vector entering the objective as ``w ||u||_q``.
@@ -127,21 +126,29 @@ class Coupling:
     def regularizer(self, u: np.ndarray) -> float:
         """``sum_b w_b ||u_b||_q_b`` for stacked totals u (size,) [USD]."""
         off = self.offsets
-        return float(sum(b.norm(u[off[n]:off[n + 1]]) for n, b in enumerate(self.blocks)))
+        return float(sum(b.norm(u[off[n] : off[n + 1]]) for n, b in enumerate(self.blocks)))
 
     def regularizer_scaled(self, u: np.ndarray, w: np.ndarray) -> float:
         """``sum_b w[b] ||u_b||_q_b`` with given weights (scaled units)."""
         off = self.offsets
-        return float(sum(w[n] * lq_norm(u[off[n]:off[n + 1]], b.q)
-                         for n, b in enumerate(self.blocks)))
+        return float(
+            sum(w[n] * lq_norm(u[off[n] : off[n + 1]], b.q) for n, b in enumerate(self.blocks))
+        )
 
     def split(self, v: np.ndarray) -> list[np.ndarray]:
         off = self.offsets
-        return [np.asarray(v[off[n]:off[n + 1]], float) for n in range(len(self.blocks))]
+        return [np.asarray(v[off[n] : off[n + 1]], float) for n in range(len(self.blocks))]
 
 
-def coupling_of(obj: Objective, coef: Coefficients, i: np.ndarray, j: np.ndarray,
-                k: np.ndarray, n_datacenter: int, n_region: int) -> Coupling:
+def coupling_of(
+    obj: Objective,
+    coef: Coefficients,
+    i: np.ndarray,
+    j: np.ndarray,
+    k: np.ndarray,
+    n_datacenter: int,
+    n_region: int,
+) -> Coupling:
     """Split the objective into linear slot costs and coupling blocks.
 
     Parameters
@@ -156,8 +163,7 @@ def coupling_of(obj: Objective, coef: Coefficients, i: np.ndarray, j: np.ndarray
     linear = np.array(energy, dtype=float) * obj.energy_weight
     blocks: list[Block] = []
 
-    def add(name: str, w: float, q: float, index: np.ndarray, size: int,
-            g: np.ndarray) -> None:
+    def add(name: str, w: float, q: float, index: np.ndarray, size: int, g: np.ndarray) -> None:
         nonlocal linear
         if w <= 0 or not np.any(g):
             return  # no weight, or a cost that is 0 for every route: a constant 0 term
@@ -172,8 +178,14 @@ def coupling_of(obj: Objective, coef: Coefficients, i: np.ndarray, j: np.ndarray
     water = np.asarray(coef.water)[:, i, k]
     if obj.combined_environment:
         env = obj.mu_carbon * carbon + obj.mu_water * water
-        add("environment", 1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
-            obj.q_carbon, i, n_datacenter, env)
+        add(
+            "environment",
+            1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
+            obj.q_carbon,
+            i,
+            n_datacenter,
+            env,
+        )
     else:
         add("carbon", obj.mu_carbon, obj.q_carbon, i, n_datacenter, carbon)
         add("water", obj.mu_water, obj.q_water, i, n_datacenter, water)

@@ -100,9 +100,13 @@ class _Structure:
         self.inf_blocks = [n for n in range(self.B) if math.isinf(self.q[n])]
         self.smooth_blocks = [n for n in range(self.B) if not math.isinf(self.q[n])]
         self.row_block = np.repeat(np.arange(self.B), np.diff(self.off))
-        self.inf_rows = (np.concatenate([np.arange(self.off[n], self.off[n + 1])
-                                         for n in self.inf_blocks]).astype(int)
-                         if self.inf_blocks else np.zeros(0, dtype=int))
+        self.inf_rows = (
+            np.concatenate(
+                [np.arange(self.off[n], self.off[n + 1]) for n in self.inf_blocks]
+            ).astype(int)
+            if self.inf_blocks
+            else np.zeros(0, dtype=int)
+        )
 
     def sl(self, n: int) -> slice:
         return slice(self.off[n], self.off[n + 1])
@@ -134,10 +138,22 @@ class _Structure:
 class _Newton:
     """The reduced Newton system of one interior-point iteration (module docstring)."""
 
-    def __init__(self, st: _Structure, A: np.ndarray, E: sp.csr_matrix, slot: np.ndarray,
-                 n_time: int, lam: np.ndarray, z: np.ndarray, kap: np.ndarray,
-                 slack: np.ndarray, H: dict[int, tuple], base: np.ndarray, r2: np.ndarray,
-                 r_p: np.ndarray) -> None:
+    def __init__(
+        self,
+        st: _Structure,
+        A: np.ndarray,
+        E: sp.csr_matrix,
+        slot: np.ndarray,
+        n_time: int,
+        lam: np.ndarray,
+        z: np.ndarray,
+        kap: np.ndarray,
+        slack: np.ndarray,
+        H: dict[int, tuple],
+        base: np.ndarray,
+        r2: np.ndarray,
+        r_p: np.ndarray,
+    ) -> None:
         self.st, self.A, self.slot, self.n_time = st, A, slot, n_time
         self.lam, self.z, self.kap, self.slack = lam, z, kap, slack
         self.base, self.r2, self.r_p = base, r2, r_p
@@ -145,7 +161,7 @@ class _Newton:
         rows = st.inf_rows
         self.Dinv = lam / z
         self.dsum = np.bincount(slot, self.Dinv, minlength=n_time)
-        Abar = (E @ (self.Dinv[:, None] * A)) / self.dsum[:, None]    # weighted slot means
+        Abar = (E @ (self.Dinv[:, None] * A)) / self.dsum[:, None]  # weighted slot means
         Ac = A - Abar[slot]
         self.Q = Ac.T @ (self.Dinv[:, None] * Ac)
         self.k = np.zeros(M)
@@ -186,8 +202,9 @@ class _Newton:
             return np.linalg.lstsq(self.S, b, rcond=None)[0]
         from scipy.linalg import solve_triangular
 
-        return solve_triangular(self.cho, solve_triangular(self.cho, b, lower=True), lower=True,
-                                trans='T')
+        return solve_triangular(
+            self.cho, solve_triangular(self.cho, b, lower=True), lower=True, trans="T"
+        )
 
     def G_dot(self, v: np.ndarray) -> np.ndarray:
         """G v with the block-diagonal factor G of H' (blocks without curvature are 0)."""
@@ -212,8 +229,9 @@ class _Newton:
         mean = np.bincount(self.slot, self.Dinv * v, minlength=self.n_time) / self.dsum
         return self.Dinv * (v - mean[self.slot])
 
-    def direction(self, r4: np.ndarray, r5: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def direction(
+        self, r4: np.ndarray, r5: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Step (dlam, ds, dz, dslack, dkappa) for complementarity targets
         ``z dlam + lam dz = r4`` and ``kappa dslack + slack dkappa = r5`` (max rows)."""
         st, A, rows, k = self.st, self.A, self.st.inf_rows, self.k
@@ -231,9 +249,9 @@ class _Newton:
         # v = A^T dlam solves (I + Q H') v = b with b = -A^T P g1 - Q extra
         b = -(A.T @ self._PD(g1)) - self.Q @ extra
         y = self._solve_S(self.GT_dot(b))
-        gy = self.G_dot(y)                    # = H' v, without the cancellation in v
+        gy = self.G_dot(y)  # = H' v, without the cancellation in v
         v = b - self.Q @ gy
-        for n in st.inf_blocks:               # all-ones is in the null space of a max block
+        for n in st.inf_blocks:  # all-ones is in the null space of a max block
             sl = st.sl(n)
             gy[sl] -= gy[sl].mean()
         hv = gy + extra
@@ -244,14 +262,23 @@ class _Newton:
             ds[n] = float(k[sl] @ v[sl]) / self.csum[n] - t_b[n]
         dz = (r4 - self.z * dlam) / self.lam
         dk = np.zeros(M)
-        dk[rows] = a5[rows] + hv[rows]        # slack dk + kappa dslack = r5, -k dslack = hv
+        dk[rows] = a5[rows] + hv[rows]  # slack dk + kappa dslack = r5, -k dslack = hv
         dw = np.zeros(M)
         dw[rows] = ds[st.row_block[rows]] - (A.T @ dlam)[rows] + self.r_p[rows]
         return dlam, ds, dz, dw, dk
 
 
-def ipm_master(f: np.ndarray, A: np.ndarray, w: np.ndarray, slot: np.ndarray, n_time: int,
-               cp: Coupling, *, tol: float = 1e-9, max_iter: int = 120) -> IPMResult:
+def ipm_master(
+    f: np.ndarray,
+    A: np.ndarray,
+    w: np.ndarray,
+    slot: np.ndarray,
+    n_time: int,
+    cp: Coupling,
+    *,
+    tol: float = 1e-9,
+    max_iter: int = 120,
+) -> IPMResult:
     """Mehrotra predictor-corrector on the scaled master (see the module docstring).
 
     Parameters
@@ -306,9 +333,12 @@ def ipm_master(f: np.ndarray, A: np.ndarray, w: np.ndarray, slot: np.ndarray, n_
         r2 = np.array([st.w[n] - kap[st.sl(n)].sum() for n in inf_b])
         comp = float(lam @ z) + float(slack[rows] @ kap[rows])
         obj = float(f @ lam) + float(st.w[inf_b] @ s[inf_b]) + sval
-        merit = (comp + n_time * float(np.abs(res_d).max())
-                 + (float(np.abs(r2).max()) if r2.size else 0.0)
-                 + (float(np.abs(r_p).max() * np.abs(kap).max()) if rows.size else 0.0))
+        merit = (
+            comp
+            + n_time * float(np.abs(res_d).max())
+            + (float(np.abs(r2).max()) if r2.size else 0.0)
+            + (float(np.abs(r_p).max() * np.abs(kap).max()) if rows.size else 0.0)
+        )
         if merit < best[0]:
             best = (merit, lam.copy(), s.copy(), z.copy(), kap.copy(), comp, it)
         if merit <= tol * max(1.0, abs(obj)):
@@ -324,8 +354,9 @@ def ipm_master(f: np.ndarray, A: np.ndarray, w: np.ndarray, slot: np.ndarray, n_
         dl_a, _, dz_a, dw_a, dk_a = nw.direction(-lam * z, r5)
         ap = min(_max_step(lam, dl_a), _max_step(slack[rows], dw_a[rows]))
         ad = min(_max_step(z, dz_a), _max_step(kap[rows], dk_a[rows]))
-        comp_aff = (float((lam + ap * dl_a) @ (z + ad * dz_a))
-                    + float((slack[rows] + ap * dw_a[rows]) @ (kap[rows] + ad * dk_a[rows])))
+        comp_aff = float((lam + ap * dl_a) @ (z + ad * dz_a)) + float(
+            (slack[rows] + ap * dw_a[rows]) @ (kap[rows] + ad * dk_a[rows])
+        )
         sigma = min(1.0, (comp_aff / max(comp, 1e-300)) ** 3)
         # corrector
         r4 = sigma * mu - lam * z - dl_a * dz_a

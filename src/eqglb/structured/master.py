@@ -59,8 +59,9 @@ class ColumnPool:
     def __len__(self) -> int:
         return int(self.slot.size)
 
-    def summarise(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray
-                  ) -> tuple[np.ndarray, sp.csr_matrix]:
+    def summarise(
+        self, cp: Coupling, sol: SlotSolution, pick: np.ndarray
+    ) -> tuple[np.ndarray, sp.csr_matrix]:
         """Linear cost f (n,) [USD] and coupling rows a (n, M) of the picked solutions."""
         t = sol.slots[pick]
         routes = sol.routes[pick]
@@ -79,15 +80,23 @@ class ColumnPool:
             cols.append(off[b_i] + b.index[r0[mask]])
             data.append((g * vals)[mask])
         if rows:
-            a = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows),
-                                                      np.concatenate(cols))), shape=(n, self.M))
+            a = sp.csr_matrix(
+                (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+                shape=(n, self.M),
+            )
         else:
             a = sp.csr_matrix((n, self.M))
         a.sum_duplicates()
         return f, a
 
-    def add(self, cp: Coupling, sol: SlotSolution, pick: np.ndarray, iteration: int,
-            summary: tuple[np.ndarray, sp.csr_matrix] | None = None) -> None:
+    def add(
+        self,
+        cp: Coupling,
+        sol: SlotSolution,
+        pick: np.ndarray,
+        iteration: int,
+        summary: tuple[np.ndarray, sp.csr_matrix] | None = None,
+    ) -> None:
         """Append the picked solutions of ``sol`` as columns (``summary``: their f and a
         if already computed for every slot of ``sol``)."""
         if pick.size == 0:
@@ -192,16 +201,19 @@ def _scaling(pool: ColumnPool, cp: Coupling) -> tuple[np.ndarray, np.ndarray, fl
     off = cp.offsets
     per_plan = T / max(L, 1)  # columns -> one plan (average column of every slot)
     tot = np.asarray(abs(pool.a).sum(axis=0)).ravel() * per_plan
-    sigma = np.array([max(float(tot[off[n]:off[n + 1]].mean()), 1e-300)
-                      for n in range(len(cp.blocks))])
+    sigma = np.array(
+        [max(float(tot[off[n] : off[n + 1]].mean()), 1e-300) for n in range(len(cp.blocks))]
+    )
     sig_row = np.repeat(sigma, [b.size for b in cp.blocks]) if cp.blocks else np.zeros(0)
-    F = float(np.abs(pool.f).sum()) * per_plan + sum(b.weight * s for b, s in
-                                                      zip(cp.blocks, sigma, strict=True))
+    F = float(np.abs(pool.f).sum()) * per_plan + sum(
+        b.weight * s for b, s in zip(cp.blocks, sigma, strict=True)
+    )
     return sigma, sig_row, max(F, 1e-300)
 
 
-def _finish(pool: ColumnPool, cp: Coupling, lam: np.ndarray, gamma: np.ndarray,
-            status: str, iterations: int) -> MasterSolution:
+def _finish(
+    pool: ColumnPool, cp: Coupling, lam: np.ndarray, gamma: np.ndarray, status: str, iterations: int
+) -> MasterSolution:
     T = pool.T
     lam = np.clip(lam, 0.0, None)
     per = np.bincount(pool.slot, lam, minlength=T)
@@ -214,8 +226,9 @@ def _finish(pool: ColumnPool, cp: Coupling, lam: np.ndarray, gamma: np.ndarray,
     return MasterSolution(lam, u, value, gamma, pi, status, iterations)
 
 
-def solve_master(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-9, max_iter: int = 120,
-                 method: str = "auto") -> MasterSolution:
+def solve_master(
+    pool: ColumnPool, cp: Coupling, *, tol: float = 1e-9, max_iter: int = 120, method: str = "auto"
+) -> MasterSolution:
     """Solve the restricted master.
 
     ``method``: ``"auto"`` or ``"ipm"``: the structured interior-point method of
@@ -235,8 +248,9 @@ def solve_master(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-9, max_iter:
     w = np.array([b.weight for b in cp.blocks]) * sigma / F
     res = ipm_master(f, A, w, pool.slot, pool.T, cp, tol=tol, max_iter=max_iter)
     gamma = res.gamma * F / np.where(sig_row > 0, sig_row, 1.0)
-    return _finish(pool, cp, res.lam, gamma,
-                   "solved" if res.converged else "stalled", res.iterations)
+    return _finish(
+        pool, cp, res.lam, gamma, "solved" if res.converged else "stalled", res.iterations
+    )
 
 
 def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
@@ -259,8 +273,12 @@ def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     vals = np.concatenate([np.ones(L), acoo.data / sig_row[acoo.col], -np.ones(M)])
     A = sp.csc_matrix((vals, (rows, cols)), shape=(T + M, L + B))
     cost = np.concatenate([pool.f / F, np.array([b.weight for b in cp.blocks]) * sigma / F])
-    h = highs_lp(A, cost, np.concatenate([np.ones(T), np.full(M, -np.inf)]),
-                 np.concatenate([np.ones(T), np.zeros(M)]))
+    h = highs_lp(
+        A,
+        cost,
+        np.concatenate([np.ones(T), np.full(M, -np.inf)]),
+        np.concatenate([np.ones(T), np.zeros(M)]),
+    )
     h.run()
     status = h.modelStatusToString(h.getModelStatus())
     sol = h.getSolution()
@@ -271,8 +289,9 @@ def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     return _finish(pool, cp, x[:L], gamma, "solved" if status == "Optimal" else status, it)
 
 
-def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
-                          max_iter: int = 200) -> MasterSolution:
+def solve_master_clarabel(
+    pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10, max_iter: int = 200
+) -> MasterSolution:
     """Solve the restricted master with Clarabel (any q > 1)."""
     import clarabel
 
@@ -288,7 +307,7 @@ def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
     nvar = irho + n_rho
     qvec = np.zeros(nvar)
     qvec[:L] = pool.f / F
-    qvec[is_:is_ + nb] = np.array([b.weight for b in blocks]) * sigma / F
+    qvec[is_ : is_ + nb] = np.array([b.weight for b in blocks]) * sigma / F
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
@@ -345,13 +364,15 @@ def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
     for n in power:
         b = blocks[n]
         for r in range(b.size):
-            put([r0, r0 + 1, r0 + 2], [rho_off[n] + r, is_ + n, iu + off[n] + r],
-                [-1.0, -1.0, -1.0])
+            put(
+                [r0, r0 + 1, r0 + 2], [rho_off[n] + r, is_ + n, iu + off[n] + r], [-1.0, -1.0, -1.0]
+            )
             bvec.append(np.zeros(3))
             cones.append(clarabel.PowerConeT(1.0 / b.q))
             r0 += 3
-    A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(r0, nvar))
+    A = sp.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, nvar)
+    )
     b_all = np.concatenate(bvec)
     Pm = sp.csc_matrix((nvar, nvar))
     settings = clarabel.DefaultSettings()
@@ -365,5 +386,5 @@ def solve_master_clarabel(pool: ColumnPool, cp: Coupling, *, tol: float = 1e-10,
     sol = solver.solve()
     x = np.asarray(sol.x)
     z = np.asarray(sol.z)
-    gamma = F * z[T:T + M] / np.where(sig_row > 0, sig_row, 1.0)
+    gamma = F * z[T : T + M] / np.where(sig_row > 0, sig_row, 1.0)
     return _finish(pool, cp, x[:L], gamma, str(sol.status), int(sol.iterations))

@@ -87,8 +87,14 @@ class SlotLPs:
         Right-hand side of the capacity rows [units/slot].
     """
 
-    def __init__(self, demand_row: np.ndarray, cap_row: np.ndarray, cap_coef: np.ndarray,
-                 demand: np.ndarray, capacity: np.ndarray) -> None:
+    def __init__(
+        self,
+        demand_row: np.ndarray,
+        cap_row: np.ndarray,
+        cap_coef: np.ndarray,
+        demand: np.ndarray,
+        capacity: np.ndarray,
+    ) -> None:
         self.P = int(demand_row.size)
         self.n_eq = int(demand.shape[1])
         self.n_cap = int(capacity.shape[1])
@@ -98,10 +104,11 @@ class SlotLPs:
         self.cap_row = np.asarray(cap_row, dtype=np.intp) + self.n_eq
         self.cap_scale = float(np.max(cap_coef)) if np.size(cap_coef) else 1.0
         self.cap_coef = np.asarray(cap_coef, dtype=float) / self.cap_scale
-        b = np.concatenate([np.asarray(demand, float),
-                            np.asarray(capacity, float) / self.cap_scale], axis=1)
-        self.b_scale = np.maximum(np.abs(b).max(axis=1), 1e-300)     # (T,)
-        self.b = b / self.b_scale[:, None]                               # (T, m), scaled
+        b = np.concatenate(
+            [np.asarray(demand, float), np.asarray(capacity, float) / self.cap_scale], axis=1
+        )
+        self.b_scale = np.maximum(np.abs(b).max(axis=1), 1e-300)  # (T,)
+        self.b = b / self.b_scale[:, None]  # (T, m), scaled
         # dense constraint matrix with logical (identity) columns, for re-inversion
         A = np.zeros((self.m, self.P + self.m))
         A[self.demand_row, np.arange(self.P)] = 1.0
@@ -115,10 +122,10 @@ class SlotLPs:
             raise ValueError("every demand row (region) needs at least one route")
         self._region_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         m = self.m
-        self.basis = np.tile(self.P + np.arange(m), (self.T, 1))         # all logical
+        self.basis = np.tile(self.P + np.arange(m), (self.T, 1))  # all logical
         self.Binv = np.broadcast_to(np.eye(m), (self.T, m, m)).copy()
         self.xB = self.b.copy()
-        self.phase2 = np.zeros(self.T, dtype=bool)                      # artificials out?
+        self.phase2 = np.zeros(self.T, dtype=bool)  # artificials out?
         self.pivots_since_inv = np.zeros(self.T, dtype=np.int64)
         self.fallbacks = 0
         self.steps = 0
@@ -129,13 +136,13 @@ class SlotLPs:
         """Reduced costs (S, P + m) of all columns for duals y (S, m) and costs c (S, P)."""
         S = y.shape[0]
         d = np.empty((S, self.P + self.m))
-        d[:, :self.P] = c - y[:, self.demand_row] - self.cap_coef * y[:, self.cap_row]
+        d[:, : self.P] = c - y[:, self.demand_row] - self.cap_coef * y[:, self.cap_row]
         if phase2:
-            d[:, self.P:self.P + self.n_eq] = np.inf               # artificials never enter
-            d[:, self.P + self.n_eq:] = -y[:, self.n_eq:]
+            d[:, self.P : self.P + self.n_eq] = np.inf  # artificials never enter
+            d[:, self.P + self.n_eq :] = -y[:, self.n_eq :]
         else:
-            d[:, self.P:self.P + self.n_eq] = 1.0 - y[:, :self.n_eq]
-            d[:, self.P + self.n_eq:] = -y[:, self.n_eq:]
+            d[:, self.P : self.P + self.n_eq] = 1.0 - y[:, : self.n_eq]
+            d[:, self.P + self.n_eq :] = -y[:, self.n_eq :]
         return d
 
     def _column(self, Bi: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -155,7 +162,7 @@ class SlotLPs:
         """Recompute B^-1 and x_B of slots ``idx`` from their basis lists."""
         if idx.size == 0:
             return
-        B = self.A[:, self.basis[idx]].transpose(1, 0, 2)               # (S, m, m)
+        B = self.A[:, self.basis[idx]].transpose(1, 0, 2)  # (S, m, m)
         try:
             Bi = np.linalg.inv(B)
         except np.linalg.LinAlgError:
@@ -173,8 +180,7 @@ class SlotLPs:
         self.xB[idx] = np.clip(xb, 0.0, None)
         self.pivots_since_inv[idx] = 0
 
-    def _run(self, idx: np.ndarray, cost: np.ndarray, phase2: bool, max_steps: int
-             ) -> np.ndarray:
+    def _run(self, idx: np.ndarray, cost: np.ndarray, phase2: bool, max_steps: int) -> np.ndarray:
         """Primal simplex on slots ``idx`` (global) with scaled structural costs ``cost``
         (S, P); returns a bool array (S,) of slots that reached optimality.
 
@@ -188,7 +194,7 @@ class SlotLPs:
         if S == 0:
             return done
         P, n_eq = self.P, self.n_eq
-        work = np.arange(S)                      # position in idx of each working slot
+        work = np.arange(S)  # position in idx of each working slot
         Bi = self.Binv[idx]
         xb = self.xB[idx]
         bas = self.basis[idx]
@@ -235,7 +241,8 @@ class SlotLPs:
                     dead = ~live
                     write_back(dead)
                     work, Bi, xb, bas, c, y, degen, live, q, dq, bland = (  # type: ignore[assignment]
-                        a[live] for a in (work, Bi, xb, bas, c, y, degen, live, q, dq, bland))
+                        a[live] for a in (work, Bi, xb, bas, c, y, degen, live, q, dq, bland)
+                    )
                     Sw = work.size
                     s = np.arange(Sw)
                     if Sw == 0:
@@ -252,18 +259,18 @@ class SlotLPs:
                 tmax = np.where(pos, (xb + FEAS_TOL) / alpha, np.inf).min(axis=1)
                 ratio = np.where(pos, xb / alpha, np.inf)
             cand = pos & (ratio <= tmax[:, None])
-            score = np.where(cand, alpha, -np.inf)      # Harris: largest pivot among ties
+            score = np.where(cand, alpha, -np.inf)  # Harris: largest pivot among ties
             r = np.argmax(score, axis=1)
             if bland.any():
                 # Bland: smallest basis index among the minimum ratios
                 rmin = np.where(cand, ratio, np.inf).min(axis=1)
                 tie = pos & (ratio <= rmin[:, None] + FEAS_TOL)
-                r = np.where(bland, np.argmin(np.where(tie, bas, np.iinfo(np.int64).max),
-                                              axis=1), r)
+                r = np.where(
+                    bland, np.argmin(np.where(tie, bas, np.iinfo(np.int64).max), axis=1), r
+                )
             has_fixed = fixed.any(axis=1)
             if has_fixed.any():
-                r = np.where(has_fixed, np.argmax(np.where(fixed, np.abs(alpha), -1.0), axis=1),
-                             r)
+                r = np.where(has_fixed, np.argmax(np.where(fixed, np.abs(alpha), -1.0), axis=1), r)
             unbounded = live & ~np.isfinite(score[s, r]) & ~has_fixed
             if unbounded.any():
                 live &= ~unbounded  # cannot happen for a bounded slot LP: left to the fallback
@@ -295,8 +302,9 @@ class SlotLPs:
         return done
 
     # ----------------------------------------------------------------- public
-    def solve(self, slots: np.ndarray, cost: np.ndarray, max_steps: int | None = None
-              ) -> SlotSolution:
+    def solve(
+        self, slots: np.ndarray, cost: np.ndarray, max_steps: int | None = None
+    ) -> SlotSolution:
         """Optimal vertices of the slot LPs ``slots`` for structural costs ``cost``.
 
         Parameters
@@ -322,7 +330,7 @@ class SlotLPs:
         if p1.size:
             done = self._run(slots[p1], cs[p1], phase2=False, max_steps=max_steps)
             art = (self.basis[slots[p1]] >= self.P) & (self.basis[slots[p1]] < self.P + self.n_eq)
-            infeas = (np.where(art, self.xB[slots[p1]], 0.0).sum(axis=1) > 1e-7)
+            infeas = np.where(art, self.xB[slots[p1]], 0.0).sum(axis=1) > 1e-7
             self.phase2[slots[p1[done & ~infeas]]] = True
             ok[p1[~done | infeas]] = False
         p2 = np.flatnonzero(ok)
@@ -334,8 +342,7 @@ class SlotLPs:
             self._fallback(slots[bad], cs[bad])
         return self._solution(slots, cost, cscale)
 
-    def _solution(self, slots: np.ndarray, cost: np.ndarray, cscale: np.ndarray
-                  ) -> SlotSolution:
+    def _solution(self, slots: np.ndarray, cost: np.ndarray, cscale: np.ndarray) -> SlotSolution:
         bas = self.basis[slots]
         struct = bas < self.P
         routes = np.where(struct, bas, -1)
@@ -346,19 +353,19 @@ class SlotLPs:
         cs = cost / cscale[:, None]
         cb = np.where(struct, cr / cscale[:, None], 0.0)
         y = np.einsum("sm,smk->sk", cb, self.Binv[slots])
-        v = np.clip(-y[:, self.n_eq:], 0.0, None)                       # (S, n_cap) scaled
+        v = np.clip(-y[:, self.n_eq :], 0.0, None)  # (S, n_cap) scaled
         bound = self.lagrangian_bound(slots, cs, v) * cscale
         return SlotSolution(slots, routes, vals, value, np.minimum(bound, value))
 
     def lagrangian_bound(self, slots: np.ndarray, cs: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``sum_j d_j min_p (c_p + a_p v_g(p)) - cap . v`` for capacity prices v >= 0
         (scaled units), a lower bound on each slot optimum (scaled cost units x b_scale)."""
-        red = cs + self.cap_coef * v[:, self.cap_row - self.n_eq]       # (S, P)
+        red = cs + self.cap_coef * v[:, self.cap_row - self.n_eq]  # (S, P)
         mins = np.minimum.reduceat(red[:, self._by_region], self._region_start, axis=1)
         b = self.b[slots]
-        d = b[:, :self.n_eq]
+        d = b[:, : self.n_eq]
         mins = np.where(d > 0, mins, 0.0)
-        val = np.sum(d * mins, axis=1) - np.sum(b[:, self.n_eq:] * v, axis=1)
+        val = np.sum(d * mins, axis=1) - np.sum(b[:, self.n_eq :] * v, axis=1)
         return val * self.b_scale[slots]
 
     def _fallback(self, slots: np.ndarray, cs: np.ndarray) -> None:
@@ -373,16 +380,17 @@ class SlotLPs:
         A = sp.csc_matrix(self.A[:, :P])
         for n, t in enumerate(slots):
             b = self.b[t]
-            h = highs_lp(A, cs[n], np.concatenate([b[:self.n_eq], np.full(self.n_cap, -np.inf)]),
-                         b)
+            h = highs_lp(
+                A, cs[n], np.concatenate([b[: self.n_eq], np.full(self.n_cap, -np.inf)]), b
+            )
             h.run()
             col, row = basis_status(h)
             basic = int(highspy.HighsBasisStatus.kBasic)
-            idx = np.concatenate([np.flatnonzero(col == basic),
-                                  P + np.flatnonzero(row == basic)])
+            idx = np.concatenate([np.flatnonzero(col == basic), P + np.flatnonzero(row == basic)])
             if idx.size != m:
-                raise RuntimeError(f"HiGHS returned a basis of size {idx.size} for slot {t}; "
-                                   f"expected {m}")
+                raise RuntimeError(
+                    f"HiGHS returned a basis of size {idx.size} for slot {t}; expected {m}"
+                )
             self.basis[t] = idx
             self.phase2[t] = True
             self._reinvert(np.array([t]))

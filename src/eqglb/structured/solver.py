@@ -150,8 +150,7 @@ class StructuredOffline:
             raise ValueError(f"max_iter = {self.max_iter!r}; give at least 1")
 
     def state(self) -> dict[str, Any]:
-        return {"objective": self.objective.describe(), "tol": self.tol,
-                "max_iter": self.max_iter}
+        return {"objective": self.objective.describe(), "tol": self.tol, "max_iter": self.max_iter}
 
     # ------------------------------------------------------------------ solve
     def plan(self, sc: Scenario) -> Dispatch:
@@ -183,11 +182,27 @@ class StructuredOffline:
             sol = price([])
             x = np.zeros((T, routes.size))
             mask = sol.routes >= 0
-            np.add.at(x, (np.broadcast_to(slots[:, None], mask.shape)[mask],
-                          sol.routes[mask]), sol.values[mask])
+            np.add.at(
+                x,
+                (np.broadcast_to(slots[:, None], mask.shape)[mask], sol.routes[mask]),
+                sol.values[mask],
+            )
             lower = float(sol.bound.sum())
-            return self._finish(sc, obj, coef, routes, x, lower, 0, "optimal", stats, lps,
-                                t_start, master=None, method="separable slot LPs")
+            return self._finish(
+                sc,
+                obj,
+                coef,
+                routes,
+                x,
+                lower,
+                0,
+                "optimal",
+                stats,
+                lps,
+                t_start,
+                master=None,
+                method="separable slot LPs",
+            )
 
         gamma0 = None
         warm_info: dict[str, Any] = {}
@@ -195,16 +210,39 @@ class StructuredOffline:
             t0 = _time.perf_counter()
             gamma0 = self._sampled_prices(sc, routes, cp, warm_info)
             warm_info["warm_start_time"] = _time.perf_counter() - t0
-        res = self._column_generation(cp, lps, T, routes.size, stats, t_start,
-                                      gamma0=gamma0, tol=self.tol, max_iter=int(self.max_iter),
-                                      report=True)
+        res = self._column_generation(
+            cp,
+            lps,
+            T,
+            routes.size,
+            stats,
+            t_start,
+            gamma0=gamma0,
+            tol=self.tol,
+            max_iter=int(self.max_iter),
+            report=True,
+        )
         stats.update(warm_info)
-        return self._finish(sc, obj, coef, routes, res["x"], res["lower"], res["iterations"],
-                            res["status"], stats, lps, t_start, master=res["master"],
-                            columns=res["columns"], method="dantzig-wolfe")
+        return self._finish(
+            sc,
+            obj,
+            coef,
+            routes,
+            res["x"],
+            res["lower"],
+            res["iterations"],
+            res["status"],
+            stats,
+            lps,
+            t_start,
+            master=res["master"],
+            columns=res["columns"],
+            method="dantzig-wolfe",
+        )
 
-    def _sampled_prices(self, sc: Scenario, routes: Routes, cp: Coupling,
-                        info: dict[str, Any]) -> list[np.ndarray]:
+    def _sampled_prices(
+        self, sc: Scenario, routes: Routes, cp: Coupling, info: dict[str, Any]
+    ) -> list[np.ndarray]:
         """Prices from the same problem on every k-th slot, each standing for k slots.
 
         The sampled problem keeps the slot constraints and weights each sampled slot's
@@ -215,25 +253,61 @@ class StructuredOffline:
         k = max(1, T // WARM_SAMPLE)
         sample = np.arange(0, T, k)
         weight = T / sample.size
-        sub = Coupling(cp.linear[sample] * weight,
-                       tuple(Block(b.name, b.weight, b.q, b.index, b.size,
-                                   (b.coef * weight) if b.coef.shape[0] == 1
-                                   else b.coef[sample] * weight) for b in cp.blocks))
-        lps = SlotLPs(routes.j, *_capacity_rows(sc, routes),
-                      np.asarray(sc.demand)[sample], _capacity(sc)[sample])
-        sub_stats: dict[str, Any] = {"pricing_time": 0.0, "master_time": 0.0,
-                                     "master_iterations": 0}
-        res = self._column_generation(sub, lps, sample.size, routes.size, sub_stats,
-                                      _time.perf_counter(), gamma0=None, tol=WARM_TOL,
-                                      max_iter=50, report=False)
+        sub = Coupling(
+            cp.linear[sample] * weight,
+            tuple(
+                Block(
+                    b.name,
+                    b.weight,
+                    b.q,
+                    b.index,
+                    b.size,
+                    (b.coef * weight) if b.coef.shape[0] == 1 else b.coef[sample] * weight,
+                )
+                for b in cp.blocks
+            ),
+        )
+        lps = SlotLPs(
+            routes.j,
+            *_capacity_rows(sc, routes),
+            np.asarray(sc.demand)[sample],
+            _capacity(sc)[sample],
+        )
+        sub_stats: dict[str, Any] = {
+            "pricing_time": 0.0,
+            "master_time": 0.0,
+            "master_iterations": 0,
+        }
+        res = self._column_generation(
+            sub,
+            lps,
+            sample.size,
+            routes.size,
+            sub_stats,
+            _time.perf_counter(),
+            gamma0=None,
+            tol=WARM_TOL,
+            max_iter=50,
+            report=False,
+        )
         info["warm_start_iterations"] = res["iterations"]
         info["warm_start_slots"] = int(sample.size)
         return res["center"]
 
-    def _column_generation(self, cp: Coupling, lps: SlotLPs, T: int, n_route: int,
-                           stats: dict[str, Any], t_start: float, *,
-                           gamma0: list[np.ndarray] | None, tol: float, max_iter: int,
-                           report: bool) -> dict[str, Any]:
+    def _column_generation(
+        self,
+        cp: Coupling,
+        lps: SlotLPs,
+        T: int,
+        n_route: int,
+        stats: dict[str, Any],
+        t_start: float,
+        *,
+        gamma0: list[np.ndarray] | None,
+        tol: float,
+        max_iter: int,
+        report: bool,
+    ) -> dict[str, Any]:
         """The column-generation loop (:mod:`eqglb.structured.colgen`) over slot vertices."""
         slots = np.arange(T)
         pool = ColumnPool(T, lps.m, cp.size)
@@ -248,42 +322,95 @@ class StructuredOffline:
         def on_iteration(it: int, upper: float, lower: float, gap: float, cols: int) -> None:
             self._report(it, upper, lower, gap, cols, t_start)
 
-        res = column_generation(cp, pool, price, gamma0=gamma0, tol=tol, max_iter=max_iter,
-                                smoothing=self.smoothing, adaptive=self.adaptive,
-                                max_age=self.max_age, master=self.master,
-                                time_limit=self.time_limit, t_start=t_start, stats=stats,
-                                on_iteration=on_iteration if report else None)
-        return {"x": res["snapshot"].dispatch(T, n_route), "lower": res["lower"],
-                "upper": res["upper"], "iterations": res["iterations"],
-                "status": res["status"], "master": res["best"], "columns": res["columns"],
-                "center": res["center"]}
+        res = column_generation(
+            cp,
+            pool,
+            price,
+            gamma0=gamma0,
+            tol=tol,
+            max_iter=max_iter,
+            smoothing=self.smoothing,
+            adaptive=self.adaptive,
+            max_age=self.max_age,
+            master=self.master,
+            time_limit=self.time_limit,
+            t_start=t_start,
+            stats=stats,
+            on_iteration=on_iteration if report else None,
+        )
+        return {
+            "x": res["snapshot"].dispatch(T, n_route),
+            "lower": res["lower"],
+            "upper": res["upper"],
+            "iterations": res["iterations"],
+            "status": res["status"],
+            "master": res["best"],
+            "columns": res["columns"],
+            "center": res["center"],
+        }
 
-    def _report(self, it: int, upper: float, lower: float, gap: float, columns: int,
-                t_start: float) -> None:
+    def _report(
+        self, it: int, upper: float, lower: float, gap: float, columns: int, t_start: float
+    ) -> None:
         if self.progress is not None:
-            self.progress({"iteration": it, "upper": upper, "lower": lower, "gap": gap,
-                           "columns": columns, "elapsed": _time.perf_counter() - t_start})
+            self.progress(
+                {
+                    "iteration": it,
+                    "upper": upper,
+                    "lower": lower,
+                    "gap": gap,
+                    "columns": columns,
+                    "elapsed": _time.perf_counter() - t_start,
+                }
+            )
 
-    def _finish(self, sc: Scenario, obj: Objective, coef: Any, routes: Routes, x: np.ndarray,
-                lower: float, iterations: int, status: str, stats: dict[str, Any],
-                lps: SlotLPs, t_start: float, master: MasterSolution | None,
-                columns: int = 0, method: str = "dantzig-wolfe") -> Dispatch:
+    def _finish(
+        self,
+        sc: Scenario,
+        obj: Objective,
+        coef: Any,
+        routes: Routes,
+        x: np.ndarray,
+        lower: float,
+        iterations: int,
+        status: str,
+        stats: dict[str, Any],
+        lps: SlotLPs,
+        t_start: float,
+        master: MasterSolution | None,
+        columns: int = 0,
+        method: str = "dantzig-wolfe",
+    ) -> Dispatch:
         y = routes.scatter(x, sc)
-        value = objective_value(obj, regional_costs(coef, y))   # recomputed, not trusted
+        value = objective_value(obj, regional_costs(coef, y))  # recomputed, not trusted
         gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
             status = "feasible"
-        extra = {"gap": gap, "gap_abs": value - lower, "iterations": iterations,
-                 "problem": obj.describe(), "certificate": "lagrangian (slot LPs)",
-                 "columns": columns, "pricing_time": stats["pricing_time"],
-                 "master_time": stats["master_time"],
-                 "master_iterations": stats["master_iterations"],
-                 "simplex_steps": lps.steps, "simplex_pivots": lps.pivots,
-                 "fallback_slots": lps.fallbacks, "method": method,
-                 **{k: v for k, v in stats.items() if k.startswith("warm_start")}}
+        extra = {
+            "gap": gap,
+            "gap_abs": value - lower,
+            "iterations": iterations,
+            "problem": obj.describe(),
+            "certificate": "lagrangian (slot LPs)",
+            "columns": columns,
+            "pricing_time": stats["pricing_time"],
+            "master_time": stats["master_time"],
+            "master_iterations": stats["master_iterations"],
+            "simplex_steps": lps.steps,
+            "simplex_pivots": lps.pivots,
+            "fallback_slots": lps.fallbacks,
+            "method": method,
+            **{k: v for k, v in stats.items() if k.startswith("warm_start")},
+        }
         if master is not None:
             extra["master_status"] = master.status
-        info = SolveInfo(status=status, solver="eqglb-structured",
-                         solve_time=_time.perf_counter() - t_start, objective=value,
-                         dual_bound=lower, iterations=iterations, extra=extra)
+        info = SolveInfo(
+            status=status,
+            solver="eqglb-structured",
+            solve_time=_time.perf_counter() - t_start,
+            objective=value,
+            dual_bound=lower,
+            iterations=iterations,
+            extra=extra,
+        )
         return Dispatch(y, policy=self.name, info=info)

@@ -136,8 +136,7 @@ def price_block(task: tuple[int, int, np.ndarray, Basis | None]) -> BlockColumn:
         bound += r.bound
         iters += r.iterations
     assert end is not None
-    return BlockColumn(b, energy, carbon, water, social, loads, bound, gamma, start, end,
-                       iters)
+    return BlockColumn(b, energy, carbon, water, social, loads, bound, gamma, start, end, iters)
 
 
 def replay_block(task: tuple[int, int, np.ndarray, Basis | None, int]) -> list[Any]:
@@ -158,8 +157,7 @@ def replay_block(task: tuple[int, int, np.ndarray, Basis | None, int]) -> list[A
 class _Executor:
     """Map tasks over local processes, Ray workers or the calling process, same code."""
 
-    def __init__(self, problem: CompactLP, backend: str, workers: int,
-                 address: str | None) -> None:
+    def __init__(self, problem: CompactLP, backend: str, workers: int, address: str | None) -> None:
         self.backend = backend
         self._pool: Any = None
         if backend == "serial" or workers <= 1 and backend == "process":
@@ -172,8 +170,10 @@ class _Executor:
             from eqglb._workers import pool_initializer
 
             self._pool = mp.get_context(method).Pool(
-                workers, initializer=pool_initializer,
-                initargs=(os.getpid(), _init_worker, (problem,)))
+                workers,
+                initializer=pool_initializer,
+                initargs=(os.getpid(), _init_worker, (problem,)),
+            )
         elif backend == "ray":
             try:
                 import ray
@@ -182,17 +182,19 @@ class _Executor:
                 raise ImportError("backend='ray' needs Ray: pip install 'eqglb[ray]'") from exc
             if not ray.is_initialized():
                 if address:
-                    ray.init(address=address, ignore_reinit_error=True,
-                             log_to_driver=False)
+                    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
                 else:
                     from eqglb._workers import shared_reaper
 
                     # the local instance dies with this process, even by SIGKILL
                     with shared_reaper().marking():
-                        ray.init(num_cpus=workers, ignore_reinit_error=True,
-                                 include_dashboard=False, log_to_driver=False)
-            self._pool = RayPool(processes=workers, initializer=_init_worker,
-                                 initargs=(problem,))
+                        ray.init(
+                            num_cpus=workers,
+                            ignore_reinit_error=True,
+                            include_dashboard=False,
+                            log_to_driver=False,
+                        )
+            self._pool = RayPool(processes=workers, initializer=_init_worker, initargs=(problem,))
         else:
             raise ValueError(f"backend {backend!r}; choose 'process', 'serial' or 'ray'")
 
@@ -211,8 +213,13 @@ class _Executor:
 class _BlockPool:
     """Block columns in the shape :func:`solve_master` reads (``slot`` = block)."""
 
-    def __init__(self, n_blocks: int, terms_blocks: list[tuple[str, float, float, int]],
-                 linear: dict[str, float], mu: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        n_blocks: int,
+        terms_blocks: list[tuple[str, float, float, int]],
+        linear: dict[str, float],
+        mu: tuple[float, float],
+    ) -> None:
         self.T = n_blocks
         self.blocks = terms_blocks
         self.linear = linear
@@ -234,8 +241,12 @@ class _BlockPool:
     def summarise(self, c: BlockColumn) -> tuple[float, np.ndarray]:
         """Linear cost f [USD] and stacked coupling vector a (M,) of a column."""
         lin = self.linear
-        f = (c.energy + lin["carbon"] * c.carbon.sum() + lin["water"] * c.water.sum()
-             + lin["social"] * c.social.sum())
+        f = (
+            c.energy
+            + lin["carbon"] * c.carbon.sum()
+            + lin["water"] * c.water.sum()
+            + lin["social"] * c.social.sum()
+        )
         parts = []
         for name, *_ in self.blocks:
             if name == "environment":
@@ -329,8 +340,10 @@ class StreamingResult:
         prob = self._problem
         T, N, J, K = prob.shape
         if T * N * J * K > 5e8:
-            raise MemoryError(f"a full dispatch of {T}x{N}x{J}x{K} does not fit in memory; "
-                              "use slot_dispatch(t) per slot")
+            raise MemoryError(
+                f"a full dispatch of {T}x{N}x{J}x{K} does not fit in memory; "
+                "use slot_dispatch(t) per slot"
+            )
         length = int(self.info["block_slots"])
         _init_worker(prob, worker=False)
         y = np.zeros((T, N, J, K))
@@ -398,19 +411,27 @@ class StreamingOffline:
     name: str = "streaming"
 
     def state(self) -> dict[str, Any]:
-        return {"policy": "streaming", "tol": self.tol, "block_slots": self.block_slots,
-                "backend": self.backend}
+        return {
+            "policy": "streaming",
+            "tol": self.tol,
+            "block_slots": self.block_slots,
+            "backend": self.backend,
+        }
 
     # ------------------------------------------------------------------ public
     def plan(self, sc: Scenario) -> Dispatch:
         """Certified dispatch of ``sc`` as a full :class:`Dispatch` (sizes that fit memory)."""
         res = self.solve(sc)
         y = res.dispatch()
-        info = SolveInfo(status=res.status, solver="eqglb-streaming",
-                         solve_time=float(res.info["time"]), objective=res.objective,
-                         dual_bound=res.dual_bound, iterations=res.iterations,
-                         extra={"gap": res.gap,
-                                **{k: v for k, v in res.info.items() if k != "center"}})
+        info = SolveInfo(
+            status=res.status,
+            solver="eqglb-streaming",
+            solve_time=float(res.info["time"]),
+            objective=res.objective,
+            dual_bound=res.dual_bound,
+            iterations=res.iterations,
+            extra={"gap": res.gap, **{k: v for k, v in res.info.items() if k != "center"}},
+        )
         return Dispatch(y, policy=self.name, info=info)
 
     def solve(self, sc: Scenario) -> StreamingResult:
@@ -429,15 +450,22 @@ class StreamingOffline:
         workers = int(self.workers or os.cpu_count() or 1)
         n_blocks = math.ceil(T / length)
         workers = max(1, min(workers, n_blocks))
-        info: dict[str, Any] = {"block_slots": length, "blocks": n_blocks, "workers": workers,
-                                "backend": self.backend, "classes": prob.n_classes,
-                                "compact_columns": prob.n_col, "compact_rows": prob.n_row}
+        info: dict[str, Any] = {
+            "block_slots": length,
+            "blocks": n_blocks,
+            "workers": workers,
+            "backend": self.backend,
+            "classes": prob.n_classes,
+            "compact_columns": prob.n_col,
+            "compact_rows": prob.n_row,
+        }
         gamma0 = None
         if self.warm_start and prob.terms.blocks and T > 2 * self.warm_sample:
             t0 = _time.perf_counter()
             if self.progress is not None:
-                self.progress({"event": "warm_start", "slots": self.warm_sample,
-                               "elapsed": t0 - t_start})
+                self.progress(
+                    {"event": "warm_start", "slots": self.warm_sample, "elapsed": t0 - t_start}
+                )
             gamma0 = self._sampled_prices(sc, info)
             info["warm_start_time"] = _time.perf_counter() - t0
         ex = _Executor(prob, self.backend, workers, self.address)
@@ -459,31 +487,56 @@ class StreamingOffline:
         w = T / sample.size
         sub = sc.slice_time(0, sample.size).replace(
             demand=np.asarray(sc.demand)[sample] * w,
-            price=np.asarray(sc.price)[sample], carbon_intensity=np.asarray(
-                sc.carbon_intensity)[sample], wue=np.asarray(sc.wue)[sample],
-            ewif=np.asarray(sc.ewif)[sample], pue=np.asarray(sc.pue)[sample],
-            capacity=np.asarray(sc.capacity)[sample] * w, validate_feasibility=False)
-        inner = StreamingOffline(objective=self.objective, tol=1e-3, block_slots=1,
-                                 backend="serial", max_iter=60, warm_start=False,
-                                 smoothing=self.smoothing, max_age=self.max_age)
+            price=np.asarray(sc.price)[sample],
+            carbon_intensity=np.asarray(sc.carbon_intensity)[sample],
+            wue=np.asarray(sc.wue)[sample],
+            ewif=np.asarray(sc.ewif)[sample],
+            pue=np.asarray(sc.pue)[sample],
+            capacity=np.asarray(sc.capacity)[sample] * w,
+            validate_feasibility=False,
+        )
+        inner = StreamingOffline(
+            objective=self.objective,
+            tol=1e-3,
+            block_slots=1,
+            backend="serial",
+            max_iter=60,
+            warm_start=False,
+            smoothing=self.smoothing,
+            max_age=self.max_age,
+        )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
         info["warm_start_slots"] = int(sample.size)
         return np.asarray(res.info["center"])
 
-    def _column_generation(self, prob: CompactLP, ex: _Executor, length: int, n_blocks: int,
-                           gamma0: np.ndarray | None, t_start: float,
-                           info: dict[str, Any]) -> StreamingResult:
+    def _column_generation(
+        self,
+        prob: CompactLP,
+        ex: _Executor,
+        length: int,
+        n_blocks: int,
+        gamma0: np.ndarray | None,
+        t_start: float,
+        info: dict[str, Any],
+    ) -> StreamingResult:
         """The loop of :mod:`eqglb.structured.colgen` over block columns."""
         terms = prob.terms
-        cp = Coupling(np.zeros((1, 0)), tuple(
-            Block(name, w, q, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
-            for name, w, q, size in terms.blocks))
-        pool = _BlockPool(n_blocks, terms.blocks, terms.linear,
-                          (terms.mu_carbon, terms.mu_water))
+        cp = Coupling(
+            np.zeros((1, 0)),
+            tuple(
+                Block(name, w, q, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
+                for name, w, q, size in terms.blocks
+            ),
+        )
+        pool = _BlockPool(n_blocks, terms.blocks, terms.linear, (terms.mu_carbon, terms.mu_water))
         bases: list[Basis | None] = [None] * n_blocks
-        stats: dict[str, Any] = {"pricing_time": 0.0, "master_time": 0.0, "passes": 0,
-                                 "simplex_iterations": 0}
+        stats: dict[str, Any] = {
+            "pricing_time": 0.0,
+            "master_time": 0.0,
+            "passes": 0,
+            "simplex_iterations": 0,
+        }
         blocks = np.arange(n_blocks)
 
         def price(gamma: list[np.ndarray]) -> Pricing:
@@ -496,39 +549,92 @@ class StreamingOffline:
                 bases[c.block] = c.end
                 stats["simplex_iterations"] += c.iterations
                 if self.progress is not None:
-                    self.progress({"event": "pricing", "pass": stats["passes"] + 1,
-                                   "done": len(cols), "blocks": n_blocks,
-                                   "elapsed": _time.perf_counter() - t_start})
+                    self.progress(
+                        {
+                            "event": "pricing",
+                            "pass": stats["passes"] + 1,
+                            "done": len(cols),
+                            "blocks": n_blocks,
+                            "elapsed": _time.perf_counter() - t_start,
+                        }
+                    )
             stats["pricing_time"] += _time.perf_counter() - t0
             stats["passes"] += 1
             cols.sort(key=lambda c: c.block)
             fa = [pool.summarise(c) for c in cols]
-            return Pricing(float(sum(c.bound for c in cols)), np.array([x[0] for x in fa]),
-                           np.array([x[1] for x in fa]).reshape(n_blocks, cp.size), blocks,
-                           cols)
+            return Pricing(
+                float(sum(c.bound for c in cols)),
+                np.array([x[0] for x in fa]),
+                np.array([x[1] for x in fa]).reshape(n_blocks, cp.size),
+                blocks,
+                cols,
+            )
 
         if not terms.blocks:  # separable: one pass is the whole problem
             pr = price([])
-            return self._result(prob, [(c, 1.0) for c in pr.payload], pr.lower, 0, "optimal",
-                                stats, info, np.zeros(0))
+            return self._result(
+                prob,
+                [(c, 1.0) for c in pr.payload],
+                pr.lower,
+                0,
+                "optimal",
+                stats,
+                info,
+                np.zeros(0),
+            )
 
         def on_iteration(it: int, upper: float, lower: float, gap: float, cols: int) -> None:
             if self.progress is not None:
-                self.progress({"event": "iteration", "iteration": it, "upper": upper,
-                               "lower": lower, "gap": gap, "columns": cols,
-                               "elapsed": _time.perf_counter() - t_start})
+                self.progress(
+                    {
+                        "event": "iteration",
+                        "iteration": it,
+                        "upper": upper,
+                        "lower": lower,
+                        "gap": gap,
+                        "columns": cols,
+                        "elapsed": _time.perf_counter() - t_start,
+                    }
+                )
 
         res = column_generation(
-            cp, pool, price, gamma0=None if gamma0 is None else cp.split(gamma0),
-            tol=self.tol, max_iter=int(self.max_iter), smoothing=self.smoothing,
-            adaptive=True, max_age=self.max_age, master="auto", time_limit=self.time_limit,
-            t_start=t_start, stats=stats, on_iteration=on_iteration)
-        return self._result(prob, res["snapshot"], res["lower"], res["iterations"],
-                            res["status"], stats, info, np.concatenate(res["center"]))
+            cp,
+            pool,
+            price,
+            gamma0=None if gamma0 is None else cp.split(gamma0),
+            tol=self.tol,
+            max_iter=int(self.max_iter),
+            smoothing=self.smoothing,
+            adaptive=True,
+            max_age=self.max_age,
+            master="auto",
+            time_limit=self.time_limit,
+            t_start=t_start,
+            stats=stats,
+            on_iteration=on_iteration,
+        )
+        return self._result(
+            prob,
+            res["snapshot"],
+            res["lower"],
+            res["iterations"],
+            res["status"],
+            stats,
+            info,
+            np.concatenate(res["center"]),
+        )
 
-    def _result(self, prob: CompactLP, columns: list[tuple[BlockColumn, float]], lower: float,
-                iterations: int, status: str, stats: dict[str, Any], info: dict[str, Any],
-                center: np.ndarray) -> StreamingResult:
+    def _result(
+        self,
+        prob: CompactLP,
+        columns: list[tuple[BlockColumn, float]],
+        lower: float,
+        iterations: int,
+        status: str,
+        stats: dict[str, Any],
+        info: dict[str, Any],
+        center: np.ndarray,
+    ) -> StreamingResult:
         T, N, J, K = prob.shape
         length = int(info["block_slots"])
         energy = 0.0
@@ -540,13 +646,19 @@ class StreamingOffline:
             water += w * c.water
             social += w * c.social
             sl = _block_slots(c.block, length, T)
-            loads[sl.start:sl.stop] += np.float32(w) * c.loads
+            loads[sl.start : sl.stop] += np.float32(w) * c.loads
         costs = RegionalCosts(energy, carbon, water, social)
         value = objective_value(self.objective, costs)
         gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
             status = "feasible"
-        info = {**info, **stats, "columns_used": len(columns), "center": center,
-                "gap_abs": value - lower}
-        return StreamingResult(value, lower, gap, status, costs, loads, iterations, info,
-                               _columns=list(columns))
+        info = {
+            **info,
+            **stats,
+            "columns_used": len(columns),
+            "center": center,
+            "gap_abs": value - lower,
+        }
+        return StreamingResult(
+            value, lower, gap, status, costs, loads, iterations, info, _columns=list(columns)
+        )
