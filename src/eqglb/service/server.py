@@ -151,8 +151,8 @@ def _config(
         synchronous=synchronous,
         max_batch=max_batch,
         horizon=horizon,
-        **objective,
-    )  # type: ignore[arg-type]
+        **objective,  # type: ignore[arg-type]
+    )
     return cfg, token
 
 
