@@ -14,7 +14,7 @@ import pytest
 from eqglb.cli import DEFAULT_MODEL_RULE, DEFAULT_POLICIES, ModelRule, main
 from eqglb.io.scenario_format import read_scenario, write_scenario
 from eqglb.policies import DESCRIPTIONS, REGISTRY
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 EXPECTED_FILES = {
     "metrics.json",

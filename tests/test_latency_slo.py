@@ -18,7 +18,7 @@ from eqglb.scenario import Dispatch, ScenarioError
 from eqglb.simulate import check_feasibility, evaluate
 from eqglb.structured import StructuredOffline
 from eqglb.structured.stream import StreamingOffline
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 QS = [1.0, 2.0, 3.0, math.inf]
 #: as in tests/test_structured.py: Clarabel tightened so that the reference is a reference
@@ -360,7 +360,7 @@ def test_slo_without_latency_and_too_tight_slo_are_located():
 
 def test_slo_that_makes_demand_unservable_names_the_slot():
     """Two data centres, one region: the SLO keeps only the near one, too small alone."""
-    from tests.conftest import two_site_scenario
+    from eqglb.testing import two_site_scenario
 
     sc = two_site_scenario(latency=[[10.0], [80.0]], capacity=[6.0, 10.0])
     assert sc.replace(rtt_slo_ms=100.0).allowed.all()

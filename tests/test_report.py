@@ -28,7 +28,7 @@ from eqglb.report import (
     write_region_csv,
 )
 from eqglb.simulate import evaluate, run_policy
-from tests.conftest import random_scenario, two_site_scenario
+from eqglb.testing import random_scenario, two_site_scenario
 
 POLICIES = ("energy", "carbon", "water", "equitable")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

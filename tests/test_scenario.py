@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from eqglb import Dispatch, ScenarioError
-from tests.conftest import two_site_scenario
+from eqglb.testing import two_site_scenario
 
 
 def base(**over):

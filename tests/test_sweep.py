@@ -37,7 +37,7 @@ from eqglb.sweep import (
     scenario_fingerprint,
     sweep_points,
 )
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 _REAL_SOLVE = sweep._solve_point
 

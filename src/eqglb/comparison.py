@@ -164,7 +164,10 @@ def ev_max(ev: Evaluation, key: str) -> float:
 def _regional(ev: Evaluation) -> Any:
     from eqglb.costs import RegionalCosts
 
-    return RegionalCosts(ev.energy_cost, _vec(ev.carbon), _vec(ev.water), _vec(ev.social))
+    return RegionalCosts(
+        ev.energy_cost,
+        {"carbon": _vec(ev.carbon), "water": _vec(ev.water), "social": _vec(ev.social)},
+    )
 
 
 #: Certified optima already solved, keyed by :func:`_key` of their objective.

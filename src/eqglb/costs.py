@@ -7,22 +7,26 @@ and by the evaluator alike (the physics lives in one place):
 * energy cost   ``energy_cost[t, i, k] = pue[t, i] * price[t, i] * eps[i, k]``  [USD/request]
 * carbon        ``carbon[t, i, k] = ci[t, i] * pue[t, i] * eps[i, k]``          [kg CO2/request]
 * water         ``water[t, i, k] = (wue[t, i] + pue[t, i] * ewif[t, i]) * eps[i, k]``  [L/request]
+* health        ``health[t, i, k] = health_cost[t, i] * pue[t, i] * eps[i, k]``  [USD/request]
 * quality loss  ``quality[j, k] = s[k] / sum_t demand[t, j]`` (average, the default) or
   ``s[k]`` (total)                                                              [-/request]
 
-Regional costs: carbon ``C_i`` and water ``W_i`` are located at data centre i; quality loss
-``S_j`` at user region j.
+Regional costs: carbon ``C_i``, water ``W_i`` and health ``H_i`` are located at data centre
+i; quality loss ``S_j`` at user region j. The burdens are declared once in
+:mod:`eqglb.burdens`; everything here iterates that registry.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from eqglb.burdens import BURDENS
+from eqglb.burdens import burden as _burden
 from eqglb.metrics import lq_norm, parse_q
 from eqglb.scenario import Scenario
 
@@ -30,7 +34,9 @@ __all__ = [
     "Coefficients",
     "Objective",
     "RegionalCosts",
+    "Term",
     "coefficients",
+    "site_coefficients",
     "norm_terms",
     "objective_terms",
     "objective_value",
@@ -38,24 +44,29 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Objective:
-    """Weights and norm orders of ``energy cost + mu_s ||S||_q + mu_c ||C||_q + mu_w ||W||_q``.
+class Term(NamedTuple):
+    """Weight and norm order of one burden's term ``mu ||v||_q``."""
 
-    Attributes
+    mu: float
+    q: float
+
+
+class Objective:
+    """Weights and norm orders of ``energy cost + sum_b mu_b ||v_b||_q_b`` over the burdens.
+
+    One term per registered burden (:data:`eqglb.burdens.BURDENS`: ``social`` (quality
+    loss S, per user region), ``carbon`` (C), ``water`` (W), ``health`` (H, per data
+    centre)); a term with weight 0 is absent.
+
+    Parameters
     ----------
-    mu_social : float
-        Weight of the quality-loss norm [USD per unit of S]; S is dimensionless when
-        ``social_average`` (average loss per request), [requests] otherwise.
-    mu_carbon : float
-        Weight of the carbon norm [USD/kg CO2] (eGLB: 1500 USD/t = 1.5 USD/kg).
-    mu_water : float
-        Weight of the water norm [USD/L] (eGLB: 60 USD/m3 = 0.06 USD/L).
-    q_social, q_carbon, q_water : float
-        Norm orders >= 1; ``math.inf`` for the worst region.
+    terms : mapping ``{burden: (mu, q)}``, optional
+        Weight [the burden's weight unit, e.g. USD/kg for carbon] and norm order (>= 1,
+        ``math.inf`` or ``"inf"`` for the worst region) of each term; unnamed burdens get
+        ``(0, 2)``.
     combined_environment : bool
-        Replace the two environmental norms by one norm (order ``q_carbon``) of the
-        combined regional cost ``mu_c C_i + mu_w W_i`` [USD].
+        Replace the norms of the combinable burdens (carbon, water) by one norm (order
+        ``q_carbon``) of the combined regional cost ``mu_c C_i + mu_w W_i`` [USD].
     social_average : bool
         Quality cost per region as the average loss per request (True) or the total.
     energy_weight : float
@@ -67,168 +78,228 @@ class Objective:
         length of the term's vector), so that ``mu ||v||_q`` equals ``mu_unit * sum(v)``
         when the burden is spread evenly, at every q. :meth:`with_q` keeps the per-unit
         weights. None: the weights are used as given.
+    **weights
+        ``mu_<burden>=`` and ``q_<burden>=`` keywords, the same as ``terms`` entries.
+
+    Attributes ``mu_<burden>`` and ``q_<burden>`` read one term.
     """
 
-    mu_social: float = 0.0
-    mu_carbon: float = 0.0
-    mu_water: float = 0.0
-    q_social: float = 2.0
-    q_carbon: float = 2.0
-    q_water: float = 2.0
-    combined_environment: bool = False
-    social_average: bool = True
-    energy_weight: float = 1.0
-    norm_sizes: tuple[int, int] | None = None
+    __slots__ = ("combined_environment", "energy_weight", "norm_sizes", "social_average", "terms")
 
-    def __post_init__(self) -> None:
-        if self.norm_sizes is not None:
-            sizes = tuple(int(n) for n in self.norm_sizes)
-            if len(sizes) != 2 or min(sizes) < 1:
-                raise ValueError(
-                    f"norm_sizes = {self.norm_sizes!r}; give (regions, datacenters), both >= 1"
+    terms: Mapping[str, Term]
+    combined_environment: bool
+    social_average: bool
+    energy_weight: float
+    norm_sizes: tuple[int, int] | None
+
+    def __init__(
+        self,
+        terms: Mapping[str, tuple[float, float | str]] | None = None,
+        *,
+        combined_environment: bool = False,
+        social_average: bool = True,
+        energy_weight: float = 1.0,
+        norm_sizes: tuple[int, int] | None = None,
+        **weights: Any,
+    ) -> None:
+        given: dict[str, list[Any]] = {name: [0.0, 2.0] for name in BURDENS}
+        for name, value in (terms or {}).items():
+            _burden(name)
+            mu, q = value
+            given[name] = [mu, q]
+        for key, value in weights.items():
+            kind, _, name = key.partition("_")
+            if kind not in ("mu", "q") or name not in BURDENS:
+                raise TypeError(
+                    f"Objective got an unexpected keyword {key!r}; give mu_<burden> or "
+                    f"q_<burden> with a burden of {', '.join(BURDENS)}"
                 )
-            object.__setattr__(self, "norm_sizes", sizes)
-        for name in ("q_social", "q_carbon", "q_water"):
-            object.__setattr__(self, name, parse_q(getattr(self, name)))
-        for name in ("mu_social", "mu_carbon", "mu_water", "energy_weight"):
-            v = float(getattr(self, name))
+            given[name][0 if kind == "mu" else 1] = value
+        out: dict[str, Term] = {}
+        for name, (mu, q) in given.items():
+            try:
+                qv = parse_q(q)
+            except ValueError as exc:
+                raise ValueError(f"q_{name}: {exc}") from None
+            v = float(mu)
             if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
-            object.__setattr__(self, name, v)
+                raise ValueError(f"mu_{name} = {mu!r}; weights must be finite and >= 0")
+            out[name] = Term(v, qv)
+        ew = float(energy_weight)
+        if not (math.isfinite(ew) and ew >= 0):
+            raise ValueError(f"energy_weight = {ew!r}; weights must be finite and >= 0")
+        sizes: tuple[int, int] | None = None
+        if norm_sizes is not None:
+            sz = tuple(int(n) for n in norm_sizes)
+            if len(sz) != 2 or min(sz) < 1:
+                raise ValueError(
+                    f"norm_sizes = {norm_sizes!r}; give (regions, datacenters), both >= 1"
+                )
+            sizes = (sz[0], sz[1])
+        set_ = object.__setattr__
+        set_(self, "terms", MappingProxyType(out))
+        set_(self, "combined_environment", bool(combined_environment))
+        set_(self, "social_average", bool(social_average))
+        set_(self, "energy_weight", ew)
+        set_(self, "norm_sizes", sizes)
 
-    @classmethod
-    def uniform(
-        cls,
-        q: float | str,
-        mu_social: float = 0.0,
-        mu_carbon: float = 0.0,
-        mu_water: float = 0.0,
-        **kw: Any,
-    ) -> Objective:
-        """One norm order ``q`` for every term."""
-        qv = parse_q(q)
-        return cls(
-            mu_social=mu_social,
-            mu_carbon=mu_carbon,
-            mu_water=mu_water,
-            q_social=qv,
-            q_carbon=qv,
-            q_water=qv,
-            **kw,
+    def __getattr__(self, key: str) -> float:
+        kind, _, name = key.partition("_")
+        if kind in ("mu", "q") and name in BURDENS:
+            term = object.__getattribute__(self, "terms")[name]
+            return term.mu if kind == "mu" else term.q
+        raise AttributeError(f"'Objective' object has no attribute {key!r}")
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("Objective is immutable; use with_terms() or replace()")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            tuple(self.terms.items()),
+            self.combined_environment,
+            self.social_average,
+            self.energy_weight,
+            self.norm_sizes,
         )
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Objective) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (dict(self.terms), self._flags()))
+
+    def _flags(self) -> dict[str, Any]:
+        return {
+            "combined_environment": self.combined_environment,
+            "social_average": self.social_average,
+            "energy_weight": self.energy_weight,
+            "norm_sizes": self.norm_sizes,
+        }
+
+    def __repr__(self) -> str:
+        parts = [f"{k}=({t.mu:g}, {t.q:g})" for k, t in self.terms.items() if t.mu > 0]
+        parts += [f"{k}={v!r}" for k, v in self._flags().items()]
+        return f"Objective({', '.join(parts)})"
+
+    def replace(self, **changes: Any) -> Objective:
+        """A copy with flags or ``mu_*``/``q_*`` changed, weights used as given (no
+        per-unit rescaling; see :meth:`with_terms`)."""
+        terms = {k: [t.mu, t.q] for k, t in self.terms.items()}
+        flags = self._flags()
+        for key, value in changes.items():
+            kind, _, name = key.partition("_")
+            if key in flags:
+                flags[key] = value
+            elif kind in ("mu", "q") and name in BURDENS:
+                terms[name][0 if kind == "mu" else 1] = value
+            else:
+                raise TypeError(f"Objective has no field {key!r}")
+        return Objective({k: (v[0], v[1]) for k, v in terms.items()}, **flags)
+
+    def size(self, name: str) -> int | None:
+        """Length of burden ``name``'s regional vector under :attr:`norm_sizes`."""
+        if self.norm_sizes is None:
+            return None
+        nj, nn = self.norm_sizes
+        return nj if _burden(name).side == "region" else nn
+
     @classmethod
-    def normalized(
-        cls,
-        n_region: int,
-        n_datacenter: int,
-        *,
-        mu_social: float = 0.0,
-        mu_carbon: float = 0.0,
-        mu_water: float = 0.0,
-        q_social: float | str = 2.0,
-        q_carbon: float | str = 2.0,
-        q_water: float | str = 2.0,
-        **kw: Any,
-    ) -> Objective:
+    def uniform(cls, q: float | str, **kw: Any) -> Objective:
+        """One norm order ``q`` for every term; ``mu_<burden>=`` weights and flags in ``kw``."""
+        qv = parse_q(q)
+        return cls(**{f"q_{name}": qv for name in BURDENS}, **kw)
+
+    @classmethod
+    def normalized(cls, n_region: int, n_datacenter: int, **kw: Any) -> Objective:
         """Objective from per-unit weights, scaled by ``n ** (1 - 1/q)`` per term.
 
-        ``mu_social`` [USD per unit of S], ``mu_carbon`` [USD/kg], ``mu_water`` [USD/L] are
-        what one unit of the burden is worth when the burden is spread evenly; a more
-        uneven spread costs more for q > 1 (at q = inf, as if every region bore the
-        worst region's burden). q = 1 gives the plain weighted total.
+        ``mu_<burden>=`` keywords are per-unit weights (``mu_social`` [USD per unit of S],
+        ``mu_carbon`` [USD/kg], ``mu_water`` [USD/L], ``mu_health`` [USD/USD]): what one unit
+        of the burden is worth when it is spread evenly; a more uneven spread costs more for
+        q > 1 (at q = inf, as if every region bore the worst region's burden). q = 1 gives
+        the plain weighted total. ``terms=`` may give ``{burden: (mu_unit, q)}`` instead.
         """
-        qs, qc, qw = parse_q(q_social), parse_q(q_carbon), parse_q(q_water)
-        return cls(
-            mu_social=float(mu_social) * _norm_factor(n_region, qs),
-            mu_carbon=float(mu_carbon) * _norm_factor(n_datacenter, qc),
-            mu_water=float(mu_water) * _norm_factor(n_datacenter, qw),
-            q_social=qs,
-            q_carbon=qc,
-            q_water=qw,
-            norm_sizes=(int(n_region), int(n_datacenter)),
-            **kw,
-        )
+        raw = cls(**kw)
+        sizes = {"region": int(n_region), "datacenter": int(n_datacenter)}
+        terms = {
+            name: (t.mu * _norm_factor(sizes[_burden(name).side], t.q), t.q)
+            for name, t in raw.terms.items()
+        }
+        flags = {**raw._flags(), "norm_sizes": (int(n_region), int(n_datacenter))}
+        return cls(terms, **flags)
 
     def unit_weights(self) -> dict[str, float]:
-        """Per-unit weights ``mu_social, mu_carbon, mu_water`` (undoing :meth:`normalized`)."""
-        if self.norm_sizes is None:
-            return {
-                "mu_social": self.mu_social,
-                "mu_carbon": self.mu_carbon,
-                "mu_water": self.mu_water,
-            }
-        nj, nn = self.norm_sizes
-        return {
-            "mu_social": self.mu_social / _norm_factor(nj, self.q_social),
-            "mu_carbon": self.mu_carbon / _norm_factor(nn, self.q_carbon),
-            "mu_water": self.mu_water / _norm_factor(nn, self.q_water),
-        }
+        """Per-unit weights ``{"mu_<burden>": ...}`` (undoing :meth:`normalized`)."""
+        out: dict[str, float] = {}
+        for name, t in self.terms.items():
+            n = self.size(name)
+            out[f"mu_{name}"] = t.mu if n is None else t.mu / _norm_factor(n, t.q)
+        return out
 
     def with_q(self, q: float | str) -> Objective:
         """The same objective with norm order ``q`` on every term (per-unit weights kept)."""
         qv = parse_q(q)
-        return self.with_terms(q_social=qv, q_carbon=qv, q_water=qv)
+        return self.with_terms(**{f"q_{name}": qv for name in BURDENS})
 
     def with_terms(self, **changes: Any) -> Objective:
-        """A copy with some of ``q_*`` / ``mu_*`` changed; with :attr:`norm_sizes` the
-        ``mu_*`` given and kept are per-unit weights."""
+        """A copy with some of ``q_*`` / ``mu_*`` (or flags) changed; with
+        :attr:`norm_sizes` the ``mu_*`` given and kept are per-unit weights."""
         if self.norm_sizes is None:
-            return dataclasses.replace(self, **changes)
-        unit: dict[str, Any] = {
-            **self.unit_weights(),
-            **{k: v for k, v in changes.items() if k.startswith("mu_")},
-        }
-        qs: dict[str, Any] = {
-            "q_social": self.q_social,
-            "q_carbon": self.q_carbon,
-            "q_water": self.q_water,
-            **{k: v for k, v in changes.items() if k.startswith("q_")},
-        }
+            return self.replace(**changes)
+        unit = {**self.unit_weights(), **{k: v for k, v in changes.items() if k.startswith("mu_")}}
+        qs = {f"q_{k}": t.q for k, t in self.terms.items()}
+        qs.update({k: v for k, v in changes.items() if k.startswith("q_")})
         rest = {k: v for k, v in changes.items() if not k.startswith(("mu_", "q_"))}
-        base = dataclasses.replace(self, **rest)
-        assert base.norm_sizes is not None
-        nj, nn = base.norm_sizes
-        return Objective.normalized(
-            nj,
-            nn,
-            mu_social=unit["mu_social"],
-            mu_carbon=unit["mu_carbon"],
-            mu_water=unit["mu_water"],
-            q_social=qs["q_social"],
-            q_carbon=qs["q_carbon"],
-            q_water=qs["q_water"],
-            combined_environment=base.combined_environment,
-            social_average=base.social_average,
-            energy_weight=base.energy_weight,
-        )
+        flags = {**self._flags(), **rest}
+        sizes = flags.pop("norm_sizes")
+        if sizes is None:
+            return Objective(**unit, **qs, **flags)
+        return Objective.normalized(sizes[0], sizes[1], **unit, **qs, **flags)
+
+    def active(self) -> list[tuple[str, Term]]:
+        """The terms with a positive weight, in registry order."""
+        return [(k, t) for k, t in self.terms.items() if t.mu > 0]
 
     @property
     def is_linear(self) -> bool:
         """True when every active norm has q in {1, inf}: the problem is an LP."""
-        qs = [self.q_carbon] if self.combined_environment else [self.q_carbon, self.q_water]
-        qs.append(self.q_social)
-        mus = (
-            [self.mu_carbon + self.mu_water]
-            if self.combined_environment
-            else [self.mu_carbon, self.mu_water]
-        )
-        mus.append(self.mu_social)
-        return all(q in (1.0, math.inf) for q, mu in zip(qs, mus, strict=True) if mu > 0)
+        qs: list[float] = []
+        for name, t in self.active():
+            if self.combined_environment and _burden(name).combinable:
+                continue
+            qs.append(t.q)
+        if self.combined_environment and any(
+            t.mu > 0 for k, t in self.terms.items() if _burden(k).combinable
+        ):
+            qs.append(self.q_carbon)
+        return all(q in (1.0, math.inf) for q in qs)
 
     def describe(self) -> str:
         def qs(q: float) -> str:
             return "inf" if math.isinf(q) else f"{q:g}"
 
-        if self.combined_environment:
-            env = f"||{self.mu_carbon:g} C + {self.mu_water:g} W||_{qs(self.q_carbon)}"
-        else:
-            env = (
-                f"{self.mu_carbon:g} ||C||_{qs(self.q_carbon)} + "
-                f"{self.mu_water:g} ||W||_{qs(self.q_water)}"
-            )
         energy = "energy" if self.energy_weight == 1.0 else f"{self.energy_weight:g} energy"
-        return f"{energy} + {self.mu_social:g} ||S||_{qs(self.q_social)} + {env}"
+        parts = [energy]
+        combined = [k for k in self.terms if _burden(k).combinable]
+        for name, t in self.terms.items():
+            b = _burden(name)
+            if self.combined_environment and b.combinable:
+                if name == combined[0]:
+                    inner = " + ".join(
+                        f"{self.terms[c].mu:g} {_burden(c).symbol}" for c in combined
+                    )
+                    parts.append(f"||{inner}||_{qs(self.q_carbon)}")
+                continue
+            if t.mu > 0 or name in ("social", "carbon", "water"):
+                parts.append(f"{t.mu:g} ||{b.symbol}||_{qs(t.q)}")
+        return " + ".join(parts)
+
+
+def _rebuild(terms: dict[str, Term], flags: dict[str, Any]) -> Objective:
+    return Objective({k: (t[0], t[1]) for k, t in terms.items()}, **flags)
 
 
 def _norm_factor(n: int, q: float) -> float:
@@ -236,27 +307,60 @@ def _norm_factor(n: int, q: float) -> float:
     return float(n) ** (1.0 - (0.0 if math.isinf(q) else 1.0 / q))
 
 
-@dataclass(frozen=True, eq=False)
 class Coefficients:
     """Per-request cost coefficients of one scenario (read-only arrays).
 
     Attributes
     ----------
     energy_cost : array (time, datacenter, model) [USD/request]
-    carbon : array (time, datacenter, model) [kg CO2/request]
-    water : array (time, datacenter, model) [L/request]
+    site : mapping burden -> array (time, datacenter, model)
+        Per-request coefficient of every data-centre burden [unit/request]
+        (``carbon`` [kg CO2/request], ``water`` [L/request], ``health`` [USD/request]).
     quality : array (region, model) quality loss per request in the unit of S [-/request]
     quality_loss : array (model,) normalised quality loss s[k] [-]
     social_average : bool
+
+    ``coef.carbon``, ``coef.water``, ``coef.health`` read ``site``; :meth:`of` reads any
+    burden's coefficient ((time, datacenter, model) or (region, model)).
     """
 
-    energy_cost: np.ndarray
-    carbon: np.ndarray
-    water: np.ndarray
-    quality: np.ndarray
-    quality_loss: np.ndarray
-    social_average: bool = True
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    __slots__ = ("energy_cost", "quality", "quality_loss", "site", "social_average")
+
+    def __init__(
+        self,
+        energy_cost: np.ndarray,
+        site: Mapping[str, np.ndarray],
+        quality: np.ndarray,
+        quality_loss: np.ndarray,
+        social_average: bool = True,
+    ) -> None:
+        self.energy_cost = energy_cost
+        self.site = MappingProxyType(dict(site))
+        self.quality = quality
+        self.quality_loss = quality_loss
+        self.social_average = social_average
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        site = object.__getattribute__(self, "site")
+        if key in site:
+            return site[key]
+        raise AttributeError(f"'Coefficients' object has no attribute {key!r}")
+
+    def of(self, name: str) -> np.ndarray:
+        """Per-request coefficient of burden ``name`` [unit/request]."""
+        return self.quality if _burden(name).side == "region" else self.site[name]
+
+
+def site_coefficients(get: Any, eps: np.ndarray) -> dict[str, np.ndarray]:
+    """``{burden: factor[..., i, None] * eps[i, k]}`` for every data-centre burden.
+
+    ``get(field)`` returns a scenario field with leading axes (time, datacenter) or
+    (datacenter,) for one slot; ``eps`` is (datacenter, model) [kWh/request]."""
+    return {
+        b.name: b.site_factor(get)[..., :, None] * eps
+        for b in BURDENS.values()
+        if b.side == "datacenter"
+    }
 
 
 def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
@@ -265,8 +369,7 @@ def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
     eps = np.asarray(sc.energy_per_request)  # (N, K)
     fac = pue * np.asarray(sc.price)  # USD/kWh of IT energy
     energy_cost = fac[:, :, None] * eps[None]
-    carbon = (np.asarray(sc.carbon_intensity) * pue)[:, :, None] * eps[None]
-    water = (np.asarray(sc.wue) + pue * np.asarray(sc.ewif))[:, :, None] * eps[None]
+    site = site_coefficients(lambda f: getattr(sc, f), eps[None])
     s = np.asarray(sc.quality_loss)
     if social_average:
         tot = np.asarray(sc.demand).sum(axis=0)  # (J,)
@@ -274,62 +377,76 @@ def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
         quality = inv[:, None] * s[None, :]
     else:
         quality = np.broadcast_to(s[None, :], (len(sc.regions), len(sc.models))).copy()
-    arrs = [energy_cost, carbon, water, quality]
-    for a in arrs:
+    for a in [energy_cost, quality, *site.values()]:
         a.setflags(write=False)
-    return Coefficients(energy_cost, carbon, water, quality, s, social_average)
+    return Coefficients(energy_cost, site, quality, s, social_average)
 
 
-@dataclass(frozen=True, eq=False)
 class RegionalCosts:
     """Costs of a dispatch recomputed from its coefficients.
 
     Attributes
     ----------
     energy_cost : float [USD]
-    carbon : array (datacenter,) [kg CO2]
-    water : array (datacenter,) [L]
-    social : array (region,) quality loss, average per request [-] or total [requests]
+    vectors : mapping burden -> array
+        Regional total of every burden: (datacenter,) for data-centre burdens
+        (``carbon`` [kg CO2], ``water`` [L], ``health`` [USD]), (region,) for ``social``
+        (quality loss, average per request [-] or total [requests]).
+
+    ``rc.carbon``, ``rc.water``, ``rc.social``, ``rc.health`` read ``vectors``.
     """
 
-    energy_cost: float
-    carbon: np.ndarray
-    water: np.ndarray
-    social: np.ndarray
+    __slots__ = ("energy_cost", "vectors")
+
+    def __init__(self, energy_cost: float, vectors: Mapping[str, np.ndarray]) -> None:
+        self.energy_cost = energy_cost
+        self.vectors = MappingProxyType(dict(vectors))
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        vec = object.__getattribute__(self, "vectors")
+        if key in vec:
+            return vec[key]
+        raise AttributeError(f"'RegionalCosts' object has no attribute {key!r}")
 
 
 def regional_costs(coef: Coefficients, y: np.ndarray) -> RegionalCosts:
     """Energy cost and regional costs of ``y`` (time, datacenter, region, model)."""
     load = y.sum(axis=2)  # (T, N, K) requests
     energy = float(np.einsum("tnk,tnk->", coef.energy_cost, load))
-    carbon = np.einsum("tnk,tnk->n", coef.carbon, load)
-    water = np.einsum("tnk,tnk->n", coef.water, load)
+    vectors: dict[str, np.ndarray] = {}
     per_jk = y.sum(axis=(0, 1))  # (J, K)
-    social = np.einsum("jk,jk->j", coef.quality, per_jk)
-    return RegionalCosts(energy, carbon, water, social)
+    for name, b in BURDENS.items():
+        if b.side == "region":
+            vectors[name] = np.einsum("jk,jk->j", coef.quality, per_jk)
+        else:
+            vectors[name] = np.einsum("tnk,tnk->n", coef.site[name], load)
+    return RegionalCosts(energy, vectors)
 
 
 def norm_terms(obj: Objective, rc: RegionalCosts) -> list[tuple[str, float, float, np.ndarray]]:
     """The norm terms of ``obj`` on ``rc``: ``(name, weight, q, vector)`` with a positive
-    weight, each contributing ``weight * ||vector||_q`` [USD]. Names: ``"social"``,
-    ``"carbon"``, ``"water"``, or ``"environment"`` (weight 1, vector
-    ``mu_c C + mu_w W`` [USD]) with a combined environmental norm."""
-    terms = [("social", obj.mu_social, obj.q_social, np.asarray(rc.social))]
-    if obj.combined_environment:
-        if obj.mu_carbon > 0 or obj.mu_water > 0:
-            terms.append(
-                (
-                    "environment",
-                    1.0,
-                    obj.q_carbon,
-                    obj.mu_carbon * rc.carbon + obj.mu_water * rc.water,
-                )
-            )
-    else:
-        terms += [
-            ("carbon", obj.mu_carbon, obj.q_carbon, np.asarray(rc.carbon)),
-            ("water", obj.mu_water, obj.q_water, np.asarray(rc.water)),
-        ]
+    weight, each contributing ``weight * ||vector||_q`` [USD]. Names: the burdens, with
+    ``"environment"`` (weight 1, vector ``mu_c C + mu_w W`` [USD], order ``q_carbon``) in
+    place of the combinable burdens under a combined environmental norm."""
+    terms: list[tuple[str, float, float, np.ndarray]] = []
+    env_done = False
+    for name, t in obj.terms.items():
+        b = _burden(name)
+        if obj.combined_environment and b.combinable:
+            if env_done:
+                continue
+            env_done = True
+            parts = [
+                (obj.terms[k].mu, rc.vectors[k])
+                for k in obj.terms
+                if _burden(k).combinable and obj.terms[k].mu > 0
+            ]
+            if parts:
+                vec = sum((mu * v for mu, v in parts), start=np.zeros_like(parts[0][1]))
+                terms.append(("environment", 1.0, obj.q_carbon, np.asarray(vec)))
+            continue
+        if t.mu > 0:
+            terms.append((name, t.mu, t.q, np.asarray(rc.vectors[name])))
     return [t for t in terms if t[1] > 0]
 
 

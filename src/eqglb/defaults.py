@@ -46,12 +46,14 @@ __all__ = [
     "DEFAULT_DAYS",
     "DEFAULT_MODEL_RULE",
     "DEFAULT_MU_CARBON",
+    "DEFAULT_MU_HEALTH",
     "DEFAULT_MU_WATER",
     "DEFAULT_POLICIES",
     "DEFAULT_Q",
     "DEFAULT_QUALITY_VALUE",
     "DEFAULT_TOL",
     "build_objective",
+    "default_mu",
     "default_mu_social",
     "parse_option_q",
 ]
@@ -76,6 +78,9 @@ DEFAULT_DAYS = 7
 DEFAULT_MU_CARBON = 0.19
 #: Water weight [USD/L] (module docstring).
 DEFAULT_MU_WATER = 0.01
+#: Public-health weight [USD per USD of health cost]: 0, the burden is reported but not
+#: priced unless asked (``--mu-health 1`` prices it at face value).
+DEFAULT_MU_HEALTH = 0.0
 #: Value of quality [USD per request per unit of normalised quality loss].
 DEFAULT_QUALITY_VALUE = 0.01
 #: Norm order of every term when neither ``q`` nor a per-term q is given.
@@ -121,48 +126,49 @@ def build_objective(
     sc: Scenario,
     *,
     q: str | float | None = None,
-    q_social: str | float | None = None,
-    q_carbon: str | float | None = None,
-    q_water: str | float | None = None,
     mu_social: float | None = None,
-    mu_carbon: float = DEFAULT_MU_CARBON,
-    mu_water: float = DEFAULT_MU_WATER,
     combined_env: bool = False,
     total_quality: bool = False,
     normalize: bool = True,
+    **terms: Any,
 ) -> Objective:
     """The objective of the defaults: per-term q falls back to ``q``, then to DEFAULT_Q.
 
-    Weights are per-unit [USD/unit]; with ``normalize`` (default) they are applied to
-    normalised norms (module docstring), otherwise to plain L_q norms.
+    ``terms`` holds ``q_<burden>=`` (str, number or None) and ``mu_<burden>=`` (number or
+    None: the burden's default, :func:`default_mu`) for any registered burden
+    (:data:`eqglb.burdens.BURDENS`). Weights are per-unit [USD/unit]; with ``normalize``
+    (default) they are applied to normalised norms (module docstring), otherwise to plain
+    L_q norms.
     """
+    from eqglb.burdens import BURDENS
     from eqglb.costs import Objective
 
+    for key in terms:
+        kind, _, name = key.partition("_")
+        if kind not in ("mu", "q") or name not in BURDENS:
+            raise TypeError(
+                f"build_objective got an unexpected keyword {key!r}; give mu_<burden> or "
+                f"q_<burden> with a burden of {', '.join(BURDENS)}"
+            )
     base = parse_option_q(q, "--q")
     if base is None:
         base = parse_option_q(DEFAULT_Q, "default q")
     assert base is not None
-    qs: dict[str, float] = {}
-    for term, text in (("social", q_social), ("carbon", q_carbon), ("water", q_water)):
-        qv = parse_option_q(text, f"--q-{term}")
-        qs[term] = qv if qv is not None else base
-    if mu_social is None:
-        mu_social = default_mu_social(sc, total_quality=total_quality)
-    for name, v in (
-        ("--mu-social", mu_social),
-        ("--mu-carbon", mu_carbon),
-        ("--mu-water", mu_water),
-    ):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} = {v!r}; weights must be finite and >= 0")
-    kw: dict[str, Any] = {
-        "mu_social": float(mu_social),
-        "mu_carbon": float(mu_carbon),
-        "mu_water": float(mu_water),
-        "q_social": qs["social"],
-        "q_carbon": qs["carbon"],
-        "q_water": qs["water"],
-    }
+    kw: dict[str, Any] = {}
+    for name in BURDENS:
+        qv = parse_option_q(terms.get(f"q_{name}"), f"--q-{name}")
+        kw[f"q_{name}"] = qv if qv is not None else base
+        if name == "social":
+            mu = mu_social
+            if mu is None:
+                mu = default_mu_social(sc, total_quality=total_quality)
+        else:
+            mu = terms.get(f"mu_{name}")
+            if mu is None:
+                mu = default_mu(name)
+        if not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu >= 0):
+            raise ValueError(f"--mu-{name} = {mu!r}; weights must be finite and >= 0")
+        kw[f"mu_{name}"] = float(mu)
     if normalize:
         return Objective.normalized(
             len(sc.regions),
@@ -172,3 +178,16 @@ def build_objective(
             social_average=not total_quality,
         )
     return Objective(**kw, combined_environment=combined_env, social_average=not total_quality)
+
+
+def default_mu(name: str) -> float:
+    """Per-unit default weight of burden ``name`` [its weight unit]; the quality weight
+    depends on the scenario (:func:`default_mu_social`)."""
+    from eqglb.burdens import burden
+
+    burden(name)  # a clear error for an unknown name
+    return {
+        "carbon": DEFAULT_MU_CARBON,
+        "water": DEFAULT_MU_WATER,
+        "health": DEFAULT_MU_HEALTH,
+    }.get(name, 0.0)

@@ -120,6 +120,10 @@ class Scenario:
         ``sum_{i,k} latency[i,j] y[t,i,j,k] <= rtt_budget_ms[j] demand[t,j]``. Only the
         ``"reference"`` policy models it; the structured, streaming and online paths
         refuse such a scenario.
+    health_cost : array (time, datacenter) or None
+        Public-health cost of the air pollution caused by the grid electricity a data
+        centre draws [USD/kWh of facility energy] (the ``health`` burden, charged to the
+        data centre's region; see :mod:`eqglb.burdens`). ``None``: 0 (not modelled).
 
     Notes
     -----
@@ -157,6 +161,7 @@ class Scenario:
     plausibility_checks: bool = True
     rtt_slo_ms: Any = None
     rtt_budget_ms: Any = None
+    health_cost: Any = None
 
     # ------------------------------------------------------------------ construction
     def __post_init__(self) -> None:
@@ -250,6 +255,10 @@ class Scenario:
         ci = arr("carbon_intensity", [(T, N)], None, [tn])
         wue = arr("wue", [(T, N)], None, [tn])
         ewif = arr("ewif", [(T, N)], None, [tn])
+        if self.health_cost is None:
+            health = np.zeros((T, N))
+        else:
+            health = arr("health_cost", [(T, N)], None, [tn])
         pue = arr("pue", [(N,), (T, N)], (T, N), [("datacenter",), tn])
         eps = arr(
             "energy_per_request", [(N, K), (K,)], (N, K), [("datacenter", "model"), ("model",)]
@@ -287,6 +296,7 @@ class Scenario:
             ("carbon_intensity", ci, tn, True),
             ("wue", wue, tn, True),
             ("ewif", ewif, tn, True),
+            ("health_cost", health, tn, True),
             ("pue", pue, tn, True),
             ("energy_per_request", eps, ("datacenter", "model"), True),
             ("capacity_per_request", r, ("model",), True),
@@ -386,6 +396,7 @@ class Scenario:
             ("carbon_intensity", ci),
             ("wue", wue),
             ("ewif", ewif),
+            ("health_cost", health),
             ("pue", pue),
             ("energy_per_request", eps),
             ("capacity_per_request", r),
@@ -596,6 +607,7 @@ class Scenario:
             carbon_intensity=self.carbon_intensity[sl],
             wue=self.wue[sl],
             ewif=self.ewif[sl],
+            health_cost=self.health_cost[sl],
             pue=self.pue[sl],
             capacity=self.capacity[sl],
         )
@@ -864,4 +876,6 @@ def scenario_fingerprint(sc: Scenario) -> str:
         value = getattr(sc, name)
         add(name, None if value is None else np.asarray(value))
     add("home", None if sc.home is None else list(sc.home))
+    if np.any(sc.health_cost):  # absent (all 0) keeps the fingerprints of older scenarios
+        add("health_cost", np.asarray(sc.health_cost))
     return h.hexdigest()

@@ -262,9 +262,13 @@ class RecedingHorizon:
         energy = float(np.sum(np.abs(ec) * y))
         rc = RegionalCosts(
             energy,
-            alpha * self.cumulative["carbon"] + np.bincount(ri, (cc * y).sum(0), minlength=N),
-            alpha * self.cumulative["water"] + np.bincount(ri, (wc * y).sum(0), minlength=N),
-            alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J),
+            {
+                "carbon": alpha * self.cumulative["carbon"]
+                + np.bincount(ri, (cc * y).sum(0), minlength=N),
+                "water": alpha * self.cumulative["water"]
+                + np.bincount(ri, (wc * y).sum(0), minlength=N),
+                "social": alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J),
+            },
         )
         ref = objective_value(self.objective, rc)
         return ref if math.isfinite(ref) and ref > 0 else 1.0

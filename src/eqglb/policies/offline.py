@@ -23,7 +23,6 @@ choose models: ``best`` quality, ``weighted`` energy cost + quality value, ``fre
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time as _time
 from dataclasses import dataclass, field
@@ -468,7 +467,7 @@ def _drop_zero_terms(obj: Objective, sc: Scenario, coef: Coefficients) -> Object
         changes["mu_carbon"] = 0.0
     if obj.mu_water > 0 and not np.any(np.asarray(coef.water)[:, i, k]):
         changes["mu_water"] = 0.0
-    return dataclasses.replace(obj, **changes) if changes else obj
+    return obj.replace(**changes) if changes else obj
 
 
 def _dual(con: cp.Constraint, n: int) -> np.ndarray:
@@ -506,7 +505,7 @@ def eglb_baseline(objective: Objective, model_rule: str = "best", **kw: Any) -> 
     obj = objective.with_terms(
         mu_social=mu_social, q_social=1.0, q_carbon=math.inf, q_water=math.inf
     )
-    obj = dataclasses.replace(obj, combined_environment=False)
+    obj = obj.replace(combined_environment=False)
     if model_rule == "weighted":
         model_rule = "free"
     return EquitableOffline(objective=obj, model_rule=model_rule, **kw)

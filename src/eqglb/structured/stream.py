@@ -647,7 +647,7 @@ class StreamingOffline:
             social += w * c.social
             sl = _block_slots(c.block, length, T)
             loads[sl.start : sl.stop] += np.float32(w) * c.loads
-        costs = RegionalCosts(energy, carbon, water, social)
+        costs = RegionalCosts(energy, {"carbon": carbon, "water": water, "social": social})
         value = objective_value(self.objective, costs)
         gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:

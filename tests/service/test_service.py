@@ -27,7 +27,7 @@ from eqglb.metrics import summarize
 from eqglb.scenario import Scenario
 from eqglb.service import ServiceConfig, StoreError, create_app, largest_remainder
 from eqglb.service.engine import LiveView, _LiveTime
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

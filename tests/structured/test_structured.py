@@ -17,7 +17,7 @@ from eqglb.policies.problem import Routes
 from eqglb.simulate import check_feasibility, evaluate
 from eqglb.structured import StructuredOffline, coupling_of, slot_lps
 from eqglb.structured.master import ColumnPool, solve_master
-from tests.conftest import random_scenario, two_site_scenario
+from eqglb.testing import random_scenario, two_site_scenario
 
 QS = [1.0, 2.0, 3.0, math.inf]
 #: Clarabel's default tolerances leave the reference about 1e-6 off at q = 3 on some

@@ -37,7 +37,7 @@ from eqglb.service.proxy import (
     render_gateway,
     rescale_weights,
 )
-from tests.test_service import TOKEN, post, running, slot_body
+from tests.service.test_service import TOKEN, post, running, slot_body
 
 PACKAGE_VERSION = "0.5.1"
 INSTALL = (
@@ -52,7 +52,7 @@ def models_dir() -> Path:
         Path(env)
         if env
         else (
-            Path(__file__).resolve().parents[1]
+            Path(__file__).resolve().parents[2]
             / ".test-deps"
             / "node_modules"
             / "@kubernetes-models"

@@ -1,6 +1,6 @@
 """Signal clients (eqglb.signals) against recorded provider answers on a local HTTP server.
 
-The answers under tests/data/signals/ follow each provider's published JSON format; a
+The answers under tests/signals/data/ follow each provider's published JSON format; a
 real ``http.server`` on 127.0.0.1 serves them, so every request goes through the network
 stack (headers, status codes, Retry-After, closed ports).
 """
@@ -33,7 +33,7 @@ from eqglb.signals import (
     slot_signals,
 )
 
-DATA = Path(__file__).parent / "data" / "signals"
+DATA = Path(__file__).parent / "data"
 ENV_VARS = (
     "ELECTRICITYMAPS_TOKEN",
     "ELECTRICITYMAPS_BASE_URL",

@@ -17,9 +17,9 @@ from eqglb.policies import EquitableOffline, make_policy
 from eqglb.simulate import check_feasibility
 from eqglb.structured import StreamingOffline, StructuredOffline
 from eqglb.structured.compact import CompactLP
-from tests.conftest import random_scenario, scenarios
+from eqglb.testing import random_scenario, scenarios
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from instances import make_scenario  # noqa: E402
 
 QS = [1.0, 2.0, 3.0, math.inf]

@@ -1,5 +1,5 @@
 """Real-data loaders: egl-2022 and Azure traces (shared files), EIA-930, IEM ASOS and
-Electricity Maps (small fixtures in tests/data written in the published layouts).
+Electricity Maps (small fixtures in tests/io/data written in the published layouts).
 
 Every malformed-input test checks that the error is a ScenarioError subclass naming the
 file and the 1-based line of the defect.

@@ -31,7 +31,7 @@ import pytest
 
 from eqglb.builtin import builtin_scenario
 from eqglb.service import create_app
-from tests.test_service import AUTH, TOKEN, running, slot_body
+from tests.service.test_service import AUTH, TOKEN, running, slot_body
 
 DAYS = 2
 #: SIGKILLs of the server under load, and slots acknowledged between two of them.

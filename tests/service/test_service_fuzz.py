@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from eqglb.builtin import builtin_scenario
 from eqglb.service import create_app
 from eqglb.service.schemas import SlotIn
-from tests.test_service import AUTH, TOKEN, routing_array, running, slot_body
+from tests.service.test_service import AUTH, TOKEN, routing_array, running, slot_body
 
 SC = builtin_scenario(days=2)
 SCHEMA = SlotIn.model_json_schema()

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from eqglb.certify import lagrangian_bound, relative_gap
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.policies import EquitableOffline, make_policy
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10, "max_iter": 500}
 QS = [1.0, 1.5, 2.0, 3.0, math.inf]

@@ -14,7 +14,7 @@ from scipy.optimize import linprog
 from eqglb.costs import Objective, coefficients
 from eqglb.policies import EquitableOffline, SolveError, make_policy, policy_names
 from eqglb.simulate import compare, evaluate
-from tests.conftest import random_scenario, scenarios, two_site_scenario
+from eqglb.testing import random_scenario, scenarios, two_site_scenario
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

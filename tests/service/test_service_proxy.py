@@ -26,7 +26,7 @@ from eqglb.builtin import builtin_scenario
 from eqglb.costs import Objective
 from eqglb.scenario import Scenario
 from eqglb.service import ServiceConfig, create_app, render_nginx
-from tests.test_service import TOKEN, post, running, slot_body
+from tests.service.test_service import TOKEN, post, running, slot_body
 
 
 def nginx_binary() -> str:

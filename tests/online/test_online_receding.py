@@ -20,7 +20,7 @@ from eqglb.online import (
 )
 from eqglb.policies import EquitableOffline
 from eqglb.simulate import evaluate
-from tests.conftest import random_scenario
+from eqglb.testing import random_scenario
 
 OBJ_INF = Objective(
     mu_social=2.0,

@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from eqglb.builtin import builtin_scenario
-from tests.test_service import AUTH, slot_body
-from tests.test_service_crash import DAYS, _refused, _start
+from tests.service.test_service import AUTH, slot_body
+from tests.service.test_service_crash import DAYS, _refused, _start
 
 SC = builtin_scenario(days=DAYS)
 

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from eqglb.builtin import builtin_scenario
 from eqglb.service import create_app
 from eqglb.service.metrics import JsonFormatter, rejection_reason
-from tests.test_service import AUTH, TOKEN, running, slot_body
-from tests.test_service_crash import DAYS, _start
-from tests.test_service_faults import _make_read_only, _make_writable
+from tests.service.test_service import AUTH, TOKEN, running, slot_body
+from tests.service.test_service_crash import DAYS, _start
+from tests.service.test_service_faults import _make_read_only, _make_writable
 
 SC = builtin_scenario(days=DAYS)
 

@@ -24,7 +24,7 @@ from eqglb.online import (
 )
 from eqglb.policies import EquitableOffline, make_policy, policy_names
 from eqglb.simulate import evaluate, run_policy
-from tests.conftest import random_scenario, two_site_scenario
+from eqglb.testing import random_scenario, two_site_scenario
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

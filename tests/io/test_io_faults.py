@@ -34,7 +34,7 @@ from eqglb.io.scenario_format import (
     write_scenario,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "scenario_small"
 
 

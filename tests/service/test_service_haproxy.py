@@ -40,8 +40,8 @@ from eqglb.service.proxy import (
     rescale_weights,
     upstream_names,
 )
-from tests.test_service import TOKEN, post, running, slot_body
-from tests.test_service_proxy import free_port, three_by_one
+from tests.service.test_service import TOKEN, post, running, slot_body
+from tests.service.test_service_proxy import free_port, three_by_one
 
 
 def haproxy_binary() -> str:

@@ -22,7 +22,7 @@ from eqglb.io.scenario_format import (
 )
 from eqglb.scenario import Scenario, ScenarioError
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "scenario_small"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "scenario_small"
 GALLON_L = 3.785411784  # US gallon [L], definition
 
 FIELDS = (
@@ -595,7 +595,7 @@ def test_write_unknown_fmt(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- documentation
 def test_docs_example_is_the_example_folder() -> None:
     """docs/scenario-format.md reproduces every file of examples/scenario_small exactly."""
-    doc = (Path(__file__).parents[1] / "docs" / "scenario-format.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "scenario-format.md").read_text()
     blocks = dict(re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```", doc, flags=re.S))
     files = {p.name: p.read_text() for p in EXAMPLE.iterdir() if p.is_file()}
     assert blocks == files
@@ -603,7 +603,7 @@ def test_docs_example_is_the_example_folder() -> None:
 
 def test_docs_units_table_matches_code() -> None:
     """Every accepted unit label is documented."""
-    doc = (Path(__file__).parents[1] / "docs" / "scenario-format.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "scenario-format.md").read_text()
     section = doc.split("## Units", 1)[1].split("## Reading and writing", 1)[0]
     documented = set(re.findall(r"`([^`]+)`", section))
     for table in UNITS.values():
