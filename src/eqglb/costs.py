@@ -19,7 +19,7 @@ i; quality loss ``S_j`` at user region j. The burdens are declared once in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -36,6 +36,7 @@ __all__ = [
     "RegionalCosts",
     "Term",
     "coefficients",
+    "coefficients_of",
     "site_coefficients",
     "norm_terms",
     "objective_terms",
@@ -198,6 +199,34 @@ class Objective:
             else:
                 raise TypeError(f"Objective has no field {key!r}")
         return Objective({k: (v[0], v[1]) for k, v in terms.items()}, **flags)
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-ready dict of the weights, orders and flags (infinite q written "inf").
+
+        The terms of quality, carbon and water are always written; any other burden only
+        with a positive weight, so configurations saved before it existed stay equal."""
+        out: dict[str, Any] = {}
+        keep = [k for k, t in self.terms.items() if k in ("social", "carbon", "water") or t.mu > 0]
+        for k in keep:
+            out[f"mu_{k}"] = self.terms[k].mu
+        for k in keep:
+            q = self.terms[k].q
+            out[f"q_{k}"] = "inf" if math.isinf(q) else q
+        out["combined_environment"] = self.combined_environment
+        out["social_average"] = self.social_average
+        if self.energy_weight != 1.0:
+            out["energy_weight"] = self.energy_weight
+        if self.norm_sizes is not None:
+            out["norm_sizes"] = list(self.norm_sizes)
+        return out
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> Objective:
+        """Inverse of :meth:`to_config`."""
+        kw = dict(cfg)
+        if kw.get("norm_sizes") is not None:
+            kw["norm_sizes"] = tuple(kw["norm_sizes"])
+        return cls(**kw)
 
     def size(self, name: str) -> int | None:
         """Length of burden ``name``'s regional vector under :attr:`norm_sizes`."""
@@ -365,18 +394,30 @@ def site_coefficients(get: Any, eps: np.ndarray) -> dict[str, np.ndarray]:
 
 def coefficients(sc: Scenario, *, social_average: bool = True) -> Coefficients:
     """Compute the per-request coefficients of ``sc`` (see the module docstring)."""
-    pue = np.asarray(sc.pue)  # (T, N)
-    eps = np.asarray(sc.energy_per_request)  # (N, K)
-    fac = pue * np.asarray(sc.price)  # USD/kWh of IT energy
+    return coefficients_of(lambda f: getattr(sc, f), social_average=social_average)
+
+
+def coefficients_of(get: Callable[[str], Any], *, social_average: bool = True) -> Coefficients:
+    """Per-request coefficients from scenario fields read by ``get(field)``.
+
+    ``get`` returns :class:`~eqglb.scenario.Scenario` arrays or arrays of the same layout
+    over any number of slots (a forecast window, one live slot): the signals of
+    :data:`eqglb.fields.SITE_SIGNALS` as (time, datacenter), ``demand`` (time, region),
+    ``energy_per_request`` (datacenter, model) and ``quality_loss`` (model,).
+    """
+    pue = np.asarray(get("pue"), dtype=float)  # (T, N)
+    eps = np.asarray(get("energy_per_request"), dtype=float)  # (N, K)
+    fac = pue * np.asarray(get("price"), dtype=float)  # USD/kWh of IT energy
     energy_cost = fac[:, :, None] * eps[None]
-    site = site_coefficients(lambda f: getattr(sc, f), eps[None])
-    s = np.asarray(sc.quality_loss)
+    site = site_coefficients(get, eps[None])
+    s = np.asarray(get("quality_loss"), dtype=float)
+    demand = np.asarray(get("demand"), dtype=float)
     if social_average:
-        tot = np.asarray(sc.demand).sum(axis=0)  # (J,)
+        tot = demand.sum(axis=0)  # (J,)
         inv = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
         quality = inv[:, None] * s[None, :]
     else:
-        quality = np.broadcast_to(s[None, :], (len(sc.regions), len(sc.models))).copy()
+        quality = np.broadcast_to(s[None, :], (demand.shape[-1], s.shape[0])).copy()
     for a in [energy_cost, quality, *site.values()]:
         a.setflags(write=False)
     return Coefficients(energy_cost, site, quality, s, social_average)

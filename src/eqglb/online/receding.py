@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from eqglb.costs import Objective, RegionalCosts, coefficients, objective_value
+from eqglb.costs import Objective, RegionalCosts, coefficients_of, objective_value
 from eqglb.online.forecast import SeasonalNaive, make_forecaster, with_error
 from eqglb.online.state import (
     base_state,
@@ -226,20 +225,15 @@ class RecedingHorizon:
 
     def _window_coefficients(self, view: Any, fc: dict[str, np.ndarray]) -> Any:
         """Per-request coefficients of the window, by eqglb.costs (physics in one place)."""
-        pue = np.asarray(fc["pue"], dtype=float)
-        ns = SimpleNamespace(
-            pue=pue,
-            energy_per_request=np.asarray(view.energy_per_request),
-            price=fc["price"],
-            carbon_intensity=fc["carbon_intensity"],
-            wue=fc["wue"],
-            ewif=fc["ewif"],
-            quality_loss=np.asarray(view.quality_loss),
-            demand=fc["demand"],
-            regions=view.regions,
-            models=view.models,
-        )
-        return coefficients(ns, social_average=False)  # type: ignore[arg-type]
+
+        def get(name: str) -> Any:
+            if name in fc:
+                return fc[name]
+            if name == "health_cost":  # a view without the signal: not modelled
+                return np.zeros_like(np.asarray(fc["price"], dtype=float))
+            return getattr(view, name)
+
+        return coefficients_of(get, social_average=False)
 
     def _magnitude(
         self,

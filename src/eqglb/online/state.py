@@ -15,7 +15,6 @@ their states finite.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -137,27 +136,14 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 
 def objective_to_config(obj: Any) -> dict[str, Any]:
-    """Objective -> JSON-ready dict (infinite q written as the string "inf")."""
-    out: dict[str, Any] = {}
-    for k in (
-        "mu_social",
-        "mu_carbon",
-        "mu_water",
-        "q_social",
-        "q_carbon",
-        "q_water",
-        "combined_environment",
-        "social_average",
-    ):
-        v = getattr(obj, k)
-        out[k] = "inf" if isinstance(v, float) and math.isinf(v) else v
-    return out
+    """Objective -> JSON-ready dict (:meth:`eqglb.costs.Objective.to_config`)."""
+    return dict(obj.to_config())
 
 
 def objective_from_config(cfg: dict[str, Any]) -> Any:
     from eqglb.costs import Objective
 
-    return Objective(**cfg)
+    return Objective.from_config(cfg)
 
 
 def policy_kwargs(cfg: Mapping[str, Any]) -> dict[str, Any]:
