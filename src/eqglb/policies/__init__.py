@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from eqglb.burdens import datacenter_burdens
 from eqglb.costs import Objective
 from eqglb.defaults import DEFAULT_MODEL_RULE, DEFAULT_TOL
 from eqglb.policies.offline import (
@@ -92,16 +93,12 @@ register(
     "minimum energy cost [USD] + the shared quality value mu_s sum_j S_j "
     "(model rule 'weighted'; 'free': energy cost only)",
 )(_baseline("energy"))
-register(
-    "carbon",
-    "minimum mu_c x total carbon [USD] + mu_s sum_j S_j (model rule "
-    "'weighted'; 'free': total carbon [kg] only)",
-)(_baseline("carbon"))
-register(
-    "water",
-    "minimum mu_w x total water [USD] + mu_s sum_j S_j (model rule "
-    "'weighted'; 'free': total water [L] only)",
-)(_baseline("water"))
+for _b in datacenter_burdens():  # one baseline per data-centre burden: carbon, water, health
+    register(
+        _b.name,
+        f"minimum mu_{_b.symbol.lower()} x total {_b.label} [USD] + mu_s sum_j S_j (model "
+        f"rule 'weighted'; 'free': total {_b.label} [{_b.unit}] only)",
+    )(_baseline(_b.name))
 
 
 @register(

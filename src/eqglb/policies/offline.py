@@ -31,6 +31,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from eqglb.burdens import burden, datacenter_burdens
 from eqglb.certify import SideRows, lagrangian_bound, relative_gap
 from eqglb.costs import Coefficients, Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import (
@@ -65,10 +66,11 @@ def _reference_scale(sc: Scenario, coef: Coefficients, routes: Routes, obj: Obje
     c = float(routes.gather(coef.carbon).mean())
     w = float(routes.gather(coef.water).mean())
     social = float(np.max(coef.quality)) * (1.0 if coef.social_average else total)
-    ref = (
-        total * (obj.energy_weight * ec + obj.mu_carbon * c + obj.mu_water * w)
-        + obj.mu_social * social
-    )
+    per = obj.energy_weight * ec + obj.mu_carbon * c + obj.mu_water * w
+    for name, t in obj.active():  # further data-centre burdens (health, ...)
+        if name not in ("carbon", "water") and burden(name).side == "datacenter":
+            per += t.mu * float(routes.gather(coef.site[name]).mean())
+    ref = total * per + obj.mu_social * social
     return ref if ref > 0 and math.isfinite(ref) else 1.0
 
 
@@ -130,8 +132,9 @@ class LinearBaseline:
     tol: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.kind not in ("nearest", "energy", "carbon", "water"):
-            raise ValueError(f"unknown baseline kind {self.kind!r}")
+        kinds = ("nearest", "energy", *(b.name for b in datacenter_burdens()))
+        if self.kind not in kinds:
+            raise ValueError(f"unknown baseline kind {self.kind!r}; use one of {kinds}")
         if self.model_rule not in MODEL_RULES:
             raise ValueError(f"model_rule {self.model_rule!r}; use one of {MODEL_RULES}")
         self.name = self.name or self.kind
@@ -140,8 +143,8 @@ class LinearBaseline:
         if self.kind == "nearest":
             lat = sc.nearest_latency()[routes.i, routes.j]
             return np.broadcast_to(lat[None, :], (sc.n_time, routes.size)).astype(float)
-        arr = {"energy": coef.energy_cost, "carbon": coef.carbon, "water": coef.water}
-        return routes.gather(arr[self.kind])
+        arr = coef.energy_cost if self.kind == "energy" else coef.site[self.kind]
+        return routes.gather(arr)
 
     def plan(self, sc: Scenario) -> Dispatch:
         coef = coefficients(sc, social_average=self.objective.social_average)
@@ -153,19 +156,14 @@ class LinearBaseline:
         # weight plus the same linear quality value mu_s * sum_j S_j (the q = 1 valuation)
         unit = self.objective.unit_weights()
         mu_s = unit["mu_social"]
-        usd = {
-            "nearest": 0.0,
-            "energy": 1.0,
-            "carbon": unit["mu_carbon"],
-            "water": unit["mu_water"],
-        }[self.kind]
+        usd = {"nearest": 0.0, "energy": 1.0}.get(self.kind) or unit.get(f"mu_{self.kind}", 0.0)
         rule = self.model_rule
         if rule == "weighted" and self.kind != "nearest" and usd == 0.0:
             rule = "best"  # no USD value for this cost: fall back to best models first
         weighted = usd * own + mu_s * qp[None, :]
-        own_unit = {"nearest": "ms x requests", "energy": "USD", "carbon": "kg CO2", "water": "L"}[
+        own_unit = {"nearest": "ms x requests", "energy": "USD"}.get(self.kind) or burden(
             self.kind
-        ]
+        ).unit
         if self.kind == "nearest":
             # latency first; then the model by the rule (quality, or energy + quality value)
             energy = routes.gather(coef.energy_cost)
@@ -229,12 +227,9 @@ class LinearBaseline:
     def describe(self, rule: str | None = None) -> str:
         """What this baseline minimises, in words."""
         rule = rule or self.model_rule
-        own = {
-            "nearest": "latency",
-            "energy": "energy cost [USD]",
-            "carbon": "total carbon",
-            "water": "total water",
-        }[self.kind]
+        own = {"nearest": "latency", "energy": "energy cost [USD]"}.get(
+            self.kind
+        ) or f"total {burden(self.kind).label}"
         if self.kind == "nearest":
             then = {
                 "best": "then the best models",
@@ -243,7 +238,7 @@ class LinearBaseline:
             }[rule]
             return f"least {own} first, {then}"
         if rule == "weighted":
-            unit = {"energy": "", "carbon": "mu_c ", "water": "mu_w "}[self.kind]
+            unit = "" if self.kind == "energy" else f"mu_{burden(self.kind).symbol.lower()} "
             return f"{unit}{own} + mu_s sum_j S_j (quality valued at q = 1)"
         if rule == "best":
             return f"best achievable quality per slot first, then {own}"
@@ -461,12 +456,10 @@ def _drop_zero_terms(obj: Objective, sc: Scenario, coef: Coefficients) -> Object
     it, however large, changes nothing, but it ruins the solver's scaling)."""
     i, j, k = np.nonzero(np.asarray(sc.allowed))
     changes: dict[str, Any] = {}
-    if obj.mu_social > 0 and not np.any(np.asarray(coef.quality)[j, k]):
-        changes["mu_social"] = 0.0
-    if obj.mu_carbon > 0 and not np.any(np.asarray(coef.carbon)[:, i, k]):
-        changes["mu_carbon"] = 0.0
-    if obj.mu_water > 0 and not np.any(np.asarray(coef.water)[:, i, k]):
-        changes["mu_water"] = 0.0
+    for name, _t in obj.active():
+        g = np.asarray(coef.of(name))
+        if not np.any(g[j, k] if burden(name).side == "region" else g[:, i, k]):
+            changes[f"mu_{name}"] = 0.0
     return obj.replace(**changes) if changes else obj
 
 

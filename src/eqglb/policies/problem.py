@@ -18,6 +18,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb.burdens import BURDENS, burden
 from eqglb.costs import Coefficients, Objective
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
 
@@ -121,18 +122,29 @@ def slot_linear(x: cp.Variable, c: np.ndarray, routes: Routes) -> cp.Expression:
 def regional_expressions(
     x: cp.Variable, coef: Coefficients, routes: Routes
 ) -> dict[str, cp.Expression]:
-    """Energy cost [USD], carbon C (datacenter,) [kg], water W (datacenter,) [L], S (region,).
+    """Energy cost [USD] and the regional total of every burden (:mod:`eqglb.burdens`).
 
-    ``C_i = sum_{t,j,k} carbon[t,i,k] y[t,i,j,k]``, likewise W;
+    Data-centre burdens (datacenter,): ``C_i = sum_{t,j,k} carbon[t,i,k] y[t,i,j,k]``,
+    likewise water W [L] and health H [USD]; quality loss (region,):
     ``S_j = sum_{t,i,k} quality[j,k] y[t,i,j,k]``.
     """
     s = routes.scale
-    energy = cp.sum(cp.multiply(routes.gather(coef.energy_cost), x)) * s
-    carbon = cp.sum(cp.multiply(routes.gather(coef.carbon), x), axis=0) @ routes.to_datacenter
-    water = cp.sum(cp.multiply(routes.gather(coef.water), x), axis=0) @ routes.to_datacenter
-    qp = coef.quality[routes.j, routes.k]
-    social = cp.sum(x, axis=0) @ (sp.diags(qp) @ routes.to_region)
-    return {"energy": energy, "carbon": carbon * s, "water": water * s, "social": social * s}
+    out: dict[str, cp.Expression] = {
+        "energy": cp.sum(cp.multiply(routes.gather(coef.energy_cost), x)) * s
+    }
+    for name, b in BURDENS.items():
+        if b.side == "region":
+            qp = coef.quality[routes.j, routes.k]
+            out[name] = (cp.sum(x, axis=0) @ (sp.diags(qp) @ routes.to_region)) * s
+        else:
+            g = coef.site[name]
+            if name not in ("carbon", "water") and not np.any(g):
+                out[name] = cp.Constant(np.zeros(routes.to_datacenter.shape[1]))
+                continue
+            out[name] = (
+                cp.sum(cp.multiply(routes.gather(g), x), axis=0) @ routes.to_datacenter
+            ) * s
+    return out
 
 
 def _norm(v: cp.Expression, q: float) -> cp.Expression:
@@ -144,20 +156,17 @@ def _norm(v: cp.Expression, q: float) -> cp.Expression:
 
 
 def regularizer(obj: Objective, ex: dict[str, cp.Expression]) -> cp.Expression:
-    """``mu_s ||S||_qs + mu_c ||C||_qc + mu_w ||W||_qw`` (or the combined environmental norm)."""
+    """``sum_b mu_b ||v_b||_q_b`` over the burdens (or the combined environmental norm)."""
     terms: list[cp.Expression] = []
-    if obj.mu_social > 0:
-        terms.append(obj.mu_social * _norm(ex["social"], obj.q_social))
-    if obj.combined_environment:
-        if obj.mu_carbon > 0 or obj.mu_water > 0:
-            terms.append(
-                _norm(obj.mu_carbon * ex["carbon"] + obj.mu_water * ex["water"], obj.q_carbon)
-            )
-    else:
-        if obj.mu_carbon > 0:
-            terms.append(obj.mu_carbon * _norm(ex["carbon"], obj.q_carbon))
-        if obj.mu_water > 0:
-            terms.append(obj.mu_water * _norm(ex["water"], obj.q_water))
+    combinable = [k for k in obj.terms if burden(k).combinable]
+    for name, t in obj.terms.items():
+        if obj.combined_environment and name in combinable:
+            if name == combinable[0] and any(obj.terms[k].mu > 0 for k in combinable):
+                env = sum(obj.terms[k].mu * ex[k] for k in combinable[1:])
+                terms.append(_norm(obj.terms[name].mu * ex[name] + env, obj.q_carbon))
+            continue
+        if t.mu > 0:
+            terms.append(t.mu * _norm(ex[name], t.q))
     return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0)
 
 

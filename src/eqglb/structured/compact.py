@@ -1,7 +1,7 @@
 """Compact slot LPs: an exact reformulation of one slot without (region, datacenter) routes.
 
-Every cost of the model is separable: energy cost, carbon and water of a request depend on
-(slot, data centre, model) only, quality loss on (region, model) only; no cost depends on
+Every cost of the model is separable: energy cost and every data-centre burden (carbon,
+water, health) of a request depend on (slot, data centre, model) only, quality loss on (region, model) only; no cost depends on
 the pair (data centre, region). Regions with the same allowed (data centre, model) set
 form a *class* c. The slot problem over routes (i, j, k) is then equivalent to one over
 
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb.burdens import BURDENS, burden
 from eqglb.costs import Objective, coefficients
 from eqglb.scenario import Scenario
 
@@ -51,19 +52,19 @@ class PriceTerms:
     Attributes
     ----------
     linear : dict
-        Weights of the q = 1 terms added to the slot cost: ``carbon`` [USD/kg],
-        ``water`` [USD/L], ``social`` [USD per unit of S].
+        Weight of every burden's q = 1 part added to the slot cost [USD per unit of the
+        burden] (0 for a burden priced in a block or not at all).
     blocks : list of (name, weight, q, size)
-        Coupling blocks with q > 1, in stacking order; ``name`` in
-        {"social", "carbon", "water", "environment"}.
-    mu_carbon, mu_water : float
-        Weights of the combined environmental cost (``environment`` block) [USD/kg, USD/L].
+        Coupling blocks with q > 1, in stacking order; ``name`` a burden or
+        ``"environment"``.
+    env : dict
+        Weights of the combinable burdens inside the combined environmental cost
+        (``environment`` block) [USD per unit].
     """
 
     linear: dict[str, float]
     blocks: list[tuple[str, float, float, int]]
-    mu_carbon: float
-    mu_water: float
+    env: dict[str, float]
 
 
 def price_terms(
@@ -75,35 +76,37 @@ def price_terms(
     all-zero cost is a constant 0 and is dropped).
     """
     nz = nonzero or {}
-    lin = {"carbon": 0.0, "water": 0.0, "social": 0.0}
+    lin = dict.fromkeys(BURDENS, 0.0)
     blocks: list[tuple[str, float, float, int]] = []
+    env = {k: t.mu for k, t in obj.terms.items() if burden(k).combinable and t.mu > 0}
 
     def add(name: str, w: float, q: float, size: int, present: bool) -> None:
         if w <= 0 or not present:
             return
         if q == 1.0:
             if name == "environment":
-                lin["carbon"] += obj.mu_carbon
-                lin["water"] += obj.mu_water
+                for k, mu in env.items():
+                    lin[k] += mu
             else:
                 lin[name] += w
         else:
             blocks.append((name, float(w), float(q), size))
 
-    add("social", obj.mu_social, obj.q_social, n_region, nz.get("social", True))
-    if obj.combined_environment:
+    for name, t in obj.terms.items():
+        b = burden(name)
+        if obj.combined_environment and b.combinable:
+            continue
+        size = n_region if b.side == "region" else n_datacenter
+        add(name, t.mu, t.q, size, nz.get(name, True))
+    if obj.combined_environment and env:
         add(
             "environment",
-            1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
+            1.0,
             obj.q_carbon,
             n_datacenter,
-            (obj.mu_carbon > 0 and nz.get("carbon", True))
-            or (obj.mu_water > 0 and nz.get("water", True)),
+            any(nz.get(k, True) for k in env),
         )
-    else:
-        add("carbon", obj.mu_carbon, obj.q_carbon, n_datacenter, nz.get("carbon", True))
-        add("water", obj.mu_water, obj.q_water, n_datacenter, nz.get("water", True))
-    return PriceTerms(lin, blocks, obj.mu_carbon, obj.mu_water)
+    return PriceTerms(lin, blocks, env)
 
 
 @dataclass
@@ -115,8 +118,10 @@ class SlotResult:
     y : array (y-column,) [requests/slot]
     z : array (z-column,) [requests/slot]
     energy : float [USD]
-    carbon, water : array (datacenter,) [kg CO2], [L]
-    social : array (region,) [unit of S]
+    vectors : dict burden -> array
+        Regional totals of the slot: (datacenter,) per data-centre burden (``carbon``
+        [kg CO2], ``water`` [L], ``health`` [USD]), (region,) for ``social`` [unit of S];
+        ``result.carbon`` etc. read them.
     loads : array (datacenter, model) [requests/slot]
     bound : float
         Certified lower bound on the slot's priced LP value [USD].
@@ -127,13 +132,17 @@ class SlotResult:
     y: np.ndarray
     z: np.ndarray
     energy: float
-    carbon: np.ndarray
-    water: np.ndarray
-    social: np.ndarray
+    vectors: dict[str, np.ndarray]
     loads: np.ndarray
     bound: float
     value: float
     iterations: int = 0
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        vec = self.__dict__.get("vectors", {})
+        if key in vec:
+            return vec[key]
+        raise AttributeError(f"'SlotResult' object has no attribute {key!r}")
 
 
 @dataclass(eq=False)
@@ -149,8 +158,7 @@ class CompactLP:
     demand: np.ndarray  # (T, J) [requests/slot]
     capacity: np.ndarray  # (T, pool) [units/slot] or [requests/slot]
     energy_cost: np.ndarray  # (T, N, K) [USD/request]
-    carbon: np.ndarray  # (T, N, K) [kg/request]
-    water: np.ndarray  # (T, N, K) [L/request]
+    site: dict[str, np.ndarray]  # burden -> (T, N, K) [unit/request]; absent: all 0
     quality: np.ndarray  # (J, K) [unit of S per request]
     region_class: np.ndarray  # (J,)
     hosted: np.ndarray  # (C, N, K) bool
@@ -170,13 +178,17 @@ class CompactLP:
         hosted = uniq.reshape(-1, N, K)
         cap = np.asarray(sc.capacity, dtype=float)  # (T, N) or (T, N, K)
         shared = sc.capacity_mode == "shared"
-        carbon = np.asarray(coef.carbon)
-        water = np.asarray(coef.water)
-        nz = {
-            "carbon": bool(np.any(carbon[:, allowed.any(axis=1)])),
-            "water": bool(np.any(water[:, allowed.any(axis=1)])),
-            "social": bool(np.any(np.asarray(coef.quality)[allowed.any(axis=0)])),
-        }
+        used = allowed.any(axis=1)  # (N, K) hosted anywhere
+        site: dict[str, np.ndarray] = {}
+        nz: dict[str, bool] = {}
+        for name, b in BURDENS.items():
+            if b.side == "region":
+                nz[name] = bool(np.any(np.asarray(coef.quality)[allowed.any(axis=0)]))
+                continue
+            arr = np.asarray(coef.site[name])
+            nz[name] = bool(np.any(arr[:, used]))
+            if nz[name] or name in ("carbon", "water"):
+                site[name] = arr  # an all-zero burden is not stored (its totals are 0)
         terms = price_terms(obj, N, J, nz)
         return cls(
             shape=(T, N, J, K),
@@ -185,8 +197,7 @@ class CompactLP:
             time_labels=tuple(f"{x:%Y-%m-%d %H:%M} UTC" for x in sc.time),
             capacity=np.ascontiguousarray(cap.reshape(T, -1)),
             energy_cost=np.asarray(coef.energy_cost),
-            carbon=carbon,
-            water=water,
+            site=site,
             quality=np.asarray(coef.quality),
             region_class=region_class.ravel(),
             hosted=hosted,
@@ -239,20 +250,20 @@ class CompactLP:
     def slot_costs(self, t: int, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Priced costs alpha (N, K) and beta (J, K) of slot t [USD/request]."""
         lin = self.terms.linear
-        alpha = self.energy_cost[t] + lin["carbon"] * self.carbon[t] + lin["water"] * self.water[t]
+        alpha = self.energy_cost[t]
+        for name, arr in self.site.items():
+            if lin[name]:
+                alpha = alpha + lin[name] * arr[t]
         beta = lin["social"] * self.quality
         for n, name in enumerate(self.block_names):
             g = gamma[self.offsets[n] : self.offsets[n + 1]]
-            if name == "social":
+            if name == "environment":
+                env = sum(mu * self.site[k][t] for k, mu in self.terms.env.items())
+                alpha = alpha + g[:, None] * env
+            elif burden(name).side == "region":
                 beta = beta + g[:, None] * self.quality
-            elif name == "carbon":
-                alpha = alpha + g[:, None] * self.carbon[t]
-            elif name == "water":
-                alpha = alpha + g[:, None] * self.water[t]
-            else:  # environment
-                alpha = alpha + g[:, None] * (
-                    self.terms.mu_carbon * self.carbon[t] + self.terms.mu_water * self.water[t]
-                )
+            else:
+                alpha = alpha + g[:, None] * self.site[name][t]
         return alpha, beta
 
     def bound(self, t: int, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> float:
@@ -354,12 +365,24 @@ class CompactLP:
         value = float(cost @ x)
         zi, zk = self.zi, self.zk
         energy = float(self.energy_cost[t, zi, zk] @ z)
-        carbon = np.bincount(zi, self.carbon[t, zi, zk] * z, minlength=N)
-        water = np.bincount(zi, self.water[t, zi, zk] * z, minlength=N)
-        social = np.bincount(self.yj, self.quality[self.yj, self.yk] * y, minlength=J)
+        vectors = self.totals(t, y, z)
         loads = np.bincount(zi * K + zk, z, minlength=N * K).reshape(N, K)
         it = int(h.getInfo().simplex_iteration_count)
-        return SlotResult(y, z, energy, carbon, water, social, loads, bound, value, it)
+        return SlotResult(y, z, energy, vectors, loads, bound, value, it)
+
+    def totals(self, t: int, y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+        """Regional totals of every burden of a compact solution of slot t."""
+        T, N, J, K = self.shape
+        zi, zk = self.zi, self.zk
+        out: dict[str, np.ndarray] = {}
+        for name, b in BURDENS.items():
+            if b.side == "region":
+                out[name] = np.bincount(self.yj, self.quality[self.yj, self.yk] * y, minlength=J)
+            elif name in self.site:
+                out[name] = np.bincount(zi, self.site[name][t, zi, zk] * z, minlength=N)
+            else:
+                out[name] = np.zeros(N)
+        return out
 
     # ------------------------------------------------------------------ dispatch
     def expand(self, y: np.ndarray, z: np.ndarray) -> np.ndarray:

@@ -9,11 +9,12 @@ region j, model k), the offline problem of ``docs/model.md`` is
 
 where ``c_t`` is the energy cost [USD/request] plus the terms with q = 1 (a norm of a
 non-negative vector with q = 1 is its sum, hence linear), and each *block* b is one
-regional cost with q > 1: carbon ``C_i`` (g = carbon [kg/request], r = datacenter), water
-``W_i`` (g = water [L/request], r = datacenter), quality loss ``S_j`` (g = quality
-[-/request], r = region), or the combined environmental cost ``mu_c C_i + mu_w W_i``
+regional cost with q > 1, one per burden of :mod:`eqglb.burdens`: carbon ``C_i``
+(g = carbon [kg/request], r = datacenter), water ``W_i`` (g = water [L/request]), health
+``H_i`` (g = health [USD/request]), quality loss ``S_j`` (g = quality [-/request],
+r = region), or the combined environmental cost ``mu_c C_i + mu_w W_i``
 (g = mu_c carbon + mu_w water [USD/request], weight 1). Only these ``sum_b size_b``
-totals (at most 2N + J) couple the slots.
+totals (at most 3N + J) couple the slots.
 
 Dual view: for prices ``gamma_b >= 0`` with ``||gamma_b||_{p_b} <= w_b`` (``p_b`` the
 conjugate exponent of ``q_b``; the conjugate of a weighted norm is the indicator of that
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from eqglb.burdens import burden
 from eqglb.costs import Coefficients, Objective
 from eqglb.metrics import dual_exponent, lq_norm
 
@@ -44,7 +46,7 @@ class Block:
     Attributes
     ----------
     name : str
-        ``"social"``, ``"carbon"``, ``"water"`` or ``"environment"``.
+        A burden's name (``"social"``, ``"carbon"``, ...) or ``"environment"``.
     weight : float
         w [USD per unit of u].
     q : float
@@ -172,21 +174,18 @@ def coupling_of(
         else:
             blocks.append(Block(name, float(w), float(q), index, size, np.ascontiguousarray(g)))
 
-    quality = np.asarray(coef.quality)[j, k][None, :]
-    add("social", obj.mu_social, obj.q_social, j, n_region, quality)
-    carbon = np.asarray(coef.carbon)[:, i, k]
-    water = np.asarray(coef.water)[:, i, k]
-    if obj.combined_environment:
-        env = obj.mu_carbon * carbon + obj.mu_water * water
-        add(
-            "environment",
-            1.0 if (obj.mu_carbon > 0 or obj.mu_water > 0) else 0.0,
-            obj.q_carbon,
-            i,
-            n_datacenter,
-            env,
-        )
-    else:
-        add("carbon", obj.mu_carbon, obj.q_carbon, i, n_datacenter, carbon)
-        add("water", obj.mu_water, obj.q_water, i, n_datacenter, water)
+    env: np.ndarray | None = None
+    for name, t in obj.terms.items():
+        b = burden(name)
+        if b.side == "region":
+            add(name, t.mu, t.q, j, n_region, np.asarray(coef.of(name))[j, k][None, :])
+            continue
+        g = np.asarray(coef.of(name))[:, i, k]
+        if obj.combined_environment and b.combinable:
+            if t.mu > 0:
+                env = t.mu * g if env is None else env + t.mu * g
+            continue
+        add(name, t.mu, t.q, i, n_datacenter, g)
+    if env is not None:  # the combined environmental norm, weight 1, order q_carbon
+        add("environment", 1.0, obj.q_carbon, i, n_datacenter, env)
     return Coupling(linear, tuple(blocks))

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb.burdens import BURDENS
 from eqglb.certify import relative_gap
 from eqglb.costs import Objective, RegionalCosts, objective_value
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
@@ -80,8 +81,9 @@ class BlockColumn:
     ----------
     block : int
     energy : float [USD]
-    carbon, water : array (datacenter,) [kg CO2], [L]
-    social : array (region,) [unit of S]
+    vectors : dict burden -> array
+        The block's regional totals of every burden ((datacenter,) or (region,));
+        ``column.carbon`` etc. read them.
     loads : float32 array (slot of block, datacenter, model) [requests/slot]
     bound : float
         Sum of the block's certified slot bounds at these prices [USD].
@@ -97,15 +99,19 @@ class BlockColumn:
 
     block: int
     energy: float
-    carbon: np.ndarray
-    water: np.ndarray
-    social: np.ndarray
+    vectors: dict[str, np.ndarray]
     loads: np.ndarray
     bound: float
     gamma: np.ndarray
     start: Basis | None
     end: Basis
     iterations: int
+
+    def __getattr__(self, key: str) -> np.ndarray:
+        vec = self.__dict__.get("vectors", {})
+        if key in vec:
+            return vec[key]
+        raise AttributeError(f"'BlockColumn' object has no attribute {key!r}")
 
 
 def _block_slots(block: int, length: int, n_time: int) -> range:
@@ -121,7 +127,7 @@ def price_block(task: tuple[int, int, np.ndarray, Basis | None]) -> BlockColumn:
     slots = _block_slots(b, length, T)
     prob.set_basis(start)
     energy, bound, iters = 0.0, 0.0, 0
-    carbon, water, social = np.zeros(N), np.zeros(N), np.zeros(J)
+    vectors = _zero_vectors(N, J)
     loads = np.zeros((len(slots), N, K), dtype=np.float32)
     end: Basis | None = None
     for n, t in enumerate(slots):
@@ -129,14 +135,27 @@ def price_block(task: tuple[int, int, np.ndarray, Basis | None]) -> BlockColumn:
         if n == 0:
             end = prob.get_basis()
         energy += r.energy
-        carbon += r.carbon
-        water += r.water
-        social += r.social
+        for name, v in r.vectors.items():
+            vectors[name] += v
         loads[n] = r.loads
         bound += r.bound
         iters += r.iterations
     assert end is not None
-    return BlockColumn(b, energy, carbon, water, social, loads, bound, gamma, start, end, iters)
+    return BlockColumn(b, energy, vectors, loads, bound, gamma, start, end, iters)
+
+
+def _zero_vectors(N: int, J: int) -> dict[str, np.ndarray]:
+    """Zero regional totals of every burden."""
+    return {k: np.zeros(J if b.side == "region" else N) for k, b in BURDENS.items()}
+
+
+#: Order in which a column's linear burden costs are summed: data-centre burdens first
+#: (carbon, water, ...), then region burdens (the order of earlier releases, so sums are
+#: bit-identical).
+_SUM_ORDER = tuple(
+    [k for k, b in BURDENS.items() if b.side == "datacenter"]
+    + [k for k, b in BURDENS.items() if b.side == "region"]
+)
 
 
 def replay_block(task: tuple[int, int, np.ndarray, Basis | None, int]) -> list[Any]:
@@ -218,12 +237,12 @@ class _BlockPool:
         n_blocks: int,
         terms_blocks: list[tuple[str, float, float, int]],
         linear: dict[str, float],
-        mu: tuple[float, float],
+        env: dict[str, float],
     ) -> None:
         self.T = n_blocks
         self.blocks = terms_blocks
         self.linear = linear
-        self.mu = mu
+        self.env = env
         self.M = int(sum(b[3] for b in terms_blocks))
         self.cols: list[BlockColumn] = []
         self.slot = np.zeros(0, dtype=np.intp)
@@ -241,18 +260,16 @@ class _BlockPool:
     def summarise(self, c: BlockColumn) -> tuple[float, np.ndarray]:
         """Linear cost f [USD] and stacked coupling vector a (M,) of a column."""
         lin = self.linear
-        f = (
-            c.energy
-            + lin["carbon"] * c.carbon.sum()
-            + lin["water"] * c.water.sum()
-            + lin["social"] * c.social.sum()
-        )
+        f = c.energy
+        for name in _SUM_ORDER:
+            if name in ("carbon", "water", "social") or lin[name]:
+                f = f + lin[name] * c.vectors[name].sum()
         parts = []
         for name, *_ in self.blocks:
             if name == "environment":
-                parts.append(self.mu[0] * c.carbon + self.mu[1] * c.water)
+                parts.append(sum(mu * c.vectors[k] for k, mu in self.env.items()))
             else:
-                parts.append(getattr(c, name))
+                parts.append(c.vectors[name])
         return float(f), (np.concatenate(parts) if parts else np.zeros(0))
 
     def add_picked(self, pricing: Any, pick: np.ndarray, iteration: int) -> None:
@@ -491,6 +508,7 @@ class StreamingOffline:
             carbon_intensity=np.asarray(sc.carbon_intensity)[sample],
             wue=np.asarray(sc.wue)[sample],
             ewif=np.asarray(sc.ewif)[sample],
+            health_cost=np.asarray(sc.health_cost)[sample],
             pue=np.asarray(sc.pue)[sample],
             capacity=np.asarray(sc.capacity)[sample] * w,
             validate_feasibility=False,
@@ -529,7 +547,7 @@ class StreamingOffline:
                 for name, w, q, size in terms.blocks
             ),
         )
-        pool = _BlockPool(n_blocks, terms.blocks, terms.linear, (terms.mu_carbon, terms.mu_water))
+        pool = _BlockPool(n_blocks, terms.blocks, terms.linear, terms.env)
         bases: list[Basis | None] = [None] * n_blocks
         stats: dict[str, Any] = {
             "pricing_time": 0.0,
@@ -638,16 +656,15 @@ class StreamingOffline:
         T, N, J, K = prob.shape
         length = int(info["block_slots"])
         energy = 0.0
-        carbon, water, social = np.zeros(N), np.zeros(N), np.zeros(J)
+        vectors = _zero_vectors(N, J)
         loads = np.zeros((T, N, K), dtype=np.float32)
         for c, w in columns:
             energy += w * c.energy
-            carbon += w * c.carbon
-            water += w * c.water
-            social += w * c.social
+            for name, v in c.vectors.items():
+                vectors[name] += w * v
             sl = _block_slots(c.block, length, T)
             loads[sl.start : sl.stop] += np.float32(w) * c.loads
-        costs = RegionalCosts(energy, {"carbon": carbon, "water": water, "social": social})
+        costs = RegionalCosts(energy, vectors)
         value = objective_value(self.objective, costs)
         gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
