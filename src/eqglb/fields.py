@@ -1,9 +1,11 @@
 """The one schema of scenario fields: name, dimensions, unit, bounds.
 
-:class:`eqglb.scenario.Scenario`, the scenario format, the online :class:`SlotView`
-and the service's request schema read the list of fields from here instead of spelling
-it out. A *signal* varies by slot (its first dimension is ``time``): an online policy
-sees it one slot at a time, and the service receives it with every slot.
+:class:`eqglb.scenario.Scenario` (its validation, :meth:`~eqglb.scenario.Scenario.slice_time`,
+``to_xarray``/``from_xarray``/``from_frames``), the scenario folder format
+(:mod:`eqglb.io.scenario_format`), netCDF io, the online :class:`SlotView` and the service's
+request schema read the list of fields from here instead of spelling it out. A *signal*
+varies by slot (its first dimension is ``time``): an online policy sees it one slot at a
+time, and the service receives it with every slot.
 """
 
 from __future__ import annotations
@@ -24,15 +26,25 @@ class Field:
     name : str
         Attribute of :class:`eqglb.scenario.Scenario`.
     dims : tuple of str
-        Canonical dimensions (some fields accept broadcastable shapes as well).
+        Canonical dimensions: how the Scenario stores the field (``capacity`` gains a
+        ``model`` axis in ``per_model`` mode).
     unit : str
-        Canonical unit.
+        Canonical unit (``-`` for a pure number).
     lower, upper : float
         Hard bounds (``-inf``/``inf`` when none): a value outside is refused.
     optional : bool
         May be omitted (a default or None applies).
     doc : str
         One line for error messages and the docs.
+    accepts : tuple of dims tuples
+        Layouts accepted as input, broadcast to ``dims`` (first: the layout of a number
+        given for the whole field); empty: ``(dims,)``.
+    lower_open : bool
+        The lower bound itself is refused (``pue`` and ``capacity_per_request`` > 0).
+    kind : {"float", "bool"}
+        Element type.
+    fix : str
+        How to fix a value outside the bounds (appended to the error message).
     """
 
     name: str
@@ -42,14 +54,35 @@ class Field:
     upper: float = math.inf
     optional: bool = False
     doc: str = ""
+    accepts: tuple[tuple[str, ...], ...] = ()
+    lower_open: bool = False
+    kind: str = "float"
+    fix: str = ""
 
     @property
     def is_signal(self) -> bool:
         """True when the field varies by slot."""
         return self.dims[:1] == ("time",)
 
+    @property
+    def layouts(self) -> tuple[tuple[str, ...], ...]:
+        """Accepted input layouts, the preferred (scalar broadcast) one first."""
+        return self.accepts or (self.dims,)
+
+    def out_of_bounds(self, value: float) -> bool:
+        """True when ``value`` (finite) violates the hard bounds."""
+        low = value <= self.lower if self.lower_open else value < self.lower
+        return bool(low or value > self.upper)
+
+    def bounds_text(self) -> str:
+        """The bounds as a reader would write them, e.g. ``>= 0``, ``in [0, 1]``, ``> 0``."""
+        if math.isinf(self.upper):
+            return f"{'>' if self.lower_open else '>='} {self.lower:g}"
+        return f"in {'(' if self.lower_open else '['}{self.lower:g}, {self.upper:g}]"
+
 
 _TN = ("time", "datacenter")
+_NM = ("datacenter", "model")
 
 FIELDS: Mapping[str, Field] = {
     f.name: f
@@ -66,22 +99,61 @@ FIELDS: Mapping[str, Field] = {
             optional=True,
             doc="public-health cost of the grid's air pollution per kWh drawn",
         ),
-        Field("pue", _TN, "-", lower=0.0, doc="power usage effectiveness (> 0)"),
-        Field("capacity", _TN, "units/slot", doc="capacity per slot"),
+        Field(
+            "pue",
+            _TN,
+            "-",
+            lower=0.0,
+            lower_open=True,
+            accepts=(("datacenter",), _TN),
+            doc="power usage effectiveness (> 0)",
+            fix="PUE is facility/IT energy, >= 1 in practice",
+        ),
+        Field(
+            "capacity",
+            _TN,
+            "units/slot",
+            accepts=(("datacenter",), _TN, _NM, ("time", "datacenter", "model")),
+            doc="capacity per slot",
+        ),
         Field(
             "energy_per_request",
-            ("datacenter", "model"),
+            _NM,
             "kWh/request",
+            accepts=(_NM, ("model",)),
             doc="IT energy per request",
         ),
-        Field("capacity_per_request", ("model",), "units/request", doc="capacity per request"),
-        Field("quality_loss", ("model",), "-", upper=1.0, doc="normalised quality loss"),
+        Field(
+            "capacity_per_request",
+            ("model",),
+            "units/request",
+            lower_open=True,
+            doc="capacity per request",
+        ),
+        Field(
+            "quality_loss",
+            ("model",),
+            "-",
+            upper=1.0,
+            doc="normalised quality loss",
+            fix="normalised quality loss must lie in [0, 1] (0 = best model)",
+        ),
+        Field(
+            "allowed",
+            ("datacenter", "region", "model"),
+            "-",
+            optional=True,
+            kind="bool",
+            accepts=(("datacenter", "region", "model"), ("datacenter", "region")),
+            doc="route allowed (datacenter serves region with model)",
+        ),
         Field(
             "latency",
             ("datacenter", "region"),
             "ms",
             optional=True,
             doc="round-trip time or distance proxy",
+            fix="give latencies >= 0 [ms]",
         ),
     )
 }

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from eqglb.fields import FIELDS, SIGNALS
 from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo, SolveStatus
 
 if TYPE_CHECKING:
@@ -65,20 +66,10 @@ __all__ = [
 
 _TN = ("time", "datacenter")
 
-#: Accepted dimension tuples of each array field of a Scenario (first = preferred layout).
+#: Accepted dimension tuples of each array field of a Scenario (first = preferred layout),
+#: from :data:`eqglb.fields.FIELDS`, plus ``tokens_per_request`` (an input of unit conversion).
 FIELD_DIMS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "demand": (("time", "region"),),
-    "price": (_TN,),
-    "carbon_intensity": (_TN,),
-    "wue": (_TN,),
-    "ewif": (_TN,),
-    "pue": (("datacenter",), _TN),
-    "energy_per_request": (("datacenter", "model"), ("model",)),
-    "capacity_per_request": (("model",),),
-    "quality_loss": (("model",),),
-    "capacity": (("datacenter",), _TN, ("datacenter", "model"), ("time", "datacenter", "model")),
-    "allowed": (("datacenter", "region", "model"), ("datacenter", "region")),
-    "latency": (("datacenter", "region"),),
+    **{n: f.layouts for n, f in FIELDS.items()},
     "tokens_per_request": (("model",), ("datacenter", "model")),
 }
 _CAPACITY = {
@@ -86,20 +77,7 @@ _CAPACITY = {
     "per_model": (("datacenter", "model"), ("time", "datacenter", "model")),
 }
 _PLURAL = {"datacenter": "datacenters", "region": "regions", "model": "models"}
-_SERIES_FIELDS = (
-    "demand",
-    "price",
-    "carbon_intensity",
-    "wue",
-    "ewif",
-    "pue",
-    "energy_per_request",
-    "capacity_per_request",
-    "capacity",
-    "quality_loss",
-    "allowed",
-    "latency",
-)
+_SERIES_FIELDS = tuple(FIELDS)
 _LONG_NAMES = {
     "time": "time stamps",
     "datacenter": "data centre",
@@ -462,15 +440,10 @@ def _labels_along(field: str, value: Any, dim: str, capacity_mode: str) -> list[
 
 
 _INFER = {
-    "time": ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity"),
+    "time": ("demand", *(n for n in SIGNALS if n != "demand")),
     "region": ("demand", "latency", "allowed"),
     "datacenter": (
-        "price",
-        "carbon_intensity",
-        "wue",
-        "ewif",
-        "pue",
-        "capacity",
+        *(n for n in SIGNALS if n != "demand"),
         "energy_per_request",
         "latency",
         "allowed",
@@ -499,6 +472,7 @@ def from_frames(
     quality_loss: Any,
     allowed: Any = None,
     latency: Any = None,
+    health_cost: Any = None,
     home: Any = None,
     tokens_per_request: Any = None,
     units: Mapping[str, str] | None = None,
@@ -527,6 +501,7 @@ def from_frames(
         quality_loss=quality_loss,
         allowed=allowed,
         latency=latency,
+        health_cost=health_cost,
         tokens_per_request=tokens_per_request,
     )
     names: dict[str, Any] = {
@@ -629,22 +604,6 @@ def _coords(sc: Scenario) -> dict[str, Any]:
     }
 
 
-_LONG = {
-    "demand": "requests arriving at each region per slot",
-    "price": "electricity price",
-    "carbon_intensity": "grid carbon intensity",
-    "wue": "on-site water usage effectiveness",
-    "ewif": "off-site energy-water intensity factor",
-    "pue": "power usage effectiveness",
-    "energy_per_request": "IT energy per request",
-    "capacity_per_request": "capacity units one request takes",
-    "capacity": "capacity per slot",
-    "quality_loss": "normalised quality loss versus the best model",
-    "allowed": "route allowed (datacenter serves region with model)",
-    "latency": "latency or distance proxy",
-}
-
-
 def scenario_to_xarray(sc: Scenario) -> xr.Dataset:
     """The scenario as an ``xarray.Dataset`` in canonical units (``units`` attrs).
 
@@ -658,30 +617,16 @@ def scenario_to_xarray(sc: Scenario) -> xr.Dataset:
     from eqglb.units import CANONICAL
 
     xr = _xr()
-    cap_dims = _TN if sc.capacity_mode == "shared" else ("time", "datacenter", "model")
-    dims = {
-        "demand": ("time", "region"),
-        "price": _TN,
-        "carbon_intensity": _TN,
-        "wue": _TN,
-        "ewif": _TN,
-        "pue": _TN,
-        "energy_per_request": ("datacenter", "model"),
-        "capacity_per_request": ("model",),
-        "capacity": cap_dims,
-        "quality_loss": ("model",),
-        "allowed": ("datacenter", "region", "model"),
-        "latency": ("datacenter", "region"),
-    }
     data: dict[str, Any] = {}
-    for f, d in dims.items():
+    for f, fd in FIELDS.items():
         a = getattr(sc, f)
-        if a is None:
-            continue
-        at = {"long_name": _LONG[f]}
-        if f != "allowed":
+        if a is None or (fd.optional and fd.kind == "float" and not np.any(a)):
+            continue  # absent, or an optional signal that is 0 (health_cost not modelled)
+        at = {"long_name": fd.doc}
+        if fd.kind == "float":
             at["units"] = CANONICAL["capacity_" + sc.capacity_mode if f == "capacity" else f]
-        data[f] = (d, np.array(a), at)
+        dims = fd.dims + (("model",) if np.ndim(a) > len(fd.dims) else ())
+        data[f] = (dims, np.array(a), at)
     if sc.home is not None:
         data["home"] = (
             "region",
@@ -711,18 +656,7 @@ def from_xarray(
     strict: bool = False,
 ) -> Scenario:
     """A Scenario from an ``xarray.Dataset`` (see :meth:`Scenario.from_xarray`)."""
-    required = (
-        "demand",
-        "price",
-        "carbon_intensity",
-        "wue",
-        "ewif",
-        "pue",
-        "energy_per_request",
-        "capacity_per_request",
-        "capacity",
-        "quality_loss",
-    )
+    required = [n for n, f in FIELDS.items() if not f.optional]
     missing = [v for v in required if v not in ds.data_vars]
     if missing:
         raise ScenarioError(
@@ -742,7 +676,7 @@ def from_xarray(
     unit_of = {
         f: str(ds[f].attrs["units"])
         for f in _SERIES_FIELDS
-        if f in ds.data_vars and "units" in ds[f].attrs and f != "allowed"
+        if f in ds.data_vars and "units" in ds[f].attrs and FIELDS[f].kind == "float"
     }
     unit_of.update(units or {})
     if tokens_per_request is None and "tokens_per_request" in ds.data_vars:

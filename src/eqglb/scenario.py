@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -22,9 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from eqglb.fields import FIELDS, SIGNALS
+
 __all__ = [
     "DIMS",
     "Dispatch",
+    "InfeasibleDemandError",
     "Scenario",
     "ScenarioError",
     "SolveInfo",
@@ -37,7 +41,40 @@ DIMS = ("time", "datacenter", "region", "model")
 
 
 class ScenarioError(ValueError):
-    """An input is invalid; the message names the variable, the coordinate and the fix."""
+    """An input is invalid; the message names the variable, the coordinate and the fix.
+
+    The same facts are kept as data, so that a reader (e.g. the scenario folder format)
+    can say which file and line a value came from without parsing the message.
+
+    Attributes
+    ----------
+    field : str or None
+        The Scenario field at fault (a key of :data:`eqglb.fields.FIELDS`, or ``time``,
+        ``home``, ``rtt_slo_ms``, ...), when one is.
+    coordinate : dict dim -> int
+        Position of the first offending value along each dimension it has
+        (``{"time": 5, "datacenter": 0}``); empty when not about one value.
+    fix : str or None
+        How to fix it (also the end of the message).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        field: str | None = None,
+        coordinate: Mapping[str, int] | None = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.coordinate: dict[str, int] = {k: int(v) for k, v in (coordinate or {}).items()}
+        self.fix = fix
+
+
+class InfeasibleDemandError(ScenarioError):
+    """A slot's demand cannot be served within capacity and routing (``field="demand"``,
+    ``coordinate`` the slot and region)."""
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -219,149 +256,53 @@ class Scenario:
                 )
         set_("time", time)
 
-        def arr(
-            name: str,
-            shapes: Sequence[tuple[int, ...]],
-            target: tuple[int, ...] | None,
-            dims: Sequence[tuple[str, ...]],
-            dtype: Any = float,
-        ) -> np.ndarray:
-            v = _labels.align(name, getattr(self, name), self, time, self.capacity_mode)
-            try:
-                a = np.array(v, dtype=dtype, copy=True)
-            except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"{name} is not numeric ({exc}); give numbers") from exc
-            for s, d in zip(shapes, dims, strict=True):
-                if a.shape == s:
-                    if target is not None and s != target:
-                        if d == ("model",) and target == (N, K):
-                            a = np.broadcast_to(a[None, :], target)
-                        elif d == ("datacenter",) and len(target) == 2:
-                            a = np.broadcast_to(a[None, :], target)
-                        elif d == ("datacenter", "model") and len(target) == 3:
-                            a = np.broadcast_to(a[None, :, :], target)
-                        elif d == ("datacenter", "region"):
-                            a = np.broadcast_to(a[:, :, None], target)
-                    return a
-            want = " or ".join(
-                "(" + ", ".join(f"{dn}={n}" for dn, n in zip(d, s, strict=True)) + ")"
-                for s, d in zip(shapes, dims, strict=True)
-            )
-            raise ScenarioError(f"{name} has shape {a.shape}; expected {want}")
-
-        tn = ("time", "datacenter")
-        demand = arr("demand", [(T, J)], None, [("time", "region")])
-        price = arr("price", [(T, N)], None, [tn])
-        ci = arr("carbon_intensity", [(T, N)], None, [tn])
-        wue = arr("wue", [(T, N)], None, [tn])
-        ewif = arr("ewif", [(T, N)], None, [tn])
-        if self.health_cost is None:
-            health = np.zeros((T, N))
-        else:
-            health = arr("health_cost", [(T, N)], None, [tn])
-        pue = arr("pue", [(N,), (T, N)], (T, N), [("datacenter",), tn])
-        eps = arr(
-            "energy_per_request", [(N, K), (K,)], (N, K), [("datacenter", "model"), ("model",)]
-        )
-        r = arr("capacity_per_request", [(K,)], None, [("model",)])
-        s = arr("quality_loss", [(K,)], None, [("model",)])
         if self.capacity_mode not in ("shared", "per_model"):
             raise ScenarioError(
-                f"capacity_mode is {self.capacity_mode!r}; use 'shared' or 'per_model'"
+                f"capacity_mode is {self.capacity_mode!r}; use 'shared' or 'per_model'",
+                field="capacity_mode",
             )
-        if self.capacity_mode == "shared":
-            cap = arr("capacity", [(N,), (T, N)], (T, N), [("datacenter",), tn])
-        else:
-            cap = arr(
-                "capacity",
-                [(N, K), (T, N, K)],
-                (T, N, K),
-                [("datacenter", "model"), ("time", "datacenter", "model")],
-            )
-        if self.allowed is None:
-            allowed = np.ones((N, J, K), dtype=bool)
-        else:
-            allowed = arr(
-                "allowed",
-                [(N, J, K), (N, J)],
-                (N, J, K),
-                [("datacenter", "region", "model"), ("datacenter", "region")],
-                dtype=bool,
-            )
-
-        # finite values
-        checks: list[tuple[str, np.ndarray, tuple[str, ...], bool]] = [
-            ("demand", demand, ("time", "region"), True),
-            ("price", price, tn, False),
-            ("carbon_intensity", ci, tn, True),
-            ("wue", wue, tn, True),
-            ("ewif", ewif, tn, True),
-            ("health_cost", health, tn, True),
-            ("pue", pue, tn, True),
-            ("energy_per_request", eps, ("datacenter", "model"), True),
-            ("capacity_per_request", r, ("model",), True),
-            ("capacity", cap, tn + (("model",) if cap.ndim == 3 else ()), True),
-            ("quality_loss", s, ("model",), True),
-        ]
-        for name, a, dims, nonneg in checks:
-            bad = ~np.isfinite(a)
-            if bad.any():
-                idx = np.argwhere(bad)[0]
-                raise ScenarioError(
-                    f"{name} has {int(bad.sum())} NaN/inf value(s), first at "
-                    f"{self._coord(dims, idx, time)}; fill or drop them"
-                )
-            if nonneg:
-                neg = a < 0
-                if neg.any():
-                    idx = np.argwhere(neg)[0]
-                    raise ScenarioError(
-                        f"{name} has {int(neg.sum())} negative value(s), first "
-                        f"{a[tuple(idx)]:g} at {self._coord(dims, idx, time)}; "
-                        f"{name} must be >= 0"
-                    )
-        if (pue <= 0).any():
-            idx = np.argwhere(pue <= 0)[0]
-            raise ScenarioError(
-                f"pue is <= 0 at {self._coord(tn, idx, time)}; "
-                "PUE is facility/IT energy, >= 1 in practice"
-            )
-        if (r <= 0).any():
-            k = int(np.argmin(r))
-            raise ScenarioError(
-                f"capacity_per_request is {r[k]:g} for model "
-                f"{self.models[k]!r}; it must be > 0 [units/request]"
-            )
-        if ((s < 0) | (s > 1)).any():
-            k = int(np.flatnonzero((s < 0) | (s > 1))[0])
-            raise ScenarioError(
-                f"quality_loss is {s[k]:g} for model {self.models[k]!r}; normalised "
-                "quality loss must lie in [0, 1] (0 = best model)"
-            )
+        sizes = {"time": T, "datacenter": N, "region": J, "model": K}
+        values: dict[str, np.ndarray | None] = {}
+        for fd in FIELDS.values():
+            target, layouts = fd.dims, fd.layouts
+            if fd.name == "capacity":  # one pool per datacenter, or per (datacenter, model)
+                per_model = self.capacity_mode == "per_model"
+                layouts = tuple(d for d in layouts if ("model" in d) == per_model)
+                target = layouts[-1]
+            raw = getattr(self, fd.name)
+            if raw is None:
+                if fd.name == "health_cost":  # not modelled: 0
+                    values[fd.name] = np.zeros(tuple(sizes[d] for d in target))
+                elif fd.name == "allowed":  # everything allowed
+                    values[fd.name] = np.ones(tuple(sizes[d] for d in target), dtype=bool)
+                elif fd.optional:
+                    values[fd.name] = None
+                else:
+                    raise ScenarioError(f"{fd.name} is missing; give it", field=fd.name)
+                continue
+            values[fd.name] = self._array(fd.name, raw, layouts, target, sizes, fd.kind, time)
+            if fd.kind == "float":
+                self._check_values(fd.name, values[fd.name], target, time)
+        demand, allowed, lat = values["demand"], values["allowed"], values["latency"]
+        assert demand is not None and allowed is not None
 
         # names in home, allowed coverage
         home = _labels.align_home(self.home, self.regions)
         if home is not None:
             home = tuple(str(h) for h in home)
             if len(home) != J:
-                raise ScenarioError(f"home has {len(home)} entries; expected one per region ({J})")
+                raise ScenarioError(
+                    f"home has {len(home)} entries; expected one per region ({J})", field="home"
+                )
             for j, h in enumerate(home):
                 if h not in self.datacenters:
                     raise ScenarioError(
                         f"home of region {self.regions[j]!r} is {h!r}, not a known datacenter; "
-                        f"use one of {list(self.datacenters)}"
+                        f"use one of {list(self.datacenters)}",
+                        field="home",
+                        coordinate={"region": j},
                     )
         set_("home", home)
-        lat = None
-        if self.latency is not None:
-            lat = arr("latency", [(N, J)], None, [("datacenter", "region")])
-            if (~np.isfinite(lat)).any() or (lat < 0).any():
-                idx = np.argwhere(~np.isfinite(lat) | (lat < 0))[0]
-                raise ScenarioError(
-                    f"latency is NaN, inf or negative at "
-                    f"{self._coord(('datacenter', 'region'), idx, time)}; "
-                    "give latencies >= 0 [ms]"
-                )
         from eqglb import slo as _slo
 
         slo = _slo.region_limits("rtt_slo_ms", self.rtt_slo_ms, self.regions)
@@ -369,7 +310,8 @@ class Scenario:
         if (slo is not None or budget is not None) and lat is None:
             raise ScenarioError(
                 "rtt_slo_ms / rtt_budget_ms need `latency` (the RTT matrix "
-                "(datacenter, region) [ms]); give latency or drop the SLO"
+                "(datacenter, region) [ms]); give latency or drop the SLO",
+                field="latency",
             )
         declared = allowed
         assert lat is not None or (slo is None and budget is None)
@@ -387,25 +329,12 @@ class Scenario:
             j = int(np.flatnonzero(~cover)[0])
             raise ScenarioError(
                 f"region {self.regions[j]!r} has no allowed datacenter and model; "
-                "allow at least one (datacenter, model) for it in `allowed`"
+                "allow at least one (datacenter, model) for it in `allowed`",
+                field="allowed",
+                coordinate={"region": j},
             )
-
-        arrays: tuple[tuple[str, np.ndarray | None], ...] = (
-            ("demand", demand),
-            ("price", price),
-            ("carbon_intensity", ci),
-            ("wue", wue),
-            ("ewif", ewif),
-            ("health_cost", health),
-            ("pue", pue),
-            ("energy_per_request", eps),
-            ("capacity_per_request", r),
-            ("capacity", cap),
-            ("quality_loss", s),
-            ("allowed", allowed),
-            ("latency", lat),
-        )
-        for key, value in arrays:
+        values["allowed"] = allowed
+        for key, value in values.items():
             set_(key, None if value is None else _ro(value))
         from eqglb.units import check_plausibility
 
@@ -413,6 +342,77 @@ class Scenario:
             check_plausibility(self, strict=self.strict, stacklevel=3)
         if self.validate_feasibility:
             self._check_feasible()
+
+    def _array(
+        self,
+        name: str,
+        raw: Any,
+        layouts: Sequence[tuple[str, ...]],
+        target: tuple[str, ...],
+        sizes: Mapping[str, int],
+        kind: str,
+        time: pd.DatetimeIndex,
+    ) -> np.ndarray:
+        """``raw`` aligned by label, as an array of one of ``layouts``, broadcast to ``target``."""
+        from eqglb import labels as _labels
+
+        v = _labels.align(name, raw, self, time, self.capacity_mode)
+        try:
+            a = np.array(v, dtype=bool if kind == "bool" else float, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(
+                f"{name} is not numeric ({exc}); give numbers", field=name, fix="give numbers"
+            ) from exc
+        for dims in layouts:
+            if a.shape == tuple(sizes[d] for d in dims):
+                # a layout is a subsequence of the target dims: add the missing axes
+                shape = tuple(sizes[d] if d in dims else 1 for d in target)
+                return np.broadcast_to(a.reshape(shape), tuple(sizes[d] for d in target))
+        want = " or ".join(
+            "(" + ", ".join(f"{d}={sizes[d]}" for d in dims) + ")" for dims in layouts
+        )
+        raise ScenarioError(f"{name} has shape {a.shape}; expected {want}", field=name)
+
+    def _check_values(
+        self, name: str, a: np.ndarray, dims: tuple[str, ...], time: pd.DatetimeIndex
+    ) -> None:
+        """Refuse NaN/inf and values outside the bounds of field ``name`` (:mod:`eqglb.fields`)."""
+        fd = FIELDS[name]
+
+        def fail(mask: np.ndarray, problem: Any, fix: str) -> None:
+            idx = np.argwhere(mask)[0]
+            coord = dict(zip(dims, (int(i) for i in idx), strict=True))
+            raise ScenarioError(
+                f"{problem(int(mask.sum()), float(a[tuple(idx)]), self._coord(dims, idx, time))}"
+                f"; {fix}",
+                field=name,
+                coordinate=coord,
+                fix=fix,
+            )
+
+        bad = ~np.isfinite(a)
+        if bad.any():
+            fail(
+                bad,
+                lambda n, v, at: f"{name} has {n} NaN/inf value(s), first at {at}",
+                "fill or drop them",
+            )
+        low = a <= fd.lower if fd.lower_open else a < fd.lower
+        out = low | (a > fd.upper)
+        if not out.any():
+            return
+        if fd.lower == 0 and not fd.lower_open and math.isinf(fd.upper):
+            fail(
+                out,
+                lambda n, v, at: f"{name} has {n} negative value(s), first {v:g} at {at}",
+                f"{name} must be >= 0",
+            )
+        word = "at" if "time" in dims else "for"
+        fail(
+            out,
+            lambda n, v, at: f"{name} is {v:g} {word} {at}",
+            fd.fix or f"it must be {fd.bounds_text()} [{fd.unit}]",
+        )
 
     def _coord(self, dims: Sequence[str], idx: Sequence[int], time: pd.DatetimeIndex) -> str:
         parts = []
@@ -441,6 +441,7 @@ class Scenario:
         quality_loss: Any,
         allowed: Any = None,
         latency: Any = None,
+        health_cost: Any = None,
         home: Any = None,
         tokens_per_request: Any = None,
         units: dict[str, str] | None = None,
@@ -493,6 +494,7 @@ class Scenario:
             quality_loss=quality_loss,
             allowed=allowed,
             latency=latency,
+            health_cost=health_cost,
             home=home,
             tokens_per_request=tokens_per_request,
             units=units,
@@ -598,19 +600,10 @@ class Scenario:
         return dataclasses.replace(self, **changes)
 
     def slice_time(self, start: int, stop: int) -> Scenario:
-        """Sub-scenario over slots ``start:stop`` (validated again)."""
+        """Sub-scenario over slots ``start:stop`` (validated again): every signal of
+        :data:`eqglb.fields.SIGNALS` is cut."""
         sl = slice(start, stop)
-        ch: dict[str, Any] = dict(
-            time=self.time[sl],
-            demand=self.demand[sl],
-            price=self.price[sl],
-            carbon_intensity=self.carbon_intensity[sl],
-            wue=self.wue[sl],
-            ewif=self.ewif[sl],
-            health_cost=self.health_cost[sl],
-            pue=self.pue[sl],
-            capacity=self.capacity[sl],
-        )
+        ch: dict[str, Any] = {n: getattr(self, n)[sl] for n in SIGNALS}
         return self.replace(**ch)
 
     # ------------------------------------------------------------------ feasibility
@@ -626,11 +619,17 @@ class Scenario:
         res = first_unservable(self)
         if res is not None:
             t, j, missing = res
-            raise ScenarioError(
+            fix = (
+                "raise capacity, allow more (datacenter, model) routes for it, or lower its "
+                "demand" + self._slo_hint(j)
+            )
+            raise InfeasibleDemandError(
                 f"demand cannot be served in {_fmt_time(self.time, t)}: region "
                 f"{self.regions[j]!r} has {missing:.6g} requests that capacity and routing "
-                "cannot serve; raise capacity, allow more (datacenter, model) routes for it, "
-                "or lower its demand" + self._slo_hint(j)
+                f"cannot serve; {fix}",
+                field="demand",
+                coordinate={"time": t, "region": j},
+                fix=fix,
             )
 
     def _slo_hint(self, j: int) -> str:

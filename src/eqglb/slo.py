@@ -70,7 +70,9 @@ def region_limits(name: str, value: Any, regions: Sequence[str]) -> np.ndarray |
         j = int(bad[0])
         raise ScenarioError(
             f"{name} is {a[j]:g} for region {regions[j]!r}; give an RTT "
-            "limit >= 0 [ms] (inf for no limit)"
+            "limit >= 0 [ms] (inf for no limit)",
+            field=name,
+            coordinate={"region": j},
         )
     return a
 
@@ -109,7 +111,9 @@ def slo_mask(
             f"region {regions[j]!r} has no allowed datacenter within its rtt_slo_ms of "
             f"{slo[j]:g} ms: the nearest allowed one, {datacenters[i]!r}, is at "
             f"{latency[i, j]:g} ms; raise rtt_slo_ms for region {regions[j]!r} to at least "
-            f"{latency[i, j]:g} ms or allow a closer datacenter"
+            f"{latency[i, j]:g} ms or allow a closer datacenter",
+            field="rtt_slo_ms",
+            coordinate={"region": j},
         )
     return eff
 
@@ -134,7 +138,9 @@ def check_budget(
         raise ScenarioError(
             f"rtt_budget_ms of region {regions[j]!r} is {budget[j]:g} ms, below the "
             f"{least[j]:g} ms of its nearest allowed datacenter, so its demand cannot meet "
-            f"it; raise rtt_budget_ms for region {regions[j]!r} to at least {least[j]:g} ms"
+            f"it; raise rtt_budget_ms for region {regions[j]!r} to at least {least[j]:g} ms",
+            field="rtt_budget_ms",
+            coordinate={"region": j},
         )
 
 

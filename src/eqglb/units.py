@@ -1,7 +1,8 @@
 """Units people actually have, and warnings for values no physical system produces.
 
-A :class:`~eqglb.scenario.Scenario` holds one canonical unit per quantity: demand
-[requests/slot], price [USD/kWh], carbon intensity [kg CO2/kWh], WUE and EWIF [L/kWh], PUE
+A :class:`~eqglb.scenario.Scenario` holds one canonical unit per quantity (the ``unit`` of
+its field in :data:`eqglb.fields.FIELDS`): demand [requests/slot], price and health cost
+[USD/kWh], carbon intensity [kg CO2/kWh], WUE and EWIF [L/kWh], PUE
 [-], energy per request [kWh/request], capacity per request [units/request], shared capacity
 [units/slot] or per-model capacity [requests/slot], quality loss [-] and latency [ms].
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eqglb.fields import FIELDS
 from eqglb.scenario import ScenarioError
 
 if TYPE_CHECKING:
@@ -111,6 +113,13 @@ _TABLE: dict[str, dict[str, tuple[float, float, str]]] = {
         "gal/kWh": (_GALLON_L, 1, ""),
         "m3/MWh": (1, 1, ""),
     },
+    "health_cost": {
+        "USD/kWh": (1, 1, ""),
+        "USD/MWh": (1, 1e3, ""),
+        "$/kWh": (1, 1, ""),
+        "$/MWh": (1, 1e3, ""),
+        "cents/kWh": (1, 100, ""),
+    },
     "pue": {"-": (1, 1, ""), "1": (1, 1, "")},
     "energy_per_request": {
         "kWh/request": (1, 1, ""),
@@ -120,6 +129,8 @@ _TABLE: dict[str, dict[str, tuple[float, float, str]]] = {
         "J/request": (1, 3.6e6, ""),
         "kWh": (1, 1, ""),
         "Wh": (1, 1e3, ""),
+        "MJ": (1, 3.6, ""),
+        "kJ": (1, 3.6e3, ""),
         "J": (1, 3.6e6, ""),
         "kWh/token": (1, 1, "token"),
         "Wh/token": (1, 1e3, "token"),
@@ -321,18 +332,16 @@ PLAUSIBLE_RANGES: dict[str, PlausibleRange] = {
         "",
         "likely L/MWh or gal/MWh given as L/kWh: pass units={'ewif': 'gal/MWh'} (or 'L/MWh')",
     ),
+    "health_cost": PlausibleRange(
+        None,
+        5.0,
+        "USD/kWh",
+        "",
+        "likely USD/MWh given as USD/kWh: pass units={'health_cost': 'USD/MWh'} or divide by 1000",
+    ),
 }
 # energy_per_request has no range: a "request" may be any unit of load (the egl-2022 study
 # uses 1 MWh per request), so no value of it is implausible in itself.
-
-_DIMS = {
-    "price": ("time", "datacenter"),
-    "carbon_intensity": ("time", "datacenter"),
-    "wue": ("time", "datacenter"),
-    "ewif": ("time", "datacenter"),
-    "pue": ("time", "datacenter"),
-    "energy_per_request": ("datacenter", "model"),
-}
 
 
 def _fmt_range(r: PlausibleRange) -> str:
@@ -377,7 +386,7 @@ def check_plausibility(
         hint = r.hint_low if (r.low is not None and v < r.low) else r.hint_high
         others = f" (and {n - 1} other value(s) outside it)" if n > 1 else ""
         msg = (
-            f"{name} is {v:g} {r.unit} at {sc._coord(_DIMS[name], idx, sc.time)}"
+            f"{name} is {v:g} {r.unit} at {sc._coord(FIELDS[name].dims, idx, sc.time)}"
             f"{others}, outside the plausible range ({_fmt_range(r)}); {hint}"
         )
         if strict:

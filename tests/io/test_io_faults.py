@@ -339,11 +339,11 @@ def test_f2_tables_outside_the_folder_need_allow_outside(tmp_path, how):
         (d / "demand.csv").symlink_to(elsewhere / "demand.csv")
     with pytest.raises(ScenarioFormatError) as exc:
         read_scenario(d)
-    toml_line = next(
-        n
-        for n, s in enumerate((d / "scenario.toml").read_text().splitlines(), 1)
-        if s.strip() == "[timeseries.demand]"
-    )
+    lines = (d / "scenario.toml").read_text().splitlines()
+    head = lines.index("[timeseries.demand]")
+    # the `file = ...` key of [timeseries.demand], the value at fault
+    toml_line = 1 + next(n for n in range(head, len(lines)) if lines[n].startswith("file = "))
+    assert toml_line == head + 2
     assert exc.value.line == toml_line
     located(exc, "scenario.toml", "outside the scenario folder", "allow_outside=True")
     sc = read_scenario(d, allow_outside=True)

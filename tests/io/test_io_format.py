@@ -359,7 +359,7 @@ def test_wrong_unit_label(tmp_path: Path) -> None:
     raises_at(
         d,
         "scenario.toml",
-        line_of(toml, "[timeseries.carbon_intensity]"),
+        line_of(toml, 'unit = "g/MWh"'),  # the key at fault, not its table's header
         match=r"'g/MWh'.*kg/kWh.*g/kWh.*t/MWh",
     )
 
@@ -431,7 +431,7 @@ def test_missing_file(tmp_path: Path) -> None:
     raises_at(
         d,
         "scenario.toml",
-        line_of(d / "scenario.toml", "[timeseries.wue]"),
+        line_of(d / "scenario.toml", 'file = "wue.csv"'),  # the key naming the file
         match=r"wue\.csv' does not exist",
     )
 

@@ -5,16 +5,24 @@ and wide tables for the time series (a ``time`` column plus one column per data 
 region). The full specification, with a worked example, is ``docs/scenario-format.md``;
 ``examples/scenario_small/`` is a complete folder.
 
+The time series are the signals of :data:`eqglb.fields.SIGNALS` (the one schema of
+scenario fields): ``demand``, ``price``, ``carbon_intensity``, ``wue``, ``ewif``, the
+optional ``health_cost``, and ``pue``/``capacity`` (which may be constants in
+``[[datacenter]]`` instead). ``scenario.toml`` is parsed by the pydantic models
+:class:`ScenarioSpec` and its parts.
+
 :func:`read_scenario` turns a folder into a validated :class:`eqglb.scenario.Scenario`,
 converting every declared unit into the canonical unit of the model (USD/kWh, kg CO2/kWh,
-L/kWh, kWh/request, requests/slot). :func:`write_scenario` writes a Scenario back in
-canonical units; ``read_scenario(write_scenario(sc, d))`` gives back equal arrays.
+L/kWh, kWh/request, requests/slot; see :mod:`eqglb.units`). :func:`write_scenario` writes
+a Scenario back in canonical units; ``read_scenario(write_scenario(sc, d))`` gives back
+equal arrays.
 
-Malformed files raise :class:`ScenarioFormatError` (a :class:`~eqglb.scenario.ScenarioError`)
-naming the file, the line (1-based, the header is line 1) or Parquet row, the column and
-the fix. Values that parse but are invalid (NaN, negative, infeasible demand) are judged by
-the Scenario constructor; its message is re-raised prefixed with the file and line they
-came from.
+Every problem raises :class:`ScenarioFormatError` (a :class:`~eqglb.scenario.ScenarioError`)
+whose attributes say where, as data: ``file``, ``line`` (1-based, the header is line 1) or
+Parquet row, ``column``, ``field``, ``coordinate`` and ``fix``; the message says the same
+in words. Values that parse but are invalid (NaN, negative, infeasible demand) are judged
+by the Scenario constructor, whose :class:`~eqglb.scenario.ScenarioError` names the field
+and coordinate as data; they are then located in the file and line they came from.
 """
 
 from __future__ import annotations
@@ -26,21 +34,26 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import tomli_w
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
+from pydantic import Field as Spec
+from pydantic_core import PydanticCustomError
 
+from eqglb import units as _units
+from eqglb.fields import FIELDS, SIGNALS
 from eqglb.io._common import (
     MAX_MAGNITUDE,
     TIME_RANGE,
     first_out_of_range,
     read_bytes_limited,
 )
-from eqglb.scenario import Scenario, ScenarioError
+from eqglb.scenario import InfeasibleDemandError, Scenario, ScenarioError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,6 +64,7 @@ __all__ = [
     "SCENARIO_FILE",
     "UNITS",
     "ScenarioFormatError",
+    "ScenarioSpec",
     "convert_unit",
     "read_scenario",
     "write_scenario",
@@ -67,82 +81,32 @@ MAX_TABLE_ROWS = 1_000_000
 #: Deepest nesting of arrays and tables accepted in scenario.toml [levels].
 MAX_TOML_DEPTH = 32
 
-_GALLON_L = 3.785411784  # US liquid gallon [L]
-
-# label -> (multiplier, divisor) to the canonical unit (first entry); kept as a ratio so
-# that e.g. 3.6 Wh reads as 3.6 / 1000 = 0.0036 kWh exactly as a user would write it
-_UNIT_RATIOS: dict[str, dict[str, tuple[float, float]]] = {
-    "demand": {"requests/slot": (1, 1), "requests": (1, 1)},
-    "price": {"USD/kWh": (1, 1), "USD/MWh": (1, 1e3), "$/kWh": (1, 1), "$/MWh": (1, 1e3)},
-    "carbon_intensity": {
-        "kg/kWh": (1, 1),
-        "g/kWh": (1, 1e3),
-        "t/MWh": (1, 1),
-        "kg/MWh": (1, 1e3),
-        "lb/MWh": (0.45359237, 1e3),
-    },
-    "wue": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3), "m3/MWh": (1, 1)},
-    "ewif": {"L/kWh": (1, 1), "gal/MWh": (_GALLON_L, 1e3), "L/MWh": (1, 1e3), "m3/MWh": (1, 1)},
-    "pue": {"-": (1, 1), "1": (1, 1)},
-    "capacity_shared": {"units/slot": (1, 1), "units": (1, 1)},
-    "capacity_per_model": {"requests/slot": (1, 1), "requests": (1, 1)},
-    "energy_per_request": {
-        "kWh": (1, 1),
-        "Wh": (1, 1e3),
-        "MJ": (1, 3.6),
-        "kJ": (1, 3.6e3),
-        "J": (1, 3.6e6),
-        "kWh/request": (1, 1),
-        "Wh/request": (1, 1e3),
-        "kJ/request": (1, 3.6e3),
-        "J/request": (1, 3.6e6),
-    },
-    "latency": {"ms": (1, 1), "s": (1e3, 1)},
-}
-
-#: Accepted unit labels per quantity: label -> factor to the canonical unit (first entry).
-#: Labels are matched ignoring case, spaces and a "CO2"/"CO2e"/"CO2eq" tag.
-UNITS: dict[str, dict[str, float]] = {
-    q: {lab: m / d for lab, (m, d) in table.items()} for q, table in _UNIT_RATIOS.items()
-}
-
-_REQUIRED_SERIES = ("demand", "price", "carbon_intensity", "wue", "ewif")
-_OPTIONAL_SERIES = ("pue", "capacity")
-_SERIES_DIM = {
-    "demand": "region",
-    "price": "datacenter",
-    "carbon_intensity": "datacenter",
-    "wue": "datacenter",
-    "ewif": "datacenter",
-    "pue": "datacenter",
-    "capacity": "datacenter",
-}
-_TOP_KEYS = (
-    "format_version",
-    "name",
-    "description",
-    "capacity_mode",
-    "timeseries",
-    "routing",
-    "latency",
-    "datacenter",
-    "region",
-    "model",
-    "attrs",
+#: Signals that may instead be one constant per datacenter in ``[[datacenter]]``.
+_CONSTANT_IN_TOML = ("pue", "capacity")
+#: The time series of a folder: the slot signals of the field schema.
+_REQUIRED_SERIES = tuple(
+    n for n in SIGNALS if not FIELDS[n].optional and n not in _CONSTANT_IN_TOML
 )
-_ENTITY_KEYS = {
-    "datacenter": ("name", "pue", "capacity", "lat", "lon"),
-    "region": ("name", "home", "lat", "lon", "rtt_slo_ms", "rtt_budget_ms"),
-    "model": ("name", "energy_per_request", "energy_unit", "capacity_per_request", "quality_loss"),
-}
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _WILDCARD = "*"
+_KINDS = ("datacenter", "region", "model")
+
+#: Accepted unit labels per quantity: label -> factor to the canonical unit (first entry),
+#: per slot hour for rates (``requests/hour``: times the slot length [h]). The tables of
+#: :mod:`eqglb.units` without per-token energies (a folder has no tokens per request).
+#: Labels are matched ignoring case, spaces and a "CO2"/"CO2e"/"CO2eq" tag.
+UNITS: dict[str, dict[str, float]] = {
+    q: {lab: f for lab, f in table.items() if not lab.endswith("/token")}
+    for q, table in _units.UNITS.items()
+    if q not in ("capacity_per_request", "quality_loss")
+}
 
 
 class ScenarioFormatError(ScenarioError):
     """A scenario file is malformed or holds an invalid value.
 
-    The message names the file, the line (or Parquet row), the column and the fix.
+    The message names the file, the line (or Parquet row), the column, what is wrong and
+    the fix; the same facts are attributes.
 
     Attributes
     ----------
@@ -152,19 +116,31 @@ class ScenarioFormatError(ScenarioError):
         1-based line (CSV/TOML, the header is line 1) or row (Parquet) of the problem.
     column : str, int or None
         Column name (tables) or 1-based character column (TOML syntax errors).
+    column_number : int or None
+        1-based position of a named column.
+    field : str or None
+        Scenario field, or dotted key of scenario.toml (``"datacenter.1.pue"``).
+    coordinate : dict dim -> int
+        Position of the offending value (``{"time": 5, "datacenter": 0}``), when known.
+    problem, fix : str
+        What is wrong, and how to fix it (``fix`` may be None when the problem says it).
     """
 
     def __init__(
         self,
-        message: str,
+        problem: str,
         *,
+        fix: str | None = None,
         file: str | None = None,
         line: int | None = None,
         column: str | int | None = None,
         column_number: int | None = None,
         line_word: str = "line",
+        field: str | None = None,
+        coordinate: Mapping[str, int] | None = None,
     ) -> None:
-        self.file, self.line, self.column = file, line, column
+        self.problem, self.file, self.line, self.column = problem, file, line, column
+        self.column_number = column_number
         loc: list[str] = []
         if file is not None:
             loc.append(str(file))
@@ -176,28 +152,31 @@ class ScenarioFormatError(ScenarioError):
             )
         elif column is not None:
             loc.append(f"column {column}")
-        super().__init__(f"{', '.join(loc)}: {message}" if loc else message)
+        text = f"{problem}; {fix}" if fix else problem
+        super().__init__(
+            f"{', '.join(loc)}: {text}" if loc else text,
+            field=field,
+            coordinate=coordinate,
+            fix=fix,
+        )
 
 
 # ---------------------------------------------------------------------------- units
-def _norm_unit(label: str) -> str:
-    s = re.sub(r"\s+", "", str(label)).lower()
-    for tag in ("co2eq", "co2e", "co2"):
-        s = s.replace(tag, "")
-    return s.replace("m³", "m3")
-
-
-def convert_unit(quantity: str, label: str, *, where: str = "") -> Callable[[Any], Any]:
+def convert_unit(
+    quantity: str, label: str, *, where: str = "", slot_hours: float | None = None
+) -> Callable[[Any], Any]:
     """Converter from values in unit ``label`` to the canonical unit of ``quantity``.
 
     Parameters
     ----------
     quantity : str
-        A key of :data:`UNITS` (``"price"``, ``"carbon_intensity"``, ...).
+        A key of :data:`UNITS` (``"price"``, ``"carbon_intensity"``, ``"capacity_shared"``).
     label : str
         Unit label as written by the user, e.g. ``"USD/MWh"`` or ``"g CO2/kWh"``.
     where : str
-        Location prefix for the error message (file, line).
+        Prefix of the error message (e.g. ``"[timeseries.price] "``).
+    slot_hours : float, optional
+        Slot length [h], for rates such as ``requests/hour``.
 
     Returns
     -------
@@ -211,179 +190,461 @@ def convert_unit(quantity: str, label: str, *, where: str = "") -> Callable[[Any
     ScenarioFormatError
         If the label is unknown; the message lists the accepted labels.
     """
-    table = _UNIT_RATIOS[quantity]
-    if isinstance(label, str):
-        want = _norm_unit(label)
-        for lab, (mul, div) in table.items():
-            if _norm_unit(lab) == want:
-                if mul == 1 and div == 1:
-                    return lambda v: v * 1.0
-                if mul == 1:
-                    return lambda v: v / div
-                return lambda v: v * mul / div
-    canon = next(iter(table))
-    q = (
-        quantity.removeprefix("capacity_")
-        .replace("shared", "capacity")
-        .replace("per_model", "capacity")
-    )
-    raise ScenarioFormatError(
-        f"{where}unit {label!r} is not an accepted unit of {q}; use one of "
-        f"{list(table)} (values are converted to {canon})"
+    table = UNITS[quantity]
+    want = _units._norm(label) if isinstance(label, str) else None
+    hit = next((lab for lab in table if _units._norm(lab) == want), None)
+    if hit is None:
+        name = "capacity" if quantity.startswith("capacity_") else quantity
+        raise ScenarioFormatError(
+            f"{where}unit {label!r} is not an accepted unit of {name}",
+            fix=f"use one of {list(table)} (values are converted to {next(iter(table))})",
+        )
+    return lambda v: _units.convert(quantity, v, hit, slot_hours=slot_hours)
+
+
+def _suggest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------- scenario.toml
+_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+
+
+def _split_key(dotted: str) -> tuple[str, ...]:
+    return tuple(
+        k.strip()[1:-1] if k.strip()[:1] in "\"'" else k.strip() for k in re.findall(_KEY, dotted)
     )
 
 
-# ---------------------------------------------------------------------------- TOML helpers
+def _depth(text: str) -> int:
+    """Bracket balance of a line of TOML outside strings and comments (best effort)."""
+    text = re.sub(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'", "", text).split("#", 1)[0]
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+
+
+def _toml_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Where each table and key of ``text`` is (1-based lines), keyed like a pydantic
+    error location: ``("datacenter", 1, "pue")``, ``("timeseries", "price")``. Best
+    effort (used only to name lines in messages)."""
+    out: dict[tuple[str | int, ...], int] = {}
+    path: tuple[str | int, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    multi: str | None = None  # inside a multi-line string opened by this delimiter
+    depth = 0  # inside a multi-line array or inline table
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if multi is not None:
+            if line.count(multi) % 2:
+                multi = None
+            continue
+        if depth > 0:
+            depth += _depth(line)
+            continue
+        if not line or line.startswith("#"):
+            continue
+        head = re.match(rf"^\[\[\s*({_DOTTED})\s*\]\]", line) or re.match(
+            rf"^\[\s*({_DOTTED})\s*\]", line
+        )
+        if head:
+            key = _split_key(head.group(1))
+            if line.startswith("[["):
+                counts[key] = counts.get(key, -1) + 1
+                path = (*key, counts[key])
+            else:
+                path = key
+            for k in range(1, len(path) + 1):
+                out.setdefault(path[:k], n)
+            continue
+        kv = re.match(rf"^({_DOTTED})\s*=(.*)$", line)
+        if kv:
+            key = (*path, *_split_key(kv.group(1)))
+            for k in range(len(path) + 1, len(key) + 1):
+                out.setdefault(key[:k], n)
+            rest = kv.group(2)
+            for delim in ('"""', "'''"):
+                if rest.count(delim) % 2:
+                    multi = delim
+            if multi is None:
+                depth = max(_depth(rest), 0)
+    return out
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("number", "write a number (e.g. 1.2)")
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float range
+        v = math.inf
+    if math.isfinite(v) and abs(v) > MAX_MAGNITUDE or math.isinf(v) and isinstance(value, int):
+        raise PydanticCustomError("magnitude", "beyond the supported magnitude")
+    return v
+
+
+def _number_or_table(value: Any) -> float | dict[str, float]:
+    if not isinstance(value, dict):
+        return _number(value)
+    out = {}
+    for k, v in value.items():
+        try:
+            out[str(k)] = _number(v)
+        except PydanticCustomError as exc:
+            raise PydanticCustomError(exc.type, "{key}", {"key": str(k), "value": v}) from None
+    return out
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "write a quoted string")
+    if not value.strip():
+        raise PydanticCustomError("empty_name", "empty name")
+    if value == _WILDCARD:
+        raise PydanticCustomError("reserved_name", "reserved name")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+NumberOrTable = Annotated[float | dict[str, float], BeforeValidator(_number_or_table)]
+Name = Annotated[str, BeforeValidator(_name)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeriesSpec(_Spec):
+    """``[timeseries.<signal>]``: a wide table and the unit of its values."""
+
+    file: str = Spec(description="the table, relative to the folder")
+    unit: str | None = Spec(None, description="unit of the values (see docs/scenario-format.md)")
+
+
+class DatacenterSpec(_Spec):
+    """One ``[[datacenter]]``."""
+
+    name: Name
+    pue: Number | None = Spec(None, description="power usage effectiveness [-]")
+    capacity: NumberOrTable | None = Spec(
+        None, description="units/slot (shared) or a table model -> requests/slot (per_model)"
+    )
+    lat: Number | None = None
+    lon: Number | None = None
+
+
+class RegionSpec(_Spec):
+    """One ``[[region]]``."""
+
+    name: Name
+    home: str | None = Spec(None, description="nearest datacenter")
+    lat: Number | None = None
+    lon: Number | None = None
+    rtt_slo_ms: Number | None = Spec(None, description="hard maximum round-trip time [ms]")
+    rtt_budget_ms: Number | None = Spec(None, description="mean-RTT budget per slot [ms]")
+
+
+class ModelSpec(_Spec):
+    """One ``[[model]]``."""
+
+    name: Name
+    energy_per_request: NumberOrTable = Spec(
+        description="IT energy per request, a number or a table per datacenter"
+    )
+    energy_unit: str = Spec(description='unit of energy_per_request, e.g. "Wh" or "kWh"')
+    capacity_per_request: Number | None = Spec(
+        None, description="capacity units one request takes [units/request]"
+    )
+    quality_loss: Number = Spec(
+        description="normalised quality loss in [0, 1], 0 for the best model"
+    )
+
+
+#: ``[timeseries]``: one optional or required :class:`SeriesSpec` per signal of the schema.
+TimeseriesSpec: type[_Spec] = create_model(  # type: ignore[call-overload]
+    "TimeseriesSpec",
+    __base__=_Spec,
+    **{
+        n: (SeriesSpec, ...) if n in _REQUIRED_SERIES else (SeriesSpec | None, None)
+        for n in SIGNALS
+    },
+)
+
+
+class RoutingSpec(_Spec):
+    """``[routing]``: the table of allowed (datacenter, region, model) routes."""
+
+    file: str
+
+
+class LatencySpec(_Spec):
+    """``[latency]``: the (datacenter, region) latency table."""
+
+    file: str
+    unit: str = "ms"
+
+
+class ScenarioSpec(_Spec):
+    """The whole ``scenario.toml`` (docs/scenario-format.md)."""
+
+    format_version: Literal[1] = 1
+    name: str | None = None
+    description: str = ""
+    capacity_mode: Literal["shared", "per_model"] = "shared"
+    timeseries: TimeseriesSpec  # type: ignore[valid-type]
+    routing: RoutingSpec | None = None
+    latency: LatencySpec | None = None
+    datacenter: list[DatacenterSpec] = Spec(min_length=1)
+    region: list[RegionSpec] = Spec(min_length=1)
+    model: list[ModelSpec] = Spec(min_length=1)
+    attrs: dict[str, Any] = Spec(default_factory=dict)
+
+
+_SPECS: dict[str, type[BaseModel]] = {
+    "datacenter": DatacenterSpec,
+    "region": RegionSpec,
+    "model": ModelSpec,
+}
+
+
 class _Toml:
-    """The parsed scenario.toml plus best-effort line lookups for error messages."""
+    """scenario.toml: its path as shown, its raw document, where each key is, and how
+    the tables it names are read."""
 
     def __init__(
         self,
         text: str,
+        doc: dict[str, Any],
         label: str,
         *,
         allow_outside: bool = False,
         max_bytes: int = MAX_TABLE_BYTES,
         max_rows: int = MAX_TABLE_ROWS,
     ) -> None:
-        self.label = label
-        self.lines = text.splitlines()
-        self.index: dict[str, dict[str, int]] = {}
-        # how the tables it names are read (see read_scenario)
-        self.allow_outside = allow_outside
-        self.max_bytes = max_bytes
-        self.max_rows = max_rows
+        self.label, self.doc = label, doc
+        self.where = _toml_lines(text)
+        self.allow_outside, self.max_bytes, self.max_rows = allow_outside, max_bytes, max_rows
 
-    def _find(self, pattern: str, start: int = 0, stop: int | None = None) -> int | None:
-        rx = re.compile(pattern)
-        for n in range(start, len(self.lines) if stop is None else stop):
-            if rx.match(self.lines[n]):
-                return n + 1
+    def line(self, *loc: str | int) -> int | None:
+        """Line of ``loc`` or of the nearest enclosing table or key that has one."""
+        for k in range(len(loc), 0, -1):
+            if loc[:k] in self.where:
+                return self.where[loc[:k]]
         return None
 
-    def _header_rx(self, dotted: Sequence[str], array: bool) -> str:
-        parts = r"\s*\.\s*".join(
-            rf"(?:{re.escape(p)}|\"{re.escape(p)}\"|'{re.escape(p)}')" for p in dotted
-        )
-        return (r"^\s*\[\[\s*" + parts + r"\s*\]\]") if array else (r"^\s*\[\s*" + parts + r"\s*\]")
-
-    def entity_line(self, kind: str, pos: int, key: str | None = None) -> int | None:
-        """Line of the ``pos``-th ``[[kind]]`` header, or of ``key`` inside it."""
-        rx = re.compile(self._header_rx([kind], array=True))
-        heads = [n for n, s in enumerate(self.lines) if rx.match(s)]
-        if pos >= len(heads):
-            return None
-        head = heads[pos]
-        if key is None:
-            return head + 1
-        nxt = next(
-            (n for n in range(head + 1, len(self.lines)) if self.lines[n].lstrip().startswith("[")),
-            len(self.lines),
-        )
-        return (
-            self._find(rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\")\s*[=.]", head + 1, nxt)
-            or head + 1
+    def error(self, problem: str, fix: str | None, *loc: str | int) -> ScenarioFormatError:
+        return ScenarioFormatError(
+            problem,
+            fix=fix,
+            file=self.label,
+            line=self.line(*loc),
+            field=".".join(str(x) for x in loc) or None,
         )
 
-    def named_line(self, kind: str, name: str, key: str | None = None) -> int | None:
-        pos = self.index.get(kind, {}).get(name)
-        return None if pos is None else self.entity_line(kind, pos, key)
+    def what(self, loc: Sequence[str | int]) -> str:
+        """How messages call the value at ``loc``: ``pue of datacenter 'us-oregon'``."""
+        if loc and loc[0] in _KINDS and len(loc) >= 2 and isinstance(loc[1], int):
+            kind, pos = str(loc[0]), loc[1]
+            try:
+                name = self.doc[kind][pos]["name"]
+            except (KeyError, IndexError, TypeError):
+                name = None
+            owner = f"{kind} {name!r}" if isinstance(name, str) else f"[[{kind}]] number {pos + 1}"
+            if len(loc) == 2:
+                return owner
+            if loc[2] == "name":
+                return f"{kind} name"
+            return f"{loc[2]} of {owner}"
+        if loc and loc[0] == "timeseries" and len(loc) >= 2:
+            return f"[timeseries.{loc[1]}]" + (f" {loc[2]}" if len(loc) > 2 else "")
+        if loc and loc[0] in ("routing", "latency"):
+            return f"[{loc[0]}]" + (f" {loc[1]}" if len(loc) > 1 else "")
+        return ".".join(str(x) for x in loc)
 
-    def table_line(self, *dotted: str) -> int | None:
-        """Line of a ``[a.b]`` header, else of an ``a.b = ...`` or ``b = ...`` key."""
-        hit = self._find(self._header_rx(dotted, array=False))
-        if hit is None:
-            hit = self._find(rf"^\s*{re.escape('.'.join(dotted))}\s*=")
-        if hit is None:
-            heads = [n for n, s in enumerate(self.lines) if s.lstrip().startswith("[")]
-            start, stop = 0, (heads[0] if heads else None)
-            if len(dotted) > 1:
-                parent = self._find(self._header_rx(dotted[:-1], array=False))
-                if parent is None:
-                    return None
-                start = parent
-                stop = next((n for n in heads if n >= parent), None)
-            hit = self._find(rf"^\s*{re.escape(dotted[-1])}\s*[=.]", start, stop)
-        return hit
+    def invalid(self, exc: ValidationError) -> ScenarioFormatError:
+        """The first problem pydantic found, as a located error with a fix."""
+        # an unknown key first: a typo in a key explains the key found missing
+        err = min(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and "[" in x))
+        kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+        what = self.what(loc)
+        problem, fix = self._explain(kind, loc, what, value, ctx)
+        return self.error(problem, fix, *loc)
 
-    def error(self, message: str, line: int | None = None) -> ScenarioFormatError:
-        return ScenarioFormatError(message, file=self.label, line=line)
-
-
-def _toml_number(tm: _Toml, value: Any, what: str, line: int | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise tm.error(f"{what} is {value!r}; write a number (e.g. 1.2)", line)
-    try:
-        v = float(value)
-    except OverflowError:  # an integer beyond float range
-        v = math.inf
-    if math.isfinite(v) and abs(v) > MAX_MAGNITUDE or math.isinf(v) and isinstance(value, int):
-        raise tm.error(
-            f"{what} is {value!r}, beyond the supported magnitude "
-            f"{MAX_MAGNITUDE:g} (it would overflow the cost model); check the "
-            "value and its unit",
-            line,
-        )
-    return v
-
-
-def _toml_str(tm: _Toml, value: Any, what: str, line: int | None) -> str:
-    if not isinstance(value, str):
-        raise tm.error(f"{what} is {value!r}; write a quoted string", line)
-    return value
-
-
-def _suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _entities(tm: _Toml, doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    raw = doc.get(kind)
-    if raw is None:
-        raise tm.error(f"no [[{kind}]] table; add one [[{kind}]] table with a name per {kind}")
-    if isinstance(raw, dict):
-        raise tm.error(
-            f"[{kind}] must be an array of tables: write [[{kind}]] (double "
-            f"brackets), one per {kind}",
-            tm.table_line(kind),
-        )
-    if not isinstance(raw, list) or not raw or not all(isinstance(e, dict) for e in raw):
-        raise tm.error(f"{kind} must be one or more [[{kind}]] tables", tm.table_line(kind))
-    seen: dict[str, int] = {}
-    for pos, ent in enumerate(raw):
-        line = tm.entity_line(kind, pos)
-        for key in ent:
-            if key not in _ENTITY_KEYS[kind]:
-                raise tm.error(
-                    f"unknown key {key!r} in [[{kind}]] number {pos + 1}{_suggest(key, _ENTITY_KEYS[kind])}; "
-                    f"keys of [[{kind}]] are {list(_ENTITY_KEYS[kind])}",
-                    tm.entity_line(kind, pos, key),
+    def _explain(
+        self, kind: str, loc: tuple[str | int, ...], what: str, value: Any, ctx: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        key = loc[-1] if loc else ""
+        parent = loc[:-1]
+        if kind == "extra_forbidden":
+            if not parent:
+                known = list(ScenarioSpec.model_fields)
+                return f"unknown top-level key {key!r}{_suggest(str(key), known)}", (
+                    f"known keys: {known}"
                 )
-        if "name" not in ent:
-            raise tm.error(f'[[{kind}]] number {pos + 1} has no name; add name = "..."', line)
-        name = _toml_str(tm, ent["name"], f"{kind} name", tm.entity_line(kind, pos, "name"))
-        if not name.strip():
-            raise tm.error(f"[[{kind}]] number {pos + 1} has an empty name; give it a name", line)
-        if name == _WILDCARD:
-            raise tm.error(
-                f"{kind} name '*' is reserved (it means 'all' in the routing "
-                "table); choose another name",
-                line,
+            if parent == ("timeseries",):
+                return f"unknown time series [timeseries.{key}]{_suggest(str(key), SIGNALS)}", (
+                    f"known: {list(SIGNALS)}"
+                )
+            if len(parent) == 2 and parent[0] in _SPECS:
+                known = list(_SPECS[str(parent[0])].model_fields)
+                return (
+                    f"unknown key {key!r} in [[{parent[0]}]] number {int(parent[1]) + 1}"
+                    f"{_suggest(str(key), known)}",
+                    f"keys of [[{parent[0]}]] are {known}",
+                )
+            known = {
+                "timeseries": ["file", "unit"],
+                "routing": ["file"],
+                "latency": ["file", "unit"],
+            }
+            keys = known.get(str(parent[0]), [])
+            return f"unknown key {key!r} in {self.what(parent)}{_suggest(str(key), keys)}", (
+                f"keys are {keys}"
             )
-        if name in seen:
-            first = tm.entity_line(kind, seen[name])
-            raise tm.error(
-                f"duplicate {kind} name {name!r} (first defined at line {first}); "
-                f"{kind} names must be unique: rename or remove one",
-                line,
+        if kind == "missing":
+            if loc in (("datacenter",), ("region",), ("model",)):
+                return f"no [[{key}]] table", f"add one [[{key}]] table with a name per {key}"
+            if loc == ("timeseries",):
+                return "no [timeseries.*] tables", (
+                    "add "
+                    + ", ".join(f"[timeseries.{n}]" for n in _REQUIRED_SERIES)
+                    + ", each with file and unit"
+                )
+            if parent == ("timeseries",):
+                return f"[timeseries.{key}] is missing", (
+                    f'add [timeseries.{key}] with file = "{key}.csv" and unit = '
+                    f'"{next(iter(UNITS[str(key)]))}"'
+                )
+            if key == "name" and len(parent) == 2:
+                return (
+                    f"[[{parent[0]}]] number {int(parent[1]) + 1} has no name",
+                    'add name = "..."',
+                )
+            if key == "file":
+                return f"{self.what(parent)} has no file", f'add file = "{parent[-1]}.csv"'
+            help_ = ""
+            if len(parent) == 2 and parent[0] in _SPECS:
+                desc = _SPECS[str(parent[0])].model_fields[str(key)].description
+                help_ = f" ({desc})" if desc else ""
+            return f"{self.what(parent)} has no {key}", f"add {key} = ...{help_}"
+        if "key" in ctx:  # a number in a table such as energy_per_request = { dc = ... }
+            return self._explain(kind, loc, f"{what} at {ctx['key']!r}", ctx.get("value"), {})
+        if kind == "number":
+            return f"{what} is {value!r}", "write a number (e.g. 1.2)"
+        if kind == "magnitude":
+            return (
+                f"{what} is {value!r}, beyond the supported magnitude {MAX_MAGNITUDE:g} "
+                "(it would overflow the cost model)",
+                "check the value and its unit",
             )
-        seen[name] = pos
-        for key in ("lat", "lon"):
-            if key in ent:
-                _toml_number(tm, ent[key], f"{kind} {name!r} {key}", tm.entity_line(kind, pos, key))
-    tm.index[kind] = seen
-    return raw
+        if kind == "string_type":
+            return f"{what} is {value!r}", "write a quoted string"
+        if kind == "empty_name":
+            return f"[[{loc[0]}]] number {int(loc[1]) + 1} has an empty name", "give it a name"
+        if kind == "reserved_name":
+            return (
+                f"{loc[0]} name '*' is reserved (it means 'all' in the routing table)",
+                "choose another name",
+            )
+        if kind == "literal_error" and loc == ("capacity_mode",):
+            return f"capacity_mode is {value!r}", (
+                'use "shared" (one pool per datacenter, [units/slot]) or "per_model" '
+                "(one pool per datacenter and model, [requests/slot])"
+            )
+        if kind == "literal_error" and loc == ("format_version",):
+            return f"format_version is {value!r}", (
+                f"this eqglb reads format_version = {FORMAT_VERSION}"
+            )
+        if kind == "list_type" and loc and loc[-1] in _KINDS:
+            return f"[{key}] must be an array of tables", (
+                f"write [[{key}]] (double brackets), one per {key}"
+            )
+        if kind == "too_short":
+            return f"{key} must be one or more [[{key}]] tables", f"add a [[{key}]] table"
+        if kind in ("model_type", "model_attributes_type", "dict_type"):
+            if len(loc) == 2 and loc[0] == "timeseries":
+                return f"[timeseries.{key}] must be a table with file and unit", (
+                    f'write [timeseries.{key}] file = "{key}.csv" unit = "..."'
+                )
+            return f"{what} must be a table", f"write [{what}] with its keys"
+        return f"{what}: {ctx.get('error', kind)} ({value!r})", "fix the value"
+
+
+def _too_deep(doc: dict[str, Any]) -> str | None:
+    """Dotted key of the first value nested deeper than :data:`MAX_TOML_DEPTH`, or None."""
+    stack: list[tuple[Any, int, str]] = [(doc, 0, "")]
+    while stack:
+        value, depth, key = stack.pop()
+        if depth > MAX_TOML_DEPTH:
+            return key
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1, f"{key}.{k}" if key else str(k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1, key) for v in value)
+    return None
+
+
+def _parse_toml(
+    data: bytes, label: str, *, allow_outside: bool, max_bytes: int, max_rows: int
+) -> tuple[_Toml, ScenarioSpec]:
+    """scenario.toml as a validated :class:`ScenarioSpec` (and its locations)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioFormatError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+            fix="save it as UTF-8",
+            file=label,
+        ) from None
+    try:
+        doc = tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioFormatError(
+            f"arrays or tables are nested too deeply to read (more than {MAX_TOML_DEPTH} levels)",
+            fix="flatten them",
+            file=label,
+        ) from None
+    except tomllib.TOMLDecodeError as exc:  # tomllib (3.11) gives its position in words
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        end = "(at end of document)" in msg
+        what = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", msg)
+        raise ScenarioFormatError(
+            f"TOML syntax error: {what}",
+            fix="fix the syntax (strings need quotes, each key once per table, "
+            "[[datacenter]] tables for lists)",
+            file=label,
+            line=int(m.group(1)) if m else (len(text.splitlines()) if end else None),
+            column=int(m.group(2)) if m else None,
+        ) from None
+    tm = _Toml(
+        text, doc, label, allow_outside=allow_outside, max_bytes=max_bytes, max_rows=max_rows
+    )
+    deep = _too_deep(doc)
+    if deep is not None:
+        raise tm.error(
+            f"value {deep!r} is nested more than {MAX_TOML_DEPTH} levels deep",
+            "flatten it",
+            *deep.split(".")[:2],
+        )
+    try:
+        spec = ScenarioSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise tm.invalid(exc) from None
+    for kind in _KINDS:
+        seen: dict[str, int] = {}
+        for pos, ent in enumerate(getattr(spec, kind)):
+            if ent.name in seen:
+                raise tm.error(
+                    f"duplicate {kind} name {ent.name!r} (first defined at line "
+                    f"{tm.line(kind, seen[ent.name])})",
+                    f"{kind} names must be unique: rename or remove one",
+                    kind,
+                    pos,
+                )
+            seen[ent.name] = pos
+    return tm, spec
 
 
 # ---------------------------------------------------------------------------- tables
@@ -740,48 +1001,27 @@ def _check_same_time(
 class _Series:
     table: _Table
     pos: dict[str, int]
-    values: dict[str, np.ndarray]  # name -> (T,) in canonical units
+    values: dict[str, np.ndarray]  # name -> (T,) or (T, K) in canonical units
 
 
-def _series_spec(tm: _Toml, ts: dict[str, Any], key: str) -> tuple[str, Any]:
-    spec = ts[key]
-    line = tm.table_line("timeseries", key)
-    if isinstance(spec, str):
-        raise tm.error(
-            f"[timeseries.{key}] must be a table with file and unit, e.g. "
-            f"[timeseries.{key}] file = {spec!r} unit = ...",
-            line,
-        )
-    if not isinstance(spec, dict):
-        raise tm.error(f"[timeseries.{key}] must be a table with keys file and unit", line)
-    for k in spec:
-        if k not in ("file", "unit"):
-            raise tm.error(
-                f"unknown key {k!r} in [timeseries.{key}]; keys are 'file' and 'unit'", line
-            )
-    if "file" not in spec:
-        raise tm.error(f'[timeseries.{key}] has no file; add file = "{key}.csv"', line)
-    file = _toml_str(tm, spec["file"], f"[timeseries.{key}] file", line)
-    return file, spec.get("unit")
-
-
-def _open(folder: Path, display: Path, tm: _Toml, file: str, what: str, line: int | None) -> _Table:
-    label = str(display / file)
-    target = folder / file
+def _open(folder: Path, display: Path, tm: _Toml, file: str, *loc: str) -> _Table:
+    """The table ``file`` named at ``loc`` of scenario.toml (inside the folder)."""
+    what = tm.what(loc)
     if not tm.allow_outside:
         outside = _outside(folder, file)
         if outside:
             raise tm.error(
-                f"{what}: file {file!r} {outside}, outside the scenario folder; "
-                "keep the tables in the folder (copy the file in and name it "
-                "relative to the folder), or pass allow_outside=True to "
-                "read_scenario to read files elsewhere",
-                line,
+                f"{what}: file {file!r} {outside}, outside the scenario folder",
+                "keep the tables in the folder (copy the file in and name it relative to "
+                "the folder), or pass allow_outside=True to read_scenario to read files "
+                "elsewhere",
+                *loc,
+                "file",
             )
     return _read_table(
-        target,
-        label,
-        lambda m: tm.error(f"{what}: {m}", line),
+        folder / file,
+        str(display / file),
+        lambda m: tm.error(f"{what}: {m}", None, *loc, "file"),
         max_bytes=tm.max_bytes,
         max_rows=tm.max_rows,
         field=what,
@@ -835,20 +1075,19 @@ def read_scenario(
     Returns
     -------
     Scenario
-        Validated, in canonical units: demand [requests/slot], price [USD/kWh],
-        carbon_intensity [kg CO2/kWh], wue and ewif [L/kWh], energy_per_request
-        [kWh/request], capacity [units/slot] (shared) or [requests/slot] (per_model),
-        latency [ms].
+        Validated, in canonical units: demand [requests/slot], price and health_cost
+        [USD/kWh], carbon_intensity [kg CO2/kWh], wue and ewif [L/kWh],
+        energy_per_request [kWh/request], capacity [units/slot] (shared) or
+        [requests/slot] (per_model), latency [ms].
 
     Raises
     ------
     ScenarioFormatError
-        A file is missing, malformed, corrupt or truncated, over a cap, outside the
-        folder, or holds a number beyond :data:`MAX_MAGNITUDE` or a time outside
-        1677-09-22 .. 2262-04-10 (message names file, line/row, column, fix).
-    ScenarioError
-        A value is invalid (NaN, negative, infeasible demand); the message is prefixed
-        with the file and line it came from.
+        Anything wrong: a file missing, malformed, corrupt or truncated, over a cap,
+        outside the folder, a number beyond :data:`MAX_MAGNITUDE`, a time outside
+        1677-09-22 .. 2262-04-10, or a value the Scenario refuses (NaN, negative,
+        infeasible demand). Its attributes name the file, line/row, column, field and
+        coordinate; the message says them and the fix.
     """
     display = Path(path)
     if display.suffix.lower() == ".toml":
@@ -858,542 +1097,533 @@ def read_scenario(
     folder = Path(display)
     if not folder.is_dir():
         raise ScenarioFormatError(
-            f"no such scenario folder {str(display)!r}; give the folder that holds {SCENARIO_FILE}"
+            f"no such scenario folder {str(display)!r}",
+            fix=f"give the folder that holds {SCENARIO_FILE}",
         )
-    toml_path = Path(toml_display)
     label = str(toml_display)
-    if not toml_path.is_file():
+    if not Path(toml_display).is_file():
         raise ScenarioFormatError(
-            f"file does not exist; a scenario folder needs a "
-            f"{SCENARIO_FILE} (see docs/scenario-format.md)",
+            "file does not exist",
+            fix=f"a scenario folder needs a {SCENARIO_FILE} (see docs/scenario-format.md)",
             file=label,
         )
     data = read_bytes_limited(
-        toml_path,
-        lambda problem, fix: ScenarioFormatError(f"{problem}; {fix}", file=label),
+        Path(toml_display),
+        lambda problem, fix: ScenarioFormatError(problem, fix=fix, file=label),
         max_bytes=max_bytes,
         max_lines=None,
         what=SCENARIO_FILE,
     )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ScenarioFormatError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8", file=label
-        ) from None
-    try:
-        doc = tomllib.loads(text)
-    except RecursionError:
-        raise ScenarioFormatError(
-            f"arrays or tables are nested too deeply to read (more than {MAX_TOML_DEPTH} "
-            "levels); flatten them",
-            file=label,
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        end = re.search(r"\(at end of document\)", msg)
-        what = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", msg)
-        line = int(m.group(1)) if m else (len(text.splitlines()) if end else None)
-        raise ScenarioFormatError(
-            f"TOML syntax error: {what}; fix the "
-            "syntax (strings need quotes, each key once per table, [[datacenter]] tables for "
-            "lists)",
-            file=label,
-            line=line,
-            column=int(m.group(2)) if m else None,
-        ) from None
-    tm = _Toml(text, label, allow_outside=allow_outside, max_bytes=max_bytes, max_rows=max_rows)
-    deep = _too_deep(doc)
-    if deep is not None:
-        raise tm.error(
-            f"value {deep!r} is nested more than {MAX_TOML_DEPTH} levels deep; flatten it",
-            tm.table_line(*deep.split(".")[:2]),
-        )
-    return _from_doc(doc, tm, folder, display, validate_feasibility)
-
-
-def _too_deep(doc: dict[str, Any]) -> str | None:
-    """Dotted key of the first value nested deeper than :data:`MAX_TOML_DEPTH`, or None."""
-    stack: list[tuple[Any, int, str]] = [(doc, 0, "")]
-    while stack:
-        value, depth, key = stack.pop()
-        if depth > MAX_TOML_DEPTH:
-            return key
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1, f"{key}.{k}" if key else str(k)) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1, key) for v in value)
-    return None
-
-
-def _from_doc(
-    doc: dict[str, Any], tm: _Toml, folder: Path, display: Path, validate_feasibility: bool
-) -> Scenario:
-    for key in doc:
-        if key not in _TOP_KEYS:
-            raise tm.error(
-                f"unknown top-level key {key!r}{_suggest(key, _TOP_KEYS)}; known "
-                f"keys: {list(_TOP_KEYS)}",
-                tm.table_line(key),
-            )
-    if "format_version" in doc and doc["format_version"] != FORMAT_VERSION:
-        raise tm.error(
-            f"format_version is {doc['format_version']!r}; this eqglb reads "
-            f"format_version = {FORMAT_VERSION}",
-            tm.table_line("format_version"),
-        )
-    name = _toml_str(tm, doc.get("name", folder.resolve().name), "name", tm.table_line("name"))
-    description = _toml_str(
-        tm, doc.get("description", ""), "description", tm.table_line("description")
+    tm, spec = _parse_toml(
+        data, label, allow_outside=allow_outside, max_bytes=max_bytes, max_rows=max_rows
     )
-    mode = doc.get("capacity_mode", "shared")
-    if mode not in ("shared", "per_model"):
-        raise tm.error(
-            f'capacity_mode is {mode!r}; use "shared" (one pool per datacenter, '
-            '[units/slot]) or "per_model" (one pool per datacenter and model, '
-            "[requests/slot])",
-            tm.table_line("capacity_mode"),
-        )
-    dcs = _entities(tm, doc, "datacenter")
-    regs = _entities(tm, doc, "region")
-    mods = _entities(tm, doc, "model")
-    D = [str(e["name"]) for e in dcs]
-    R = [str(e["name"]) for e in regs]
-    M = [str(e["name"]) for e in mods]
-    N, K = len(D), len(M)
+    return _Reader(tm, spec, folder, display).scenario(validate_feasibility)
 
-    # -- time series ------------------------------------------------------------------
-    ts = doc.get("timeseries")
-    if not isinstance(ts, dict):
-        raise tm.error(
-            "no [timeseries.*] tables; add [timeseries.demand], "
-            "[timeseries.price], [timeseries.carbon_intensity], [timeseries.wue] "
-            "and [timeseries.ewif], each with file and unit",
-            tm.table_line("timeseries"),
-        )
-    for key in ts:
-        if key not in _REQUIRED_SERIES + _OPTIONAL_SERIES:
-            raise tm.error(
-                f"unknown time series [timeseries.{key}]"
-                f"{_suggest(key, _REQUIRED_SERIES + _OPTIONAL_SERIES)}; known: "
-                f"{list(_REQUIRED_SERIES + _OPTIONAL_SERIES)}",
-                tm.table_line("timeseries", key),
-            )
-    for key in _REQUIRED_SERIES:
-        if key not in ts:
-            raise tm.error(
-                f"[timeseries.{key}] is missing; add [timeseries.{key}] with "
-                f'file = "{key}.csv" and unit = "{next(iter(UNITS[key]))}"',
-                tm.table_line("timeseries"),
-            )
 
-    # pue / capacity: each datacenter's value comes from exactly one place
-    pue_const = {n: e["pue"] for n, e in zip(D, dcs, strict=True) if "pue" in e}
-    cap_const = {n: e["capacity"] for n, e in zip(D, dcs, strict=True) if "capacity" in e}
+@dataclass
+class _Reader:
+    """Reads the tables a :class:`ScenarioSpec` names, and remembers where every value
+    came from to locate the Scenario's errors."""
+
+    tm: _Toml
+    spec: ScenarioSpec
+    folder: Path
+    display: Path
+    series: dict[str, _Series] = field(default_factory=dict)
+    cap_lines: dict[tuple[int, int], int] = field(default_factory=dict)
+    routes: _Table | None = None
+    lat: _Table | None = None
+    lat_rows: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.D = [e.name for e in self.spec.datacenter]
+        self.R = [e.name for e in self.spec.region]
+        self.M = [e.name for e in self.spec.model]
+        self.mode = self.spec.capacity_mode
+
+    def _unit(self, key: str, quantity: str, unit: str | None, slot_hours: float | None) -> Any:
+        if unit is None:
+            if key not in _CONSTANT_IN_TOML:
+                raise self.tm.error(
+                    f"[timeseries.{key}] has no unit",
+                    f'add unit = "{next(iter(UNITS[quantity]))}" (accepted: '
+                    f"{list(UNITS[quantity])})",
+                    "timeseries",
+                    key,
+                )
+            unit = next(iter(UNITS[quantity]))
+        try:
+            return convert_unit(quantity, unit, where=f"[timeseries.{key}] ", slot_hours=slot_hours)
+        except ScenarioFormatError as exc:
+            raise self.tm.error(exc.problem, exc.fix, "timeseries", key, "unit") from None
+
+    def _convert(self, key: str, factor: Any, values: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(factor(values))
+        except ScenarioError as exc:  # a rate without a slot length
+            raise self.tm.error(str(exc), None, "timeseries", key, "unit") from None
 
     def wide(
-        key: str,
-        names: list[str],
-        required: list[str],
-        quantity: str,
-        ref: tuple[_Table, pd.DatetimeIndex] | None,
+        self, key: str, required: Sequence[str], ref: tuple[_Table, pd.DatetimeIndex] | None
     ) -> tuple[_Series, pd.DatetimeIndex]:
-        file, unit = _series_spec(tm, ts, key)
-        line = tm.table_line("timeseries", key)
-        where = f"[timeseries.{key}] "
-        if unit is None and quantity in ("pue", "capacity_shared"):
-            unit = next(iter(UNITS[quantity]))
-        if unit is None:
-            raise tm.error(
-                f'{where}has no unit; add unit = "{next(iter(UNITS[quantity]))}" '
-                f"(accepted: {list(UNITS[quantity])})",
-                line,
-            )
-        try:
-            factor = convert_unit(quantity, unit, where=where)
-        except ScenarioFormatError as exc:
-            raise tm.error(str(exc), line) from None
-        tb = _open(folder, display, tm, file, f"[timeseries.{key}]", line)
+        """The wide table of signal ``key``: time plus one column per region or datacenter."""
+        spec: SeriesSpec = getattr(self.spec.timeseries, key)
+        quantity = "capacity_shared" if key == "capacity" else key
+        dim = FIELDS[key].dims[1]
+        names = self.R if dim == "region" else self.D
+        factor = self._unit(key, quantity, spec.unit, self._slot_hours(ref))
+        tb = _open(self.folder, self.display, self.tm, spec.file, "timeseries", key)
         alt = (
             f" or give {key} = ... in the [[datacenter]] table of {{name!r}}"
-            if key in _OPTIONAL_SERIES
+            if key in _CONSTANT_IN_TOML
             else ""
         )
-        pos = _layout(tb, ["time"], names, _SERIES_DIM[key], required, alt)
+        pos = _layout(tb, ["time"], names, dim, required, alt)
         t = _times(tb, pos["time"])
         if ref is None:
             _check_reference_time(tb, t, pos["time"])
+            factor = self._unit(key, quantity, spec.unit, self._slot_hours((tb, t)))
         else:
             _check_same_time(tb, t, pos["time"], *ref)
-        vals = {n: factor(_numbers(tb, c)) for n, c in pos.items() if n != "time"}
+        vals = {
+            n: self._convert(key, factor, _numbers(tb, c)) for n, c in pos.items() if n != "time"
+        }
         return _Series(tb, pos, vals), t
 
-    demand_s, time = wide("demand", R, R, "demand", None)
-    ref = (demand_s.table, time)
-    T = len(time)
-    series: dict[str, _Series] = {"demand": demand_s}
-    for key in ("price", "carbon_intensity", "wue", "ewif"):
-        series[key], _ = wide(key, D, D, key, ref)
+    @staticmethod
+    def _slot_hours(ref: tuple[_Table, pd.DatetimeIndex] | None) -> float | None:
+        if ref is None or len(ref[1]) < 2:
+            return None
+        return float((ref[1][1] - ref[1][0]) / pd.Timedelta(hours=1))
 
-    demand = np.column_stack([demand_s.values[n] for n in R])
-
-    def stack(key: str) -> np.ndarray:
-        return np.column_stack([series[key].values[n] for n in D])
-
-    # pue
-    pue_tab: _Series | None = None
-    if "pue" in ts:
-        pue_tab, _ = wide("pue", D, [n for n in D if n not in pue_const], "pue", ref)
-        both = [n for n in D if n in pue_const and n in pue_tab.values]
-        if both:
-            raise ScenarioFormatError(
-                f"datacenter {both[0]!r} has a pue column here and pue = ... in "
-                f"{tm.label} (line {tm.named_line('datacenter', both[0], 'pue')}); give "
-                "each datacenter's pue in one place only",
-                file=pue_tab.table.label,
-                line=1 if pue_tab.table.csv else None,
-            )
-    pue = np.empty((T, N))
-    for i, n in enumerate(D):
-        if n in pue_const:
-            pue[:, i] = _toml_number(
-                tm, pue_const[n], f"pue of datacenter {n!r}", tm.named_line("datacenter", n, "pue")
-            )
-        elif pue_tab is not None:
-            pue[:, i] = pue_tab.values[n]
-        else:
-            raise tm.error(
-                f"datacenter {n!r} has no pue; add pue = 1.2 to its [[datacenter]] "
-                "table or a column to [timeseries.pue]",
-                tm.named_line("datacenter", n),
-            )
-
-    # capacity
-    cap_tab: _Table | None = None
-    cap_lines: dict[tuple[int, int], int] = {}
-    cap_cols: set[str] = set()
-    if mode == "shared":
-        capacity = np.empty((T, N))
-        if "capacity" in ts:
-            s, _ = wide("capacity", D, [n for n in D if n not in cap_const], "capacity_shared", ref)
-            cap_tab, cap_cols = s.table, set(s.values)
-            for i, n in enumerate(D):
-                if n in s.values:
-                    capacity[:, i] = s.values[n]
-    else:
-        capacity = np.empty((T, N, K))
-        if "capacity" in ts:
-            cap_tab, cap_vals, cap_lines = _per_model_capacity(
-                tm, ts, folder, display, D, M, [n for n in D if n not in cap_const], ref
-            )
-            cap_cols = set(cap_vals)
-            for i, n in enumerate(D):
-                if n in cap_vals:
-                    capacity[:, i, :] = cap_vals[n]
-    both = sorted(cap_cols & set(cap_const))
-    if both and cap_tab is not None:
-        raise ScenarioFormatError(
-            f"datacenter {both[0]!r} has a capacity column here and capacity = ... in "
-            f"{tm.label} (line {tm.named_line('datacenter', both[0], 'capacity')}); give "
-            "each datacenter's capacity in one place only",
-            file=cap_tab.label,
-            line=1 if cap_tab.csv else None,
-        )
-    for i, n in enumerate(D):
-        if n in cap_cols:
-            continue
-        line = tm.named_line("datacenter", n, "capacity")
-        if n not in cap_const:
-            hint = (
-                "capacity = 1000.0 [units/slot]"
-                if mode == "shared"
-                else "capacity = { "
-                + ", ".join(f"{_toml_key(m)} = 100.0" for m in M)
-                + " } [requests/slot]"
-            )
-            raise tm.error(
-                f"datacenter {n!r} has no capacity; add {hint} to its "
-                "[[datacenter]] table or a column to [timeseries.capacity]",
-                tm.named_line("datacenter", n),
-            )
-        c = cap_const[n]
-        if mode == "shared":
-            if isinstance(c, dict):
-                raise tm.error(
-                    f"capacity of datacenter {n!r} is a table, but capacity_mode "
-                    'is "shared": give one number [units/slot], or set '
-                    'capacity_mode = "per_model"',
-                    line,
-                )
-            capacity[:, i] = _toml_number(tm, c, f"capacity of datacenter {n!r}", line)
-        else:
-            if not isinstance(c, dict):
-                raise tm.error(
-                    f"capacity of datacenter {n!r} is {c!r}, but capacity_mode is "
-                    '"per_model": give a table of requests/slot per model, e.g. capacity = '
-                    "{ " + ", ".join(f"{_toml_key(m)} = 100.0" for m in M) + " }",
-                    line,
-                )
-            for m in c:
-                if m not in M:
-                    raise tm.error(
-                        f"capacity of datacenter {n!r} names unknown model {m!r}"
-                        f"{_suggest(m, M)}; known models: {M}",
-                        line,
-                    )
-            for k, m in enumerate(M):
-                if m not in c:
-                    raise tm.error(
-                        f"capacity of datacenter {n!r} has no value for model "
-                        f"{m!r}; add {_toml_key(m)} = 0.0 (not hosted) or its "
-                        "capacity [requests/slot]",
-                        line,
-                    )
-                capacity[:, i, k] = _toml_number(
-                    tm, c[m], f"capacity of datacenter {n!r} for model {m!r}", line
-                )
-
-    # models
-    eps = np.empty((N, K))
-    r = np.empty(K)
-    s_loss = np.empty(K)
-    for k, (m, e) in enumerate(zip(M, mods, strict=True)):
-        for key in ("energy_per_request", "energy_unit", "quality_loss") + (
-            ("capacity_per_request",) if mode == "shared" else ()
-        ):
-            if key not in e:
-                raise tm.error(
-                    f"model {m!r} has no {key}; add {key} = ... ({_MODEL_KEY_HELP[key]})",
-                    tm.named_line("model", m),
-                )
-        uline = tm.named_line("model", m, "energy_unit")
-        unit = _toml_str(tm, e["energy_unit"], f"energy_unit of model {m!r}", uline)
-        try:
-            factor = convert_unit("energy_per_request", unit, where=f"model {m!r} energy_unit: ")
-        except ScenarioFormatError as exc:
-            raise tm.error(str(exc), uline) from None
-        eline = tm.named_line("model", m, "energy_per_request")
-        ev = e["energy_per_request"]
-        if isinstance(ev, dict):
-            for n in ev:
-                if n not in D:
-                    raise tm.error(
-                        f"energy_per_request of model {m!r} names unknown "
-                        f"datacenter {n!r}{_suggest(n, D)}; known: {D}",
-                        eline,
-                    )
-            for i, n in enumerate(D):
-                if n not in ev:
-                    raise tm.error(
-                        f"energy_per_request of model {m!r} has no value for "
-                        f"datacenter {n!r}; add {_toml_key(n)} = ... [{unit}]",
-                        eline,
-                    )
-                eps[i, k] = factor(
-                    _toml_number(tm, ev[n], f"energy_per_request of model {m!r} at {n!r}", eline)
-                )
-        else:
-            eps[:, k] = factor(_toml_number(tm, ev, f"energy_per_request of model {m!r}", eline))
-        r[k] = _toml_number(
-            tm,
-            e.get("capacity_per_request", 1.0),
-            f"capacity_per_request of model {m!r}",
-            tm.named_line("model", m, "capacity_per_request"),
-        )
-        s_loss[k] = _toml_number(
-            tm,
-            e["quality_loss"],
-            f"quality_loss of model {m!r}",
-            tm.named_line("model", m, "quality_loss"),
-        )
-
-    # regions: home
-    home: list[str] | None = None
-    if any("home" in e for e in regs):
-        home = []
-        for j, (n, e) in enumerate(zip(R, regs, strict=True)):
-            if "home" not in e:
-                raise tm.error(
-                    f"region {n!r} has no home, but other regions do; give every "
-                    "region a home datacenter or none",
-                    tm.entity_line("region", j),
-                )
-            h = _toml_str(
-                tm, e["home"], f"home of region {n!r}", tm.entity_line("region", j, "home")
-            )
-            if h not in D:
-                raise tm.error(
-                    f"home of region {n!r} is {h!r}, not a datacenter{_suggest(h, D)};"
-                    f" known datacenters: {D}",
-                    tm.entity_line("region", j, "home"),
-                )
-            home.append(h)
-
-    # regions: latency SLOs [ms] (eqglb.slo); a region without the key has no limit
-    limits: dict[str, Any] = {}
-    for key in ("rtt_slo_ms", "rtt_budget_ms"):
-        limits[key] = (
-            None
-            if not any(key in e for e in regs)
-            else np.array(
-                [
-                    _toml_number(
-                        tm, e[key], f"{key} of region {n!r}", tm.entity_line("region", j, key)
-                    )
-                    if key in e
-                    else np.inf
-                    for j, (n, e) in enumerate(zip(R, regs, strict=True))
-                ]
-            )
-        )
-
-    allowed, routes_tab = _routing(tm, doc, folder, display, D, R, M)
-    latency, lat_tab, lat_rows = _latency(tm, doc, folder, display, D, R)
-
-    attrs = doc.get("attrs", {})
-    if not isinstance(attrs, dict):
-        raise tm.error("attrs must be a table: [attrs]", tm.table_line("attrs"))
-    attrs = dict(attrs)
-    coords = {
-        kind: {
-            str(e["name"]): {k: float(e[k]) for k in ("lat", "lon") if k in e}
-            for e in ents
-            if "lat" in e or "lon" in e
+    def constants(self, key: str, ref: tuple[_Table, pd.DatetimeIndex]) -> np.ndarray:
+        """``pue`` or ``capacity`` (time, datacenter[, model]): each datacenter's value from
+        its ``[[datacenter]]`` key or from its column of ``[timeseries.<key>]``."""
+        T, N, K = len(ref[1]), len(self.D), len(self.M)
+        per_model = key == "capacity" and self.mode == "per_model"
+        out = np.empty((T, N, K) if per_model else (T, N))
+        const = {
+            i: getattr(e, key)
+            for i, e in enumerate(self.spec.datacenter)
+            if getattr(e, key) is not None
         }
-        for kind, ents in (("datacenter", dcs), ("region", regs))
-    }
-    coords = {k: v for k, v in coords.items() if v}
-    if coords:
-        attrs["coordinates"] = coords
+        required = [n for i, n in enumerate(self.D) if i not in const]
+        cols: dict[str, np.ndarray] = {}
+        if getattr(self.spec.timeseries, key) is not None:
+            if per_model:
+                s = self._per_model_capacity(required, ref)
+            else:
+                s, _ = self.wide(key, required, ref)
+            self.series[key], cols = s, s.values
+            both = [n for i, n in enumerate(self.D) if i in const and n in cols]
+            if both:
+                i = self.D.index(both[0])
+                raise ScenarioFormatError(
+                    f"datacenter {both[0]!r} has a {key} column here and {key} = ... in "
+                    f"{self.tm.label} (line {self.tm.line('datacenter', i, key)})",
+                    fix=f"give each datacenter's {key} in one place only",
+                    file=s.table.label,
+                    line=1 if s.table.csv else None,
+                    field=key,
+                    coordinate={"datacenter": i},
+                )
+        for i, n in enumerate(self.D):
+            if n in cols:
+                out[:, i] = cols[n]
+                continue
+            if i not in const:
+                hint = (
+                    "pue = 1.2"
+                    if key == "pue"
+                    else "capacity = 1000.0 [units/slot]"
+                    if not per_model
+                    else "capacity = { "
+                    + ", ".join(f"{_toml_key(m)} = 100.0" for m in self.M)
+                    + " } [requests/slot]"
+                )
+                raise self.tm.error(
+                    f"datacenter {n!r} has no {key}",
+                    f"add {hint} to its [[datacenter]] table or a column to [timeseries.{key}]",
+                    "datacenter",
+                    i,
+                )
+            out[:, i] = self._constant(key, i, const[i], per_model)
+        return out
 
-    ctx = _Context(
-        tm,
-        series,
-        pue_tab,
-        set(pue_const),
-        cap_tab,
-        cap_cols,
-        cap_lines,
-        mode,
-        routes_tab,
-        lat_tab,
-        lat_rows,
-        M,
-    )
-    try:
-        return Scenario(
-            datacenters=tuple(D),
-            regions=tuple(R),
-            models=tuple(M),
-            time=time,
-            demand=demand,
-            price=stack("price"),
-            carbon_intensity=stack("carbon_intensity"),
-            wue=stack("wue"),
-            ewif=stack("ewif"),
-            pue=pue,
-            energy_per_request=eps,
-            capacity_per_request=r,
-            capacity=capacity,
-            quality_loss=s_loss,
-            allowed=allowed,
-            capacity_mode=mode,
-            latency=latency,
-            home=None if home is None else tuple(home),
-            name=name,
-            description=description,
-            attrs=attrs,
-            validate_feasibility=validate_feasibility,
-            **limits,
-        )
-    except ScenarioFormatError:
-        raise
-    except ScenarioError as exc:
-        raise ctx.relocate(exc) from exc
-
-
-_MODEL_KEY_HELP = {
-    "energy_per_request": "IT energy per request, a number or a table per datacenter",
-    "energy_unit": 'unit of energy_per_request, e.g. "Wh" or "kWh"',
-    "capacity_per_request": "capacity units one request takes [units/request]",
-    "quality_loss": "normalised quality loss in [0, 1], 0 for the best model",
-}
-
-
-def _per_model_capacity(
-    tm: _Toml,
-    ts: dict[str, Any],
-    folder: Path,
-    display: Path,
-    D: list[str],
-    M: list[str],
-    required: list[str],
-    ref: tuple[_Table, pd.DatetimeIndex],
-) -> tuple[_Table, dict[str, np.ndarray], dict[tuple[int, int], int]]:
-    """Read the per-model capacity table: columns time, model, one per datacenter."""
-    file, unit = _series_spec(tm, ts, "capacity")
-    line = tm.table_line("timeseries", "capacity")
-    try:
-        factor = convert_unit(
-            "capacity_per_model",
-            unit if unit is not None else "requests",
-            where="[timeseries.capacity] ",
-        )
-    except ScenarioFormatError as exc:
-        raise tm.error(str(exc), line) from None
-    tb = _open(folder, display, tm, file, "[timeseries.capacity]", line)
-    pos = _layout(
-        tb,
-        ["time", "model"],
-        D,
-        "datacenter",
-        required,
-        " or give capacity = {{ model = ... }} in the [[datacenter]] table of {name!r}",
-    )
-    t = _times(tb, pos["time"])
-    ref_tb, ref_t = ref
-    ti = ref_t.get_indexer(t)
-    if (ti < 0).any():
-        row = int(np.flatnonzero(ti < 0)[0])
-        raise tb.error(
-            f"time {t[row]} is not a slot of {ref_tb.label}; use the same time "
-            "stamps as the demand table",
-            row=row,
-            col=pos["time"],
-        )
-    mc = pos["model"]
-    names = tb.cells[mc].astype(object).map(lambda v: "" if v is None else str(v).strip())
-    ki = pd.Index(M).get_indexer(names)
-    if (ki < 0).any():
-        row = int(np.flatnonzero(ki < 0)[0])
-        n = names.iloc[row]
-        raise tb.error(
-            f"model {n!r} is not a model of scenario.toml{_suggest(n, M)}; known models: {M}",
-            row=row,
-            col=mc,
-        )
-    T, K = len(ref_t), len(M)
-    where: dict[tuple[int, int], int] = {}
-    for row, key in enumerate(zip(ti.tolist(), ki.tolist(), strict=True)):
-        if key in where:
-            raise tb.error(
-                f"time {ref_t[key[0]]} and model {M[key[1]]!r} appear twice "
-                f"(first on {tb.word} {tb.lines[where[key]]}); keep one row",
-                row=row,
+    def _constant(self, key: str, i: int, c: Any, per_model: bool) -> Any:
+        n, M = self.D[i], self.M
+        if not per_model:
+            if isinstance(c, dict):
+                raise self.tm.error(
+                    f'{key} of datacenter {n!r} is a table, but capacity_mode is "shared"',
+                    'give one number [units/slot], or set capacity_mode = "per_model"',
+                    "datacenter",
+                    i,
+                    key,
+                )
+            return c
+        if not isinstance(c, dict):
+            raise self.tm.error(
+                f'capacity of datacenter {n!r} is {c!r}, but capacity_mode is "per_model"',
+                "give a table of requests/slot per model, e.g. capacity = { "
+                + ", ".join(f"{_toml_key(m)} = 100.0" for m in M)
+                + " }",
+                "datacenter",
+                i,
+                key,
             )
-        where[key] = row
-    if len(where) < T * K:
-        miss = next((a, b) for a in range(T) for b in range(K) if (a, b) not in where)
-        raise ScenarioFormatError(
-            f"no row for time {ref_t[miss[0]]} and model {M[miss[1]]!r}; the table needs one "
-            f"row per (time, model): {T} x {K} = {T * K} rows",
-            file=tb.label,
+        return self._per_name(
+            c,
+            M,
+            "model",
+            f"capacity of datacenter {n!r}",
+            "0.0 (not hosted) or its capacity [requests/slot]",
+            "datacenter",
+            i,
+            key,
         )
-    order = np.array([[where[(a, b)] for b in range(K)] for a in range(T)])  # (T, K)
-    vals = {n: factor(_numbers(tb, c))[order] for n, c in pos.items() if n not in ("time", "model")}
-    lines = {key: int(tb.lines[row]) for key, row in where.items()}
-    return tb, vals, lines
+
+    def _per_name(
+        self,
+        table: dict[str, float],
+        known: list[str],
+        dim: str,
+        what: str,
+        add: str,
+        *loc: str | int,
+    ) -> np.ndarray:
+        """A TOML table name -> number with one entry per name of ``known``, in order."""
+        for n in table:
+            if n not in known:
+                raise self.tm.error(
+                    f"{what} names unknown {dim} {n!r}{_suggest(n, known)}",
+                    f"known {dim}s: {known}",
+                    *loc,
+                )
+        for n in known:
+            if n not in table:
+                raise self.tm.error(
+                    f"{what} has no value for {dim} {n!r}", f"add {_toml_key(n)} = {add}", *loc
+                )
+        return np.array([table[n] for n in known])
+
+    def scenario(self, validate_feasibility: bool) -> Scenario:
+        spec, tm, D, R, M = self.spec, self.tm, self.D, self.R, self.M
+        demand_s, time = self.wide("demand", R, None)
+        self.series["demand"] = demand_s
+        ref = (demand_s.table, time)
+        arrays: dict[str, Any] = {"demand": np.column_stack([demand_s.values[n] for n in R])}
+        for key in SIGNALS:
+            if key == "demand":
+                continue
+            if key in _CONSTANT_IN_TOML:
+                arrays[key] = self.constants(key, ref)
+            elif getattr(spec.timeseries, key) is not None:
+                self.series[key], _ = self.wide(key, D, ref)
+                arrays[key] = np.column_stack([self.series[key].values[n] for n in D])
+
+        # models
+        N, K = len(D), len(M)
+        eps, r, loss = np.empty((N, K)), np.empty(K), np.empty(K)
+        for k, e in enumerate(spec.model):
+            if e.capacity_per_request is None and self.mode == "shared":
+                raise tm.error(
+                    f"model {e.name!r} has no capacity_per_request",
+                    "add capacity_per_request = ... (capacity units one request takes "
+                    "[units/request])",
+                    "model",
+                    k,
+                )
+            try:
+                factor = convert_unit(
+                    "energy_per_request", e.energy_unit, where=f"model {e.name!r} energy_unit: "
+                )
+            except ScenarioFormatError as exc:
+                raise tm.error(exc.problem, exc.fix, "model", k, "energy_unit") from None
+            ev = e.energy_per_request
+            if isinstance(ev, dict):
+                ev = self._per_name(
+                    ev,
+                    D,
+                    "datacenter",
+                    f"energy_per_request of model {e.name!r}",
+                    f"... [{e.energy_unit}]",
+                    "model",
+                    k,
+                    "energy_per_request",
+                )
+            eps[:, k] = factor(ev)
+            r[k] = 1.0 if e.capacity_per_request is None else e.capacity_per_request
+            loss[k] = e.quality_loss
+
+        # regions: home, latency SLOs [ms] (eqglb.slo; a region without the key has no limit)
+        home: tuple[str, ...] | None = None
+        if any(e.home is not None for e in spec.region):
+            for j, e in enumerate(spec.region):
+                if e.home is None:
+                    raise tm.error(
+                        f"region {e.name!r} has no home, but other regions do",
+                        "give every region a home datacenter or none",
+                        "region",
+                        j,
+                    )
+                if e.home not in D:
+                    raise tm.error(
+                        f"home of region {e.name!r} is {e.home!r}, not a datacenter"
+                        f"{_suggest(e.home, D)}",
+                        f"known datacenters: {D}",
+                        "region",
+                        j,
+                        "home",
+                    )
+            home = tuple(str(e.home) for e in spec.region)
+        limits = {
+            key: None
+            if all(getattr(e, key) is None for e in spec.region)
+            else np.array(
+                [np.inf if getattr(e, key) is None else getattr(e, key) for e in spec.region]
+            )
+            for key in ("rtt_slo_ms", "rtt_budget_ms")
+        }
+        allowed = self._routing()
+        latency = self._latency()
+
+        attrs = dict(spec.attrs)
+        coords = {
+            kind: {
+                e.name: {k: getattr(e, k) for k in ("lat", "lon") if getattr(e, k) is not None}
+                for e in getattr(spec, kind)
+                if e.lat is not None or e.lon is not None
+            }
+            for kind in ("datacenter", "region")
+        }
+        coords = {k: v for k, v in coords.items() if v}
+        if coords:
+            attrs["coordinates"] = coords
+        try:
+            return Scenario(
+                datacenters=tuple(D),
+                regions=tuple(R),
+                models=tuple(M),
+                time=time,
+                energy_per_request=eps,
+                capacity_per_request=r,
+                quality_loss=loss,
+                allowed=allowed,
+                capacity_mode=self.mode,
+                latency=latency,
+                home=home,
+                name=spec.name if spec.name is not None else self.folder.resolve().name,
+                description=spec.description,
+                attrs=attrs,
+                validate_feasibility=validate_feasibility,
+                **arrays,
+                **limits,
+            )
+        except ScenarioFormatError:
+            raise
+        except ScenarioError as exc:
+            raise self.locate(exc) from exc
+
+    def _per_model_capacity(
+        self, required: list[str], ref: tuple[_Table, pd.DatetimeIndex]
+    ) -> _Series:
+        """The per-model capacity table: columns time, model, one per datacenter."""
+        spec: SeriesSpec = self.spec.timeseries.capacity  # type: ignore[attr-defined]
+        D, M = self.D, self.M
+        factor = self._unit(
+            "capacity", "capacity_per_model", spec.unit or "requests", self._slot_hours(ref)
+        )
+        tb = _open(self.folder, self.display, self.tm, spec.file, "timeseries", "capacity")
+        pos = _layout(
+            tb,
+            ["time", "model"],
+            D,
+            "datacenter",
+            required,
+            " or give capacity = {{ model = ... }} in the [[datacenter]] table of {name!r}",
+        )
+        t = _times(tb, pos["time"])
+        ref_tb, ref_t = ref
+        ti = ref_t.get_indexer(t)
+        if (ti < 0).any():
+            row = int(np.flatnonzero(ti < 0)[0])
+            raise tb.error(
+                f"time {t[row]} is not a slot of {ref_tb.label}; use the same time "
+                "stamps as the demand table",
+                row=row,
+                col=pos["time"],
+            )
+        mc = pos["model"]
+        names = tb.cells[mc].astype(object).map(lambda v: "" if v is None else str(v).strip())
+        ki = pd.Index(M).get_indexer(names)
+        if (ki < 0).any():
+            row = int(np.flatnonzero(ki < 0)[0])
+            n = names.iloc[row]
+            raise tb.error(
+                f"model {n!r} is not a model of scenario.toml{_suggest(n, M)}; known models: {M}",
+                row=row,
+                col=mc,
+            )
+        T, K = len(ref_t), len(M)
+        where: dict[tuple[int, int], int] = {}
+        for row, key in enumerate(zip(ti.tolist(), ki.tolist(), strict=True)):
+            if key in where:
+                raise tb.error(
+                    f"time {ref_t[key[0]]} and model {M[key[1]]!r} appear twice "
+                    f"(first on {tb.word} {tb.lines[where[key]]}); keep one row",
+                    row=row,
+                )
+            where[key] = row
+        if len(where) < T * K:
+            miss = next((a, b) for a in range(T) for b in range(K) if (a, b) not in where)
+            raise ScenarioFormatError(
+                f"no row for time {ref_t[miss[0]]} and model {M[miss[1]]!r}",
+                fix=f"the table needs one row per (time, model): {T} x {K} = {T * K} rows",
+                file=tb.label,
+            )
+        order = np.array([[where[(a, b)] for b in range(K)] for a in range(T)])  # (T, K)
+        vals = {
+            n: self._convert("capacity", factor, _numbers(tb, c))[order]
+            for n, c in pos.items()
+            if n not in ("time", "model")
+        }
+        self.cap_lines = {key: int(tb.lines[row]) for key, row in where.items()}
+        return _Series(tb, pos, vals)
+
+    def _routing(self) -> np.ndarray | None:
+        if self.spec.routing is None:
+            return None
+        tb = _open(self.folder, self.display, self.tm, self.spec.routing.file, "routing")
+        keys = ["datacenter", "region", "model"]
+        pos: dict[str, int] = {}
+        for c, h in enumerate(tb.columns):
+            if h not in keys:
+                raise tb.error(
+                    f"unknown column {h!r}{_suggest(h, keys)}; the routing table has "
+                    "exactly the columns datacenter, region, model (one allowed route "
+                    "per line)",
+                    col=c,
+                )
+            if h in pos:
+                raise tb.error(f"column name {h!r} appears twice in the header; keep one", col=c)
+            pos[h] = c
+        for k in keys:
+            if k not in pos:
+                raise ScenarioFormatError(
+                    f"missing column {k!r}",
+                    fix="the header must be datacenter,region,model",
+                    file=tb.label,
+                    line=1 if tb.csv else None,
+                )
+        idx = [
+            _names_column(tb, pos[dim], names, dim, True)
+            for dim, names in zip(keys, (self.D, self.R, self.M), strict=True)
+        ]
+        allowed = np.zeros((len(self.D), len(self.R), len(self.M)), dtype=bool)
+        for ia, ib, ic in zip(*idx, strict=True):
+            allowed[np.ix_(ia, ib, ic)] = True
+        self.routes = tb
+        return allowed
+
+    def _latency(self) -> np.ndarray | None:
+        spec, D, R = self.spec.latency, self.D, self.R
+        if spec is None:
+            return None
+        try:
+            factor = convert_unit("latency", spec.unit, where="[latency] ")
+        except ScenarioFormatError as exc:
+            raise self.tm.error(exc.problem, exc.fix, "latency", "unit") from None
+        tb = _open(self.folder, self.display, self.tm, spec.file, "latency")
+        pos = _layout(tb, ["datacenter"], R, "region", R)
+        rows = _names_column(tb, pos["datacenter"], D, "datacenter", False)
+        seen: dict[int, int] = {}
+        for row, a in enumerate(rows):
+            i = int(a[0])
+            if i in seen:
+                raise tb.error(
+                    f"datacenter {D[i]!r} appears twice (first on {tb.word} "
+                    f"{tb.lines[seen[i]]}); keep one row",
+                    row=row,
+                    col=pos["datacenter"],
+                )
+            seen[i] = row
+        for i, n in enumerate(D):
+            if i not in seen:
+                raise ScenarioFormatError(
+                    f"no row for datacenter {n!r}", fix="add one row per datacenter", file=tb.label
+                )
+        order = np.array([seen[i] for i in range(len(D))])
+        lat = np.column_stack([factor(_numbers(tb, pos[n]))[order] for n in R])
+        self.lat, self.lat_rows = tb, {i: int(tb.lines[row]) for i, row in seen.items()}
+        return lat
+
+    # ------------------------------------------------------------------ value errors
+    def locate(self, exc: ScenarioError) -> ScenarioFormatError:
+        """``exc`` (from the Scenario constructor) located at the file, line and column
+        its value came from, read from its ``field`` and ``coordinate``."""
+        var, c, msg = exc.field, exc.coordinate, str(exc)
+        t, i, j, k = (c.get(d) for d in ("time", "datacenter", "region", "model"))
+
+        def at(
+            tb: _Table | None, line: int | None = None, col: str | None = None, note: str = ""
+        ) -> ScenarioFormatError:
+            if tb is None:
+                return at_toml()
+            out = ScenarioFormatError(
+                msg + note,
+                file=tb.label,
+                line=line,
+                column=col,
+                column_number=tb.columns.index(col) + 1 if col in tb.columns else None,
+                line_word=tb.word,
+                field=var,
+                coordinate=c,
+            )
+            out.fix = exc.fix
+            return out
+
+        def at_toml(*loc: str | int) -> ScenarioFormatError:
+            out = self.tm.error(msg, None, *loc) if loc else self.tm.error(msg, None)
+            out.field, out.coordinate, out.fix = var, c, exc.fix
+            return out
+
+        def slot(tb: _Table) -> int | None:
+            return int(tb.lines[t]) if t is not None and t < len(tb.lines) else None
+
+        dc = None if i is None else self.D[i]
+        reg = None if j is None else self.R[j]
+        if isinstance(exc, InfeasibleDemandError):
+            dem = self.series["demand"].table
+            cap = (
+                self.series["capacity"].table.label if "capacity" in self.series else self.tm.label
+            )
+            routes = self.routes.label if self.routes is not None else "[routing] (all allowed)"
+            return at(dem, slot(dem), reg, f" (capacity from {cap}, routes from {routes})")
+        if var in ("time", "demand"):
+            dem = self.series["demand"].table
+            return at(dem, slot(dem), "time" if var == "time" else reg)
+        if var in _CONSTANT_IN_TOML:
+            if i is not None and getattr(self.spec.datacenter[i], var) is not None:
+                return at_toml("datacenter", i, var)
+            s = self.series.get(var)
+            if s is None:
+                return at_toml()
+            if var == "capacity" and self.mode == "per_model" and t is not None and k is not None:
+                return at(s.table, self.cap_lines.get((t, k)), dc)
+            return at(s.table, slot(s.table), dc)
+        if var in self.series:
+            tb = self.series[var].table
+            return at(tb, slot(tb), dc)
+        if var in ("energy_per_request", "capacity_per_request", "quality_loss") and k is not None:
+            return at_toml("model", k, var)
+        if var == "latency":
+            return at(self.lat, self.lat_rows.get(i) if i is not None else None, reg)
+        if var in ("rtt_slo_ms", "rtt_budget_ms", "home") and j is not None:
+            return at_toml("region", j, var)
+        if var == "allowed" and self.routes is not None:
+            return at(self.routes)
+        return at_toml()
 
 
 def _names_column(
@@ -1419,194 +1649,6 @@ def _names_column(
                 col=col,
             )
     return out
-
-
-def _routing(
-    tm: _Toml,
-    doc: dict[str, Any],
-    folder: Path,
-    display: Path,
-    D: list[str],
-    R: list[str],
-    M: list[str],
-) -> tuple[np.ndarray | None, _Table | None]:
-    spec = doc.get("routing")
-    if spec is None:
-        return None, None
-    line = tm.table_line("routing")
-    if not isinstance(spec, dict) or set(spec) != {"file"}:
-        raise tm.error('[routing] must be a table with one key: file = "routes.csv"', line)
-    file = _toml_str(tm, spec["file"], "[routing] file", line)
-    tb = _open(folder, display, tm, file, "[routing]", line)
-    keys = ["datacenter", "region", "model"]
-    pos: dict[str, int] = {}
-    for c, h in enumerate(tb.columns):
-        if h not in keys:
-            raise tb.error(
-                f"unknown column {h!r}{_suggest(h, keys)}; the routing table has "
-                "exactly the columns datacenter, region, model (one allowed route "
-                "per line)",
-                col=c,
-            )
-        if h in pos:
-            raise tb.error(f"column name {h!r} appears twice in the header; keep one", col=c)
-        pos[h] = c
-    for k in keys:
-        if k not in pos:
-            raise ScenarioFormatError(
-                f"missing column {k!r}; the header must be datacenter,region,model",
-                file=tb.label,
-                line=1 if tb.csv else None,
-            )
-    di = _names_column(tb, pos["datacenter"], D, "datacenter", True)
-    ri = _names_column(tb, pos["region"], R, "region", True)
-    mi = _names_column(tb, pos["model"], M, "model", True)
-    allowed = np.zeros((len(D), len(R), len(M)), dtype=bool)
-    for ia, ib, ic in zip(di, ri, mi, strict=True):
-        allowed[np.ix_(ia, ib, ic)] = True
-    return allowed, tb
-
-
-def _latency(
-    tm: _Toml, doc: dict[str, Any], folder: Path, display: Path, D: list[str], R: list[str]
-) -> tuple[np.ndarray | None, _Table | None, dict[str, int]]:
-    spec = doc.get("latency")
-    if spec is None:
-        return None, None, {}
-    line = tm.table_line("latency")
-    if not isinstance(spec, dict) or "file" not in spec or set(spec) - {"file", "unit"}:
-        raise tm.error('[latency] must be a table with file = "latency.csv" and unit = "ms"', line)
-    file = _toml_str(tm, spec["file"], "[latency] file", line)
-    try:
-        factor = convert_unit("latency", spec.get("unit", "ms"), where="[latency] ")
-    except ScenarioFormatError as exc:
-        raise tm.error(str(exc), line) from None
-    tb = _open(folder, display, tm, file, "[latency]", line)
-    pos = _layout(tb, ["datacenter"], R, "region", R)
-    rows = _names_column(tb, pos["datacenter"], D, "datacenter", False)
-    lat = np.full((len(D), len(R)), np.nan)
-    seen: dict[int, int] = {}
-    for row, a in enumerate(rows):
-        i = int(a[0])
-        if i in seen:
-            raise tb.error(
-                f"datacenter {D[i]!r} appears twice (first on {tb.word} "
-                f"{tb.lines[seen[i]]}); keep one row",
-                row=row,
-                col=pos["datacenter"],
-            )
-        seen[i] = row
-    for i, n in enumerate(D):
-        if i not in seen:
-            raise ScenarioFormatError(
-                f"no row for datacenter {n!r}; add one row per datacenter", file=tb.label
-            )
-    order = np.array([seen[i] for i in range(len(D))])
-    for j, n in enumerate(R):
-        lat[:, j] = factor(_numbers(tb, pos[n]))[order]
-    return lat, tb, {D[i]: int(tb.lines[row]) for i, row in seen.items()}
-
-
-# ---------------------------------------------------------------------------- value errors
-_Q = r"""(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")"""
-
-
-def _coord(msg: str, dim: str) -> str | None:
-    m = re.search(rf"{dim} {_Q}", msg)
-    if not m:
-        return None
-    raw = m.group(1) if m.group(1) is not None else m.group(2)
-    try:
-        import ast
-
-        q = "'" if m.group(1) is not None else '"'
-        return str(ast.literal_eval(q + raw + q))
-    except (ValueError, SyntaxError):
-        return raw
-
-
-@dataclass
-class _Context:
-    """Where each Scenario field came from, to prefix a ScenarioError with file and line."""
-
-    tm: _Toml
-    series: dict[str, _Series]
-    pue_tab: _Series | None
-    pue_toml: set[str]
-    cap_tab: _Table | None
-    cap_cols: set[str]
-    cap_lines: dict[tuple[int, int], int]
-    mode: str
-    routes: _Table | None
-    lat: _Table | None
-    lat_rows: dict[str, int]
-    models: list[str]
-
-    def relocate(self, exc: ScenarioError) -> ScenarioError:
-        msg = str(exc)
-        var = msg.split(" ", 1)[0]
-        slot_m = re.search(r"\bslot (\d+)\b", msg)
-        t = int(slot_m.group(1)) if slot_m else None
-        dc, reg, mod = _coord(msg, "datacenter"), _coord(msg, "region"), _coord(msg, "model")
-        tm = self.tm
-
-        def in_table(tb: _Table, line: int | None, col: str | None) -> ScenarioError:
-            num = tb.columns.index(col) + 1 if col in tb.columns else None
-            return ScenarioFormatError(
-                f"{msg}", file=tb.label, line=line, column=col, column_number=num, line_word=tb.word
-            )
-
-        def in_toml(line: int | None) -> ScenarioError:
-            return ScenarioFormatError(msg, file=tm.label, line=line)
-
-        def slot_line(tb: _Table) -> int | None:
-            return int(tb.lines[t]) if t is not None and t < len(tb.lines) else None
-
-        if "cannot be served" in msg:
-            dem = self.series["demand"].table
-            cap = self.cap_tab.label if self.cap_tab is not None else tm.label
-            routes = self.routes.label if self.routes is not None else "[routing] (all allowed)"
-            return ScenarioFormatError(
-                f"{msg} (capacity from {cap}, routes from {routes})",
-                file=dem.label,
-                line=slot_line(dem),
-                column=reg,
-                column_number=dem.columns.index(reg) + 1 if reg in dem.columns else None,
-                line_word=dem.word,
-            )
-        if var in ("demand", "price", "carbon_intensity", "wue", "ewif"):
-            tb = self.series[var].table
-            return in_table(tb, slot_line(tb), reg if var == "demand" else dc)
-        if var == "time":
-            return in_table(
-                self.series["demand"].table, slot_line(self.series["demand"].table), "time"
-            )
-        if var == "pue":
-            if dc is not None and dc not in self.pue_toml and self.pue_tab is not None:
-                return in_table(self.pue_tab.table, slot_line(self.pue_tab.table), dc)
-            return in_toml(tm.named_line("datacenter", dc, "pue") if dc else None)
-        if var == "capacity":
-            if dc is not None and dc in self.cap_cols and self.cap_tab is not None:
-                if self.mode == "per_model" and mod in self.models and t is not None:
-                    line = self.cap_lines.get((t, self.models.index(mod)))
-                else:
-                    line = slot_line(self.cap_tab)
-                return in_table(self.cap_tab, line, dc)
-            return in_toml(tm.named_line("datacenter", dc, "capacity") if dc else None)
-        if var in ("energy_per_request", "capacity_per_request", "quality_loss"):
-            return in_toml(tm.named_line("model", mod, var) if mod else None)
-        if var == "latency" and self.lat is not None:
-            row = self.lat_rows.get(dc) if dc is not None else None
-            return in_table(self.lat, row, reg)
-        for key in ("rtt_slo_ms", "rtt_budget_ms"):  # the region's own key in the TOML
-            if key in msg.split(";")[0] and reg is not None:
-                return in_toml(tm.named_line("region", reg, key))
-        if var == "region" and "no allowed" in msg:
-            if self.routes is not None:
-                return ScenarioFormatError(msg, file=self.routes.label)
-        if var == "home":
-            return in_toml(tm.named_line("region", reg, "home") if reg else None)
-        return in_toml(None)
 
 
 # ---------------------------------------------------------------------------- writing
