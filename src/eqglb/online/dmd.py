@@ -106,6 +106,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
+from eqglb.burdens import burden, datacenter_burdens
 from eqglb.costs import Objective
 from eqglb.metrics import dual_exponent
 from eqglb.online.slot_solver import SlotSolver
@@ -258,25 +259,47 @@ def aux_explicit(gamma: np.ndarray, mu: float, q: float, zmax: np.ndarray) -> np
 class _Group:
     """One norm term of the regulariser: its prices live on datacenters or regions."""
 
-    name: str  # carbon | water | environment | social
+    name: str  # a burden (carbon, water, health, social) or environment
     on: str  # datacenter | region
     mu: float  # weight of the norm [USD per unit of the group's cost]
     q: float
 
 
 def _groups(obj: Objective, has_quality: bool) -> list[_Group]:
+    """The norm terms of ``obj``, data-centre groups first (registry order), then regions."""
     g: list[_Group] = []
-    if obj.combined_environment:
-        if obj.mu_carbon > 0 or obj.mu_water > 0:
-            g.append(_Group("environment", "datacenter", 1.0, obj.q_carbon))
-    else:
-        if obj.mu_carbon > 0:
-            g.append(_Group("carbon", "datacenter", obj.mu_carbon, obj.q_carbon))
-        if obj.mu_water > 0:
-            g.append(_Group("water", "datacenter", obj.mu_water, obj.q_water))
-    if obj.mu_social > 0 and has_quality:
-        g.append(_Group("social", "region", obj.mu_social, obj.q_social))
+    env = [k for k, t in obj.terms.items() if burden(k).combinable and t.mu > 0]
+    if obj.combined_environment and env:
+        g.append(_Group("environment", "datacenter", 1.0, obj.q_carbon))
+    for name, t in obj.active():
+        b = burden(name)
+        if b.side != "datacenter" or (obj.combined_environment and b.combinable):
+            continue
+        g.append(_Group(name, "datacenter", t.mu, t.q))
+    for name, t in obj.active():
+        if burden(name).side == "region" and has_quality:
+            g.append(_Group(name, "region", t.mu, t.q))
     return g
+
+
+def site_coefficient(view: Any, name: str, t: int) -> np.ndarray:
+    """Per-request coefficient (datacenter, model) of data-centre burden ``name`` at slot t
+    [unit/request]: the view's own (``view.carbon``) or from its signals and the registry."""
+    try:
+        return np.asarray(getattr(view, name)[t])
+    except AttributeError:
+        pass
+    b = burden(name)
+
+    def get(field: str) -> Any:
+        try:
+            return np.asarray(getattr(view, field)[t])
+        except AttributeError:
+            if field == "health_cost":  # a view without the signal: not modelled
+                return np.zeros(view.shape[0])
+            raise
+
+    return b.site_factor(get)[:, None] * np.asarray(view.energy_per_request)
 
 
 # ----------------------------------------------------------------------------- policy
@@ -447,8 +470,11 @@ class OnlineDMD:
                     f"{self.gamma[g.name].shape}; expected ({n},)"
                 )
             self._sumsq.setdefault(g.name, np.zeros(n))
-        for key, n in (("carbon", N), ("water", N), ("quality", J), ("demand", J)):
-            self.cumulative.setdefault(key, np.zeros(n))
+        for key in (b.name for b in datacenter_burdens()):
+            if key in ("carbon", "water") or self.objective.terms[key].mu > 0:
+                self.cumulative.setdefault(key, np.zeros(N))
+        for key in ("quality", "demand"):
+            self.cumulative.setdefault(key, np.zeros(J))
         if self.horizon_demand is not None:
             hd = np.asarray(self.horizon_demand, dtype=float)
             if hd.shape != (J,) or not np.isfinite(hd).all() or (hd < 0).any():
@@ -481,15 +507,15 @@ class OnlineDMD:
         """Per-request increments of each group's regional cost at slot t."""
         out: dict[str, np.ndarray] = {}
         obj = self.objective
-        carbon = view.carbon[t]
-        water = view.water[t]
         for g in self._groups:
-            if g.name == "carbon":
-                out[g.name] = carbon  # (N, K) kg/request
-            elif g.name == "water":
-                out[g.name] = water  # (N, K) L/request
-            elif g.name == "environment":
-                out[g.name] = obj.mu_carbon * carbon + obj.mu_water * water  # USD/request
+            if g.name == "environment":  # USD/request
+                combinable = [k for k in obj.terms if burden(k).combinable]
+                out[g.name] = sum(
+                    (obj.terms[k].mu * site_coefficient(view, k, t) for k in combinable[1:]),
+                    start=obj.terms[combinable[0]].mu * site_coefficient(view, combinable[0], t),
+                )
+            elif g.on == "datacenter":  # (N, K) [unit/request]
+                out[g.name] = site_coefficient(view, g.name, t)
             else:  # (J, K) [-/request]
                 if lam is not None:
                     inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > 0)
@@ -524,12 +550,15 @@ class OnlineDMD:
     def _incurred(self, g: _Group, lam: np.ndarray | None) -> np.ndarray:
         """Regional costs incurred so far in the group's unit (X_t of the module docstring)."""
         cum = self.cumulative
-        if g.name == "carbon":
-            return cum["carbon"]
-        if g.name == "water":
-            return cum["water"]
         if g.name == "environment":
-            return self.objective.mu_carbon * cum["carbon"] + self.objective.mu_water * cum["water"]
+            obj = self.objective
+            combinable = [k for k in obj.terms if burden(k).combinable]
+            return sum(
+                (obj.terms[k].mu * cum[k] for k in combinable[1:]),
+                start=obj.terms[combinable[0]].mu * cum[combinable[0]],
+            )
+        if g.on == "datacenter":
+            return cum[g.name]
         if lam is None:
             return cum["quality"]
         return np.divide(cum["quality"], lam, out=np.zeros_like(lam), where=lam > 0)
@@ -583,9 +612,10 @@ class OnlineDMD:
             else:
                 inc = np.bincount(s.j, weights=c[self._jk] * x, minlength=J)
             self._update(g, inc, bounds[g.name], n)
-        carbon, water = view.carbon[t], view.water[t]
-        self.cumulative["carbon"] += np.bincount(s.i, weights=carbon[self._ik] * x, minlength=N)
-        self.cumulative["water"] += np.bincount(s.i, weights=water[self._ik] * x, minlength=N)
+        for key in self.cumulative:
+            if key not in ("quality", "demand"):
+                c = site_coefficient(view, key, t)
+                self.cumulative[key] += np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
         self.cumulative["quality"] += np.bincount(s.j, weights=self._s[s.k] * x, minlength=J)
         self.cumulative["demand"] += demand
         self.slots_done += 1

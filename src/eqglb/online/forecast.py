@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from eqglb.fields import FIELDS, SIGNALS
+
 __all__ = [
     "FORECAST_SIGNALS",
     "NOISY_SIGNALS",
@@ -34,10 +36,36 @@ __all__ = [
     "with_error",
 ]
 
-#: Signals a forecaster returns, in this order.
-FORECAST_SIGNALS = ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity")
-#: Signals the error knob perturbs.
-NOISY_SIGNALS = ("demand", "price", "carbon_intensity", "wue", "ewif")
+#: Signals a forecaster returns: every slot signal of :data:`eqglb.fields.SIGNALS`.
+FORECAST_SIGNALS = (
+    "demand",
+    "price",
+    "carbon_intensity",
+    "wue",
+    "ewif",
+    "pue",
+    "capacity",
+) + tuple(
+    n
+    for n in SIGNALS
+    if n not in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity")
+)
+#: Signals the error knob perturbs (in this order: the draws of earlier releases first).
+NOISY_SIGNALS = ("demand", "price", "carbon_intensity", "wue", "ewif") + tuple(
+    n
+    for n in FORECAST_SIGNALS
+    if n not in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity")
+)
+
+
+def _signal(source: Any, name: str) -> np.ndarray:
+    """Signal ``name`` of a view or scenario; an optional signal it lacks reads as 0."""
+    try:
+        return np.asarray(getattr(source, name))
+    except AttributeError:
+        if not FIELDS[name].optional:
+            raise
+        return np.zeros_like(np.asarray(source.price), dtype=float)
 
 
 class Forecaster(Protocol):
@@ -75,7 +103,7 @@ class SeasonalNaive:
         back = self.period * np.ceil((s - t) / self.period).astype(int)
         src = s - back
         src = np.where(src >= 0, src, t)  # not a full season seen yet: persistence
-        return {name: np.asarray(getattr(view, name))[src] for name in FORECAST_SIGNALS}
+        return {name: _signal(view, name)[src] for name in FORECAST_SIGNALS}
 
 
 class PerfectForecast:
@@ -101,7 +129,7 @@ class PerfectForecast:
                 "simulate_online to bind one (or PerfectForecast(scenario))"
             )
         t = view.t
-        return {name: np.asarray(getattr(self._sc, name))[t : t + h] for name in FORECAST_SIGNALS}
+        return {name: _signal(self._sc, name)[t : t + h] for name in FORECAST_SIGNALS}
 
 
 def with_error(fc: dict[str, np.ndarray], sigma: float, seed: int, t: int) -> dict[str, np.ndarray]:
@@ -115,6 +143,8 @@ def with_error(fc: dict[str, np.ndarray], sigma: float, seed: int, t: int) -> di
     rng = np.random.default_rng([int(seed), int(t)])
     out = dict(fc)
     for name in NOISY_SIGNALS:
+        if name not in fc:  # an optional signal the forecaster does not give
+            continue
         a = np.array(fc[name], dtype=float)
         if a.shape[0] > 1:
             z = rng.standard_normal(a[1:].shape)

@@ -36,8 +36,11 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb.burdens import datacenter_burdens
 from eqglb.costs import Objective, RegionalCosts, coefficients_of, objective_value
-from eqglb.online.forecast import SeasonalNaive, make_forecaster, with_error
+from eqglb.fields import FIELDS
+from eqglb.online.dmd import site_coefficient
+from eqglb.online.forecast import FORECAST_SIGNALS, SeasonalNaive, make_forecaster, with_error
 from eqglb.online.state import (
     base_state,
     check_fingerprint,
@@ -191,11 +194,9 @@ class RecedingHorizon:
             "demand": cp.Parameter((H, J), nonneg=True),
             "capacity": cp.Parameter((H, n_cap), nonneg=True),
             "energy": cp.Parameter((H, P)),
-            "carbon": cp.Parameter((H, P), nonneg=True),
-            "water": cp.Parameter((H, P), nonneg=True),
+            **{name: cp.Parameter((H, P), nonneg=True) for name in self._site},
             "quality": cp.Parameter(P, nonneg=True),
-            "past_carbon": cp.Parameter(N, nonneg=True),
-            "past_water": cp.Parameter(N, nonneg=True),
+            **{f"past_{name}": cp.Parameter(N, nonneg=True) for name in self._site},
             "past_social": cp.Parameter(J, nonneg=True),
             "penalty": cp.Parameter(nonneg=True),
         }
@@ -203,8 +204,10 @@ class RecedingHorizon:
         to_d = routes.to_datacenter
         q_route = sp.diags(np.ones(P)) @ routes.to_region
         ex = {
-            "carbon": cp.sum(cp.multiply(par["carbon"], x), axis=0) @ to_d + par["past_carbon"],
-            "water": cp.sum(cp.multiply(par["water"], x), axis=0) @ to_d + par["past_water"],
+            **{
+                name: cp.sum(cp.multiply(par[name], x), axis=0) @ to_d + par[f"past_{name}"]
+                for name in self._site
+            },
             "social": cp.multiply(par["quality"], cp.sum(x, axis=0)) @ q_route + par["past_social"],
         }
         energy = cp.sum(cp.multiply(par["energy"], x))
@@ -220,8 +223,19 @@ class RecedingHorizon:
             "n_cap": n_cap,
             "a_cap": a_cap,
         }
-        for key, n in (("carbon", N), ("water", N), ("quality", J)):
-            self.cumulative.setdefault(key, np.zeros(n))
+        for key in self._site:
+            self.cumulative.setdefault(key, np.zeros(N))
+        self.cumulative.setdefault("quality", np.zeros(J))
+
+    @property
+    def _site(self) -> tuple[str, ...]:
+        """Data-centre burdens the window model carries: carbon and water always (the
+        combined norm needs both), any other with a positive weight."""
+        return tuple(
+            b.name
+            for b in datacenter_burdens()
+            if b.name in ("carbon", "water") or self.objective.terms[b.name].mu > 0
+        )
 
     def _window_coefficients(self, view: Any, fc: dict[str, np.ndarray]) -> Any:
         """Per-request coefficients of the window, by eqglb.costs (physics in one place)."""
@@ -239,8 +253,7 @@ class RecedingHorizon:
         self,
         fdem: np.ndarray,
         ec: np.ndarray,
-        cc: np.ndarray,
-        wc: np.ndarray,
+        site: dict[str, np.ndarray],
         qc: np.ndarray,
         alpha: float,
         past_social: np.ndarray,
@@ -257,10 +270,11 @@ class RecedingHorizon:
         rc = RegionalCosts(
             energy,
             {
-                "carbon": alpha * self.cumulative["carbon"]
-                + np.bincount(ri, (cc * y).sum(0), minlength=N),
-                "water": alpha * self.cumulative["water"]
-                + np.bincount(ri, (wc * y).sum(0), minlength=N),
+                **{
+                    name: alpha * self.cumulative[name]
+                    + np.bincount(ri, (g * y).sum(0), minlength=N)
+                    for name, g in site.items()
+                },
                 "social": alpha * past_social + np.bincount(rj, (qc * y).sum(0), minlength=J),
             },
         )
@@ -286,7 +300,9 @@ class RecedingHorizon:
         h = min(H, R)
         fc = self.forecaster.forecast(view, h)
         fc = with_error(fc, self.error, self.seed, t)
-        for name in ("demand", "price", "carbon_intensity", "wue", "ewif", "pue", "capacity"):
+        for name in FORECAST_SIGNALS:
+            if name not in fc and FIELDS[name].optional:  # not forecast: not modelled
+                fc[name] = np.zeros_like(np.asarray(fc["price"], dtype=float))
             a = np.asarray(fc[name], dtype=float)
             if a.shape[0] != h or not np.isfinite(a).all():
                 raise ScenarioError(
@@ -297,8 +313,7 @@ class RecedingHorizon:
         coef = self._window_coefficients(view, fc)
         ri, rj, rk = routes.i, routes.j, routes.k
         ec = coef.energy_cost[:, ri, rk]
-        cc = coef.carbon[:, ri, rk]
-        wc = coef.water[:, ri, rk]
+        site = {name: coef.site[name][:, ri, rk] for name in self._site}
         s = np.asarray(view.quality_loss, dtype=float)
         obj = self.objective
         alpha = h / R
@@ -315,20 +330,22 @@ class RecedingHorizon:
         # conditioning: requests in units of `scale`, USD in units of `ref`, the objective
         # of the dispatch that spreads each region's demand evenly over its routes
         sc = routes.scale
-        per_req = np.abs(ec) + obj.mu_carbon * cc + obj.mu_water * wc + obj.mu_social * qc[None, :]
+        per_req = np.abs(ec) + obj.mu_carbon * site["carbon"] + obj.mu_water * site["water"]
+        for name in self._site[2:]:
+            per_req = per_req + obj.terms[name].mu * site[name]
+        per_req = per_req + obj.mu_social * qc[None, :]
         big = float(per_req.max()) if per_req.size else 0.0
-        ref = self._magnitude(fdem, ec, cc, wc, qc, alpha, past_social, N, J)
+        ref = self._magnitude(fdem, ec, site, qc, alpha, past_social, N, J)
         pad = H - h
         padrows = lambda a: np.vstack([a, np.zeros((pad,) + a.shape[1:])]) if pad else a  # noqa: E731
         cap = np.asarray(fc["capacity"], dtype=float).reshape(h, -1)
         par["demand"].value = padrows(fdem / sc)
         par["capacity"].value = padrows(np.clip(cap, 0.0, None) / sc)
         par["energy"].value = padrows(ec * (sc / ref))
-        par["carbon"].value = padrows(np.clip(cc, 0.0, None) * (sc / ref))
-        par["water"].value = padrows(np.clip(wc, 0.0, None) * (sc / ref))
+        for name, g in site.items():
+            par[name].value = padrows(np.clip(g, 0.0, None) * (sc / ref))
+            par[f"past_{name}"].value = alpha * self.cumulative[name] / ref
         par["quality"].value = qc * (sc / ref)
-        par["past_carbon"].value = alpha * self.cumulative["carbon"] / ref
-        par["past_water"].value = alpha * self.cumulative["water"] / ref
         par["past_social"].value = alpha * past_social / ref
         par["penalty"].value = SLACK_PENALTY * big * sc / ref if big > 0 else 1.0
         # no warm start: a decision depends on the slot's data only, so a resumed run
@@ -346,9 +363,9 @@ class RecedingHorizon:
         fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
         x0 = x0 * fac[rj]
         # commit: costs of the present slot with its true coefficients
-        carbon, water = np.asarray(view.carbon[t]), np.asarray(view.water[t])
-        self.cumulative["carbon"] += np.bincount(ri, weights=carbon[ri, rk] * x0, minlength=N)
-        self.cumulative["water"] += np.bincount(ri, weights=water[ri, rk] * x0, minlength=N)
+        for name in self._site:
+            g = site_coefficient(view, name, t)
+            self.cumulative[name] += np.bincount(ri, weights=g[ri, rk] * x0, minlength=N)
         self.cumulative["quality"] += np.bincount(rj, weights=s[rk] * x0, minlength=J)
         self.slots_done += 1
         y = np.zeros((N, J, K))
