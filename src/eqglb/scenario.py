@@ -603,7 +603,7 @@ class Scenario:
         """Sub-scenario over slots ``start:stop`` (validated again): every signal of
         :data:`eqglb.fields.SIGNALS` is cut."""
         sl = slice(start, stop)
-        ch: dict[str, Any] = {n: getattr(self, n)[sl] for n in SIGNALS}
+        ch: dict[str, Any] = {"time": self.time[sl], **{n: getattr(self, n)[sl] for n in SIGNALS}}
         return self.replace(**ch)
 
     # ------------------------------------------------------------------ feasibility

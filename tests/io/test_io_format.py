@@ -31,6 +31,7 @@ FIELDS = (
     "carbon_intensity",
     "wue",
     "ewif",
+    "health_cost",
     "pue",
     "energy_per_request",
     "capacity_per_request",

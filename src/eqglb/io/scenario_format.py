@@ -1810,8 +1810,14 @@ def write_scenario(
     cap = np.asarray(sc.capacity)
     cap_var = [i for i in range(N) if not (cap[:, i] == cap[0, i]).all()]
     allowed = np.asarray(sc.allowed_declared)  # as given; rtt_slo_ms is written per region
-    stems = ["demand", "price", "carbon_intensity", "wue", "ewif"]
-    stems += (["pue"] if pue_var else []) + (["capacity"] if cap_var else [])
+    # each signal of the schema: a table (pue and capacity only for the datacenters whose
+    # value varies; an optional signal such as health_cost only when it is not all 0)
+    plain = [
+        n
+        for n in SIGNALS
+        if n not in _CONSTANT_IN_TOML and (not FIELDS[n].optional or np.any(getattr(sc, n)))
+    ]
+    stems = plain + (["pue"] if pue_var else []) + (["capacity"] if cap_var else [])
     stems += (["routes"] if not allowed.all() else []) + (
         ["latency"] if sc.latency is not None else []
     )
@@ -1859,14 +1865,10 @@ def write_scenario(
         return pd.DataFrame(cols)
 
     series: dict[str, tuple[str, str]] = {}
-    series["demand"] = (emit("demand", wide(np.asarray(sc.demand), R)), "requests/slot")
-    for key, unit in (
-        ("price", "USD/kWh"),
-        ("carbon_intensity", "kg/kWh"),
-        ("wue", "L/kWh"),
-        ("ewif", "L/kWh"),
-    ):
-        series[key] = (emit(key, wide(np.asarray(getattr(sc, key)), D)), unit)
+    for key in plain:
+        names = R if FIELDS[key].dims[1] == "region" else D
+        frame = wide(np.asarray(getattr(sc, key)), names)
+        series[key] = (emit(key, frame), _units.CANONICAL[key])
     if pue_var:
         series["pue"] = (emit("pue", wide(pue[:, pue_var], [D[i] for i in pue_var])), "-")
     if cap_var:
