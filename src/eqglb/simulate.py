@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from eqglb.burdens import BURDENS, burden
 from eqglb.costs import Objective, coefficients, objective_value, regional_costs
 from eqglb.metrics import summarize
 from eqglb.scenario import Dispatch, Scenario, SolveInfo, check_dispatch_shape
@@ -87,6 +88,11 @@ class Evaluation:
     carbon : dict datacenter -> [kg CO2]
     water : dict datacenter -> [L]
     social : dict region -> quality loss (average per request [-], or total [requests])
+    burdens : dict burden -> dict place -> value
+        The regional vector of every burden of :mod:`eqglb.burdens` reported for this
+        scenario (quality, carbon, water always; health when the scenario carries it or
+        the objective prices it), keyed by data centre or region, in the burden's unit
+        (``ev.health`` reads ``burdens["health"]``).
     summary : dict cost name -> metrics (total, max, mean, max_over_mean, lq_norm, jain, gini)
     objective : float or None
         Equitable objective of the dispatch under ``objective_spec`` [USD].
@@ -106,6 +112,13 @@ class Evaluation:
     info: SolveInfo | None = None
     objective_spec: Objective | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    burdens: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> dict[str, float]:
+        b = self.__dict__.get("burdens", {})
+        if key in b:
+            return b[key]
+        raise AttributeError(f"'Evaluation' object has no attribute {key!r}")
 
     @property
     def flagged(self) -> bool:
@@ -139,6 +152,11 @@ class Evaluation:
             "carbon_kg": self.carbon,
             "water_l": self.water,
             "quality_loss": self.social,
+            **{
+                f"{k}_{_unit_key(k)}": v
+                for k, v in self.burdens.items()
+                if k not in ("carbon", "water", "social")
+            },
             "summary": self.summary,
             "feasibility": vars(self.feasibility),
             "flagged": self.flagged,
@@ -178,11 +196,9 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
     coef = coefficients(sc, social_average=obj.social_average)
     y = np.asarray(dispatch.y)
     rc = regional_costs(coef, y)
-    summary = {
-        "carbon": summarize(rc.carbon, obj.q_carbon),
-        "water": summarize(rc.water, obj.q_water),
-        "social": summarize(rc.social, obj.q_social),
-    }
+    shown = [k for k, v in rc.vectors.items() if k in _CORE or np.any(v) or obj.terms[k].mu > 0]
+    summary = {k: summarize(rc.vectors[k], obj.terms[k].q) for k in ("carbon", "water", "social")}
+    summary.update({k: summarize(rc.vectors[k], obj.terms[k].q) for k in shown if k not in summary})
     if obj.combined_environment:
         summary["environment"] = summarize(
             obj.mu_carbon * rc.carbon + obj.mu_water * rc.water, obj.q_carbon
@@ -195,6 +211,7 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
         "energy_cost": rc.energy_cost,
         "carbon": float(rc.carbon.sum()),
         "water": float(rc.water.sum()),
+        **{k: float(rc.vectors[k].sum()) for k in shown if k not in ("carbon", "water", "social")},
         "mean_quality_loss": mean_loss,
         "requests": total_requests,
     }
@@ -209,12 +226,32 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
         carbon=dict(zip(sc.datacenters, map(float, rc.carbon), strict=True)),
         water=dict(zip(sc.datacenters, map(float, rc.water), strict=True)),
         social=dict(zip(sc.regions, map(float, rc.social), strict=True)),
+        burdens={
+            k: dict(
+                zip(
+                    sc.regions if burden(k).side == "region" else sc.datacenters,
+                    map(float, rc.vectors[k]),
+                    strict=True,
+                )
+            )
+            for k in shown
+        },
         summary=summary,
         objective=objective_value(obj, rc),
         feasibility=check_feasibility(sc, y),
         info=dispatch.info,
         objective_spec=obj,
     )
+
+
+#: The burdens every evaluation reports (others only when present).
+_CORE = ("carbon", "water", "social")
+
+
+def _unit_key(name: str) -> str:
+    """Suffix of a burden's per-place key in :meth:`Evaluation.to_dict` (``health_usd``)."""
+    unit = burden(name).unit
+    return {"kg CO2": "kg", "L": "l", "-": "loss"}.get(unit, unit.lower().replace(" ", "_"))
 
 
 def pct_change(a: float, b: float) -> float:
@@ -227,7 +264,8 @@ def overheads(ev: Evaluation, baseline: Evaluation) -> dict[str, float]:
     out = {"energy_cost": pct_change(ev.energy_cost, baseline.energy_cost)}
     if ev.objective is not None and baseline.objective is not None:
         out["objective"] = pct_change(ev.objective, baseline.objective)
-    for cost in ("carbon", "water", "social"):
+    order = ("carbon", "water", "social", *(k for k in BURDENS if k not in _CORE))
+    for cost in [k for k in order if k in ev.summary and k in baseline.summary]:
         for m in ("total", "max", "max_over_mean"):
             out[f"{cost}_{m}"] = pct_change(ev.summary[cost][m], baseline.summary[cost][m])
     return out
