@@ -19,7 +19,6 @@ Definitions (all in [USD] unless stated):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eqglb.burdens import BURDENS
 from eqglb.costs import Objective
 from eqglb.simulate import pct_change
 
@@ -68,6 +68,9 @@ def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
         "carbon": terms.get("carbon", 0.0),
         "water": terms.get("water", 0.0),
     }
+    for name, _t in o.active():  # further burdens (health, ...) when priced
+        if name not in ("social", "carbon", "water"):
+            out[name] = terms.get(name, 0.0)
     if "environment" in terms:
         tc, tw = o.mu_carbon * _vec(ev.carbon).sum(), o.mu_water * _vec(ev.water).sum()
         share = tc / (tc + tw) if tc + tw > 0 else 0.5
@@ -110,11 +113,7 @@ def equity_effect(
         return objective_value(q1, _regional(ev))
 
     worst = {}
-    for name, key in (
-        ("carbon_max_kg", "carbon"),
-        ("water_max_l", "water"),
-        ("quality_loss_max", "social"),
-    ):
+    for name, key in _worst_keys(e, b):
         old, new = float(ev_max(b, key)), float(ev_max(e, key))
         worst[name] = {"oblivious": old, "equitable": new, "change_pct": pct_change(new, old)}
     s_old, s_new = _vec(b.social), _vec(e.social)
@@ -157,6 +156,16 @@ def equity_effect(
     return out
 
 
+def _worst_keys(*evs: Evaluation) -> list[tuple[str, str]]:
+    """``(column, burden)`` of the worst-place figures reported for ``evs``: carbon, water,
+    quality, then every further burden all of them report (``health_max_usd``)."""
+    keys = [("carbon_max_kg", "carbon"), ("water_max_l", "water"), ("quality_loss_max", "social")]
+    for name, b in BURDENS.items():
+        if name not in ("social", "carbon", "water") and all(name in e.burdens for e in evs):
+            keys.append((f"{name}_max_{b.unit.lower().replace(' ', '_')}", name))
+    return keys
+
+
 def ev_max(ev: Evaluation, key: str) -> float:
     return float(max(getattr(ev, key).values()))
 
@@ -164,10 +173,9 @@ def ev_max(ev: Evaluation, key: str) -> float:
 def _regional(ev: Evaluation) -> Any:
     from eqglb.costs import RegionalCosts
 
-    return RegionalCosts(
-        ev.energy_cost,
-        {"carbon": _vec(ev.carbon), "water": _vec(ev.water), "social": _vec(ev.social)},
-    )
+    vectors = {"carbon": _vec(ev.carbon), "water": _vec(ev.water), "social": _vec(ev.social)}
+    vectors.update({k: _vec(v) for k, v in ev.burdens.items()})
+    return RegionalCosts(ev.energy_cost, vectors)
 
 
 #: Certified optima already solved, keyed by :func:`_key` of their objective.
@@ -175,10 +183,20 @@ SolveCache = dict[tuple[Any, ...], "Evaluation"]
 
 
 def _key(objective: Objective) -> tuple[Any, ...]:
-    """Cache key of an objective: its fields, floats to 12 significant digits (the same
-    objective reached through per-unit weights and back compares equal)."""
-    return tuple(
-        float(f"{v:.12g}") if isinstance(v, float) else v for v in dataclasses.astuple(objective)
+    """Cache key of an objective: its active terms and flags, floats to 12 significant
+    digits (the same objective reached through per-unit weights and back compares equal;
+    the q of a term with weight 0 does not matter)."""
+
+    def r(v: Any) -> Any:
+        return float(f"{v:.12g}") if isinstance(v, float) else v
+
+    terms = tuple((k, r(t.mu), r(t.q)) for k, t in objective.active())
+    return (
+        terms,
+        objective.combined_environment,
+        objective.social_average,
+        r(objective.energy_weight),
+        objective.norm_sizes,
     )
 
 
@@ -237,23 +255,27 @@ def switches(
     energy cost [USD]. ``cache`` (:func:`solve_cache`) holds optima already solved.
     """
     o = objective
-    cases = {
-        "none": o.with_q(1),
-        "quality": o.with_terms(q_carbon=1.0, q_water=1.0),
-        "carbon": o.with_terms(q_social=1.0, q_water=1.0),
-        "water": o.with_terms(q_social=1.0, q_carbon=1.0),
-        "all": o,
+    on = ["social", "carbon", "water"] + [
+        k for k, _t in o.active() if k not in ("social", "carbon", "water")
+    ]
+    cases = {"none": o.with_q(1)}
+    for name in on:  # equity on one burden, q = 1 on the others
+        label = "quality" if name == "social" else name
+        cases[label] = o.with_terms(**{f"q_{k}": 1.0 for k in BURDENS if k != name})
+    cases["all"] = o
+    evs = {
+        label: _solve(sc, obj, model_rule, f"equity on {label}", tol, cache)
+        for label, obj in cases.items()
     }
+    keys = _worst_keys(*evs.values())
     rows = []
     for label, obj in cases.items():
-        ev = _solve(sc, obj, model_rule, f"equity on {label}", tol, cache)
+        ev = evs[label]
         rows.append(
             {
                 "equity_on": label,
                 "objective": obj.describe(),
-                "carbon_max_kg": ev_max(ev, "carbon"),
-                "water_max_l": ev_max(ev, "water"),
-                "quality_loss_max": ev_max(ev, "social"),
+                **{col: ev_max(ev, key) for col, key in keys},
                 "energy_cost_usd": ev.energy_cost,
                 "status": str(ev.info.status) if ev.info else None,
             }
@@ -293,6 +315,11 @@ def frontier(
                 "carbon_max": ev_max(ev, "carbon"),
                 "water_max": ev_max(ev, "water"),
                 "quality_max": ev_max(ev, "social"),
+                **{
+                    f"{k}_max": ev_max(ev, k)
+                    for k in ev.burdens
+                    if k not in ("social", "carbon", "water")
+                },
                 "status": str(ev.info.status) if ev.info else None,
                 "gap": ev.info.gap if ev.info else None,
             }
@@ -324,6 +351,10 @@ def provenance(
     def qs(q: float) -> str | float:
         return "inf" if math.isinf(q) else q
 
+    shown = ["social", "carbon", "water"] + [
+        k for k, _t in objective.active() if k not in ("social", "carbon", "water")
+    ]
+
     return {
         "eqglb_version": __version__,
         "command": " ".join(["eqglb", *(sys.argv[1:] if argv is None else argv)]),
@@ -338,17 +369,9 @@ def provenance(
         },
         "objective": objective.describe(),
         "weights_per_unit": objective.unit_weights(),
-        "weights_applied": {
-            "mu_social": objective.mu_social,
-            "mu_carbon": objective.mu_carbon,
-            "mu_water": objective.mu_water,
-        },
+        "weights_applied": {f"mu_{k}": objective.terms[k].mu for k in shown},
         "normalised_norms": objective.norm_sizes is not None,
-        "q": {
-            "social": qs(objective.q_social),
-            "carbon": qs(objective.q_carbon),
-            "water": qs(objective.q_water),
-        },
+        "q": {k: qs(objective.terms[k].q) for k in shown},
         "combined_environment": objective.combined_environment,
         "quality": "average loss per request"
         if objective.social_average
@@ -359,6 +382,7 @@ def provenance(
             "mu_social": "USD per unit of S",
             "mu_carbon": "USD/kg CO2",
             "mu_water": "USD/L",
+            **{f"mu_{k}": BURDENS[k].weight_unit for k in shown[3:]},
             "objective": "USD",
         },
     }

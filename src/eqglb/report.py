@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from eqglb._json import json_ready
+from eqglb.burdens import BURDENS
 from eqglb.simulate import Evaluation, overheads
 
 if TYPE_CHECKING:
@@ -57,12 +58,34 @@ __all__ = [
     "write_region_csv",
 ]
 
-#: Regional costs: (Evaluation attribute, summary key, name in files, located at, unit).
-COSTS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("carbon", "carbon", "carbon_kg", "datacenter", "kg CO2"),
-    ("water", "water", "water_l", "datacenter", "L"),
-    ("social", "social", "quality_loss", "region", "-"),
+
+def _file_key(name: str) -> str:
+    """Name of a burden in files: ``carbon_kg``, ``water_l``, ``quality_loss``, ``health_usd``."""
+    b = BURDENS[name]
+    if b.side == "region":
+        return "quality_loss"
+    unit = {"kg CO2": "kg", "L": "l"}.get(b.unit, b.unit.lower().replace(" ", "_"))
+    return f"{name}_{unit}"
+
+
+#: Regional costs, one per burden (:mod:`eqglb.burdens`): (Evaluation attribute, summary
+#: key, name in files, located at, unit). Burdens beyond carbon, water and quality appear
+#: where an evaluation reports them.
+COSTS: tuple[tuple[str, str, str, str, str], ...] = tuple(
+    (b.name, b.name, _file_key(b.name), b.side, b.unit)
+    for b in sorted(BURDENS.values(), key=lambda b: b.side == "region")
 )
+
+
+def _extra_burdens(evals: Mapping[str, Evaluation]) -> list[str]:
+    """Burdens beyond carbon, water and quality that every evaluation reports."""
+    return [
+        k
+        for k in BURDENS
+        if k not in ("social", "carbon", "water")
+        and evals
+        and all(k in ev.burdens for ev in evals.values())
+    ]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -128,14 +151,25 @@ def summary_frame(
     quality_loss_mean : request-weighted mean quality loss [-]
     quality_loss_max : worst region [-] (or [requests] with total quality loss)
     quality_loss_max_over_mean, quality_loss_jain : [-]
+    <burden>_total_<unit>, <burden>_max_<unit>, <burden>_max_over_mean, <burden>_jain :
+        the same for every further burden all rows report (health: ``health_total_usd``)
     flagged : bool; flag : reason ("" when not flagged)
     """
     d = _as_mapping(evals)
     base = d.get(baseline) if baseline is not None else None
+    extra = _extra_burdens(d)
     rows = []
     for name, ev in d.items():
         s = ev.summary
         over = overheads(ev, base)["energy_cost"] if base is not None else math.nan
+        more: dict[str, Any] = {}
+        for k in extra:
+            key = _file_key(k)
+            unit = key.split("_", 1)[1]
+            more[f"{k}_total_{unit}"] = s[k]["total"]
+            more[f"{k}_max_{unit}"] = s[k]["max"]
+            more[f"{k}_max_over_mean"] = s[k]["max_over_mean"]
+            more[f"{k}_jain"] = s[k]["jain"]
         rows.append(
             {
                 "policy": name,
@@ -154,6 +188,7 @@ def summary_frame(
                 "quality_loss_max": s["social"]["max"],
                 "quality_loss_max_over_mean": s["social"]["max_over_mean"],
                 "quality_loss_jain": s["social"]["jain"],
+                **more,
                 "flagged": ev.flagged,
                 "flag": flag_reason(ev),
             }
@@ -303,6 +338,8 @@ def comparison_tables(
     cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
     wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
     q_unit = _quality_unit(next(iter(d.values())))
+    extra = _extra_burdens(d)
+    priced = [k for k, _t in objective.active() if k not in ("social", "carbon", "water")]
     heads1 = [
         "objective",
         f"vs {reference if has_ref else 'ref'}\n[%]",
@@ -310,6 +347,7 @@ def comparison_tables(
         "quality",
         "carbon",
         "water",
+        *priced,
         "status",
         "gap",
     ]
@@ -321,6 +359,7 @@ def comparison_tables(
         f"Q max\n[{q_unit}]",
         "Q mean\n[-]",
         "Jain\nC/W/Q",
+        *(f"{BURDENS[k].symbol} max\n[{BURDENS[k].unit}]" for k in extra),
         "mix\n[%]",
     ]
     rows1: list[list[str]] = []
@@ -341,6 +380,7 @@ def comparison_tables(
                 _fmt(split["quality"]),
                 _fmt(split["carbon"]),
                 _fmt(split["water"]),
+                *(_fmt(split.get(k, 0.0)) for k in priced),
                 escape(status),
                 gap,
             ]
@@ -359,12 +399,13 @@ def comparison_tables(
                 _fmt(r["quality_loss_max"], 3),
                 _fmt(r["quality_loss_mean"], 3),
                 f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/{r['quality_loss_jain']:.2f}",
+                *(_fmt(r[f"{k}_max_{_file_key(k).split('_', 1)[1]}"]) for k in extra),
                 mix,
             ]
         )
         styles.append("red" if ev.flagged else None)
     rule = f"; model rule {model_rule}" if model_rule else ""
-    title1 = f"objective [USD] = energy + quality + carbon + water{rule}"
+    title1 = f"objective [USD] = energy + quality + carbon + water{''.join(' + ' + k for k in priced)}{rule}"
     title2 = (
         "burdens: carbon and water per data centre, quality loss per region; mix: % of "
         "requests per model"
@@ -523,6 +564,7 @@ def metrics_dict(
             "energy_cost_usd": t["energy_cost"],
             "carbon_kg": t["carbon"],
             "water_l": t["water"],
+            **{_file_key(k): t[k] for k in ev.burdens if k not in ("social", "carbon", "water")},
             "mean_quality_loss": t["mean_quality_loss"],
             "requests": t["requests"],
         }
@@ -536,6 +578,11 @@ def metrics_dict(
             "energy_cost": "USD",
             "carbon_kg": "kg CO2",
             "water_l": "L",
+            **{
+                _file_key(k): BURDENS[k].unit
+                for k in ev.burdens
+                if k not in ("social", "carbon", "water")
+            },
             "quality_loss": _quality_unit(ev),
             "overheads_pct": "%",
         }
@@ -577,6 +624,8 @@ def region_frame(evals: Mapping[str, Evaluation] | Iterable[Evaluation]) -> pd.D
     rows = []
     for name, ev in _as_mapping(evals).items():
         for attr, _key, _file, _where, unit in COSTS:
+            if attr not in ("carbon", "water", "social") and attr not in ev.burdens:
+                continue
             if attr == "social":
                 unit, label = _quality_unit(ev), "quality_loss"
             else:
