@@ -280,9 +280,10 @@ class Scenario:
                 else:
                     raise ScenarioError(f"{fd.name} is missing; give it", field=fd.name)
                 continue
-            values[fd.name] = self._array(fd.name, raw, layouts, target, sizes, fd.kind, time)
+            a = self._array(fd.name, raw, layouts, target, sizes, fd.kind, time)
             if fd.kind == "float":
-                self._check_values(fd.name, values[fd.name], target, time)
+                self._check_values(fd.name, a, target, time)
+            values[fd.name] = a
         demand, allowed, lat = values["demand"], values["allowed"], values["latency"]
         assert demand is not None and allowed is not None
 

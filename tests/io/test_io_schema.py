@@ -295,3 +295,25 @@ def test_rate_units_use_the_slot_length(tmp_path: Path) -> None:
     raw = pd.read_csv(d / "demand.csv")[list(sc.regions)].to_numpy()
     np.testing.assert_array_equal(sc.demand, raw * 3600.0)  # 1 h slots
     assert math.isclose(sc.slot_hours, 1.0)
+
+
+def test_sub_table_of_an_array_of_tables_is_located(tmp_path: Path) -> None:
+    """``[model.energy_per_request]`` after the second ``[[model]]`` belongs to it."""
+    d = copy_example(tmp_path)
+    toml = d / "scenario.toml"
+    text = toml.read_text()
+    old = "energy_per_request = { us-virginia = 3.9, us-oregon = 3.6, eu-dublin = 3.9 }\n"
+    assert old in text
+    text = text.replace(old, "").replace(
+        "[attrs]",
+        "[model.energy_per_request]\nus-virginia = 3.9\nus-oregon = 3.6\neu-dublim = 3.9\n\n"
+        "[attrs]",
+    )
+    toml.write_text(text)
+    with pytest.raises(ScenarioFormatError) as info:
+        read_scenario(d)
+    assert info.value.line == line_of(toml, "[model.energy_per_request]")
+    assert "energy_per_request of model 'llama-70b' names unknown datacenter 'eu-dublim'" in str(
+        info.value
+    )
+    assert "did you mean 'eu-dublin'" in str(info.value)

@@ -27,8 +27,6 @@ and coordinate as data; they are then located in the file and line they came fro
 
 from __future__ import annotations
 
-import difflib
-import io
 import math
 import os
 import re
@@ -47,11 +45,22 @@ from pydantic_core import PydanticCustomError
 
 from eqglb import units as _units
 from eqglb.fields import FIELDS, SIGNALS
-from eqglb.io._common import (
-    MAX_MAGNITUDE,
-    TIME_RANGE,
-    first_out_of_range,
-    read_bytes_limited,
+from eqglb.io._common import MAX_MAGNITUDE, read_bytes_limited
+from eqglb.io._tables import (
+    MAX_TABLE_BYTES,
+    MAX_TABLE_ROWS,
+    SCENARIO_FILE,
+    WILDCARD,
+    ScenarioFormatError,
+    Table,
+    check_reference_time,
+    check_same_time,
+    layout,
+    names_column,
+    numbers,
+    read_table,
+    suggest,
+    times,
 )
 from eqglb.scenario import InfeasibleDemandError, Scenario, ScenarioError
 
@@ -72,12 +81,6 @@ __all__ = [
 
 #: Version of the folder format this module reads and writes.
 FORMAT_VERSION = 1
-#: Name of the TOML file of a scenario folder.
-SCENARIO_FILE = "scenario.toml"
-#: Default cap on the (decompressed) size of one table or of scenario.toml [bytes].
-MAX_TABLE_BYTES = 256 * 2**20
-#: Default cap on the rows of one table [rows] (a year of 1-minute slots is 525,600).
-MAX_TABLE_ROWS = 1_000_000
 #: Deepest nesting of arrays and tables accepted in scenario.toml [levels].
 MAX_TOML_DEPTH = 32
 
@@ -87,8 +90,6 @@ _CONSTANT_IN_TOML = ("pue", "capacity")
 _REQUIRED_SERIES = tuple(
     n for n in SIGNALS if not FIELDS[n].optional and n not in _CONSTANT_IN_TOML
 )
-_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-_WILDCARD = "*"
 _KINDS = ("datacenter", "region", "model")
 
 #: Accepted unit labels per quantity: label -> factor to the canonical unit (first entry),
@@ -100,65 +101,6 @@ UNITS: dict[str, dict[str, float]] = {
     for q, table in _units.UNITS.items()
     if q not in ("capacity_per_request", "quality_loss")
 }
-
-
-class ScenarioFormatError(ScenarioError):
-    """A scenario file is malformed or holds an invalid value.
-
-    The message names the file, the line (or Parquet row), the column, what is wrong and
-    the fix; the same facts are attributes.
-
-    Attributes
-    ----------
-    file : str or None
-        Path of the offending file as given by the user.
-    line : int or None
-        1-based line (CSV/TOML, the header is line 1) or row (Parquet) of the problem.
-    column : str, int or None
-        Column name (tables) or 1-based character column (TOML syntax errors).
-    column_number : int or None
-        1-based position of a named column.
-    field : str or None
-        Scenario field, or dotted key of scenario.toml (``"datacenter.1.pue"``).
-    coordinate : dict dim -> int
-        Position of the offending value (``{"time": 5, "datacenter": 0}``), when known.
-    problem, fix : str
-        What is wrong, and how to fix it (``fix`` may be None when the problem says it).
-    """
-
-    def __init__(
-        self,
-        problem: str,
-        *,
-        fix: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        column_number: int | None = None,
-        line_word: str = "line",
-        field: str | None = None,
-        coordinate: Mapping[str, int] | None = None,
-    ) -> None:
-        self.problem, self.file, self.line, self.column = problem, file, line, column
-        self.column_number = column_number
-        loc: list[str] = []
-        if file is not None:
-            loc.append(str(file))
-        if line is not None:
-            loc.append(f"{line_word} {line}")
-        if isinstance(column, str):
-            loc.append(
-                f"column {column_number} ({column!r})" if column_number else f"column {column!r}"
-            )
-        elif column is not None:
-            loc.append(f"column {column}")
-        text = f"{problem}; {fix}" if fix else problem
-        super().__init__(
-            f"{', '.join(loc)}: {text}" if loc else text,
-            field=field,
-            coordinate=coordinate,
-            fix=fix,
-        )
 
 
 # ---------------------------------------------------------------------------- units
@@ -200,11 +142,6 @@ def convert_unit(
             fix=f"use one of {list(table)} (values are converted to {next(iter(table))})",
         )
     return lambda v: _units.convert(quantity, v, hit, slot_hours=slot_hours)
-
-
-def _suggest(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # ---------------------------------------------------------------------------- scenario.toml
@@ -252,6 +189,8 @@ def _toml_lines(text: str) -> dict[tuple[str | int, ...], int]:
             if line.startswith("[["):
                 counts[key] = counts.get(key, -1) + 1
                 path = (*key, counts[key])
+            elif key[:1] in counts:  # [a.b] inside the last [[a]]
+                path = (key[0], counts[key[:1]], *key[1:])
             else:
                 path = key
             for k in range(1, len(path) + 1):
@@ -259,9 +198,9 @@ def _toml_lines(text: str) -> dict[tuple[str | int, ...], int]:
             continue
         kv = re.match(rf"^({_DOTTED})\s*=(.*)$", line)
         if kv:
-            key = (*path, *_split_key(kv.group(1)))
-            for k in range(len(path) + 1, len(key) + 1):
-                out.setdefault(key[:k], n)
+            full: tuple[str | int, ...] = (*path, *_split_key(kv.group(1)))
+            for k in range(len(path) + 1, len(full) + 1):
+                out.setdefault(full[:k], n)
             rest = kv.group(2)
             for delim in ('"""', "'''"):
                 if rest.count(delim) % 2:
@@ -300,7 +239,7 @@ def _name(value: Any) -> str:
         raise PydanticCustomError("string_type", "write a quoted string")
     if not value.strip():
         raise PydanticCustomError("empty_name", "empty name")
-    if value == _WILDCARD:
+    if value == WILDCARD:
         raise PydanticCustomError("reserved_name", "reserved name")
     return value
 
@@ -479,27 +418,22 @@ class _Toml:
         if kind == "extra_forbidden":
             if not parent:
                 known = list(ScenarioSpec.model_fields)
-                return f"unknown top-level key {key!r}{_suggest(str(key), known)}", (
+                return f"unknown top-level key {key!r}{suggest(str(key), known)}", (
                     f"known keys: {known}"
                 )
             if parent == ("timeseries",):
-                return f"unknown time series [timeseries.{key}]{_suggest(str(key), SIGNALS)}", (
+                return f"unknown time series [timeseries.{key}]{suggest(str(key), SIGNALS)}", (
                     f"known: {list(SIGNALS)}"
                 )
             if len(parent) == 2 and parent[0] in _SPECS:
                 known = list(_SPECS[str(parent[0])].model_fields)
                 return (
                     f"unknown key {key!r} in [[{parent[0]}]] number {int(parent[1]) + 1}"
-                    f"{_suggest(str(key), known)}",
+                    f"{suggest(str(key), known)}",
                     f"keys of [[{parent[0]}]] are {known}",
                 )
-            known = {
-                "timeseries": ["file", "unit"],
-                "routing": ["file"],
-                "latency": ["file", "unit"],
-            }
-            keys = known.get(str(parent[0]), [])
-            return f"unknown key {key!r} in {self.what(parent)}{_suggest(str(key), keys)}", (
+            keys = {"routing": ["file"]}.get(str(parent[0]), ["file", "unit"])
+            return f"unknown key {key!r} in {self.what(parent)}{suggest(str(key), keys)}", (
                 f"keys are {keys}"
             )
         if kind == "missing":
@@ -647,364 +581,15 @@ def _parse_toml(
     return tm, spec
 
 
-# ---------------------------------------------------------------------------- tables
-@dataclass
-class _Table:
-    """One CSV or Parquet table: header names, raw cells, line (or row) of every row."""
-
-    label: str
-    columns: list[str]
-    cells: pd.DataFrame  # positional columns 0..n-1; str (CSV) or native (Parquet)
-    lines: np.ndarray  # line number (CSV, header = 1) or row number (Parquet) per row
-    csv: bool
-
-    @property
-    def word(self) -> str:
-        return "line" if self.csv else "row"
-
-    def error(
-        self, message: str, row: int | None = None, col: int | None = None
-    ) -> ScenarioFormatError:
-        line = None if row is None else int(self.lines[row])
-        if row is None and col is not None and self.csv:
-            line = 1  # header
-        name = None if col is None else self.columns[col]
-        return ScenarioFormatError(
-            message,
-            file=self.label,
-            line=line,
-            column=name,
-            column_number=None if col is None else col + 1,
-            line_word=self.word,
-        )
-
-
-def _read_table(
-    path: Path,
-    label: str,
-    missing: Callable[[str], ScenarioFormatError],
-    *,
-    max_bytes: int = MAX_TABLE_BYTES,
-    max_rows: int = MAX_TABLE_ROWS,
-    field: str | None = None,
-) -> _Table:
-    kind = _table_kind(path.name)
-    if kind is None:
-        raise missing(
-            f"file {path.name!r} has an unknown extension; use .csv, .csv.gz, .parquet or .pq"
-        )
-    if not path.is_file():
-        raise missing(f"file {label!r} does not exist; create it or fix the file name")
-
-    def fail(problem: str, fix: str) -> ScenarioFormatError:
-        fix = fix.replace("max_rows)", "max_rows of read_scenario)").replace(
-            "max_bytes / max_rows)", "max_bytes / max_rows of read_scenario)"
-        )
-        named = f" (the file of {field} in {SCENARIO_FILE})" if field else ""
-        return ScenarioFormatError(f"{problem}{named}; {fix}", file=label)
-
-    if kind == "csv":
-        # header + max_rows data rows (+ a final line break)
-        data = read_bytes_limited(
-            path, fail, max_bytes=max_bytes, max_lines=max_rows + 1, what="table"
-        )
-        try:
-            raw = pd.read_csv(
-                io.BytesIO(data),
-                header=None,
-                dtype=str,
-                na_filter=False,
-                skip_blank_lines=False,
-                encoding="utf-8-sig",
-            )
-        except pd.errors.EmptyDataError:
-            raise ScenarioFormatError(
-                "file is empty; it needs a header line (time, names...) and one line per row",
-                file=label,
-            ) from None
-        except pd.errors.ParserError as exc:
-            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-            if m:
-                raise ScenarioFormatError(
-                    f"line has {m.group(3)} cells but the header has {m.group(1)}; remove "
-                    "the extra cells (or quote cells that contain commas)",
-                    file=label,
-                    line=int(m.group(2)),
-                ) from None
-            raise ScenarioFormatError(
-                f"not a readable CSV file ({exc}); check quoting and separators (comma)", file=label
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise ScenarioFormatError(
-                f"not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8 CSV",
-                file=label,
-            ) from None
-        header = [str(c).strip() for c in raw.iloc[0].tolist()]
-        body = raw.iloc[1:].apply(lambda c: c.str.strip())
-        keep = ~(body == "").all(axis=1).to_numpy()  # blank lines are skipped
-        body = body.loc[keep]
-        lines = np.flatnonzero(keep) + 2
-        body.columns = range(len(header))
-        return _Table(label, header, body.reset_index(drop=True), lines, csv=True)
-    try:
-        _check_parquet_size(path, fail, max_bytes, max_rows)
-        frame = pd.read_parquet(path)
-    except ScenarioFormatError:
-        raise
-    except Exception as exc:  # pyarrow raises many types for a bad file
-        raise ScenarioFormatError(
-            f"not a readable Parquet file ({type(exc).__name__}: "
-            f"{exc}); write it with pandas.DataFrame.to_parquet",
-            file=label,
-        ) from None
-    header = [str(c).strip() for c in frame.columns]
-    frame = frame.reset_index(drop=True)
-    frame.columns = range(len(header))
-    return _Table(label, header, frame, np.arange(1, len(frame) + 1), csv=False)
-
-
-def _check_parquet_size(
-    path: Path, fail: Callable[[str, str], ScenarioFormatError], max_bytes: int, max_rows: int
-) -> None:
-    """Refuse a Parquet file whose metadata announce more rows or bytes than the caps."""
-    import pyarrow.parquet as pq
-
-    md = pq.ParquetFile(path).metadata
-    if md.num_rows > max_rows:
-        raise fail(
-            f"table has {md.num_rows:,} rows, more than the cap of {max_rows:,}",
-            "give a smaller table (split it or cut the horizon), or raise the cap "
-            "(max_rows of read_scenario) if the file is genuine",
-        )
-    size = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-    if size > max_bytes:
-        raise fail(
-            f"table is {size:,} bytes once decompressed, more than the cap of {max_bytes:,}",
-            "give a smaller table, or raise the cap (max_bytes of "
-            "read_scenario) if the file is genuine",
-        )
-
-
-def _table_kind(name: str) -> str | None:
-    low = name.lower()
-    for suffix in (".gz", ".bz2", ".xz", ".zst", ".zip"):
-        if low.endswith(".csv" + suffix):
-            return "csv"
-    return _SUFFIXES.get(Path(low).suffix)
-
-
-def _layout(
-    tb: _Table,
-    keys: Sequence[str],
-    names: Sequence[str],
-    dim: str,
-    required: Sequence[str],
-    alt: str = "",
-) -> dict[str, int]:
-    """Map key columns and names to column positions; check missing/unknown/duplicates."""
-    pos: dict[str, int] = {}
-    for c, h in enumerate(tb.columns):
-        if not h:
-            raise ScenarioFormatError(
-                f"column {c + 1} has no name in the header; name it after a {dim} or remove "
-                "the column",
-                file=tb.label,
-                line=1 if tb.csv else None,
-            )
-        if h in pos:
-            raise tb.error(f"column name {h!r} appears twice in the header; keep one", col=c)
-        pos[h] = c
-    for k in keys:
-        if k not in pos:
-            near = _suggest(k, list(pos))
-            raise ScenarioFormatError(
-                f"missing column {k!r}{near}; the header must contain "
-                f"{', '.join(repr(x) for x in keys)} and one column per {dim}",
-                file=tb.label,
-                line=1 if tb.csv else None,
-            )
-    for h, c in pos.items():
-        if h not in keys and h not in names:
-            raise tb.error(
-                f"column {h!r} is not a {dim} of scenario.toml"
-                f"{_suggest(h, names)}; known {dim}s: {list(names)}; rename the "
-                f"column or add [[{dim}]] name = {h!r} to scenario.toml",
-                col=c,
-            )
-    for n in required:
-        if n not in pos:
-            raise ScenarioFormatError(
-                f"missing column for {dim} {n!r}; add a column named {n!r} with its values"
-                + (alt.format(name=n) if alt else ""),
-                file=tb.label,
-                line=1 if tb.csv else None,
-            )
-    return pos
-
-
-def _numbers(tb: _Table, col: int) -> np.ndarray:
-    """Column ``col`` as float; empty or non-numeric cells raise naming line and column."""
-    s = tb.cells[col]
-    if not tb.csv and pd.api.types.is_bool_dtype(s.dtype):
-        raise tb.error("column holds booleans; write numbers", col=col)
-    if not tb.csv and pd.api.types.is_numeric_dtype(s.dtype):
-        return _bounded(tb, col, s.to_numpy(dtype=float, na_value=np.nan))
-    text = s.astype(object).map(lambda v: "" if v is None else str(v).strip())
-    vals = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(vals) & (text.str.lower() != "nan").to_numpy()
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        cell = text.iloc[r]
-        if cell == "":
-            raise tb.error("empty cell; write a number in it", row=r, col=col)
-        raise tb.error(
-            f"cell {cell!r} is not a number; write a plain decimal number such "
-            "as 42.5 or 1e-3 (no units or thousands separators)",
-            row=r,
-            col=col,
-        )
-    return _bounded(tb, col, vals, text)
-
-
-def _bounded(tb: _Table, col: int, vals: np.ndarray, text: pd.Series | None = None) -> np.ndarray:
-    """``vals``, unless a finite one is beyond :data:`MAX_MAGNITUDE` (then raise naming
-    the row and column; NaN and inf are judged by the Scenario constructor)."""
-    with np.errstate(invalid="ignore"):
-        big = np.flatnonzero(np.isfinite(vals) & (np.abs(vals) > MAX_MAGNITUDE))
-    if big.size:
-        r = int(big[0])
-        cell = text.iloc[r] if text is not None else repr(float(vals[r]))
-        raise tb.error(
-            f"cell {cell} is beyond the supported magnitude {MAX_MAGNITUDE:g} "
-            "(products such as demand x energy x intensity would overflow); "
-            "check the value and the unit of the table",
-            row=r,
-            col=col,
-        )
-    return vals
-
-
-def _times(tb: _Table, col: int) -> pd.DatetimeIndex:
-    """Column ``col`` as a UTC DatetimeIndex; unparsable cells raise naming the line."""
-    s = tb.cells[col]
-    if not tb.csv and pd.api.types.is_datetime64_any_dtype(s.dtype):
-        t = pd.DatetimeIndex(s)
-        if t.isna().any():
-            r = int(np.flatnonzero(t.isna())[0])
-            raise tb.error("time is missing (null); give every row a timestamp", row=r, col=col)
-        t = t.tz_localize("UTC") if t.tz is None else t.tz_convert("UTC")
-        return _in_range(tb, t, col)
-    text = s.astype(object).map(lambda v: "" if v is None else str(v).strip())
-    try:
-        t = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce"))
-    except (OverflowError, ValueError):  # e.g. an offset that pushes a stamp out of range
-        t = pd.DatetimeIndex([_one_time(v) for v in text])
-    if t.isna().any():
-        r = int(np.flatnonzero(t.isna())[0])
-        raise tb.error(
-            f"time {text.iloc[r]!r} is not an ISO 8601 timestamp; write e.g. "
-            "2022-09-22T00:00:00Z, 2022-09-22 00:00 (taken as UTC) or "
-            "2022-09-22T02:00:00+02:00",
-            row=r,
-            col=col,
-        )
-    return _in_range(tb, t, col, text)
-
-
-def _one_time(v: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(pd.to_datetime(v, format="ISO8601", utc=True))
-    except (OverflowError, ValueError):
-        return pd.NaT
-
-
-def _in_range(
-    tb: _Table, t: pd.DatetimeIndex, col: int, text: pd.Series | None = None
-) -> pd.DatetimeIndex:
-    """``t``, unless a stamp is outside :data:`eqglb.io._common.TIME_RANGE`."""
-    r = first_out_of_range(t)
-    if r is not None:
-        cell = repr(text.iloc[r]) if text is not None else str(t[r])
-        raise tb.error(
-            f"time {cell} is outside the supported range "
-            f"{TIME_RANGE[0]:%Y-%m-%d} .. {TIME_RANGE[1]:%Y-%m-%d} (64-bit "
-            "nanosecond times); check the year",
-            row=r,
-            col=col,
-        )
-    return t
-
-
-def _check_reference_time(tb: _Table, t: pd.DatetimeIndex, col: int) -> None:
-    """The reference (demand) time column: non-empty, strictly increasing, fixed step."""
-    if len(t) == 0:
-        raise ScenarioFormatError(
-            "table has a header but no rows; add one row per time slot", file=tb.label
-        )
-    v = t.asi8
-    for r in range(1, len(t)):
-        if v[r] <= v[r - 1]:
-            what = "repeats" if v[r] == v[r - 1] else "is earlier than"
-            raise tb.error(
-                f"time {t[r]} {what} the time on {tb.word} {tb.lines[r - 1]} "
-                f"({t[r - 1]}); sort the rows by time and drop duplicates",
-                row=r,
-                col=col,
-            )
-    if len(t) > 2:
-        step = v[1] - v[0]
-        bad = np.flatnonzero(np.diff(v) != step)
-        if bad.size:
-            r = int(bad[0]) + 1
-            raise tb.error(
-                f"time step from {tb.word} {tb.lines[r - 1]} to {tb.lines[r]} is "
-                f"{_fmt_td(t[r] - t[r - 1])}, but the first step is {_fmt_td(t[1] - t[0])}; "
-                "slots must have a "
-                "fixed length: add the missing slots",
-                row=r,
-                col=col,
-            )
-
-
-def _fmt_td(td: pd.Timedelta) -> str:
-    sec = td.total_seconds()
-    for unit, size in (("h", 3600), ("min", 60)):
-        if sec % size == 0:
-            return f"{sec / size:g} {unit}"
-    return f"{sec:g} s"
-
-
-def _check_same_time(
-    tb: _Table, t: pd.DatetimeIndex, col: int, ref: _Table, ref_t: pd.DatetimeIndex
-) -> None:
-    n = min(len(t), len(ref_t))
-    diff = np.flatnonzero(t.asi8[:n] != ref_t.asi8[:n])
-    if diff.size:
-        r = int(diff[0])
-        raise tb.error(
-            f"time {t[r]} differs from {ref.label} {ref.word} {ref.lines[r]} "
-            f"({ref_t[r]}); every time series must list the same slots in the "
-            "same order",
-            row=r,
-            col=col,
-        )
-    if len(t) != len(ref_t):
-        raise ScenarioFormatError(
-            f"has {len(t)} time rows but {ref.label} has {len(ref_t)}; every time series "
-            "must list the same slots",
-            file=tb.label,
-        )
-
-
 # ---------------------------------------------------------------------------- reading
 @dataclass
 class _Series:
-    table: _Table
+    table: Table
     pos: dict[str, int]
     values: dict[str, np.ndarray]  # name -> (T,) or (T, K) in canonical units
 
 
-def _open(folder: Path, display: Path, tm: _Toml, file: str, *loc: str) -> _Table:
+def _open(folder: Path, display: Path, tm: _Toml, file: str, *loc: str) -> Table:
     """The table ``file`` named at ``loc`` of scenario.toml (inside the folder)."""
     what = tm.what(loc)
     if not tm.allow_outside:
@@ -1018,7 +603,7 @@ def _open(folder: Path, display: Path, tm: _Toml, file: str, *loc: str) -> _Tabl
                 *loc,
                 "file",
             )
-    return _read_table(
+    return read_table(
         folder / file,
         str(display / file),
         lambda m: tm.error(f"{what}: {m}", None, *loc, "file"),
@@ -1131,8 +716,8 @@ class _Reader:
     display: Path
     series: dict[str, _Series] = field(default_factory=dict)
     cap_lines: dict[tuple[int, int], int] = field(default_factory=dict)
-    routes: _Table | None = None
-    lat: _Table | None = None
+    routes: Table | None = None
+    lat: Table | None = None
     lat_rows: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -1164,7 +749,7 @@ class _Reader:
             raise self.tm.error(str(exc), None, "timeseries", key, "unit") from None
 
     def wide(
-        self, key: str, required: Sequence[str], ref: tuple[_Table, pd.DatetimeIndex] | None
+        self, key: str, required: Sequence[str], ref: tuple[Table, pd.DatetimeIndex] | None
     ) -> tuple[_Series, pd.DatetimeIndex]:
         """The wide table of signal ``key``: time plus one column per region or datacenter."""
         spec: SeriesSpec = getattr(self.spec.timeseries, key)
@@ -1178,25 +763,25 @@ class _Reader:
             if key in _CONSTANT_IN_TOML
             else ""
         )
-        pos = _layout(tb, ["time"], names, dim, required, alt)
-        t = _times(tb, pos["time"])
+        pos = layout(tb, ["time"], names, dim, required, alt)
+        t = times(tb, pos["time"])
         if ref is None:
-            _check_reference_time(tb, t, pos["time"])
+            check_reference_time(tb, t, pos["time"])
             factor = self._unit(key, quantity, spec.unit, self._slot_hours((tb, t)))
         else:
-            _check_same_time(tb, t, pos["time"], *ref)
+            check_same_time(tb, t, pos["time"], *ref)
         vals = {
-            n: self._convert(key, factor, _numbers(tb, c)) for n, c in pos.items() if n != "time"
+            n: self._convert(key, factor, numbers(tb, c)) for n, c in pos.items() if n != "time"
         }
         return _Series(tb, pos, vals), t
 
     @staticmethod
-    def _slot_hours(ref: tuple[_Table, pd.DatetimeIndex] | None) -> float | None:
+    def _slot_hours(ref: tuple[Table, pd.DatetimeIndex] | None) -> float | None:
         if ref is None or len(ref[1]) < 2:
             return None
         return float((ref[1][1] - ref[1][0]) / pd.Timedelta(hours=1))
 
-    def constants(self, key: str, ref: tuple[_Table, pd.DatetimeIndex]) -> np.ndarray:
+    def constants(self, key: str, ref: tuple[Table, pd.DatetimeIndex]) -> np.ndarray:
         """``pue`` or ``capacity`` (time, datacenter[, model]): each datacenter's value from
         its ``[[datacenter]]`` key or from its column of ``[timeseries.<key>]``."""
         T, N, K = len(ref[1]), len(self.D), len(self.M)
@@ -1296,7 +881,7 @@ class _Reader:
         for n in table:
             if n not in known:
                 raise self.tm.error(
-                    f"{what} names unknown {dim} {n!r}{_suggest(n, known)}",
+                    f"{what} names unknown {dim} {n!r}{suggest(n, known)}",
                     f"known {dim}s: {known}",
                     *loc,
                 )
@@ -1340,7 +925,7 @@ class _Reader:
                 )
             except ScenarioFormatError as exc:
                 raise tm.error(exc.problem, exc.fix, "model", k, "energy_unit") from None
-            ev = e.energy_per_request
+            ev: Any = e.energy_per_request
             if isinstance(ev, dict):
                 ev = self._per_name(
                     ev,
@@ -1358,26 +943,26 @@ class _Reader:
 
         # regions: home, latency SLOs [ms] (eqglb.slo; a region without the key has no limit)
         home: tuple[str, ...] | None = None
-        if any(e.home is not None for e in spec.region):
-            for j, e in enumerate(spec.region):
-                if e.home is None:
+        if any(g.home is not None for g in spec.region):
+            for j, g in enumerate(spec.region):
+                if g.home is None:
                     raise tm.error(
-                        f"region {e.name!r} has no home, but other regions do",
+                        f"region {g.name!r} has no home, but other regions do",
                         "give every region a home datacenter or none",
                         "region",
                         j,
                     )
-                if e.home not in D:
+                if g.home not in D:
                     raise tm.error(
-                        f"home of region {e.name!r} is {e.home!r}, not a datacenter"
-                        f"{_suggest(e.home, D)}",
+                        f"home of region {g.name!r} is {g.home!r}, not a datacenter"
+                        f"{suggest(g.home, D)}",
                         f"known datacenters: {D}",
                         "region",
                         j,
                         "home",
                     )
-            home = tuple(str(e.home) for e in spec.region)
-        limits = {
+            home = tuple(str(g.home) for g in spec.region)
+        limits: dict[str, Any] = {
             key: None
             if all(getattr(e, key) is None for e in spec.region)
             else np.array(
@@ -1426,7 +1011,7 @@ class _Reader:
             raise self.locate(exc) from exc
 
     def _per_model_capacity(
-        self, required: list[str], ref: tuple[_Table, pd.DatetimeIndex]
+        self, required: list[str], ref: tuple[Table, pd.DatetimeIndex]
     ) -> _Series:
         """The per-model capacity table: columns time, model, one per datacenter."""
         spec: SeriesSpec = self.spec.timeseries.capacity  # type: ignore[attr-defined]
@@ -1435,7 +1020,7 @@ class _Reader:
             "capacity", "capacity_per_model", spec.unit or "requests", self._slot_hours(ref)
         )
         tb = _open(self.folder, self.display, self.tm, spec.file, "timeseries", "capacity")
-        pos = _layout(
+        pos = layout(
             tb,
             ["time", "model"],
             D,
@@ -1443,7 +1028,7 @@ class _Reader:
             required,
             " or give capacity = {{ model = ... }} in the [[datacenter]] table of {name!r}",
         )
-        t = _times(tb, pos["time"])
+        t = times(tb, pos["time"])
         ref_tb, ref_t = ref
         ti = ref_t.get_indexer(t)
         if (ti < 0).any():
@@ -1461,7 +1046,7 @@ class _Reader:
             row = int(np.flatnonzero(ki < 0)[0])
             n = names.iloc[row]
             raise tb.error(
-                f"model {n!r} is not a model of scenario.toml{_suggest(n, M)}; known models: {M}",
+                f"model {n!r} is not a model of scenario.toml{suggest(n, M)}; known models: {M}",
                 row=row,
                 col=mc,
             )
@@ -1484,7 +1069,7 @@ class _Reader:
             )
         order = np.array([[where[(a, b)] for b in range(K)] for a in range(T)])  # (T, K)
         vals = {
-            n: self._convert("capacity", factor, _numbers(tb, c))[order]
+            n: self._convert("capacity", factor, numbers(tb, c))[order]
             for n, c in pos.items()
             if n not in ("time", "model")
         }
@@ -1500,7 +1085,7 @@ class _Reader:
         for c, h in enumerate(tb.columns):
             if h not in keys:
                 raise tb.error(
-                    f"unknown column {h!r}{_suggest(h, keys)}; the routing table has "
+                    f"unknown column {h!r}{suggest(h, keys)}; the routing table has "
                     "exactly the columns datacenter, region, model (one allowed route "
                     "per line)",
                     col=c,
@@ -1517,7 +1102,7 @@ class _Reader:
                     line=1 if tb.csv else None,
                 )
         idx = [
-            _names_column(tb, pos[dim], names, dim, True)
+            names_column(tb, pos[dim], names, dim, True)
             for dim, names in zip(keys, (self.D, self.R, self.M), strict=True)
         ]
         allowed = np.zeros((len(self.D), len(self.R), len(self.M)), dtype=bool)
@@ -1535,8 +1120,8 @@ class _Reader:
         except ScenarioFormatError as exc:
             raise self.tm.error(exc.problem, exc.fix, "latency", "unit") from None
         tb = _open(self.folder, self.display, self.tm, spec.file, "latency")
-        pos = _layout(tb, ["datacenter"], R, "region", R)
-        rows = _names_column(tb, pos["datacenter"], D, "datacenter", False)
+        pos = layout(tb, ["datacenter"], R, "region", R)
+        rows = names_column(tb, pos["datacenter"], D, "datacenter", False)
         seen: dict[int, int] = {}
         for row, a in enumerate(rows):
             i = int(a[0])
@@ -1554,7 +1139,7 @@ class _Reader:
                     f"no row for datacenter {n!r}", fix="add one row per datacenter", file=tb.label
                 )
         order = np.array([seen[i] for i in range(len(D))])
-        lat = np.column_stack([factor(_numbers(tb, pos[n]))[order] for n in R])
+        lat = np.column_stack([factor(numbers(tb, pos[n]))[order] for n in R])
         self.lat, self.lat_rows = tb, {i: int(tb.lines[row]) for i, row in seen.items()}
         return lat
 
@@ -1566,7 +1151,7 @@ class _Reader:
         t, i, j, k = (c.get(d) for d in ("time", "datacenter", "region", "model"))
 
         def at(
-            tb: _Table | None, line: int | None = None, col: str | None = None, note: str = ""
+            tb: Table | None, line: int | None = None, col: str | None = None, note: str = ""
         ) -> ScenarioFormatError:
             if tb is None:
                 return at_toml()
@@ -1588,7 +1173,7 @@ class _Reader:
             out.field, out.coordinate, out.fix = var, c, exc.fix
             return out
 
-        def slot(tb: _Table) -> int | None:
+        def slot(tb: Table) -> int | None:
             return int(tb.lines[t]) if t is not None and t < len(tb.lines) else None
 
         dc = None if i is None else self.D[i]
@@ -1624,31 +1209,6 @@ class _Reader:
         if var == "allowed" and self.routes is not None:
             return at(self.routes)
         return at_toml()
-
-
-def _names_column(
-    tb: _Table, col: int, known: list[str], dim: str, wildcard: bool
-) -> list[np.ndarray]:
-    """Per row, the indices the cell names ('*' = all when ``wildcard``)."""
-    out: list[np.ndarray] = []
-    idx = {n: i for i, n in enumerate(known)}
-    for row, v in enumerate(tb.cells[col].tolist()):
-        cell = "" if v is None else str(v).strip()
-        if wildcard and cell == _WILDCARD:
-            out.append(np.arange(len(known)))
-        elif cell in idx:
-            out.append(np.array([idx[cell]]))
-        else:
-            hint = " or '*' for all" if wildcard else ""
-            if cell == "":
-                raise tb.error(f"empty cell; write a {dim} name{hint}", row=row, col=col)
-            raise tb.error(
-                f"{cell!r} is not a {dim} of scenario.toml{_suggest(cell, known)}; "
-                f"known {dim}s: {known}{hint}",
-                row=row,
-                col=col,
-            )
-    return out
 
 
 # ---------------------------------------------------------------------------- writing
@@ -1702,7 +1262,7 @@ def _check_names(sc: Scenario) -> None:
                     f"{dim} name {n!r} has surrounding whitespace or a line break; the "
                     f"scenario format strips header cells: rename the {dim}"
                 )
-            if n == _WILDCARD or n in key_cols.get(dim, ()):
+            if n == WILDCARD or n in key_cols.get(dim, ()):
                 raise ScenarioFormatError(
                     f"{dim} name {n!r} clashes with a reserved column name or the routing "
                     f"wildcard ('time', 'model', 'datacenter', '*'); rename the {dim}"
@@ -1891,7 +1451,7 @@ def write_scenario(
         for i in range(N):
             for j in range(J):
                 if allowed[i, j].all():
-                    rows.append((D[i], R[j], _WILDCARD))
+                    rows.append((D[i], R[j], WILDCARD))
                 else:
                     rows.extend((D[i], R[j], M[k]) for k in np.flatnonzero(allowed[i, j]))
         routing_file = emit(
