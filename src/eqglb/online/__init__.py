@@ -30,7 +30,7 @@ from eqglb.online.simulator import (
 )
 from eqglb.online.slot_solver import SlotSolution, SlotSolver
 from eqglb.online.state import load_state, restore_policy, save_state
-from eqglb.policies import register
+from eqglb.registry import register
 
 __all__ = [
     "STEP_RULES",
@@ -55,7 +55,11 @@ __all__ = [
 ]
 
 
-@register("online", "online equitable GLB: dual mirror descent, causal (no look-ahead)")
+@register(
+    "online",
+    "online equitable GLB: dual mirror descent, causal (no look-ahead)",
+    state_class=OnlineDMD,
+)
 def _online(
     objective: Objective,
     step: str = "adaptive",
@@ -72,6 +76,7 @@ def _online(
 @register(
     "receding",
     "forecast-aware online: receding horizon over a 48-slot window of seasonal-naive forecasts",
+    state_class=RecedingHorizon,
 )
 def _receding(
     objective: Objective,

@@ -184,13 +184,13 @@ def restore_policy(state: dict[str, Any], **overrides: Any) -> Any:
     ``overrides`` replace configuration entries, e.g. ``forecaster=my_forecaster`` for a
     receding-horizon policy whose forecaster is a user object (stored by name only).
     """
-    from eqglb.online.dmd import OnlineDMD
-    from eqglb.online.receding import RecedingHorizon
+    from eqglb.registry import state_class
 
-    kinds: dict[str, Any] = {"OnlineDMD": OnlineDMD, "RecedingHorizon": RecedingHorizon}
     kind = state.get("policy")
-    if kind not in kinds:
-        raise ScenarioError(f"policy state: field 'policy' is {kind!r}; known: {list(kinds)}")
-    policy = kinds[kind].from_config({**state["config"], **overrides})
+    try:
+        cls: Any = state_class(str(kind))
+    except KeyError as exc:
+        raise ScenarioError(f"policy state: field 'policy' is {exc.args[0]}") from None
+    policy = cls.from_config({**state["config"], **overrides})
     policy.load_state(state)
     return policy

@@ -2,7 +2,7 @@
 
 ``make_policy(name, objective=..., **options)`` builds any registered policy; offline
 policies have ``plan(scenario) -> Dispatch``, online ones ``decide(slot)`` and are driven by
-:mod:`eqglb.simulate`.
+:mod:`eqglb.simulate`. The registry itself is :mod:`eqglb.registry` (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from eqglb.policies.offline import (
     eglb_baseline,
 )
 from eqglb.policies.problem import SolveError
+from eqglb.registry import DESCRIPTIONS, REGISTRY, make_policy, policy_names, register
 
 __all__ = [
+    "DESCRIPTIONS",
     "MODEL_RULES",
     "REGISTRY",
     "EquitableOffline",
@@ -31,22 +33,6 @@ __all__ = [
     "policy_names",
     "register",
 ]
-
-#: name -> factory(objective, **options) -> policy object
-REGISTRY: dict[str, Callable[..., Any]] = {}
-#: name -> one-line description (units stated)
-DESCRIPTIONS: dict[str, str] = {}
-
-
-def register(name: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator adding a policy factory ``f(objective, **options)`` to the registry."""
-
-    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
-        REGISTRY[name] = f
-        DESCRIPTIONS[name] = description
-        return f
-
-    return deco
 
 
 def _baseline(kind: str, name: str | None = None, rule: str | None = None) -> Callable[..., Any]:
@@ -141,25 +127,3 @@ def _reference(objective: Objective, model_rule: str | None = None, **kw: Any) -
     kw.setdefault("name", "reference")
     kw["tol"] = kw.get("tol") or DEFAULT_TOL
     return EquitableOffline(objective=objective, model_rule=rule, **kw)
-
-
-def policy_names() -> list[str]:
-    return list(REGISTRY)
-
-
-def make_policy(policy: str, objective: Objective | None = None, /, **options: Any) -> Any:
-    """Build the policy registered as ``policy`` (ValueError listing the names otherwise).
-
-    ``options`` go to the factory (``model_rule``, ``tol``, ``name`` for the dispatch, ...).
-    """
-    try:
-        factory = REGISTRY[policy]
-    except KeyError:
-        raise ValueError(f"unknown policy {policy!r}; choose from {policy_names()}") from None
-    return factory(objective or Objective(), **options)
-
-
-# Policies defined in their own packages register themselves on import (they import
-# `register` from this module, which is complete by now).
-import eqglb.online  # noqa: E402,F401
-import eqglb.structured  # noqa: E402,F401

@@ -11,7 +11,7 @@ Importing this package registers the policies ``"structured"`` and ``"streaming"
 (:class:`StreamingOffline`: the same decomposition over compact slot LPs streamed in
 blocks of slots, for year-long scenarios with thousands of regions)::
 
-    from eqglb.policies import make_policy
+    from eqglb.registry import make_policy
     policy = make_policy("structured", objective, tol=1e-6)
     dispatch = policy.plan(scenario)
     dispatch.info.dual_bound, dispatch.info.extra["gap"]
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from eqglb.costs import Objective
-from eqglb.policies import register
+from eqglb.registry import register
 from eqglb.structured.coupling import Block, Coupling, coupling_of
 from eqglb.structured.slotlp import SlotLPs, SlotSolution
 from eqglb.structured.solver import StructuredOffline, slot_lps
