@@ -317,3 +317,19 @@ def test_sub_table_of_an_array_of_tables_is_located(tmp_path: Path) -> None:
         info.value
     )
     assert "did you mean 'eu-dublin'" in str(info.value)
+
+
+def test_netcdf_value_error_keeps_its_data(tmp_path: Path) -> None:
+    sc = with_health(read_scenario(EXAMPLE))
+    path = write_netcdf(tmp_path / "s.nc", sc)
+    import xarray as xr
+
+    ds = xr.open_dataset(path, engine="h5netcdf").load()
+    ds.close()
+    ds["health_cost"][2, 1] = -1.0
+    ds.to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
+    with pytest.raises(ScenarioError) as info:
+        read_netcdf(tmp_path / "bad.nc")
+    err = info.value
+    assert str(err).startswith(f"{tmp_path / 'bad.nc'}: health_cost has 1 negative")
+    assert err.field == "health_cost" and err.coordinate == {"time": 2, "datacenter": 1}

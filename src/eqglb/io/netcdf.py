@@ -1,8 +1,9 @@
 """netCDF files of scenarios and results (the ``xarray`` extra: xarray + h5netcdf).
 
 One netCDF-4 file holds a scenario (the variables of :meth:`Scenario.to_xarray
-<eqglb.scenario.Scenario.to_xarray>`, canonical units in ``units`` attrs) and, optionally,
-results:
+<eqglb.scenario.Scenario.to_xarray>`: one per field of :data:`eqglb.fields.FIELDS`,
+canonical units in ``units`` attrs; ``health_cost`` only when it is not 0) and,
+optionally, results:
 
 * ``dispatch(policy, time, datacenter, region, model)`` [requests/slot] for each
   :class:`~eqglb.scenario.Dispatch`, with its solve status in ``solve_status(policy)``,
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eqglb.fields import FIELDS
 from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo, SolveStatus
 
 if TYPE_CHECKING:
@@ -192,27 +194,16 @@ def read_netcdf(
         ) from exc
     ds.close()
     contents = json.loads(ds.attrs.get("eqglb_contents", "{}"))
-    scen_vars = [
-        v
-        for v in ds.data_vars
-        if v
-        not in (
-            "dispatch",
-            "solve_status",
-            "solver",
-            "solve_time",
-            "solve_objective",
-            "solve_dual_bound",
-            "solve_iterations",
-        )
-        and not str(v).startswith("eval_")
-    ]
+    # the scenario: the variables of the field schema (plus home); the rest are results
+    scen_vars = [v for v in ds.data_vars if v in FIELDS or v in ("home", "tokens_per_request")]
     try:
         sc = Scenario.from_xarray(
             ds[scen_vars], strict=strict, validate_feasibility=validate_feasibility
         )
     except ScenarioError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
+        raise type(exc)(
+            f"{path}: {exc}", field=exc.field, coordinate=exc.coordinate, fix=exc.fix
+        ) from exc
     dispatches: dict[str, Dispatch] = {}
     if "dispatch" in ds.data_vars:
         for p in [str(x) for x in ds["policy"].values]:
