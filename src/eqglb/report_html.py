@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eqglb.burdens import BURDENS
 from eqglb.report import _as_mapping, _quality_unit, flag_reason, new_figure
 
 if TYPE_CHECKING:
@@ -501,6 +502,10 @@ def _map_figure(
     for attr, title, unit, where in (
         ("carbon", "Carbon per data centre", "kg CO2", dcs),
         ("water", "Water per data centre", "L", dcs),
+        *(
+            (k, f"{BURDENS[k].label.capitalize()} per data centre", BURDENS[k].unit, dcs)
+            for k in _extra(featured)
+        ),
         ("social", "Quality loss per user region", _quality_unit(featured), regs),
     ):
         names = [n for n in getattr(featured, attr) if n in where]
@@ -586,11 +591,22 @@ def _map_figure(
     return fig
 
 
+def _extra(*evs: Evaluation) -> list[str]:
+    """Burdens beyond carbon, water and quality that all of ``evs`` report (health)."""
+    return [
+        k
+        for k in BURDENS
+        if k not in ("social", "carbon", "water") and all(k in e.burdens for e in evs)
+    ]
+
+
 def _bars_figure(d: Mapping[str, Evaluation]) -> Any:
     first = next(iter(d.values()))
+    more = [k for k in _extra(first) if all(k in e.burdens for e in d.values())]
     specs = (
         ("carbon", "carbon per data centre [kg CO2]"),
         ("water", "water per data centre [L]"),
+        *((k, f"{BURDENS[k].label} per data centre [{BURDENS[k].unit}]") for k in more),
         ("social", f"quality loss per user region [{_quality_unit(first)}]"),
     )
     fig = new_figure("the HTML report", (10.0, 2.6 * len(specs)))
@@ -762,6 +778,14 @@ def _table(
         ("carbon worst DC<br>[kg CO2]", lambda e: e.summary["carbon"]["max"], True),
         ("water total<br>[L]", lambda e: e.summary["water"]["total"], True),
         ("water worst DC<br>[L]", lambda e: e.summary["water"]["max"], True),
+        *(
+            (
+                f"{BURDENS[k].label} worst DC<br>[{BURDENS[k].unit}]",
+                lambda e, k=k: e.summary[k]["max"],
+                True,
+            )
+            for k in _extra(*d.values())
+        ),
         ("quality loss mean<br>[-]", lambda e: e.summary["totals"]["mean_quality_loss"], True),
         (f"quality loss worst region<br>[{q_unit}]", lambda e: e.summary["social"]["max"], True),
     )
