@@ -120,3 +120,51 @@ def test_nearest_needs_latency_or_home():
     sc = base(home=None)
     with pytest.raises(ScenarioError, match="neither `latency` nor `home`"):
         sc.nearest_latency()
+
+
+@pytest.mark.parametrize(
+    "over, field, coordinate",
+    [
+        (
+            dict(demand=np.array([[4.0, 4.0], [np.nan, 4.0], [4.0, 4.0]])),
+            "demand",
+            {"time": 1, "region": 0},
+        ),
+        (dict(capacity=[40.0, -2.0]), "capacity", {"time": 0, "datacenter": 1}),
+        (
+            dict(energy_per_request=[1e-4, -5e-4]),
+            "energy_per_request",
+            {"datacenter": 0, "model": 1},
+        ),
+        (dict(quality_loss=[0.1, 1.5]), "quality_loss", {"model": 1}),
+        (dict(pue=[1.1, 0.0]), "pue", {"time": 0, "datacenter": 1}),
+        (dict(home=["a", "zz"]), "home", {"region": 1}),
+        (dict(allowed=np.array([[True, False], [True, False]])), "allowed", {"region": 1}),
+        (
+            dict(
+                time=pd.DatetimeIndex(["2022-09-22 00:00", "2022-09-22 01:00", "2022-09-22 03:00"])
+            ),
+            "time",
+            {"time": 2},
+        ),
+        (
+            dict(demand=np.array([[4.0, 4.0], [4.0, 400.0], [4.0, 4.0]])),
+            "demand",
+            {"time": 1, "region": 1},
+        ),
+    ],
+)
+def test_errors_carry_field_and_coordinate_as_data(over, field, coordinate):
+    """What a reader needs to locate the value is data on the error, not message text."""
+    with pytest.raises(ScenarioError) as info:
+        base(**over)
+    assert info.value.field == field
+    assert info.value.coordinate == coordinate
+
+
+def test_infeasible_demand_has_its_own_class_and_fix():
+    from eqglb.scenario import InfeasibleDemandError
+
+    with pytest.raises(InfeasibleDemandError) as info:
+        base(demand=np.array([[4.0, 4.0], [4.0, 400.0], [4.0, 4.0]]))
+    assert info.value.fix is not None and str(info.value).endswith(info.value.fix)

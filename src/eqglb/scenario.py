@@ -245,14 +245,18 @@ class Scenario:
                 t = int(bad[0]) + 1
                 raise ScenarioError(
                     f"time is not strictly increasing at slot {t} ({time[t]} after "
-                    f"{time[t - 1]}); sort the time stamps and drop duplicates"
+                    f"{time[t - 1]}); sort the time stamps and drop duplicates",
+                    field="time",
+                    coordinate={"time": t},
                 )
             gap = np.flatnonzero(steps != steps[0])
             if gap.size:
                 t = int(gap[0]) + 1
                 raise ScenarioError(
                     f"time has a gap or uneven step at slot {t} ({time[t - 1]} -> {time[t]}, "
-                    f"expected step {pd.Timedelta(int(steps[0]))}); fill the missing slots"
+                    f"expected step {pd.Timedelta(int(steps[0]))}); fill the missing slots",
+                    field="time",
+                    coordinate={"time": t},
                 )
         set_("time", time)
 
