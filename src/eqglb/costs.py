@@ -79,19 +79,33 @@ class Objective:
         length of the term's vector), so that ``mu ||v||_q`` equals ``mu_unit * sum(v)``
         when the burden is spread evenly, at every q. :meth:`with_q` keeps the per-unit
         weights. None: the weights are used as given.
+    switching_cost : float
+        Price of moving requests between routes from one slot to the next [USD per
+        request moved], 0 (the default) for none: adds ``switching_cost * sum_t M_t``
+        with the movement ``M_t`` [requests] of docs/switching.md
+        (:func:`eqglb.simulate.movement`). It couples consecutive slots, so only the
+        cvxpy model (:class:`eqglb.policies.EquitableOffline`) solves it exactly.
     **weights
         ``mu_<burden>=`` and ``q_<burden>=`` keywords, the same as ``terms`` entries.
 
     Attributes ``mu_<burden>`` and ``q_<burden>`` read one term.
     """
 
-    __slots__ = ("combined_environment", "energy_weight", "norm_sizes", "social_average", "terms")
+    __slots__ = (
+        "combined_environment",
+        "energy_weight",
+        "norm_sizes",
+        "social_average",
+        "switching_cost",
+        "terms",
+    )
 
     terms: Mapping[str, Term]
     combined_environment: bool
     social_average: bool
     energy_weight: float
     norm_sizes: tuple[int, int] | None
+    switching_cost: float
 
     def __init__(
         self,
@@ -101,6 +115,7 @@ class Objective:
         social_average: bool = True,
         energy_weight: float = 1.0,
         norm_sizes: tuple[int, int] | None = None,
+        switching_cost: float = 0.0,
         **weights: Any,
     ) -> None:
         given: dict[str, list[Any]] = {name: [0.0, 2.0] for name in BURDENS}
@@ -129,6 +144,16 @@ class Objective:
         ew = float(energy_weight)
         if not (math.isfinite(ew) and ew >= 0):
             raise ValueError(f"energy_weight = {ew!r}; weights must be finite and >= 0")
+        try:
+            sw = float(switching_cost)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"switching_cost = {switching_cost!r}; give a price in USD per request moved"
+            ) from None
+        if not (math.isfinite(sw) and sw >= 0):
+            raise ValueError(
+                f"switching_cost = {sw!r} [USD per request moved]; it must be finite and >= 0"
+            )
         sizes: tuple[int, int] | None = None
         if norm_sizes is not None:
             sz = tuple(int(n) for n in norm_sizes)
@@ -143,6 +168,7 @@ class Objective:
         set_(self, "social_average", bool(social_average))
         set_(self, "energy_weight", ew)
         set_(self, "norm_sizes", sizes)
+        set_(self, "switching_cost", sw)
 
     def __getattr__(self, key: str) -> float:
         kind, _, name = key.partition("_")
@@ -161,6 +187,7 @@ class Objective:
             self.social_average,
             self.energy_weight,
             self.norm_sizes,
+            self.switching_cost,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -178,11 +205,16 @@ class Objective:
             "social_average": self.social_average,
             "energy_weight": self.energy_weight,
             "norm_sizes": self.norm_sizes,
+            "switching_cost": self.switching_cost,
         }
 
     def __repr__(self) -> str:
         parts = [f"{k}=({t.mu:g}, {t.q:g})" for k, t in self.terms.items() if t.mu > 0]
-        parts += [f"{k}={v!r}" for k, v in self._flags().items()]
+        parts += [
+            f"{k}={v!r}"
+            for k, v in self._flags().items()
+            if k != "switching_cost" or self.switching_cost > 0
+        ]
         return f"Objective({', '.join(parts)})"
 
     def replace(self, **changes: Any) -> Objective:
@@ -203,8 +235,9 @@ class Objective:
     def to_config(self) -> dict[str, Any]:
         """JSON-ready dict of the weights, orders and flags (infinite q written "inf").
 
-        The terms of quality, carbon and water are always written; any other burden only
-        with a positive weight, so configurations saved before it existed stay equal."""
+        The terms of quality, carbon and water are always written; any other burden, and
+        ``switching_cost``, only with a positive weight, so configurations saved before
+        they existed stay equal."""
         out: dict[str, Any] = {}
         keep = [k for k, t in self.terms.items() if k in ("social", "carbon", "water") or t.mu > 0]
         for k in keep:
@@ -218,6 +251,8 @@ class Objective:
             out["energy_weight"] = self.energy_weight
         if self.norm_sizes is not None:
             out["norm_sizes"] = list(self.norm_sizes)
+        if self.switching_cost > 0:
+            out["switching_cost"] = self.switching_cost
         return out
 
     @classmethod
@@ -324,6 +359,8 @@ class Objective:
                 continue
             if t.mu > 0 or name in ("social", "carbon", "water"):
                 parts.append(f"{t.mu:g} ||{b.symbol}||_{qs(t.q)}")
+        if self.switching_cost > 0:
+            parts.append(f"{self.switching_cost:g} USD/request x movement")
         return " + ".join(parts)
 
 
