@@ -8,7 +8,11 @@ is the Lagrangian dual function of the offline problem (``eqglb.structured.coupl
 
 for block prices ``gamma_b >= 0`` inside the dual-norm ball of radius ``w_b`` and side
 prices ``nu_t >= 0`` of optional per-slot rows ``a_t . x <= b_t`` (the lexicographic
-quality rows of the ``"best"`` model rule). By weak duality ``g <= optimum`` for *any* such
+quality rows of the ``"best"`` model rule). A switching cost (docs/switching.md)
+``sigma * sum_{t>=1,p} w[t,p] |f[t,p] - f[t-1,p]|`` couples consecutive slots; it is
+relaxed too: for any prices ``|lam[t,p]| <= sigma w[t,p]`` it is at least
+``sum_t lam_t . (f_t - f_{t-1}) = sum_t (lam_t - lam_{t+1}) . f_t``, a linear cost per slot
+(:func:`switching_prices`), so the slot LPs stay separable. By weak duality ``g <= optimum`` for *any* such
 prices, however they were found: a solver's approximate duals can only make the bound
 loose, never invalid. Each slot minimum is computed by the exact slot LPs of
 :mod:`eqglb.structured.slotlp`, whose bounds come from exactly dual-feasible points.
@@ -26,7 +30,7 @@ import numpy as np
 
 from eqglb.costs import Coefficients, Objective, coefficients
 
-__all__ = ["SideRows", "lagrangian_bound", "relative_gap"]
+__all__ = ["SideRows", "lagrangian_bound", "relative_gap", "switching_prices"]
 
 
 def relative_gap(upper: float, lower: float, magnitude: float = 0.0) -> float:
@@ -65,6 +69,31 @@ class SideRows:
     nu: np.ndarray
 
 
+def switching_prices(
+    demand: np.ndarray, region: np.ndarray, lam: np.ndarray, switching_cost: float
+) -> np.ndarray:
+    """Slot costs [USD/request] (time, route) of the switching cost relaxed at ``lam``.
+
+    The switching cost is ``sigma sum_{t>=1,p} w[t,p] |f[t,p] - f[t-1,p]|`` with
+    ``sigma = switching_cost`` [USD/request], ``w[t,p] = 0.5 demand[t, region[p]]``
+    [requests] and the routing fraction ``f[t,p] = y[t,p] / demand[t, region[p]]`` (0 where
+    the demand is 0). Since ``sigma w |z| >= lam z`` whenever ``|lam| <= sigma w``, it is
+    at least ``sum_p c[t,p] y[t,p]`` with ``c[t,p] = (lam[t,p] - lam[t+1,p]) /
+    demand[t, region[p]]`` (``lam`` indexed by the later slot of each pair, 0 outside
+    1..T-1): a valid under-estimate for any ``lam`` [USD per unit of fraction change]
+    (time - 1, route), which is clipped into that box first.
+    """
+    d = np.asarray(demand, dtype=float)[:, np.asarray(region)]  # (T, P) [requests]
+    T, P = d.shape
+    cap = float(switching_cost) * 0.5 * d[1:]
+    lam_t = np.nan_to_num(np.asarray(lam, dtype=float).reshape(T - 1, P), nan=0.0)
+    lam_t = np.clip(lam_t, -cap, cap)
+    full = np.zeros((T + 1, P))
+    full[1:T] = lam_t  # full[t] prices the pair (t-1, t)
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    return (full[:T] - full[1:]) * inv
+
+
 def lagrangian_bound(
     sc: object,
     objective: Objective | None = None,
@@ -73,6 +102,7 @@ def lagrangian_bound(
     linear: np.ndarray | None = None,
     side: Sequence[SideRows] = (),
     coef: Coefficients | None = None,
+    extra: np.ndarray | None = None,
     batch: int = 512,
 ) -> float:
     """A valid lower bound [objective unit] on the offline optimum of ``sc``.
@@ -90,6 +120,11 @@ def lagrangian_bound(
         A purely linear objective per request instead (baselines' own costs).
     side : sequence of SideRows
         Per-slot rows relaxed with their prices.
+    extra : array (time, route), optional
+        A linear under-estimate [objective unit per request] of further terms of the
+        objective that couple the slots, added to every slot cost (the relaxed switching
+        cost of :func:`switching_prices`). It is the caller's to make valid: the bound
+        holds when ``extra . y`` never exceeds those terms.
     """
     from eqglb.policies.problem import Routes
     from eqglb.structured.coupling import coupling_of
@@ -113,11 +148,14 @@ def lagrangian_bound(
             b.project(np.asarray(given.get(b.name, np.zeros(b.size)), float)) for b in blocks
         ]
     const = 0.0
-    extra = np.zeros((T, routes.size)) if side else None
+    more = np.zeros((T, routes.size)) if side or extra is not None else None
+    if extra is not None:
+        assert more is not None
+        more += np.asarray(extra, dtype=float).reshape(T, routes.size)
     for row in side:
         nu = np.clip(np.nan_to_num(np.asarray(row.nu, float), nan=0.0), 0.0, None)
-        assert extra is not None
-        extra += nu[:, None] * np.asarray(row.a, float)
+        assert more is not None
+        more += nu[:, None] * np.asarray(row.a, float)
         const -= float(nu @ np.asarray(row.b, float))
     lps = slot_lps(sc, routes)  # type: ignore[arg-type]
     total = 0.0
@@ -126,7 +164,7 @@ def lagrangian_bound(
         cost = np.array(c[t], dtype=float)
         for b, g in zip(blocks, prices_g, strict=True):
             cost += g[b.index][None, :] * b.rows(t)
-        if extra is not None:
-            cost += extra[t]
+        if more is not None:
+            cost += more[t]
         total += float(lps.solve(t, cost).bound.sum())
     return total + const

@@ -26,8 +26,10 @@ __all__ = [
     "Feasibility",
     "compare",
     "evaluate",
+    "movement",
     "overheads",
     "pct_change",
+    "routing_fractions",
     "run_policy",
 ]
 
@@ -59,6 +61,36 @@ class Feasibility:
 
     def ok(self, tol: float = 1e-6) -> bool:
         return max(self.demand, self.capacity, self.routing, self.negative) <= tol
+
+
+def routing_fractions(demand: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Routing fractions ``f[t,i,j,k] = y[t,i,j,k] / demand[t,j]`` [-] (0 where the demand
+    is 0) of a dispatch ``y`` (time, datacenter, region, model) [requests/slot]."""
+    d = np.asarray(demand, dtype=float)
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    return np.asarray(y, dtype=float) * inv[:, None, :, None]
+
+
+def movement(sc: Scenario | np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Requests moved between routes in every slot [requests] (docs/switching.md).
+
+    ``M_t = sum_j demand[t,j] * 0.5 * sum_{i,k} |f[t,i,j,k] - f[t-1,i,j,k]|`` for t >= 1
+    with the routing fractions of :func:`routing_fractions`, and ``M_0 = 0``: the number
+    of region j's requests of slot t whose (data centre, model) differs from what the
+    previous slot's split would have given them. With constant demand it is
+    ``0.5 * sum |y_t - y_{t-1}|``. ``sc`` is a scenario or its demand (time, region).
+    The switching cost of an objective is ``switching_cost * movement(sc, y).sum()``
+    [USD].
+    """
+    d = np.asarray(sc.demand if isinstance(sc, Scenario) else sc, dtype=float)
+    y = np.asarray(y, dtype=float)
+    out = np.zeros(d.shape[0])
+    if d.shape[0] < 2:
+        return out
+    f = routing_fractions(d, y)
+    change = np.abs(f[1:] - f[:-1]).sum(axis=(1, 3))  # (T-1, J) [-]
+    out[1:] = 0.5 * np.einsum("tj,tj->t", d[1:], change)
+    return out
 
 
 def check_feasibility(sc: Scenario, y: np.ndarray) -> Feasibility:
@@ -94,8 +126,13 @@ class Evaluation:
         the objective prices it), keyed by data centre or region, in the burden's unit
         (``ev.health`` reads ``burdens["health"]``).
     summary : dict cost name -> metrics (total, max, mean, max_over_mean, lq_norm, jain, gini)
+        and ``summary["movement"]``: ``requests`` moved between routes over the horizon
+        [requests], the slot that moved most (``max_slot`` [requests]) and ``cost_usd``,
+        the switching cost ``switching_cost * requests`` [USD] (0 without one); the per
+        slot movement [requests] is ``extra["movement_per_slot"]``.
     objective : float or None
-        Equitable objective of the dispatch under ``objective_spec`` [USD].
+        Equitable objective of the dispatch under ``objective_spec`` [USD], including its
+        switching cost ``switching_cost * movement`` when it has one.
     feasibility : Feasibility
     info : SolveInfo or None
         Status of the solve that produced the dispatch.
@@ -220,6 +257,14 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
     lat = latency_summary(sc, y)  # RTT per region [ms] and SLO violations (eqglb.slo)
     if lat is not None:
         summary["latency"] = lat
+    moved = movement(sc, y)
+    moved_total = float(moved.sum())
+    switching_usd = obj.switching_cost * moved_total
+    summary["movement"] = {
+        "requests": moved_total,
+        "max_slot": float(moved.max()) if moved.size else 0.0,
+        "cost_usd": switching_usd,
+    }
     return Evaluation(
         policy=dispatch.policy,
         energy_cost=rc.energy_cost,
@@ -237,10 +282,11 @@ def evaluate(sc: Scenario, dispatch: Dispatch, objective: Objective | None = Non
             for k in shown
         },
         summary=summary,
-        objective=objective_value(obj, rc),
+        objective=objective_value(obj, rc) + switching_usd,
         feasibility=check_feasibility(sc, y),
         info=dispatch.info,
         objective_spec=obj,
+        extra={"movement_per_slot": moved},
     )
 
 

@@ -32,7 +32,7 @@ import cvxpy as cp
 import numpy as np
 
 from eqglb.burdens import burden, datacenter_burdens
-from eqglb.certify import SideRows, lagrangian_bound, relative_gap
+from eqglb.certify import SideRows, lagrangian_bound, relative_gap, switching_prices
 from eqglb.costs import Coefficients, Objective, coefficients, objective_value, regional_costs
 from eqglb.policies.problem import (
     Routes,
@@ -42,6 +42,7 @@ from eqglb.policies.problem import (
     regional_expressions,
     regularizer,
     solve_problem,
+    switching_rows,
 )
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
 
@@ -256,7 +257,11 @@ class EquitableOffline:
     subject to demand served, capacity and routing, optionally with per-slot quality
     bounds from a baseline's ``model_rule="best"`` (used by the eGLB baseline), and with
     the scenario's mean-RTT budgets ``Scenario.rtt_budget_ms`` [ms] as per-slot rows
-    (this model is the only path that carries them; see :mod:`eqglb.slo`).
+    (this model is the only path that carries them; see :mod:`eqglb.slo`), and with the
+    objective's switching cost ``switching_cost * sum_t M_t`` [USD] when it is positive
+    (the movement ``M_t`` [requests] of docs/switching.md, an L1 norm of fraction changes
+    modelled with one variable per route and slot pair; this model is the only exact path
+    for it).
 
     Parameters
     ----------
@@ -334,14 +339,19 @@ class EquitableOffline:
             cons.append(eq)
             ex[key] = u
         ref = _reference_scale(sc, coef, routes, obj)
-        prob = cp.Problem(
-            cp.Minimize((obj.energy_weight * ex["energy"] + regularizer(obj, ex)) / ref), cons
-        )
+        value = obj.energy_weight * ex["energy"] + regularizer(obj, ex)
+        switching = switching_rows(x, sc, routes) if obj.switching_cost > 0 else None
+        if switching is not None:
+            # the movement [requests] priced at switching_cost [USD/request]
+            cons.append(switching.rows)
+            value = value + obj.switching_cost * switching.movement()
+        prob = cp.Problem(cp.Minimize(value / ref), cons)
         self._handles: dict[str, Any] = {
             "totals": totals,
             "side": list(zip(side, bounds, strict=True)),
             "objective": obj,
             "coef": coef,
+            "switching": switching,
         }
         return prob, x, routes, ref, spent
 
@@ -371,11 +381,25 @@ class EquitableOffline:
         info: SolveInfo,
         spent: float,
     ) -> SolveInfo:
-        """Recompute the objective of the dispatch and bound the optimum from the duals."""
+        """Recompute the objective of the dispatch and bound the optimum from the duals.
+
+        The switching cost, when there is one, is relaxed at the duals of the rows that
+        define the fraction changes (:func:`eqglb.certify.switching_prices`)."""
+        from eqglb.simulate import movement
+
         h: dict[str, Any] = self._handles
         obj: Objective = h["objective"]
         t0 = _time.perf_counter()
         value = objective_value(obj, regional_costs(h["coef"], np.asarray(dispatch.y)))
+        moved = float(movement(sc, np.asarray(dispatch.y)).sum())
+        value += obj.switching_cost * moved
+        extra = None
+        sw = h.get("switching")
+        if sw is not None:
+            # cvxpy's dual of ``delta == change`` enters its Lagrangian as nu.(delta -
+            # change), so the price of a fraction change is -nu [USD / ref]
+            nu = _dual(sw.rows, int(np.prod(sw.delta.shape)))
+            extra = switching_prices(sc.demand, routes.j, -ref * nu, obj.switching_cost)
         side = []
         for con, (cb, bb) in h["side"]:
             nu = _dual(con, sc.n_time)
@@ -394,7 +418,7 @@ class EquitableOffline:
                 if obj.mu_carbon > 0
                 else gamma["water"] / max(obj.mu_water, 1e-300)
             )
-        best = lagrangian_bound(sc, obj, gamma=gamma, side=side, coef=h["coef"])
+        best = lagrangian_bound(sc, obj, gamma=gamma, side=side, coef=h["coef"], extra=extra)
         gap = relative_gap(value, best)
         ok = gap <= self.tol and dispatch_feasible(sc, dispatch)
         status = "optimal" if ok else ("feasible" if math.isfinite(best) else "inaccurate")
@@ -411,6 +435,7 @@ class EquitableOffline:
                 "certificate": "lagrangian (slot LPs)",
                 "problem": obj.describe(),
                 "model_rule": self.model_rule,
+                **({"movement_requests": moved} if obj.switching_cost > 0 else {}),
             },
         )
 

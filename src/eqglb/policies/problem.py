@@ -25,11 +25,13 @@ from eqglb.scenario import Dispatch, Scenario, SolveInfo
 __all__ = [
     "Routes",
     "SolveError",
+    "SwitchingRows",
     "capacity_constraints",
     "demand_constraints",
     "regional_expressions",
     "regularizer",
     "solve_problem",
+    "switching_rows",
 ]
 
 
@@ -145,6 +147,49 @@ def regional_expressions(
                 cp.sum(cp.multiply(routes.gather(g), x), axis=0) @ routes.to_datacenter
             ) * s
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class SwitchingRows:
+    """The movement of docs/switching.md in the model: ``delta == f[1:] - f[:-1]``.
+
+    Attributes
+    ----------
+    delta : cp.Variable (time - 1, route)
+        Change of each route's routing fraction from slot t - 1 to slot t [-].
+    rows : cp.Constraint
+        ``delta[t-1, p] == g[t, p] x[t, p] - g[t-1, p] x[t-1, p]`` with
+        ``g[t, p] = scale / demand[t, j_p]`` (0 where the demand is 0), so that
+        ``g x = y / demand = f``.
+    weight : array (time - 1, route)
+        ``0.5 * demand[t, j_p]`` [requests]: the movement is ``sum weight * |delta|``.
+    """
+
+    delta: cp.Variable
+    rows: cp.Constraint
+    weight: np.ndarray
+
+    def movement(self) -> cp.Expression:
+        """Total movement ``sum_{t>=1} M_t`` [requests] (convex: a weighted L1 norm)."""
+        return cp.sum(cp.multiply(self.weight, cp.abs(self.delta)))
+
+
+def switching_rows(x: cp.Variable, sc: Scenario, routes: Routes) -> SwitchingRows | None:
+    """The routing-fraction changes of ``x`` between consecutive slots (None for one slot).
+
+    ``f[t,p] = y[t,p] / demand[t,j_p]``; the movement of slot t >= 1 is
+    ``M_t = sum_p 0.5 demand[t,j_p] |f[t,p] - f[t-1,p]|`` [requests] (docs/switching.md).
+    The changes are explicit variables so that the duals of their defining rows price the
+    certificate (:func:`eqglb.certify.switching_prices`).
+    """
+    T = sc.n_time
+    if T < 2:
+        return None
+    d = np.asarray(sc.demand, dtype=float)[:, routes.j]  # (T, P)
+    g = np.divide(routes.scale, d, out=np.zeros_like(d), where=d > 0)
+    delta = cp.Variable((T - 1, routes.size))
+    rows = delta == cp.multiply(g[1:], x[1:]) - cp.multiply(g[:-1], x[:-1])
+    return SwitchingRows(delta, rows, 0.5 * d[1:])
 
 
 def _norm(v: cp.Expression, q: float) -> cp.Expression:

@@ -85,6 +85,19 @@ def _capacity(sc: Scenario) -> np.ndarray:
     return cap.reshape(cap.shape[0], -1)
 
 
+def refuse_switching(objective: Objective, path: str) -> None:
+    """Raise ValueError when ``objective`` has a switching cost, which ``path`` (a solver
+    that decomposes by slot) cannot carry; the message names the policy that can."""
+    if objective.switching_cost > 0:
+        raise ValueError(
+            f"objective has switching_cost = {objective.switching_cost:g} USD per request "
+            f"moved, which couples consecutive slots; the {path} solver decomposes by slot "
+            'and cannot carry it. Use policy "reference" (eqglb.policies.EquitableOffline, '
+            'the cvxpy model, certified; make_policy("equitable") routes there by itself) '
+            "or set switching_cost to 0 (docs/switching.md)"
+        )
+
+
 def slot_lps(sc: Scenario, routes: Routes) -> SlotLPs:
     """The batched slot LPs of ``sc`` over ``routes`` (demand and capacity rows)."""
     return SlotLPs(routes.j, *_capacity_rows(sc, routes), np.asarray(sc.demand), _capacity(sc))
@@ -148,6 +161,7 @@ class StructuredOffline:
             raise ValueError(f"smoothing = {self.smoothing!r}; it must lie in [0, 1)")
         if int(self.max_iter) < 1:
             raise ValueError(f"max_iter = {self.max_iter!r}; give at least 1")
+        refuse_switching(self.objective, "structured")
 
     def state(self) -> dict[str, Any]:
         return {"objective": self.objective.describe(), "tol": self.tol, "max_iter": self.max_iter}
@@ -163,6 +177,7 @@ class StructuredOffline:
         from eqglb.slo import refuse_budget
 
         refuse_budget(sc, "structured")
+        refuse_switching(self.objective, "structured")
         obj = self.objective
         T, N, J, _ = sc.shape
         coef = coefficients(sc, social_average=obj.social_average)

@@ -427,6 +427,11 @@ class StreamingOffline:
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
 
+    def __post_init__(self) -> None:
+        from eqglb.structured.solver import refuse_switching
+
+        refuse_switching(self.objective, "streaming")
+
     def state(self) -> dict[str, Any]:
         return {
             "policy": "streaming",
@@ -457,6 +462,9 @@ class StreamingOffline:
         from eqglb.slo import refuse_budget
 
         refuse_budget(sc, "streaming")
+        from eqglb.structured.solver import refuse_switching
+
+        refuse_switching(self.objective, "streaming")
         obj = self.objective
         prob = CompactLP.of(sc, obj)
         T = prob.shape[0]
