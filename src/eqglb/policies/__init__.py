@@ -50,11 +50,14 @@ def _exact(objective: Objective, model_rule: str | None, name: str, **kw: Any) -
     """The certified exact solver for ``objective`` under ``model_rule``.
 
     The structured solver (Dantzig-Wolfe, certified gap) unless the rule is ``"best"``
-    (per-slot quality rows it does not model) or a cvxpy ``solver`` is named; then the
-    cvxpy model, certified by a Lagrangian bound priced at its duals.
+    (per-slot quality rows it does not model), a cvxpy ``solver`` is named, or the
+    objective has a switching cost (it couples consecutive slots, which the structured
+    solver cannot carry; docs/switching.md); then the cvxpy model, certified by a
+    Lagrangian bound priced at its duals.
     """
     tol = kw.pop("tol", None) or DEFAULT_TOL
-    if model_rule == "best" or kw.get("solver") or kw.get("solver_options"):
+    switching = objective.switching_cost > 0
+    if model_rule == "best" or kw.get("solver") or kw.get("solver_options") or switching:
         rule = "best" if model_rule == "best" else "free"
         return EquitableOffline(objective=objective, model_rule=rule, name=name, tol=tol, **kw)
     from eqglb.structured import StructuredOffline
