@@ -17,17 +17,21 @@ Two sides:
   loss). Its coefficient is ``s[k]`` per request, divided by the region's total demand
   when the burden is averaged per request (the default) [unit/request].
 
-Adding a burden: a scenario field for its signal (:class:`eqglb.scenario.Scenario`, the
-scenario format) and one :class:`Burden` entry here; see CONTRIBUTING.md.
+Adding a burden touches three source files: its signal in :mod:`eqglb.fields` and on
+:class:`eqglb.scenario.Scenario`, and one :class:`Burden` entry here (with its default
+weight); see CONTRIBUTING.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+from eqglb.defaults import DEFAULT_MU_CARBON, DEFAULT_MU_HEALTH, DEFAULT_MU_WATER
+
+if TYPE_CHECKING:  # numpy is imported where a factor is evaluated (fast `eqglb --help`)
+    import numpy as np
 
 __all__ = [
     "BURDENS",
@@ -69,6 +73,10 @@ class Burden:
     combinable : bool
         Enters the combined environmental norm of ``combined_environment`` (eGLB's
         ``||mu_c C + mu_w W||_q``).
+    default_mu : float
+        Per-unit weight of the defaults [weight_unit] (:func:`eqglb.defaults.default_mu`);
+        the quality weight is derived from the scenario instead
+        (:func:`eqglb.defaults.default_mu_social`).
     help : str
         One line for the CLI option and the docs.
     """
@@ -82,26 +90,35 @@ class Burden:
     fields: tuple[str, ...]
     factor: Callable[[Callable[[str], Any]], np.ndarray] | None
     combinable: bool
+    default_mu: float
     help: str
 
     def site_factor(self, get: Callable[[str], Any]) -> np.ndarray:
         """The burden per kWh of IT energy (..., datacenter) [unit/kWh] (data-centre side)."""
+        import numpy as np
+
         if self.factor is None:
             raise TypeError(f"burden {self.name!r} is charged to user regions, not to sites")
         return np.asarray(self.factor(get), dtype=float)
 
 
 def _carbon(get: Callable[[str], Any]) -> np.ndarray:
+    import numpy as np
+
     # grid carbon intensity [kg/kWh of facility energy] x PUE [facility/IT]
     return np.asarray(get("carbon_intensity")) * np.asarray(get("pue"))
 
 
 def _water(get: Callable[[str], Any]) -> np.ndarray:
+    import numpy as np
+
     # on-site cooling [L/kWh IT] + off-site power-plant water [L/kWh facility] x PUE
     return np.asarray(get("wue")) + np.asarray(get("pue")) * np.asarray(get("ewif"))
 
 
 def _health(get: Callable[[str], Any]) -> np.ndarray:
+    import numpy as np
+
     # public-health cost of the grid's air pollution [USD/kWh facility] x PUE
     return np.asarray(get("health_cost")) * np.asarray(get("pue"))
 
@@ -119,6 +136,7 @@ BURDENS: Mapping[str, Burden] = {
             fields=("quality_loss", "demand"),
             factor=None,
             combinable=False,
+            default_mu=0.0,
             help="quality loss per user region (average loss per request)",
         ),
         Burden(
@@ -131,6 +149,7 @@ BURDENS: Mapping[str, Burden] = {
             fields=("carbon_intensity",),
             factor=_carbon,
             combinable=True,
+            default_mu=DEFAULT_MU_CARBON,
             help="carbon emitted per data centre",
         ),
         Burden(
@@ -143,6 +162,7 @@ BURDENS: Mapping[str, Burden] = {
             fields=("wue", "ewif"),
             factor=_water,
             combinable=True,
+            default_mu=DEFAULT_MU_WATER,
             help="water consumed per data centre (cooling + power plants)",
         ),
         Burden(
@@ -155,6 +175,7 @@ BURDENS: Mapping[str, Burden] = {
             fields=("health_cost",),
             factor=_health,
             combinable=False,
+            default_mu=DEFAULT_MU_HEALTH,  # reported, not priced unless asked
             help="public-health cost of the air pollution from each data centre's electricity",
         ),
     )

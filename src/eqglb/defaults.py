@@ -185,9 +185,4 @@ def default_mu(name: str) -> float:
     depends on the scenario (:func:`default_mu_social`)."""
     from eqglb.burdens import burden
 
-    burden(name)  # a clear error for an unknown name
-    return {
-        "carbon": DEFAULT_MU_CARBON,
-        "water": DEFAULT_MU_WATER,
-        "health": DEFAULT_MU_HEALTH,
-    }.get(name, 0.0)
+    return burden(name).default_mu
