@@ -283,9 +283,17 @@ def test_help_version_and_no_arguments(capsys):
     assert main(["--help"]) == 0
     assert "run" in capsys.readouterr().out
     assert main(["run", "--help"]) == 0
-    text = capsys.readouterr().out
-    for unit in ("[USD/kg CO2]", "[USD/L]", "[days]"):
-        assert unit in text
+    text = " ".join(capsys.readouterr().out.split())
+    from eqglb.burdens import BURDENS
+
+    # the objective options come from the burden registry, with their units
+    for name, b in BURDENS.items():
+        assert f"--mu-{name} " in text and f"--q-{name} " in text, name
+        if b.side == "datacenter":
+            assert f"[{b.weight_unit}]: {b.help} [{b.unit}]" in text, name
+    for option in ("--q ", "--combined-env", "--total-quality", "--normalize / --plain-norms"):
+        assert option in text
+    assert "[days]" in text
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("eqglb ")
     assert main([]) == 0
@@ -339,29 +347,38 @@ def test_console_script_module_has_no_highs_banner(scenario_dir):
 
 
 def test_a_module_can_register_a_subcommand(tmp_path, monkeypatch, capsys):
-    """A subcommand module listed in SUBCOMMAND_MODULES registers on `app` with reused
-    helpers; its bad input gives exit code 2 like the built-in commands."""
+    """A command added to the one registration list (COMMANDS) is listed by --help, gets
+    the shared objective options and the --out check, and its bad input gives exit code
+    2 like the built-in commands."""
     from eqglb import cli
 
     (tmp_path / "eqglb_test_hello_cmd.py").write_text(
+        "from pathlib import Path\n"
         "import typer\n"
-        "from eqglb.cli import CLIError, QOpt, app\n"
-        "@app.command('hello')\n"
-        "def hello(q: QOpt = None, who: str = typer.Option('world')) -> None:\n"
+        "from eqglb.cli.options import ObjectiveOptions, objective_options\n"
+        "from eqglb.errors import CLIError\n"
+        "@objective_options\n"
+        "def hello(objective: ObjectiveOptions, who: str = typer.Option('world'),\n"
+        "          out: Path = typer.Option(None)) -> None:\n"
         "    if who == 'nobody':\n"
         "        raise CLIError('nobody to greet')\n"
-        "    print(f'hello {who} q={q}')\n"
+        "    print(f'hello {who} q={objective.q} mu_health={objective.mu[\"health\"]}')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ["eqglb_test_hello_cmd"])
-    n_commands = len(cli.app.registered_commands)
+    extra = cli.Command("hello", "eqglb_test_hello_cmd", "hello", "Say hello.")
+    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, extra])
     try:
-        assert main(["hello", "--who", "you", "--q", "3"]) == 0
-        assert capsys.readouterr().out.strip() == "hello you q=3"
+        assert main(["--help"]) == 0
+        assert "\n  hello " in capsys.readouterr().out
+        assert main(["hello", "--who", "you", "--q", "3", "--mu-health", "2"]) == 0
+        assert capsys.readouterr().out.strip() == "hello you q=3 mu_health=2.0"
         assert main(["hello", "--who", "nobody"]) == 2
         assert "nobody to greet" in capsys.readouterr().err
+        afile = tmp_path / "afile"
+        afile.write_text("x")
+        assert main(["hello", "--out", str(afile)]) == 2
+        assert "exists and is not a folder" in capsys.readouterr().err
     finally:
-        del cli.app.registered_commands[n_commands:]
         sys.modules.pop("eqglb_test_hello_cmd", None)
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", [])
+    monkeypatch.setattr(cli, "COMMANDS", [c for c in cli.COMMANDS if c.name != "hello"])
     assert main(["hello"]) == 2  # gone again

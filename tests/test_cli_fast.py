@@ -196,7 +196,11 @@ def test_benchmark_instances_are_the_package_generator():
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "instances.py"
     spec = importlib.util.spec_from_file_location("bench_instances", path)
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    sys.modules[spec.name] = mod  # dataclasses in the module look their module up
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.modules.pop(spec.name, None)
     assert mod.make_scenario is syn.make_scenario and mod.TIERS is syn.TIERS
     sc = mod.make_instance("tiny", seed=1)
     assert sc.shape == (6, 3, 4, 2)

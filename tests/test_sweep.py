@@ -294,13 +294,14 @@ def test_unknown_policy_and_backend_are_refused(tmp_path):
         run_sweep(SweepSpec(), tmp_path, backend="dask", progress=False)  # type: ignore[arg-type]
 
 
-def test_command_writes_table_files_and_figure(tmp_path):
-    from typer.testing import CliRunner
+def test_command_writes_table_files_and_figure(tmp_path, capsys):
+    from eqglb.cli import main
 
     folder = tmp_path / "scen"
     write_scenario(random_scenario(np.random.default_rng(7), 2, 2, 2, 2), folder)
     out = tmp_path / "out"
     args = [
+        "sweep",
         "--scenario",
         str(folder),
         "--q",
@@ -319,10 +320,10 @@ def test_command_writes_table_files_and_figure(tmp_path):
         str(out),
         "--no-progress",
     ]
-    res = CliRunner().invoke(sweep.sweep_app, args)
-    assert res.exit_code == 0, res.output
-    assert "trade-off frontier, 5 points" in res.output
-    assert "overhead [%]" in res.output
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "trade-off frontier, 5 points" in text
+    assert "overhead [%]" in text and "mu_s/mu_c/mu_w" in text
     assert len(list((out / "points").glob("*.json"))) == 5
     front = pd.read_csv(out / "frontier.csv")
     assert list(front.columns) == list(FRONTIER_COLUMNS) and len(front) == 5
@@ -330,10 +331,75 @@ def test_command_writes_table_files_and_figure(tmp_path):
     results = pd.read_csv(out / "results.csv")
     assert sorted(results["mu_carbon"].dropna().unique()) == [0.5, 2.0]
     assert set(results["q"].dropna()) == {1.0, math.inf}
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")}
 
-    # a second run reuses every stored point
-    res = CliRunner().invoke(sweep.sweep_app, args)
-    assert res.exit_code == 0, res.output
+    # a second run reuses every stored point (no point file rewritten)
+    assert main(args) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == stamps
+
+
+def test_command_prices_a_registry_burden_and_fixes_a_term_q(tmp_path, capsys):
+    """--mu-health (generated from the burden registry) enters the grid, the label and
+    each point's objective; --q-carbon fixes one term's q at every point; the serial
+    backend solves in this process."""
+    from eqglb.cli import main
+
+    folder = tmp_path / "scen"
+    rng = np.random.default_rng(8)
+    sc = random_scenario(rng, 2, 2, 2, 2)
+    sc = sc.replace(health_cost=rng.uniform(0.01, 0.1, np.shape(sc.price)))  # [USD/kWh]
+    write_scenario(sc, folder)
+    out = tmp_path / "out"
+    args = ["sweep", "--scenario", str(folder), "--q", "2", "--baseline", "none"]
+    args += ["--mu-health", "0", "--mu-health", "3", "--q-carbon", "inf"]
+    args += ["--backend", "serial", "--out", str(out), "--no-progress", "--no-plot"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "mu_s/mu_c/mu_w/mu_h" in text
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["mu_health"]) == [0.0, 3.0]
+    assert {int(json.loads(p.read_text())["pid"]) for p in (out / "points").iterdir()} == {
+        os.getpid()
+    }
+    from eqglb.io.scenario_format import read_scenario
+
+    back = read_scenario(folder)
+    objectives = {}
+    for p in (out / "points").iterdir():
+        rec = json.loads(p.read_text())
+        assert rec["point"]["q_terms"] == {"carbon": "inf"}
+        mu_h = rec["point"]["weights"].get("mu_health", 0.0)
+        # independent: the same objective built by hand, solved and evaluated here
+        obj = Objective.normalized(
+            len(sc.regions),
+            len(sc.datacenters),
+            mu_social=rec["point"]["weights"]["mu_social"],
+            mu_carbon=0.19,
+            mu_water=0.01,
+            mu_health=mu_h,
+            q_social=2,
+            q_carbon="inf",
+            q_water=2,
+            q_health=2,
+        )
+        _, ev = run_policy(back, make_policy("equitable", obj), obj)
+        assert rec["ok"] and rec["objective"] == pytest.approx(ev.objective, rel=1e-6)
+        objectives[mu_h] = rec["objective"]
+    assert objectives[3.0] > objectives[0.0]  # health is priced at mu_health 3
+
+
+def test_backend_names_are_one_set(tmp_path, capsys):
+    from eqglb.cli import main
+
+    base = ["sweep", "--days", "1", "--q", "1", "--out", str(tmp_path / "o"), "--no-progress"]
+    assert main([*base, "--backend", "dask"]) == 2
+    assert "--backend 'dask'; use 'serial', 'process', 'ray'" in capsys.readouterr().err
+    from eqglb._workers import check_backend
+
+    with pytest.warns(DeprecationWarning, match="'local' is deprecated; use 'process'"):
+        assert check_backend("local") == "process"
+    with pytest.raises(ValueError, match="use one of 'serial', 'process', 'ray'"):
+        check_backend("dask")
 
 
 def test_spec_default_weights_and_scenario():

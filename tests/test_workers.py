@@ -112,7 +112,7 @@ def _sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
 def test_sigkill_of_sweep_driver_ends_workers_forkserver_and_tracker(tmp_path):
     """Process backend: 2 forkserver workers, the forkserver and the resource tracker
     (before the fix all four were alive 180 s after the kill)."""
-    driver = _sweep(tmp_path, "--backend", "local", "--workers", "2")
+    driver = _sweep(tmp_path, "--backend", "process", "--workers", "2")
 
     def ready(procs: dict[int, str]) -> bool:
         forkserver = [p for p, c in procs.items() if "multiprocessing.forkserver" in c]

@@ -1,5 +1,22 @@
-"""Worker processes that exit when the process that started them dies.
+"""One executor for every parallel part of eqglb, and worker processes that exit when
+the process that started them dies.
 
+Executor
+--------
+:class:`Executor` runs one function over many tasks on one of :data:`BACKENDS`, with the
+same code for all three: ``"serial"`` (in the calling process), ``"process"`` (a
+:class:`concurrent.futures.ProcessPoolExecutor` on this machine) and ``"ray"`` (Ray
+tasks on a local instance started on demand, or on the cluster at ``address``). The
+sweep (:func:`eqglb.sweep.run_sweep`) and the streaming solver
+(:class:`eqglb.structured.StreamingOffline`) both use it. A per-worker
+``initializer`` holds what every task reads (e.g. the streaming solver's compact LPs);
+:meth:`Executor.share` puts a large object once where workers read it (Ray's object
+store; elsewhere the object itself) and :func:`resolve` reads it back in a task.
+``"local"``, the sweep's old name of ``"process"``, is accepted with a deprecation
+warning (:func:`check_backend`).
+
+Worker death
+------------
 A process pool's workers outlive a driver killed with SIGKILL: they wait for work that
 never comes (and each one keeps the pool's pipes, the forkserver and the resource tracker
 alive). :func:`watch_parent`, run first in every worker (the pools' ``initializer``),
@@ -43,13 +60,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BACKENDS",
     "EXIT_CODE",
+    "Executor",
     "POLL_S",
     "Reaper",
+    "check_backend",
     "children",
     "pool_initializer",
+    "resolve",
     "set_parent_death_signal",
     "shared_reaper",
+    "silence_highs_banner",
     "watch_parent",
 ]
 
@@ -352,6 +374,405 @@ def shared_reaper() -> Reaper:
             _shared = Reaper()
             atexit.register(_shared.stop)
         return _shared
+
+
+# --------------------------------------------------------------------------- the executor
+#: Names of the parallel backends, the same for every command and function.
+BACKENDS: tuple[str, ...] = ("serial", "process", "ray")
+#: Old names still accepted (with a deprecation warning): old name -> backend.
+BACKEND_ALIASES: dict[str, str] = {"local": "process"}
+_HIGHS_QUIET = False
+
+
+def check_backend(name: str, option: str = "backend") -> str:
+    """The backend called ``name`` (one of :data:`BACKENDS`).
+
+    ``"local"`` (the sweep's name before 0.x) is taken as ``"process"`` with a
+    :class:`DeprecationWarning`; any other name raises
+    :class:`eqglb.errors.ConfigError` naming ``option`` and the valid names.
+    """
+    if name in BACKEND_ALIASES:
+        import warnings
+
+        new = BACKEND_ALIASES[name]
+        warnings.warn(
+            f"{option} {name!r} is deprecated; use {new!r} (the same worker processes)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    if name not in BACKENDS:
+        from eqglb.errors import ConfigError
+
+        valid = ", ".join(repr(b) for b in BACKENDS)
+        raise ConfigError(f"{option} = {name!r}; use one of {valid}")
+    return name
+
+
+def silence_highs_banner() -> None:
+    """Construct one HiGHS instance with stdout redirected, so its banner is not printed.
+
+    HiGHS prints a copyright banner to the C-level stdout the first time it is created in
+    a process; later instances are silent (in a worker the banner would scribble over the
+    driver's progress bar). Does nothing after the first call in a process, if highspy is
+    not installed, or if stdout has no file descriptor.
+    """
+    global _HIGHS_QUIET
+    if _HIGHS_QUIET:
+        return
+    _HIGHS_QUIET = True
+    try:
+        import highspy
+    except ImportError:
+        return
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+    except (AttributeError, OSError, ValueError):
+        fd = 1
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        del h
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)  # flush C stdio before restoring the descriptor
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+
+
+class Shared:
+    """An object put once where every worker can read it (see :meth:`Executor.share`)."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self.ref = ref
+
+
+def resolve(value: Any) -> Any:
+    """The object behind a :meth:`Executor.share` handle (anything else is returned as
+    it is); call it in the task function."""
+    if not isinstance(value, Shared):
+        return value
+    if type(value.ref).__name__ == "ObjectRef":
+        import ray
+
+        return ray.get(value.ref)
+    return value.ref
+
+
+#: Per-worker initialisers already run in this (Ray worker) process, by executor token.
+_RAY_READY: set[str] = set()
+
+
+def _ray_call(
+    token: str, init: list[Any], fn: Callable[[Any], Any], task: Any
+) -> Any:  # pragma: no cover - runs in Ray workers
+    """Ray task body: run the executor's initializer once per worker process, then ``fn``.
+
+    ``init`` is ``[initializer, initargs_ref]`` inside a list, so that Ray does not fetch
+    the initializer's arguments for every task.
+    """
+    if init and token not in _RAY_READY:
+        import ray
+
+        initializer, ref = init
+        initializer(*ray.get(ref))
+        _RAY_READY.add(token)
+    return fn(task)
+
+
+def _worker_died(exc: BaseException, attempts: int) -> RuntimeError:
+    return RuntimeError(
+        f"worker died {attempts} time(s) while running this task "
+        f"({type(exc).__name__}: {exc}); run it again to retry"
+    )
+
+
+class Executor:
+    """Run one function over tasks on ``serial``, ``process`` or ``ray`` (module docstring).
+
+    Parameters
+    ----------
+    backend : {"serial", "process", "ray"}
+        Where tasks run (``"local"``: deprecated name of ``"process"``).
+    workers : int, optional
+        Worker processes (``process``) or CPUs of a local Ray instance started here
+        (``ray``). Default: the number of CPUs.
+    initializer, initargs
+        Run as ``initializer(*initargs)`` once in every worker before its first task
+        (and once in this process for ``serial``, with ``local_initargs`` if given).
+    address : str, optional
+        Address of a running Ray cluster (``"auto"``, ``"ray://host:10001"``).
+    start_method : str, optional
+        ``multiprocessing`` start method of the process pool; default ``fork`` where
+        available, else ``spawn``. ``forkserver`` with ``preload`` forks workers from a
+        clean single-threaded server that has those modules imported.
+    max_retries : int
+        How often :meth:`as_completed` resubmits a task whose worker process died.
+    inline_single : bool
+        With ``process`` and one worker, run in this process (``serial``) instead.
+    shutdown_ray : bool
+        Shut a Ray instance started here down in :meth:`close` (else it is kept for
+        later executors and ends with this process).
+
+    Worker processes end with this process, even when it is killed (:func:`watch_parent`,
+    :class:`Reaper`). Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        backend: str = "process",
+        workers: int | None = None,
+        *,
+        initializer: Callable[..., Any] | None = None,
+        initargs: Sequence[Any] = (),
+        local_initargs: Sequence[Any] | None = None,
+        address: str | None = None,
+        start_method: str | None = None,
+        preload: Sequence[str] = (),
+        max_retries: int = 0,
+        inline_single: bool = False,
+        shutdown_ray: bool = True,
+    ) -> None:
+        self.backend = check_backend(backend)
+        if workers is not None and workers < 1:
+            from eqglb.errors import ConfigError
+
+            raise ConfigError(f"workers = {workers}; give at least 1")
+        self.workers = int(workers or os.cpu_count() or 1)
+        self.initializer = initializer
+        self.initargs = tuple(initargs)
+        self.address = address
+        self.max_retries = int(max_retries)
+        self._start_method = start_method
+        self._preload = list(preload)
+        self._pool: Any = None
+        self._ray: Any = None
+        self._remote: Any = None
+        self._ray_started = False
+        self._ray_init: list[Any] = []
+        self._shutdown_ray = shutdown_ray
+        self._reaper: Reaper | None = None
+        self._token = secrets.token_hex(8)
+        if self.backend == "process" and inline_single and self.workers <= 1:
+            self.backend = "serial"
+        if self.backend == "serial":
+            if initializer is not None:
+                args = self.initargs if local_initargs is None else tuple(local_initargs)
+                initializer(*args)
+        elif self.backend == "ray":
+            self._start_ray()
+
+    # ------------------------------------------------------------------ set-up
+    def _context(self) -> Any:
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        method = self._start_method
+        if method is None or method not in methods:
+            method = "fork" if "fork" in methods else "spawn"
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver" and self._preload:
+            ctx.set_forkserver_preload(self._preload)
+        return ctx
+
+    def _new_pool(self, size: int) -> Any:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            max_workers=max(1, min(self.workers, size)),
+            mp_context=self._context(),
+            initializer=pool_initializer,
+            initargs=(os.getpid(), self.initializer, self.initargs),
+        )
+
+    def _start_ray(self) -> None:
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            raise ImportError(
+                "backend='ray' needs Ray; install it with `pip install 'eqglb[ray]'` "
+                "(or `pip install 'ray[default]'`)"
+            ) from exc
+        import logging
+
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, logging_level=logging.WARNING)
+            else:
+                # the local instance dies with this process, even by SIGKILL
+                reaper = Reaper() if self._shutdown_ray else shared_reaper()
+                if self._shutdown_ray:
+                    self._reaper = reaper
+                with reaper.marking():
+                    ray.init(
+                        num_cpus=self.workers,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        logging_level=logging.WARNING,
+                    )
+            self._ray_started = True
+        self._ray = ray
+        self._remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(_ray_call)
+        if self.initializer is not None:
+            self._ray_init = [self.initializer, ray.put(self.initargs)]
+
+    def share(self, obj: Any) -> Any:
+        """A handle of ``obj`` for tasks: put once in Ray's object store (``ray``); the
+        object itself elsewhere (sent with each task). Read it in the task with
+        :func:`resolve`."""
+        if self.backend == "ray":
+            return Shared(self._ray.put(obj))
+        return obj
+
+    # ------------------------------------------------------------------ running
+    def _ray_submit(self, fn: Callable[[Any], Any], task: Any) -> Any:
+        return self._remote.remote(self._token, self._ray_init, fn, task)
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
+        """``fn(task)`` of every task, in the order of ``tasks`` (a task's exception is
+        raised when its result is reached)."""
+        tasks = list(tasks)
+        if self.backend == "serial":
+            return map(fn, tasks)
+        if self.backend == "ray":
+            refs = [self._ray_submit(fn, t) for t in tasks]
+            return (self._ray.get(r) for r in refs)
+        if self._pool is None:
+            self._pool = self._new_pool(self.workers)
+        futures = [self._pool.submit(fn, t) for t in tasks]
+        return (f.result() for f in futures)
+
+    def as_completed(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Sequence[Any],
+        on_retry: Callable[[int], None] | None = None,
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
+        """``(index, result, None)`` or ``(index, None, exception)`` of every task, in
+        the order they finish.
+
+        A task whose worker process died is resubmitted up to ``max_retries`` times
+        (``on_retry(index)`` is called each time; the process pool is restarted, Ray
+        retries the task itself), then reported with a :class:`RuntimeError`. An
+        interruption stops the workers at once.
+        """
+        tasks = list(tasks)
+        if self.backend == "serial":
+            for i, t in enumerate(tasks):
+                try:
+                    yield i, fn(t), None
+                except Exception as exc:
+                    yield i, None, exc
+            return
+        if self.backend == "ray":
+            yield from self._ray_completed(fn, tasks)
+            return
+        yield from self._process_completed(fn, tasks, on_retry)
+
+    def _ray_completed(
+        self, fn: Callable[[Any], Any], tasks: list[Any]
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
+        ray = self._ray
+        pending = {self._ray_submit(fn, t): i for i, t in enumerate(tasks)}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    i = pending.pop(ref)
+                    try:
+                        res = ray.get(ref)
+                    except Exception as exc:  # RayTaskError, WorkerCrashedError
+                        yield i, None, exc
+                    else:
+                        yield i, res, None
+        except BaseException:
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
+
+    def _process_completed(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: list[Any],
+        on_retry: Callable[[int], None] | None,
+    ) -> Iterator[tuple[int, Any, BaseException | None]]:
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        attempts = dict.fromkeys(range(len(tasks)), 0)
+        queue = list(range(len(tasks)))
+        while queue:
+            retry: list[int] = []
+            pool = self._new_pool(len(queue))
+            try:
+                futures = {pool.submit(fn, tasks[i]): i for i in queue}
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        res = fut.result()
+                    except BrokenProcessPool as exc:
+                        attempts[i] += 1
+                        if attempts[i] <= self.max_retries:
+                            retry.append(i)
+                            if on_retry is not None:
+                                on_retry(i)
+                        else:
+                            yield i, None, _worker_died(exc, attempts[i])
+                        continue
+                    except Exception as exc:  # the task raised, or its result cannot unpickle
+                        yield i, None, exc
+                        continue
+                    yield i, res, None
+            except BaseException:  # interrupted: stop the workers now, not after their tasks
+                _terminate(pool)
+                raise
+            pool.shutdown(wait=True)
+            queue = retry
+
+    # ------------------------------------------------------------------ tear-down
+    def close(self) -> None:
+        """Stop the workers (and a Ray instance started here, unless ``shutdown_ray`` is
+        False); the executor cannot run tasks afterwards."""
+        if self._pool is not None:
+            _terminate(self._pool)
+            self._pool = None
+        if self._ray is not None and self._ray_started and self._shutdown_ray:
+            self._ray.shutdown()
+            self._ray_started = False
+        if self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _terminate(pool: Any) -> None:
+    """Kill a process pool's workers and cancel what is queued."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["reap"]:

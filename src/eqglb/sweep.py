@@ -10,11 +10,13 @@ against it.
 Execution
 ---------
 Every point, on every backend, is solved by the same function :func:`_solve_point`
-(payload -> result dict). ``backend="local"`` runs it in a
-:class:`concurrent.futures.ProcessPoolExecutor` (``forkserver`` start method, so workers
-fork from a clean single-threaded server that has the solvers imported);
-``backend="ray"`` wraps it with ``ray.remote(max_retries=...)`` and runs it on a local Ray
-instance started on demand, or on an existing cluster given by ``address``.
+(payload -> result dict), run by the one executor of eqglb
+(:class:`eqglb._workers.Executor`): ``backend="process"`` (default) in a process pool
+(``forkserver`` start method, so workers fork from a clean single-threaded server that
+has the solvers imported), ``"serial"`` in this process, ``"ray"`` as Ray tasks with
+``max_retries`` on a local Ray instance started on demand, or on an existing cluster
+given by ``address`` (each scenario is put once in Ray's object store). ``"local"`` is
+the deprecated name of ``"process"``.
 
 Resuming
 --------
@@ -24,8 +26,8 @@ either complete or absent). The key is a hash of the point's canonical JSON, whi
 includes a fingerprint of the scenario's numbers, so a changed scenario is never matched
 with stale results. Running the same sweep again skips points whose file holds a result;
 points recorded as failed (with their error) are retried. A worker process that dies
-(killed, out of memory) breaks only the points in flight: the local backend restarts its
-pool and resubmits them (up to ``max_retries`` times), Ray retries the task itself.
+(killed, out of memory) breaks only the points in flight: the process backend restarts
+its pool and resubmits them (up to ``max_retries`` times), Ray retries the task itself.
 """
 
 from __future__ import annotations
@@ -37,31 +39,27 @@ import hashlib
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import socket
-import sys
-import tempfile
 import time as _time
 import tomllib
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
-import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from eqglb import defaults as _defaults
-from eqglb._json import json_ready
-from eqglb._workers import Reaper, watch_parent
+from eqglb._json import json_ready, write_json
+from eqglb._workers import Executor, check_backend, resolve, silence_highs_banner
+from eqglb.burdens import BURDENS
+from eqglb.errors import SweepSpecError
 from eqglb.metrics import parse_q
-from eqglb.scenario import Scenario, ScenarioError, scenario_fingerprint
+from eqglb.scenario import Scenario, scenario_fingerprint
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,8 +84,7 @@ __all__ = [
     "render_frontier",
     "run_sweep",
     "scenario_fingerprint",
-    "sweep_app",
-    "sweep_command",
+    "spec_from_options",
     "sweep_points",
     "write_outputs",
 ]
@@ -113,9 +110,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "role",
     "weights",
     "q",
-    "mu_social",
-    "mu_carbon",
-    "mu_water",
+    *(f"mu_{name}" for name in BURDENS),
     "status",
     "ok",
     "flagged",
@@ -165,66 +160,114 @@ _COSTS = (
 )
 
 
-class SweepSpecError(ScenarioError):
-    """A sweep specification is invalid; the message names the file, the field and the fix."""
-
-
 # --------------------------------------------------------------------------- specification
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Weights(_Model):
-    """One weight setting of the objective.
+def _shown(values: dict[str, Any]) -> list[str]:
+    """Burdens a weight setting names (label, key): every burden but those not priced by
+    default (health) that it does not price either, so that earlier sweeps keep their
+    keys."""
+    return [
+        n
+        for n, b in BURDENS.items()
+        if b.side == "region" or _defaults.default_mu(n) != 0 or values.get(n)
+    ]
 
-    Attributes
-    ----------
-    mu_social : float
-        Weight of the quality-loss norm [USD per unit of average quality loss per request]
-        ([USD per request of loss] with ``total_quality``).
-    mu_carbon : float
-        Weight of the carbon norm [USD/kg CO2].
-    mu_water : float
-        Weight of the water norm [USD/L].
-    """
 
-    mu_social: float | None = Field(default=DEFAULT_MU_SOCIAL, ge=0, allow_inf_nan=False)
-    mu_carbon: float = Field(default=DEFAULT_MU_CARBON, ge=0, allow_inf_nan=False)
-    mu_water: float = Field(default=DEFAULT_MU_WATER, ge=0, allow_inf_nan=False)
+class _WeightsBase(_Model):
+    """One weight setting of the objective: ``mu_<burden>`` for every burden of
+    :data:`eqglb.burdens.BURDENS` [its weight unit]; ``mu_social`` None = the default of
+    :mod:`eqglb.defaults` (quality value x mean requests per region, per scenario)."""
+
+    def mu(self, name: str) -> float | None:
+        """Weight of burden ``name``."""
+        value: float | None = getattr(self, f"mu_{name}")
+        return value
+
+    def values(self) -> dict[str, float | None]:
+        """``{burden: weight}`` of every burden."""
+        return {n: self.mu(n) for n in BURDENS}
+
+    def canonical(self) -> dict[str, float | None]:
+        """What enters a point's key: ``mu_<burden>`` of the burdens it names."""
+        v = self.values()
+        return {f"mu_{n}": v[n] for n in _shown(v)}
 
     @property
     def label(self) -> str:
         """Short label, e.g. ``mu_s=1e+06 mu_c=0.5 mu_w=0.05``."""
-        mus = "default" if self.mu_social is None else f"{self.mu_social:g}"
-        return f"mu_s={mus} mu_c={self.mu_carbon:g} mu_w={self.mu_water:g}"
+        v = self.values()
+        parts = []
+        for n in _shown(v):
+            x = v[n]
+            parts.append(
+                f"mu_{BURDENS[n].symbol.lower()}=" + ("default" if x is None else f"{x:g}")
+            )
+        return " ".join(parts)
 
 
-class WeightGrid(_Model):
-    """Cartesian grid of weights; each list defaults to the single default value.
+def _weight_type(name: str) -> Any:
+    if BURDENS[name].side == "region":
+        return float | None
+    return float
 
-    Attributes
-    ----------
-    mu_social : list of float [USD per unit of average quality loss per request]
-    mu_carbon : list of float [USD/kg CO2]
-    mu_water : list of float [USD/L]
-    """
 
-    mu_social: list[Annotated[float | None, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_SOCIAL], min_length=1
+def _weight_default(name: str) -> float | None:
+    return None if BURDENS[name].side == "region" else _defaults.default_mu(name)
+
+
+if TYPE_CHECKING:
+    Weights = _WeightsBase
+else:
+    Weights = create_model(
+        "Weights",
+        __base__=_WeightsBase,
+        __module__=__name__,
+        **{
+            f"mu_{n}": (
+                _weight_type(n),
+                Field(default=_weight_default(n), ge=0, allow_inf_nan=False),
+            )
+            for n in BURDENS
+        },
     )
-    mu_carbon: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_CARBON], min_length=1
-    )
-    mu_water: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [DEFAULT_MU_WATER], min_length=1
-    )
+    Weights.__doc__ = _WeightsBase.__doc__
 
-    def expand(self) -> list[Weights]:
-        """Every combination, mu_social varying slowest."""
+
+class _WeightGridBase(_Model):
+    """Cartesian grid of weights: ``mu_<burden>`` a list for every burden; each list
+    defaults to the single default value."""
+
+    def expand(self) -> list[_WeightsBase]:
+        """Every combination, the first burden (mu_social) varying slowest."""
+        lists = [getattr(self, f"mu_{n}") for n in BURDENS]
         return [
-            Weights(mu_social=s, mu_carbon=c, mu_water=w)
-            for s, c, w in itertools.product(self.mu_social, self.mu_carbon, self.mu_water)
+            Weights(**{f"mu_{n}": v for n, v in zip(BURDENS, combo, strict=True)})
+            for combo in itertools.product(*lists)
         ]
+
+
+if TYPE_CHECKING:
+    WeightGrid = _WeightGridBase
+else:
+    WeightGrid = create_model(
+        "WeightGrid",
+        __base__=_WeightGridBase,
+        __module__=__name__,
+        **{
+            f"mu_{n}": (
+                list[Annotated[_weight_type(n), Field(ge=0, allow_inf_nan=False)]],
+                Field(
+                    default_factory=functools.partial(lambda d: [d], _weight_default(n)),
+                    min_length=1,
+                ),
+            )
+            for n in BURDENS
+        },
+    )
+    WeightGrid.__doc__ = _WeightGridBase.__doc__
 
 
 class ScenarioSpec(_Model):
@@ -292,7 +335,10 @@ class SweepSpec(_Model):
     Attributes
     ----------
     q : list of float or "inf"
-        Norm orders swept [-], each >= 1 (one q for every term of a point).
+        Norm orders swept [-], each >= 1 (one q for every term of a point, but those of
+        ``q_terms``).
+    q_terms : dict burden -> float or "inf"
+        A fixed norm order for some terms at every point (e.g. ``{carbon = "inf"}``).
     weights : list of Weights
         Explicit weight settings.
     weight_grid : WeightGrid or None
@@ -320,6 +366,7 @@ class SweepSpec(_Model):
     """
 
     q: list[float] = Field(default_factory=lambda: [parse_q(v) for v in DEFAULT_Q], min_length=1)
+    q_terms: dict[str, float] = Field(default_factory=dict)
     weights: list[Weights] = Field(default_factory=list)
     weight_grid: WeightGrid | None = None
     policies: list[str] = Field(default_factory=lambda: ["equitable"], min_length=1)
@@ -340,6 +387,21 @@ class SweepSpec(_Model):
             return [parse_q(v) for v in value]
         except (TypeError, ValueError) as exc:
             raise ValueError(f'{exc}; give a list such as [1, 2, 4, 8, "inf"]') from None
+
+    @field_validator("q_terms", mode="before")
+    @classmethod
+    def _parse_q_terms(cls, value: Any) -> dict[str, float]:
+        if not isinstance(value, dict):
+            raise ValueError('give a table of burden = q, e.g. {carbon = "inf"}')
+        out = {}
+        for name, q in value.items():
+            if name not in BURDENS:
+                raise ValueError(f"unknown burden {name!r}; use one of {', '.join(BURDENS)}")
+            try:
+                out[name] = parse_q(q)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return out
 
     @field_validator("baseline_options")
     @classmethod
@@ -440,6 +502,7 @@ class SweepPoint:
     combined_environment: bool = False
     total_quality: bool = False
     norm_sizes: tuple[int, int] | None = None
+    q_terms: tuple[tuple[str, float], ...] = ()
 
     def canonical(self) -> dict[str, Any]:
         """What determines the result (the scenario's label does not)."""
@@ -449,11 +512,12 @@ class SweepPoint:
             "policy": self.policy,
             "role": self.role,
             "q": _q_json(self.q),
-            "weights": None if self.weights is None else self.weights.model_dump(),
+            "weights": None if self.weights is None else self.weights.canonical(),
             "combined_environment": self.combined_environment,
             "social_average": not self.total_quality,
             "options": dict(self.options),
             **({"normalized": list(self.norm_sizes)} if self.norm_sizes else {}),
+            **({"q_terms": {k: _q_json(v) for k, v in self.q_terms}} if self.q_terms else {}),
         }
 
     @property
@@ -464,36 +528,23 @@ class SweepPoint:
 
     def objective_fields(self) -> dict[str, Any]:
         """Keyword arguments of :class:`eqglb.costs.Objective` for this point."""
-        w = self.weights or Weights(mu_social=0.0, mu_carbon=0.0, mu_water=0.0)
+        w = self.weights or Weights(**{f"mu_{n}": 0.0 for n in BURDENS})
         q = 2.0 if self.q is None else self.q
+        fixed = dict(self.q_terms)
+        mus = {f"mu_{n}": float(w.mu(n) or 0.0) for n in BURDENS}
+        qs = {f"q_{n}": fixed.get(n, q) for n in BURDENS}
         fields: dict[str, Any] = {
-            "mu_social": float(w.mu_social or 0.0),
-            "mu_carbon": w.mu_carbon,
-            "mu_water": w.mu_water,
-            "q_social": q,
-            "q_carbon": q,
-            "q_water": q,
+            **mus,
+            **qs,
             "combined_environment": self.combined_environment,
             "social_average": not self.total_quality,
         }
         if self.norm_sizes is not None:  # normalised norms (eqglb.defaults)
             from eqglb.costs import Objective
 
-            o = Objective.normalized(
-                *self.norm_sizes,
-                mu_social=fields["mu_social"],
-                mu_carbon=w.mu_carbon,
-                mu_water=w.mu_water,
-                q_social=q,
-                q_carbon=q,
-                q_water=q,
-            )
-            fields.update(
-                mu_social=o.mu_social,
-                mu_carbon=o.mu_carbon,
-                mu_water=o.mu_water,
-                norm_sizes=list(self.norm_sizes),
-            )
+            o = Objective.normalized(*self.norm_sizes, **mus, **qs)
+            fields.update({f"mu_{n}": o.terms[n].mu for n in BURDENS})
+            fields["norm_sizes"] = list(self.norm_sizes)
         return fields
 
 
@@ -530,6 +581,7 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]) -> 
         "combined_environment": spec.combined_environment,
         "total_quality": spec.total_quality,
     }
+    fixed = tuple(sorted(spec.q_terms.items()))
     popts = tuple(sorted(spec.policy_options.items()))
     bopts = tuple(sorted(spec.baseline_options.items()))
     for label, sc in scenarios:
@@ -552,7 +604,16 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]) -> 
                 for q in spec.q:
                     points.append(
                         SweepPoint(
-                            label, fp, policy, "point", q, w, popts, norm_sizes=sizes, **common
+                            label,
+                            fp,
+                            policy,
+                            "point",
+                            q,
+                            w,
+                            popts,
+                            norm_sizes=sizes,
+                            q_terms=fixed,
+                            **common,
                         )
                     )
     unique: dict[str, SweepPoint] = {}
@@ -562,52 +623,15 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]) -> 
 
 
 # --------------------------------------------------------------------------- the worker
-_HIGHS_QUIET = False
-
-
-def _silence_highs_banner() -> None:
-    """Create one HiGHS instance with stdout redirected, once per process.
-
-    HiGHS prints a banner to the C-level stdout the first time it is created in a process;
-    in a worker that would scribble over the driver's progress bar.
-    """
-    global _HIGHS_QUIET
-    if _HIGHS_QUIET:
-        return
-    _HIGHS_QUIET = True
-    try:
-        import highspy
-    except ImportError:
-        return
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError, AttributeError):
-        return
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 1)
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-        del h
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            ctypes.CDLL(None).fflush(None)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
-
-
 def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
     """Solve one point and evaluate it; the single code path of every backend.
 
     Parameters
     ----------
     payload : dict
-        ``scenario`` (Scenario), ``policy`` (registered name), ``options`` (dict of policy
-        options), ``objective`` (keyword arguments of :class:`eqglb.costs.Objective`).
+        ``scenario`` (Scenario, or its :meth:`eqglb._workers.Executor.share` handle),
+        ``policy`` (registered name), ``options`` (dict of policy options), ``objective``
+        (keyword arguments of :class:`eqglb.costs.Objective`).
 
     Returns
     -------
@@ -627,12 +651,12 @@ def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
 
         with contextlib.suppress(ImportError):
             import eqglb.online  # noqa: F401  (registers online policies)
-        _silence_highs_banner()
+        silence_highs_banner()
         obj = Objective(**payload["objective"])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             policy = make_policy(payload["policy"], obj, **payload.get("options", {}))
-            _, ev = run_policy(payload["scenario"], policy, obj)
+            _, ev = run_policy(resolve(payload["scenario"]), policy, obj)
         info = ev.info
         status = info.status if info is not None else "done"
         result = {
@@ -662,30 +686,14 @@ def _solve_point(payload: dict[str, Any]) -> dict[str, Any]:
     return json_ready(result, "string")
 
 
-def _ray_solve(payload: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
-    """Ray task body: the scenario arrives as a shared object, then the common path."""
-    return _solve_point({**payload, "scenario": scenario})
-
-
 # --------------------------------------------------------------------------- the store
 def _result_path(store: Path, key: str) -> Path:
     return store / f"{key}.json"
 
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it into place."""
-    text = json.dumps(json_ready(record, "string"), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write a record (standard JSON, infinities as strings) atomically and durably."""
+    write_json(path, record, indent=1, fsync=True)
 
 
 def _read_record(store: Path, key: str) -> dict[str, Any] | None:
@@ -719,143 +727,17 @@ def _record(point: SweepPoint, result: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- backends
-def _mp_context() -> Any:
-    """``forkserver`` where available (workers fork from a clean, single-threaded server
-    that has imported this module), else ``spawn``."""
-    methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["eqglb.sweep", "eqglb.policies", "eqglb.simulate"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+#: Modules the forkserver imports once, so that every worker forks with them loaded.
+_PRELOAD = ("eqglb.sweep", "eqglb.policies", "eqglb.simulate")
 
 
-def _worker_died(exc: BaseException, attempts: int) -> dict[str, Any]:
+def _failed(exc: BaseException) -> dict[str, Any]:
+    """The result of a point whose task raised (in the executor, not in the solve)."""
     return {
         "ok": False,
         "status": "error",
-        "error": f"worker died {attempts} time(s) while solving this point "
-        f"({type(exc).__name__}: {exc}); run the sweep again to retry",
+        "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
     }
-
-
-def _terminate(ex: ProcessPoolExecutor) -> None:
-    """Kill the pool's workers and cancel what is queued (finished points are stored)."""
-    if hasattr(ex, "terminate_workers"):  # Python >= 3.14
-        ex.terminate_workers()
-        return
-    for proc in list((getattr(ex, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    ex.shutdown(wait=False, cancel_futures=True)
-
-
-def _run_local(
-    payloads: list[dict[str, Any]],
-    workers: int,
-    max_retries: int,
-    on_done: Callable[[dict[str, Any], dict[str, Any]], None],
-    on_retry: Callable[[dict[str, Any]], None],
-) -> None:
-    """Solve payloads in a process pool; restart the pool when a worker dies."""
-    ctx = _mp_context()
-    attempts = {p["key"]: 0 for p in payloads}
-    queue = list(payloads)
-    while queue:
-        retry: list[dict[str, Any]] = []
-        ex = ProcessPoolExecutor(
-            max_workers=max(1, min(workers, len(queue))),
-            mp_context=ctx,
-            initializer=watch_parent,
-            initargs=(os.getpid(),),
-        )
-        try:
-            futures = {ex.submit(_solve_point, p): p for p in queue}
-            for fut in as_completed(futures):
-                p = futures[fut]
-                try:
-                    res = fut.result()
-                except BrokenProcessPool as exc:
-                    attempts[p["key"]] += 1
-                    if attempts[p["key"]] <= max_retries:
-                        retry.append(p)
-                        on_retry(p)
-                    else:
-                        on_done(p, _worker_died(exc, attempts[p["key"]]))
-                    continue
-                except Exception as exc:  # e.g. a result that cannot be unpickled
-                    res = {"ok": False, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-                on_done(p, res)
-        except BaseException:  # interrupted: stop the workers now, not after their points
-            _terminate(ex)
-            raise
-        ex.shutdown(wait=True)
-        queue = retry
-
-
-def _run_ray(
-    payloads: list[dict[str, Any]],
-    scenarios: dict[str, Scenario],
-    workers: int | None,
-    address: str | None,
-    max_retries: int,
-    on_done: Callable[[dict[str, Any], dict[str, Any]], None],
-) -> None:
-    """Solve payloads as Ray tasks (``max_retries`` on worker death); start Ray if needed."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            "backend='ray' needs Ray; install it with "
-            "`pip install 'eqglb[ray]'` (or `pip install 'ray[default]'`)"
-        ) from exc
-    import logging
-
-    started = False
-    reaper: Reaper | None = None
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, logging_level=logging.WARNING)
-        else:
-            reaper = Reaper()  # the local instance dies with this process
-            with reaper.marking():
-                ray.init(
-                    num_cpus=workers or os.cpu_count() or 1,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-        started = True
-    pending: dict[Any, dict[str, Any]] = {}
-    try:
-        task = ray.remote(num_cpus=1, max_retries=max_retries)(_ray_solve)
-        refs = {fp: ray.put(sc) for fp, sc in scenarios.items()}
-        for p in payloads:
-            body = {k: v for k, v in p.items() if k != "scenario"}
-            pending[task.remote(body, refs[p["fingerprint"]])] = p
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                p = pending.pop(ref)
-                try:
-                    res = ray.get(ref)
-                except Exception as exc:  # RayTaskError, WorkerCrashedError after retries
-                    res = {
-                        "ok": False,
-                        "status": "error",
-                        "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}",
-                    }
-                on_done(p, res)
-    except BaseException:
-        for ref in pending:
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
-        raise
-    finally:
-        if started:
-            ray.shutdown()
-        if reaper is not None:
-            reaper.stop()
 
 
 # --------------------------------------------------------------------------- the driver
@@ -898,7 +780,7 @@ def _progress(
 def run_sweep(
     spec: SweepSpec,
     store_dir: str | Path,
-    backend: Literal["local", "ray"] = "local",
+    backend: str = "process",
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
@@ -916,12 +798,13 @@ def run_sweep(
     store_dir : str or Path
         Folder of the result files, one ``<key>.json`` per point (created if missing).
         Points already stored there are not solved again; failed ones are retried.
-    backend : {"local", "ray"}
-        ``"local"``: a process pool on this machine. ``"ray"``: Ray tasks, on a local Ray
-        instance started here (and shut down afterwards) unless Ray is already initialised
-        or ``address`` names a cluster.
+    backend : {"process", "serial", "ray"}
+        ``"process"``: a process pool on this machine; ``"serial"``: this process;
+        ``"ray"``: Ray tasks, on a local Ray instance started here (and shut down
+        afterwards) unless Ray is already initialised or ``address`` names a cluster
+        (:class:`eqglb._workers.Executor`). ``"local"``: deprecated name of ``"process"``.
     workers : int, optional
-        Worker processes (local, default 2) or CPUs of the local Ray instance (default:
+        Worker processes (process, default 2) or CPUs of the local Ray instance (default:
         all cores). Ignored with ``address``.
     address : str, optional
         Address of an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...).
@@ -949,8 +832,10 @@ def run_sweep(
     ScenarioError
         A scenario cannot be loaded.
     """
-    if backend not in ("local", "ray"):
-        raise SweepSpecError(f"backend = {backend!r}; use 'local' or 'ray'")
+    try:
+        backend = check_backend(backend)
+    except ValueError as exc:
+        raise SweepSpecError(str(exc)) from None
     if workers is not None and workers < 1:
         raise SweepSpecError(f"workers = {workers}; give at least 1")
     _check_policies(spec)
@@ -985,11 +870,9 @@ def run_sweep(
     point_of = {p.key: p for p in points}
     failures: list[str] = []
 
-    where = (
-        f"ray ({address})"
-        if backend == "ray" and address
-        else f"{backend} x{workers or (2 if backend == 'local' else os.cpu_count())}"
-    )
+    if workers is None:
+        workers = {"serial": 1, "process": 2}.get(backend, os.cpu_count() or 1)
+    where = f"ray ({address})" if backend == "ray" and address else f"{backend} x{workers}"
     with _progress(
         len(points), len(points) - len(todo), f"sweep on {where}", progress, console
     ) as update:
@@ -1006,15 +889,26 @@ def run_sweep(
                 )
             update(1, msg)
 
-        def on_retry(payload: dict[str, Any]) -> None:
-            update(0, f"[yellow]worker died; resubmitting[/] {payload['key']}")
+        def on_retry(index: int) -> None:
+            update(0, f"[yellow]worker died; resubmitting[/] {payloads[index]['key']}")
 
         if payloads:
-            if backend == "local":
-                _run_local(payloads, workers or 2, max_retries, on_done, on_retry)
-            else:
-                fps: dict[str, Scenario] = {p["fingerprint"]: p["scenario"] for p in payloads}
-                _run_ray(payloads, fps, workers, address, max_retries, on_done)
+            with Executor(
+                backend,
+                workers,
+                address=address,
+                start_method="forkserver",
+                preload=_PRELOAD,
+                max_retries=max_retries,
+            ) as ex:
+                shared: dict[str, Any] = {}
+                for p in payloads:  # each scenario once in Ray's object store
+                    fp = p["fingerprint"]
+                    if fp not in shared:
+                        shared[fp] = ex.share(p["scenario"])
+                    p["scenario"] = shared[fp]
+                for i, res, exc in ex.as_completed(_solve_point, payloads, on_retry):
+                    on_done(payloads[i], res if exc is None else _failed(exc))
 
     return _frame(points, load_results(store, points))
 
@@ -1045,9 +939,7 @@ def _frame(points: Sequence[SweepPoint], records: dict[str, dict]) -> pd.DataFra
             "role": p.role,
             "weights": w.label if w is not None else "",
             "q": math.nan if p.q is None else p.q,
-            "mu_social": w.mu_social if w else math.nan,
-            "mu_carbon": w.mu_carbon if w else math.nan,
-            "mu_water": w.mu_water if w else math.nan,
+            **{f"mu_{n}": (w.mu(n) if w else math.nan) for n in BURDENS},
             "status": rec.get("status"),
             "ok": bool(rec.get("ok")),
             "flagged": bool(rec.get("flagged", not rec.get("ok"))),
@@ -1100,6 +992,21 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _weight_keys(labels: Any) -> list[str]:
+    """The ``mu_x`` names in weight labels (``mu_s=1 mu_c=2 mu_w=3``), in registry order."""
+    found = {part.split("=")[0] for label in labels for part in str(label).split()}
+    keys = [f"mu_{b.symbol.lower()}" for b in BURDENS.values()]
+    return [k for k in keys if k in found] or keys[:3]
+
+
+def _weights_cell(label: str, keys: Sequence[str]) -> str:
+    """``1/2/3`` from ``mu_s=1 mu_c=2 mu_w=3`` (``-`` for a key the label lacks)."""
+    if not label:
+        return ""
+    values = dict(part.split("=", 1) for part in label.split())
+    return "/".join(values.get(k, "-") for k in keys)
+
+
 def render_frontier(frontier: pd.DataFrame, title: str = "trade-off frontier") -> Table:
     """A rich table of :func:`frontier_table`'s output (units in the headers)."""
     from rich.markup import escape
@@ -1118,11 +1025,13 @@ def render_frontier(frontier: pd.DataFrame, title: str = "trade-off frontier") -
         title_justify="left",
         header_style="bold",
     )
+    weight_keys = _weight_keys(frontier["weights"])
+    weights_head = "/".join(weight_keys)
     heads = (
         ([("scenario", "left")] if show_scen else [])
         + [("policy", "left")]
         + [
-            ("mu_s/mu_c/mu_w", "left"),
+            (weights_head, "left"),
             ("q", "right"),
             ("energy [USD]", "right"),
             ("overhead [%]", "right"),
@@ -1133,11 +1042,11 @@ def render_frontier(frontier: pd.DataFrame, title: str = "trade-off frontier") -
         ]
     )
     for h, justify in heads:
-        tab.add_column(h, justify=justify, no_wrap=h in ("scenario", "mu_s/mu_c/mu_w"))  # type: ignore[arg-type]
+        tab.add_column(h, justify=justify, no_wrap=h in ("scenario", weights_head))  # type: ignore[arg-type]
     for r in frontier.itertuples(index=False):
         q = "-" if math.isnan(r.q) else ("inf" if math.isinf(r.q) else f"{r.q:g}")
         status = str(r.status)
-        weights = str(r.weights).replace("mu_s=", "").replace(" mu_c=", "/").replace(" mu_w=", "/")
+        weights = _weights_cell(str(r.weights), weight_keys)
         cells = [escape(str(r.scenario))] if show_scen else []
         cells += [
             escape(str(r.policy)) + (" (baseline)" if not weights else ""),
@@ -1234,262 +1143,49 @@ def write_outputs(df: pd.DataFrame, out_dir: str | Path, *, plot: bool = True) -
     return paths
 
 
-# --------------------------------------------------------------------------- command line
-_o = typer.Option
-SpecOpt = Annotated[
-    Path | None,
-    _o(
-        "--spec",
-        metavar="FILE",
-        help="Sweep specification (TOML, see docs/sweep.md). Options "
-        "given below override its fields.",
-    ),
-]
-QListOpt = Annotated[
-    list[str] | None,
-    _o(
-        "--q",
-        metavar="Q",
-        help="Norm order q >= 1 of every equity term, or 'inf'; repeat for "
-        "several. Default: 1 2 4 8 inf.",
-    ),
-]
-MuSocialListOpt = Annotated[
-    list[float] | None,
-    _o(
-        "--mu-social",
-        min=0.0,
-        metavar="USD",
-        help="Weight of the quality-loss norm [USD per unit "
-        "of average quality loss per request]; repeat for a grid. Default: the quality value "
-        f"{_defaults.DEFAULT_QUALITY_VALUE:g} USD per request x mean requests per region "
-        "(eqglb.defaults).",
-    ),
-]
-MuCarbonListOpt = Annotated[
-    list[float] | None,
-    _o(
-        "--mu-carbon",
-        min=0.0,
-        metavar="USD/KG",
-        help="Weight of the carbon norm [USD/kg CO2]; "
-        f"repeat for a grid. Default: {DEFAULT_MU_CARBON:g}.",
-    ),
-]
-MuWaterListOpt = Annotated[
-    list[float] | None,
-    _o(
-        "--mu-water",
-        min=0.0,
-        metavar="USD/L",
-        help=f"Weight of the water norm [USD/L]; repeat for a grid. Default: {DEFAULT_MU_WATER:g}.",
-    ),
-]
-PolicyListOpt = Annotated[
-    list[str] | None,
-    _o(
-        "--policy",
-        "-p",
-        metavar="NAME",
-        help="Policy solved at every point; repeat for several. Default: equitable.",
-    ),
-]
-BaselineNameOpt = Annotated[
-    str | None,
-    _o(
-        "--baseline",
-        metavar="POLICY",
-        help="Policy solved once per scenario; the energy-cost "
-        "overhead [%] is measured against it ('none': no baseline). Default: energy.",
-    ),
-]
-SweepDaysOpt = Annotated[
-    int | None,
-    _o(
-        "--days",
-        min=1,
-        metavar="N",
-        help=f"Horizon of the built-in scenario [days]. Default: {DEFAULT_DAYS}.",
-    ),
-]
-SeedListOpt = Annotated[
-    list[int] | None,
-    _o(
-        "--seed",
-        min=0,
-        metavar="SEED",
-        help="Seed of the built-in scenario; repeat for several scenarios. Default: 0.",
-    ),
-]
-ScenarioListOpt = Annotated[
-    list[Path] | None,
-    _o(
-        "--scenario",
-        "-s",
-        metavar="DIR",
-        help="Scenario folder (scenario.toml + tables); repeat "
-        "for several. Default: the built-in scenario.",
-    ),
-]
-BackendOpt = Annotated[
-    str,
-    _o(
-        "--backend",
-        metavar="local|ray",
-        help="Where points are solved: local worker processes, "
-        "or Ray tasks (a local Ray instance started on demand, or the cluster at --address).",
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    _o(
-        "--address",
-        metavar="ADDR",
-        help="Address of an existing Ray cluster, e.g. 'auto' or "
-        "'ray://host:10001' (with --backend ray).",
-    ),
-]
-WorkersOpt = Annotated[
-    int | None,
-    _o(
-        "--workers",
-        min=1,
-        metavar="N",
-        help="Worker processes (local; default 2) or CPUs of the "
-        "local Ray instance (default: all cores).",
-    ),
-]
-RetriesOpt = Annotated[
-    int,
-    _o(
-        "--max-retries",
-        min=0,
-        metavar="N",
-        help="Resubmissions of a point whose worker process died.",
-    ),
-]
-SweepOutOpt = Annotated[
-    Path,
-    _o(
-        "--out",
-        "-o",
-        metavar="DIR",
-        help="Output folder: points/ (one result file per point, "
-        "reused by the next run), results.csv, frontier.csv, frontier.png.",
-    ),
-]
-PlotOpt = Annotated[bool, _o("--plot/--no-plot", help="Write frontier.png.")]
-ProgressOpt = Annotated[bool, _o("--progress/--no-progress", help="Show a progress bar on stderr.")]
-
-
-def sweep_command(
-    spec: SpecOpt = None,
-    q: QListOpt = None,
-    mu_social: MuSocialListOpt = None,
-    mu_carbon: MuCarbonListOpt = None,
-    mu_water: MuWaterListOpt = None,
-    policy: PolicyListOpt = None,
-    baseline: BaselineNameOpt = None,
-    days: SweepDaysOpt = None,
-    seed: SeedListOpt = None,
-    scenario: ScenarioListOpt = None,
-    backend: BackendOpt = "local",
-    address: AddressOpt = None,
-    workers: WorkersOpt = None,
-    max_retries: RetriesOpt = 3,
-    out: SweepOutOpt = Path("eqglb-sweep"),
-    plot: PlotOpt = True,
-    progress: ProgressOpt = True,
-) -> None:
-    """Sweep q and weights; print the trade-off frontier; write results under --out.
-
-    Each point solves a policy (default: equitable) with one norm order q for every term
-    and one weight setting; a baseline policy (default: energy) is solved once per
-    scenario and the energy-cost overhead [%] is measured against it. Results are stored
-    per point under OUT/points as they complete, so running the same command again
-    resumes an interrupted sweep. Writes OUT/results.csv, OUT/frontier.csv and
-    OUT/frontier.png.
-    """
-    from rich.console import Console
-    from rich.markup import escape
-
-    sweep = _spec_from_options(
-        spec,
-        q=q,
-        mu_social=mu_social,
-        mu_carbon=mu_carbon,
-        mu_water=mu_water,
-        policy=policy,
-        baseline=baseline,
-        days=days,
-        seed=seed,
-        scenario=scenario,
-    )
-    if backend not in ("local", "ray"):
-        raise SweepSpecError(f"--backend {backend!r}; use 'local' or 'ray'")
-    err = Console(stderr=True, highlight=False)
-    con = Console(highlight=False)
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        con = Console(highlight=False, width=150)
-    store = Path(out) / "points"
-    df = run_sweep(
-        sweep,
-        store,
-        backend=backend,  # type: ignore[arg-type]
-        workers=workers,
-        address=address,
-        progress=progress,
-        max_retries=max_retries,
-        console=err,
-    )
-    con.print(render_frontier(frontier_table(df), title=f"trade-off frontier, {len(df)} points"))
-    con.print(
-        "[dim]overhead: energy cost versus the baseline \\[%]; max/mean: peak-to-average "
-        "ratio of carbon and water per data centre and of quality loss per region "
-        "\\[-][/]"
-    )
-    paths = write_outputs(df, out, plot=plot)
-    con.print(
-        f"wrote {', '.join(escape(str(p)) for p in paths.values())} and "
-        f"{len(df)} point files under {escape(str(store))}"
-    )
-    n_bad = int((~df["ok"]).sum())
-    if n_bad:
-        err.print(
-            f"[red]{n_bad} point(s) failed[/] (see the error column of results.csv); "
-            "run the same command again to retry them"
-        )
-        raise typer.Exit(1)
-
-
-def _spec_from_options(
-    spec: Path | None,
+# --------------------------------------------------------------------------- options
+def spec_from_options(
+    spec: str | Path | None = None,
     *,
-    q: list[str] | None = None,
-    mu_social: list[float] | None = None,
-    mu_carbon: list[float] | None = None,
-    mu_water: list[float] | None = None,
-    policy: list[str] | None = None,
+    q: Sequence[str | float] | None = None,
+    mu: dict[str, Sequence[float] | None] | None = None,
+    q_terms: dict[str, str | float | None] | None = None,
+    combined_environment: bool | None = None,
+    total_quality: bool | None = None,
+    normalize: bool | None = None,
+    policy: Sequence[str] | None = None,
     baseline: str | None = None,
     days: int | None = None,
-    seed: list[int] | None = None,
-    scenario: list[Path] | None = None,
+    seed: Sequence[int] | None = None,
+    scenario: Sequence[Path] | None = None,
 ) -> SweepSpec:
-    """The spec file's fields (if any), overridden by the options that were given."""
+    """The spec file's fields (if any), overridden by the options that were given.
+
+    ``mu`` maps a burden to the weights to sweep (a grid over the burdens given, which
+    replaces the file's weights); ``q_terms`` a burden to a fixed norm order; None or an
+    empty list leaves the file's value. ``baseline`` ``"none"`` means no baseline.
+    """
     doc: dict[str, Any] = {}
     if spec is not None:
         doc = SweepSpec.from_toml(spec).model_dump(exclude_unset=True)
     if q:
-        doc["q"] = q
-    if mu_social or mu_carbon or mu_water:
+        doc["q"] = list(q)
+    grid = {f"mu_{n}": list(v) for n, v in (mu or {}).items() if v}
+    if grid:
         doc["weights"] = []
-        doc["weight_grid"] = {
-            k: v
-            for k, v in (("mu_social", mu_social), ("mu_carbon", mu_carbon), ("mu_water", mu_water))
-            if v
-        }
+        doc["weight_grid"] = grid
+    fixed = {n: v for n, v in (q_terms or {}).items() if v is not None}
+    if fixed:
+        doc["q_terms"] = {**doc.get("q_terms", {}), **fixed}
+    for key, value in (
+        ("combined_environment", combined_environment),
+        ("total_quality", total_quality),
+        ("normalize", normalize),
+    ):
+        if value is not None:
+            doc[key] = value
     if policy:
-        doc["policies"] = policy
+        doc["policies"] = list(policy)
     if baseline is not None:
         doc["baseline"] = None if baseline.strip().lower() in ("", "none") else baseline
     if scenario:
@@ -1499,17 +1195,6 @@ def _spec_from_options(
         if days is not None:
             entry["days"] = days
         if seed:
-            entry["seeds"] = seed
+            entry["seeds"] = list(seed)
         doc["scenarios"] = [entry]
     return SweepSpec.from_dict(doc, source=str(spec) if spec else "command-line options")
-
-
-#: A typer app whose single command is :func:`sweep_command`. The main CLI registers the
-#: command with ``app.command("sweep")(sweep_command)``.
-sweep_app = typer.Typer(
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    help="Trade-off sweeps over q and weights (see docs/sweep.md).",
-)
-sweep_app.command("sweep")(sweep_command)

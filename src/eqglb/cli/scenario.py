@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from eqglb.cli import CLIError, _stdout, check_out_dir
+from eqglb.cli.common import check_out_dir, stdout
+from eqglb.errors import CLIError
 
 __all__ = ["generate_command", "scenario_app"]
 
@@ -140,7 +141,7 @@ def generate_command(
     )
     path = write_scenario(sc, out, fmt=fmt, overwrite=overwrite)
     T, N, J, K = sc.shape
-    _stdout().print(
+    stdout().print(
         f"wrote {path}: {N} data centres, {J} regions, {K} models, {T} hourly "
         f"slots (seed {seed}); solve it with eqglb solve --scenario {path}",
         markup=False,

@@ -10,7 +10,6 @@ sidecar can merge it into the body it posts to ``/v1/slots``::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -60,7 +59,7 @@ def signals_command(
     """Fetch one slot's carbon intensity (and, for eia, water factor) per data centre."""
     from datetime import timedelta
 
-    from eqglb.cli import CLIError
+    from eqglb.errors import CLIError
     from eqglb.signals import SignalError, make_client, slot_signals
 
     zones: dict[str, str] = {}
@@ -83,4 +82,6 @@ def signals_command(
         )
     except SignalError as exc:
         raise CLIError(str(exc)) from exc
-    typer.echo(json.dumps(out, indent=2, sort_keys=True))
+    from eqglb._json import dumps
+
+    typer.echo(dumps(out, sort_keys=True))

@@ -6,7 +6,8 @@ solve can hold: never the full dispatch, but
 
 * ``summary.json``: status, objective [USD], certified lower bound [USD], gap [-], the
   objective's terms [USD], timings [s] and solver settings;
-* ``datacenters.csv``: carbon [kg CO2] and water [L] per data centre;
+* ``datacenters.csv``: carbon [kg CO2] and water [L] per data centre (and every other
+  data-centre burden that is priced, e.g. ``health_usd``);
 * ``regions.csv``: quality loss per region [unit of S];
 * ``loads.parquet``: requests served per (time, datacenter, model) [requests/slot];
 * ``dispatch_slot_<t>.csv``: the full dispatch of each slot asked for with ``--slot``
@@ -15,34 +16,16 @@ solve can hold: never the full dispatch, but
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from eqglb.cli import (
-    DEFAULT_DAYS,
-    DEFAULT_MU_CARBON,
-    DEFAULT_MU_WATER,
-    CLIError,
-    CombinedEnvOpt,
-    DaysOpt,
-    MuCarbonOpt,
-    MuSocialOpt,
-    MuWaterOpt,
-    QCarbonOpt,
-    QOpt,
-    QSocialOpt,
-    QWaterOpt,
-    ScenarioOpt,
-    SeedOpt,
-    TotalQualityOpt,
-    _stdout,
-    build_objective,
-    check_out_dir,
-    load_scenario,
-)
+from eqglb.cli import common
+from eqglb.cli.common import AddressOpt, BackendOpt, DaysOpt, ScenarioOpt, SeedOpt, WorkersOpt
+from eqglb.cli.options import ObjectiveOptions, objective_options
+from eqglb.defaults import DEFAULT_DAYS
+from eqglb.errors import CLIError
 
 __all__ = ["solve_command"]
 
@@ -64,28 +47,6 @@ BlockOpt = Annotated[
         help="Slots per block: blocks are priced in parallel and the master mixes whole blocks "
         "[slots]. Default: about slots / 48, at most 168 (one week of hours).",
     ),
-]
-WorkersOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--workers",
-        min=1,
-        metavar="N",
-        help="Worker processes (Ray workers with --backend ray). Default: the number of CPUs.",
-    ),
-]
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        "--backend",
-        metavar="NAME",
-        help="process (local processes), serial, or ray (a local Ray "
-        "instance, or --address of a running cluster).",
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option("--address", metavar="ADDR", help="Ray cluster address (with --backend ray)."),
 ]
 TimeLimitOpt = Annotated[
     float | None,
@@ -114,17 +75,10 @@ SolveOutOpt = Annotated[
 ]
 
 
+@objective_options
 def solve_command(
     scenario: ScenarioOpt = None,
-    q: QOpt = None,
-    q_social: QSocialOpt = None,
-    q_carbon: QCarbonOpt = None,
-    q_water: QWaterOpt = None,
-    mu_social: MuSocialOpt = None,
-    mu_carbon: MuCarbonOpt = DEFAULT_MU_CARBON,
-    mu_water: MuWaterOpt = DEFAULT_MU_WATER,
-    combined_env: CombinedEnvOpt = False,
-    total_quality: TotalQualityOpt = False,
+    objective: ObjectiveOptions = ObjectiveOptions(),  # noqa: B008 (the shared options)
     tol: TolOpt = 1e-4,
     block_slots: BlockOpt = None,
     workers: WorkersOpt = None,
@@ -148,27 +102,15 @@ def solve_command(
 
     from eqglb.structured import StreamingOffline
 
-    if backend not in ("process", "serial", "ray"):
-        raise CLIError(f"--backend {backend!r}; use 'process', 'serial' or 'ray'")
-    check_out_dir(out)  # before the (long) solve
-    sc = load_scenario(scenario, days=days, seed=seed)
+    backend = common.backend_name(backend)
+    common.check_out_dir(out)  # before the (long) solve
+    sc = common.load_scenario(scenario, days=days, seed=seed)
     T, N, J, K = sc.shape
     for t in slot or []:
         if not 0 <= t < T:
             raise CLIError(f"--slot {t} is outside the scenario's slots 0..{T - 1}")
-    obj = build_objective(
-        sc,
-        q=q,
-        q_social=q_social,
-        q_carbon=q_carbon,
-        q_water=q_water,
-        mu_social=mu_social,
-        mu_carbon=mu_carbon,
-        mu_water=mu_water,
-        combined_env=combined_env,
-        total_quality=total_quality,
-    )
-    con = _stdout()
+    obj = objective.build(sc)
+    con = common.stdout()
     con.print(
         f"[bold]{escape(sc.name)}[/]: {N} data centres, {J} regions, {K} models, "
         f"{T} slots ({float(T) * N * J * K:.3g} variables)"
@@ -237,7 +179,9 @@ def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> li
     import numpy as np
     import pandas as pd
 
-    from eqglb._json import json_ready
+    from eqglb._json import write_json
+    from eqglb.burdens import BURDENS
+    from eqglb.cli.options import shown_burdens
     from eqglb.metrics import lq_norm
 
     out = Path(out)
@@ -246,18 +190,16 @@ def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> li
     except OSError as exc:
         raise CLIError(f"cannot create output folder {out}: {exc.strerror}") from None
     c = res.costs
-    terms = {
-        "energy_cost": c.energy_cost,
-        "social": obj.mu_social * lq_norm(c.social, obj.q_social),
-        "carbon": obj.mu_carbon * lq_norm(c.carbon, obj.q_carbon),
-        "water": obj.mu_water * lq_norm(c.water, obj.q_water),
-    }
-    if obj.combined_environment:
-        terms.pop("carbon")
-        terms.pop("water")
-        terms["environment"] = lq_norm(
-            obj.mu_carbon * c.carbon + obj.mu_water * c.water, obj.q_carbon
-        )
+    shown = shown_burdens(obj)
+    terms: dict[str, float] = {"energy_cost": c.energy_cost}
+    combined = [n for n, b in BURDENS.items() if b.combinable] if obj.combined_environment else []
+    for name in shown:
+        if name not in combined:
+            t = obj.terms[name]
+            terms[name] = t.mu * lq_norm(getattr(c, name), t.q)
+    if combined:
+        env = sum(obj.terms[n].mu * np.asarray(getattr(c, n)) for n in combined)
+        terms["environment"] = lq_norm(env, obj.terms[combined[0]].q)
     summary = {
         "scenario": sc.name,
         "objective_description": obj.describe(),
@@ -270,13 +212,14 @@ def write_result(out: Path, sc: Any, obj: Any, res: Any, slots: list[int]) -> li
         "info": {k: v for k, v in res.info.items() if k != "center"},
     }
     paths = []
-    p = out / "summary.json"
-    p.write_text(json.dumps(json_ready(summary), indent=2))
-    paths.append(p)
+    paths.append(write_json(out / "summary.json", summary))
     p = out / "datacenters.csv"
-    pd.DataFrame(
-        {"datacenter": list(sc.datacenters), "carbon_kg": c.carbon, "water_l": c.water}
-    ).to_csv(p, index=False)
+    site = {
+        f"{name}_{BURDENS[name].unit.split()[0].lower()}": getattr(c, name)
+        for name in shown
+        if BURDENS[name].side == "datacenter"
+    }
+    pd.DataFrame({"datacenter": list(sc.datacenters), **site}).to_csv(p, index=False)
     paths.append(p)
     p = out / "regions.csv"
     pd.DataFrame({"region": list(sc.regions), "quality_loss": c.social}).to_csv(p, index=False)
