@@ -204,15 +204,30 @@ def _reference_lp(sc: Scenario, obj: Objective) -> tuple[float, np.ndarray]:
     # regional totals: sum -> linear; max -> epigraph variable
     vectors = {
         "carbon": [
-            {int(idx[t, i, j, k]): carbon[t, i, k] for t in range(T) for j in range(J) for k in range(K)}
+            {
+                int(idx[t, i, j, k]): carbon[t, i, k]
+                for t in range(T)
+                for j in range(J)
+                for k in range(K)
+            }
             for i in range(N)
         ],
         "water": [
-            {int(idx[t, i, j, k]): water[t, i, k] for t in range(T) for j in range(J) for k in range(K)}
+            {
+                int(idx[t, i, j, k]): water[t, i, k]
+                for t in range(T)
+                for j in range(J)
+                for k in range(K)
+            }
             for i in range(N)
         ],
         "social": [
-            {int(idx[t, i, j, k]): quality[j, k] for t in range(T) for i in range(N) for k in range(K)}
+            {
+                int(idx[t, i, j, k]): quality[j, k]
+                for t in range(T)
+                for i in range(N)
+                for k in range(K)
+            }
             for j in range(J)
         ],
     }
@@ -241,7 +256,9 @@ def _reference_lp(sc: Scenario, obj: Objective) -> tuple[float, np.ndarray]:
                         sv = new_var(sigma * 0.5 * d[t, j])
                         now, before = int(idx[t, i, j, k]), int(idx[t - 1, i, j, k])
                         for sign in (1.0, -1.0):
-                            a_ub.append({now: sign * inv[t, j], before: -sign * inv[t - 1, j], sv: -1.0})
+                            a_ub.append(
+                                {now: sign * inv[t, j], before: -sign * inv[t - 1, j], sv: -1.0}
+                            )
                             b_ub.append(0.0)
     nv = len(cols)
 
@@ -296,9 +313,7 @@ def test_optimum_matches_independent_lp(
     assert d.info.dual_bound <= ref + 1e-9 * abs(ref)
     assert d.info.gap <= 1e-6
     # the independent LP's y scores the same under the evaluator (same objective)
-    assert evaluate(sc, Dispatch(y_ref, policy="lp"), obj).objective == pytest.approx(
-        ref, rel=1e-7
-    )
+    assert evaluate(sc, Dispatch(y_ref, policy="lp"), obj).objective == pytest.approx(ref, rel=1e-7)
     # the switching cost mattered: without it the optimum moves more requests
     d0 = EquitableOffline(objective=obj.replace(switching_cost=0.0)).plan(sc)
     assert movement(sc, np.asarray(d0.y)).sum() >= movement(sc, np.asarray(d.y)).sum() - 1e-6
@@ -379,7 +394,9 @@ def test_single_slot_with_switching_cost() -> None:
 def test_structured_solvers_refuse_a_switching_cost() -> None:
     obj = Objective(mu_carbon=0.1, switching_cost=0.05)
     for factory, name in ((StructuredOffline, "structured"), (StreamingOffline, "streaming")):
-        with pytest.raises(ValueError, match=f'switching_cost = 0.05.*the {name} solver.*"reference"'):
+        with pytest.raises(
+            ValueError, match=f'switching_cost = 0.05.*the {name} solver.*"reference"'
+        ):
             factory(objective=obj)
     # also when the objective is set after construction
     s = StructuredOffline()

@@ -88,7 +88,9 @@ class Objective:
     **weights
         ``mu_<burden>=`` and ``q_<burden>=`` keywords, the same as ``terms`` entries.
 
-    Attributes ``mu_<burden>`` and ``q_<burden>`` read one term.
+    Notes
+    -----
+    The attributes ``mu_<burden>`` and ``q_<burden>`` read one term.
     """
 
     __slots__ = (
@@ -274,7 +276,8 @@ class Objective:
     def uniform(cls, q: float | str, **kw: Any) -> Objective:
         """One norm order ``q`` for every term; ``mu_<burden>=`` weights and flags in ``kw``."""
         qv = parse_q(q)
-        return cls(**{f"q_{name}": qv for name in BURDENS}, **kw)
+        qs: dict[str, Any] = {f"q_{name}": qv for name in BURDENS}
+        return cls(**qs, **kw)
 
     @classmethod
     def normalized(cls, n_region: int, n_datacenter: int, **kw: Any) -> Objective:
@@ -313,8 +316,11 @@ class Objective:
         :attr:`norm_sizes` the ``mu_*`` given and kept are per-unit weights."""
         if self.norm_sizes is None:
             return self.replace(**changes)
-        unit = {**self.unit_weights(), **{k: v for k, v in changes.items() if k.startswith("mu_")}}
-        qs = {f"q_{k}": t.q for k, t in self.terms.items()}
+        unit: dict[str, Any] = {
+            **self.unit_weights(),
+            **{k: v for k, v in changes.items() if k.startswith("mu_")},
+        }
+        qs: dict[str, Any] = {f"q_{k}": t.q for k, t in self.terms.items()}
         qs.update({k: v for k, v in changes.items() if k.startswith("q_")})
         rest = {k: v for k, v in changes.items() if not k.startswith(("mu_", "q_"))}
         flags = {**self._flags(), **rest}
