@@ -67,9 +67,16 @@ def _online(
     aux: str = "proximal",
     horizon_gain: float = 1.0,
     init: Any = "uniform",
+    window: int | None = None,
 ) -> OnlineDMD:
     return OnlineDMD(
-        objective=objective, step=step, eta=eta, aux=aux, horizon_gain=horizon_gain, init=init
+        objective=objective,
+        step=step,
+        eta=eta,
+        aux=aux,
+        horizon_gain=horizon_gain,
+        init=init,
+        window=window,
     )
 
 

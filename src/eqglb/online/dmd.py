@@ -332,6 +332,14 @@ class OnlineDMD:
         quality cost; default: the running estimate.
     greedy : bool
         Let the slot solver try the greedy path first (exact either way).
+    window : int, optional
+        Fairness window [slots] for a service without a horizon: the regional burdens are
+        accounted over calendar windows of this many slots (slots ``[kW, (k+1)W)``), each
+        window priced as if it were the horizon (its remaining slots drive the horizon
+        correction, quality averages use the demand seen in the window). The prices
+        (duals), AdaGrad sums and scales carry across window boundaries; the burdens
+        incurred restart at 0. ``view.n_time`` is not read. None (default): one window,
+        the scenario's horizon.
     name : str
         Label of the dispatch.
     """
@@ -345,6 +353,7 @@ class OnlineDMD:
     horizon_gain: float = 1.0
     horizon_demand: Any = None
     greedy: bool = True
+    window: int | None = None
     name: str = "online"
 
     solver_name = "HiGHS per slot (greedy first)"
@@ -374,6 +383,10 @@ class OnlineDMD:
         self.horizon_gain = float(self.horizon_gain)
         if not (math.isfinite(self.horizon_gain) and self.horizon_gain >= 0):
             raise ValueError(f"horizon_gain = {self.horizon_gain!r}; give a finite number >= 0")
+        if self.window is not None:
+            if isinstance(self.window, bool) or int(self.window) != self.window or self.window < 1:
+                raise ValueError(f"window = {self.window!r}; give a whole number of slots >= 1")
+            self.window = int(self.window)
         if isinstance(self.init, str) and self.init not in ("uniform", "zero"):
             raise ValueError(f"init {self.init!r}; use 'uniform', 'zero' or a mapping of prices")
         self.reset()
@@ -401,6 +414,7 @@ class OnlineDMD:
             "horizon_gain": self.horizon_gain,
             "horizon_demand": arr(self.horizon_demand),
             "greedy": self.greedy,
+            **({"window": self.window} if self.window is not None else {}),
             "name": self.name,
         }
 
@@ -418,6 +432,8 @@ class OnlineDMD:
         self._sumsq: dict[str, np.ndarray] = {}
         self._scale: dict[str, float] = {}
         self.cumulative: dict[str, np.ndarray] = {}
+        #: burdens of the last closed fairness window (``window`` only)
+        self.last_window: dict[str, np.ndarray] = {}
         self._counts = {"greedy": 0, "highs": 0}
         self._prices: dict[str, np.ndarray] = {}
 
@@ -529,8 +545,15 @@ class OnlineDMD:
         running estimate ``T / (t + 1) * sum_{s <= t} demand[s]``."""
         if self.horizon_demand is not None:
             return np.asarray(self.horizon_demand, dtype=float)
-        seen = self.cumulative["demand"] + view.demand[t]  # cumulative holds slots < t
-        return seen * (view.n_time / (t + 1.0))
+        pos, length = self._frame(view, t)
+        seen = self.cumulative["demand"] + view.demand[t]  # cumulative: window's slots < t
+        return seen * (length / (pos + 1.0))
+
+    def _frame(self, view: Any, t: int) -> tuple[int, int]:
+        """(position of slot t in its fairness window, window length) [slots]."""
+        if self.window is None:
+            return t, int(view.n_time)
+        return t % self.window, self.window
 
     def _bounds(
         self, g: _Group, coef: np.ndarray, demand: np.ndarray, cap: np.ndarray
@@ -564,7 +587,8 @@ class OnlineDMD:
         return np.divide(cum["quality"], lam, out=np.zeros_like(lam), where=lam > 0)
 
     def prices(self, g: _Group, t: int, n_time: int, lam: np.ndarray | None) -> np.ndarray:
-        """Prices of group ``g`` used at slot t: DMD iterate plus the horizon correction."""
+        """Prices of group ``g`` used at slot t: DMD iterate plus the horizon correction
+        (``t`` and ``n_time`` are the position and length of the fairness window)."""
         gam = self.gamma[g.name]
         scale = self._scale.get(g.name, 0.0)
         if self.horizon_gain == 0 or scale <= 0:
@@ -587,6 +611,11 @@ class OnlineDMD:
             self._setup(view)
         s = self._solver
         assert s is not None
+        pos, length = self._frame(view, t)
+        if self.window is not None and pos == 0 and t > 0:  # a new fairness window
+            self.last_window = {k: v.copy() for k, v in self.cumulative.items()}
+            for v in self.cumulative.values():
+                v[...] = 0.0
         demand = np.asarray(view.demand[t], dtype=float)
         cap = np.asarray(view.capacity[t], dtype=float)
         lam = self._horizon_demand(view, t) if self.objective.social_average else None
@@ -596,7 +625,7 @@ class OnlineDMD:
         for g in self._groups:
             bounds[g.name] = b = self._bounds(g, coefs[g.name], demand, cap)
             self._scale[g.name] = max(self._scale.get(g.name, 0.0), float(b.max()))
-            p = self._prices[g.name] = self.prices(g, t, view.n_time, lam)
+            p = self._prices[g.name] = self.prices(g, pos, length, lam)
             if g.on == "datacenter":
                 cost += p[s.i] * coefs[g.name][self._ik]
             else:
