@@ -4,9 +4,13 @@ At slot ``t`` a policy receives a :class:`SlotView`: the static data of the scen
 time-varying signals (demand, price, carbon intensity, WUE, EWIF, PUE, capacity and the
 per-request cost coefficients derived from them) at slots ``0..t``, never later.
 
+The loop itself (history, view, decision checks, cost accounting) is the
+:class:`eqglb.online.stepper.Stepper` that the dispatch service steps too: an offline run
+and a served stream of the same signals give the same decisions.
+
 Causality is enforced by construction, not by trust:
 
-* the simulator copies slot ``t``'s row of every signal into its own buffers just before
+* the stepper copies slot ``t``'s row of every signal into its own buffers just before
   it asks for slot ``t``'s decision; the rows of later slots in those buffers are NaN;
 * a view's arrays are read-only slices ``buffer[:t+1]``, so ``view.demand[t + 1]`` raises
   ``IndexError`` and even the slice's base buffer holds nothing of the future;
@@ -21,17 +25,25 @@ benchmarks and says so in its name and result (``info.extra["oracle"]``).
 
 from __future__ import annotations
 
-import time as _time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from eqglb.costs import coefficients
+from eqglb.fields import FIELDS
+from eqglb.online.stepper import (
+    COEFFICIENTS,
+    FEASIBILITY_TOL,
+    INPUT_SIGNALS,
+    STATIC,
+    PolicyError,
+    Stepper,
+)
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
 
 __all__ = [
+    "FEASIBILITY_TOL",
     "SIGNALS",
     "CausalityError",
     "OnlinePolicy",
@@ -40,30 +52,23 @@ __all__ = [
     "simulate_online",
 ]
 
-#: Time-varying inputs a view exposes up to the current slot, with their units.
-SIGNALS: dict[str, str] = {
-    "demand": "(time, region) [requests/slot]",
-    "price": "(time, datacenter) [USD/kWh]",
-    "carbon_intensity": "(time, datacenter) [kg CO2/kWh]",
-    "wue": "(time, datacenter) [L/kWh of IT energy]",
-    "ewif": "(time, datacenter) [L/kWh of facility energy]",
-    "pue": "(time, datacenter) [-]",
-    "capacity": "(time, datacenter) [units/slot] or (time, datacenter, model) [requests/slot]",
-    "energy_cost": "(time, datacenter, model) [USD/request]",
-    "carbon": "(time, datacenter, model) [kg CO2/request]",
-    "water": "(time, datacenter, model) [L/request]",
-}
+_COEF_UNITS = {"energy_cost": "USD/request", "carbon": "kg CO2/request", "water": "L/request"}
 
-#: Relative tolerance on demand served and capacity used by a policy's decision.
-FEASIBILITY_TOL = 1e-6
+#: Time-varying inputs a view exposes up to the current slot, with their units: the
+#: scenario's signals (:data:`eqglb.fields.SIGNALS`) and the per-request coefficients of
+#: the energy cost and of every data-centre burden (:data:`eqglb.burdens.BURDENS`).
+SIGNALS: dict[str, str] = {
+    **{n: f"({', '.join(FIELDS[n].dims)}) [{FIELDS[n].unit}]" for n in INPUT_SIGNALS},
+    "capacity": "(time, datacenter) [units/slot] or (time, datacenter, model) [requests/slot]",
+    **{
+        n: f"(time, datacenter, model) [{_COEF_UNITS.get(n, 'burden unit/request')}]"
+        for n in COEFFICIENTS
+    },
+}
 
 
 class CausalityError(IndexError):
     """A policy asked for data of a slot after the current one."""
-
-
-class PolicyError(RuntimeError):
-    """A policy returned a decision that is malformed or infeasible."""
 
 
 class SlotView:
@@ -86,37 +91,37 @@ class SlotView:
     quality_loss : array (model,) [-]
     capacity_mode : {"shared", "per_model"}
     latency : array (datacenter, region) [ms] or None
-    demand, price, carbon_intensity, wue, ewif, pue, capacity : arrays
+    demand, price, carbon_intensity, wue, ewif, health_cost, pue, capacity : arrays
         History up to and including slot t (first axis has length t + 1); see
         :data:`SIGNALS` for shapes and units.
-    energy_cost, carbon, water : arrays (time, datacenter, model)
-        Per-request cost coefficients of :func:`eqglb.costs.coefficients` at slots 0..t
-        [USD/request], [kg CO2/request], [L/request].
+    energy_cost, carbon, water, health : arrays (time, datacenter, model)
+        Per-request coefficients of :func:`eqglb.costs.coefficients` at slots 0..t
+        [USD/request], [kg CO2/request], [L/request], [USD/request] (one per
+        data-centre burden).
     """
 
-    __slots__ = (
-        "t",
-        "n_time",
-        "time",
-        "slot_hours",
-        "datacenters",
-        "regions",
-        "models",
-        "allowed",
-        "energy_per_request",
-        "capacity_per_request",
-        "quality_loss",
-        "capacity_mode",
-        "latency",
-        *SIGNALS,
-    )
+    __slots__ = ("t", "n_time", "_time_ns", *STATIC, *SIGNALS)
 
-    def __init__(self, t: int, static: dict[str, Any], history: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        t: int,
+        static: dict[str, Any],
+        history: dict[str, np.ndarray],
+        time_ns: np.ndarray | None = None,
+    ) -> None:
         self.t = t
         for name, value in static.items():
             setattr(self, name, value)
         for name, buf in history.items():
             setattr(self, name, buf[: t + 1])
+        self._time_ns = time_ns
+
+    @property
+    def time(self) -> pd.DatetimeIndex:
+        """Start of slots ``0..t`` (UTC)."""
+        if self._time_ns is None:
+            raise AttributeError("this view has no slot times")
+        return pd.DatetimeIndex(pd.to_datetime(self._time_ns[: self.t + 1], utc=True))
 
     def __getattr__(self, name: str) -> Any:  # only called for missing attributes
         raise AttributeError(
@@ -135,11 +140,11 @@ class SlotView:
             )
         if slot < 0:
             raise IndexError(f"slot {slot} is before the first slot (0)")
-        return getattr(self, name)[slot]
+        return getattr(self, name)[slot]  # type: ignore[no-any-return]
 
     def now(self, name: str) -> np.ndarray:
         """Signal ``name`` at the current slot t."""
-        return getattr(self, name)[self.t]
+        return getattr(self, name)[self.t]  # type: ignore[no-any-return]
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -166,106 +171,16 @@ class OnlinePolicy(Protocol):
         ...
 
 
-def _static(sc: Scenario) -> dict[str, Any]:
-    return {
-        "n_time": sc.n_time,
-        "slot_hours": sc.slot_hours,
-        "datacenters": sc.datacenters,
-        "regions": sc.regions,
-        "models": sc.models,
-        "allowed": sc.allowed,
-        "energy_per_request": sc.energy_per_request,
-        "capacity_per_request": sc.capacity_per_request,
-        "quality_loss": sc.quality_loss,
-        "capacity_mode": sc.capacity_mode,
-        "latency": sc.latency,
-    }
+def static_of(sc: Scenario) -> dict[str, Any]:
+    """The static data of a view (:data:`eqglb.online.stepper.STATIC`) from a scenario."""
+    return {name: getattr(sc, name) for name in STATIC}
 
 
-def _sources(sc: Scenario) -> dict[str, np.ndarray]:
-    coef = coefficients(sc, social_average=False)
-    return {
-        "demand": np.asarray(sc.demand),
-        "price": np.asarray(sc.price),
-        "carbon_intensity": np.asarray(sc.carbon_intensity),
-        "wue": np.asarray(sc.wue),
-        "ewif": np.asarray(sc.ewif),
-        "pue": np.asarray(sc.pue),
-        "capacity": np.asarray(sc.capacity),
-        "energy_cost": coef.energy_cost,
-        "carbon": coef.carbon,
-        "water": coef.water,
-    }
-
-
-class _Buffers:
-    """Signal buffers filled one slot at a time; rows after the last revealed slot are NaN."""
-
-    def __init__(self, sources: dict[str, np.ndarray], upto: int) -> None:
-        self._src = sources
-        self.bufs: dict[str, np.ndarray] = {}
-        self.views: dict[str, np.ndarray] = {}
-        for name, a in sources.items():
-            buf = np.full(a.shape, np.nan)
-            buf[:upto] = a[:upto]
-            self.bufs[name] = buf
-            v = buf.view()
-            v.setflags(write=False)
-            self.views[name] = v
-
-    def reveal(self, t: int) -> None:
-        for name, buf in self.bufs.items():
-            buf[t] = self._src[name][t]
-
-
-def _check_decision(y: Any, t: int, sc: Scenario, policy_name: str) -> np.ndarray:
-    N, J, K = len(sc.datacenters), len(sc.regions), len(sc.models)
-    try:
-        a = np.asarray(y, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(
-            f"policy {policy_name!r} returned a non-numeric decision at slot {t} ({exc})"
-        ) from exc
-    if a.shape != (N, J, K):
-        raise PolicyError(
-            f"policy {policy_name!r} returned shape {a.shape} at slot {t}; "
-            f"expected (datacenter, region, model) = {(N, J, K)}"
-        )
-    if not np.isfinite(a).all():
-        raise PolicyError(f"policy {policy_name!r} returned NaN/inf at slot {t}")
-    d = np.asarray(sc.demand[t])
-    tol = FEASIBILITY_TOL * np.maximum(1.0, d)
-    if (a < -tol.max()).any():
-        raise PolicyError(
-            f"policy {policy_name!r} routed a negative number of requests at slot {t} ({a.min():g})"
-        )
-    a = np.clip(a, 0.0, None)
-    if (a[~np.asarray(sc.allowed)] > 0).any():
-        i, j, k = np.argwhere((a > 0) & ~np.asarray(sc.allowed))[0]
-        raise PolicyError(
-            f"policy {policy_name!r} routed region {sc.regions[j]!r} to "
-            f"datacenter {sc.datacenters[i]!r} with model {sc.models[k]!r} at "
-            f"slot {t}, a route that is not allowed"
-        )
-    served = a.sum(axis=(0, 2))
-    bad = np.abs(served - d) > tol
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        raise PolicyError(
-            f"policy {policy_name!r} served {served[j]:.9g} of {d[j]:.9g} "
-            f"requests of region {sc.regions[j]!r} at slot {t}; every decision "
-            "must serve the slot's demand exactly"
-        )
-    return a
-
-
-def _check_capacity(y: np.ndarray, t: int, sc: Scenario) -> float:
-    cap = np.asarray(sc.capacity[t])
-    if sc.capacity_mode == "shared":
-        used = np.einsum("njk,k->n", y, np.asarray(sc.capacity_per_request))
-    else:
-        used = y.sum(axis=1)
-    return float(np.max(np.clip((used - cap) / np.maximum(1.0, cap), 0.0, None)))
+def _signal(sc: Scenario, name: str) -> np.ndarray:
+    a = getattr(sc, name, None)
+    if a is None:  # an optional signal the scenario does not give
+        return np.zeros((sc.n_time, len(sc.datacenters)))
+    return np.asarray(a, dtype=float)
 
 
 def simulate_online(
@@ -354,29 +269,21 @@ def simulate_online(
     oracle = bool(getattr(policy, "needs_oracle", False))
     if oracle:
         policy.bind_oracle(scenario)
-    bufs = _Buffers(_sources(scenario), start)
-    static = _static(scenario)
+    stepper = Stepper(policy, static_of(scenario), T, rows=stop)
+    src = {n: _signal(scenario, n) for n in INPUT_SIGNALS}
+    time_ns = np.asarray(scenario.time.asi8, dtype=np.int64)
+    for t in range(start):  # what a resumed policy has seen before (its history)
+        stepper.record(t, {n: a[t] for n, a in src.items()}, int(time_ns[t]))
+    stepper.t = start
     N, J, K = len(scenario.datacenters), len(scenario.regions), len(scenario.models)
     y = np.zeros((stop - start, N, J, K))
     times = np.zeros(stop - start)
-    cap_violation = 0.0
-    time_index: pd.DatetimeIndex = scenario.time
     for t in range(start, stop):
-        bufs.reveal(t)
-        st = dict(static)
-        st["time"] = time_index[: t + 1]
-        view = SlotView(t, st, bufs.views)
-        t0 = _time.perf_counter()
-        yt = policy.decide(view)
-        times[t - start] = _time.perf_counter() - t0
-        y[t - start] = _check_decision(yt, t, scenario, name)
-        cap_violation = max(cap_violation, _check_capacity(y[t - start], t, scenario))
+        step = stepper.step({n: a[t] for n, a in src.items()}, int(time_ns[t]))
+        y[t - start] = step.y
+        times[t - start] = step.decide_time
         if progress is not None:
             progress(t - start + 1, stop - start)
-    if cap_violation > FEASIBILITY_TOL:
-        raise PolicyError(
-            f"policy {name!r} exceeded capacity by {cap_violation:.3g} (relative) in some slot"
-        )
     n = stop - start
     extra: dict[str, Any] = {
         "online": True,
