@@ -130,13 +130,6 @@ class Coupling:
         off = self.offsets
         return float(sum(b.norm(u[off[n] : off[n + 1]]) for n, b in enumerate(self.blocks)))
 
-    def regularizer_scaled(self, u: np.ndarray, w: np.ndarray) -> float:
-        """``sum_b w[b] ||u_b||_q_b`` with given weights (scaled units)."""
-        off = self.offsets
-        return float(
-            sum(w[n] * lq_norm(u[off[n] : off[n + 1]], b.q) for n, b in enumerate(self.blocks))
-        )
-
     def split(self, v: np.ndarray) -> list[np.ndarray]:
         off = self.offsets
         return [np.asarray(v[off[n] : off[n + 1]], float) for n in range(len(self.blocks))]
