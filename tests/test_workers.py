@@ -173,11 +173,13 @@ def test_sigkill_of_streaming_solve_ends_its_local_ray_instance(tmp_path):
     _kill_and_watch(driver, ready, "local Ray instance")
 
 
-def test_sigkill_of_a_fork_pool_parent_ends_its_workers(tmp_path):
+@pytest.mark.parametrize("pool", ["multiprocessing", "executor"])
+def test_sigkill_of_a_fork_pool_parent_ends_its_workers(tmp_path_factory, pool):
     """A multiprocessing fork pool with :func:`eqglb._workers.pool_initializer` (as the
     streaming solver builds it): the kernel's parent-death signal ends the workers even
     while they are busy (a pool's idle workers end on their own when the task pipe
     closes; busy ones, as here, would spin forever)."""
+    tmp_path = tmp_path_factory.mktemp(pool)
     script = textwrap.dedent("""
         import multiprocessing as mp, os, sys, time
         from eqglb._workers import pool_initializer
@@ -191,6 +193,19 @@ def test_sigkill_of_a_fork_pool_parent_ends_its_workers(tmp_path):
             print("ready", flush=True)
             time.sleep(600)
     """)
+    if "executor" in str(tmp_path):  # the same through eqglb._workers.Executor
+        script = textwrap.dedent("""
+            import time
+            from eqglb._workers import Executor
+            def busy(_):
+                while True:
+                    sum(range(10_000))
+            if __name__ == "__main__":
+                ex = Executor("process", 2)  # fork, as the streaming solver's workers
+                results = ex.map(busy, range(2))
+                print("ready", flush=True)
+                time.sleep(600)
+        """)
     driver = subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=ROOT,
@@ -250,3 +265,68 @@ def test_parent_death_signal_is_set_on_linux():
         timeout=60,
     )
     assert out.stdout.split() == ["True", str(int(signal.SIGKILL))]
+
+
+# --------------------------------------------------------------------------- the executor
+_INIT: list[object] = []
+
+
+def _init(value: object, here: bool = False) -> None:
+    _INIT[:] = [value, here, os.getpid()]
+
+
+def _read(task: int) -> tuple[int, object, int]:
+    """Worker task: the task, what the initializer left, the worker's pid."""
+    return task, _INIT[0] if _INIT else None, os.getpid()
+
+
+def _die_once(marker: str) -> int:
+    """Worker task: the first call kills its worker process (os._exit), later ones return."""
+    path = Path(marker)
+    if not path.exists():
+        path.touch()
+        os._exit(3)
+    return os.getpid()
+
+
+@pytest.mark.parametrize("backend", ["serial", "process"])
+def test_executor_maps_in_order_with_the_initializer_in_every_worker(backend):
+    with _workers.Executor(
+        backend, 2, initializer=_init, initargs=("lp",), local_initargs=("lp-here", True)
+    ) as ex:
+        out = list(ex.map(_read, range(6)))
+        shared = ex.share({"big": 1})
+    assert [t for t, _, _ in out] == list(range(6))
+    pids = {pid for _, _, pid in out}
+    if backend == "serial":
+        assert {v for _, v, _ in out} == {"lp-here"} and pids == {os.getpid()}
+    else:
+        assert {v for _, v, _ in out} == {"lp"} and os.getpid() not in pids
+    assert _workers.resolve(shared) == {"big": 1}
+
+
+def test_executor_retries_a_task_whose_worker_died(tmp_path):
+    """as_completed resubmits a task whose worker died (max_retries), reports it as a
+    RuntimeError once the retries are spent, and keeps the other tasks' results."""
+    with _workers.Executor("process", 1, max_retries=1) as ex:
+        retried: list[int] = []
+        got = list(ex.as_completed(_die_once, [str(tmp_path / "m1")], on_retry=retried.append))
+    assert retried == [0]
+    ((i, pid, exc),) = got
+    assert i == 0 and exc is None and pid != os.getpid()
+
+    with _workers.Executor("process", 1, max_retries=0) as ex:
+        got = sorted(ex.as_completed(_die_once, [str(tmp_path / "m2")]), key=lambda r: r[0])
+    ((i, res, exc),) = got
+    assert res is None and isinstance(exc, RuntimeError) and "worker died 1 time" in str(exc)
+
+
+def test_executor_refuses_unknown_backends_and_renames_local():
+    from eqglb.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="backend = 'dask'; use one of 'serial', 'process'"):
+        _workers.Executor("dask")
+    with pytest.warns(DeprecationWarning, match="'local' is deprecated"):
+        ex = _workers.Executor("local", 1)
+    assert ex.backend == "process"
+    ex.close()

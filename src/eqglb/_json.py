@@ -43,7 +43,7 @@ def json_ready(x: Any, nonfinite: str = "keep") -> Any:
     if isinstance(x, (list, tuple)):
         return [json_ready(v, nonfinite) for v in x]
     if type(x).__module__ == "numpy":  # arrays and scalars, without importing numpy here
-        x = x.tolist() if hasattr(x, "tolist") and getattr(x, "ndim", 0) else x.item()
+        x = x.tolist() if getattr(x, "ndim", 0) else x.item()
         if isinstance(x, list):
             return json_ready(x, nonfinite)
     if isinstance(x, float) and not math.isfinite(x) and nonfinite != "keep":

@@ -1481,12 +1481,9 @@ def reproduce_command(
     environmentally equitable extension with four model sizes. Cost in USD, water in m3,
     carbon in t CO2.
     """
-    try:
-        from eqglb.cli import silence_highs_banner
+    from eqglb._workers import silence_highs_banner
 
-        silence_highs_banner()
-    except ImportError:  # pragma: no cover - the CLI module ships with the package
-        pass
+    silence_highs_banner()
     res = reproduce_egl2022(
         data,
         out,
@@ -1507,5 +1504,6 @@ def reproduce_command(
 
 
 def register_cli(app: typer.Typer) -> None:
-    """Add ``reproduce`` (with ``egl2022``) to the eqglb CLI app."""
+    """Add ``reproduce`` (with ``egl2022``) to another typer app (``eqglb`` itself lists
+    :data:`reproduce_app` in :data:`eqglb.cli.COMMANDS`)."""
     app.add_typer(reproduce_app, name="reproduce")

@@ -542,7 +542,8 @@ class SweepPoint:
         if self.norm_sizes is not None:  # normalised norms (eqglb.defaults)
             from eqglb.costs import Objective
 
-            o = Objective.normalized(*self.norm_sizes, **mus, **qs)
+            n_region, n_datacenter = self.norm_sizes
+            o = Objective.normalized(n_region, n_datacenter, **mus, **qs)
             fields.update({f"mu_{n}": o.terms[n].mu for n in BURDENS})
             fields["norm_sizes"] = list(self.norm_sizes)
         return fields
@@ -593,7 +594,7 @@ def sweep_points(spec: SweepSpec, scenarios: Sequence[tuple[str, Scenario]]) -> 
         sizes = (len(sc.regions), len(sc.datacenters)) if spec.normalize else None
         for policy in spec.policies:
             for w in spec.weight_settings():
-                if w.mu_social is None:  # the one default, resolved per scenario
+                if w.mu("social") is None:  # the one default, resolved per scenario
                     w = w.model_copy(
                         update={
                             "mu_social": _defaults.default_mu_social(
@@ -902,13 +903,13 @@ def run_sweep(
                 max_retries=max_retries,
             ) as ex:
                 shared: dict[str, Any] = {}
-                for p in payloads:  # each scenario once in Ray's object store
-                    fp = p["fingerprint"]
+                for body in payloads:  # each scenario once in Ray's object store
+                    fp = body["fingerprint"]
                     if fp not in shared:
-                        shared[fp] = ex.share(p["scenario"])
-                    p["scenario"] = shared[fp]
-                for i, res, exc in ex.as_completed(_solve_point, payloads, on_retry):
-                    on_done(payloads[i], res if exc is None else _failed(exc))
+                        shared[fp] = ex.share(body["scenario"])
+                    body["scenario"] = shared[fp]
+                for i, res, error in ex.as_completed(_solve_point, payloads, on_retry):
+                    on_done(payloads[i], res if error is None else _failed(error))
 
     return _frame(points, load_results(store, points))
 

@@ -47,7 +47,6 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from eqglb.cli.common import stdout as _stdout
 from eqglb.defaults import (
     DEFAULT_BASELINE,
     DEFAULT_DAYS,
@@ -197,6 +196,16 @@ def __getattr__(name: str) -> Any:
         if name == f"Mu{b.capitalize()}Opt":
             return options.mu_option(b)
     raise AttributeError(f"module 'eqglb.cli' has no attribute {name!r}")
+
+
+def _stdout() -> Console:
+    """Console on stdout (:func:`eqglb.cli.common.stdout`, without importing it)."""
+    import os
+
+    con = Console(highlight=False)
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con = Console(highlight=False, width=150)
+    return con
 
 
 # --------------------------------------------------------------------------- the group

@@ -184,10 +184,9 @@ def backend_name(name: str) -> str:
 # --------------------------------------------------------------------------- helpers
 def stdout() -> Console:
     """Console on stdout; at least 150 columns wide when not a terminal (files, pipes)."""
-    con = Console(highlight=False)
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        con = Console(highlight=False, width=150)
-    return con
+    from eqglb.cli import _stdout
+
+    return _stdout()
 
 
 def stderr() -> Console:

@@ -1,12 +1,9 @@
-"""Registers ``eqglb serve`` on the command line when imported.
+"""Deprecated: ``eqglb serve`` is registered by the CLI itself (:data:`eqglb.cli.COMMANDS`).
 
-Add ``"eqglb.service.command"`` to :data:`eqglb.cli.SUBCOMMAND_MODULES` (or call
-``eqglb.cli.app.command("serve")(serve_command)`` yourself).
+Importing this module registers nothing; it re-exports the service's command function
+for code of earlier releases.
 """
 
-from eqglb.cli import app
 from eqglb.service.server import serve_command
-
-app.command("serve")(serve_command)
 
 __all__ = ["serve_command"]

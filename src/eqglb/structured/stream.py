@@ -31,13 +31,14 @@ import contextlib
 import math
 import os
 import time as _time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from eqglb._workers import Executor
 from eqglb.burdens import BURDENS
 from eqglb.certify import relative_gap
 from eqglb.costs import Objective, RegionalCosts, objective_value
@@ -173,59 +174,21 @@ def replay_block(task: tuple[int, int, np.ndarray, Basis | None, int]) -> list[A
     return out
 
 
-class _Executor:
-    """Map tasks over local processes, Ray workers or the calling process, same code."""
+class _Executor(Executor):
+    """The block pricing workers: :class:`eqglb._workers.Executor` (serial, process or
+    ray, the one executor of eqglb) with the compact LPs held in every worker."""
 
     def __init__(self, problem: CompactLP, backend: str, workers: int, address: str | None) -> None:
-        self.backend = backend
-        self._pool: Any = None
-        if backend == "serial" or workers <= 1 and backend == "process":
-            self.backend = "serial"
-            _init_worker(problem, worker=False)
-        elif backend == "process":
-            import multiprocessing as mp
-
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            from eqglb._workers import pool_initializer
-
-            self._pool = mp.get_context(method).Pool(
-                workers,
-                initializer=pool_initializer,
-                initargs=(os.getpid(), _init_worker, (problem,)),
-            )
-        elif backend == "ray":
-            try:
-                import ray
-                from ray.util.multiprocessing import Pool as RayPool
-            except ImportError as exc:  # pragma: no cover - depends on the extra
-                raise ImportError("backend='ray' needs Ray: pip install 'eqglb[ray]'") from exc
-            if not ray.is_initialized():
-                if address:
-                    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-                else:
-                    from eqglb._workers import shared_reaper
-
-                    # the local instance dies with this process, even by SIGKILL
-                    with shared_reaper().marking():
-                        ray.init(
-                            num_cpus=workers,
-                            ignore_reinit_error=True,
-                            include_dashboard=False,
-                            log_to_driver=False,
-                        )
-            self._pool = RayPool(processes=workers, initializer=_init_worker, initargs=(problem,))
-        else:
-            raise ValueError(f"backend {backend!r}; choose 'process', 'serial' or 'ray'")
-
-    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any]) -> Iterator[Any]:
-        if self._pool is None:
-            return map(fn, tasks)
-        return iter(self._pool.imap(fn, tasks))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        super().__init__(
+            backend,
+            workers,
+            initializer=_init_worker,
+            initargs=(problem,),
+            local_initargs=(problem, False),
+            address=address,
+            inline_single=True,
+            shutdown_ray=False,  # a local Ray instance is kept for later solves
+        )
 
 
 # ---------------------------------------------------------------------------- master pool
