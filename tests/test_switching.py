@@ -290,7 +290,7 @@ def _reference_lp(sc: Scenario, obj: Objective) -> tuple[float, np.ndarray]:
 CASES = [
     (11, 5, 3, 2, 2, False, 1.0, 0.02),
     (12, 4, 2, 3, 2, True, 1.0, 0.5),
-    (13, 6, 3, 2, 1, False, math.inf, 0.05),
+    (15, 6, 3, 2, 2, False, math.inf, 0.05),
     (14, 5, 2, 2, 2, True, math.inf, 2.0),
 ]
 
@@ -314,7 +314,10 @@ def test_optimum_matches_independent_lp(
     assert d.info.gap <= 1e-6
     # the independent LP's y scores the same under the evaluator (same objective)
     assert evaluate(sc, Dispatch(y_ref, policy="lp"), obj).objective == pytest.approx(ref, rel=1e-7)
-    # the switching cost mattered: without it the optimum moves more requests
+    # the switching cost binds in every case: the optimum costs more than without it
+    ref0, _ = _reference_lp(sc, obj.replace(switching_cost=0.0))
+    assert ref > ref0 + 1e-6 * abs(ref0)
+    # and without it the optimum moves at least as many requests
     d0 = EquitableOffline(objective=obj.replace(switching_cost=0.0)).plan(sc)
     assert movement(sc, np.asarray(d0.y)).sum() >= movement(sc, np.asarray(d.y)).sum() - 1e-6
 
@@ -410,3 +413,21 @@ def test_structured_solvers_refuse_a_switching_cost() -> None:
         st.solve(sc)
     # without a switching cost they still solve
     assert StructuredOffline(objective=obj.replace(switching_cost=0.0)).plan(sc).info.ok
+
+
+def test_routing_and_best_model_rule_with_switching_cost() -> None:
+    sc = random_scenario(np.random.default_rng(41), 4, 2, 2, 2)
+    obj = Objective.uniform(math.inf, mu_carbon=0.05, mu_social=0.5, switching_cost=0.2)
+    for name in ("equitable", "weighted", "eglb", "reference"):
+        pol = make_policy(name, obj)
+        assert isinstance(pol, EquitableOffline), name
+        assert pol.objective.switching_cost == 0.2, name  # kept by with_q / with_terms
+    assert not isinstance(
+        make_policy("equitable", obj.replace(switching_cost=0.0)), EquitableOffline
+    )
+    # the "best" rule (per-slot quality floors) with a switching cost: certified, and never
+    # worse on the priced objective than the same rule without the switching cost
+    best = make_policy("equitable", obj, model_rule="best").plan(sc)
+    assert best.info.status == "optimal"
+    plain = make_policy("equitable", obj.replace(switching_cost=0.0), model_rule="best").plan(sc)
+    assert evaluate(sc, best, obj).objective <= evaluate(sc, plain, obj).objective + 1e-9
