@@ -26,7 +26,6 @@ from eqglb.costs import Objective, coefficients
 from eqglb.metrics import summarize
 from eqglb.scenario import Scenario
 from eqglb.service import ServiceConfig, StoreError, create_app, largest_remainder
-from eqglb.service.engine import LiveView, _LiveTime
 from eqglb.testing import random_scenario
 
 TOKEN = "s3cret-token"
@@ -202,23 +201,40 @@ def test_hand_fixture_split_and_cost():
 
 
 def test_slot_coefficients_equal_eqglb_costs(app_factory, builtin):
-    """The engine's per-slot coefficients are eqglb.costs.coefficients at that slot."""
+    """The coefficients a served policy sees are eqglb.costs.coefficients at that slot, the
+    health burden's included (health_cost x PUE x energy per request, given or 0)."""
     sc = random_scenario(np.random.default_rng(3), T=3, N=3, J=2, K=2)
     app = app_factory(sc)
     eng = app.state.service.engine
     coef = coefficients(sc)
-    for t in range(3):
-        sig = {
-            "price": sc.price[t],
-            "carbon_intensity": sc.carbon_intensity[t],
-            "wue": sc.wue[t],
-            "ewif": sc.ewif[t],
-            "pue": sc.pue[t],
-        }
-        mine = eng._coefficients(sig)
-        np.testing.assert_allclose(mine["energy_cost"], coef.energy_cost[t], rtol=1e-12)
-        np.testing.assert_allclose(mine["carbon"], coef.carbon[t], rtol=1e-12)
-        np.testing.assert_allclose(mine["water"], coef.water[t], rtol=1e-12)
+    health = np.array([[0.02, 0.0, 0.3], [0.0, 0.0, 0.0], [0.5, 0.1, 0.0]])  # USD/kWh
+    with running(app) as c:
+        for t in range(3):
+            extra = {}
+            if t != 1:  # slot 1 omits it: 0
+                extra["health_cost"] = dict(zip(sc.datacenters, health[t].tolist(), strict=True))
+            body = slot_body(sc, t, capacity=_capacity_map(sc, t), **extra)
+            assert post(c, body, f"k{t}").status_code == 200
+        st = c.get("/v1/state").json()
+    h = eng.stepper.history.bufs
+    for name in ("energy_cost", "carbon", "water"):
+        np.testing.assert_allclose(h[name][:3], getattr(coef, name), rtol=1e-12)
+    eps = np.asarray(sc.energy_per_request)
+    want = health[:, :, None] * np.asarray(sc.pue)[:, :, None] * eps[None]
+    np.testing.assert_allclose(h["health"][:3], want, rtol=1e-12)
+    assert (h["health"][1] == 0).all() and (h["health"][0] > 0).any()
+    assert set(st["cumulative"]) >= {"energy_cost", "carbon", "water", "health", "social"}
+    assert st["units"]["health"] == "USD"
+
+
+def _capacity_map(sc: Scenario, t: int) -> dict[str, Any]:
+    cap = np.asarray(sc.capacity[t])
+    if cap.ndim == 1:
+        return dict(zip(sc.datacenters, cap.tolist(), strict=True))
+    return {
+        dc: dict(zip(sc.models, row, strict=True))
+        for dc, row in zip(sc.datacenters, cap.tolist(), strict=True)
+    }
 
 
 def test_state_reports_cumulative_costs_and_fairness(app_factory, builtin):
@@ -548,17 +564,34 @@ def test_database_refuses_other_settings_and_second_service(tmp_path, builtin):
     app.state.service.close()
 
 
-def test_live_view_holds_only_the_current_slot(builtin):
+def test_served_view_holds_the_history_and_refuses_the_future(tmp_path, builtin):
+    """A served policy sees slots 0..t (rebuilt after a restart), never slot t + 1."""
+    from eqglb.online import OnlineDMD
     from eqglb.online.simulator import CausalityError
 
-    row = np.arange(3.0)
-    view = LiveView(5, {"n_time": 10}, _LiveTime(5, 0, 3_600_000_000_000 * 5), {"demand": row})
-    assert view.demand[5] is row and view.demand[-1] is row
-    assert view.time[0] == pd.Timestamp(0, tz="UTC")
-    with pytest.raises(LookupError, match="only the current slot"):
-        view.demand[4]
-    with pytest.raises(CausalityError):
-        view.demand[6]
+    seen: list[tuple[int, int, float]] = []
+
+    class Probe(OnlineDMD):
+        def decide(self, view: Any) -> np.ndarray:
+            t = view.t
+            seen.append((t, len(view.demand), float(view.at("demand", 0)[0])))
+            with pytest.raises(CausalityError):
+                view.at("price", t + 1)
+            with pytest.raises(IndexError):
+                view.demand[t + 1]
+            assert view.time[t] == builtin.time[t]
+            return super().decide(view)
+
+    def make(objective: Objective) -> Probe:
+        return Probe(objective=objective, name="online")
+
+    for part in (range(0, 3), range(3, 5)):  # a restart in between
+        app = create_app(builtin, tmp_path / "h.db", TOKEN, policy=make)
+        with running(app) as c:
+            for t in part:
+                assert post(c, slot_body(builtin, t), f"k{t}").status_code == 200
+    assert [s[:2] for s in seen] == [(t, t + 1) for t in range(5)]
+    assert all(s[2] == builtin.demand[0][0] for s in seen)
 
 
 # --------------------------------------------------------------------------- reads

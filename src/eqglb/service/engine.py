@@ -12,14 +12,15 @@ start. Per slot only the submitted signals are checked, by pydantic (finite numb
 range, :mod:`eqglb.service.schemas`) and here (names, order, feasibility): no Scenario is
 built per request.
 
-Cost coefficients of a slot are those of :func:`eqglb.costs.coefficients` for one slot
-(``energy_cost = pue price eps``, ``carbon = ci pue eps``, ``water = (wue + pue ewif)
-eps``); a test checks that both agree.
-
-Policies see a :class:`LiveView`: the attributes of :class:`eqglb.online.SlotView` with
-only the current slot's signals held (a live stream keeps no history in memory); reading
-an earlier slot raises ``LookupError``, a later one :class:`~eqglb.online.simulator.
-CausalityError`.
+The online loop itself is :class:`eqglb.online.stepper.Stepper`, the object the offline
+simulator steps too: it keeps the signal history, shows the policy a
+:class:`~eqglb.online.SlotView`, checks the decision and accounts the slot's costs by
+:mod:`eqglb.costs` over every burden of :data:`eqglb.burdens.BURDENS`. The engine keeps
+what is the service's own: the request checks, idempotency, the state it persists (with
+each slot's resolved signals, so that a restarted service rebuilds the history a policy
+reads), integer weights and the response. Served the same signals, the service and
+:func:`eqglb.online.simulate_online` decide the same routing (tested for every registered
+online policy, across a restart).
 """
 
 from __future__ import annotations
@@ -37,18 +38,20 @@ import numpy as np
 import pandas as pd
 
 from eqglb._json import json_ready
+from eqglb.burdens import BURDENS
 from eqglb.costs import Objective
+from eqglb.fields import SITE_SIGNALS
 from eqglb.metrics import summarize
-from eqglb.online.simulator import FEASIBILITY_TOL, SIGNALS, CausalityError
+from eqglb.online.simulator import static_of
 from eqglb.online.state import objective_to_config
+from eqglb.online.stepper import Stepper
 from eqglb.scenario import Scenario, ScenarioError
-from eqglb.service.schemas import TIME_MAX, TIME_MIN, TIME_RANGE_TEXT, SlotIn
+from eqglb.service.schemas import TIME_MAX, TIME_MIN, TIME_RANGE_TEXT, SlotIn, signal_kind
 from eqglb.service.store import SlotRow, Store, StoreCorruptError, StoreError
 
 __all__ = [
     "STATE_FORMAT",
     "Engine",
-    "LiveView",
     "Outcome",
     "ServiceConfig",
     "ServiceConfigError",
@@ -57,7 +60,7 @@ __all__ = [
 ]
 
 STATE_FORMAT = "eqglb.service.state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Shares of a region's requests below this are left out of the routing listing [-].
 MIN_FRACTION = 1e-12
 _ADDRESS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_[]:")
@@ -375,103 +378,6 @@ def load_config_scenario(source: Any, *, days: int = 7, seed: int = 0) -> Scenar
     return read_scenario(Path(source))
 
 
-# --------------------------------------------------------------------------- live view
-class _Latest:
-    """One signal of the live stream: only the current slot's row is held."""
-
-    __slots__ = ("_name", "_row", "_t")
-
-    def __init__(self, name: str, t: int, row: np.ndarray) -> None:
-        self._name, self._t, self._row = name, t, row
-
-    def __getitem__(self, idx: Any) -> Any:
-        if isinstance(idx, (int, np.integer)):
-            i = int(idx)
-            if i == self._t or i == -1:
-                return self._row
-            if i > self._t:
-                raise CausalityError(f"slot {i} is in the future of the current slot {self._t}")
-            raise LookupError(
-                f"the dispatch service keeps only the current slot of {self._name!r} "
-                f"(slot {self._t}); a policy that reads slot {i} needs its own history"
-            )
-        raise LookupError(f"the dispatch service's signal {self._name!r} supports [t] only")
-
-    def __len__(self) -> int:
-        return self._t + 1
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self._t + 1, *self._row.shape)
-
-
-class _LiveTime(_Latest):
-    """Slot start times: the first accepted slot (time[0]) and the current one."""
-
-    __slots__ = ("_first",)
-
-    def __init__(self, t: int, first_ns: int, now_ns: int) -> None:
-        super().__init__("time", t, now_ns)  # type: ignore[arg-type]
-        self._first = first_ns
-
-    def __getitem__(self, idx: Any) -> Any:
-        if isinstance(idx, (int, np.integer)) and int(idx) == 0:
-            return pd.Timestamp(self._first, tz="UTC")
-        return pd.Timestamp(super().__getitem__(idx), tz="UTC")
-
-
-class LiveView:
-    """What a policy knows at live slot ``t`` (the interface of :class:`eqglb.online.SlotView`).
-
-    Static attributes as in SlotView; each signal of :data:`eqglb.online.simulator.SIGNALS`
-    supports ``view.<signal>[t]`` (and ``[-1]``) for the current slot only.
-    """
-
-    __slots__ = (
-        "t",
-        "n_time",
-        "time",
-        "slot_hours",
-        "datacenters",
-        "regions",
-        "models",
-        "allowed",
-        "energy_per_request",
-        "capacity_per_request",
-        "quality_loss",
-        "capacity_mode",
-        "latency",
-        *SIGNALS,
-    )
-    datacenters: tuple[str, ...]
-    regions: tuple[str, ...]
-    models: tuple[str, ...]
-
-    def __init__(
-        self, t: int, static: Mapping[str, Any], time: _LiveTime, rows: Mapping[str, np.ndarray]
-    ) -> None:
-        self.t = t
-        for name, value in static.items():
-            setattr(self, name, value)
-        self.time = time
-        for name, row in rows.items():
-            setattr(self, name, _Latest(name, t, row))
-
-    def at(self, name: str, slot: int) -> np.ndarray:
-        """Signal ``name`` at ``slot`` (only the current slot is held)."""
-        if name not in SIGNALS:
-            raise KeyError(f"unknown signal {name!r}; known: {list(SIGNALS)}")
-        return getattr(self, name)[slot]  # type: ignore[no-any-return]
-
-    def now(self, name: str) -> np.ndarray:
-        """Signal ``name`` at the current slot."""
-        return self.at(name, self.t)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (len(self.datacenters), len(self.regions), len(self.models))
-
-
 # --------------------------------------------------------------------------- outcomes
 @dataclass
 class Outcome:
@@ -522,24 +428,8 @@ class Engine:
         self._region_index = {n: j for j, n in enumerate(sc.regions)}
         self._model_index = {n: k for k, n in enumerate(sc.models)}
         self._allowed = np.asarray(sc.allowed, dtype=bool)
-        self._eps = np.asarray(sc.energy_per_request, dtype=float)  # (N, K)
-        self._r = np.asarray(sc.capacity_per_request, dtype=float)  # (K,)
-        self._s = np.asarray(sc.quality_loss, dtype=float)  # (K,)
         self.capacity_mode = sc.capacity_mode
         self._step_ns = int(round(sc.slot_hours * 3600e9))
-        self._static = {
-            "n_time": config.n_time,
-            "slot_hours": sc.slot_hours,
-            "datacenters": sc.datacenters,
-            "regions": sc.regions,
-            "models": sc.models,
-            "allowed": sc.allowed,
-            "energy_per_request": sc.energy_per_request,
-            "capacity_per_request": sc.capacity_per_request,
-            "quality_loss": sc.quality_loss,
-            "capacity_mode": sc.capacity_mode,
-            "latency": sc.latency,
-        }
         if policy is None:
             policy = config.policy
         if isinstance(policy, str):
@@ -554,6 +444,7 @@ class Engine:
                 )
         self.policy = policy
         self.policy_name = str(getattr(policy, "name", type(policy).__name__))
+        self.stepper = Stepper(policy, static_of(sc), config.n_time)
         self._fresh_policy_state = json_ready(policy.state(), "none")
         self._pending: dict[str, tuple[str, bytes]] = {}
         self._fingerprint = self._config_fingerprint()
@@ -613,10 +504,11 @@ class Engine:
                     f"{STATE_FORMAT} v{STATE_VERSION} state"
                 )
             self._committed = st
+            for t, time_ns, signals in self.store.signal_history():
+                self.stepper.record(t, signals, time_ns)
         self._load(self._committed)
 
     def _initial_state(self) -> dict[str, Any]:
-        sc = self.config.scenario
         N, J, K = self.shape
         allowed_dc = self._allowed.any(axis=2).astype(float)  # (N, J)
         w_dc = largest_remainder(allowed_dc.T, self.config.weight_total)  # (J, N)
@@ -631,41 +523,39 @@ class Engine:
             "time0_ns": None,
             "last_time_ns": None,
             "policy": self._fresh_policy_state,
-            "pue": np.asarray(sc.pue)[0].tolist(),
-            "ewif": np.asarray(sc.ewif)[0].tolist(),
-            "capacity": np.asarray(sc.capacity)[0].tolist(),
-            "cumulative": {
-                "energy_cost": 0.0,
-                "carbon": [0.0] * N,
-                "water": [0.0] * N,
-                "quality": [0.0] * J,
-                "demand": [0.0] * J,
-            },
+            "signals": self._initial_signals(),
+            "cumulative": {k: v for k, v in self.stepper.state().items() if k != "t"},
             "weights_datacenter": w_dc.tolist(),
             "weights_route": w_route.tolist(),
             "weights_slot": None,
         }
 
+    def _initial_signals(self) -> dict[str, Any]:
+        """Sticky signals before the first slot: the scenario's values at its first slot."""
+        sc = self.config.scenario
+        return {n: np.asarray(getattr(sc, n))[0].tolist() for n in ("pue", "ewif", "capacity")}
+
     def _load(self, st: dict[str, Any]) -> None:
         """Set every mutable part of the engine from a state dict (no policy decision)."""
-        self.slot = int(st["slot"])
         self.time0_ns = st["time0_ns"]
         self.last_time_ns = st["last_time_ns"]
-        self.pue = np.asarray(st["pue"], dtype=float)
-        self.ewif = np.asarray(st["ewif"], dtype=float)
-        self.capacity = np.asarray(st["capacity"], dtype=float)
-        cum = st["cumulative"]
-        self.energy_cost = float(cum["energy_cost"])
-        self.cum = {
-            k: np.asarray(cum[k], dtype=float) for k in ("carbon", "water", "quality", "demand")
-        }
+        self.signals = {k: np.asarray(v, dtype=float) for k, v in st["signals"].items()}
+        self.stepper.load_state(st["cumulative"])
+        self.stepper.t = int(st["slot"])
         self.w_dc = np.asarray(st["weights_datacenter"], dtype=np.int64)
         self.w_route = np.asarray(st["weights_route"], dtype=np.int64)
         self.weights_slot = st.get("weights_slot")
         self.policy.load_state(st["policy"])
         self._state = st
 
+    @property
+    def slot(self) -> int:
+        """Index of the next slot (slots applied so far)."""
+        return self.stepper.t
+
     def _dump_state(self) -> dict[str, Any]:
+        acc = self.stepper.state()
+        del acc["t"]
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
@@ -673,13 +563,8 @@ class Engine:
             "time0_ns": self.time0_ns,
             "last_time_ns": self.last_time_ns,
             "policy": self.policy.state(),
-            "pue": self.pue.tolist(),
-            "ewif": self.ewif.tolist(),
-            "capacity": self.capacity.tolist(),
-            "cumulative": {
-                "energy_cost": self.energy_cost,
-                **{k: v.tolist() for k, v in self.cum.items()},
-            },
+            "signals": {k: v.tolist() for k, v in self.signals.items()},
+            "cumulative": acc,
             "weights_datacenter": self.w_dc.tolist(),
             "weights_route": self.w_route.tolist(),
             "weights_slot": self.weights_slot,
@@ -824,9 +709,10 @@ class Engine:
     def _capacity(
         self, values: Mapping[str, Any] | None, errors: list[tuple[list[Any], str, str]]
     ) -> np.ndarray:
+        current = self.signals["capacity"]
         if not values:
-            return self.capacity
-        out = self.capacity.copy()
+            return current
+        out = current.copy()
         shared = self.capacity_mode == "shared"
         for n, v in values.items():
             i = self._dc_index.get(n)
@@ -880,17 +766,17 @@ class Engine:
     def _check(self, req: SlotIn) -> tuple[dict[str, np.ndarray], int]:
         errors: list[tuple[list[Any], str, str]] = []
         dcs, regs = self._dc_index, self._region_index
-        sig = {
-            "demand": self._vector(req.demand, regs, "demand", "region", errors),
-            "price": self._vector(req.price, dcs, "price", "datacenter", errors),
-            "carbon_intensity": self._vector(
-                req.carbon_intensity, dcs, "carbon_intensity", "datacenter", errors
-            ),
-            "wue": self._vector(req.wue, dcs, "wue", "datacenter", errors),
-            "ewif": self._sticky(req.ewif, self.ewif, "ewif", errors),
-            "pue": self._sticky(req.pue, self.pue, "pue", errors),
-            "capacity": self._capacity(req.capacity, errors),
-        }
+        sig = {"demand": self._vector(req.demand, regs, "demand", "region", errors)}
+        for name in SITE_SIGNALS:
+            given = getattr(req, name)
+            kind = signal_kind(name)
+            if kind == "sticky":
+                sig[name] = self._sticky(given, self.signals[name], name, errors)
+            elif kind == "optional" and not given:
+                sig[name] = np.zeros(len(dcs))
+            else:
+                sig[name] = self._vector(given, dcs, name, "datacenter", errors)
+        sig["capacity"] = self._capacity(req.capacity, errors)
         if req.time is None and self.last_time_ns is None:
             errors.append(
                 (
@@ -952,36 +838,21 @@ class Engine:
                 )
         return sig, t_ns
 
-    def _coefficients(self, sig: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Per-request costs of the slot (datacenter, model) [USD], [kg CO2], [L]."""
-        pue, eps = sig["pue"], self._eps
-        return {
-            "energy_cost": (pue * sig["price"])[:, None] * eps,
-            "carbon": (sig["carbon_intensity"] * pue)[:, None] * eps,
-            "water": (sig["wue"] + pue * sig["ewif"])[:, None] * eps,
-        }
-
     def _infeasible(self, sig: Mapping[str, np.ndarray], t_ns: int) -> Outcome | None:
         """422 naming the first region whose demand the slot cannot serve, or None."""
         from eqglb._feasibility import first_unservable
 
         sc = self.config.scenario
-        one = {k: np.asarray(v)[None] for k, v in sig.items()}
+        one: dict[str, Any] = {k: np.asarray(v)[None] for k, v in sig.items()}
         try:
             sc1 = Scenario(
                 datacenters=sc.datacenters,
                 regions=sc.regions,
                 models=sc.models,
                 time=pd.DatetimeIndex([pd.Timestamp(t_ns, tz="UTC")]),
-                demand=one["demand"],
-                price=one["price"],
-                carbon_intensity=one["carbon_intensity"],
-                wue=one["wue"],
-                ewif=one["ewif"],
-                pue=one["pue"],
+                **one,
                 energy_per_request=sc.energy_per_request,
                 capacity_per_request=sc.capacity_per_request,
-                capacity=one["capacity"],
                 quality_loss=sc.quality_loss,
                 allowed=sc.allowed,
                 capacity_mode=sc.capacity_mode,
@@ -1009,67 +880,24 @@ class Engine:
             ],
         )
 
-    def _check_decision(self, y: Any, demand: np.ndarray, cap: np.ndarray) -> np.ndarray | str:
-        """The decision as an array, or a message saying what is wrong with it."""
-        try:
-            a = np.asarray(y, dtype=float)
-        except (TypeError, ValueError) as exc:
-            return f"non-numeric decision ({exc})"
-        if a.shape != self.shape:
-            return f"decision of shape {a.shape}; expected {self.shape}"
-        if not np.isfinite(a).all():
-            return "decision holds NaN/inf"
-        tol = FEASIBILITY_TOL * np.maximum(1.0, demand)
-        if (a < -tol.max()).any():
-            return f"negative flow {a.min():g}"
-        a = np.clip(a, 0.0, None)
-        if (a[~self._allowed] > 0).any():
-            return "flow on a route that is not allowed"
-        served = a.sum(axis=(0, 2))
-        if (np.abs(served - demand) > tol).any():
-            return "demand not served exactly"
-        used = (
-            np.einsum("njk,k->n", a, self._r) if self.capacity_mode == "shared" else a.sum(axis=1)
-        )
-        if (used - cap > FEASIBILITY_TOL * np.maximum(1.0, cap)).any():
-            return "capacity exceeded"
-        return a
-
     # ------------------------------------------------------------------ deciding
     def _decide(
         self, req: SlotIn, key: str, text: str, digest: str, sig: dict[str, np.ndarray], t_ns: int
     ) -> Outcome:
         t = self.slot
-        time0 = self.time0_ns if self.time0_ns is not None else t_ns
-        coef = self._coefficients(sig)
-        rows = {**sig, **coef}
-        for v in rows.values():
-            v.setflags(write=False)
-        view = LiveView(t, self._static, _LiveTime(t, time0, t_ns), rows)
-        demand, cap = sig["demand"], sig["capacity"]
+        demand = sig["demand"]
         try:
-            y = self.policy.decide(view)
-            checked = self._check_decision(y, demand, cap)
+            step = self.stepper.step(sig, t_ns)
         except Exception as exc:  # the policy failed: infeasible slot or a policy error
-            checked = f"{type(exc).__name__}: {exc}"
-        if isinstance(checked, str):
             self._load(self._state)  # undo whatever the policy changed
             bad = self._infeasible(sig, t_ns)
             if bad is not None:
-                raise _Rejected(bad)
-            raise RuntimeError(f"policy {self.policy_name!r} failed on a feasible slot: {checked}")
-        y = checked
-
-        # accounting [USD], [kg CO2], [L], [-], [requests]
-        load = y.sum(axis=1)  # (N, K)
-        e_slot = float(np.sum(coef["energy_cost"] * load))
-        c_slot = (coef["carbon"] * load).sum(axis=1)
-        w_slot = (coef["water"] * load).sum(axis=1)
-        self.energy_cost += e_slot
-        self.cum["carbon"] = self.cum["carbon"] + c_slot
-        self.cum["water"] = self.cum["water"] + w_slot
-        self.cum["quality"] = self.cum["quality"] + y.sum(axis=0) @ self._s
-        self.cum["demand"] = self.cum["demand"] + demand
+                raise _Rejected(bad) from None
+            raise RuntimeError(
+                f"policy {self.policy_name!r} failed on a feasible slot: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        y = step.y
 
         # routing fractions and integer weights
         N, J, K = self.shape
@@ -1085,17 +913,18 @@ class Engine:
             w_dc = self.w_dc.copy()
             w_dc[served] = largest_remainder(frac[served].sum(axis=2), total)
             self.w_route, self.w_dc = w_route, w_dc
-        self.pue, self.ewif, self.capacity = sig["pue"], sig["ewif"], sig["capacity"]
+        self.signals = sig
         if self.time0_ns is None:
             self.time0_ns = t_ns
         self.last_time_ns = t_ns
-        self.slot = t + 1
         iso = _iso(t_ns)
         self.weights_slot = {"slot": t, "time": iso}
 
-        body = self._response(
-            t, iso, key, y, frac, demand, served, (e_slot, float(c_slot.sum()), float(w_slot.sum()))
-        )
+        costs = {"energy_cost": step.costs.energy_cost}
+        for name, b in BURDENS.items():
+            if b.side == "datacenter":
+                costs[name] = float(step.costs.vectors[name].sum())
+        body = self._response(t, iso, key, y, frac, demand, served, costs)
         state = self._dump_state()
         policy_text = _policy_json(state["policy"], self.policy_name)
         row = SlotRow(
@@ -1124,7 +953,7 @@ class Engine:
         frac: np.ndarray,
         demand: np.ndarray,
         served: np.ndarray,
-        costs: tuple[float, float, float],
+        costs: dict[str, float],
     ) -> bytes:
         dcs, models, regions = self.datacenters, self.models, self.regions
         routes: list[list[dict[str, Any]]] = [[] for _ in regions]
@@ -1165,32 +994,41 @@ class Engine:
                     for j, r in enumerate(regions)
                 },
             },
-            "costs": {"energy_cost": costs[0], "carbon": costs[1], "water": costs[2]},
+            "costs": costs,
         }
         return _dumps(out).encode()
 
     # ------------------------------------------------------------------ reads
+    def burden_vectors(self, st: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Regional vector of every burden of a committed state: per data centre [its
+        unit], quality loss per region (average per request with the average social
+        rule, else the total [requests])."""
+        st = self._committed if st is None else st
+        cum = st["cumulative"]
+        out = {n: np.asarray(cum[n], dtype=float) for n in BURDENS}
+        if self.config.objective.social_average:
+            dem = np.asarray(cum["demand"], dtype=float)
+            for n, b in BURDENS.items():
+                if b.side == "region":
+                    out[n] = np.divide(out[n], dem, out=np.zeros_like(out[n]), where=dem > 0)
+        return out
+
     def summary(self, st: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Duals, cumulative regional costs and fairness metrics of a committed state."""
         st = self._committed if st is None else st
         obj = self.config.objective
         cum = st["cumulative"]
-        dem = np.asarray(cum["demand"], dtype=float)
-        qual = np.asarray(cum["quality"], dtype=float)
-        if obj.social_average:
-            social = np.divide(qual, dem, out=np.zeros_like(qual), where=dem > 0)
-        else:
-            social = qual
-        vectors = {
-            "carbon": (np.asarray(cum["carbon"]), self.datacenters, obj.q_carbon),
-            "water": (np.asarray(cum["water"]), self.datacenters, obj.q_water),
-            "social": (social, self.regions, obj.q_social),
-        }
+        vectors = self.burden_vectors(st)
+
+        def places(name: str) -> tuple[str, ...]:
+            side = BURDENS[name].side if name in BURDENS else "datacenter"
+            return self.regions if side == "region" else self.datacenters
+
         duals: dict[str, Any] = {}
         for g, v in (st["policy"].get("duals") or {}).items():
-            names = self.regions if g == "social" else self.datacenters
+            names = places(g)
             duals[g] = dict(zip(names, v, strict=True)) if len(v) == len(names) else v
-        cap = np.asarray(st["capacity"])
+        cap = np.asarray(st["signals"]["capacity"])
         if cap.ndim == 1:
             capacity: Any = dict(zip(self.datacenters, cap.tolist(), strict=True))
         else:
@@ -1198,8 +1036,21 @@ class Engine:
                 dc: dict(zip(self.models, row, strict=True))
                 for dc, row in zip(self.datacenters, cap.tolist(), strict=True)
             }
+        social_unit = (
+            "average quality loss per request [-]"
+            if obj.social_average
+            else "quality loss [requests]"
+        )
+        units: dict[str, str] = {"energy_cost": "USD"}
+        for n, b in BURDENS.items():
+            units[n] = social_unit if b.side == "region" else b.unit
+        units["demand"] = "requests"
+        for n, b in BURDENS.items():
+            units[f"duals.{n}"] = "USD per unit of S" if b.side == "region" else f"USD/{b.unit}"
+        units["capacity"] = "units/slot" if self.capacity_mode == "shared" else "requests/slot"
         last = st["last_time_ns"]
         first = st["time0_ns"]
+        sticky = {n: st["signals"][n] for n in SITE_SIGNALS if signal_kind(n) == "sticky"}
         return json_ready(
             {
                 "slots": st["slot"],
@@ -1210,36 +1061,17 @@ class Engine:
                 "duals": duals,
                 "cumulative": {
                     "energy_cost": cum["energy_cost"],
-                    "carbon": dict(
-                        zip(self.datacenters, vectors["carbon"][0].tolist(), strict=True)
-                    ),
-                    "water": dict(zip(self.datacenters, vectors["water"][0].tolist(), strict=True)),
-                    "social": dict(zip(self.regions, social.tolist(), strict=True)),
-                    "demand": dict(zip(self.regions, dem.tolist(), strict=True)),
+                    **{
+                        n: dict(zip(places(n), v.tolist(), strict=True)) for n, v in vectors.items()
+                    },
+                    "demand": dict(zip(self.regions, cum["demand"], strict=True)),
                 },
-                "fairness": {name: summarize(v, q) for name, (v, _, q) in vectors.items()},
+                "fairness": {n: summarize(v, getattr(obj, f"q_{n}")) for n, v in vectors.items()},
                 "signals": {
-                    "pue": dict(zip(self.datacenters, st["pue"], strict=True)),
-                    "ewif": dict(zip(self.datacenters, st["ewif"], strict=True)),
+                    **{n: dict(zip(self.datacenters, v, strict=True)) for n, v in sticky.items()},
                     "capacity": capacity,
                 },
-                "units": {
-                    "energy_cost": "USD",
-                    "carbon": "kg CO2",
-                    "water": "L",
-                    "social": (
-                        "average quality loss per request [-]"
-                        if obj.social_average
-                        else "quality loss [requests]"
-                    ),
-                    "demand": "requests",
-                    "duals.carbon": "USD/kg CO2",
-                    "duals.water": "USD/L",
-                    "duals.social": "USD per unit of S",
-                    "capacity": (
-                        "units/slot" if self.capacity_mode == "shared" else "requests/slot"
-                    ),
-                },
+                "units": units,
             },
             "none",
         )

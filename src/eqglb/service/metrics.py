@@ -19,11 +19,12 @@ exposition format. Metrics:
   transaction);
 * gauges of the committed state, computed when scraped: ``eqglb_slots``,
   ``eqglb_cumulative_energy_cost_usd``, the worst location's cumulative carbon
-  ``eqglb_worst_carbon_kg`` [kg CO2] and water ``eqglb_worst_water_liters`` [L] (burdens
+  ``eqglb_worst_carbon_kg`` [kg CO2] and water ``eqglb_worst_water_liters`` [L] and public health ``eqglb_worst_health_usd`` [USD]
+  (one pair per data-centre burden of :data:`eqglb.burdens.BURDENS`; burdens
   fall where the data centres are), the worst region's quality loss
   ``eqglb_worst_quality_loss`` (average per request with the average social rule,
   otherwise the total), and the same per data centre / region
-  (``eqglb_cumulative_carbon_kg{datacenter}``, ``eqglb_cumulative_water_liters{datacenter}``,
+  (``eqglb_cumulative_carbon_kg{datacenter}``, ``eqglb_cumulative_water_liters{datacenter}``, ``eqglb_cumulative_health_usd{datacenter}``,
   ``eqglb_quality_loss{region}``).
 
 Structured logs: one record per decision, replay or rejection on the logger
@@ -41,7 +42,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
+from eqglb.burdens import BURDENS
 
 __all__ = [
     "DECISION_LOG",
@@ -73,6 +74,9 @@ LATENCY_BUCKETS = (
 )
 #: Buckets of the commit batch size histogram [slots].
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000)
+
+#: Unit suffix of a data-centre burden's metric names (Prometheus base units).
+_METRIC_UNIT = {"kg CO2": "kg", "L": "liters", "USD": "usd"}
 
 _HTTP_REASONS = {401: "unauthorized", 403: "forbidden", 413: "too_large", 503: "not_started"}
 
@@ -109,12 +113,7 @@ class _StateCollector:
         eng = self.engine
         st = eng.committed_state  # a dict never mutated afterwards
         cum = st["cumulative"]
-        carbon = np.asarray(cum["carbon"], dtype=float)
-        water = np.asarray(cum["water"], dtype=float)
-        qual = np.asarray(cum["quality"], dtype=float)
-        dem = np.asarray(cum["demand"], dtype=float)
-        if eng.config.objective.social_average:
-            qual = np.divide(qual, dem, out=np.zeros_like(qual), where=dem > 0)
+        vectors = eng.burden_vectors(st)
         yield GaugeMetricFamily(
             "eqglb_slots", "Slots accepted (committed) so far", value=float(st["slot"])
         )
@@ -123,8 +122,12 @@ class _StateCollector:
             "Energy cost of the slots so far [USD]",
             value=float(cum["energy_cost"]),
         )
-        for name, unit, vec in (("carbon", "kg", carbon), ("water", "liters", water)):
-            what = "carbon [kg CO2]" if name == "carbon" else "water [L]"
+        for name, b in BURDENS.items():
+            if b.side != "datacenter":
+                continue
+            vec = vectors[name]
+            unit = _METRIC_UNIT.get(b.unit, b.unit.lower().replace(" ", "_"))
+            what = f"{b.label} [{b.unit}]"
             yield GaugeMetricFamily(
                 f"eqglb_worst_{name}_{unit}",
                 f"Largest cumulative {what} of a data centre's location so far",
@@ -138,6 +141,7 @@ class _StateCollector:
             for dc, v in zip(eng.datacenters, vec.tolist(), strict=True):
                 g.add_metric([dc], v)
             yield g
+        qual = vectors["social"]
         what = (
             "average quality loss per request [-]"
             if eng.config.objective.social_average

@@ -10,9 +10,12 @@ which knows them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from eqglb.burdens import BURDENS
+from eqglb.fields import FIELDS, SITE_SIGNALS
 
 __all__ = [
     "LIMITS",
@@ -24,7 +27,9 @@ __all__ = [
     "HealthOut",
     "RouteOut",
     "SlotIn",
+    "STICKY",
     "SlotOut",
+    "signal_kind",
 ]
 
 #: Accepted range of each submitted signal [its unit]: wide enough for real data, narrow
@@ -35,6 +40,7 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "carbon_intensity": (0.0, 100.0, "kg CO2/kWh"),
     "wue": (0.0, 1e4, "L/kWh of IT energy"),
     "ewif": (0.0, 1e4, "L/kWh of facility energy"),
+    "health_cost": (0.0, 1e4, "USD/kWh"),
     "pue": (0.0, 100.0, "-"),
     "capacity": (0.0, 1e15, "units/slot (shared) or requests/slot (per model)"),
 }
@@ -48,31 +54,31 @@ TIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
 TIME_RANGE_TEXT = "[1970-01-01T00:00:00Z, 2262-01-01T00:00:00Z)"
 
 
-def _desc(name: str) -> str:
-    return f"[{LIMITS[name][2]}]"
+#: Slot signals whose value holds until changed (slowly varying facility data): a slot may
+#: name any subset of data centres; the others keep their current value.
+STICKY = ("ewif", "pue")
 
 
-Demand = Annotated[float, Field(strict=True, ge=0.0, le=1e12, description=_desc("demand"))]
-Price = Annotated[float, Field(strict=True, ge=-1e4, le=1e4, description=_desc("price"))]
-Carbon = Annotated[
-    float, Field(strict=True, ge=0.0, le=100.0, description=_desc("carbon_intensity"))
-]
-Wue = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("wue"))]
-Ewif = Annotated[float, Field(strict=True, ge=0.0, le=1e4, description=_desc("ewif"))]
-Pue = Annotated[float, Field(strict=True, gt=0.0, le=100.0, description=_desc("pue"))]
-Capacity = Annotated[float, Field(strict=True, ge=0.0, le=1e15, description=_desc("capacity"))]
+def signal_kind(name: str) -> str:
+    """How a slot gives a signal of :data:`eqglb.fields.SITE_SIGNALS`: ``"required"``
+    (every data centre, every slot), ``"sticky"`` (:data:`STICKY`) or ``"optional"``
+    (an optional scenario field: every data centre, or omitted for 0)."""
+    if name in STICKY:
+        return "sticky"
+    return "optional" if FIELDS[name].optional else "required"
 
 
-class SlotIn(BaseModel):
-    """Observed signals of the current slot, keyed by data-centre and region names.
+def _number(name: str) -> Any:
+    lo, hi, unit = LIMITS[name]
+    bound: dict[str, Any] = {"gt": lo} if name == "pue" else {"ge": lo}  # a PUE is > 0
+    return Annotated[float, Field(strict=True, le=hi, description=f"[{unit}]", **bound)]
 
-    Required maps name every region (``demand``) or every data centre (``price``,
-    ``carbon_intensity``, ``wue``). The optional maps ``pue``, ``ewif`` and ``capacity``
-    name any subset of data centres; a value given holds from this slot on (until
-    changed), the others keep their current value (initially the scenario's values at its
-    first slot).
-    """
 
+Demand = _number("demand")
+Capacity = _number("capacity")
+
+
+class _SlotBase(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     time: Annotated[datetime | None, Field(strict=True)] = Field(
@@ -91,31 +97,8 @@ class SlotIn(BaseModel):
         "retry with the same key returns the stored response, never a second "
         "decision.",
     )
-    demand: dict[str, Demand] = Field(
+    demand: dict[str, Demand] = Field(  # type: ignore[valid-type]
         description="Requests arriving in the slot per region [requests/slot]; every region."
-    )
-    price: dict[str, Price] = Field(
-        description="Electricity price per data centre [USD/kWh]; every data centre."
-    )
-    carbon_intensity: dict[str, Carbon] = Field(
-        description="Grid carbon intensity per data centre [kg CO2/kWh]; every data centre."
-    )
-    wue: dict[str, Wue] = Field(
-        description="On-site water usage effectiveness per data centre [L/kWh of IT "
-        "energy]; every data centre."
-    )
-    ewif: dict[str, Ewif] | None = Field(
-        default=None,
-        description="Off-site energy-water intensity factor [L/kWh of facility energy]; "
-        "any data centres (sticky).",
-    )
-    pue: dict[str, Pue] | None = Field(
-        default=None, description="Power usage effectiveness [-]; any data centres (sticky)."
-    )
-    capacity: dict[str, Capacity | dict[str, Capacity]] | None = Field(
-        default=None,
-        description="Capacity changes (sticky): shared mode {datacenter: units/slot}; "
-        "per-model mode {datacenter: {model: requests/slot}}.",
     )
 
     @field_validator("time")
@@ -134,6 +117,49 @@ class SlotIn(BaseModel):
                 f"{TIME_RANGE_TEXT}; give the slot's start in that range"
             )
         return v
+
+
+def _site_field(name: str) -> tuple[object, object]:
+    f, kind = FIELDS[name], signal_kind(name)
+    what = f"{f.doc[:1].upper()}{f.doc[1:]} per data centre [{LIMITS[name][2]}]"
+    typ: Any = dict[str, _number(name)]  # type: ignore[misc, valid-type]
+    if kind == "required":
+        return typ, Field(description=f"{what}; every data centre.")
+    if kind == "sticky":
+        return typ | None, Field(default=None, description=f"{what}; any data centres (sticky).")
+    return typ | None, Field(
+        default=None, description=f"{what}; every data centre, or omitted (0 this slot)."
+    )
+
+
+#: Observed signals of the current slot, keyed by data-centre and region names: ``demand``
+#: (every region), one map per signal of :data:`eqglb.fields.SITE_SIGNALS` (see
+#: :func:`signal_kind`) and ``capacity`` changes (sticky).
+SlotIn = create_model(  # type: ignore[call-overload]
+    "SlotIn",
+    __base__=_SlotBase,
+    __doc__=(
+        "Observed signals of the current slot, keyed by data-centre and region names.\n\n"
+        "Required maps name every region (``demand``) or every data centre ("
+        + ", ".join(f"``{n}``" for n in SITE_SIGNALS if signal_kind(n) == "required")
+        + "). The sticky maps "
+        + ", ".join(f"``{n}``" for n in STICKY)
+        + " and ``capacity`` name any subset of data centres; a value given holds from "
+        "this slot on (until changed), the others keep their current value (initially "
+        "the scenario's values at its first slot). Optional maps ("
+        + ", ".join(f"``{n}``" for n in SITE_SIGNALS if signal_kind(n) == "optional")
+        + ") name every data centre or are omitted (0 for the slot)."
+    ),
+    **{n: _site_field(n) for n in SITE_SIGNALS},
+    capacity=(
+        dict[str, Capacity | dict[str, Capacity]] | None,  # type: ignore[valid-type]
+        Field(
+            default=None,
+            description="Capacity changes (sticky): shared mode {datacenter: units/slot}; "
+            "per-model mode {datacenter: {model: requests/slot}}.",
+        ),
+    ),
+)
 
 
 class RouteOut(BaseModel):
@@ -175,10 +201,16 @@ class WeightsOut(BaseModel):
     regions: dict[str, RegionWeights]
 
 
-class SlotCosts(BaseModel):
-    energy_cost: float = Field(description="[USD]")
-    carbon: float = Field(description="[kg CO2]")
-    water: float = Field(description="[L]")
+SlotCosts = create_model(  # type: ignore[call-overload]
+    "SlotCosts",
+    __doc__="The slot's energy cost and total of every data-centre burden.",
+    energy_cost=(float, Field(description="[USD]")),
+    **{
+        n: (float, Field(description=f"[{b.unit}]"))
+        for n, b in BURDENS.items()
+        if b.side == "datacenter"
+    },
+)
 
 
 class SlotOut(BaseModel):
@@ -193,7 +225,7 @@ class SlotOut(BaseModel):
         "model); shares below 1e-12 are left out."
     )
     weights: WeightsOut
-    costs: SlotCosts
+    costs: SlotCosts  # type: ignore[valid-type]
 
 
 class ErrorItem(BaseModel):
