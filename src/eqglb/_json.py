@@ -72,9 +72,9 @@ def write_json(
 ) -> Path:
     """Write ``obj`` as standard JSON to ``path`` atomically; return the path.
 
-    The text (:func:`dumps`) goes to a temporary file in the same folder, which is then
-    renamed over ``path`` (``os.replace``): a reader sees the old file or the whole new
-    one, never a part. With ``fsync`` the data reach the disk before the rename (for
+    The text (:func:`dumps`, ending with a newline) goes to a temporary file in the same
+    folder, which is then renamed over ``path`` (``os.replace``): a reader sees the old
+    file or the whole new one, never a part. With ``fsync`` the data reach the disk before the rename (for
     stores that must survive a power cut). ``kwargs`` go to :func:`json.dumps` (e.g.
     ``sort_keys=True``).
 
@@ -90,7 +90,7 @@ def write_json(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.write(text + "\n")
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())

@@ -233,6 +233,21 @@ def objective_parameters(*, multiple: bool = False) -> list[inspect.Parameter]:
     ]
 
 
+def _evaluated_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with string annotations evaluated in its module (typer needs
+    the ``Annotated`` objects); the ``objective`` parameter's own is not needed."""
+    sig = inspect.signature(fn)
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    params = []
+    for p in sig.parameters.values():
+        ann = p.annotation
+        if isinstance(ann, str) and p.name != PARAMETER:
+            ann = eval(ann, namespace)  # noqa: S307 - an annotation of eqglb's own code
+        params.append(p.replace(annotation=ann))
+    ret = sig.return_annotation
+    return sig.replace(parameters=params, return_annotation=None if ret == "None" else ret)
+
+
 def objective_options(fn: F | None = None, *, multiple: bool = False) -> Any:
     """Decorator: give a typer command the shared objective options (module docstring).
 
@@ -243,7 +258,7 @@ def objective_options(fn: F | None = None, *, multiple: bool = False) -> Any:
     """
     if fn is None:
         return functools.partial(objective_options, multiple=multiple)
-    sig = inspect.signature(fn, eval_str=True)
+    sig = _evaluated_signature(fn)
     if PARAMETER not in sig.parameters:
         raise TypeError(f"{fn.__qualname__} needs a parameter {PARAMETER!r} to receive them")
     generated = objective_parameters(multiple=multiple)
