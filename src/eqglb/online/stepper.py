@@ -98,6 +98,7 @@ class _History:
         self.shapes = dict(shapes)
         self.bufs = {n: np.full((max(rows, 1), *s), np.nan) for n, s in self.shapes.items()}
         self.time_ns = np.zeros(max(rows, 1), dtype=np.int64)
+        self._read_only: dict[str, np.ndarray] | None = None
 
     def ensure(self, t: int) -> None:
         n = self.time_ns.size
@@ -111,14 +112,17 @@ class _History:
         tn = np.zeros(m, dtype=np.int64)
         tn[:n] = self.time_ns
         self.time_ns = tn
+        self._read_only = None  # views of the new buffers
 
-    def views(self, t: int) -> dict[str, np.ndarray]:
-        out = {}
-        for name, buf in self.bufs.items():
-            v = buf[: t + 1]
-            v.setflags(write=False)
-            out[name] = v
-        return out
+    def views(self) -> dict[str, np.ndarray]:
+        """Read-only views of the whole buffers (a view slices them to ``[: t + 1]``)."""
+        if self._read_only is None:
+            self._read_only = {}
+            for name, buf in self.bufs.items():
+                v = buf.view()
+                v.setflags(write=False)
+                self._read_only[name] = v
+        return self._read_only
 
 
 class Stepper:
@@ -217,7 +221,7 @@ class Stepper:
     def view(self, t: int) -> Any:
         from eqglb.online.simulator import SlotView
 
-        return SlotView(t, self.static, self.history.views(t), self.history.time_ns[: t + 1])
+        return SlotView(t, self.static, self.history.views(), self.history.time_ns)
 
     # ------------------------------------------------------------------ one slot
     def step(self, signals: Mapping[str, Any], time_ns: int) -> Step:

@@ -159,6 +159,11 @@ def _all_finite(x: Any) -> bool:
         return all(map(_all_finite, x.values()))
     if t is list or t is tuple:
         if x and type(x[0]) is float:
+            try:  # fast path: a sum of finite numbers is finite (unless it overflows)
+                if math.isfinite(sum(x)):
+                    return True
+            except TypeError:  # not all numbers
+                pass
             try:
                 return bool(np.isfinite(np.asarray(x, dtype=float)).all())
             except (TypeError, ValueError):  # ragged or mixed: element by element
@@ -447,6 +452,7 @@ class Engine:
         self.stepper = Stepper(policy, static_of(sc), config.n_time)
         self._fresh_policy_state = json_ready(policy.state(), "none")
         self._pending: dict[str, tuple[str, bytes]] = {}
+        self._keys: set[str] = set()  # idempotency keys of the committed slots
         self._fingerprint = self._config_fingerprint()
         self._attach_store()
 
@@ -504,8 +510,9 @@ class Engine:
                     f"{STATE_FORMAT} v{STATE_VERSION} state"
                 )
             self._committed = st
-            for t, time_ns, signals in self.store.signal_history():
+            for t, time_ns, key, signals in self.store.signal_history():
                 self.stepper.record(t, signals, time_ns)
+                self._keys.add(key)
         self._load(self._committed)
 
     def _initial_state(self) -> dict[str, Any]:
@@ -585,9 +592,11 @@ class Engine:
         all pending) are now found in the database."""
         self._committed = dict(self._state if state is None else state)
         if keys is None:
+            self._keys.update(self._pending)
             self._pending.clear()
         else:
             for k in keys:
+                self._keys.add(k)
                 self._pending.pop(k, None)
 
     def rollback(self) -> None:
@@ -624,7 +633,7 @@ class Engine:
 
     def _replay(self, key: str, digest: str) -> Outcome | None:
         hit: tuple[str, bytes] | None = self._pending.get(key)
-        if hit is None:
+        if hit is None and key in self._keys:  # a key never stored needs no read
             try:
                 stored = self.store.lookup(key)
             except StoreCorruptError as exc:  # never replay a damaged response

@@ -609,16 +609,18 @@ class Store:
             raise StoreCorruptError(self._damaged(int(row[0])))
         return int(row[0]), bytes(row[7]).decode(), bytes(row[8]).decode()
 
-    def signal_history(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        """(slot, start time [ns], resolved signals) of every accepted slot, in order (each
-        row checked against its checksum): the history a restarted policy reads."""
+    def signal_history(self) -> Iterator[tuple[int, int, str, dict[str, Any]]]:
+        """(slot, start time [ns], idempotency key, resolved signals) of every accepted
+        slot, in order (each row checked against its checksum): the history a restarted
+        policy reads."""
         rows = self._con.execute(
             f"SELECT {_SELECT_SUMMED}, checksum FROM slots ORDER BY slot"
         ).fetchall()
         for row in rows:
             if row_checksum(*row[:-1]) != row[-1]:
                 raise StoreCorruptError(self._damaged(int(row[0])))
-            yield int(row[0]), int(row[2]), json.loads(bytes(row[7]))["signals"]
+            state = json.loads(bytes(row[7]))
+            yield int(row[0]), int(row[2]), bytes(row[3]).decode(), state["signals"]
 
     # ------------------------------------------------------------------ reads (any thread)
     def read_slot(self, slot: int) -> dict[str, Any] | None:
