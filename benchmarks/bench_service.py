@@ -66,6 +66,8 @@ def slot_bodies(n: int, days: int = 7) -> list[dict]:
             ),
             "wue": dict(zip(sc.datacenters, sc.wue[r].tolist(), strict=True)),
         }
+        if sc.health_cost is not None:  # the optional signal, when the scenario has it
+            b["health_cost"] = dict(zip(sc.datacenters, sc.health_cost[r].tolist(), strict=True))
         if t == 0:
             b["time"] = sc.time[0].isoformat()
         out.append(b)
