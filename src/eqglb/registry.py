@@ -11,10 +11,11 @@ them at import time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
 
 if TYPE_CHECKING:
     from eqglb.costs import Objective
+    from eqglb.online.simulator import OnlinePolicy
     from eqglb.scenario import Dispatch
 
 __all__ = [
@@ -89,7 +90,7 @@ class OfflinePolicy(Protocol):
 
 #: What :func:`make_policy` returns: an offline policy (``plan``) or an online one
 #: (``decide(view)``, see :class:`eqglb.online.simulator.OnlinePolicy`).
-Policy = Any
+Policy = Union["OfflinePolicy", "OnlinePolicy"]  # noqa: UP007 (forward references)
 
 
 def register(

@@ -169,8 +169,7 @@ PUBLISHED: dict[str, Any] = {
 SENSITIVITY_WEIGHTS = (0.12, 0.35)
 
 
-class ReproductionError(ScenarioError):
-    """The reproduction cannot run (bad data folder, failed solve); the message says why."""
+from eqglb.errors import ReproductionError  # noqa: E402  (one errors module)
 
 
 # ----------------------------------------------------------------------------- the study

@@ -40,36 +40,7 @@ __all__ = [
 DIMS = ("time", "datacenter", "region", "model")
 
 
-class ScenarioError(ValueError):
-    """An input is invalid; the message names the variable, the coordinate and the fix.
-
-    The same facts are kept as data, so that a reader (e.g. the scenario folder format)
-    can say which file and line a value came from without parsing the message.
-
-    Attributes
-    ----------
-    field : str or None
-        The Scenario field at fault (a key of :data:`eqglb.fields.FIELDS`, or ``time``,
-        ``home``, ``rtt_slo_ms``, ...), when one is.
-    coordinate : dict dim -> int
-        Position of the first offending value along each dimension it has
-        (``{"time": 5, "datacenter": 0}``); empty when not about one value.
-    fix : str or None
-        How to fix it (also the end of the message).
-    """
-
-    def __init__(
-        self,
-        message: str = "",
-        *,
-        field: str | None = None,
-        coordinate: Mapping[str, int] | None = None,
-        fix: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.coordinate: dict[str, int] = {k: int(v) for k, v in (coordinate or {}).items()}
-        self.fix = fix
+from eqglb.errors import ScenarioError  # noqa: E402  (defined with every eqglb error)
 
 
 class InfeasibleDemandError(ScenarioError):

@@ -373,11 +373,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     database), and the built-in errors of bad input (ValueError, OSError, ImportError)."""
     from eqglb.errors import InputError, ServiceError, SolveError
 
-    out = [InputError, SolveError, ServiceError, ValueError, OSError, ImportError]
-    solve = getattr(sys.modules.get("eqglb.policies.problem"), "SolveError", None)
-    if isinstance(solve, type) and solve not in out:  # TEMP until re-based on errors
-        out.append(solve)
-    return tuple(out)
+    return (InputError, SolveError, ServiceError, ValueError, OSError, ImportError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,8 +67,7 @@ SIGNALS: dict[str, str] = {
 }
 
 
-class CausalityError(IndexError):
-    """A policy asked for data of a slot after the current one."""
+from eqglb.errors import CausalityError  # noqa: E402  (one errors module)
 
 
 class SlotView:

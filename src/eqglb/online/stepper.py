@@ -66,8 +66,7 @@ COEFFICIENTS: tuple[str, ...] = (
 )
 
 
-class PolicyError(RuntimeError):
-    """A policy returned a decision that is malformed or infeasible."""
+from eqglb.errors import PolicyError  # noqa: E402  (one errors module)
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,12 +35,7 @@ __all__ = [
 ]
 
 
-class SolveError(RuntimeError):
-    """The solver found the problem infeasible/unbounded or failed; ``info`` holds the status."""
-
-    def __init__(self, message: str, info: SolveInfo | None = None) -> None:
-        super().__init__(message)
-        self.info = info
+from eqglb.errors import SolveError  # noqa: E402  (defined with every eqglb error)
 
 
 @dataclass(frozen=True, eq=False)

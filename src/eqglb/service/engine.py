@@ -66,8 +66,7 @@ MIN_FRACTION = 1e-12
 _ADDRESS_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_[]:")
 
 
-class ServiceConfigError(ScenarioError):
-    """Invalid service configuration (weights, addresses, policy), naming the option."""
+from eqglb.errors import ServiceConfigError  # noqa: E402  (one errors module)
 
 
 # --------------------------------------------------------------------------- helpers

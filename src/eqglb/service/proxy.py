@@ -490,8 +490,7 @@ def render_haproxy(
     return "\n".join(lines) + "\n"
 
 
-class HAProxyRuntimeError(RuntimeError):
-    """HAProxy's runtime API refused a command (the message is HAProxy's answer)."""
+from eqglb.errors import HAProxyRuntimeError  # noqa: E402  (one errors module)
 
 
 def _haproxy_command(socket_path: str | Path, command: str, timeout: float) -> str:

@@ -50,8 +50,6 @@ from urllib.parse import quote
 
 import numpy as np
 
-from eqglb.scenario import ScenarioError
-
 __all__ = [
     "SCHEMA_VERSION",
     "SlotRow",
@@ -105,13 +103,7 @@ _HELD: set[tuple[int, int]] = set()
 _RECOVER = "restore the database (and its -wal file) from a backup, or start with a new --db"
 
 
-class StoreError(ScenarioError):
-    """The database cannot be used (locked by another service, wrong schema, other config,
-    read-only, damaged)."""
-
-
-class StoreCorruptError(StoreError):
-    """A stored row or the database file does not match its checksum or its history."""
+from eqglb.errors import StoreCorruptError, StoreError  # noqa: E402  (one errors module)
 
 
 def row_checksum(*fields: Any) -> str:

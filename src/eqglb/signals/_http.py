@@ -48,7 +48,10 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
 
-class SignalError(RuntimeError):
+from eqglb.errors import EqglbError  # noqa: E402  (the base of every eqglb error)
+
+
+class SignalError(EqglbError, RuntimeError):
     """A signal provider could not be asked, refused, or answered something unusable.
 
     The message reads ``<provider> <endpoint>: <problem>; <fix>``; the same facts are kept
