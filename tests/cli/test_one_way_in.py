@@ -163,3 +163,20 @@ def test_import_eqglb_cli_is_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_backend_option_names_one_set_and_renames_local(capsys):
+    """--backend of sweep and solve: serial|process|ray; 'local' is process, with a note."""
+    from eqglb.cli import main
+    from eqglb.cli.common import backend_name
+    from eqglb.errors import CLIError
+
+    assert [backend_name(b) for b in ("serial", "process", "ray")] == ["serial", "process", "ray"]
+    assert capsys.readouterr().err == ""
+    assert backend_name("local") == "process"
+    assert "--backend local is deprecated; use --backend process" in capsys.readouterr().err
+    with pytest.raises(CLIError, match="'dask'; use 'serial', 'process', 'ray'"):
+        backend_name("dask")
+    for command in ("sweep", "solve"):
+        assert main([command, "--help"]) == 0
+        assert "--backend serial|process|ray" in capsys.readouterr().out
