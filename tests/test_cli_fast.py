@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from eqglb.cli import EXIT_CODES, LAZY_COMMANDS, main
+from eqglb.cli import COMMANDS, EXIT_CODES, main
+
+NAMES = [c.name for c in COMMANDS]
 
 HEAVY = (
     "numpy",
@@ -43,22 +45,22 @@ def test_help_imports_no_heavy_module_and_lists_every_command_and_exit_code():
     assert rc == 0
     assert loaded == []
     text = "\n".join(help_lines)
-    for name in ("run", "policies", *LAZY_COMMANDS):
+    for name in NAMES:
         assert f"\n  {name} " in text, name
     assert "Exit codes" in text
     for code in EXIT_CODES:
         assert f"\n  {code} " in text
 
 
-@pytest.mark.parametrize("name", list(LAZY_COMMANDS))
+@pytest.mark.parametrize("name", NAMES)
 def test_lazy_help_matches_the_loaded_command(name, capsys):
     """The one-line help listed without importing is the loaded command's own first line,
     and `eqglb NAME --help` loads and shows the command."""
-    from eqglb.cli import _load_lazy
+    from eqglb.cli import _load
 
-    cmd = _load_lazy(name)
+    cmd = _load(name)
     first = " ".join((cmd.help or "").strip().split("\n\n")[0].split())
-    listed = LAZY_COMMANDS[name].help.split(" (see ")[0].rstrip(".")
+    listed = {c.name: c for c in COMMANDS}[name].help.split(" (see ")[0].rstrip(".")
     assert first.startswith(listed), (first, listed)
     assert main([name, "--help"]) == 0
     assert "Usage: eqglb " + name in capsys.readouterr().out

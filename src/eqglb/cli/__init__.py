@@ -224,9 +224,6 @@ def _load(name: str) -> Any:
     return cmd
 
 
-_load_lazy = _load  # the name of earlier releases
-
-
 def _guard_out(cmd: Any) -> None:
     """Make a command with an ``out`` parameter check it before it runs, so a bad
     ``--out`` is refused before any solve."""
