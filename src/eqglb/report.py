@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from eqglb._json import json_ready
+from eqglb._json import json_ready, write_json
 from eqglb.burdens import BURDENS
 from eqglb.simulate import Evaluation, overheads
 
@@ -609,9 +609,7 @@ def write_metrics_json(
         "policies": metrics_dict(evals, baseline),
         **json_ready(dict(extra or {}), "none"),
     }
-    text = json.dumps(doc, indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return write_json(path, doc, nonfinite="keep", indent=2)
 
 
 # --------------------------------------------------------------------------- regional CSV

@@ -29,7 +29,6 @@ three orders of magnitude smaller than the study's 1 MW sites).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time as _time
@@ -41,6 +40,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from eqglb._json import write_json
 from eqglb.costs import Objective
 from eqglb.io.egl2022 import (
     HORIZON,
@@ -1229,21 +1229,6 @@ def _plot_social(sm: dict[str, Any], qs: Sequence[float], figdir: Path) -> list[
 
 
 # ----------------------------------------------------------------------------- driver
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def reproduce_egl2022(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -1323,7 +1308,7 @@ def reproduce_egl2022(
         metrics[conn] = {name: study_metrics(ev) for name, ev in run.evaluations.items()}
         timings[f"study {conn}"] = run.wall_time_s
     p = out / "metrics.json"
-    p.write_text(json.dumps(_json_safe(metrics), indent=2), encoding="utf-8")
+    write_json(p, metrics, nonfinite="none", indent=2)
     files.append(p)
     sens_metrics = None
     if sensitivity and "full" in runs:
@@ -1379,7 +1364,7 @@ def reproduce_egl2022(
             "runs": social,
         }
         p = out / "social.json"
-        p.write_text(json.dumps(_json_safe(doc), indent=2), encoding="utf-8")
+        write_json(p, doc, nonfinite="none", indent=2)
         files.append(p)
 
     if figures:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from eqglb._json import json_ready
+from eqglb._json import write_json
 from eqglb.scenario import ScenarioError
 
 __all__ = [
@@ -97,9 +97,7 @@ def save_state(state: Any, path: str | Path) -> Path:
         state = state.state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(json_ready(state), indent=1, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return write_json(path, state, nonfinite="keep", indent=1)  # atomic: no torn state
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
