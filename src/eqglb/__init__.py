@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eqglb.builtin import builtin_scenario
+    from eqglb.burdens import BURDENS
+    from eqglb.fields import FIELDS
+    from eqglb.io.egl2022 import load_egl2022
     from eqglb.costs import Objective
     from eqglb.defaults import build_objective
     from eqglb.io.scenario_format import read_scenario, write_scenario
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BURDENS": "eqglb.burdens",
+    "FIELDS": "eqglb.fields",
+    "load_egl2022": "eqglb.io.egl2022",
     "DIMS": "eqglb.scenario",
     "Dispatch": "eqglb.scenario",
     "Scenario": "eqglb.scenario",
@@ -45,7 +51,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "BURDENS",
     "DIMS",
+    "FIELDS",
     "Dispatch",
     "Evaluation",
     "Objective",
@@ -60,6 +68,7 @@ __all__ = [
     "builtin_scenario",
     "compare",
     "evaluate",
+    "load_egl2022",
     "make_policy",
     "policy_names",
     "read_scenario",
