@@ -6,6 +6,8 @@ missing beside the checkout.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import importlib.util
 import re
 from importlib import resources
@@ -18,10 +20,12 @@ import pytest
 from eqglb import Scenario, ScenarioError
 from eqglb._feasibility import first_unservable
 from eqglb.builtin import (
+    HEALTH_GRID,
     PARTIAL_MASK,
     SITES,
     builtin_scenario,
     great_circle_km,
+    load_health_profiles,
     load_models,
     load_profiles,
 )
@@ -53,9 +57,9 @@ def _egl_dir() -> Path:
     return EGL
 
 
-def _load_script():
-    path = ROOT / "scripts" / "derive_builtin_profiles.py"
-    spec = importlib.util.spec_from_file_location("derive_builtin_profiles", path)
+def _load_script(name: str = "derive_builtin_profiles"):
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -285,6 +289,7 @@ def test_deterministic_for_a_seed():
         {"seed": "x"},
         {"start": "not a date"},
         {"start": "2022-09-22 00:30"},
+        {"health": "yes"},
     ],
 )
 def test_bad_arguments_raise_scenario_error(kwargs):
@@ -332,3 +337,140 @@ def test_profile_table_is_small_and_not_a_copy():
     assert len(prof) == 3 * 10 * 24 + 24
     # no hourly series is shipped: far fewer rows than the 457-hour source files
     assert len(prof[prof["site"] == "Texas"]) == 3 * 24
+
+
+# ---------------------------------------------------------------- public health
+US = ["Texas", "Virginia", "Georgia", "Nevada"]
+
+
+def _health_dir(shared_dir: Path) -> Path:
+    folder = shared_dir / "data" / "health-2023"
+    assert folder.is_dir(), f"shared health-2023 data not found at {folder.resolve()}"
+    return folder
+
+
+def _checksum(sc: Scenario) -> str:
+    h = hashlib.sha256()
+    for f in ("price", "carbon_intensity", "wue", "demand"):
+        h.update(f.encode())
+        h.update(np.ascontiguousarray(np.asarray(getattr(sc, f), dtype="<f8")).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "digest"),
+    [
+        ({}, "4c343331f038f51f0645d92b44a6503c4ee4eccc0fa1152a99124f32bc78c409"),
+        (
+            {"days": 14, "seed": 7},
+            "22e590d0c766a24649d62d4d617ae3391962b34acca997c28b9132b4344ed0b4",
+        ),
+        (
+            {"days": 3, "seed": 123, "start": "2023-03-20 06:00"},
+            "ea83aedc664aac70e1f5ea45d0389a7712f512687b022cb158f3f716e4f8f647",
+        ),
+    ],
+)
+def test_health_leaves_the_other_signals_unchanged(kwargs, digest):
+    """Adding the health stream (a fifth SeedSequence child) changes no other signal.
+
+    Regression guard: the digests were computed on 2026-12-02 from the code before the
+    health signal existed (commit 97b3973, spawn(4)), on x86-64 Linux with numpy's
+    default PCG64 generator; the same arrays with health disabled are checked too.
+    """
+    with_health = builtin_scenario(**kwargs)
+    without = builtin_scenario(**kwargs, health=False)
+    assert _checksum(with_health) == digest
+    assert _checksum(without) == digest
+    for f in ("price", "carbon_intensity", "wue", "demand"):
+        np.testing.assert_array_equal(getattr(with_health, f), getattr(without, f))
+    np.testing.assert_array_equal(without.health_cost, 0.0)  # absent: zeros
+    assert "health_cost" not in without.attrs["units"]
+
+
+def test_health_cost_only_at_us_sites_within_the_derived_range(sc):
+    prof = load_health_profiles()
+    hc = np.asarray(sc.health_cost)
+    assert hc.shape == (sc.n_time, 10)
+    for i, name in enumerate(NAMES):
+        grid = HEALTH_GRID[name]
+        if grid is None:
+            np.testing.assert_array_equal(hc[:, i], 0.0, err_msg=name)
+            continue
+        rows = prof[(prof["signal"] == "health_cost") & (prof["grid"] == grid)]
+        assert len(rows) == 24
+        lo, hi = rows["min"].iloc[0], rows["max"].iloc[0]
+        assert lo > 0 and hc[:, i].min() >= lo and hc[:, i].max() <= hi, name
+        assert hc[:, i].std() > 0, name  # synthesised, not constant
+    assert [n for n in NAMES if HEALTH_GRID[n] is not None] == US
+    assert [HEALTH_GRID[n] for n in US] == ["ERCO", "PJM", "TVA", "CISO"]
+
+
+def test_health_cost_tracks_the_grid_means_and_is_seeded():
+    """Over 8 weeks each US site's health cost stays near its grid's annual mean.
+
+    As for the other signals: 3 residual standard deviations bound the 8-week mean of a
+    unit-variance AR(1) residual even with phi ~ 0.98. Grid means differ by more than
+    that between PJM (0.039 USD/kWh) and CISO or ERCO (0.026), so a mix-up fails.
+    """
+    sc = builtin_scenario(days=56, seed=11)
+    prof = load_health_profiles()
+    for i, name in enumerate(NAMES[:4]):
+        rows = prof[prof["grid"] == HEALTH_GRID[name]]
+        tol = 3 * rows["resid_std"].mean()
+        assert abs(sc.health_cost[:, i].mean() - rows["mean"].mean()) <= tol, name
+    a, b = builtin_scenario(days=14, seed=7), builtin_scenario(days=14, seed=7)
+    np.testing.assert_array_equal(a.health_cost, b.health_cost)
+    assert not np.array_equal(a.health_cost, builtin_scenario(days=14, seed=8).health_cost)
+
+
+def test_health_units_source_and_not_modelled_note(sc):
+    assert sc.attrs["units"]["health_cost"].startswith("USD/kWh")
+    assert "assumed USD/MWh" in sc.attrs["units"]["health_cost"]
+    assert "health-2023" in sc.attrs["health_source"]
+    assert "builtin_health.csv" in sc.attrs["health_source"]
+    assert {n: g["grid"] for n, g in sc.attrs["health_grids"].items()} == {
+        "Texas": "ERCO",
+        "Virginia": "PJM",
+        "Georgia": "TVA",
+        "Nevada": "CISO",
+    }
+    assert sc.attrs["health_not_modelled"]["sites"] == NAMES[4:]
+    assert "not modelled (no data), not zero harm" in sc.attrs["health_not_modelled"]["note"]
+    assert "not modelled (no data), not zero harm" in sc.description
+    assert "Georgia -> TVA" in sc.description
+
+
+def test_health_table_derivation_is_deterministic_and_shipped(shared_dir, tmp_path):
+    script = _load_script("derive_builtin_health")
+    folder = _health_dir(shared_dir)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert script.main(["--data-dir", str(folder), "--out", str(first)]) == 0
+    assert script.main(["--data-dir", str(folder), "--out", str(second)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    shipped = resources.files("eqglb").joinpath("data/builtin_health.csv").read_bytes()
+    assert first.read_bytes() == shipped
+    assert b"ASSUMED" in shipped and b"MIT licence" in shipped
+
+
+def test_health_hour_means_match_an_independent_parse(shared_dir):
+    """The shipped hour-of-day means are the data's, re-computed with the csv module."""
+    folder = _health_dir(shared_dir)
+    prof = load_health_profiles()
+    assert len(prof) == 4 * 24 and set(prof["grid"]) == {"CISO", "ERCO", "PJM", "TVA"}
+    for grid in ("CISO", "ERCO", "PJM", "TVA"):
+        with open(folder / f"{grid}_dataset.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        sums, counts = np.zeros(24), np.zeros(24)
+        values = []
+        for row in rows:
+            hour = (int(row["period"][-2:]) - 1) % 24  # hour ending -> slot start (UTC)
+            v = (float(row["internal_health_cost"]) + float(row["external_health_cost"])) / 1e3
+            sums[hour] += v
+            counts[hour] += 1
+            values.append(v)
+        got = prof[prof["grid"] == grid].sort_values("hour_utc")
+        np.testing.assert_allclose(got["mean"], sums / counts, rtol=1e-5, err_msg=grid)
+        assert got["min"].iloc[0] == pytest.approx(min(values), rel=1e-5)
+        assert got["max"].iloc[0] == pytest.approx(max(values), rel=1e-5)
+        assert ((got["ar1"] > 0.5) & (got["ar1"] < 1)).all()  # persistent hourly signal

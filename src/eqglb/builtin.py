@@ -19,6 +19,12 @@ around the hour-of-day (UTC) profiles derived from the egl-2022 data
 clipped to the observed range; no hourly value of the data is copied. Demand follows
 the derived hour-of-day profile of the study's AI-workload trace read in each region's
 local time, scaled by region population. See ``data/PROVENANCE.md``.
+
+Public-health cost (``health_cost``, the ``health`` burden) is synthesised the same way
+around the hour-of-day profiles of the health-2023 data of four US grids
+(``data/builtin_health.csv``, written by ``scripts/derive_builtin_health.py``) at the four
+US sites, each mapped to the nearest grid (:data:`HEALTH_GRID`); the six sites outside
+the US have no health data and get 0: not modelled (no data), not zero harm.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import pandas as pd
 
 from eqglb.defaults import DEFAULT_DAYS
 from eqglb.io.egl2022 import PARTIAL_MASK as _STUDY_PARTIAL_MASK
+from eqglb.io.health import GRID_CENTROIDS, GRID_NAMES
 from eqglb.latency import great_circle_km, rtt_matrix
 from eqglb.scenario import Scenario, ScenarioError
 
 __all__ = [
+    "HEALTH_GRID",
     "LATENCY_BASE_MS",
     "LATENCY_MS_PER_KM",
     "MEAN_TOTAL_DEMAND",
@@ -46,6 +54,7 @@ __all__ = [
     "builtin_scenario",
     "great_circle_km",
     "latency_ms",
+    "load_health_profiles",
     "load_models",
     "load_profiles",
     "model_parameters",
@@ -113,6 +122,30 @@ LATENCY_BASE_MS = 5.0
 #: Environmental signals synthesised from the profile table, in Scenario field order.
 _SIGNALS = ("price", "carbon_intensity", "water")
 
+#: Grid of the health-2023 data (:mod:`eqglb.io.health`) whose public-health cost each
+#: site gets: the grid whose service-area centroid (:data:`eqglb.io.health.GRID_CENTROIDS`)
+#: is nearest by great-circle distance (:func:`eqglb.io.health.grid_mapping`). Texas
+#: (Dallas) lies in ERCOT and Virginia (Ashburn) in PJM, 255 and 252 km from their
+#: centroids. Georgia (Atlanta) is served by Southern Company, which the data lack; TVA
+#: (295 km; PJM 755 km) is the nearest and covers a corner of north-west Georgia.
+#: Nevada (Reno) is served by NV Energy, also absent; CISO is nearest (259 km). The other
+#: sites are over 5,000 km from every grid: None, health cost 0, not modelled (no data),
+#: not zero harm.
+HEALTH_GRID: dict[str, str | None] = {
+    "Texas": "ERCO",
+    "Virginia": "PJM",
+    "Georgia": "TVA",
+    "Nevada": "CISO",
+    "Germany": None,
+    "Belgium": None,
+    "Netherlands": None,
+    "Denmark": None,
+    "Japan": None,
+    "Singapore": None,
+}
+_PROFILES_CSV = ("builtin_profiles.csv", "scripts/derive_builtin_profiles.py")
+_HEALTH_CSV = ("builtin_health.csv", "scripts/derive_builtin_health.py")
+
 
 def latency_ms(sites: tuple[Site, ...] = SITES) -> np.ndarray:
     """Latency proxy (datacenter, region) [ms]: 1 ms per 100 km of great-circle distance + 5 ms.
@@ -130,6 +163,26 @@ def latency_ms(sites: tuple[Site, ...] = SITES) -> np.ndarray:
 def _read_profiles() -> pd.DataFrame:
     with resources.files("eqglb").joinpath("data/builtin_profiles.csv").open("r") as fh:
         return pd.read_csv(fh, comment="#")
+
+
+@functools.lru_cache(maxsize=1)
+def _read_health() -> pd.DataFrame:
+    with resources.files("eqglb").joinpath("data/builtin_health.csv").open("r") as fh:
+        return pd.read_csv(fh, comment="#")
+
+
+def load_health_profiles() -> pd.DataFrame:
+    """The derived public-health profile table shipped with eqglb (a copy).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``signal, grid, hour_utc, mean, resid_std, min, max, ar1, unit``: signal
+        ``health_cost`` [USD/kWh of electricity consumed; the source's unit is assumed to be
+        USD/MWh] for the grids CISO, ERCO, PJM, TVA, per hour of day (UTC slot start).
+        See ``data/PROVENANCE.md``.
+    """
+    return _read_health().copy()
 
 
 def load_profiles() -> pd.DataFrame:
@@ -207,14 +260,22 @@ def _ar1(rng: np.random.Generator, phi: np.ndarray, n_time: int) -> np.ndarray:
     return z
 
 
-def _pivot(table: pd.DataFrame, signal: str, sites: list[str]) -> dict[str, np.ndarray]:
-    """Arrays (hour, site) of mean and resid_std and (site,) of min, max, ar1 for one signal."""
+def _pivot(
+    table: pd.DataFrame,
+    signal: str,
+    sites: list[str],
+    source: tuple[str, str] = _PROFILES_CSV,
+) -> dict[str, np.ndarray]:
+    """Arrays (hour, site) of mean and resid_std and (site,) of min, max, ar1 for one signal.
+
+    ``source`` names the table's file and the script that writes it (for messages).
+    """
     sub = table[table["signal"] == signal]
     missing = sorted(set(sites) - set(sub["site"]))
     if missing:
         raise ScenarioError(
-            f"builtin_profiles.csv: signal {signal!r} has no rows for site(s) "
-            f"{missing}; regenerate it with scripts/derive_builtin_profiles.py"
+            f"{source[0]}: signal {signal!r} has no rows for site(s) "
+            f"{missing}; regenerate it with {source[1]}"
         )
     out = {}
     for col in ("mean", "resid_std"):
@@ -224,8 +285,8 @@ def _pivot(table: pd.DataFrame, signal: str, sites: list[str]) -> dict[str, np.n
         out[col] = sub.groupby("site")[col].first()[sites].to_numpy(float)
     if np.isnan(out["mean"]).any():
         raise ScenarioError(
-            f"builtin_profiles.csv: signal {signal!r} lacks some of the 24 "
-            "hours; regenerate it with scripts/derive_builtin_profiles.py"
+            f"{source[0]}: signal {signal!r} lacks some of the 24 "
+            f"hours; regenerate it with {source[1]}"
         )
     return out
 
@@ -247,7 +308,26 @@ def _synthesise(
     return np.clip(x, prof["min"][None, :], prof["max"][None, :])
 
 
-def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22") -> Scenario:
+def _health_cost(hours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Synthetic public-health cost (time, site) [USD/kWh], 0 at sites without a grid.
+
+    One AR(1) path per grid (sites sharing a grid would share its path), drawn from
+    ``rng`` in the order of the grids' first appearance in :data:`HEALTH_GRID`.
+    """
+    grids = list(dict.fromkeys(g for g in HEALTH_GRID.values() if g is not None))
+    table = _read_health().rename(columns={"grid": "site"})
+    per_grid = _synthesise(_pivot(table, "health_cost", grids, _HEALTH_CSV), hours, rng)
+    out = np.zeros((len(hours), len(SITES)))
+    for i, s in enumerate(SITES):
+        grid = HEALTH_GRID[s.name]
+        if grid is not None:
+            out[:, i] = per_grid[:, grids.index(grid)]
+    return out
+
+
+def builtin_scenario(
+    days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22", *, health: bool = True
+) -> Scenario:
     """The realistic built-in scenario: 10 sites, 4 Qwen3 models, hourly slots.
 
     Parameters
@@ -259,6 +339,10 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         Seed of the synthetic signals and demand; the same seed gives the same scenario.
     start : str or pandas.Timestamp
         Start of the first slot, on a whole hour; naive times are UTC.
+    health : bool
+        Whether to synthesise the public-health cost ``health_cost`` at the US sites
+        (default True). It is drawn from a fifth random stream, so the other signals and
+        the demand are the same with or without it (and as before it existed).
 
     Returns
     -------
@@ -270,7 +354,10 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         carbon_intensity [kg CO2/kWh], wue [L/kWh] = egl-2022 combined on-site + off-site
         water intensity (applied to IT energy as in the study), ewif = 0, pue = 1.1,
         energy_per_request [kWh/request], capacity_per_request [GPU-s/request],
-        capacity [GPU-s/hour] = GPUs x 3600 (shared mode), quality_loss [-].
+        capacity [GPU-s/hour] = GPUs x 3600 (shared mode), quality_loss [-],
+        health_cost [USD/kWh of facility energy] at the US sites from the grid of
+        :data:`HEALTH_GRID` (health-2023 data, unit assumed USD/MWh in the source), 0
+        elsewhere (not modelled: no data, not zero harm); None with ``health=False``.
 
     Raises
     ------
@@ -284,6 +371,8 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ScenarioError(f"builtin scenario: seed is {seed!r}; give an integer >= 0")
+    if not isinstance(health, (bool, np.bool_)):
+        raise ScenarioError(f"builtin scenario: health is {health!r}; give True or False")
     try:
         t0 = pd.Timestamp(start)
     except (TypeError, ValueError) as exc:
@@ -307,7 +396,9 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
     time = pd.date_range(t0, periods=n_time, freq="h")
     names = tuple(s.name for s in SITES)
     table = _read_profiles()
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)]
+    # five streams: price, carbon, water, demand, health. SeedSequence.spawn(5) gives the
+    # same first four children as spawn(4), so adding health left the others unchanged.
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(5)]
 
     hours_utc = np.asarray(time.hour)
     sig = {
@@ -321,6 +412,10 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
     population = np.array([s.population for s in SITES])
     scale = MEAN_TOTAL_DEMAND * population / population.sum()  # [requests/hour]
     demand = np.round(shape * scale[None, :])
+
+    health_cost = _health_cost(hours_utc, streams[4]) if health else None
+    us = [s.name for s in SITES if HEALTH_GRID[s.name] is not None]
+    not_modelled = [s.name for s in SITES if HEALTH_GRID[s.name] is None]
 
     params = model_parameters()
     models = load_models()
@@ -336,8 +431,20 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         "235B-A22B: energy and throughput from the ML.ENERGY Leaderboard (H100, lm-arena-chat), "
         "quality loss from Arena-Hard (non-thinking) in the Qwen3 Technical Report "
         "(arXiv 2505.09388, Tables 12, 14, 16, 18). Capacities are a design choice "
-        f"({int(gpus.sum())} H100 GPUs in total). See eqglb/data/PROVENANCE.md."
+        f"({int(gpus.sum())} H100 GPUs in total)."
     )
+    if health:
+        description += (
+            " Public-health cost of the grid's air pollution (internal + external) at the US "
+            "sites, synthesised the same way around hour-of-day profiles derived from the "
+            "health-2023 data of four US grids (Ren-Research/Health-Impact-Predictor, MIT "
+            "licence, 2023; source unit assumed USD/MWh), each site mapped to the nearest grid ("
+            + ", ".join(f"{n} -> {HEALTH_GRID[n]}" for n in us)
+            + "); at "
+            + ", ".join(not_modelled)
+            + " it is not modelled (no data), not zero harm, and set to 0."
+        )
+    description += " See eqglb/data/PROVENANCE.md."
     attrs = {
         "source": "eqglb.builtin.builtin_scenario",
         "seed": int(seed),
@@ -355,6 +462,11 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
             "capacity_per_request": "GPU-seconds/request",
             "capacity": "GPU-seconds/hour",
             "latency": "ms (round trip)",
+            **(
+                {"health_cost": "USD/kWh of facility energy (source unit assumed USD/MWh)"}
+                if health
+                else {}
+            ),
         },
         "latency_source": "eqglb/data/azure_rtt.csv (Azure median inter-region RTT, "
         "measured where both sites are Azure regions, else fitted model)",
@@ -368,6 +480,28 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
             }
             for s in SITES
         },
+        **(
+            {
+                "health_source": "health-2023 (Ren-Research/Health-Impact-Predictor, MIT "
+                "licence; Liu, Wu, Li, Ren, NeurIPS 2025 workshop ResponsibleFM), derived "
+                "statistics in eqglb/data/builtin_health.csv; health_cost = internal + "
+                "external health cost; the source states no unit, USD/MWh assumed",
+                "health_grids": {
+                    n: {
+                        "grid": str(HEALTH_GRID[n]),
+                        "name": GRID_NAMES[str(HEALTH_GRID[n])],
+                        "centroid": list(GRID_CENTROIDS[str(HEALTH_GRID[n])]),
+                    }
+                    for n in us
+                },
+                "health_not_modelled": {
+                    "sites": not_modelled,
+                    "note": "no health data: health_cost 0 = not modelled (no data), not zero harm",
+                },
+            }
+            if health
+            else {}
+        ),
         "quality_benchmark": str(models["quality_benchmark"].iloc[0]),
         "quality_score": dict(
             zip(models["model"], models["quality_score"].astype(float), strict=True)
@@ -388,6 +522,7 @@ def builtin_scenario(days: int = DEFAULT_DAYS, seed: int = 0, start="2022-09-22"
         capacity_per_request=params["capacity_per_request"],
         capacity=gpus * 3600.0,
         quality_loss=params["quality_loss"],
+        health_cost=health_cost,
         allowed=PARTIAL_MASK,
         capacity_mode="shared",
         latency=rtt_matrix([(s.lat, s.lon) for s in SITES], [(s.lat, s.lon) for s in SITES]),
