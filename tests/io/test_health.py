@@ -277,3 +277,14 @@ def test_health_cost_for_lays_grids_out_per_datacenter(health_dir):
         health_cost_for(["a"], cost, {"a": "TVA"})
     with pytest.raises(ScenarioError, match=r"\['b'\], not among"):
         health_cost_for(["a"], cost, {"b": "PJM"})
+
+
+def test_the_loaders_are_exported_by_eqglb_io():
+    import eqglb.io
+    import eqglb.io.health as health
+
+    for name in ("load_health_2023", "read_health_2023", "grid_mapping", "health_cost_for"):
+        assert getattr(eqglb.io, name) is getattr(health, name)
+        assert name in eqglb.io.__all__
+    with pytest.raises(AttributeError, match="no attribute 'load_health'"):
+        eqglb.io.load_health  # noqa: B018
