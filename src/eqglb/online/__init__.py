@@ -30,6 +30,7 @@ from eqglb.online.simulator import (
 )
 from eqglb.online.slot_solver import SlotSolution, SlotSolver
 from eqglb.online.state import load_state, restore_policy, save_state
+from eqglb.online.stepper import Step, Stepper
 from eqglb.registry import register
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "SlotSolution",
     "SlotSolver",
     "SlotView",
+    "Step",
+    "Stepper",
     "aux_explicit",
     "load_state",
     "make_forecaster",
