@@ -658,7 +658,7 @@ def test_largest_remainder_sums_exactly(values, total):
 
 
 def test_command_line_needs_a_token(tmp_path, monkeypatch, capsys):
-    from eqglb.service.server import main
+    from eqglb.cli.serve import main
 
     monkeypatch.delenv("EQGLB_TOKEN", raising=False)
     code = main(["--db", str(tmp_path / "t.db"), "--days", "1"])
@@ -672,7 +672,6 @@ def test_command_line_needs_a_token(tmp_path, monkeypatch, capsys):
 
 
 def test_serve_registers_on_the_cli(capsys):
-    import eqglb.service.command  # noqa: F401  (registers "serve")
     from eqglb.cli import main
 
     assert main(["serve", "--help"]) == 0

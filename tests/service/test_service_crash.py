@@ -71,7 +71,7 @@ def _command(db: Path, port: int, *extra: str) -> list[str]:
 # second instead of paying the imports (several seconds on a loaded machine) each time.
 _ZYGOTE = r"""
 import json, os, select, signal, sys, traceback
-import eqglb.service.server as server
+import eqglb.cli.serve as server
 rd, wr = os.pipe()
 os.set_blocking(rd, False)
 os.set_blocking(wr, False)

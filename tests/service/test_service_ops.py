@@ -178,7 +178,7 @@ def test_rejection_reason_and_json_formatter():
 
 # --------------------------------------------------------------------------- --check
 def _check(capsys: Any, *args: str) -> tuple[int, str, str]:
-    from eqglb.service.server import main
+    from eqglb.cli.serve import main
 
     code = main(["--check", "--days", str(DAYS), *args])
     out, err = capsys.readouterr()
@@ -264,7 +264,7 @@ def test_check_refuses_a_database_held_by_a_running_server(tmp_path, capsys, mon
 
 
 def test_bad_log_format_is_refused(capsys):
-    from eqglb.service.server import main
+    from eqglb.cli.serve import main
 
     assert main(["--log-format", "xml", "--check"]) == 2
     assert "--log-format" in capsys.readouterr().err
@@ -273,7 +273,7 @@ def test_bad_log_format_is_refused(capsys):
 def test_a_failed_start_installs_no_log_handler(tmp_path, monkeypatch, capsys):
     import logging
 
-    from eqglb.service.server import main
+    from eqglb.cli.serve import main
 
     logger = logging.getLogger("eqglb.service")
     before = list(logger.handlers)

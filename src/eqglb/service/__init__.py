@@ -1,14 +1,14 @@
 """Live dispatch service: the online policy behind an HTTP API (``eqglb serve``).
 
 ``create_app(scenario_or_config, db_path, token, ...)`` builds the FastAPI application;
-``serve_command`` is the command-line entry (typer). FastAPI and uvicorn are the
+the command line (``eqglb serve``) is :mod:`eqglb.cli.serve`. FastAPI and uvicorn are the
 ``service`` extra: they are imported only when an app is created or served.
 
 Pieces: :mod:`.schemas` (request/response bodies), :mod:`.engine` (policy, checks,
 accounting, weights; no HTTP), :mod:`.store` (SQLite WAL, group commit), :mod:`.proxy`
 (NGINX, Envoy, HAProxy and Gateway API configuration; HAProxy runtime API),
 :mod:`.metrics` (Prometheus metrics, JSON logs), :mod:`.app` (FastAPI), :mod:`.server`
-(CLI, uvicorn).
+(the app from command-line style options, uvicorn's protocol).
 See docs/service.md.
 """
 
@@ -38,7 +38,6 @@ __all__ = [
     "render_gateway",
     "render_haproxy",
     "render_nginx",
-    "serve_command",
 ]
 
 
@@ -60,12 +59,3 @@ def create_app(*args: Any, **kwargs: Any) -> Any:
     from eqglb.service.app import create_app as _create
 
     return _create(*args, **kwargs)
-
-
-def __getattr__(name: str) -> Any:
-    # serve_command lives with the CLI helpers (typer); imported on first use
-    if name == "serve_command":
-        from eqglb.service.server import serve_command
-
-        return serve_command
-    raise AttributeError(f"module 'eqglb.service' has no attribute {name!r}")

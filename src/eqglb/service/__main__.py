@@ -1,5 +1,5 @@
-"""``python -m eqglb.service``: run the dispatch service (see eqglb.service.server)."""
+"""``python -m eqglb.service``: run the dispatch service (see eqglb.cli.serve)."""
 
-from eqglb.service.server import main
+from eqglb.cli.serve import main
 
 raise SystemExit(main())

@@ -300,30 +300,31 @@ class ServiceConfig:
         scenario: Scenario,
         *,
         q: str | None = None,
-        q_social: str | None = None,
-        q_carbon: str | None = None,
-        q_water: str | None = None,
         mu_social: float | None = None,
-        mu_carbon: float | None = None,
-        mu_water: float | None = None,
         combined_env: bool = False,
         total_quality: bool = False,
+        normalize: bool = True,
         **kw: Any,
     ) -> ServiceConfig:
-        """Config with the objective built as ``eqglb run`` builds it (eqglb.defaults)."""
-        from eqglb.defaults import DEFAULT_MU_CARBON, DEFAULT_MU_WATER, build_objective
+        """Config with the objective built as ``eqglb run`` builds it (eqglb.defaults):
+        ``mu_<burden>=`` / ``q_<burden>=`` of any registered burden (None: the default)
+        go to :func:`eqglb.defaults.build_objective`, the rest to the config."""
+        from eqglb.burdens import BURDENS
+        from eqglb.defaults import build_objective
 
+        terms = {
+            k: kw.pop(k)
+            for k in list(kw)
+            if k.partition("_")[0] in ("mu", "q") and k.partition("_")[2] in BURDENS
+        }
         obj = build_objective(
             scenario,
             q=q,
-            q_social=q_social,
-            q_carbon=q_carbon,
-            q_water=q_water,
             mu_social=mu_social,
-            mu_carbon=DEFAULT_MU_CARBON if mu_carbon is None else mu_carbon,
-            mu_water=DEFAULT_MU_WATER if mu_water is None else mu_water,
             combined_env=combined_env,
             total_quality=total_quality,
+            normalize=normalize,
+            **terms,
         )
         return cls(scenario=scenario, objective=obj, **kw)
 

@@ -1,36 +1,18 @@
-"""``eqglb serve``: the dispatch service on uvicorn (command-line entry).
+"""The dispatch service on uvicorn: the app from command-line style options.
 
-:func:`serve_command` is a typer command function; the CLI registers it as ``eqglb
-serve`` (``app.command("serve")(serve_command)``). ``python -m eqglb.service`` runs it
-on its own (:func:`main`).
+:func:`build_app` and :func:`check_config` take the service options and the objective
+keywords of :func:`eqglb.defaults.build_objective`; the command line (``eqglb serve``,
+``python -m eqglb.service``) is :mod:`eqglb.cli.serve`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from eqglb.cli import (
-    DEFAULT_DAYS,
-    DEFAULT_MU_CARBON,
-    DEFAULT_MU_WATER,
-    CombinedEnvOpt,
-    DaysOpt,
-    MuCarbonOpt,
-    MuSocialOpt,
-    MuWaterOpt,
-    QCarbonOpt,
-    QOpt,
-    QSocialOpt,
-    QWaterOpt,
-    SeedOpt,
-    TotalQualityOpt,
-)
+from eqglb.defaults import DEFAULT_DAYS
 
 __all__ = [
     "HEADER_TIMEOUT",
@@ -39,9 +21,8 @@ __all__ = [
     "TOKEN_ENV",
     "bounded_h11_protocol",
     "build_app",
+    "addresses",
     "check_config",
-    "main",
-    "serve_command",
 ]
 
 #: Environment variable holding the bearer token (preferred to --token: a command line is
@@ -107,7 +88,7 @@ def bounded_h11_protocol(header_timeout: float = HEADER_TIMEOUT) -> type:
     return BoundedH11Protocol
 
 
-def _addresses(items: Sequence[str] | None) -> dict[str, str]:
+def addresses(items: Sequence[str] | None) -> dict[str, str]:
     from eqglb.service.engine import ServiceConfigError
 
     out: dict[str, str] = {}
@@ -264,265 +245,3 @@ def check_config(
             f"({exc.strerror or exc}); give another --db"
         ) from None
     return f"ok: {what}; database {path} (new: will be created, folder writable)"
-
-
-def serve_command(
-    scenario: Annotated[
-        str | None,
-        typer.Option(
-            "--scenario",
-            "-s",
-            metavar="DIR|builtin",
-            help="Scenario folder giving the names, allowed routes, energy and capacity per "
-            "request and quality loss (its first slot gives the initial PUE, EWIF and "
-            "capacity); 'builtin' (default) for the built-in scenario.",
-        ),
-    ] = None,
-    db: Annotated[
-        Path,
-        typer.Option(
-            "--db", metavar="PATH", help="SQLite database of accepted slots; resumed if it exists."
-        ),
-    ] = Path("eqglb-service.db"),
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar=TOKEN_ENV,
-            show_envvar=True,
-            help="Bearer token for writes (and reads with --read-token-required). Prefer the "
-            f"{TOKEN_ENV} environment variable.",
-        ),
-    ] = None,
-    read_token_required: Annotated[
-        bool,
-        typer.Option(
-            "--read-token-required",
-            help="Require the token for GET endpoints too (/healthz stays open).",
-        ),
-    ] = False,
-    policy: Annotated[
-        str,
-        typer.Option(
-            "--policy", "-p", metavar="NAME", help="Online policy: 'online' (dual mirror descent)."
-        ),
-    ] = "online",
-    q: QOpt = None,
-    q_social: QSocialOpt = None,
-    q_carbon: QCarbonOpt = None,
-    q_water: QWaterOpt = None,
-    mu_social: MuSocialOpt = None,
-    mu_carbon: MuCarbonOpt = DEFAULT_MU_CARBON,
-    mu_water: MuWaterOpt = DEFAULT_MU_WATER,
-    combined_env: CombinedEnvOpt = False,
-    total_quality: TotalQualityOpt = False,
-    days: DaysOpt = DEFAULT_DAYS,
-    seed: SeedOpt = 0,
-    horizon: Annotated[
-        int | None,
-        typer.Option(
-            "--horizon",
-            min=1,
-            metavar="SLOTS",
-            help="Slots the service decides (the policy's horizon); default the scenario's "
-            "length. Later slots are refused: a new period needs a new --db.",
-        ),
-    ] = None,
-    weight_total: Annotated[
-        int,
-        typer.Option(
-            "--weight-total",
-            min=1,
-            max=1_000_000,
-            metavar="N",
-            help="Sum of each region's integer load-balancer weights.",
-        ),
-    ] = 100,
-    address: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--address",
-            metavar="DC=HOST:PORT",
-            help="Upstream address of a data centre in the proxy configurations (repeat); "
-            "default <dc>.internal:8000.",
-        ),
-    ] = None,
-    synchronous: Annotated[
-        str,
-        typer.Option(
-            "--synchronous",
-            metavar="full|normal",
-            help="SQLite durability: full (fsync each commit: survives power loss) or normal "
-            "(survives process death).",
-        ),
-    ] = "full",
-    max_batch: Annotated[
-        int,
-        typer.Option(
-            "--max-batch",
-            min=1,
-            max=10_000,
-            help="Most slots committed in one transaction (group commit).",
-        ),
-    ] = 64,
-    header_timeout: Annotated[
-        float,
-        typer.Option(
-            "--header-timeout",
-            min=0.1,
-            max=3600,
-            metavar="SECONDS",
-            help="Close a connection that sends no whole request head within this time of "
-            "opening or of its last response [s].",
-        ),
-    ] = HEADER_TIMEOUT,
-    timeout_keep_alive: Annotated[
-        int,
-        typer.Option(
-            "--timeout-keep-alive",
-            min=1,
-            max=3600,
-            metavar="SECONDS",
-            help="Close an idle keep-alive connection after this time [s].",
-        ),
-    ] = KEEP_ALIVE_TIMEOUT,
-    log_level: Annotated[
-        str,
-        typer.Option(
-            "--log-level",
-            help="Log level of uvicorn and of the service's records (one per "
-            "decision or rejection at info).",
-        ),
-    ] = "info",
-    log_format: Annotated[
-        str,
-        typer.Option(
-            "--log-format",
-            metavar="json|text",
-            help="The service's log records: json (one JSON object a line: ts, level, logger, "
-            "msg, event, status, reason, slot, time, key, latency_ms) or text.",
-        ),
-    ] = "text",
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Validate the configuration (scenario, objective, token, database "
-            "writable and not locked) and exit 0, or 2 with the problem, without "
-            "serving.",
-        ),
-    ] = False,
-    access_log: Annotated[
-        bool,
-        typer.Option("--access-log/--no-access-log", help="Log every request (costs throughput)."),
-    ] = False,
-) -> None:
-    """Serve the online policy over HTTP: POST each slot's signals to /v1/slots, get the
-    routing and integer load-balancer weights (OpenAPI at /openapi.json)."""
-    if log_format.lower() not in ("json", "text"):
-        raise typer.BadParameter(f"--log-format {log_format!r}; use json or text")
-    if check:
-        print(
-            "eqglb serve --check: "
-            + check_config(
-                scenario,
-                db=db,
-                token=token,
-                policy=policy,
-                days=days,
-                seed=seed,
-                weight_total=weight_total,
-                addresses=_addresses(address),
-                synchronous=synchronous,
-                horizon=horizon,
-                max_batch=max_batch,
-                q=q,
-                q_social=q_social,
-                q_carbon=q_carbon,
-                q_water=q_water,
-                mu_social=mu_social,
-                mu_carbon=mu_carbon,
-                mu_water=mu_water,
-                combined_env=combined_env,
-                total_quality=total_quality,
-            ),
-            flush=True,
-        )
-        return
-    try:
-        import uvicorn
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "eqglb serve needs the 'service' extra: pip install 'eqglb[service]'"
-        ) from exc
-    app = build_app(
-        scenario,
-        db=db,
-        token=token,
-        read_token_required=read_token_required,
-        policy=policy,
-        days=days,
-        seed=seed,
-        weight_total=weight_total,
-        addresses=_addresses(address),
-        synchronous=synchronous,
-        horizon=horizon,
-        max_batch=max_batch,
-        q=q,
-        q_social=q_social,
-        q_carbon=q_carbon,
-        q_water=q_water,
-        mu_social=mu_social,
-        mu_carbon=mu_carbon,
-        mu_water=mu_water,
-        combined_env=combined_env,
-        total_quality=total_quality,
-    )
-    from eqglb.cli import silence_highs_banner
-    from eqglb.service.metrics import configure_logging
-
-    silence_highs_banner()
-    configure_logging(log_format, log_level)  # only for a service that will run
-    svc = app.state.service
-    st = svc.engine.committed_state
-    print(
-        f"eqglb serve: {len(svc.engine.datacenters)} data centres, "
-        f"{len(svc.engine.regions)} regions, {len(svc.engine.models)} models; database "
-        f"{db} ({st['slot']} slots so far); http://{host}:{port}/docs",
-        file=sys.stderr,
-        flush=True,
-    )
-    # h11 (not httptools): its head-size limit, plus a deadline for each request head
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        http=bounded_h11_protocol(header_timeout),
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        timeout_keep_alive=timeout_keep_alive,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m eqglb.service``: :func:`serve_command` alone; exit code 2 on bad input."""
-    from eqglb import cli
-
-    cmd = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    cmd.command()(serve_command)
-    args = list(sys.argv[1:] if argv is None else argv)
-    errors = cli._click_exceptions()
-    try:
-        cmd(args=args, prog_name="python -m eqglb.service", standalone_mode=False)
-    except errors["ClickException"] as exc:
-        print(f"error: {cli._one_line(exc)}", file=sys.stderr)
-        return 2
-    except errors["Exit"] as exc:
-        return int(getattr(exc, "exit_code", 0) or 0)
-    except (ValueError, OSError, ImportError) as exc:
-        print(f"error: {cli._one_line(exc)}", file=sys.stderr)
-        return 2
-    return 0
