@@ -338,11 +338,16 @@ def comparison_tables(
     cdiv, cunit = _scale_unit(float(df["carbon_total_kg"].abs().max()), "kg", "t", 1e3)
     wdiv, wunit = _scale_unit(float(df["water_total_l"].abs().max()), "L", "m3", 1e3)
     q_unit = _quality_unit(next(iter(d.values())))
-    extra = _extra_burdens(d)
+    # a burden beyond carbon, water and quality gets a column when it is priced (or with
+    # --wide); it is always in metrics.json, regions.csv and the HTML report
+    extra = [k for k in _extra_burdens(d) if wide or objective.terms[k].mu > 0]
+    # within 100 columns an extra burden takes the place of Jain's index (kept in --wide,
+    # metrics.json and report.md)
+    jain = wide or not extra
     priced = [k for k, _t in objective.active() if k not in ("social", "carbon", "water")]
     heads1 = [
         "objective",
-        f"vs {reference if has_ref else 'ref'}\n[%]",
+        f"vs {reference if has_ref and not priced else 'ref'}\n[%]",
         "energy",
         "quality",
         "carbon",
@@ -358,7 +363,7 @@ def comparison_tables(
         f"W total\n[{wunit}]",
         f"Q max\n[{q_unit}]",
         "Q mean\n[-]",
-        "Jain\nC/W/Q",
+        *(["Jain\nC/W/Q"] if jain else []),
         *(f"{BURDENS[k].symbol} max\n[{BURDENS[k].unit}]" for k in extra),
         "mix\n[%]",
     ]
@@ -398,7 +403,11 @@ def comparison_tables(
                 _fmt(r["water_total_l"] / wdiv),
                 _fmt(r["quality_loss_max"], 3),
                 _fmt(r["quality_loss_mean"], 3),
-                f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/{r['quality_loss_jain']:.2f}",
+                *(
+                    [f"{r['carbon_jain']:.2f}/{r['water_jain']:.2f}/{r['quality_loss_jain']:.2f}"]
+                    if jain
+                    else []
+                ),
                 *(_fmt(r[f"{k}_max_{_file_key(k).split('_', 1)[1]}"]) for k in extra),
                 mix,
             ]
@@ -410,7 +419,11 @@ def comparison_tables(
         "burdens: carbon and water per data centre, quality loss per region; mix: % of "
         "requests per model"
     )
-    caption = "Jain: 1 = perfectly even (carbon/water/quality)"
+    caption = (
+        "Jain: 1 = perfectly even (carbon/water/quality)"
+        if jain
+        else "Jain's index: see --wide or metrics.json"
+    )
 
     def table(title: str, heads: list[str], rows: list[list[str]], cap: str | None) -> Table:
         t = Table(
