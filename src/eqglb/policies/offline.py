@@ -84,13 +84,6 @@ def _reference_scale(sc: Scenario, coef: Coefficients, routes: Routes, obj: Obje
     return ref if ref > 0 and math.isfinite(ref) else 1.0
 
 
-@dataclass
-class _Stage:
-    """One lexicographic stage: per-slot linear cost (time, route) [any unit/request]."""
-
-    cost: np.ndarray
-
-
 def _lexicographic_bounds(
     sc: Scenario,
     routes: Routes,
@@ -525,9 +518,6 @@ def dispatch_feasible(sc: Scenario, dispatch: Dispatch, tol: float = 1e-6) -> bo
     from eqglb.simulate import check_feasibility
 
     return check_feasibility(sc, np.asarray(dispatch.y)).ok(tol)
-
-    def state(self) -> dict[str, Any]:
-        return {"objective": self.objective.describe(), "solver": self.solver}
 
 
 def weighted_total(objective: Objective, **kw: Any) -> EquitableOffline:

@@ -111,11 +111,6 @@ def capacity_constraints(x: cp.Variable, sc: Scenario, routes: Routes) -> list[c
     return [x @ a <= cap.reshape(cap.shape[0], N * K) / routes.scale]
 
 
-def slot_linear(x: cp.Variable, c: np.ndarray, routes: Routes) -> cp.Expression:
-    """Per-slot linear cost ``sum_p c[t,p] y[t,p]`` (time,) [unit of c x requests]."""
-    return cp.sum(cp.multiply(c, x), axis=1) * routes.scale
-
-
 def regional_expressions(
     x: cp.Variable, coef: Coefficients, routes: Routes
 ) -> dict[str, cp.Expression]:
