@@ -59,8 +59,8 @@ def random_scenario(
     demand = y0.sum(axis=(1, 3))
     zero = demand <= 0  # keep every region with some demand
     if zero.any():
-        t, j = np.nonzero(zero)
-        for tt, jj in zip(t, j, strict=True):
+        ts, js = np.nonzero(zero)
+        for tt, jj in zip(ts, js, strict=True):
             ii, kk = np.argwhere(allowed[:, jj, :])[0]
             y0[tt, ii, jj, kk] = 1.0
         demand = y0.sum(axis=(1, 3))
@@ -70,9 +70,9 @@ def random_scenario(
     else:
         cap = np.einsum("tnjk,k->tn", y0, r) * rng.uniform(1.0, slack, (T, N)) + 0.5
     return Scenario(
-        datacenters=[f"dc{i}" for i in range(N)],
-        regions=[f"reg{j}" for j in range(J)],
-        models=[f"m{k}" for k in range(K)],
+        datacenters=tuple(f"dc{i}" for i in range(N)),
+        regions=tuple(f"reg{j}" for j in range(J)),
+        models=tuple(f"m{k}" for k in range(K)),
         time=pd.date_range("2022-09-22", periods=T, freq="h"),
         demand=demand,
         price=rng.uniform(-0.01, 0.3, (T, N)),
