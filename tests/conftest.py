@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import settings
-from hypothesis import strategies as st
-
-from eqglb import Scenario
 
 # No per-example deadline: CI machines are shared and timing is not what these tests check
 settings.register_profile("eqglb", deadline=None)

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from eqglb.builtin import builtin_scenario
     from eqglb.burdens import BURDENS
-    from eqglb.fields import FIELDS
-    from eqglb.io.egl2022 import load_egl2022
     from eqglb.costs import Objective
     from eqglb.defaults import build_objective
+    from eqglb.fields import FIELDS
+    from eqglb.io.egl2022 import load_egl2022
     from eqglb.io.scenario_format import read_scenario, write_scenario
     from eqglb.policies import SolveError, make_policy, policy_names
     from eqglb.scenario import DIMS, Dispatch, Scenario, ScenarioError, SolveInfo, SolveStatus
