@@ -184,37 +184,9 @@ def serve_command(
     routing and integer load-balancer weights (OpenAPI at /openapi.json)."""
     if log_format.lower() not in ("json", "text"):
         raise typer.BadParameter(f"--log-format {log_format!r}; use json or text")
-    if check:
-        print(
-            "eqglb serve --check: "
-            + check_config(
-                scenario,
-                db=db,
-                token=token,
-                policy=policy,
-                days=days,
-                seed=seed,
-                weight_total=weight_total,
-                addresses=addresses(address),
-                synchronous=synchronous,
-                horizon=horizon,
-                max_batch=max_batch,
-                **objective.kwargs(),
-            ),
-            flush=True,
-        )
-        return
-    try:
-        import uvicorn
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ImportError(
-            "eqglb serve needs the 'service' extra: pip install 'eqglb[service]'"
-        ) from exc
-    app = build_app(
-        scenario,
+    options = dict(
         db=db,
         token=token,
-        read_token_required=read_token_required,
         policy=policy,
         days=days,
         seed=seed,
@@ -225,6 +197,16 @@ def serve_command(
         max_batch=max_batch,
         **objective.kwargs(),
     )
+    if check:
+        print("eqglb serve --check: " + check_config(scenario, **options), flush=True)
+        return
+    try:
+        import uvicorn
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "eqglb serve needs the 'service' extra: pip install 'eqglb[service]'"
+        ) from exc
+    app = build_app(scenario, read_token_required=read_token_required, **options)
     from eqglb.service.metrics import configure_logging
 
     silence_highs_banner()
