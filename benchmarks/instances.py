@@ -46,7 +46,6 @@ The benchmark weights at which the quality term is active are in
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from eqglb.synthetic import TIERS as _SYNTHETIC_TIERS
-from eqglb.synthetic import Tier, make_scenario
+from eqglb.synthetic import Tier, _ar1, _diurnal, make_scenario, site_signals
 from eqglb.synthetic import make_instance as _make_synthetic
 
 __all__ = [
@@ -192,20 +191,6 @@ def _local_hours(time: pd.DatetimeIndex, tz: pd.Series, lon: np.ndarray) -> np.n
     return out
 
 
-def _diurnal(hours_local: np.ndarray, peak_hour: float, amplitude: float) -> np.ndarray:
-    return 1.0 + amplitude * np.cos(2 * np.pi * (hours_local - peak_hour) / 24.0)
-
-
-def _ar1(rng: np.random.Generator, phi: float, shape: tuple[int, int]) -> np.ndarray:
-    e = rng.standard_normal(shape)
-    z = np.empty(shape)
-    z[0] = e[0]
-    g = math.sqrt(1 - phi * phi)
-    for t in range(1, shape[0]):
-        z[t] = phi * z[t - 1] + g * e[t]
-    return z
-
-
 def make_year_latency(
     datacenters: int = 100,
     regions: int = 1000,
@@ -284,27 +269,10 @@ def make_year_latency(
         * np.exp(0.1 * _ar1(rng, 0.8, (T, J))),
         1,
     )
-    price = (
-        rng.uniform(0.05, 0.2, N)[None, :]
-        * _diurnal(local_d, 18.0, 0.3)
-        * np.exp(0.15 * _ar1(rng, 0.9, (T, N)))
+    sig = site_signals(rng, local_d)
+    price, ci, wue, ewif, pue = (
+        sig[k] for k in ("price", "carbon_intensity", "wue", "ewif", "pue")
     )
-    ci = np.clip(
-        rng.uniform(0.05, 0.8, N)[None, :]
-        * _diurnal(local_d, 19.0, 0.2)
-        * np.exp(0.1 * _ar1(rng, 0.95, (T, N))),
-        0.01,
-        None,
-    )
-    wue = np.clip(
-        rng.uniform(0.2, 3.0, N)[None, :]
-        * _diurnal(local_d, 15.0, 0.4)
-        * np.exp(0.1 * _ar1(rng, 0.9, (T, N))),
-        0.05,
-        None,
-    )
-    ewif = rng.uniform(0.5, 4.0, N)[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
-    pue = rng.uniform(1.1, 1.5, N)
     share = route / route.sum(axis=0, keepdims=True)
     load = demand @ share.T  # (T, N) requests of the even split
     capacity = headroom * r[0] * load.max(axis=0) + 1.0

@@ -70,6 +70,35 @@ def _diurnal(hours_local: np.ndarray, peak_hour: float, amplitude: float) -> np.
     return 1.0 + amplitude * np.cos(2 * np.pi * (hours_local - peak_hour) / 24.0)
 
 
+def site_signals(rng: np.random.Generator, local_hours: np.ndarray) -> dict[str, np.ndarray]:
+    """Seeded hourly signals of N sites from their local hours (time, datacenter): price
+    [USD/kWh], carbon_intensity [kg/kWh], wue [L/kWh], ewif [L/kWh] (time, datacenter) and
+    pue (datacenter,) [-], each a per-site level x a diurnal curve x AR(1) noise."""
+    T, N = local_hours.shape
+    price = (
+        rng.uniform(0.05, 0.2, N)[None, :]
+        * _diurnal(local_hours, 18.0, 0.3)
+        * np.exp(0.15 * _ar1(rng, 0.9, (T, N)))
+    )
+    ci = np.clip(
+        rng.uniform(0.05, 0.8, N)[None, :]
+        * _diurnal(local_hours, 19.0, 0.2)
+        * np.exp(0.1 * _ar1(rng, 0.95, (T, N))),
+        0.01,
+        None,
+    )
+    wue = np.clip(
+        rng.uniform(0.2, 3.0, N)[None, :]
+        * _diurnal(local_hours, 15.0, 0.4)
+        * np.exp(0.1 * _ar1(rng, 0.9, (T, N))),
+        0.05,
+        None,
+    )
+    ewif = rng.uniform(0.5, 4.0, N)[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
+    pue = rng.uniform(1.1, 1.5, N)
+    return {"price": price, "carbon_intensity": ci, "wue": wue, "ewif": ewif, "pue": pue}
+
+
 def _ar1(rng: np.random.Generator, phi: float, shape: tuple[int, int]) -> np.ndarray:
     """Unit-variance AR(1) noise along axis 0 (time) [-]."""
     e = rng.standard_normal(shape)
@@ -173,27 +202,10 @@ def make_scenario(
         * np.exp(0.1 * _ar1(rng, 0.8, (T, J)))
     )
     demand = np.round(demand, 1)
-    price = (
-        rng.uniform(0.05, 0.2, N)[None, :]
-        * _diurnal(local_d, 18.0, 0.3)
-        * np.exp(0.15 * _ar1(rng, 0.9, (T, N)))
+    sig = site_signals(rng, local_d)
+    price, ci, wue, ewif, pue = (
+        sig[k] for k in ("price", "carbon_intensity", "wue", "ewif", "pue")
     )
-    ci = np.clip(
-        rng.uniform(0.05, 0.8, N)[None, :]
-        * _diurnal(local_d, 19.0, 0.2)
-        * np.exp(0.1 * _ar1(rng, 0.95, (T, N))),
-        0.01,
-        None,
-    )
-    wue = np.clip(
-        rng.uniform(0.2, 3.0, N)[None, :]
-        * _diurnal(local_d, 15.0, 0.4)
-        * np.exp(0.1 * _ar1(rng, 0.9, (T, N))),
-        0.05,
-        None,
-    )
-    ewif = rng.uniform(0.5, 4.0, N)[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
-    pue = rng.uniform(1.1, 1.5, N)
     # capacity from an even split over allowed data centres with the smallest model
     share = route / route.sum(axis=0, keepdims=True)  # (N, J)
     load = demand @ share.T  # (T, N) requests
