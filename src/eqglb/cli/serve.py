@@ -91,6 +91,17 @@ def serve_command(
             "length. Later slots are refused: a new period needs a new --db.",
         ),
     ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            metavar="SLOTS",
+            help="No horizon: account fairness over calendar windows of SLOTS slots "
+            "(policy 'online'; e.g. 720 for 30 days of hours) and accept slots "
+            "indefinitely (docs/horizon-free.md).",
+        ),
+    ] = None,
     weight_total: Annotated[
         int,
         typer.Option(
@@ -194,6 +205,7 @@ def serve_command(
         addresses=addresses(address),
         synchronous=synchronous,
         horizon=horizon,
+        window=window,
         max_batch=max_batch,
         **objective.kwargs(),
     )

@@ -184,13 +184,19 @@ def _policy_json(state: Any, name: str) -> str:
     return _dumps(state)
 
 
-def make_online_policy(name: str, objective: Objective) -> Any:
-    """An online policy by name: ``"online"`` is :class:`eqglb.online.OnlineDMD`; other
-    names are looked up in :data:`eqglb.policies.REGISTRY` and must have ``decide``."""
+def make_online_policy(name: str, objective: Objective, window: int | None = None) -> Any:
+    """An online policy by name: ``"online"`` is :class:`eqglb.online.OnlineDMD` (with
+    fairness windows of ``window`` slots when given); other names are looked up in
+    :data:`eqglb.policies.REGISTRY` and must have ``decide``."""
     if name in ("online", "dmd"):
         from eqglb.online import OnlineDMD
 
-        return OnlineDMD(objective=objective, name=name)
+        return OnlineDMD(objective=objective, name=name, window=window)
+    if window is not None:
+        raise ServiceConfigError(
+            f"--window is a fairness window of the 'online' policy; --policy {name!r} "
+            "needs a horizon (leave --window out)"
+        )
     from eqglb.policies import make_policy
 
     try:
@@ -223,7 +229,12 @@ class ServiceConfig:
     horizon : int, optional
         Number of slots the service decides (the policy's ``n_time``: its averaged quality
         cost and step sizes are taken over it) [slots]; default the scenario's length. A
-        slot beyond it is refused (409); a new period needs a new database.
+        slot beyond it is refused (409); a new period needs a new database. Ignored with
+        ``window``.
+    window : int, optional
+        Fairness window of the ``online`` policy [slots] (:class:`eqglb.online.OnlineDMD`):
+        the service has no horizon and accepts slots indefinitely, accounting fairness
+        over calendar windows of this many slots (docs/horizon-free.md).
     weight_total : int
         Sum of each region's integer load-balancer weights (e.g. 100 or 1000).
     addresses : mapping, optional
@@ -247,6 +258,7 @@ class ServiceConfig:
     objective: Objective = field(default_factory=Objective)
     policy: str = "online"
     horizon: int | None = None
+    window: int | None = None
     weight_total: int = 100
     addresses: Mapping[str, str] = field(default_factory=dict)
     address_template: str = "{datacenter}.internal:8000"
@@ -271,6 +283,8 @@ class ServiceConfig:
             )
         if self.horizon is not None and (isinstance(self.horizon, bool) or int(self.horizon) < 1):
             raise ServiceConfigError(f"horizon = {self.horizon!r}; give a number of slots >= 1")
+        if self.window is not None and (isinstance(self.window, bool) or int(self.window) < 1):
+            raise ServiceConfigError(f"window = {self.window!r}; give a number of slots >= 1")
         if not 1 <= int(self.max_batch) <= 10_000:
             raise ServiceConfigError(f"max_batch = {self.max_batch!r}; give 1..10000")
         if str(self.synchronous).lower() not in ("full", "normal"):
@@ -330,6 +344,9 @@ class ServiceConfig:
 
     @property
     def n_time(self) -> int:
+        """Slots of the policy's horizon; with a fairness window, the window."""
+        if self.window is not None:
+            return int(self.window)
         return int(self.horizon) if self.horizon is not None else self.scenario.n_time
 
     def address(self, datacenter: str) -> str:
@@ -438,7 +455,7 @@ class Engine:
         if policy is None:
             policy = config.policy
         if isinstance(policy, str):
-            policy = make_online_policy(policy, config.objective)
+            policy = make_online_policy(policy, config.objective, config.window)
         elif not callable(getattr(policy, "decide", None)) and callable(policy):
             policy = policy(config.objective)
         for attr in ("decide", "state", "load_state"):
@@ -478,6 +495,7 @@ class Engine:
                 "capacity_per_request": digest(sc.capacity_per_request),
                 "quality_loss": digest(sc.quality_loss),
                 "horizon": self.config.n_time,
+                **({"window": self.config.window} if self.config.window is not None else {}),
                 "slot_ns": self._step_ns,
                 "objective": objective_to_config(self.config.objective),
                 "policy": self.policy_name,
@@ -796,7 +814,7 @@ class Engine:
             )
         if errors:
             raise _Rejected(_error(422, errors))
-        if self.slot >= self.config.n_time:
+        if self.config.window is None and self.slot >= self.config.n_time:
             raise _Rejected(
                 _error(
                     409,

@@ -114,6 +114,7 @@ def _config(
     max_batch: int,
     horizon: int | None,
     objective: dict[str, object],
+    window: int | None = None,
 ) -> tuple[Any, str]:
     """The ServiceConfig and token of the command-line options (scenario, objective and
     token checked)."""
@@ -132,6 +133,7 @@ def _config(
         synchronous=synchronous,
         max_batch=max_batch,
         horizon=horizon,
+        window=window,
         **objective,  # type: ignore[arg-type]
     )
     return cfg, token
@@ -151,6 +153,7 @@ def build_app(
     synchronous: str = "full",
     max_batch: int = 64,
     horizon: int | None = None,
+    window: int | None = None,
     **objective: object,
 ):
     """The FastAPI app for the command-line options (see :func:`serve_command`)."""
@@ -168,6 +171,7 @@ def build_app(
         max_batch,
         horizon,
         objective,
+        window,
     )
     return create_app(cfg, db, token, read_token_required=read_token_required)
 
@@ -185,6 +189,7 @@ def check_config(
     synchronous: str = "full",
     max_batch: int = 64,
     horizon: int | None = None,
+    window: int | None = None,
     **objective: object,
 ) -> str:
     """``eqglb serve --check``: validate the options without serving; one line saying what
@@ -218,6 +223,7 @@ def check_config(
         max_batch,
         horizon,
         objective,
+        window,
     )
     path = Path(db)
     sc = cfg.scenario
