@@ -168,3 +168,26 @@ def test_infeasible_demand_has_its_own_class_and_fix():
     with pytest.raises(InfeasibleDemandError) as info:
         base(demand=np.array([[4.0, 4.0], [4.0, 400.0], [4.0, 4.0]]))
     assert info.value.fix is not None and str(info.value).endswith(info.value.fix)
+
+
+def test_slice_time_skips_the_per_slot_rechecks_but_keeps_the_flags(monkeypatch):
+    """A slice of a validated scenario is not re-checked slot by slot (feasibility and
+    plausibility are per slot and were checked); a later replace() checks in full."""
+    from eqglb.scenario import Scenario
+
+    sc = two_site_scenario(
+        time=pd.date_range("2022-01-01", periods=3, freq="h"),
+        demand=[[10.0], [5.0], [8.0]],
+        price=[[0.1, 0.2]] * 3,
+        carbon_intensity=[[0.5, 0.1]] * 3,
+        wue=[[0.0, 0.0]] * 3,
+        ewif=[[0.0, 0.0]] * 3,
+    )
+    calls = []
+    monkeypatch.setattr(Scenario, "_check_feasible", lambda self: calls.append(self.n_time))
+    part = sc.slice_time(1, 3)
+    assert part.n_time == 2 and calls == []
+    assert part.validate_feasibility and part.plausibility_checks
+    np.testing.assert_array_equal(part.demand, [[5.0], [8.0]])
+    part.replace(demand=[[6.0], [7.0]])
+    assert calls == [2]

@@ -576,11 +576,17 @@ class Scenario:
         return dataclasses.replace(self, **changes)
 
     def slice_time(self, start: int, stop: int) -> Scenario:
-        """Sub-scenario over slots ``start:stop`` (validated again): every signal of
-        :data:`eqglb.fields.SIGNALS` is cut."""
+        """Sub-scenario over slots ``start:stop``: every signal of
+        :data:`eqglb.fields.SIGNALS` is cut and the result validated again (shapes,
+        values, time), except the per-slot feasibility and plausibility checks: the slots
+        of a validated scenario were checked already, and both checks are per slot. The
+        copy keeps this scenario's flags, so a later :meth:`replace` checks in full."""
         sl = slice(start, stop)
         ch: dict[str, Any] = {"time": self.time[sl], **{n: getattr(self, n)[sl] for n in SIGNALS}}
-        return self.replace(**ch)
+        out = self.replace(**ch, validate_feasibility=False, plausibility_checks=False)
+        object.__setattr__(out, "validate_feasibility", self.validate_feasibility)
+        object.__setattr__(out, "plausibility_checks", self.plausibility_checks)
+        return out
 
     # ------------------------------------------------------------------ feasibility
     def _check_feasible(self) -> None:
