@@ -76,25 +76,25 @@ def site_signals(rng: np.random.Generator, local_hours: np.ndarray) -> dict[str,
     pue (datacenter,) [-], each a per-site level x a diurnal curve x AR(1) noise."""
     T, N = local_hours.shape
     price = (
-        rng.uniform(0.05, 0.2, N)[None, :]
+        np.asarray(rng.uniform(0.05, 0.2, N))[None, :]
         * _diurnal(local_hours, 18.0, 0.3)
         * np.exp(0.15 * _ar1(rng, 0.9, (T, N)))
     )
     ci = np.clip(
-        rng.uniform(0.05, 0.8, N)[None, :]
+        np.asarray(rng.uniform(0.05, 0.8, N))[None, :]
         * _diurnal(local_hours, 19.0, 0.2)
         * np.exp(0.1 * _ar1(rng, 0.95, (T, N))),
         0.01,
         None,
     )
     wue = np.clip(
-        rng.uniform(0.2, 3.0, N)[None, :]
+        np.asarray(rng.uniform(0.2, 3.0, N))[None, :]
         * _diurnal(local_hours, 15.0, 0.4)
         * np.exp(0.1 * _ar1(rng, 0.9, (T, N))),
         0.05,
         None,
     )
-    ewif = rng.uniform(0.5, 4.0, N)[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
+    ewif = np.asarray(rng.uniform(0.5, 4.0, N))[None, :] * np.exp(0.05 * _ar1(rng, 0.95, (T, N)))
     pue = rng.uniform(1.1, 1.5, N)
     return {"price": price, "carbon_intensity": ci, "wue": wue, "ewif": ewif, "pue": pue}
 
