@@ -1,0 +1,141 @@
+"""Projections onto the dual ball of an L_q norm and the explicit auxiliary step of the
+online dual mirror descent (:mod:`eqglb.online.dmd`).
+
+The dual of ``mu ||z||_q`` restricted to ``z >= 0`` is the ball
+``{gamma >= 0, ||gamma||_{q*} <= mu}`` with ``1/q + 1/q* = 1``; every DMD step projects its
+prices onto it in the metric of its per-coordinate step sizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq
+
+from eqglb.metrics import dual_exponent
+
+__all__ = ["aux_explicit", "project_dual"]
+
+
+def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
+    """Root w in (0, 1] of ``w + a w^(p-1) = 1`` for a >= 0, p > 1 (vectorised).
+
+    For p >= 2 the left side is convex in w and Newton from w = 1 decreases monotonically
+    to the root. For 1 < p < 2 the substitution s = w^(p-1) gives the convex
+    ``s^(1/(p-1)) + a s = 1``, solved the same way from s = 1.
+    """
+    if p >= 2.0:
+        # start right of the root: f(1) = a >= 0 and f(a^(-1/(p-1))) = a^(-1/(p-1)) > 0
+        with np.errstate(divide="ignore"):
+            w = np.minimum(1.0, a ** (-1.0 / (p - 1.0)))
+        for _ in range(iters):
+            wp = w ** (p - 2.0)
+            f = w + a * wp * w - 1.0
+            step = f / (1.0 + a * (p - 1.0) * wp)
+            w = w - step
+            if np.max(step, initial=0.0) <= 1e-13:  # monotone: steps are >= 0 until round-off
+                break
+        return np.clip(w, 0.0, 1.0)
+    m = 1.0 / (p - 1.0)
+    with np.errstate(divide="ignore"):
+        s = np.minimum(1.0, 1.0 / a)  # psi(1/a) = a^(-m) > 0
+    for _ in range(iters):
+        sm = s ** (m - 1.0)
+        f = sm * s + a * s - 1.0
+        step = f / (m * sm + a)
+        s = s - step
+        if np.max(step, initial=0.0) <= 1e-13:
+            break
+    s = np.clip(s, 0.0, 1.0)
+    return s**m
+
+
+def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
+    """Projection of ``v`` onto ``C = {gamma >= 0, ||gamma||_{q*} <= mu}`` in the metric
+    ``sum_r (gamma_r - v_r)^2 / eta_r``.
+
+    Parameters
+    ----------
+    v : array (n,)
+        Point to project [price unit, e.g. USD/kg].
+    eta : array (n,)
+        Positive step sizes (the metric's weights) [price unit / cost unit].
+    mu : float
+        Radius of the dual ball: the norm's weight [price unit].
+    q : float
+        Order of the primal norm (1 <= q <= inf).
+
+    Returns
+    -------
+    array (n,): the projection.
+    """
+    u = np.clip(v, 0.0, None)
+    if q == 1.0:
+        return np.minimum(u, mu)
+    if math.isinf(q):
+        if u.sum() <= mu:
+            return u
+        pos = u > 0
+        th = u[pos] / eta[pos]  # breakpoints theta_r = v_r / eta_r
+        order = np.argsort(-th, kind="stable")
+        cv = np.cumsum(u[pos][order])
+        ce = np.cumsum(eta[pos][order])
+        cand = (cv - mu) / ce  # theta if the top-k coordinates stay positive
+        k = int(np.flatnonzero(th[order] > cand)[-1])
+        theta = cand[k]
+        return np.clip(u - eta * theta, 0.0, None)
+    p = dual_exponent(q)
+    if float(np.sum(u**p)) ** (1.0 / p) <= mu:
+        return u
+    if np.all(eta == eta[0]) and p == 2.0:  # Euclidean metric, q = 2: radial scaling
+        return u * (mu / float(np.sqrt(np.sum(u * u))))
+    pos = u > 0
+    up, ep = u[pos], eta[pos]
+    if p == 2.0:  # w = 1 / (1 + a): no inner iteration
+
+        def excess2(log_theta: float) -> float:
+            w = 1.0 / (1.0 + 2.0 * ep * math.exp(log_theta))
+            return float(np.sum((up * w) ** 2)) - mu * mu
+
+        lo, hi = -60.0, 0.0
+        while excess2(hi) > 0 and hi < 700:
+            lo, hi = hi, hi + 10.0
+        lt = brentq(excess2, lo, hi, xtol=1e-13, rtol=1e-15, maxiter=200)
+        out = np.zeros_like(u)
+        out[pos] = up / (1.0 + 2.0 * ep * math.exp(lt))
+        return out
+    base = ep * p * up ** (p - 2.0)
+
+    def excess(log_theta: float) -> float:
+        w = _w_root(base * math.exp(log_theta), p)
+        return float(np.sum((up * w) ** p)) - mu**p
+
+    lo, hi = -60.0, 0.0
+    while excess(hi) > 0 and hi < 700:
+        lo, hi = hi, hi + 10.0
+    log_theta = brentq(excess, lo, hi, xtol=1e-13, rtol=1e-15, maxiter=200)
+    out = np.zeros_like(u)
+    out[pos] = up * _w_root(base * math.exp(log_theta), p)
+    return out
+
+
+def aux_explicit(gamma: np.ndarray, mu: float, q: float, zmax: np.ndarray) -> np.ndarray:
+    """``argmin_{0 <= z <= zmax} mu ||z||_q - gamma . z`` for q in {1, inf} (closed form).
+
+    q = 1: ``z_r = zmax_r`` where ``gamma_r > mu``, else 0. q = inf: ``z_r = min(m, zmax_r)``
+    with the level m the smallest of {0, zmax_r} where the slope
+    ``mu - sum_{zmax_r > m} gamma_r`` is >= 0 (the objective is convex, piecewise linear in m).
+    """
+    if q == 1.0:
+        return np.where(gamma > mu, zmax, 0.0)
+    if not math.isinf(q):
+        raise ValueError(
+            f"explicit auxiliary step has closed forms for q in {{1, inf}}, not "
+            f"q = {q:g}; use aux='proximal'"
+        )
+    levels = np.r_[0.0, np.sort(zmax)]
+    for m in levels:
+        if mu - float(gamma[zmax > m].sum()) >= 0.0:
+            return np.minimum(m, zmax)
+    return zmax.copy()
