@@ -117,6 +117,7 @@ from eqglb.online.state import (
     policy_kwargs,
     restore_base,
 )
+from eqglb.online.switching import SwitchingSlotLP, check_change_limit
 from eqglb.scenario import ScenarioError
 
 __all__ = ["STEP_RULES", "OnlineDMD", "aux_explicit", "project_dual"]
@@ -205,6 +206,13 @@ class OnlineDMD:
         quality cost; default: the running estimate.
     greedy : bool
         Let the slot solver try the greedy path first (exact either way).
+    max_change : float, optional
+        Hard per-slot change limit [-]: the share of each region's requests that may change
+        destination (data centre or model) from one slot to the next, in [0, 1]
+        (:mod:`eqglb.online.switching`; where capacity forces more, the least excess is
+        taken and counted in ``run_stats()["change_limit"]``). None (default): no limit.
+        The objective's ``switching_cost`` [USD per request moved] is priced in every
+        slot's decision whenever it is positive (docs/switching.md).
     window : int, optional
         Fairness window [slots] for a service without a horizon: the regional burdens are
         accounted over calendar windows of this many slots (slots ``[kW, (k+1)W)``), each
@@ -227,6 +235,7 @@ class OnlineDMD:
     horizon_demand: Any = None
     greedy: bool = True
     window: int | None = None
+    max_change: float | None = None
     name: str = "online"
 
     solver_name = "HiGHS per slot (greedy first)"
@@ -260,6 +269,7 @@ class OnlineDMD:
             if isinstance(self.window, bool) or int(self.window) != self.window or self.window < 1:
                 raise ValueError(f"window = {self.window!r}; give a whole number of slots >= 1")
             self.window = int(self.window)
+        self.max_change = check_change_limit(self.max_change)
         if isinstance(self.init, str) and self.init not in ("uniform", "zero"):
             raise ValueError(f"init {self.init!r}; use 'uniform', 'zero' or a mapping of prices")
         self.reset()
@@ -288,6 +298,7 @@ class OnlineDMD:
             "horizon_demand": arr(self.horizon_demand),
             "greedy": self.greedy,
             **({"window": self.window} if self.window is not None else {}),
+            **({"max_change": self.max_change} if self.max_change is not None else {}),
             "name": self.name,
         }
 
@@ -309,16 +320,26 @@ class OnlineDMD:
         self.last_window: dict[str, np.ndarray] = {}
         self._counts = {"greedy": 0, "highs": 0}
         self._prices: dict[str, np.ndarray] = {}
+        self._switching: SwitchingSlotLP | None = None
+        #: routing fractions of the last slot decided (route order of the slot solver) [-]
+        self._f_prev: np.ndarray | None = None
+        self._has_prev: np.ndarray | None = None
+        self._limit = {"slots_over": 0, "excess_requests": 0.0, "moved_requests": 0.0}
 
     def state(self) -> dict[str, Any]:
         """JSON-ready state: prices, AdaGrad sums, scales, cumulative costs, counters."""
         lst = lambda d: {k: v.tolist() for k, v in d.items()}  # noqa: E731
-        return {
+        out = {
             **base_state("OnlineDMD", self, self._counts),
             "duals": lst(self.gamma),
             "sumsq": lst(self._sumsq),
             "scale": dict(self._scale),
         }
+        if self._smooth and self._f_prev is not None and self._has_prev is not None:
+            out["previous_fractions"] = self._f_prev.tolist()
+            out["previous_regions"] = self._has_prev.tolist()
+            out["change_limit"] = dict(self._limit)
+        return out
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state` (the configuration stays the constructor's)."""
@@ -327,9 +348,25 @@ class OnlineDMD:
         self.gamma = arr(state.get("duals", {}))
         self._sumsq = arr(state.get("sumsq", {}))
         self._scale = {k: float(v) for k, v in state.get("scale", {}).items()}
+        if "previous_fractions" in state:
+            self._f_prev = np.asarray(state["previous_fractions"], dtype=float)
+            self._has_prev = np.asarray(state["previous_regions"], dtype=bool)
+            self._limit = dict(state.get("change_limit", self._limit))
+        elif self._smooth and self.slots_done > 0:
+            raise ScenarioError(
+                "policy state: it has no previous routing fractions, which a policy with "
+                "a switching cost or change limit needs to resume; it was saved by a policy "
+                "without them"
+            )
+
+    @property
+    def _smooth(self) -> bool:
+        """Whether decisions depend on the previous slot's routing (switching or limit)."""
+        return self.objective.switching_cost > 0 or self.max_change is not None
 
     def run_stats(self) -> dict[str, Any]:
         return {
+            **({"change_limit": dict(self._limit)} if self._smooth else {}),
             "slot_solves": dict(self._counts),
             "final_duals": {k: v.tolist() for k, v in self.gamma.items()},
             "final_prices": {k: v.tolist() for k, v in self._prices.items()},
@@ -503,7 +540,14 @@ class OnlineDMD:
                 cost += p[s.i] * coefs[g.name][self._ik]
             else:
                 cost += p[s.j] * coefs[g.name][self._jk]
-        x, method = s.solve_routes(cost, demand, cap)
+        if self._smooth and self._f_prev is not None:
+            x, method = self._smooth_decision(cost, demand, cap)
+        else:
+            x, method = s.solve_routes(cost, demand, cap)
+        if self._smooth:
+            served = np.bincount(s.j, weights=x, minlength=view.shape[1])
+            self._f_prev = x / np.where(demand > 0, demand, 1.0)[s.j]
+            self._has_prev = served > 0
         self._counts[method] = self._counts.get(method, 0) + 1
         N, J, _ = view.shape
         n = self.slots_done + 1.0
@@ -522,6 +566,24 @@ class OnlineDMD:
         self.cumulative["demand"] += demand
         self.slots_done += 1
         return s.scatter(x)
+
+    def _smooth_decision(
+        self, cost: np.ndarray, demand: np.ndarray, cap: np.ndarray
+    ) -> tuple[np.ndarray, str]:
+        """The slot's routing with the switching cost priced and the change limit held."""
+        assert self._solver is not None and self._f_prev is not None
+        assert self._has_prev is not None
+        if self._switching is None:
+            self._switching = SwitchingSlotLP(
+                self._solver, self.objective.switching_cost, self.max_change
+            )
+        sol = self._switching.solve(cost, demand, cap, self._f_prev, self._has_prev)
+        self._limit["moved_requests"] += sol.moved
+        over = float(sol.excess.sum())
+        if over > 0:
+            self._limit["slots_over"] += 1
+            self._limit["excess_requests"] += over
+        return sol.x, "switching"
 
     def _update(self, g: _Group, inc: np.ndarray, bound: np.ndarray, n: float) -> None:
         gam = self.gamma[g.name]
