@@ -62,3 +62,17 @@ def test_a_registered_burden_is_solved_and_scored_everywhere(with_noise):
     np.testing.assert_allclose(
         list(evaluate(sc, d, obj).noise.values()), regional_costs(coef, y).noise, rtol=1e-12
     )
+
+
+def test_further_burdens_are_those_every_evaluation_reports_and_priced_on_request():
+    """The reports' burdens beyond quality, carbon and water (eqglb.burdens.further_burdens)."""
+    from types import SimpleNamespace
+
+    core = {k: {} for k in burdens.ALWAYS_SHOWN}
+    with_h = SimpleNamespace(burdens={**core, "health": {}})
+    without = SimpleNamespace(burdens=core)
+    assert burdens.further_burdens([with_h]) == ["health"]
+    assert burdens.further_burdens([with_h, without]) == []
+    assert burdens.further_burdens([]) == []
+    assert burdens.further_burdens([with_h], priced_by=Objective(mu_health=0.0)) == []
+    assert burdens.further_burdens([with_h], priced_by=Objective(mu_health=1.0)) == ["health"]

@@ -24,7 +24,7 @@ weight); see CONTRIBUTING.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,11 +33,16 @@ from eqglb.defaults import DEFAULT_MU_CARBON, DEFAULT_MU_HEALTH, DEFAULT_MU_WATE
 if TYPE_CHECKING:  # numpy is imported where a factor is evaluated (fast `eqglb --help`)
     import numpy as np
 
+    from eqglb.costs import Objective
+    from eqglb.simulate import Evaluation
+
 __all__ = [
+    "ALWAYS_SHOWN",
     "BURDENS",
     "Burden",
     "burden",
     "datacenter_burdens",
+    "further_burdens",
     "names",
     "region_burdens",
 ]
@@ -203,3 +208,25 @@ def datacenter_burdens() -> tuple[Burden, ...]:
 def region_burdens() -> tuple[Burden, ...]:
     """The burdens located at user regions."""
     return tuple(b for b in BURDENS.values() if b.side == "region")
+
+
+#: The burdens every table, figure and report shows: quality loss, carbon, water.
+ALWAYS_SHOWN: tuple[str, ...] = ("social", "carbon", "water")
+
+
+def further_burdens(evals: Iterable[Evaluation], priced_by: Objective | None = None) -> list[str]:
+    """Burdens beyond :data:`ALWAYS_SHOWN` that every one of ``evals`` reports (in
+    ``ev.burdens``; public health), in the registry's order; none for no evaluations.
+
+    With ``priced_by``, only those that objective prices (``mu > 0``): the columns of the
+    compact terminal table.
+    """
+    evs = list(evals)
+    return [
+        k
+        for k in BURDENS
+        if k not in ALWAYS_SHOWN
+        and evs
+        and all(k in ev.burdens for ev in evs)
+        and (priced_by is None or priced_by.terms[k].mu > 0)
+    ]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eqglb.burdens import BURDENS
+from eqglb.burdens import BURDENS, further_burdens
 from eqglb.costs import Objective
 from eqglb.simulate import pct_change
 
@@ -160,9 +160,8 @@ def _worst_keys(*evs: Evaluation) -> list[tuple[str, str]]:
     """``(column, burden)`` of the worst-place figures reported for ``evs``: carbon, water,
     quality, then every further burden all of them report (``health_max_usd``)."""
     keys = [("carbon_max_kg", "carbon"), ("water_max_l", "water"), ("quality_loss_max", "social")]
-    for name, b in BURDENS.items():
-        if name not in ("social", "carbon", "water") and all(name in e.burdens for e in evs):
-            keys.append((f"{name}_max_{b.unit.lower().replace(' ', '_')}", name))
+    for name in further_burdens(evs):
+        keys.append((f"{name}_max_{BURDENS[name].unit.lower().replace(' ', '_')}", name))
     return keys
 
 

@@ -11,10 +11,11 @@ time, and the service receives it with every slot.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["FIELDS", "SIGNALS", "SITE_SIGNALS", "Field", "field_of"]
+__all__ = ["FIELDS", "SIGNALS", "SITE_SIGNALS", "Field", "field_of", "signal_or_default"]
 
 
 @dataclass(frozen=True)
@@ -172,3 +173,32 @@ def field_of(name: str) -> Field:
         return FIELDS[name]
     except KeyError:
         raise KeyError(f"unknown scenario field {name!r}; known: {', '.join(FIELDS)}") from None
+
+
+_Shape = int | tuple[int, ...]
+
+
+def signal_or_default(
+    source: Any, name: str, shape: _Shape | Callable[[], _Shape], at: int | None = None
+) -> Any:
+    """Signal ``name`` of ``source``, or its default where ``source`` lacks an optional one.
+
+    ``source`` is a mapping (read by key: a forecast) or any other object (read by
+    attribute: a view, a scenario); ``at`` picks one slot of what was found
+    (``source.name[at]``). A signal the schema marks ``optional`` (``health_cost``) that
+    ``source`` does not hold is not modelled: zeros [float] of ``shape`` (the shape of the
+    value returned, i.e. after ``at``; a callable is called only then). Any other name
+    that ``source`` lacks raises the KeyError or AttributeError of the lookup.
+    """
+    keyed = isinstance(source, Mapping)
+    lacks: type[LookupError | AttributeError] = KeyError if keyed else AttributeError
+    try:
+        value = source[name] if keyed else getattr(source, name)
+    except lacks:
+        fd = FIELDS.get(name)
+        if fd is None or not (fd.optional and fd.is_signal):
+            raise
+        import numpy as np  # here only: the schema stays light to import
+
+        return np.zeros(shape() if callable(shape) else shape)
+    return value if at is None else value[at]

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from eqglb._json import json_ready, write_json
-from eqglb.burdens import BURDENS
+from eqglb.burdens import BURDENS, further_burdens
 from eqglb.simulate import Evaluation, overheads
 
 if TYPE_CHECKING:
@@ -75,17 +75,6 @@ COSTS: tuple[tuple[str, str, str, str, str], ...] = tuple(
     (b.name, b.name, _file_key(b.name), b.side, b.unit)
     for b in sorted(BURDENS.values(), key=lambda b: b.side == "region")
 )
-
-
-def _extra_burdens(evals: Mapping[str, Evaluation]) -> list[str]:
-    """Burdens beyond carbon, water and quality that every evaluation reports."""
-    return [
-        k
-        for k in BURDENS
-        if k not in ("social", "carbon", "water")
-        and evals
-        and all(k in ev.burdens for ev in evals.values())
-    ]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,7 +146,7 @@ def summary_frame(
     """
     d = _as_mapping(evals)
     base = d.get(baseline) if baseline is not None else None
-    extra = _extra_burdens(d)
+    extra = further_burdens(d.values())
     rows = []
     for name, ev in d.items():
         s = ev.summary
@@ -340,7 +329,7 @@ def comparison_tables(
     q_unit = _quality_unit(next(iter(d.values())))
     # a burden beyond carbon, water and quality gets a column when it is priced (or with
     # --wide); it is always in metrics.json, regions.csv and the HTML report
-    extra = [k for k in _extra_burdens(d) if wide or objective.terms[k].mu > 0]
+    extra = further_burdens(d.values(), priced_by=None if wide else objective)
     # within 100 columns an extra burden takes the place of Jain's index (kept in --wide,
     # metrics.json and report.md)
     jain = wide or not extra

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eqglb.burdens import BURDENS
+from eqglb.burdens import BURDENS, further_burdens
 from eqglb.report import _as_mapping, _quality_unit, flag_reason, new_figure
 
 if TYPE_CHECKING:
@@ -504,7 +504,7 @@ def _map_figure(
         ("water", "Water per data centre", "L", dcs),
         *(
             (k, f"{BURDENS[k].label.capitalize()} per data centre", BURDENS[k].unit, dcs)
-            for k in _extra(featured)
+            for k in further_burdens([featured])
         ),
         ("social", "Quality loss per user region", _quality_unit(featured), regs),
     ):
@@ -591,18 +591,9 @@ def _map_figure(
     return fig
 
 
-def _extra(*evs: Evaluation) -> list[str]:
-    """Burdens beyond carbon, water and quality that all of ``evs`` report (health)."""
-    return [
-        k
-        for k in BURDENS
-        if k not in ("social", "carbon", "water") and all(k in e.burdens for e in evs)
-    ]
-
-
 def _bars_figure(d: Mapping[str, Evaluation]) -> Any:
     first = next(iter(d.values()))
-    more = [k for k in _extra(first) if all(k in e.burdens for e in d.values())]
+    more = further_burdens(d.values())
     specs = (
         ("carbon", "carbon per data centre [kg CO2]"),
         ("water", "water per data centre [L]"),
@@ -784,7 +775,7 @@ def _table(
                 lambda e, k=k: e.summary[k]["max"],
                 True,
             )
-            for k in _extra(*d.values())
+            for k in further_burdens(d.values())
         ),
         ("quality loss mean<br>[-]", lambda e: e.summary["totals"]["mean_quality_loss"], True),
         (f"quality loss worst region<br>[{q_unit}]", lambda e: e.summary["social"]["max"], True),

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from eqglb.fields import FIELDS, SIGNALS
+from eqglb.fields import SIGNALS, signal_or_default
 
 __all__ = [
     "FORECAST_SIGNALS",
@@ -60,12 +60,7 @@ NOISY_SIGNALS = ("demand", "price", "carbon_intensity", "wue", "ewif") + tuple(
 
 def _signal(source: Any, name: str) -> np.ndarray:
     """Signal ``name`` of a view or scenario; an optional signal it lacks reads as 0."""
-    try:
-        return np.asarray(getattr(source, name))
-    except AttributeError:
-        if not FIELDS[name].optional:
-            raise
-        return np.zeros_like(np.asarray(source.price), dtype=float)
+    return np.asarray(signal_or_default(source, name, lambda: np.shape(source.price)))
 
 
 class Forecaster(Protocol):
