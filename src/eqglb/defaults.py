@@ -130,6 +130,7 @@ def build_objective(
     combined_env: bool = False,
     total_quality: bool = False,
     normalize: bool = True,
+    switching_cost: float = 0.0,
     **terms: Any,
 ) -> Objective:
     """The objective of the defaults: per-term q falls back to ``q``, then to DEFAULT_Q.
@@ -138,7 +139,8 @@ def build_objective(
     None: the burden's default, :func:`default_mu`) for any registered burden
     (:data:`eqglb.burdens.BURDENS`). Weights are per-unit [USD/unit]; with ``normalize``
     (default) they are applied to normalised norms (module docstring), otherwise to plain
-    L_q norms.
+    L_q norms. ``switching_cost`` [USD per request moved] prices the change of the
+    routing between consecutive slots (docs/switching.md).
     """
     from eqglb.burdens import BURDENS
     from eqglb.costs import Objective
@@ -169,6 +171,11 @@ def build_objective(
         if not (isinstance(mu, (int, float)) and math.isfinite(mu) and mu >= 0):
             raise ValueError(f"--mu-{name} = {mu!r}; weights must be finite and >= 0")
         kw[f"mu_{name}"] = float(mu)
+    sw = switching_cost
+    if isinstance(sw, bool) or not (isinstance(sw, (int, float)) and math.isfinite(sw) and sw >= 0):
+        raise ValueError(f"--switching-cost = {sw!r}; give a price >= 0 in USD per request moved")
+    if sw:
+        kw["switching_cost"] = float(sw)
     if normalize:
         return Objective.normalized(
             len(sc.regions),

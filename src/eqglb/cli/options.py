@@ -2,8 +2,8 @@
 
 :func:`objective_options` gives a typer command ``--q``, ``--q-<burden>`` and
 ``--mu-<burden>`` for every burden of :data:`eqglb.burdens.BURDENS` (so a new burden gets
-its options without a CLI edit), ``--combined-env``, ``--total-quality`` and
-``--normalize/--plain-norms``; the command receives them as one
+its options without a CLI edit), ``--combined-env``, ``--total-quality``,
+``--normalize/--plain-norms`` and ``--switching-cost`` (not with ``multiple``); the command receives them as one
 :class:`ObjectiveOptions` argument called ``objective``. Defaults come from
 :mod:`eqglb.defaults` (shown in the help, never defined here).
 
@@ -56,6 +56,8 @@ class ObjectiveOptions:
         ``--mu-<burden>`` and ``--q-<burden>`` of every registered burden (lists of
         floats for ``mu`` with ``multiple``).
     combined_env, total_quality, normalize : bool
+    switching_cost : float
+        ``--switching-cost`` [USD per request moved] (docs/switching.md).
     """
 
     q: Any = None
@@ -64,6 +66,7 @@ class ObjectiveOptions:
     combined_env: bool = False
     total_quality: bool = False
     normalize: bool = True
+    switching_cost: float = 0.0
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`eqglb.defaults.build_objective` (single values)."""
@@ -73,6 +76,8 @@ class ObjectiveOptions:
             "total_quality": self.total_quality,
             "normalize": self.normalize,
         }
+        if self.switching_cost:
+            out["switching_cost"] = self.switching_cost
         out.update({f"mu_{b}": v for b, v in self.mu.items()})
         out.update({f"q_{b}": v for b, v in self.q_terms.items()})
         return out
@@ -208,6 +213,17 @@ _NORMALIZE = Annotated[
         "same weights mean the same at every q) or to plain L_q norms (as docs/model.md).",
     ),
 ]
+_SWITCHING = Annotated[
+    float,
+    typer.Option(
+        "--switching-cost",
+        metavar="USD",
+        help="Price of one request moved to another data centre or model between "
+        "consecutive slots [USD per request] (docs/switching.md); default 0 (none). "
+        "Exact in the reference model and the online policies; the structured solvers "
+        "refuse it.",
+    ),
+]
 
 
 def _names(multiple: bool) -> list[tuple[str, Any, Any]]:
@@ -222,6 +238,8 @@ def _names(multiple: bool) -> list[tuple[str, Any, Any]]:
         ("total_quality", _TOTAL, False),
         ("normalize", _NORMALIZE, True),
     ]
+    if not multiple:
+        out.append(("switching_cost", _SWITCHING, 0.0))
     return out
 
 

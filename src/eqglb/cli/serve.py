@@ -102,6 +102,19 @@ def serve_command(
             "indefinitely (docs/horizon-free.md).",
         ),
     ] = None,
+    max_change: Annotated[
+        float | None,
+        typer.Option(
+            "--max-change",
+            min=0.0,
+            max=1.0,
+            metavar="SHARE",
+            help="Hard per-slot change limit (policy 'online'): at most this share of a "
+            "region's requests may change data centre or model from one slot to the next "
+            "(e.g. 0.1); where a capacity drop forces more, the least possible is moved "
+            "(docs/switching.md). Default: no limit.",
+        ),
+    ] = None,
     weight_total: Annotated[
         int,
         typer.Option(
@@ -206,6 +219,7 @@ def serve_command(
         synchronous=synchronous,
         horizon=horizon,
         window=window,
+        max_change=max_change,
         max_batch=max_batch,
         **objective.kwargs(),
     )
@@ -256,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cmd(args=args, prog_name="python -m eqglb.service", standalone_mode=False)
     except errors["ClickException"] as exc:
-        print(f"error: {cli._one_line(exc)}", file=sys.stderr)
+        print(f"error: {cli._option_message(exc, args)}", file=sys.stderr)
         return 2
     except errors["Exit"] as exc:
         return int(getattr(exc, "exit_code", 0) or 0)

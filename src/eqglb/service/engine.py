@@ -184,18 +184,26 @@ def _policy_json(state: Any, name: str) -> str:
     return _dumps(state)
 
 
-def make_online_policy(name: str, objective: Objective, window: int | None = None) -> Any:
+def make_online_policy(
+    name: str, objective: Objective, window: int | None = None, max_change: float | None = None
+) -> Any:
     """An online policy by name: ``"online"`` is :class:`eqglb.online.OnlineDMD` (with
-    fairness windows of ``window`` slots when given); other names are looked up in
-    :data:`eqglb.policies.REGISTRY` and must have ``decide``."""
+    fairness windows of ``window`` slots and the hard per-slot change limit ``max_change``
+    [-] when given); other names are looked up in :data:`eqglb.policies.REGISTRY` and must
+    have ``decide``."""
     if name in ("online", "dmd"):
         from eqglb.online import OnlineDMD
 
-        return OnlineDMD(objective=objective, name=name, window=window)
+        return OnlineDMD(objective=objective, name=name, window=window, max_change=max_change)
     if window is not None:
         raise ServiceConfigError(
             f"--window is a fairness window of the 'online' policy; --policy {name!r} "
             "needs a horizon (leave --window out)"
+        )
+    if max_change is not None:
+        raise ServiceConfigError(
+            f"--max-change is a change limit of the 'online' policy; --policy {name!r} "
+            "does not hold one (leave --max-change out, or serve 'online')"
         )
     from eqglb.policies import make_policy
 
@@ -235,6 +243,11 @@ class ServiceConfig:
         Fairness window of the ``online`` policy [slots] (:class:`eqglb.online.OnlineDMD`):
         the service has no horizon and accepts slots indefinitely, accounting fairness
         over calendar windows of this many slots (docs/horizon-free.md).
+    max_change : float, optional
+        Hard per-slot change limit of the ``online`` policy [-]: the share of each region's
+        requests whose destination (data centre, model) may change from one slot to the
+        next, in [0, 1] (docs/switching.md). Where a capacity drop forces more, the least
+        possible excess is taken and counted. None (default): no limit.
     weight_total : int
         Sum of each region's integer load-balancer weights (e.g. 100 or 1000).
     addresses : mapping, optional
@@ -259,6 +272,7 @@ class ServiceConfig:
     policy: str = "online"
     horizon: int | None = None
     window: int | None = None
+    max_change: float | None = None
     weight_total: int = 100
     addresses: Mapping[str, str] = field(default_factory=dict)
     address_template: str = "{datacenter}.internal:8000"
@@ -285,6 +299,18 @@ class ServiceConfig:
             raise ServiceConfigError(f"horizon = {self.horizon!r}; give a number of slots >= 1")
         if self.window is not None and (isinstance(self.window, bool) or int(self.window) < 1):
             raise ServiceConfigError(f"window = {self.window!r}; give a number of slots >= 1")
+        if self.max_change is not None:
+            from eqglb.online.switching import check_change_limit
+
+            try:
+                check_change_limit(self.max_change)
+            except ValueError as exc:
+                raise ServiceConfigError(str(exc)) from None
+            if self.policy not in ("online", "dmd"):
+                raise ServiceConfigError(
+                    f"--max-change is a change limit of the 'online' policy; --policy "
+                    f"{self.policy!r} does not hold one (leave --max-change out)"
+                )
         if not 1 <= int(self.max_batch) <= 10_000:
             raise ServiceConfigError(f"max_batch = {self.max_batch!r}; give 1..10000")
         if str(self.synchronous).lower() not in ("full", "normal"):
@@ -318,6 +344,7 @@ class ServiceConfig:
         combined_env: bool = False,
         total_quality: bool = False,
         normalize: bool = True,
+        switching_cost: float = 0.0,
         **kw: Any,
     ) -> ServiceConfig:
         """Config with the objective built as ``eqglb run`` builds it (eqglb.defaults):
@@ -338,6 +365,7 @@ class ServiceConfig:
             combined_env=combined_env,
             total_quality=total_quality,
             normalize=normalize,
+            switching_cost=switching_cost,
             **terms,
         )
         return cls(scenario=scenario, objective=obj, **kw)
@@ -455,7 +483,7 @@ class Engine:
         if policy is None:
             policy = config.policy
         if isinstance(policy, str):
-            policy = make_online_policy(policy, config.objective, config.window)
+            policy = make_online_policy(policy, config.objective, config.window, config.max_change)
         elif not callable(getattr(policy, "decide", None)) and callable(policy):
             policy = policy(config.objective)
         for attr in ("decide", "state", "load_state"):

@@ -115,6 +115,7 @@ def _config(
     horizon: int | None,
     objective: dict[str, object],
     window: int | None = None,
+    max_change: float | None = None,
 ) -> tuple[Any, str]:
     """The ServiceConfig and token of the command-line options (scenario, objective and
     token checked)."""
@@ -134,6 +135,7 @@ def _config(
         max_batch=max_batch,
         horizon=horizon,
         window=window,
+        max_change=max_change,
         **objective,  # type: ignore[arg-type]
     )
     return cfg, token
@@ -154,6 +156,7 @@ def build_app(
     max_batch: int = 64,
     horizon: int | None = None,
     window: int | None = None,
+    max_change: float | None = None,
     **objective: object,
 ):
     """The FastAPI app for the command-line options (see :func:`serve_command`)."""
@@ -172,6 +175,7 @@ def build_app(
         horizon,
         objective,
         window,
+        max_change,
     )
     return create_app(cfg, db, token, read_token_required=read_token_required)
 
@@ -190,6 +194,7 @@ def check_config(
     max_batch: int = 64,
     horizon: int | None = None,
     window: int | None = None,
+    max_change: float | None = None,
     **objective: object,
 ) -> str:
     """``eqglb serve --check``: validate the options without serving; one line saying what
@@ -224,6 +229,7 @@ def check_config(
         horizon,
         objective,
         window,
+        max_change,
     )
     path = Path(db)
     sc = cfg.scenario
