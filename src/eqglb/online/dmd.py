@@ -107,6 +107,7 @@ import numpy as np
 
 from eqglb.burdens import burden, datacenter_burdens
 from eqglb.costs import Objective
+from eqglb.fields import signal_or_default
 from eqglb.online.projection import aux_explicit, project_dual
 from eqglb.online.slot_solver import SlotSolver
 from eqglb.online.state import (
@@ -165,13 +166,8 @@ def site_coefficient(view: Any, name: str, t: int) -> np.ndarray:
         pass
     b = burden(name)
 
-    def get(field: str) -> Any:
-        try:
-            return np.asarray(getattr(view, field)[t])
-        except AttributeError:
-            if field == "health_cost":  # a view without the signal: not modelled
-                return np.zeros(view.shape[0])
-            raise
+    def get(field: str) -> Any:  # a view without an optional signal: not modelled (0)
+        return np.asarray(signal_or_default(view, field, lambda: view.shape[0], at=t))
 
     return b.site_factor(get)[:, None] * np.asarray(view.energy_per_request)
 

@@ -38,7 +38,7 @@ import scipy.sparse as sp
 
 from eqglb.burdens import datacenter_burdens
 from eqglb.costs import Objective, RegionalCosts, coefficients_of, objective_value
-from eqglb.fields import FIELDS
+from eqglb.fields import signal_or_default
 from eqglb.online.dmd import site_coefficient
 from eqglb.online.forecast import FORECAST_SIGNALS, SeasonalNaive, make_forecaster, with_error
 from eqglb.online.state import (
@@ -241,11 +241,10 @@ class RecedingHorizon:
         """Per-request coefficients of the window, by eqglb.costs (physics in one place)."""
 
         def get(name: str) -> Any:
-            if name in fc:
-                return fc[name]
-            if name == "health_cost":  # a view without the signal: not modelled
-                return np.zeros_like(np.asarray(fc["price"], dtype=float))
-            return getattr(view, name)
+            try:  # the forecast's; an optional signal it lacks: not modelled (0)
+                return signal_or_default(fc, name, lambda: np.shape(fc["price"]))
+            except KeyError:  # not a forecast signal: the view's own data
+                return getattr(view, name)
 
         return coefficients_of(get, social_average=False)
 
@@ -301,8 +300,8 @@ class RecedingHorizon:
         fc = self.forecaster.forecast(view, h)
         fc = with_error(fc, self.error, self.seed, t)
         for name in FORECAST_SIGNALS:
-            if name not in fc and FIELDS[name].optional:  # not forecast: not modelled
-                fc[name] = np.zeros_like(np.asarray(fc["price"], dtype=float))
+            if name not in fc:  # an optional signal not forecast: not modelled (0)
+                fc[name] = signal_or_default(fc, name, lambda: np.shape(fc["price"]))
             a = np.asarray(fc[name], dtype=float)
             if a.shape[0] != h or not np.isfinite(a).all():
                 raise ScenarioError(
