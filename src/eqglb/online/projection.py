@@ -9,13 +9,16 @@ prices onto it in the metric of its per-coordinate step sizes.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import brentq
 
 from eqglb.metrics import dual_exponent
 
 __all__ = ["aux_explicit", "project_dual"]
+
+#: ``np.sum`` of an array is ``np.add.reduce(a, None)``; called directly (no wrapper).
+_add_reduce = np.add.reduce
 
 
 def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
@@ -51,6 +54,88 @@ def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
     return s**m
 
 
+def _brentq(
+    f: Callable[[float], float],
+    xa: float,
+    xb: float,
+    fa: float,
+    fb: float,
+    xtol: float = 1e-13,
+    rtol: float = 1e-15,
+    maxiter: int = 200,
+) -> float:
+    """Root of ``f`` in ``[xa, xb]`` by Brent's method, given ``fa = f(xa)``, ``fb = f(xb)``.
+
+    Step for step the algorithm of :func:`scipy.optimize.brentq` (scipy's
+    ``Zeros/brentq.c``: the same iterates, the same floating-point operations, the same
+    stopping rule), so it returns the very same float; it only skips scipy's call
+    overhead and the two end-point evaluations the caller has made already. Raises
+    ``ValueError`` for a NaN value or a bracket without a sign change, ``RuntimeError``
+    after ``maxiter`` iterations, as scipy does.
+    """
+    xpre, xcur, fpre, fcur = xa, xb, fa, fb
+    if math.isnan(fpre) or math.isnan(fcur):
+        x = xpre if math.isnan(fpre) else xcur
+        raise ValueError(f"The function value at x={x:.6g} is NaN; solver cannot guarantee a root.")
+    if fpre == 0:
+        return xpre
+    if fcur == 0:
+        return xcur
+    if math.copysign(1.0, fpre) == math.copysign(1.0, fcur):
+        raise ValueError("f(a) and f(b) must have different signs")
+    xblk = fblk = spre = scur = 0.0
+    for _ in range(maxiter):
+        if fpre != 0 and fcur != 0 and math.copysign(1.0, fpre) != math.copysign(1.0, fcur):
+            xblk, fblk = xpre, fpre
+            spre = scur = xcur - xpre
+        if abs(fblk) < abs(fcur):
+            xpre, xcur, xblk = xcur, xblk, xcur
+            fpre, fcur, fblk = fcur, fblk, fcur
+        delta = (xtol + rtol * abs(xcur)) / 2
+        sbis = (xblk - xcur) / 2
+        if fcur == 0 or abs(sbis) < delta:
+            return xcur
+        if abs(spre) > delta and abs(fcur) < abs(fpre):
+            if xpre == xblk:  # interpolate
+                stry = -fcur * (xcur - xpre) / (fcur - fpre)
+            else:  # extrapolate (inverse quadratic)
+                dpre = (fpre - fcur) / (xpre - xcur)
+                dblk = (fblk - fcur) / (xblk - xcur)
+                stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre))
+            if 2 * abs(stry) < min(abs(spre), 3 * abs(sbis) - delta):  # good short step
+                spre, scur = scur, stry
+            else:  # bisect
+                spre = scur = sbis
+        else:  # bisect
+            spre = scur = sbis
+        xpre, fpre = xcur, fcur
+        if abs(scur) > delta:
+            xcur += scur
+        else:
+            xcur += delta if sbis > 0 else -delta
+        fcur = f(xcur)
+        if math.isnan(fcur):
+            raise ValueError(
+                f"The function value at x={xcur:.6g} is NaN; solver cannot guarantee a root."
+            )
+    raise RuntimeError(f"Failed to converge after {maxiter} iterations, value is {xcur}.")
+
+
+def _root_log_theta(excess: Callable[[float], float]) -> float:
+    """Root of the decreasing ``excess(log theta)``: bracketed from [-60, 0] upwards in
+    steps of 10 (up to 700), then Brent's method (xtol 1e-13, rtol 1e-15)."""
+    lo, hi = -60.0, 0.0
+    flo: float | None = None
+    fhi = excess(hi)
+    while fhi > 0 and hi < 700:
+        lo, flo = hi, fhi
+        hi += 10.0
+        fhi = excess(hi)
+    if flo is None:
+        flo = excess(lo)
+    return _brentq(excess, lo, hi, flo, fhi)
+
+
 def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
     """Projection of ``v`` onto ``C = {gamma >= 0, ||gamma||_{q*} <= mu}`` in the metric
     ``sum_r (gamma_r - v_r)^2 / eta_r``.
@@ -69,8 +154,13 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
     Returns
     -------
     array (n,): the projection.
+
+    For 1 < q < inf the multiplier is found in ``log theta`` by Brent's method
+    (:func:`_brentq`, scipy's algorithm); each evaluation of the excess norm runs the same
+    array operations in the same order as :func:`_project_dual_reference`, so both give
+    the same bits (tested).
     """
-    u = np.clip(v, 0.0, None)
+    u = np.maximum(v, 0.0)  # np.clip(v, 0.0, None)
     if q == 1.0:
         return np.minimum(u, mu)
     if math.isinf(q):
@@ -85,6 +175,53 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
         k = int(np.flatnonzero(th[order] > cand)[-1])
         theta = cand[k]
         return np.clip(u - eta * theta, 0.0, None)
+    p = dual_exponent(q)
+    if float(_add_reduce(u**p, None)) ** (1.0 / p) <= mu:
+        return u
+    if p == 2.0 and eta.min() == eta.max():  # Euclidean metric, q = 2: radial scaling
+        return u * (mu / float(np.sqrt(np.sum(u * u))))
+    pos = u > 0
+    up, ep = u[pos], eta[pos]
+    buf = np.empty_like(up)
+    if p == 2.0:  # w = 1 / (1 + a): no inner iteration
+        ep2 = 2.0 * ep
+        mu2 = mu * mu
+
+        def excess2(log_theta: float) -> float:
+            # (up / (1 + 2 ep theta))^2 summed, as (up * w) ** 2 with w = 1 / (1 + ...)
+            np.multiply(ep2, math.exp(log_theta), out=buf)
+            np.add(buf, 1.0, out=buf)
+            np.divide(1.0, buf, out=buf)
+            np.multiply(up, buf, out=buf)
+            np.square(buf, out=buf)
+            return float(_add_reduce(buf, None)) - mu2
+
+        lt = _root_log_theta(excess2)
+        out = np.zeros_like(u)
+        out[pos] = up / (1.0 + ep2 * math.exp(lt))
+        return out
+    base = ep * p * up ** (p - 2.0)
+    mup = mu**p
+
+    def excess(log_theta: float) -> float:
+        w = _w_root(base * math.exp(log_theta), p)
+        np.multiply(up, w, out=buf)
+        return float(_add_reduce(buf**p, None)) - mup
+
+    log_theta = _root_log_theta(excess)
+    out = np.zeros_like(u)
+    out[pos] = up * _w_root(base * math.exp(log_theta), p)
+    return out
+
+
+def _project_dual_reference(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
+    """:func:`project_dual` as first written, with :func:`scipy.optimize.brentq`: the
+    reference the fast path is tested against (bit for bit)."""
+    from scipy.optimize import brentq
+
+    u = np.clip(v, 0.0, None)
+    if q == 1.0 or math.isinf(q):
+        return project_dual(v, eta, mu, q)
     p = dual_exponent(q)
     if float(np.sum(u**p)) ** (1.0 / p) <= mu:
         return u

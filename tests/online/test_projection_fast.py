@@ -1,0 +1,132 @@
+"""The fast dual projection (:func:`eqglb.online.projection.project_dual`) against its
+reference: the same bits as the formulation with :func:`scipy.optimize.brentq`, and its
+Brent iteration step for step scipy's.
+
+The online policy's decisions depend on every bit of the prices (a resumed service must
+decide what an uninterrupted one decides, and the service what ``simulate_online``
+decides), so "close" is not enough here: the outputs are compared with ``tobytes``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import brentq
+
+from eqglb.online.projection import _brentq, _project_dual_reference, project_dual
+
+QS = [1.0, 1.2, 1.5, 2.0, 3.0, 4.0, 10.0, math.inf]
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    return False
+
+
+def _outcome(f, *args):
+    try:
+        return f(*args)
+    except Exception as exc:  # the same failure on both sides counts as the same outcome
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 40),
+    q=st.sampled_from(QS),
+    uniform=st.booleans(),
+    mag=st.floats(-12, 12),
+    spread=st.floats(0, 6),
+    mu_mag=st.floats(-8, 8),
+)
+def test_project_dual_bit_identical_to_the_brentq_reference(
+    seed, n, q, uniform, mag, spread, mu_mag
+):
+    """Random points over many magnitudes (coordinates spread over 10^+-spread around
+    10^mag), uniform and non-uniform metrics, radii 1e-8..1e8: the same bits (or the same
+    exception) as the scipy-brentq formulation."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=n) * 10.0**mag * 10.0 ** rng.uniform(-spread, spread, n)
+    if rng.random() < 0.2:
+        v[rng.random(n) < 0.3] = 0.0
+    eta = np.full(n, 10.0 ** rng.uniform(-6, 6)) if uniform else 10.0 ** rng.uniform(-6, 6, n)
+    mu = 10.0**mu_mag
+    new = _outcome(project_dual, v, eta, mu, q)
+    ref = _outcome(_project_dual_reference, v, eta, mu, q)
+    if isinstance(ref, type):
+        assert new is ref
+    else:
+        assert _same(new, ref), (new, ref)
+
+
+def test_project_dual_bit_identical_on_policy_like_inputs():
+    """Points of the kind the online policy projects (AdaGrad steps, prices just outside
+    the ball) at q = 2 and 3: identical bits, and the projection is on the sphere."""
+    rng = np.random.default_rng(7)
+    hit = 0
+    for t in range(400):
+        n = 10
+        q = 2.0 if t % 2 else 3.0
+        p = q / (q - 1)
+        mu = float(rng.uniform(0.01, 50.0))
+        g = rng.dirichlet(np.ones(n)) ** (1 / p) * mu  # on the sphere
+        eta = mu / np.sqrt(rng.uniform(1e-3, 1e3, n))
+        v = g + eta * rng.uniform(0, 2, n) * rng.random(n)
+        new, ref = project_dual(v, eta, mu, q), _project_dual_reference(v, eta, mu, q)
+        assert _same(new, ref)
+        if float(np.sum(np.clip(v, 0, None) ** p)) ** (1 / p) > mu:
+            hit += 1
+            assert float(np.sum(new**p)) ** (1 / p) == pytest.approx(mu, rel=1e-9)
+    assert hit > 100  # most of them needed the root finding
+
+
+def test_project_dual_nan_input_raises_as_the_reference():
+    v = np.array([1.0, np.inf, 2.0])
+    eta = np.array([0.5, 1.0, 2.0])
+    assert _outcome(project_dual, v, eta, 1.0, 2.0) is _outcome(
+        _project_dual_reference, v, eta, 1.0, 2.0
+    )
+
+
+_FUNCS = [
+    lambda c, s: lambda x: s * (x - c) ** 3 + 1e-3 * (x - c),
+    lambda c, s: lambda x: s * (math.exp(min(x - c, 700.0)) - 1.0),
+    lambda c, s: lambda x: s * math.atan(x - c) + 0.1 * math.sin(7 * x),
+    lambda c, s: lambda x: s * ((x - c) ** 2 - 0.25),
+    lambda c, s: lambda x: s * (1.0 / (1.0 + math.exp(-(x - c))) - 0.3),
+]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    kind=st.integers(0, len(_FUNCS) - 1),
+    c=st.floats(-5, 5),
+    s_mag=st.floats(-8, 8),
+    sign=st.sampled_from([1.0, -1.0]),
+    a=st.floats(-30, 0),
+    b=st.floats(0.01, 30),
+    tol=st.sampled_from([(1e-13, 1e-15), (2e-12, 4 * np.finfo(float).eps), (1e-6, 1e-10)]),
+)
+def test_brentq_is_scipys_step_for_step(kind, c, s_mag, sign, a, b, tol):
+    """Same root (same float) as scipy.optimize.brentq, or the same kind of failure."""
+    f = _FUNCS[kind](c, sign * 10.0**s_mag)
+    fa, fb = f(a), f(b)
+    xtol, rtol = tol
+    ref = _outcome(lambda: brentq(f, a, b, xtol=xtol, rtol=rtol, maxiter=200))
+    new = _outcome(lambda: _brentq(f, a, b, fa, fb, xtol, rtol, 200))
+    if isinstance(ref, type):
+        assert new is ref
+    else:
+        assert new == ref and isinstance(new, float)
+
+
+def test_brentq_refuses_a_bracket_without_sign_change():
+    with pytest.raises(ValueError, match="different signs"):
+        _brentq(lambda x: x * x + 1.0, -1.0, 1.0, 2.0, 2.0)
+    assert _brentq(lambda x: x, 0.0, 1.0, 0.0, 1.0) == 0.0  # a root at an end
