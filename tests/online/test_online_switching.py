@@ -239,3 +239,61 @@ def test_state_without_fractions_is_refused() -> None:
     smooth = OnlineDMD(max_change=0.1)
     with pytest.raises(Exception, match="previous routing fractions"):
         smooth.load_state(plain.state())
+
+
+# ----------------------------------------------------------------------------- receding
+def _priced(sc: Scenario, obj: Objective) -> Objective:
+    """``obj`` with a switching cost of the order of the mean cost per request."""
+    from eqglb.policies import EquitableOffline
+
+    ev = evaluate(sc, EquitableOffline(obj).plan(sc), obj)
+    return obj.replace(switching_cost=2.0 * ev.objective / float(np.sum(sc.demand)))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_receding_with_perfect_forecasts_reaches_the_switching_optimum(seed: int) -> None:
+    """window >= T and true future values: the window model's movement is the offline
+    movement, so the committed decisions attain the certified offline optimum with the
+    switching cost."""
+    import math
+
+    from eqglb.online import RecedingHorizon
+    from eqglb.policies import EquitableOffline
+    from eqglb.testing import random_scenario
+
+    sc = random_scenario(np.random.default_rng(seed), 8, 3, 3, 2)
+    base = Objective(
+        mu_social=2.0,
+        mu_carbon=0.5,
+        mu_water=0.05,
+        q_social=math.inf,
+        q_carbon=math.inf,
+        q_water=math.inf,
+    )
+    obj = _priced(sc, base)
+    plan = EquitableOffline(obj).plan(sc)
+    assert plan.info.status == "optimal"
+    opt = evaluate(sc, plan, obj)
+    free = evaluate(sc, EquitableOffline(base).plan(sc), obj)
+    assert opt.summary["movement"]["requests"] < 0.9 * free.summary["movement"]["requests"]
+    d = simulate_online(sc, RecedingHorizon(obj, window=sc.n_time, forecaster="perfect"))
+    ev = evaluate(sc, d, obj)
+    assert ev.feasibility.ok(1e-6)
+    assert ev.objective == pytest.approx(opt.objective, rel=1e-6)
+
+
+def test_receding_with_switching_resumes_alike() -> None:
+    from eqglb.online import RecedingHorizon
+
+    sc = builtin_scenario(days=1)
+    obj = Objective().replace(switching_cost=1e-6)
+    whole = simulate_online(sc, RecedingHorizon(obj, window=4))
+    first = RecedingHorizon(obj, window=4)
+    simulate_online(sc, first, stop=10)
+    state = first.state()
+    assert len(state["previous_fractions"]) == int(np.sum(sc.allowed))
+    rest = simulate_online(sc, RecedingHorizon(obj, window=4), state=state)
+    np.testing.assert_array_equal(rest.y, whole.y[10:])
+    plain = simulate_online(sc, RecedingHorizon(Objective(), window=4))
+    moved = [evaluate(sc, x).summary["movement"]["requests"] for x in (whole, plain)]
+    assert moved[0] < moved[1]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from eqglb.online import OnlineDMD, simulate_online
+from eqglb.policies import make_policy
 from eqglb.service import ServiceConfig, create_app
 from eqglb.service.engine import ServiceConfigError
 from eqglb.testing import random_scenario
@@ -38,18 +39,33 @@ def _serve(cfg: ServiceConfig, db: Path, parts: list[range]) -> list[Any]:
     return out
 
 
-@pytest.mark.parametrize(("switching_cost", "max_change"), [(0.0, 0.15), (5e-3, None), (5e-3, 0.3)])
+@pytest.mark.parametrize(
+    ("policy", "switching_cost", "max_change"),
+    [
+        ("online", 0.0, 0.15),
+        ("online", 5e-3, None),
+        ("online", 5e-3, 0.3),
+        ("receding", 5e-3, None),
+    ],
+)
 def test_served_switching_and_limit_decide_as_offline(
-    tmp_path, scenario, switching_cost, max_change
+    tmp_path, scenario, policy, switching_cost, max_change
 ):
     sc = scenario
-    cfg = ServiceConfig.from_scenario(sc, switching_cost=switching_cost, max_change=max_change)
+    cfg = ServiceConfig.from_scenario(
+        sc, policy=policy, switching_cost=switching_cost, max_change=max_change
+    )
     assert cfg.objective.switching_cost == switching_cost
     whole = _serve(cfg, tmp_path / "a.db", [range(SLOTS)])
     resumed = _serve(cfg, tmp_path / "b.db", [range(4), range(4, SLOTS)])
-    pol = OnlineDMD(objective=cfg.objective, max_change=max_change)
+    unpriced = cfg.objective.replace(switching_cost=0.0)
+    if policy == "online":
+        pol = OnlineDMD(objective=cfg.objective, max_change=max_change)
+        ref = OnlineDMD(objective=unpriced)
+    else:
+        pol, ref = make_policy(policy, cfg.objective), make_policy(policy, unpriced)
     offline = simulate_online(sc, pol)
-    plain = simulate_online(sc, OnlineDMD(objective=cfg.objective.replace(switching_cost=0.0)))
+    plain = simulate_online(sc, ref)
     assert not np.allclose(offline.y, plain.y)  # the switching cost or limit acts here
     served = np.array([routing_array(sc, r) for r in whole])
     again = np.array([routing_array(sc, r) for r in resumed])

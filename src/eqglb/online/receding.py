@@ -22,7 +22,17 @@ demand, estimated as ``sum_{s < t} demand[s] + (R/h) * (window's forecast demand
 
 Forecast slots whose (noisy) demand cannot be served get an unserved-demand slack priced
 at 10 times the largest per-request cost, so the window problem is always feasible; the
-present slot has no slack. The problem is built once with cvxpy parameters (DPP), so each
+present slot has no slack.
+
+**Switching cost.** With the objective's ``switching_cost`` s > 0 [USD per request moved]
+(docs/switching.md) the window model adds the movement of every window slot: for the
+present slot ``0.5 * sum_p |x_t[p] - d_t[p] f_prev[p]|`` against the routing fractions
+``f_prev`` the policy committed in the previous slot, for each later window slot
+``0.5 * sum_p |x_s[p] - (d_s / d_(s-1))[p] x_(s-1)[p]|`` with the forecast demands (the
+previous slot's fractions applied to the next slot's demand; 0 where the forecast
+demand of the previous slot is 0), all priced at s.
+
+The problem is built once with cvxpy parameters (DPP), so each
 slot only re-applies parameters and solves (HiGHS for q in {1, inf}, Clarabel otherwise).
 """
 
@@ -144,12 +154,24 @@ class RecedingHorizon:
         self.cumulative: dict[str, np.ndarray] = {}
         self._solve_time = 0.0
         self._statuses: dict[str, int] = {}
+        #: routing fractions of the last slot decided (switching cost only) [-]
+        self._f_prev: np.ndarray | None = None
 
     def state(self) -> dict[str, Any]:
-        return base_state("RecedingHorizon", self, self._statuses)
+        out = base_state("RecedingHorizon", self, self._statuses)
+        if self._f_prev is not None:
+            out["previous_fractions"] = self._f_prev.tolist()
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._statuses = restore_base("RecedingHorizon", self, state)
+        if "previous_fractions" in state:
+            self._f_prev = np.asarray(state["previous_fractions"], dtype=float)
+        elif self.objective.switching_cost > 0 and self.slots_done > 0:
+            raise ScenarioError(
+                "policy state: it has no previous routing fractions, which a policy with "
+                "a switching cost needs to resume; it was saved by a policy without one"
+            )
 
     def run_stats(self) -> dict[str, Any]:
         return {
@@ -212,6 +234,19 @@ class RecedingHorizon:
         }
         energy = cp.sum(cp.multiply(par["energy"], x))
         objective = energy + regularizer(self.objective, ex) + par["penalty"] * cp.sum(u)
+        if self.objective.switching_cost > 0:
+            # priced movement of the present slot against the committed fractions (price 0
+            # at slot 0), then of each window slot against the one before; the prices are
+            # folded into the parameters so the problem stays DPP (no parameter products)
+            par["switch_now"] = cp.Parameter(nonneg=True)  # price of the present slot
+            par["target"] = cp.Parameter(P, nonneg=True)  # price x d_t f_prev
+            now = par["switch_now"] * x[0] - par["target"]
+            objective = objective + cp.sum(cp.abs(now))
+            if H > 1:
+                par["switch"] = cp.Parameter(nonneg=True)
+                par["ratio"] = cp.Parameter((H - 1, P), nonneg=True)  # price x d_s / d_(s-1)
+                later = par["switch"] * x[1:] - cp.multiply(par["ratio"], x[:-1])
+                objective = objective + cp.sum(cp.abs(later))
         prob = cp.Problem(cp.Minimize(objective), cons)
         self._built = {
             "H": H,
@@ -347,6 +382,20 @@ class RecedingHorizon:
         par["quality"].value = qc * (sc / ref)
         par["past_social"].value = alpha * past_social / ref
         par["penalty"].value = SLACK_PENALTY * big * sc / ref if big > 0 else 1.0
+        if obj.switching_cost > 0:
+            sw = 0.5 * obj.switching_cost * sc / ref  # per scaled request moved
+            d_now = np.asarray(view.demand[t], dtype=float)
+            sw_now = sw if self._f_prev is not None else 0.0
+            prev = self._f_prev if self._f_prev is not None else np.zeros(rj.size)
+            par["switch_now"].value = sw_now
+            par["target"].value = sw_now * d_now[rj] * prev / sc
+            if H > 1:
+                full = padrows(fdem)  # (H, J) forecast demand, 0 on padding
+                ratio = np.divide(
+                    full[1:], full[:-1], out=np.zeros_like(full[1:]), where=full[:-1] > 0
+                )
+                par["switch"].value = sw
+                par["ratio"].value = sw * ratio[:, rj]
         # no warm start: a decision depends on the slot's data only, so a resumed run
         # repeats an uninterrupted one exactly
         opts = {"warm_start": False, **self.solver_options}
@@ -366,6 +415,8 @@ class RecedingHorizon:
             g = site_coefficient(view, name, t)
             self.cumulative[name] += np.bincount(ri, weights=g[ri, rk] * x0, minlength=N)
         self.cumulative["quality"] += np.bincount(rj, weights=s[rk] * x0, minlength=J)
+        if obj.switching_cost > 0:
+            self._f_prev = x0 / np.where(d > 0, d, 1.0)[rj]
         self.slots_done += 1
         y = np.zeros((N, J, K))
         y[ri, rj, rk] = x0
