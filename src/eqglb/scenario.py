@@ -246,7 +246,7 @@ class Scenario:
                 target = layouts[-1]
             raw = getattr(self, fd.name)
             if raw is None:
-                if fd.name == "health_cost":  # not modelled: 0
+                if fd.is_signal:  # an optional signal (health_cost) not given: not modelled, 0
                     values[fd.name] = np.zeros(tuple(sizes[d] for d in target))
                 elif fd.name == "allowed":  # everything allowed
                     values[fd.name] = np.ones(tuple(sizes[d] for d in target), dtype=bool)
