@@ -165,11 +165,13 @@ class CompactLP:
     shared: bool
     cap_coef: np.ndarray  # (K,) units per request (shared) or ones
     time_labels: tuple[str, ...] = ()
+    form: str = "auto"
     _highs: Any = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def of(cls, sc: Scenario, obj: Objective) -> CompactLP:
+    def of(cls, sc: Scenario, obj: Objective, form: str = "auto") -> CompactLP:
+        """The compact slot LPs of ``sc`` under ``obj``; ``form`` as in :attr:`form`."""
         T, N, J, K = sc.shape
         coef = coefficients(sc, social_average=obj.social_average)
         allowed = np.asarray(sc.allowed, dtype=bool)
@@ -203,6 +205,7 @@ class CompactLP:
             hosted=hosted,
             shared=shared,
             cap_coef=(np.asarray(sc.capacity_per_request, float) if shared else np.ones(K)),
+            form=form,
         )
 
     def __post_init__(self) -> None:
@@ -236,6 +239,28 @@ class CompactLP:
         self.block_names = [b[0] for b in self.terms.blocks]
         self.block_sizes = [b[3] for b in self.terms.blocks]
         self.offsets = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
+        if self.form not in ("auto", "compact", "reduced"):
+            raise ValueError(f"form must be 'auto', 'compact' or 'reduced', not {self.form!r}")
+        self._red: _Reduced | None = None
+        if self.form != "compact":
+            self._red = _Reduced.build(self)
+            if self._red is None and self.form == "reduced":
+                raise ValueError(
+                    "the reduced form needs a rank-one quality matrix "
+                    "(quality[j, k] = w[j] * loss[k]) and a hosted model in every class"
+                )
+
+    @property
+    def lp_form(self) -> str:
+        """The LP actually solved per slot: ``"reduced"`` or ``"compact"``."""
+        return "reduced" if self._red is not None else "compact"
+
+    @property
+    def lp_size(self) -> tuple[int, int]:
+        """(rows, columns) of the slot LP solved (:attr:`lp_form`)."""
+        if self._red is None:
+            return self.n_row, self.n_col
+        return self._red.n_row, self.nz + self._red.n_t
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -289,16 +314,22 @@ class CompactLP:
         if self._highs is None:
             from eqglb._highs import highs_lp
 
-            h = highs_lp(
-                self.A,
-                np.zeros(self.n_col),
-                np.zeros(self.n_row),
-                np.zeros(self.n_row),
-                presolve="off",
-            )
+            red = self._red
+            A, n_col, n_row = (self.A, self.n_col, self.n_row) if red is None else red.shape_of()
+            opts: dict[str, Any] = {"presolve": "off"}
+            if red is not None:
+                # its costs include differences of quality costs: tighter tolerances;
+                # no cost perturbation (from the previous slot's basis it costs about
+                # 30 % more dual simplex iterations on the year-latency tier)
+                opts.update(
+                    dual_feasibility_tolerance=1e-10,
+                    primal_feasibility_tolerance=1e-10,
+                    dual_simplex_cost_perturbation_multiplier=0.0,
+                )
+            h = highs_lp(A, np.zeros(n_col), np.zeros(n_row), np.zeros(n_row), **opts)
             self._highs = h
-            self._cols = np.arange(self.n_col, dtype=np.int32)
-            self._rows = np.arange(self.n_row, dtype=np.int32)
+            self._cols = np.arange(n_col, dtype=np.int32)
+            self._rows = np.arange(n_row, dtype=np.int32)
         return self._highs
 
     def get_basis(self) -> tuple[np.ndarray, np.ndarray]:
@@ -333,12 +364,21 @@ class CompactLP:
         d = self.demand[t]
         cap = self.capacity[t]
         sx = max(float(d.max()), 1e-300)  # variable scale
-        cost = np.concatenate([beta[self.yj, self.yk], alpha[self.zi, self.zk]])
-        sc = 1.0 / max(float(np.abs(cost).max()), 1e-300)  # cost scale
-        h.changeColsCost(self.n_col, self._cols, cost * sc)
-        lo = np.concatenate([d / sx, np.zeros(self.n_link), np.full(cap.size, -np.inf)])
-        hi = np.concatenate([d / sx, np.zeros(self.n_link), cap / sx])
-        h.changeRowsBounds(self.n_row, self._rows, lo, hi)
+        red = self._red
+        if red is None:
+            cost = np.concatenate([beta[self.yj, self.yk], alpha[self.zi, self.zk]])
+            sc = 1.0 / max(float(np.abs(cost).max()), 1e-300)  # cost scale
+            h.changeColsCost(self.n_col, self._cols, cost * sc)
+            lo = np.concatenate([d / sx, np.zeros(self.n_link), np.full(cap.size, -np.inf)])
+            hi = np.concatenate([d / sx, np.zeros(self.n_link), cap / sx])
+            h.changeRowsBounds(self.n_row, self._rows, lo, hi)
+        else:
+            lp_cost = red.costs(alpha, beta)
+            sc = 1.0 / max(float(np.abs(lp_cost).max()), 1e-300)
+            h.changeColsCost(lp_cost.size, self._cols, lp_cost * sc)
+            h.changeColsBounds(red.n_t, red.t_cols, np.zeros(red.n_t), d[red.tj] / sx)
+            lo, hi = red.row_bounds(d / sx, cap / sx)
+            h.changeRowsBounds(lo.size, self._rows, lo, hi)
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
         if status != "Optimal":
@@ -357,13 +397,19 @@ class CompactLP:
                     f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
                 )
         sol = h.getSolution()
-        x = np.clip(np.asarray(sol.col_value), 0.0, None) * sx
-        y, z = x[: self.ny], x[self.ny :]
+        col = np.asarray(sol.col_value)
         row_dual = np.asarray(sol.row_dual)
-        lam = np.clip(-row_dual[J + self.n_link :], 0.0, None) / sc
+        if red is None:
+            x = np.clip(col, 0.0, None) * sx
+            y, z = x[: self.ny], x[self.ny :]
+            lam = np.clip(-row_dual[J + self.n_link :], 0.0, None) / sc
+        else:
+            z = np.clip(col[: self.nz], 0.0, None) * sx
+            y = red.recover(z, d, beta)
+            lam = np.clip(-row_dual[red.n_row - red.n_cap :], 0.0, None) / sc
         bound = self.bound(t, alpha, beta, lam)
-        value = float(cost @ x)
         zi, zk = self.zi, self.zk
+        value = float(beta[self.yj, self.yk] @ y + alpha[zi, zk] @ z)
         energy = float(self.energy_cost[t, zi, zk] @ z)
         vectors = self.totals(t, y, z)
         loads = np.bincount(zi * K + zk, z, minlength=N * K).reshape(N, K)
@@ -399,3 +445,198 @@ class CompactLP:
         yy = np.zeros((J, K))
         yy[self.yj, self.yk] = y
         return np.einsum("jk,jik->ijk", yy, share[self.region_class])
+
+
+# ---------------------------------------------------------------------------- reduced form
+@dataclass(eq=False)
+class _Reduced:
+    """The slot LP without region rows, exact when quality is rank one.
+
+    With ``quality[j, k] = w[j] loss[k]`` every region-side cost is
+    ``beta[j, k] = v[j] loss[k]`` (``v`` depends on the prices, not on the model). Order
+    the models a class hosts by loss, ascending: ``k_1, ..., k_m``, and write a region's
+    split as cumulative amounts ``t[j, p] = sum_{q <= p} y[j, k_q]`` (p < m), so
+    ``y[j, k_p] = t[j, p] - t[j, p - 1]`` with ``t[j, 0] = 0`` and ``t[j, m] = d[j]``.
+    Its cost is ``beta[j, k_m] d[j] + sum_p (beta[j, k_p] - beta[j, k_p+1]) t[j, p]`` and
+    the region row becomes the bounds ``0 <= t[j, p] <= d[j]``. The monotonicity
+    ``t[j, p - 1] <= t[j, p]`` (that is ``y >= 0``) is dropped: for fixed class totals
+    ``S_p = sum_{q <= p} Y[c, k_q]`` (non-decreasing, as ``z >= 0``) each p is a knapsack
+    ``min sum_j v[j] (loss_p - loss_p+1) t[j, p]`` s.t. ``sum_j t[j, p] = S_p`` whose
+    greedy solution (regions by v, descending, the same order for every p) is monotone
+    in p, so the relaxation has the same optimum and :meth:`recover` rebuilds an optimal
+    ``y >= 0`` from the class totals of ``z`` alone. Rows per class: one per hosted
+    model (the links), instead of one per region plus one per hosted model; a class of a
+    single region uses routes directly (its z with cost ``alpha + beta``, one row).
+
+    Columns: the z columns of :class:`CompactLP` (same order), then the t columns.
+    Rows: one per single-region class, one per (class, hosted model) of the others, then
+    the capacity rows.
+    """
+
+    lp: CompactLP
+    loss: np.ndarray  # (K,)
+    single: np.ndarray  # (C,) bool: the class is one region, solved by routes
+    region_of: np.ndarray  # (C,) that region (single classes), -1 otherwise
+    models: np.ndarray  # (C, K) hosted models by loss ascending, -1 padded
+    n_models: np.ndarray  # (C,)
+    tj: np.ndarray  # (n_t,) region of each t column
+    tk0: np.ndarray  # (n_t,) model k_p
+    tk1: np.ndarray  # (n_t,) model k_p+1
+    route_row: np.ndarray  # (C,) row of a single class, -1 otherwise
+    class_row: np.ndarray  # (C,) first link row of a class, -1 for single classes
+    A: sp.csc_matrix
+    n_row: int
+    n_cap: int
+
+    @property
+    def n_t(self) -> int:
+        return int(self.tj.size)
+
+    @property
+    def t_cols(self) -> np.ndarray:
+        return np.arange(self.lp.nz, self.lp.nz + self.n_t, dtype=np.int32)
+
+    def shape_of(self) -> tuple[sp.csc_matrix, int, int]:
+        return self.A, self.lp.nz + self.n_t, self.n_row
+
+    @classmethod
+    def build(cls, lp: CompactLP) -> _Reduced | None:
+        """The reduced form of ``lp``, or None where it is not exact."""
+        T, N, J, K = lp.shape
+        Q = np.asarray(lp.quality, dtype=float)
+        scale = float(np.abs(Q).max()) if Q.size else 0.0
+        if scale == 0.0:
+            loss, w = np.zeros(K), np.zeros(J)
+        else:
+            j0 = int(np.argmax(np.abs(Q).sum(axis=1)))
+            loss = Q[j0] / np.abs(Q[j0]).max()
+            w = Q @ loss / float(loss @ loss)
+            if float(np.abs(Q - np.outer(w, loss)).max()) > 1e-12 * scale:
+                return None  # not rank one
+        C = lp.n_classes
+        kok: np.ndarray = np.asarray(lp.hosted.any(axis=1))  # (C, K)
+        n_models = kok.sum(axis=1)
+        if np.any(n_models == 0):
+            return None  # a class that cannot be served: leave it to the compact LP
+        order = np.argsort(loss, kind="stable")
+        models = np.full((C, K), -1)
+        pos = np.full((C, K), -1)
+        for c in range(C):
+            ks = order[kok[c, order]]
+            models[c, : ks.size] = ks
+            pos[c, ks] = np.arange(ks.size)
+        size = np.bincount(lp.region_class, minlength=C)
+        single = size == 1
+        region_of = np.full(C, -1)
+        region_of[lp.region_class[single[lp.region_class]]] = np.flatnonzero(
+            single[lp.region_class]
+        )
+        # rows
+        route_row = np.full(C, -1)
+        class_row = np.full(C, -1)
+        r = 0
+        for c in range(C):
+            if single[c]:
+                route_row[c] = r
+                r += 1
+            else:
+                class_row[c] = r
+                r += int(n_models[c])
+        n_link = r
+        n_cap = N if lp.shared else N * K
+        n_row = n_link + n_cap
+        # t columns: regions of multi-region classes, p = 0 .. m - 2
+        cls_j = lp.region_class
+        multi_j = np.flatnonzero(~single[cls_j])
+        m_j = n_models[cls_j[multi_j]]
+        tj = np.repeat(multi_j, np.maximum(m_j - 1, 0))
+        tp = np.concatenate([np.arange(m - 1) for m in m_j]) if multi_j.size else np.zeros(0)
+        tp = tp.astype(int)
+        tc = cls_j[tj]
+        tk0, tk1 = models[tc, tp], models[tc, tp + 1]
+        # matrix
+        nz = lp.nz
+        zc, zi, zk = lp.zc, lp.zi, lp.zk
+        z_link = np.where(single[zc], route_row[zc], class_row[zc] + pos[zc, zk])
+        z_val = np.where(single[zc], 1.0, -1.0)
+        cap_row = n_link + (zi if lp.shared else zi * K + zk)
+        n_t = tj.size
+        rows = np.concatenate([z_link, cap_row, class_row[tc] + tp, class_row[tc] + tp + 1])
+        cols = np.concatenate(
+            [np.arange(nz), np.arange(nz), nz + np.arange(n_t), nz + np.arange(n_t)]
+        )
+        vals = np.concatenate([z_val, lp.cap_coef[zk], np.ones(n_t), -np.ones(n_t)])
+        A = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, nz + n_t))
+        return cls(
+            lp,
+            loss,
+            single,
+            region_of,
+            models,
+            n_models,
+            tj,
+            tk0,
+            tk1,
+            route_row,
+            class_row,
+            A,
+            n_row,
+            n_cap,
+        )
+
+    def costs(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """LP column costs at slot costs alpha (N, K), beta (J, K) [USD/request]."""
+        lp = self.lp
+        cz = alpha[lp.zi, lp.zk].copy()
+        s = self.single[lp.zc]
+        cz[s] += beta[self.region_of[lp.zc[s]], lp.zk[s]]
+        ct = beta[self.tj, self.tk0] - beta[self.tj, self.tk1]
+        return np.concatenate([cz, ct])
+
+    def row_bounds(self, d: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row bounds at (scaled) demand ``d`` (J,) and capacity ``cap``."""
+        lp = self.lp
+        n_link = self.n_row - self.n_cap
+        rhs = np.zeros(n_link)
+        s = self.single
+        rhs[self.route_row[s]] = d[self.region_of[s]]
+        total = np.bincount(lp.region_class, d, minlength=lp.n_classes)
+        m = ~s
+        rhs[self.class_row[m] + self.n_models[m] - 1] = -total[m]
+        lo = np.concatenate([rhs, np.full(self.n_cap, -np.inf)])
+        hi = np.concatenate([rhs, cap])
+        return lo, hi
+
+    def recover(self, z: np.ndarray, d: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Compact y columns [requests/slot] of an optimal z (class docstring)."""
+        lp = self.lp
+        T, N, J, K = lp.shape
+        C = lp.n_classes
+        Y = np.bincount(lp.zc * K + lp.zk, z, minlength=C * K).reshape(C, K)
+        # class totals by position p of the hosted models (loss ascending)
+        mod = self.models
+        Yp = np.where(mod >= 0, np.take_along_axis(Y, np.maximum(mod, 0), axis=1), 0.0)
+        S = np.cumsum(Yp, axis=1)  # (C, K)
+        cls_j = lp.region_class
+        # regions by class, then v descending (the greedy order of every knapsack)
+        nl = float(self.loss @ self.loss)
+        v = beta @ self.loss / nl if nl > 0 else np.zeros(J)
+        order = np.lexsort((np.arange(J), -v, cls_j))
+        ds = d[order]
+        cs = np.cumsum(ds)
+        first = np.searchsorted(cls_j[order], np.arange(C))  # first sorted index per class
+        base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
+        before = np.empty(J)
+        before[order] = cs - ds - base[cls_j[order]]
+        tcum = np.clip(S[cls_j] - before[:, None], 0.0, d[:, None])  # (J, K)
+        m_j = self.n_models[cls_j]
+        tcum[np.arange(K)[None, :] >= (m_j - 1)[:, None]] = np.repeat(d, K).reshape(J, K)[
+            np.arange(K)[None, :] >= (m_j - 1)[:, None]
+        ]
+        yp = np.diff(tcum, axis=1, prepend=0.0)  # (J, K) by position
+        yfull = np.zeros((J, K))
+        jj, pp = np.nonzero(mod[cls_j] >= 0)
+        yfull[jj, mod[cls_j[jj], pp]] = yp[jj, pp]
+        s = self.single[cls_j]
+        yfull[s] = Y[cls_j[s]]  # a single-region class: y is its class total
+        return np.clip(yfull[lp.yj, lp.yk], 0.0, None)

@@ -366,6 +366,12 @@ class StreamingOffline:
         Columns unused for this many iterations leave the master.
     warm_start : bool
         Start from the prices of the same problem on a sample of slots.
+    warm_sample : int
+        Slots sampled for the warm start [slots].
+    slot_form : {"auto", "compact", "reduced"}
+        Slot LP solved per slot (:class:`eqglb.structured.compact.CompactLP`): the
+        reduced form (no region rows; exact for a rank-one quality matrix, which eqglb's
+        cost model always has) where it applies (``auto``), or the compact one.
     progress : callable or None
         Called with a dict whose ``event`` is ``"warm_start"`` (sampled problem started),
         ``"pricing"`` (after each block of a pricing pass: pass, done, blocks) or
@@ -387,6 +393,7 @@ class StreamingOffline:
     max_age: int = 3
     warm_start: bool = True
     warm_sample: int = 120
+    slot_form: str = "auto"
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
 
@@ -429,7 +436,7 @@ class StreamingOffline:
 
         refuse_switching(self.objective, "streaming")
         obj = self.objective
-        prob = CompactLP.of(sc, obj)
+        prob = CompactLP.of(sc, obj, form=self.slot_form)
         T = prob.shape[0]
         if self.block_slots is None:  # about 48 blocks or more, at most a week each
             length = max(1, min(MAX_AUTO_BLOCK, math.ceil(T / MIN_AUTO_BLOCKS)))
@@ -444,8 +451,11 @@ class StreamingOffline:
             "workers": workers,
             "backend": self.backend,
             "classes": prob.n_classes,
+            "slot_form": prob.lp_form,
             "compact_columns": prob.n_col,
             "compact_rows": prob.n_row,
+            "slot_lp_rows": prob.lp_size[0],
+            "slot_lp_columns": prob.lp_size[1],
         }
         gamma0 = None
         if self.warm_start and prob.terms.blocks and T > 2 * self.warm_sample:
@@ -493,6 +503,7 @@ class StreamingOffline:
             warm_start=False,
             smoothing=self.smoothing,
             max_age=self.max_age,
+            slot_form=self.slot_form,
         )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
