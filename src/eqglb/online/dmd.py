@@ -408,6 +408,9 @@ class OnlineDMD:
         self._r = np.asarray(view.capacity_per_request, dtype=float)
         self._ik = (s.i, s.k)
         self._jk = (s.j, s.k)
+        # static per-slot helpers (same values as computing them in every slot)
+        self._reach_jk = self._reach_dk.any(axis=0)  # (J, K): some data centre serves it
+        self._s_route = self._s[s.k]  # quality loss of each route's model
 
     def _initial(self, g: _Group, n: int) -> np.ndarray:
         if isinstance(self.init, Mapping):
@@ -462,19 +465,29 @@ class OnlineDMD:
         return t % self.window, self.window
 
     def _bounds(
-        self, g: _Group, coef: np.ndarray, demand: np.ndarray, cap: np.ndarray
+        self,
+        g: _Group,
+        coef: np.ndarray,
+        demand: np.ndarray,
+        cap: np.ndarray,
+        load: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Largest increment of each of the group's costs this slot allows."""
-        allowed = self._reach_dk
+        """Largest increment of each of the group's costs this slot allows (``load``: the
+        slot's :meth:`_max_load`, when computed already)."""
         if g.on == "region":
-            mx = np.where(allowed.any(axis=0), coef, 0.0).max(axis=1)  # (J,)
+            mx = np.where(self._reach_jk, coef, 0.0).max(axis=1)  # (J,)
             return mx * demand
-        reach = np.einsum("njk,j->nk", allowed, demand)  # (N, K) requests
-        if cap.ndim == 1:
-            load = np.minimum(reach, cap[:, None] / self._r[None, :])
-        else:
-            load = np.minimum(reach, cap)
+        if load is None:
+            load = self._max_load(demand, cap)
         return (coef * load).max(axis=1)
+
+    def _max_load(self, demand: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        """Most requests each (data centre, model) can take this slot: the demand that may
+        reach it, at most its capacity (N, K) [requests]."""
+        reach = np.einsum("njk,j->nk", self._reach_dk, demand)  # (N, K) requests
+        if cap.ndim == 1:
+            return np.minimum(reach, cap[:, None] / self._r[None, :])
+        return np.minimum(reach, cap)
 
     def _incurred(self, g: _Group, lam: np.ndarray | None) -> np.ndarray:
         """Regional costs incurred so far in the group's unit (X_t of the module docstring)."""
@@ -526,16 +539,23 @@ class OnlineDMD:
         cap = np.asarray(view.capacity[t], dtype=float)
         lam = self._horizon_demand(view, t) if self.objective.social_average else None
         coefs = self._coefs(view, t, lam)
-        cost = view.energy_cost[t][self._ik].copy()
+        cost = view.energy_cost[t][self._ik]  # fancy indexing: a new array
         bounds: dict[str, np.ndarray] = {}
+        per_route: dict[str, np.ndarray] = {}  # each group's coefficient per route
+        load = None  # the slot's _max_load, computed once for all data-centre groups
         for g in self._groups:
-            bounds[g.name] = b = self._bounds(g, coefs[g.name], demand, cap)
+            c = coefs[g.name]
+            if g.on == "datacenter" and load is None:
+                load = self._max_load(demand, cap)
+            bounds[g.name] = b = self._bounds(g, c, demand, cap, load)
             self._scale[g.name] = max(self._scale.get(g.name, 0.0), float(b.max()))
             p = self._prices[g.name] = self.prices(g, pos, length, lam)
             if g.on == "datacenter":
-                cost += p[s.i] * coefs[g.name][self._ik]
+                cr = per_route[g.name] = c[self._ik]
+                cost += p[s.i] * cr
             else:
-                cost += p[s.j] * coefs[g.name][self._jk]
+                cr = per_route[g.name] = c[self._jk]
+                cost += p[s.j] * cr
         if self._smooth and self._f_prev is not None:
             x, method = self._smooth_decision(cost, demand, cap)
         else:
@@ -547,18 +567,23 @@ class OnlineDMD:
         self._counts[method] = self._counts.get(method, 0) + 1
         N, J, _ = view.shape
         n = self.slots_done + 1.0
+        site_inc: dict[str, np.ndarray] = {}  # a data-centre burden's increment, computed once
         for g in self._groups:
-            c = coefs[g.name]
             if g.on == "datacenter":
-                inc = np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
+                inc = np.bincount(s.i, weights=per_route[g.name] * x, minlength=N)
+                if g.name != "environment":
+                    site_inc[g.name] = inc
             else:
-                inc = np.bincount(s.j, weights=c[self._jk] * x, minlength=J)
+                inc = np.bincount(s.j, weights=per_route[g.name] * x, minlength=J)
             self._update(g, inc, bounds[g.name], n)
         for key in self.cumulative:
             if key not in ("quality", "demand"):
-                c = site_coefficient(view, key, t)
-                self.cumulative[key] += np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
-        self.cumulative["quality"] += np.bincount(s.j, weights=self._s[s.k] * x, minlength=J)
+                done = site_inc.get(key)
+                if done is None:
+                    c = site_coefficient(view, key, t)
+                    done = np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
+                self.cumulative[key] += done
+        self.cumulative["quality"] += np.bincount(s.j, weights=self._s_route * x, minlength=J)
         self.cumulative["demand"] += demand
         self.slots_done += 1
         return s.scatter(x)
