@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 if TYPE_CHECKING:
     from eqglb.scenario import Scenario
@@ -23,7 +22,9 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
     ``rmin[i, j] = min_k r[k]`` (any feasible dispatch can be moved there), so the check is
     the LP  min sum s  s.t.  sum_i x[t,i,j] + s[t,j] = demand[t,j],
     sum_j rmin[i,j] x[t,i,j] <= cap[t,i],  x, s >= 0.  Per-model capacity uses
-    y[t,i,j,k] with sum_j y[t,i,j,k] <= cap[t,i,k]. One block-diagonal LP solved by HiGHS.
+    y[t,i,j,k] with sum_j y[t,i,j,k] <= cap[t,i,k]. The slots are independent: slots that
+    a cheap sufficient condition does not clear are solved one by one, in order, by one
+    warm-started HiGHS model (memory of one slot, not of the horizon).
     """
     T, N, J, K = sc.shape
     D = np.asarray(sc.demand)
@@ -42,9 +43,11 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
         route3 = allowed  # (N, J, K)
         reach = np.einsum("tnk,njk->tj", np.asarray(sc.capacity), route3.astype(float))
     short = D - reach > tol
+    found: tuple[int, int, float] | None = None
     if short.any():
         t, j = np.argwhere(short)[0]
-        return int(t), int(j), float(D[t, j] - reach[t, j])
+        found = (int(t), int(j), float(D[t, j] - reach[t, j]))
+    horizon = found[0] if found is not None else T  # slots before it need the exact check
 
     if sc.capacity_mode == "shared":
         ii, jj = np.nonzero(route)
@@ -59,22 +62,57 @@ def first_unservable(sc: Scenario) -> tuple[int, int, float] | None:
         a_dem = sp.csr_matrix((np.ones(P), (jj, np.arange(P))), shape=(J, P))
         a_cap = sp.csr_matrix((np.ones(P), (ii * K + kk, np.arange(P))), shape=(N * K, P))
         cap = np.asarray(sc.capacity).reshape(T, -1)
-    if T * (P + J) > MAX_EXACT_VARIABLES:
-        return None
-    eye = sp.identity(T, format="csr")
-    a_eq = sp.hstack([sp.kron(eye, a_dem), sp.identity(T * J)], format="csr")
-    a_ub = sp.hstack(
-        [sp.kron(eye, a_cap), sp.csr_matrix((T * a_cap.shape[0], T * J))], format="csr"
+    if horizon == 0 or horizon * (P + J) > MAX_EXACT_VARIABLES:
+        return found
+    # cheap sufficient condition: every data centre could take the whole demand of every
+    # region that reaches it (then any one reachable site per region is a dispatch)
+    if sc.capacity_mode == "shared":
+        worst = D @ np.where(route, rmin, 0.0).T  # (T, N) units
+    else:
+        worst = np.einsum("tj,njk->tnk", D, allowed.astype(float)).reshape(T, -1)
+    todo = np.flatnonzero(~(worst[:horizon] <= cap[:horizon] * (1.0 + 1e-12)).all(axis=1))
+    earlier = _slot_lps(a_dem, a_cap, D, cap, todo, tol) if todo.size else None
+    return earlier if earlier is not None else found
+
+
+def _slot_lps(
+    a_dem: sp.csr_matrix,
+    a_cap: sp.csr_matrix,
+    D: np.ndarray,
+    cap: np.ndarray,
+    slots: np.ndarray,
+    tol: np.ndarray,
+) -> tuple[int, int, float] | None:
+    """The slack LP ``min sum s`` s.t. ``a_dem x + s = D[t]``, ``a_cap x <= cap[t]``,
+    ``x, s >= 0`` of each slot of ``slots`` in order (slots are independent: one HiGHS
+    model, only the row bounds change, warm-started); the first slot with unserved
+    demand as (slot, region, unserved requests [requests/slot]), or None."""
+    from eqglb._highs import highs_lp
+
+    J, P = a_dem.shape
+    n_cap = a_cap.shape[0]
+    A = sp.vstack(
+        [sp.hstack([a_dem, sp.identity(J)]), sp.hstack([a_cap, sp.csr_matrix((n_cap, J))])]
     )
-    c = np.concatenate([np.zeros(T * P), np.ones(T * J)])
-    res = linprog(
-        c, A_ub=a_ub, b_ub=cap.ravel(), A_eq=a_eq, b_eq=D.ravel(), bounds=(0, None), method="highs"
-    )
-    if res.status != 0:  # pragma: no cover - the slack LP is always feasible and bounded
-        raise RuntimeError(f"feasibility LP failed: {res.message}")
-    slack = res.x[T * P :].reshape(T, J)
-    bad = slack > tol
-    if bad.any():
-        t, j = np.argwhere(bad)[0]
-        return int(t), int(j), float(slack[t, j])
+    rows = J + n_cap
+    h = highs_lp(A, np.r_[np.zeros(P), np.ones(J)], np.zeros(rows), np.zeros(rows), presolve="off")
+    idx = np.arange(rows, dtype=np.int32)
+    lo = np.full(rows, -np.inf)
+    hi = np.empty(rows)
+    for t in slots.tolist():
+        # quantities in units of the slot's largest, so HiGHS's absolute tolerances are
+        # relative ones
+        scale = max(float(D[t].max(initial=0.0)), float(cap[t].max(initial=0.0)), 1e-300)
+        lo[:J] = hi[:J] = D[t] / scale
+        hi[J:] = cap[t] / scale
+        h.changeRowsBounds(rows, idx, lo, hi)
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if status != "Optimal":  # pragma: no cover - the slack LP is feasible and bounded
+            raise RuntimeError(f"feasibility LP of slot {t} failed: HiGHS status {status!r}")
+        slack = np.asarray(h.getSolution().col_value)[P:] * scale
+        bad = slack > tol[t]
+        if bad.any():
+            j = int(np.argmax(bad))
+            return t, j, float(slack[j])
     return None
