@@ -255,21 +255,13 @@ def test_receding_with_perfect_forecasts_reaches_the_switching_optimum(seed: int
     """window >= T and true future values: the window model's movement is the offline
     movement, so the committed decisions attain the certified offline optimum with the
     switching cost."""
-    import math
-
     from eqglb.online import RecedingHorizon
     from eqglb.policies import EquitableOffline
     from eqglb.testing import random_scenario
+    from tests.online.test_online_receding import OBJ_INF
 
     sc = random_scenario(np.random.default_rng(seed), 8, 3, 3, 2)
-    base = Objective(
-        mu_social=2.0,
-        mu_carbon=0.5,
-        mu_water=0.05,
-        q_social=math.inf,
-        q_carbon=math.inf,
-        q_water=math.inf,
-    )
+    base = OBJ_INF  # every term at q = inf: the window and offline models are LPs
     obj = _priced(sc, base)
     plan = EquitableOffline(obj).plan(sc)
     assert plan.info.status == "optimal"
