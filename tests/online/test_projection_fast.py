@@ -130,3 +130,48 @@ def test_brentq_refuses_a_bracket_without_sign_change():
     with pytest.raises(ValueError, match="different signs"):
         _brentq(lambda x: x * x + 1.0, -1.0, 1.0, 2.0, 2.0)
     assert _brentq(lambda x: x, 0.0, 1.0, 0.0, 1.0) == 0.0  # a root at an end
+
+
+def test_pairwise_sum_is_numpys_summation_order():
+    """Python-float path of the q = 2 projection: numpy's pairwise order, every length up
+    to the block (terms over 40 decades, where the order changes the last bits)."""
+    from eqglb.online import projection as pr
+
+    rng = np.random.default_rng(99)
+    differs_from_sequential = 0
+    for n in range(1, pr._PW_BLOCK + 1):
+        for _ in range(5):
+            x = rng.random(n) * 10.0 ** rng.uniform(-20, 20, n)
+            got = pr._pairwise_sum(x.tolist())
+            assert got == float(np.add.reduce(x)), n
+            seq = 0.0
+            for v in x.tolist():
+                seq += v
+            differs_from_sequential += seq != got
+    assert differs_from_sequential > 50  # the test can tell the orders apart
+    assert pr._pairwise_sum_is_numpys()
+
+
+def test_project_dual_python_and_array_paths_agree(monkeypatch):
+    """The q = 2 projection with the Python-float excess and with the array excess (taken
+    where the summation check fails) give the same bits."""
+    from eqglb.online import projection as pr
+
+    rng = np.random.default_rng(3)
+    cases = []
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        mu = float(10.0 ** rng.uniform(-4, 4))
+        cases.append(
+            (
+                rng.normal(size=n) * mu * 10.0 ** rng.uniform(-3, 3, n),
+                10.0 ** rng.uniform(-5, 5, n),
+                mu,
+            )
+        )
+    fast = [_outcome(project_dual, v, e, mu, 2.0) for v, e, mu in cases]
+    monkeypatch.setattr(pr, "_PW_CHECKED", [False])
+    slow = [_outcome(project_dual, v, e, mu, 2.0) for v, e, mu in cases]
+    for a, b, (v, e, mu) in zip(fast, slow, cases, strict=True):
+        assert _same(a, b) or (isinstance(a, type) and a is b)
+        assert _same(a, _outcome(_project_dual_reference, v, e, mu, 2.0))
