@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ from eqglb._workers import silence_highs_banner
 from eqglb.cli.common import DaysOpt, SeedOpt
 from eqglb.cli.options import ObjectiveOptions, objective_options
 from eqglb.defaults import DEFAULT_DAYS
+from eqglb.errors import CLIError
 from eqglb.service.server import (
     HEADER_TIMEOUT,
     KEEP_ALIVE_TIMEOUT,
@@ -113,6 +114,34 @@ def serve_command(
             "region's requests may change data centre or model from one slot to the next "
             "(e.g. 0.1); where a capacity drop forces more, the least possible is moved "
             "(docs/switching.md). Default: no limit.",
+        ),
+    ] = None,
+    signals: Annotated[
+        str | None,
+        typer.Option(
+            "--signals",
+            metavar="electricitymaps|watttime|eia",
+            help="Fetch grid signals a slot omits from this provider for the slot's hour "
+            "(carbon_intensity; eia also ewif): the slot then gives its time, demand, "
+            "prices and WUE only (credentials from the environment; docs/signals.md).",
+        ),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone",
+            metavar="DC=ZONE",
+            help="With --signals: the provider's zone of a data centre (repeat for every "
+            "data centre), e.g. --zone dc-austin=ERCO.",
+        ),
+    ] = None,
+    signals_cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--signals-cache-dir",
+            metavar="DIR",
+            help="With --signals: on-disk cache of the provider's answers (kept across "
+            "restarts, so a retried slot is filled alike).",
         ),
     ] = None,
     weight_total: Annotated[
@@ -220,6 +249,7 @@ def serve_command(
         horizon=horizon,
         window=window,
         max_change=max_change,
+        signals=_signal_source(signals, zone, signals_cache_dir),
         max_batch=max_batch,
         **objective.kwargs(),
     )
@@ -257,6 +287,17 @@ def serve_command(
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_keep_alive=timeout_keep_alive,
     )
+
+
+def _signal_source(provider: str | None, zone: list[str] | None, cache: Path | None) -> Any:
+    """The :class:`eqglb.service.fill.SignalSource` of ``--signals``/``--zone``, or None."""
+    if provider is None:
+        if zone or cache:
+            raise CLIError("--zone and --signals-cache-dir need --signals PROVIDER")
+        return None
+    from eqglb.service.fill import SignalSource, parse_zones
+
+    return SignalSource(provider, parse_zones(zone or []), str(cache) if cache else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,7 +36,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +45,8 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from eqglb.scenario import Scenario
 from eqglb.service.engine import Engine, Outcome, ServiceConfig, _dumps, load_config_scenario
@@ -90,6 +92,94 @@ def _errors_out(
         loc = [*prefix, *[p for p in e.get("loc", ())]]
         out.append({"loc": loc, "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))})
     return out
+
+
+class _ServiceApp(FastAPI):
+    """The service's FastAPI app, with ``POST /v1/slots`` sent straight to its endpoint.
+
+    Every submission is a decision, and the generic per-request stack (the error,
+    telemetry, body-limit, exception and exit-stack middleware, the router, the
+    dependency solver) does nothing for this endpoint but cost time: it takes a bare
+    :class:`Request` and returns a ready :class:`Response`. So the endpoint is called
+    with a Request and its Response is sent as the stack would send it; an HTTPException
+    goes to the app's handler for it; any other exception is answered with the plain
+    500 of Starlette's ServerErrorMiddleware (when no response has started) and
+    re-raised, as that middleware does. The full stack is used whenever it could do
+    more: debug mode, a root path, user middleware, a handler for 500 or Exception, an
+    app-wide body limit, or native OpenTelemetry enabled.
+    """
+
+    _slots_endpoint: Callable[[Request], Awaitable[Response]] | None = None
+
+    def _direct(self, scope: Scope) -> bool:
+        telemetry = getattr(self, "_native_telemetry", None)
+        return not (
+            self.debug
+            or self.root_path
+            or scope.get("root_path")
+            or self.user_middleware
+            or 500 in self.exception_handlers
+            or Exception in self.exception_handlers
+            or getattr(self, "max_body_size", None) is not None
+            or (telemetry is not None and telemetry.enabled())
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._slots_endpoint
+        if (
+            endpoint is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/v1/slots"
+            and scope["method"] == "POST"
+            and self._direct(scope)
+        ):
+            await self._call_direct(endpoint, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _call_direct(
+        self,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        from starlette._utils import is_async_callable
+        from starlette.concurrency import run_in_threadpool
+
+        scope["app"] = self
+        started = False
+
+        async def sender(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        request = Request(scope, receive, sender)
+        try:
+            try:
+                response: Response | None = await endpoint(request)
+            except StarletteHTTPException as exc:
+                handler: Any = None
+                for cls in type(exc).__mro__:  # as Starlette's ExceptionMiddleware looks up
+                    if cls in self.exception_handlers:
+                        handler = self.exception_handlers[cls]
+                        break
+                if handler is None:
+                    raise
+                if is_async_callable(handler):
+                    response = await handler(request, exc)
+                else:
+                    response = await run_in_threadpool(handler, request, exc)
+            if response is not None:
+                await response(scope, receive, sender)
+        except Exception:
+            if not started:
+                await PlainTextResponse("Internal Server Error", status_code=500)(
+                    scope, receive, send
+                )
+            raise
 
 
 class _Batch:
@@ -279,6 +369,13 @@ class Service:
         self.config = config
         self.token = token.encode()
         self.read_token_required = bool(read_token_required)
+        self.filler: Any = None  # before the store: nothing to close if it fails
+        if config.signals is not None:  # built now: a missing credential fails at start
+            from datetime import timedelta
+
+            from eqglb.service.fill import SignalFiller
+
+            self.filler = SignalFiller(config.signals, timedelta(hours=config.scenario.slot_hours))
         self.store = Store(db_path, synchronous=config.synchronous)
         try:
             self.engine = Engine(config, self.store, policy)
@@ -383,7 +480,7 @@ def create_app(
 
     from eqglb import __version__
 
-    app = FastAPI(
+    app = _ServiceApp(
         title="eqglb dispatch service",
         version=__version__,
         description="Equitable geographical load balancing of AI inference, live: submit "
@@ -470,9 +567,23 @@ def create_app(
             )
         return resp
 
-    async def _post_slot(request: Request) -> tuple[Response, str | None, Outcome | None]:
-        svc.check(request, write=True)
-        too_big = JSONResponse(
+    async def _fill(raw: bytes, key: str | None) -> bytes | JSONResponse:
+        """``raw`` with the provider's signals filled (eqglb.service.fill), or the refusal:
+        422 without the slot's time, 503 when the provider fails (nothing applied)."""
+        from eqglb.signals import SignalError
+
+        assert svc.filler is not None
+        try:
+            return await asyncio.to_thread(svc.filler.fill, raw)
+        except SignalError as exc:
+            detail = {"loc": ["body"], "msg": str(exc), "type": "signal_provider"}
+            return JSONResponse({"detail": [detail]}, status_code=503)
+        except ValueError as exc:
+            detail = {"loc": ["body", "time"], "msg": str(exc), "type": "missing"}
+            return JSONResponse({"detail": [detail]}, status_code=422)
+
+    def too_big() -> JSONResponse:
+        return JSONResponse(
             {
                 "detail": [
                     {
@@ -484,17 +595,25 @@ def create_app(
             },
             status_code=413,
         )
+
+    async def _post_slot(request: Request) -> tuple[Response, str | None, Outcome | None]:
+        svc.check(request, write=True)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:
-            return too_big, request.headers.get(_KEY_HEADER), None
+            return too_big(), request.headers.get(_KEY_HEADER), None
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > MAX_BODY:
-                return too_big, request.headers.get(_KEY_HEADER), None
+                return too_big(), request.headers.get(_KEY_HEADER), None
             chunks.append(chunk)
         raw = b"".join(chunks)
+        if svc.filler is not None:  # grid signals the slot omits, from the provider
+            refused = await _fill(raw, request.headers.get(_KEY_HEADER))
+            if isinstance(refused, JSONResponse):
+                return refused, request.headers.get(_KEY_HEADER), None
+            raw = refused
         try:
             req = SlotIn.model_validate_json(raw)
         except ValidationError as exc:
@@ -785,6 +904,7 @@ def create_app(
             )
         return row
 
+    app._slots_endpoint = post_slot
     _document(app, svc.read_token_required)
     return app
 

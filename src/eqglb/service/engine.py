@@ -248,6 +248,9 @@ class ServiceConfig:
         requests whose destination (data centre, model) may change from one slot to the
         next, in [0, 1] (docs/switching.md). Where a capacity drop forces more, the least
         possible excess is taken and counted. None (default): no limit.
+    signals : SignalSource, optional
+        Grid signals the service fetches itself for slots that omit them
+        (:mod:`eqglb.service.fill`; ``eqglb serve --signals PROVIDER --zone DC=ZONE``).
     weight_total : int
         Sum of each region's integer load-balancer weights (e.g. 100 or 1000).
     addresses : mapping, optional
@@ -273,6 +276,7 @@ class ServiceConfig:
     horizon: int | None = None
     window: int | None = None
     max_change: float | None = None
+    signals: Any = None
     weight_total: int = 100
     addresses: Mapping[str, str] = field(default_factory=dict)
     address_template: str = "{datacenter}.internal:8000"
@@ -311,6 +315,16 @@ class ServiceConfig:
                     f"--max-change is a change limit of the 'online' policy; --policy "
                     f"{self.policy!r} does not hold one (leave --max-change out)"
                 )
+        if self.signals is not None:
+            from eqglb.errors import ConfigError
+            from eqglb.service.fill import SignalSource
+
+            if not isinstance(self.signals, SignalSource):
+                raise ServiceConfigError("signals must be an eqglb.service.fill.SignalSource")
+            try:
+                self.signals.check(list(self.scenario.datacenters))
+            except ConfigError as exc:
+                raise ServiceConfigError(str(exc)) from None
         if not 1 <= int(self.max_batch) <= 10_000:
             raise ServiceConfigError(f"max_batch = {self.max_batch!r}; give 1..10000")
         if str(self.synchronous).lower() not in ("full", "normal"):

@@ -116,6 +116,7 @@ def _config(
     objective: dict[str, object],
     window: int | None = None,
     max_change: float | None = None,
+    signals: Any = None,
 ) -> tuple[Any, str]:
     """The ServiceConfig and token of the command-line options (scenario, objective and
     token checked)."""
@@ -136,6 +137,7 @@ def _config(
         horizon=horizon,
         window=window,
         max_change=max_change,
+        signals=signals,
         **objective,  # type: ignore[arg-type]
     )
     return cfg, token
@@ -157,6 +159,7 @@ def build_app(
     horizon: int | None = None,
     window: int | None = None,
     max_change: float | None = None,
+    signals: Any = None,
     **objective: object,
 ):
     """The FastAPI app for the command-line options (see :func:`serve_command`)."""
@@ -176,6 +179,7 @@ def build_app(
         objective,
         window,
         max_change,
+        signals,
     )
     return create_app(cfg, db, token, read_token_required=read_token_required)
 
@@ -195,6 +199,7 @@ def check_config(
     horizon: int | None = None,
     window: int | None = None,
     max_change: float | None = None,
+    signals: Any = None,
     **objective: object,
 ) -> str:
     """``eqglb serve --check``: validate the options without serving; one line saying what
@@ -230,6 +235,7 @@ def check_config(
         objective,
         window,
         max_change,
+        signals,
     )
     path = Path(db)
     sc = cfg.scenario
@@ -238,6 +244,13 @@ def check_config(
         f"{len(sc.regions)} regions, {len(sc.models)} models), policy {cfg.policy}, "
         "token set"
     )
+    if cfg.signals is not None:  # the client is built: a missing credential fails here
+        from datetime import timedelta
+
+        from eqglb.service.fill import SignalFiller
+
+        SignalFiller(cfg.signals, timedelta(hours=sc.slot_hours))
+        what += f", signals from {cfg.signals.provider} ({len(cfg.signals.zones)} zones)"
     if path.exists():
         svc = Service(cfg, path, token, False, None)
         slots = svc.engine.committed_state["slot"]
