@@ -134,6 +134,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         time_limit=args.time_limit,
         progress=progress,
     )
+    load_before = list(os.getloadavg())
     cpu0 = os.times()
     with PeakRSS(interval=0.05, pss=True) as mem:
         t1 = time.perf_counter()
@@ -152,7 +153,9 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     pricing = float(info["pricing_time"])
     warm = float(info.get("warm_start_time", 0.0))
+    warm_pricing = float(info.get("warm_start_pricing_time", 0.0))
     master = float(info["master_time"])
+    parallel = pricing + warm_pricing  # slot LPs solved on the workers
     row: dict[str, Any] = {
         "q": q,
         "mu_social": obj.terms["social"].mu,
@@ -167,10 +170,14 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "time_per_pass_s": pricing / max(1, info["passes"]),
         "warm_start_time_s": warm,
         "warm_start_iterations": info.get("warm_start_iterations"),
+        "warm_start_pricing_time_s": warm_pricing,
+        "warm_start_master_time_s": info.get("warm_start_master_time"),
+        "warm_start_simplex_iterations": info.get("warm_start_simplex_iterations"),
         "master_time_s": master,
         "other_driver_time_s": elapsed - pricing - warm - master,
-        "parallel_share": pricing / elapsed,
-        "driver_share": 1.0 - pricing / elapsed,
+        "parallel_time_s": parallel,
+        "parallel_share": parallel / elapsed,
+        "driver_share": 1.0 - parallel / elapsed,
         "peak_pss_mib": mem.mib,
         "parent_cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
         "children_cpu_s": (cpu1.children_user - cpu0.children_user)
@@ -182,6 +189,11 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "classes": info.get("classes"),
         "compact_columns": info.get("compact_columns"),
         "compact_rows": info.get("compact_rows"),
+        "slot_form": info.get("slot_form"),
+        "slot_lp_rows": info.get("slot_lp_rows"),
+        "slot_lp_columns": info.get("slot_lp_columns"),
+        "load_average_before": load_before,
+        "load_average_after": list(os.getloadavg()),
         "terms_usd": terms,
         "model_mix": mix.tolist(),
         "not_smallest_share": float(1.0 - mix[0]),
@@ -196,8 +208,12 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         f"  q={q:>3}: {res.status} in {elapsed:.1f} s, certified gap {res.gap:.2e}; "
         f"{info['passes']} pricing passes of {row['time_per_pass_s']:.1f} s "
         f"({info['workers']} workers, blocks of {info['block_slots']} slots), warm start "
-        f"{warm:.1f} s, master {master:.1f} s, other driver {row['other_driver_time_s']:.1f} s; "
-        f"parallel share {row['parallel_share']:.0%}; peak PSS +{mem.mib:.0f} MiB",
+        f"{warm:.1f} s ({warm_pricing:.1f} s of it on the workers), master {master:.1f} s, "
+        f"other driver {row['other_driver_time_s']:.1f} s; parallel share "
+        f"{row['parallel_share']:.0%}; peak PSS +{mem.mib:.0f} MiB; {row['simplex_iterations']} "
+        f"simplex iterations ({info.get('slot_form')} slot LP {info.get('slot_lp_rows')} x "
+        f"{info.get('slot_lp_columns')}); load average {load_before[0]:.2f} -> "
+        f"{row['load_average_after'][0]:.2f}",
         flush=True,
     )
     print(

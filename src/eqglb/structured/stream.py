@@ -145,6 +145,43 @@ def price_block(task: tuple[int, int, np.ndarray, Basis | None]) -> BlockColumn:
     return BlockColumn(b, energy, vectors, loads, bound, gamma, start, end, iters)
 
 
+def _one_blas_thread() -> Any:
+    """Context limiting BLAS to one thread (pricing in this process: the small vector
+    operations around each slot LP only lose time to BLAS threads), or a no-op."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn/scipy
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def price_chain(task: tuple[list[int], int, np.ndarray, list[Basis | None]]) -> list[BlockColumn]:
+    """Worker task: price consecutive blocks one after the other (:func:`price_block`);
+    a block without a saved starting basis starts from the basis the previous block of
+    the chain ended with (its last slot, the slot just before), and records it as its
+    start so that a replay solves it the same way."""
+    blocks, length, gamma, starts = task
+    prob = _PROBLEM
+    assert prob is not None, "worker not initialised"
+    out: list[BlockColumn] = []
+    last: Basis | None = None
+    for b, start in zip(blocks, starts, strict=True):
+        out.append(price_block((b, length, gamma, start if start is not None else last)))
+        last = prob.get_basis()
+    return out
+
+
+def _chains(n_blocks: int, workers: int, starts: list[Basis | None]) -> list[list[int]]:
+    """Blocks grouped for :func:`price_chain`: one block per task when every block has
+    a starting basis; else about 2 chains per worker of consecutive blocks (one cold
+    start per chain instead of one per block)."""
+    if all(x is not None for x in starts):
+        return [[b] for b in range(n_blocks)]
+    n = max(1, min(n_blocks, 2 * workers))
+    edges = np.linspace(0, n_blocks, n + 1).round().astype(int)
+    return [list(range(a, b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
 def _zero_vectors(N: int, J: int) -> dict[str, np.ndarray]:
     """Zero regional totals of every burden."""
     return {k: np.zeros(J if b.side == "region" else N) for k, b in BURDENS.items()}
@@ -468,7 +505,9 @@ class StreamingOffline:
             info["warm_start_time"] = _time.perf_counter() - t0
         ex = _Executor(prob, self.backend, workers, self.address)
         try:
-            res = self._column_generation(prob, ex, length, n_blocks, gamma0, t_start, info)
+            res = self._column_generation(
+                prob, ex, length, n_blocks, workers, gamma0, t_start, info
+            )
         finally:
             ex.close()
         res._problem = prob
@@ -494,11 +533,13 @@ class StreamingOffline:
             capacity=np.asarray(sc.capacity)[sample] * w,
             validate_feasibility=False,
         )
-        inner = StreamingOffline(
+        inner = StreamingOffline(  # priced where the year is priced (workers)
             objective=self.objective,
             tol=1e-3,
             block_slots=1,
-            backend="serial",
+            backend=self.backend,
+            workers=self.workers,
+            address=self.address,
             max_iter=60,
             warm_start=False,
             smoothing=self.smoothing,
@@ -507,6 +548,10 @@ class StreamingOffline:
         )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
+        info["warm_start_passes"] = res.info["passes"]
+        info["warm_start_pricing_time"] = res.info["pricing_time"]
+        info["warm_start_master_time"] = res.info["master_time"]
+        info["warm_start_simplex_iterations"] = res.info["simplex_iterations"]
         info["warm_start_slots"] = int(sample.size)
         return np.asarray(res.info["center"])
 
@@ -516,6 +561,7 @@ class StreamingOffline:
         ex: _Executor,
         length: int,
         n_blocks: int,
+        workers: int,
         gamma0: np.ndarray | None,
         t_start: float,
         info: dict[str, Any],
@@ -542,9 +588,13 @@ class StreamingOffline:
         def price(gamma: list[np.ndarray]) -> Pricing:
             t0 = _time.perf_counter()
             g = np.concatenate(gamma) if gamma else np.zeros(0)
-            tasks = [(b, length, g, bases[b]) for b in range(n_blocks)]
+            chains = _chains(n_blocks, workers, bases)
+            tasks = [(ch, length, g, [bases[b] for b in ch]) for ch in chains]
             cols: list[BlockColumn] = []
-            for c in ex.map(price_block, tasks):
+            serial = ex.backend == "serial"
+            with _one_blas_thread() if serial else contextlib.nullcontext():
+                done = list(ex.map(price_chain, tasks)) if serial else ex.map(price_chain, tasks)
+            for c in (c for chain in done for c in chain):
                 cols.append(c)
                 bases[c.block] = c.end
                 stats["simplex_iterations"] += c.iterations
