@@ -150,6 +150,7 @@ class Stepper:
         self.n_time = int(n_time)
         self.allowed = np.asarray(static["allowed"], dtype=bool)
         self.forbidden = ~self.allowed
+        self._forbidden_flat = np.flatnonzero(self.forbidden)  # the same cells, as indices
         self.eps = np.asarray(static["energy_per_request"], dtype=float)
         self.r = np.asarray(static["capacity_per_request"], dtype=float)
         self.s = np.asarray(static["quality_loss"], dtype=float)
@@ -264,12 +265,12 @@ class Stepper:
         if not np.isfinite(a).all():
             raise PolicyError(f"policy {name!r} returned NaN/inf at slot {t}")
         tol = FEASIBILITY_TOL * np.maximum(1.0, demand)
-        if (a < -tol.max()).any():
+        if a.size and a.min() < -tol.max():  # a is finite here: min < -tol iff any is
             raise PolicyError(
                 f"policy {name!r} routed a negative number of requests at slot {t} ({a.min():g})"
             )
-        a = np.clip(a, 0.0, None)
-        if (a[self.forbidden] > 0).any():
+        a = np.maximum(a, 0.0)  # np.clip(a, 0.0, None)
+        if (a.reshape(-1).take(self._forbidden_flat) > 0).any():
             i, j, k = np.argwhere((a > 0) & self.forbidden)[0]
             st = self.static
             raise PolicyError(
@@ -289,7 +290,7 @@ class Stepper:
         used = a @ self.r if self.shared else a.sum(axis=1)
         if self.shared:
             used = used.sum(axis=1)
-        over = np.clip((used - cap) / np.maximum(1.0, cap), 0.0, None)
+        over = np.maximum((used - cap) / np.maximum(1.0, cap), 0.0)  # np.clip(..., 0, None)
         if over.size and float(over.max()) > FEASIBILITY_TOL:
             i = int(np.unravel_index(int(np.argmax(over)), over.shape)[0])
             raise PolicyError(

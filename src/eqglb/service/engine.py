@@ -91,7 +91,10 @@ def largest_remainder(fractions: np.ndarray, total: int) -> np.ndarray:
     """
     f = np.asarray(fractions, dtype=float)
     s = f.sum(axis=-1, keepdims=True)
-    scaled = np.divide(f * total, s, out=np.zeros_like(f), where=s > 0)
+    if (s > 0).all():  # every row has a share (the service's rows): no masked division
+        scaled = f * total / s
+    else:
+        scaled = np.divide(f * total, s, out=np.zeros_like(f), where=s > 0)
     base = np.floor(scaled)
     left = total - base.sum(axis=-1, keepdims=True)  # units still to hand out
     left[s <= 0] = 0
@@ -975,12 +978,11 @@ class Engine:
         frac[served] = y.transpose(1, 0, 2)[served] / demand[served, None, None]
         total = self.config.weight_total
         if served.any():
+            fs = frac[served]
             w_route = self.w_route.copy()
-            w_route[served] = largest_remainder(frac[served].reshape(-1, N * K), total).reshape(
-                -1, N, K
-            )
+            w_route[served] = largest_remainder(fs.reshape(-1, N * K), total).reshape(-1, N, K)
             w_dc = self.w_dc.copy()
-            w_dc[served] = largest_remainder(frac[served].sum(axis=2), total)
+            w_dc[served] = largest_remainder(fs.sum(axis=2), total)
             self.w_route, self.w_dc = w_route, w_dc
         self.signals = sig
         if self.time0_ns is None:
