@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     levels = args.concurrency
     per = args.warmup + args.requests
+    load_before = os.getloadavg()[0]  # the machine's other work, before this one's
     bodies = [json.dumps(b).encode() for b in slot_bodies(1 + per * len(levels), args.days)]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"10 data centres x 10 regions x 4 models, synchronous={args.synchronous}, "
         f"{args.client} client, {args.requests} requests per level after {args.warmup} "
-        f"warm-up; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}"
+        f"warm-up; {os.cpu_count()} CPUs, load avg (1 min) {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after"
     )
     print(
         "| concurrency | decisions/s | p50 [ms] | p99 [ms] | max [ms] | server CPU "
@@ -338,7 +340,7 @@ def _result(
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "loadavg_1min": os.getloadavg()[0],
+            "loadavg_1min": os.getloadavg()[0],  # after this level
         },
     }
 

@@ -255,7 +255,7 @@ class _Sequencer(threading.Thread):
                     stop = True
                     break
                 items.append(nxt)
-            batch = self._decide(items)
+            batch, inflight = self._decide(items, inflight)
             if inflight is not None:
                 ok = self._finish(inflight)
                 if not ok:  # batch was decided on top of a failed commit
@@ -281,14 +281,28 @@ class _Sequencer(threading.Thread):
             log.exception("slot rejected by a server error")
             return Outcome(500, _dumps({"detail": f"server error: {exc}"}).encode())
 
-    def _decide(self, items: list[Any]) -> _Batch:
-        outcomes = [self._apply(req, key) for req, key, _, _ in items]
+    def _decide(
+        self, items: list[Any], inflight: _Batch | None = None
+    ) -> tuple[_Batch, _Batch | None]:
+        """Decide ``items`` (on top of the batch in flight, if any) and submit their
+        commit. The batch in flight is answered as soon as its commit has succeeded, even
+        in the middle of this batch (its clients can send their next slots meanwhile);
+        returned is the new batch and the one still in flight (None once answered; a
+        failed commit is left to the caller, which re-decides both batches)."""
+        outcomes = []
+        for req, key, _, _ in items:
+            outcomes.append(self._apply(req, key))
+            if inflight is not None:
+                assert inflight.commit is not None
+                if inflight.commit.done() and inflight.commit.exception() is None:
+                    self._finish(inflight)  # durable: answer it now
+                    inflight = None
         rows = [o.row for o in outcomes if o.row is not None]
         commit = self.committer.submit(self.store.commit, rows) if rows else None
         self.batches += 1
         if rows and self.metrics is not None:
             self.metrics.batch.observe(len(rows))
-        return _Batch(items, outcomes, self.engine.current_state, commit)
+        return _Batch(items, outcomes, self.engine.current_state, commit), inflight
 
     def _finish(self, batch: _Batch) -> bool:
         """Wait for a batch's commit and answer its requests; False (nothing answered) if
