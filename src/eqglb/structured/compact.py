@@ -236,6 +236,12 @@ class CompactLP:
         )
         vals = np.concatenate([np.ones(ny), np.ones(ny), -np.ones(nzc), self.cap_coef[self.zk]])
         self.A = sp.csc_matrix((vals, (rows, cols)), shape=(self.n_row, self.n_col))
+        # z columns grouped by (class, model), for the per-(class, model) minima of bound()
+        key = self.zc * K + self.zk
+        self._ck_order = np.argsort(key, kind="stable")
+        ks = key[self._ck_order]
+        self._ck_start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if ks.size else ks
+        self._ck_key = ks[self._ck_start] if ks.size else ks
         self.block_names = [b[0] for b in self.terms.blocks]
         self.block_sizes = [b[3] for b in self.terms.blocks]
         self.offsets = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
@@ -302,7 +308,12 @@ class CompactLP:
         price = alpha + (
             lam.reshape(N, 1) * self.cap_coef[None, :] if self.shared else lam.reshape(N, K)
         )
-        m = np.where(self.hosted, price[None], np.inf).min(axis=1)  # (C, K)
+        C = self.hosted.shape[0]
+        m = np.full(C * K, np.inf)  # min over hosted sites i of price[i, k], per (c, k)
+        if self._ck_order.size:
+            pz = price[self.zi, self.zk][self._ck_order]
+            m[self._ck_key] = np.minimum.reduceat(pz, self._ck_start)
+        m = m.reshape(C, K)
         per = beta + m[self.region_class]  # (J, K)
         d = self.demand[t]
         best = per.min(axis=1)

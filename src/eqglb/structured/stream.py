@@ -54,6 +54,8 @@ Basis = tuple[np.ndarray, np.ndarray]
 #: Automatic block length: at least this many blocks, each at most MAX_AUTO_BLOCK slots.
 MIN_AUTO_BLOCKS = 48
 MAX_AUTO_BLOCK = 168
+#: Most share of ``time_limit`` the warm start may take.
+WARM_SHARE = 0.25
 
 # ---------------------------------------------------------------------------- workers
 _PROBLEM: CompactLP | None = None
@@ -396,7 +398,8 @@ class StreamingOffline:
         Most master iterations.
     time_limit : float or None
         Wall-clock limit [s]; the best dispatch so far is returned, flagged
-        ``feasible``, with its certified gap.
+        ``feasible``, with its certified gap. The warm start gets at most
+        ``WARM_SHARE`` (a quarter) of it.
     smoothing : float
         Initial Wentges smoothing weight in [0, 1) (adapted as in Pessoa et al. 2018).
     max_age : int
@@ -541,6 +544,8 @@ class StreamingOffline:
             workers=self.workers,
             address=self.address,
             max_iter=60,
+            # at most a quarter of the caller's limit (q = inf stalls on some tiers)
+            time_limit=None if self.time_limit is None else WARM_SHARE * self.time_limit,
             warm_start=False,
             smoothing=self.smoothing,
             max_age=self.max_age,
