@@ -173,3 +173,24 @@ def test_streaming_same_optimum_in_both_forms(q):
         assert res.dual_bound <= res.objective + 1e-9 * abs(res.objective)
         out[form] = res.objective
     assert out["reduced"] == pytest.approx(out["compact"], rel=1e-6)
+
+
+def test_first_pass_chains_blocks_and_replays_them():
+    from eqglb.structured import stream
+
+    assert stream._chains(5, 2, [None] * 5) == [[0], [1], [2, 3], [4]]
+    assert stream._chains(8, 1, [None] * 8) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert stream._chains(3, 2, [(np.zeros(1), np.zeros(1))] * 3) == [[0], [1], [2]]
+    rng = np.random.default_rng(4)
+    sc = classy_scenario(rng, 9, 3, 6, 3, patterns=2)
+    obj = Objective.uniform(2.0, mu_social=30.0, mu_carbon=0.7, mu_water=0.03)
+    lp = CompactLP.of(sc, obj)
+    stream._init_worker(lp, worker=False)
+    gamma = rng.uniform(0.0, 2.0, int(lp.offsets[-1]))
+    cols = stream.price_chain(([0, 1, 2], 3, gamma, [None, None, None]))
+    assert cols[0].start is None and cols[1].start is not None
+    for c in cols:  # each block replays from its recorded start to the same values
+        sols = stream.replay_block((c.block, 3, gamma, c.start, sc.n_time))
+        assert sum(s.bound for s in sols) == pytest.approx(c.bound, rel=1e-12)
+        energy = sum(s.energy for s in sols)
+        assert energy == pytest.approx(c.energy, rel=1e-12)
