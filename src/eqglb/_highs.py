@@ -27,6 +27,9 @@ def highs_lp(
     """
     import highspy
 
+    from eqglb._workers import silence_highs_banner
+
+    silence_highs_banner()  # the first instance of a process prints a banner to stdout
     A = sp.csc_matrix(A)
     m, n = A.shape
     lp = highspy.HighsLp()
