@@ -56,7 +56,8 @@ def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
     """The scored objective of ``ev`` split into its terms [USD] (they sum to it).
 
     With a combined environmental norm its value is reported under ``carbon`` and
-    ``water`` in proportion to their weighted totals.
+    ``water`` in proportion to their weighted totals. With a switching cost its value
+    ``switching_cost * movement`` is ``switching``.
     """
     from eqglb.costs import objective_terms
 
@@ -76,6 +77,8 @@ def term_split(ev: Evaluation, objective: Objective) -> dict[str, float]:
         share = tc / (tc + tw) if tc + tw > 0 else 0.5
         out["carbon"] = terms["environment"] * share
         out["water"] = terms["environment"] * (1 - share)
+    if o.switching_cost > 0:
+        out["switching"] = o.switching_cost * float(ev.summary["movement"]["requests"])
     return {k: float(v) for k, v in out.items()}
 
 

@@ -330,10 +330,12 @@ def comparison_tables(
     # a burden beyond carbon, water and quality gets a column when it is priced (or with
     # --wide); it is always in metrics.json, regions.csv and the HTML report
     extra = further_burdens(d.values(), priced_by=None if wide else objective)
-    # within 100 columns an extra burden takes the place of Jain's index (kept in --wide,
-    # metrics.json and report.md)
-    jain = wide or not extra
+    # within 100 columns an extra burden (or the movement, with a switching cost) takes the
+    # place of Jain's index (kept in --wide, metrics.json and report.md)
+    jain = wide or not (extra or objective.switching_cost > 0)
     priced = [k for k, _t in objective.active() if k not in ("social", "carbon", "water")]
+    if objective.switching_cost > 0:
+        priced.append("switching")  # the switching cost's term [USD]
     heads1 = [
         "objective",
         f"vs {reference if has_ref and not priced else 'ref'}\n[%]",
@@ -354,6 +356,7 @@ def comparison_tables(
         "Q mean\n[-]",
         *(["Jain\nC/W/Q"] if jain else []),
         *(f"{BURDENS[k].symbol} max\n[{BURDENS[k].unit}]" for k in extra),
+        *(["moved\n[req]"] if objective.switching_cost > 0 else []),
         "mix\n[%]",
     ]
     rows1: list[list[str]] = []
@@ -398,6 +401,11 @@ def comparison_tables(
                     else []
                 ),
                 *(_fmt(r[f"{k}_max_{_file_key(k).split('_', 1)[1]}"]) for k in extra),
+                *(
+                    [_fmt(float(ev.summary["movement"]["requests"]))]
+                    if objective.switching_cost > 0
+                    else []
+                ),
                 mix,
             ]
         )

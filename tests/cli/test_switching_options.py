@@ -49,3 +49,36 @@ def test_solve_refuses_a_switching_cost_naming_the_reference(tmp_path) -> None:
     )
     assert res.exit_code != 0
     assert "reference" in (res.output + str(res.exception))
+
+
+def test_term_split_and_tables_carry_the_switching_cost() -> None:
+    from rich.console import Console
+
+    from eqglb.comparison import term_split
+    from eqglb.policies import make_policy
+    from eqglb.report import comparison_tables
+
+    def render_table(t) -> str:
+        con = Console(record=True, width=200)
+        con.print(t)
+        return con.export_text()
+
+    from eqglb.simulate import evaluate
+
+    sc = builtin_scenario(days=1)
+    plain = build_objective(sc)
+    priced = build_objective(sc, switching_cost=1e-5)
+    d = make_policy("energy", plain).plan(sc)
+    ev = evaluate(sc, d, priced)
+    split = term_split(ev, priced)
+    moved = ev.summary["movement"]["requests"]
+    assert moved > 0
+    assert split["switching"] == pytest.approx(1e-5 * moved, rel=1e-12)
+    assert sum(split.values()) == pytest.approx(ev.objective, rel=1e-12)  # they sum to it
+    assert "switching" not in term_split(evaluate(sc, d, plain), plain)
+    shown = "".join(render_table(t) for t in comparison_tables({"energy": ev}, priced))
+    assert "switching" in shown and "moved" in shown and f"{moved:,.0f}"[:5] in shown
+    plain_text = "".join(
+        render_table(t) for t in comparison_tables({"energy": evaluate(sc, d, plain)}, plain)
+    )
+    assert "switching" not in plain_text and "moved" not in plain_text and "Jain" in plain_text
