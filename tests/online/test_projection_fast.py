@@ -175,3 +175,24 @@ def test_project_dual_python_and_array_paths_agree(monkeypatch):
     for a, b, (v, e, mu) in zip(fast, slow, cases, strict=True):
         assert _same(a, b) or (isinstance(a, type) and a is b)
         assert _same(a, _outcome(_project_dual_reference, v, e, mu, 2.0))
+
+
+def test_max_norm_projection_when_the_radius_is_below_round_off() -> None:
+    """q = inf with mu far below the round-off of the largest price: the top coordinate
+    alone stays, at mu (it used to raise IndexError); random extreme cases stay in the
+    dual ball."""
+    import math
+
+    from eqglb.online.projection import project_dual as pd_
+
+    g = pd_(np.array([3.0, 1e12, 2.0]), np.array([1.0, 2.0, 1.0]), 1e-8, math.inf)
+    assert g.tolist() == [0.0, 1e-8, 0.0]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 8))
+        v = 10.0 ** rng.uniform(-8, 12, n) * rng.choice([-1.0, 1.0, 1.0], n)
+        eta = 10.0 ** rng.uniform(-6, 6, n)
+        mu = 10.0 ** rng.uniform(-9, 3)
+        out = pd_(v, eta, mu, math.inf)
+        assert np.all(out >= 0) and out.sum() <= mu * (1 + 1e-9)
+        assert np.all(out <= np.maximum(v, 0.0))

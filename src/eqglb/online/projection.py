@@ -224,9 +224,21 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
         cv = np.cumsum(u[pos][order])
         ce = np.cumsum(eta[pos][order])
         cand = (cv - mu) / ce  # theta if the top-k coordinates stay positive
-        k = int(np.flatnonzero(th[order] > cand)[-1])
+        keep = np.flatnonzero(th[order] > cand)
+        if not keep.size:
+            # th > cand holds for the top coordinate in exact arithmetic (mu > 0); with mu
+            # below the round-off of u_top they tie: the projection keeps the top
+            # coordinate alone, at mu (u_top - eta_top theta = mu exactly)
+            out = np.zeros_like(u)
+            out[np.flatnonzero(pos)[order[0]]] = mu
+            return out
+        k = int(keep[-1])
         theta = cand[k]
-        return np.clip(u - eta * theta, 0.0, None)
+        out = np.clip(u - eta * theta, 0.0, None)
+        total = float(out.sum())
+        if total > mu * (1.0 + 1e-9):  # cancellation (u_r far above mu): back into the ball
+            out *= mu / total
+        return out
     p = dual_exponent(q)
     if float(_add_reduce(u**p, None)) ** (1.0 / p) <= mu:
         return u
