@@ -135,8 +135,7 @@ def _linprog_optimum(sc, obj):
         m[:, T * P + bi] = -1.0
         rows.append(m.tocsr())
         b_ub.append(np.zeros(n))
-    res = linprog(
-        cost,
+    args = dict(
         A_ub=sp.vstack(rows),
         b_ub=np.concatenate(b_ub),
         A_eq=a_eq,
@@ -144,6 +143,16 @@ def _linprog_optimum(sc, obj):
         bounds=(0, None),
         method="highs",
     )
+    # HiGHS's default 1e-7 feasibility tolerances once left this reference 1.4e-7 above a
+    # feasible dispatch of lower value (2 x 3 x 1 x 1, q = inf terms): tight tolerances
+    # first, the defaults where HiGHS cannot reach them
+    res = linprog(
+        cost,
+        **args,
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
+    if res.status != 0:
+        res = linprog(cost, **args)
     assert res.status == 0, res.message
     return float(res.fun)
 
