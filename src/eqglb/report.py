@@ -332,9 +332,10 @@ def comparison_tables(
     extra = further_burdens(d.values(), priced_by=None if wide else objective)
     # within 100 columns an extra burden (or the movement, with a switching cost) takes the
     # place of Jain's index (kept in --wide, metrics.json and report.md)
-    jain = wide or not (extra or objective.switching_cost > 0)
+    moves = objective.switching_cost > 0  # the switching term and the movement are shown
+    jain = wide or not (extra or moves)
     priced = [k for k, _t in objective.active() if k not in ("social", "carbon", "water")]
-    if objective.switching_cost > 0:
+    if moves:
         priced.append("switching")  # the switching cost's term [USD]
     heads1 = [
         "objective",
@@ -356,7 +357,7 @@ def comparison_tables(
         "Q mean\n[-]",
         *(["Jain\nC/W/Q"] if jain else []),
         *(f"{BURDENS[k].symbol} max\n[{BURDENS[k].unit}]" for k in extra),
-        *(["moved\n[req]"] if objective.switching_cost > 0 else []),
+        *(["moved\n[req]"] if moves else []),
         "mix\n[%]",
     ]
     rows1: list[list[str]] = []
@@ -401,11 +402,7 @@ def comparison_tables(
                     else []
                 ),
                 *(_fmt(r[f"{k}_max_{_file_key(k).split('_', 1)[1]}"]) for k in extra),
-                *(
-                    [_fmt(float(ev.summary["movement"]["requests"]))]
-                    if objective.switching_cost > 0
-                    else []
-                ),
+                *([_fmt(float(ev.summary["movement"]["requests"]))] if moves else []),
                 mix,
             ]
         )

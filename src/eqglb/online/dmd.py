@@ -319,7 +319,6 @@ class OnlineDMD:
         self._switching: SwitchingSlotLP | None = None
         #: routing fractions of the last slot decided (route order of the slot solver) [-]
         self._f_prev: np.ndarray | None = None
-        self._has_prev: np.ndarray | None = None
         self._limit = {"slots_over": 0, "excess_requests": 0.0, "moved_requests": 0.0}
 
     def state(self) -> dict[str, Any]:
@@ -331,9 +330,8 @@ class OnlineDMD:
             "sumsq": lst(self._sumsq),
             "scale": dict(self._scale),
         }
-        if self._smooth and self._f_prev is not None and self._has_prev is not None:
+        if self._smooth and self._f_prev is not None:
             out["previous_fractions"] = self._f_prev.tolist()
-            out["previous_regions"] = self._has_prev.tolist()
             out["change_limit"] = dict(self._limit)
         return out
 
@@ -346,7 +344,6 @@ class OnlineDMD:
         self._scale = {k: float(v) for k, v in state.get("scale", {}).items()}
         if "previous_fractions" in state:
             self._f_prev = np.asarray(state["previous_fractions"], dtype=float)
-            self._has_prev = np.asarray(state["previous_regions"], dtype=bool)
             self._limit = dict(state.get("change_limit", self._limit))
         elif self._smooth and self.slots_done > 0:
             raise ScenarioError(
@@ -561,9 +558,7 @@ class OnlineDMD:
         else:
             x, method = s.solve_routes(cost, demand, cap)
         if self._smooth:
-            served = np.bincount(s.j, weights=x, minlength=view.shape[1])
             self._f_prev = x / np.where(demand > 0, demand, 1.0)[s.j]
-            self._has_prev = served > 0
         self._counts[method] = self._counts.get(method, 0) + 1
         N, J, _ = view.shape
         n = self.slots_done + 1.0
@@ -593,12 +588,13 @@ class OnlineDMD:
     ) -> tuple[np.ndarray, str]:
         """The slot's routing with the switching cost priced and the change limit held."""
         assert self._solver is not None and self._f_prev is not None
-        assert self._has_prev is not None
+        # regions that had demand in the previous slot (the limit applies to them)
+        has_prev = np.bincount(self._solver.j, self._f_prev, minlength=demand.size) > 0
         if self._switching is None:
             self._switching = SwitchingSlotLP(
                 self._solver, self.objective.switching_cost, self.max_change
             )
-        sol = self._switching.solve(cost, demand, cap, self._f_prev, self._has_prev)
+        sol = self._switching.solve(cost, demand, cap, self._f_prev, has_prev)
         self._limit["moved_requests"] += sol.moved
         over = float(sol.excess.sum())
         if over > 0:

@@ -44,7 +44,7 @@ from eqglb.online.slot_solver import SlotSolver
 from eqglb.policies.problem import SolveError
 from eqglb.scenario import SolveInfo
 
-__all__ = ["SwitchingSlotLP", "SwitchingSolution", "check_change_limit", "movement"]
+__all__ = ["SwitchingSlotLP", "SwitchingSolution", "check_change_limit"]
 
 _INF = highspy.kHighsInf
 
@@ -64,11 +64,6 @@ def check_change_limit(value: object, what: str = "max_change") -> float | None:
             f"{what} = {v!r}; give a share in [0, 1] (0: the weights never change, 1: no limit)"
         )
     return v
-
-
-def movement(x: np.ndarray, region: np.ndarray, demand: np.ndarray, f_prev: np.ndarray) -> float:
-    """Requests moved ``0.5 * sum_p |x[p] - demand[region[p]] f_prev[p]|`` [requests]."""
-    return 0.5 * float(np.abs(x - demand[region] * f_prev).sum())
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,10 +120,8 @@ class SwitchingSlotLP:
             [routes.j, r0 + routes._cap_row, r1 + p, r2 + p, r1 + p, r2 + p, r3 + routes.j]
         )
         cols = np.concatenate([p, p, p, p, P + p, P + p, P + p])
-        vals = np.concatenate(
-            [np.ones(P), routes._cap_coef, -np.ones(P), np.ones(P), np.ones(P), np.ones(P)]
-            + [np.ones(P)]
-        )
+        one = np.ones(P)
+        vals = np.concatenate([one, routes._cap_coef, -one, one, one, one, one])
         e = np.arange(J)  # excess rows, then one row of the total excess
         rows = np.concatenate([rows, r3 + e, np.full(J, r3 + J)])
         cols = np.concatenate([cols, 2 * P + e, 2 * P + e])
@@ -223,11 +216,10 @@ class SwitchingSlotLP:
         x = np.clip(sol[:P], 0.0, None) / qscale
         served = np.bincount(rt.j, weights=x, minlength=J)
         x = x * np.divide(d, served, out=np.zeros_like(d), where=served > 0)[rt.j]
-        moved = movement(x, rt.j, d, np.asarray(f_prev, dtype=float))
+        dev = np.abs(x - d[rt.j] * np.asarray(f_prev, dtype=float))  # [requests] per route
+        moved = 0.5 * float(dev.sum())
         if self.max_change is not None:
-            per = 0.5 * np.bincount(
-                rt.j, weights=np.abs(x - d[rt.j] * f_prev), minlength=J
-            )  # requests moved per region
+            per = 0.5 * np.bincount(rt.j, weights=dev, minlength=J)  # moved per region
             excess = np.where(limited, np.clip(per - L * d, 0.0, None), 0.0)
             excess[excess <= 1e-9 * np.maximum(d, 1.0)] = 0.0  # solver round-off
         return SwitchingSolution(x, moved, excess)
