@@ -17,6 +17,7 @@ Usage::
     python benchmarks/bench_year_latency.py                       # full year, q = 2 and inf
     python benchmarks/bench_year_latency.py --days 14 --q 2       # two weeks, same places
     python benchmarks/bench_year_latency.py --json benchmarks/results/year_latency.json
+    python benchmarks/bench_year_latency.py --q 2 --backend ray --address auto  # a Ray cluster
 
 The quality weight is given for the full year and scaled by T / 8760 for shorter
 horizons (the quality term is a per-region average, the other terms grow with T), so
@@ -131,6 +132,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         workers=args.workers,
         block_slots=args.block_slots,
         backend=args.backend,
+        address=args.address,
         time_limit=args.time_limit,
         progress=progress,
     )
@@ -186,6 +188,8 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "block_slots": info["block_slots"],
         "blocks": info["blocks"],
         "workers": info["workers"],
+        "backend": args.backend,
+        "address": args.address,
         "classes": info.get("classes"),
         "compact_columns": info.get("compact_columns"),
         "compact_rows": info.get("compact_rows"),
@@ -252,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--block-slots", type=int, default=None)
     ap.add_argument("--backend", default="process", choices=["process", "serial", "ray"])
+    ap.add_argument(
+        "--address",
+        default=None,
+        help="running Ray cluster to price on (with --backend ray), e.g. auto or "
+        "ray://head:10001; default: a local Ray instance with --workers CPUs",
+    )
     ap.add_argument("--time-limit", type=float, default=None, help="per solve [s]")
     ap.add_argument("--check-slots", type=int, default=4)
     ap.add_argument("--describe-only", action="store_true")
