@@ -172,6 +172,13 @@ def site_coefficient(view: Any, name: str, t: int) -> np.ndarray:
     return b.site_factor(get)[:, None] * np.asarray(view.energy_per_request)
 
 
+def _reciprocal(a: np.ndarray) -> np.ndarray:
+    """``1 / a`` where ``a > 0``, else 0 (the same bits as ``np.divide(..., where=)``)."""
+    if (a > 0).all():
+        return 1.0 / a
+    return np.divide(1.0, a, out=np.zeros_like(a), where=a > 0)
+
+
 # ----------------------------------------------------------------------------- policy
 @dataclass
 class OnlineDMD:
@@ -405,8 +412,13 @@ class OnlineDMD:
         self._r = np.asarray(view.capacity_per_request, dtype=float)
         self._ik = (s.i, s.k)
         self._jk = (s.j, s.k)
+        # the same cells as flat indices into a C-ordered (N, K) or (J, K) array: np.take
+        # with them gathers the same values as the index pairs, at a fraction of the cost
+        self._ik_flat = s.i * K + s.k
+        self._jk_flat = s.j * K + s.k
         # static per-slot helpers (same values as computing them in every slot)
         self._reach_jk = self._reach_dk.any(axis=0)  # (J, K): some data centre serves it
+        self._reach_all = bool(self._reach_jk.all())
         self._s_route = self._s[s.k]  # quality loss of each route's model
 
     def _initial(self, g: _Group, n: int) -> np.ndarray:
@@ -440,8 +452,7 @@ class OnlineDMD:
                 out[g.name] = site_coefficient(view, g.name, t)
             else:  # (J, K) [-/request]
                 if lam is not None:
-                    inv = np.divide(1.0, lam, out=np.zeros_like(lam), where=lam > 0)
-                    out[g.name] = inv[:, None] * self._s[None, :]
+                    out[g.name] = _reciprocal(lam)[:, None] * self._s[None, :]
                 else:
                     out[g.name] = np.broadcast_to(self._s[None, :], (view.shape[1], self._s.size))
         return out
@@ -472,6 +483,8 @@ class OnlineDMD:
         """Largest increment of each of the group's costs this slot allows (``load``: the
         slot's :meth:`_max_load`, when computed already)."""
         if g.on == "region":
+            if self._reach_all:  # every (region, model) is served somewhere
+                return coef.max(axis=1) * demand
             mx = np.where(self._reach_jk, coef, 0.0).max(axis=1)  # (J,)
             return mx * demand
         if load is None:
@@ -500,6 +513,8 @@ class OnlineDMD:
             return cum[g.name]
         if lam is None:
             return cum["quality"]
+        if (lam > 0).all():
+            return cum["quality"] / lam
         return np.divide(cum["quality"], lam, out=np.zeros_like(lam), where=lam > 0)
 
     def prices(self, g: _Group, t: int, n_time: int, lam: np.ndarray | None) -> np.ndarray:
@@ -511,7 +526,7 @@ class OnlineDMD:
             return gam
         kappa = self.horizon_gain * g.mu / (scale * (n_time - t + 1.0))
         x = self._incurred(g, lam)
-        if not np.any(x > 0):
+        if not (x > 0).any():
             return gam
         return project_dual(gam + kappa * x, np.full(gam.shape, kappa), g.mu, g.q)
 
@@ -536,7 +551,7 @@ class OnlineDMD:
         cap = np.asarray(view.capacity[t], dtype=float)
         lam = self._horizon_demand(view, t) if self.objective.social_average else None
         coefs = self._coefs(view, t, lam)
-        cost = view.energy_cost[t][self._ik]  # fancy indexing: a new array
+        cost = np.take(view.energy_cost[t], self._ik_flat)  # a new array
         bounds: dict[str, np.ndarray] = {}
         per_route: dict[str, np.ndarray] = {}  # each group's coefficient per route
         load = None  # the slot's _max_load, computed once for all data-centre groups
@@ -548,10 +563,10 @@ class OnlineDMD:
             self._scale[g.name] = max(self._scale.get(g.name, 0.0), float(b.max()))
             p = self._prices[g.name] = self.prices(g, pos, length, lam)
             if g.on == "datacenter":
-                cr = per_route[g.name] = c[self._ik]
+                cr = per_route[g.name] = np.take(c, self._ik_flat)
                 cost += p[s.i] * cr
             else:
-                cr = per_route[g.name] = c[self._jk]
+                cr = per_route[g.name] = np.take(c, self._jk_flat)
                 cost += p[s.j] * cr
         if self._smooth and self._f_prev is not None:
             x, method = self._smooth_decision(cost, demand, cap)

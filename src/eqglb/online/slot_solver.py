@@ -22,17 +22,24 @@ Two exact paths, tried in order:
 2. **HiGHS simplex** (``highspy``), on a model built once: each slot only the column costs
    and the row bounds change. Costs are divided by ``max |c|`` and quantities by the
    largest demand or capacity so HiGHS's absolute tolerances (1e-7) are relative ones.
-   Every solve starts cold (no basis carried between slots), so a decision depends only on
-   the slot's data: a run resumed from saved state repeats the same decisions exactly,
-   even where the optimum is not unique. On 10 x 10 x 4 problems a cold dual simplex is
-   not slower than a warm start (measured: ~0.5 ms median), because the costs of
-   successive slots differ everywhere. Measured again on the built-in scenario (168
-   slots, OnlineDMD, every slot on this path; 2-core machine under load): cold 0.72 ms
-   median per solve, warm start (the previous slot's basis kept) 0.85 ms, and the warm
-   run's decisions differ from the cold run's (by up to 22,489 requests on one route:
-   another optimal vertex where the optimum is degenerate, and the trajectories then
-   part). A warm start would make a resumed service decide otherwise than an
-   uninterrupted one, so it stays off.
+   Every solve starts cold (``clearSolver``, no basis carried between slots) and HiGHS's
+   own scaling is off, so a decision depends only on the slot's data: a run resumed from
+   saved state repeats the same decisions exactly, even where the optimum is not unique.
+   (With HiGHS's scaling on, the scale factors of the model's first solve survived
+   ``clearSolver``: on the built-in scenario a fresh instance decided 47 of 60 slots
+   otherwise than the instance that had solved the slots before, and a resumed run
+   departed from the uninterrupted one at its first slot; with the model scaled here,
+   switching it off changes no decision of an uninterrupted run and costs no time.)
+   A warm start does not pay at this size: on the built-in week at 10 x 10 x 4
+   (``benchmarks/bench_online_slot.py``) a persistent model with HiGHS's default warm
+   start takes ~1.5x the time of the same model solved cold, because the costs of
+   successive slots differ everywhere and the per-run set-up, not the iterations,
+   dominates a 20-row LP; a warm start would also make a decision depend on the basis
+   left by the previous slot.
+
+   Per solve, besides ``Highs.run``: the ``threads`` option is set to the number HiGHS's
+   scheduler runs by default (:func:`_threads`), which spares every run one read of the
+   CPU topology from ``/sys`` (~30 us); the solution is read with ``np.fromiter``.
 
 Ties are broken deterministically (lowest route index on the greedy path; HiGHS is
 deterministic for identical input).
@@ -40,6 +47,7 @@ deterministic for identical input).
 
 from __future__ import annotations
 
+import os
 import time as _time
 from dataclasses import dataclass
 
@@ -54,6 +62,31 @@ from eqglb.scenario import SolveInfo
 __all__ = ["SlotSolution", "SlotSolver"]
 
 _INF = highspy.kHighsInf
+_ERROR = highspy.HighsStatus.kError
+_NOTSET = highspy.HighsModelStatus.kNotset
+#: HiGHS's default number of threads, once guessed (0: HiGHS's own default).
+_THREADS: list[int] = []
+
+
+def _threads() -> int:
+    """The number of threads HiGHS's scheduler runs by default: the physical cores this
+    process may use (HiGHS's ``available_core_count``; 0 where it cannot be read here).
+
+    Set as the ``threads`` option it saves a run one read of the CPU topology from
+    ``/sys`` (the default, 0, reads it again on every run; ~30 us of a ~400 us slot
+    solve). Where the guess differs from HiGHS's scheduler the run returns an error
+    before solving and the solver retries with 0 (:meth:`SlotSolver._highs`)."""
+    if not _THREADS:
+        try:
+            cores = set()
+            for cpu in sorted(os.sched_getaffinity(0)):
+                top = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+                with open(top + "physical_package_id") as f1, open(top + "core_id") as f2:
+                    cores.add((int(f1.read()), int(f2.read())))
+            _THREADS.append(len(cores))
+        except (AttributeError, OSError, ValueError):
+            _THREADS.append(0)
+    return _THREADS[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +159,7 @@ class SlotSolver:
             raise ValueError(f"region index {int(np.argmin(counts))} has no allowed route")
         starts = np.r_[0, np.cumsum(counts)[:-1]]
         self._pos = np.arange(P) - starts[j]  # position inside the region's block
+        self._flat = np.ravel_multi_index((i, j, k), (N, J, K))  # cell of each route
         self._pad_shape = (J, int(counts.max()))
         # capacity rows: shared -> one per datacenter; per_model -> one per (datacenter, model)
         if capacity_mode == "shared":
@@ -150,8 +184,20 @@ class SlotSolver:
             np.zeros(J + n_cap),
             presolve="off",
             solver="simplex",
+            # no scaling: HiGHS keeps the scale factors it computes at a model's first
+            # solve through clearSolver, and with them the first slot's influence on
+            # every later one (measured: 47 of 60 built-in slots decided otherwise by an
+            # instance with history than by a fresh one, i.e. by a resumed run); the
+            # model is scaled here already (costs, quantities)
+            simplex_scale_strategy=0,
+            threads=_threads(),
         )
         self._h = h
+        # greedy path: the (region, position) cells of each route, flat; where every region
+        # has the same number of routes the cost vector itself is the (region, route) table
+        self._pad_flat = j * self._pad_shape[1] + self._pos
+        self._uniform = bool((counts == counts[0]).all())
+        self._starts = starts
         self._col_idx = np.arange(P, dtype=np.int32)
         self._row_idx = np.arange(J + n_cap, dtype=np.int32)
         self._row_lo = np.empty(J + n_cap)
@@ -166,7 +212,7 @@ class SlotSolver:
     def scatter(self, x: np.ndarray) -> np.ndarray:
         """(route,) vector -> dense (datacenter, region, model) array."""
         y = np.zeros(self.shape)
-        y[self.i, self.j, self.k] = x
+        y.reshape(-1)[self._flat] = x  # y[self.i, self.j, self.k] = x
         return y
 
     def _capacity_vector(self, capacity: np.ndarray) -> np.ndarray:
@@ -205,13 +251,17 @@ class SlotSolver:
         d = np.asarray(demand, dtype=float)
         cap = self._capacity_vector(capacity)
         if self.greedy:
-            pad = np.full(self._pad_shape, np.inf)
-            pad[self.j, self._pos] = c
-            best = np.argmin(pad, axis=1)  # (J,) position in block
-            x = np.zeros(self.n_routes)
-            sel = np.flatnonzero(self._pos == best[self.j])  # one route per region
-            x[sel] = d[self.j[sel]]
-            if np.all(self.used(x) <= cap * (1.0 + 1e-12)):
+            if self._uniform:
+                pad = c.reshape(self._pad_shape)
+            else:
+                pad = np.full(self._pad_shape, np.inf)
+                pad.reshape(-1)[self._pad_flat] = c
+            sel = self._starts + pad.argmin(axis=1)  # each region's cheapest route
+            w = self._cap_coef[sel] * d  # capacity the greedy routing uses per region
+            used = np.bincount(self._cap_row[sel], weights=w, minlength=self._n_cap)
+            if (used <= cap * (1.0 + 1e-12)).all():
+                x = np.zeros(self.n_routes)
+                x[sel] = d
                 return x, "greedy"
         return self._highs(c, d, cap), "highs"
 
@@ -231,6 +281,13 @@ class SlotSolver:
         h.clearSolver()  # cold start: decisions depend on the slot's data only
         run_status = h.run()
         status = h.getModelStatus()
+        if run_status == _ERROR and status == _NOTSET and _THREADS[0]:
+            # HiGHS's scheduler runs another number of threads than _threads() guessed:
+            # the default (0) from now on (the solve itself is the same either way)
+            _THREADS[0] = 0
+            h.setOptionValue("threads", 0)
+            run_status = h.run()
+            status = h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             msg = h.modelStatusToString(status)
             if run_status == highspy.HighsStatus.kError:
@@ -240,10 +297,16 @@ class SlotSolver:
                 "be served within capacity and routing (check capacity and allowed routes)",
                 SolveInfo(status=msg.lower(), solver="HIGHS"),
             )
-        x = np.clip(np.asarray(h.getSolution().col_value, dtype=float), 0.0, None) * qscale
+        x = np.fromiter(h.getSolution().col_value, float, self.n_routes)
+        np.maximum(x, 0.0, out=x)  # np.clip(x, 0.0, None)
+        x *= qscale
         served = np.bincount(self.j, weights=x, minlength=J)
-        fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
-        return x * fac[self.j]
+        if served.min(initial=1.0) > 0:
+            fac = d / served
+        else:
+            fac = np.divide(d, served, out=np.zeros_like(d), where=served > 0)
+        x *= fac[self.j]
+        return x
 
     def solve(self, cost: np.ndarray, demand: np.ndarray, capacity: np.ndarray) -> SlotSolution:
         """Optimal dispatch of one slot for dense costs (datacenter, region, model).
