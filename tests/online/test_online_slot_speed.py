@@ -200,8 +200,8 @@ def test_runs_are_deterministic_and_resume_exactly(week, tmp_path, q):
 
 def test_a_slot_is_decided_alike_with_or_without_the_solver_history(week):
     """The root of resume-equality: the persistent HiGHS model decides each slot as a
-    fresh one does (it kept the first solve's scale factors through clearSolver before,
-    and a resumed run decided 47 of these 60 slots otherwise)."""
+    fresh one does (with HiGHS's scaling on, scaling state survived clearSolver and a
+    fresh instance decided 47 of these 60 slots otherwise)."""
     sc = week.slice_time(0, 60)
     seen = []
     orig = ss.SlotSolver.solve_routes

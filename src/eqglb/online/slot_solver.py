@@ -25,11 +25,11 @@ Two exact paths, tried in order:
    Every solve starts cold (``clearSolver``, no basis carried between slots) and HiGHS's
    own scaling is off, so a decision depends only on the slot's data: a run resumed from
    saved state repeats the same decisions exactly, even where the optimum is not unique.
-   (With HiGHS's scaling on, the scale factors of the model's first solve survived
-   ``clearSolver``: on the built-in scenario a fresh instance decided 47 of 60 slots
-   otherwise than the instance that had solved the slots before, and a resumed run
-   departed from the uninterrupted one at its first slot; with the model scaled here,
-   switching it off changes no decision of an uninterrupted run and costs no time.)
+   (With HiGHS's scaling on, scaling state of the model survived ``clearSolver``: on the
+   built-in scenario a fresh instance decided 47 of 60 slots otherwise than the instance
+   that had solved the slots before (none with scaling off), and a resumed run departed
+   from the uninterrupted one at its first slot; with the model scaled here, switching
+   it off changes no decision of an uninterrupted run and costs no time.)
    A warm start does not pay at this size: on the built-in week at 10 x 10 x 4
    (``benchmarks/bench_online_slot.py``) a persistent model with HiGHS's default warm
    start takes ~1.5x the time of the same model solved cold, because the costs of
@@ -184,11 +184,10 @@ class SlotSolver:
             np.zeros(J + n_cap),
             presolve="off",
             solver="simplex",
-            # no scaling: HiGHS keeps the scale factors it computes at a model's first
-            # solve through clearSolver, and with them the first slot's influence on
-            # every later one (measured: 47 of 60 built-in slots decided otherwise by an
-            # instance with history than by a fresh one, i.e. by a resumed run); the
-            # model is scaled here already (costs, quantities)
+            # no scaling: with it, scaling state of the model survives clearSolver and
+            # earlier slots sway later ones (measured: 47 of 60 built-in slots decided
+            # otherwise by an instance with history than by a fresh one, i.e. by a
+            # resumed run; none without); the model is scaled here already
             simplex_scale_strategy=0,
             threads=_threads(),
         )
