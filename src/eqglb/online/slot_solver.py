@@ -59,7 +59,7 @@ from eqglb._highs import highs_lp
 from eqglb.policies.problem import SolveError
 from eqglb.scenario import SolveInfo
 
-__all__ = ["SlotSolution", "SlotSolver"]
+__all__ = ["SlotSolution", "SlotSolver", "run_highs"]
 
 _INF = highspy.kHighsInf
 _ERROR = highspy.HighsStatus.kError
@@ -110,6 +110,24 @@ class SlotSolution:
     objective: float
     method: str
     solve_time: float
+
+
+def run_highs(h: highspy.Highs) -> tuple[highspy.HighsStatus, highspy.HighsModelStatus]:
+    """``h.run()`` and the model status, for an instance built with ``threads=_threads()``.
+
+    Where HiGHS's scheduler runs another number of threads than :func:`_threads` guessed,
+    HiGHS refuses the run before solving (error, status not set): the guess is dropped
+    for the process (the default, 0, from then on) and the run repeated; the solve
+    itself is the same either way.
+    """
+    run_status = h.run()
+    status = h.getModelStatus()
+    if run_status == _ERROR and status == _NOTSET and _THREADS and _THREADS[0]:
+        _THREADS[0] = 0
+        h.setOptionValue("threads", 0)
+        run_status = h.run()
+        status = h.getModelStatus()
+    return run_status, status
 
 
 class SlotSolver:
@@ -278,15 +296,7 @@ class SlotSolver:
             self._row_idx.size, self._row_idx, self._row_lo, self._row_hi
         )
         h.clearSolver()  # cold start: decisions depend on the slot's data only
-        run_status = h.run()
-        status = h.getModelStatus()
-        if run_status == _ERROR and status == _NOTSET and _THREADS[0]:
-            # HiGHS's scheduler runs another number of threads than _threads() guessed:
-            # the default (0) from now on (the solve itself is the same either way)
-            _THREADS[0] = 0
-            h.setOptionValue("threads", 0)
-            run_status = h.run()
-            status = h.getModelStatus()
+        run_status, status = run_highs(h)
         if status != highspy.HighsModelStatus.kOptimal:
             msg = h.modelStatusToString(status)
             if run_status == highspy.HighsStatus.kError:

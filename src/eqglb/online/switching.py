@@ -40,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from eqglb._highs import highs_lp
-from eqglb.online.slot_solver import SlotSolver
+from eqglb.online.slot_solver import SlotSolver, _threads, run_highs
 from eqglb.policies.problem import SolveError
 from eqglb.scenario import SolveInfo
 
@@ -188,6 +188,7 @@ class SwitchingSlotLP:
             col_upper=np.concatenate([np.full(2 * P, _INF), np.zeros(J)]),
             presolve="off",
             solver="simplex",
+            threads=_threads(),  # one /sys read less per run (slot_solver._threads)
         )
         status = self._run(h)
         excess = np.zeros(J)
@@ -226,5 +227,4 @@ class SwitchingSlotLP:
 
     @staticmethod
     def _run(h: Any) -> object:
-        h.run()
-        return h.getModelStatus()
+        return run_highs(h)[1]
