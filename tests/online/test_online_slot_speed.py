@@ -152,11 +152,15 @@ def test_wrong_thread_guess_falls_back_to_the_default(monkeypatch):
     # a guess the running scheduler does not have: HiGHS refuses the run before solving
     monkeypatch.setattr(ss, "_THREADS", [ss._threads() + 7])
     b = SlotSolver(allowed, r, greedy=False)
-    assert _threads_option(b._h) == ss._THREADS[0]
+    b2 = SlotSolver(allowed, r, greedy=False)  # built with the guess too
+    assert _threads_option(b._h) == _threads_option(b2._h) == ss._THREADS[0] > 0
     xb, _ = b.solve_routes(b.gather(c), d, cap)
     assert ss._THREADS == [0] and _threads_option(b._h) == 0
     assert xb.tobytes() == xa.tobytes()
     assert b._h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    xb2, _ = b2.solve_routes(b2.gather(c), d, cap)  # falls back as well
+    assert xb2.tobytes() == xa.tobytes() and _threads_option(b2._h) == 0
+    assert _threads_option(SlotSolver(allowed, r)._h) == 0  # new ones start at 0
 
 
 # --------------------------------------------------------------------------- policy

@@ -116,17 +116,19 @@ def run_highs(h: highspy.Highs) -> tuple[highspy.HighsStatus, highspy.HighsModel
     """``h.run()`` and the model status, for an instance built with ``threads=_threads()``.
 
     Where HiGHS's scheduler runs another number of threads than :func:`_threads` guessed,
-    HiGHS refuses the run before solving (error, status not set): the guess is dropped
-    for the process (the default, 0, from then on) and the run repeated; the solve
-    itself is the same either way.
+    HiGHS refuses the run before solving (error, status not set): the instance is set
+    to the default (0) and the run repeated, and instances built later start at 0; the
+    solve itself is the same either way.
     """
     run_status = h.run()
     status = h.getModelStatus()
-    if run_status == _ERROR and status == _NOTSET and _THREADS and _THREADS[0]:
-        _THREADS[0] = 0
-        h.setOptionValue("threads", 0)
-        run_status = h.run()
-        status = h.getModelStatus()
+    if run_status == _ERROR and status == _NOTSET:
+        value = h.getOptionValue("threads")  # (status, value) in some highspy versions
+        if (value[-1] if isinstance(value, tuple) else value) != 0:
+            _THREADS[:] = [0]  # instances built from now on
+            h.setOptionValue("threads", 0)
+            run_status = h.run()
+            status = h.getModelStatus()
     return run_status, status
 
 
