@@ -239,3 +239,57 @@ def test_structured_master_matches_clarabel(q):
     # lam are convex weights per slot
     assert np.allclose(np.bincount(pool.slot, b.lam), 1.0)
     assert (b.lam >= 0).all()
+
+
+def test_warm_highs_master_matches_cold_through_adds_and_deletes():
+    """The persistent simplex master (columns appended, forgotten ones deleted, re-solved
+    from its basis) reaches the optimum a fresh HiGHS solve reaches on the same pool."""
+    from eqglb.structured.master import HighsMaster, solve_master_highs
+
+    rng = np.random.default_rng(11)
+    sc = random_scenario(rng, T=12, N=3, J=5, K=3)
+    obj = Objective.uniform(math.inf, mu_social=4.0, mu_carbon=0.6, mu_water=0.04)
+    coef = coefficients(sc)
+    routes = Routes.of(sc)
+    cp = coupling_of(obj, coef, routes.i, routes.j, routes.k, sc.shape[1], sc.shape[2])
+    lps = slot_lps(sc, routes)
+    pool = ColumnPool(sc.n_time, lps.m, cp.size)
+    slots = np.arange(sc.n_time)
+    warm = HighsMaster(cp)
+    for it in range(6):
+        gamma = cp.project([b.weight * rng.uniform(0, 1, b.size) for b in cp.blocks])
+        pool.add(cp, lps.solve(slots, cp.prices(slots, gamma)), slots, it)
+        a, b = warm.solve(pool), solve_master_highs(pool, cp)
+        assert a.value == pytest.approx(b.value, rel=1e-9)
+        assert np.allclose(np.bincount(pool.slot, a.lam, minlength=sc.n_time), 1.0)
+        # the value is the pool's combination, recomputed
+        u = np.asarray(pool.a.T @ a.lam).ravel()
+        assert a.value == pytest.approx(float(pool.f @ a.lam) + cp.regularizer(u), rel=1e-12)
+        if it % 2:  # forget a random third of the columns that carry no weight
+            keep = (a.lam > 1e-9) | (rng.uniform(size=len(pool)) > 0.33)
+            pool.keep(keep)
+            warm.keep(keep)
+    with pytest.raises(ValueError, match="q = inf"):
+        HighsMaster(
+            coupling_of(
+                Objective.uniform(2.0, mu_social=4.0),
+                coef,
+                routes.i,
+                routes.j,
+                routes.k,
+                sc.shape[1],
+                sc.shape[2],
+            )
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_simplex_master_option_matches_reference(seed):
+    rng = np.random.default_rng(40 + seed)
+    sc = random_scenario(rng, T=16, N=3, J=4, K=2)
+    obj = Objective.uniform(math.inf, mu_social=3.0, mu_carbon=0.5, mu_water=0.05)
+    d = StructuredOffline(obj, tol=1e-7, master="highs").plan(sc)
+    ref = EquitableOffline(obj).plan(sc)
+    assert d.info.status == "optimal"
+    assert _objective(sc, obj, d.y) == pytest.approx(_objective(sc, obj, ref.y), rel=1e-6)
+    assert d.info.dual_bound <= _objective(sc, obj, ref.y) * (1 + 1e-9)

@@ -33,7 +33,7 @@ import numpy as np
 from eqglb.certify import relative_gap
 from eqglb.metrics import dual_exponent
 from eqglb.structured.coupling import Coupling
-from eqglb.structured.master import MasterSolution, solve_master
+from eqglb.structured.master import HighsMaster, MasterSolution, solve_master
 
 __all__ = ["ColumnStore", "Pricing", "column_generation", "fair_prices"]
 
@@ -124,6 +124,14 @@ def column_generation(
     n_groups = max(1, int(first.group.max()) + 1) if first.group.size else 1
     it = 0
     status = "optimal"
+    # the simplex master asked for (every block a max): one HiGHS instance re-solved
+    # from its basis. Not the default: its vertex prices need many more pricing passes
+    # than the interior-point master's central ones (docs/performance.md)
+    warm = (
+        HighsMaster(cp)
+        if master == "highs" and cp.blocks and all(math.isinf(b.q) for b in cp.blocks)
+        else None
+    )
     for it in range(1, max_iter + 1):
         t0 = _time.perf_counter()
         method = master
@@ -131,7 +139,10 @@ def column_generation(
             method = "highs" if all(math.isinf(b.q) for b in cp.blocks) else "clarabel"
         # the master needs to be only a little more accurate than the current gap
         mtol = 1e-9 if force_tight else min(1e-4, max(1e-9, 1e-2 * gap_prev))
-        ms = solve_master(pool, cp, method=method, tol=mtol)  # type: ignore[arg-type]
+        if warm is not None:
+            ms = warm.solve(pool)
+        else:
+            ms = solve_master(pool, cp, method=method, tol=mtol)  # type: ignore[arg-type]
         stats["master_time"] = stats.get("master_time", 0.0) + _time.perf_counter() - t0
         stats["master_iterations"] = stats.get("master_iterations", 0) + ms.iterations
         if ms.value < upper:
@@ -179,6 +190,8 @@ def column_generation(
             # its own accuracy. Solve it once more tightly, then with the exact (simplex)
             # or high-accuracy conic solver; if that does not help either, stop: the
             # certified gap is what the bounds say.
+            if warm is not None:
+                break  # the simplex master is exact
             if mtol > 1e-9:
                 force_tight = True
             elif exact_next or master != "auto":
@@ -194,6 +207,8 @@ def column_generation(
             keep[: ms.lam.size] |= used
             if not keep.all():
                 pool.keep(keep)
+                if warm is not None:
+                    warm.keep(keep)
     else:
         status = "feasible"
     assert best is not None

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from eqglb.structured.coupling import Coupling
 from eqglb.structured.slotlp import SlotSolution
 
-__all__ = ["ColumnPool", "Combination", "MasterSolution", "solve_master"]
+__all__ = ["ColumnPool", "Combination", "HighsMaster", "MasterSolution", "solve_master"]
 
 
 class ColumnPool:
@@ -388,3 +388,101 @@ def solve_master_clarabel(
     z = np.asarray(sol.z)
     gamma = F * z[T : T + M] / np.where(sig_row > 0, sig_row, 1.0)
     return _finish(pool, cp, x[:L], gamma, str(sol.status), int(sol.iterations))
+
+
+class HighsMaster:
+    """A linear restricted master (every block q = inf) kept in one HiGHS instance.
+
+    The same program as :func:`solve_master_highs`, but built once: each call appends the
+    pool's new columns and :meth:`keep` deletes the forgotten ones, so HiGHS re-solves
+    from its previous optimal basis (new columns enter at zero, which keeps the basis
+    primal feasible) instead of from scratch. Scales (``sigma``, ``F`` of
+    :func:`_scaling`) are fixed at the first call: they only condition the program.
+
+    Column layout in HiGHS: the B block maxima ``s_b`` first, then the pool's columns in
+    pool order.
+    """
+
+    def __init__(self, cp: Coupling) -> None:
+        if not all(math.isinf(b.q) for b in cp.blocks):
+            raise ValueError("the HiGHS master needs q = inf in every coupling block")
+        self.cp = cp
+        self.h: Any = None
+        self.synced = 0
+        self.sig_row = np.zeros(0)
+        self.F = 1.0
+
+    def _build(self, pool: Any) -> None:
+        from eqglb._highs import highs_lp
+
+        cp, T, M = self.cp, pool.T, pool.M
+        B = len(cp.blocks)
+        sigma, self.sig_row, self.F = _scaling(pool, cp)
+        row_block = np.repeat(np.arange(B), [b.size for b in cp.blocks])
+        A = sp.csc_matrix((-np.ones(M), (T + np.arange(M), row_block)), shape=(T + M, B))
+        cost = np.array([b.weight for b in cp.blocks]) * sigma / self.F
+        self.h = highs_lp(
+            A,
+            cost,
+            np.concatenate([np.ones(T), np.full(M, -np.inf)]),
+            np.concatenate([np.ones(T), np.zeros(M)]),
+            simplex_strategy=4,  # primal: new columns keep the basis primal feasible
+            presolve="off",  # a re-solve starts from the basis, presolve would drop it
+        )
+        self.B, self.T = B, T
+        self.synced = 0
+
+    def _append(self, pool: Any) -> None:
+        L = len(pool)
+        if L <= self.synced:
+            return
+        new = np.arange(self.synced, L)
+        a = sp.csr_matrix(pool.a)[new].tocoo()
+        rows = np.concatenate([pool.slot[new], self.T + a.col])
+        cols = np.concatenate([np.arange(new.size), a.row])
+        vals = np.concatenate([np.ones(new.size), a.data / self.sig_row[a.col]])
+        C = sp.csc_matrix((vals, (rows, cols)), shape=(self.T + pool.M, new.size))
+        C.sort_indices()
+        self.h.addCols(
+            new.size,
+            np.asarray(pool.f[new] / self.F, dtype=float),
+            np.zeros(new.size),
+            np.full(new.size, np.inf),
+            C.nnz,
+            C.indptr[:-1].astype(np.int32),
+            C.indices.astype(np.int32),
+            C.data,
+        )
+        self.synced = L
+
+    def keep(self, sel: np.ndarray) -> None:
+        """Mirror :meth:`ColumnPool.keep` (bool mask over the pool before the call)."""
+        if self.h is None:
+            return
+        sel = np.asarray(sel)
+        mask = sel if sel.dtype == bool else np.isin(np.arange(self.synced), sel)
+        drop = np.flatnonzero(~mask[: self.synced])
+        if drop.size:
+            self.h.deleteCols(drop.size, (self.B + drop).astype(np.int32))
+        self.synced -= int(drop.size)
+
+    def solve(self, pool: Any) -> MasterSolution:
+        if self.h is None:
+            self._build(pool)
+        self._append(pool)
+        h = self.h
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if status != "Optimal":  # rare: start again from scratch
+            self._build(pool)
+            self._append(pool)
+            h = self.h
+            h.run()
+            status = h.modelStatusToString(h.getModelStatus())
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)[self.B :]
+        y = np.asarray(sol.row_dual)
+        T = self.T
+        gamma = -self.F * y[T:] / np.where(self.sig_row > 0, self.sig_row, 1.0)
+        it = int(h.getInfo().simplex_iteration_count)
+        return _finish(pool, self.cp, x, gamma, "solved" if status == "Optimal" else status, it)
