@@ -218,18 +218,21 @@ def test_slot_lps_match_linprog(per_model):
             assert x.min() >= 0
 
 
+def _master_setup(rng, q, T, J):
+    """A random scenario, its coupling at norm order q, slot LPs, an empty pool, slots."""
+    sc = random_scenario(rng, T=T, N=3, J=J, K=3)
+    obj = Objective.uniform(q, mu_social=4.0, mu_carbon=0.6, mu_water=0.04)
+    routes = Routes.of(sc)
+    cp = coupling_of(obj, coefficients(sc), routes.i, routes.j, routes.k, sc.shape[1], sc.shape[2])
+    lps = slot_lps(sc, routes)
+    return sc, cp, lps, ColumnPool(sc.n_time, lps.m, cp.size), np.arange(sc.n_time)
+
+
 @pytest.mark.parametrize("q", [2.0, 3.0, math.inf])
 def test_structured_master_matches_clarabel(q):
     """The structured interior-point master reaches Clarabel's optimum on the same columns."""
     rng = np.random.default_rng(4)
-    sc = random_scenario(rng, T=10, N=3, J=4, K=3)
-    obj = Objective.uniform(q, mu_social=4.0, mu_carbon=0.6, mu_water=0.04)
-    coef = coefficients(sc)
-    routes = Routes.of(sc)
-    cp = coupling_of(obj, coef, routes.i, routes.j, routes.k, sc.shape[1], sc.shape[2])
-    lps = slot_lps(sc, routes)
-    pool = ColumnPool(sc.n_time, lps.m, cp.size)
-    slots = np.arange(sc.n_time)
+    sc, cp, lps, pool, slots = _master_setup(rng, q, T=10, J=4)
     for it in range(4):  # columns from a few random price vectors
         gamma = cp.project([b.weight * rng.uniform(0, 1, b.size) for b in cp.blocks])
         pool.add(cp, lps.solve(slots, cp.prices(slots, gamma)), slots, it)
@@ -247,14 +250,7 @@ def test_warm_highs_master_matches_cold_through_adds_and_deletes():
     from eqglb.structured.master import HighsMaster, solve_master_highs
 
     rng = np.random.default_rng(11)
-    sc = random_scenario(rng, T=12, N=3, J=5, K=3)
-    obj = Objective.uniform(math.inf, mu_social=4.0, mu_carbon=0.6, mu_water=0.04)
-    coef = coefficients(sc)
-    routes = Routes.of(sc)
-    cp = coupling_of(obj, coef, routes.i, routes.j, routes.k, sc.shape[1], sc.shape[2])
-    lps = slot_lps(sc, routes)
-    pool = ColumnPool(sc.n_time, lps.m, cp.size)
-    slots = np.arange(sc.n_time)
+    sc, cp, lps, pool, slots = _master_setup(rng, math.inf, T=12, J=5)
     warm = HighsMaster(cp)
     for it in range(6):
         gamma = cp.project([b.weight * rng.uniform(0, 1, b.size) for b in cp.blocks])
@@ -270,17 +266,7 @@ def test_warm_highs_master_matches_cold_through_adds_and_deletes():
             pool.keep(keep)
             warm.keep(keep)
     with pytest.raises(ValueError, match="q = inf"):
-        HighsMaster(
-            coupling_of(
-                Objective.uniform(2.0, mu_social=4.0),
-                coef,
-                routes.i,
-                routes.j,
-                routes.k,
-                sc.shape[1],
-                sc.shape[2],
-            )
-        )
+        HighsMaster(_master_setup(rng, 2.0, T=2, J=2)[1])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
