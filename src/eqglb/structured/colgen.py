@@ -67,6 +67,11 @@ class ColumnStore(Protocol):
     """The pool interface :func:`column_generation` uses (plus what solve_master reads)."""
 
     last_used: np.ndarray
+    slot: np.ndarray  # convexity group of each column
+    f: np.ndarray  # linear cost of each column [USD]
+
+    @property
+    def a(self) -> Any: ...  # coupling vectors (column, M), array or sparse
 
     def __len__(self) -> int: ...
 
