@@ -68,10 +68,6 @@ class ColumnStore(Protocol):
 
     last_used: np.ndarray
     slot: np.ndarray  # convexity group of each column
-    f: np.ndarray  # linear cost of each column [USD]
-
-    @property
-    def a(self) -> Any: ...  # coupling vectors (column, M), array or sparse
 
     def __len__(self) -> int: ...
 
@@ -217,10 +213,8 @@ def column_generation(
             # a column counts as used when it carries weight and is not priced out at
             # the master's prices: the interior-point master leaves every column a small
             # positive weight, so weight alone would keep them all
-            rc_pool = pool.f + np.asarray(pool.a @ ms.gamma).ravel() - ms.pi[pool.slot]
-            used = (ms.lam > 1e-7) & (
-                rc_pool[: ms.lam.size] <= AGE_REDUCED_COST * max(1.0, abs(upper)) / n_groups
-            )
+            rc_pool = ms.reduced - ms.pi[pool.slot[: ms.lam.size]]
+            used = (ms.lam > 1e-7) & (rc_pool <= AGE_REDUCED_COST * max(1.0, abs(upper)) / n_groups)
             pool.last_used[: ms.lam.size][used] = it
             keep = pool.last_used >= it - max_age
             keep[: ms.lam.size] |= used

@@ -184,6 +184,9 @@ class MasterSolution:
         Dual prices of the convexity rows [USD].
     status : str
     iterations : int
+    reduced : array (column,)
+        ``f + a . gamma`` of every column [USD] (``pi`` is its minimum per slot; a
+        column's reduced cost is ``reduced - pi[slot]``).
     """
 
     lam: np.ndarray
@@ -193,6 +196,7 @@ class MasterSolution:
     pi: np.ndarray
     status: str
     iterations: int
+    reduced: np.ndarray
 
 
 def _scaling(pool: ColumnPool, cp: Coupling) -> tuple[np.ndarray, np.ndarray, float]:
@@ -223,7 +227,7 @@ def _finish(
     red = pool.f + np.asarray(pool.a @ gamma).ravel()
     pi = np.full(T, np.inf)
     np.minimum.at(pi, pool.slot, red)
-    return MasterSolution(lam, u, value, gamma, pi, status, iterations)
+    return MasterSolution(lam, u, value, gamma, pi, status, iterations, red)
 
 
 def solve_master(
@@ -253,6 +257,26 @@ def solve_master(
     )
 
 
+def _column_block(pool: Any, sel: np.ndarray, sig_row: np.ndarray) -> sp.csc_matrix:
+    """Columns ``sel`` of the linear master (rows: T convexity rows, then the M scaled
+    totals ``a / sig_row``), as a (T + M, len(sel)) matrix."""
+    a = sp.csr_matrix(pool.a)[sel].tocoo()
+    rows = np.concatenate([pool.slot[sel], pool.T + a.col])
+    cols = np.concatenate([np.arange(sel.size), a.row])
+    vals = np.concatenate([np.ones(sel.size), a.data / sig_row[a.col]])
+    return sp.csc_matrix((vals, (rows, cols)), shape=(pool.T + pool.M, sel.size))
+
+
+def _max_block(cp: Coupling, n_groups: int) -> sp.csc_matrix:
+    """The B block maxima ``s_b`` of the linear master: ``-1`` in every total of block b."""
+    sizes = [b.size for b in cp.blocks]
+    M = int(sum(sizes))
+    row_block = np.repeat(np.arange(len(sizes)), sizes)
+    return sp.csc_matrix(
+        (-np.ones(M), (n_groups + np.arange(M), row_block)), shape=(n_groups + M, len(sizes))
+    )
+
+
 def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     """Solve a linear restricted master (every block q = inf) with the HiGHS simplex.
 
@@ -264,14 +288,8 @@ def solve_master_highs(pool: ColumnPool, cp: Coupling) -> MasterSolution:
     if not all(math.isinf(b.q) for b in cp.blocks):
         raise ValueError("the HiGHS master needs q = inf in every coupling block")
     L, M, T = len(pool), pool.M, pool.T
-    B = len(cp.blocks)
     sigma, sig_row, F = _scaling(pool, cp)
-    row_block = np.repeat(np.arange(B), [b.size for b in cp.blocks])
-    acoo = pool.a.tocoo()
-    rows = np.concatenate([pool.slot, T + acoo.col, T + np.arange(M)])
-    cols = np.concatenate([np.arange(L), acoo.row, L + row_block])
-    vals = np.concatenate([np.ones(L), acoo.data / sig_row[acoo.col], -np.ones(M)])
-    A = sp.csc_matrix((vals, (rows, cols)), shape=(T + M, L + B))
+    A = sp.hstack([_column_block(pool, np.arange(L), sig_row), _max_block(cp, T)], format="csc")
     cost = np.concatenate([pool.f / F, np.array([b.weight for b in cp.blocks]) * sigma / F])
     h = highs_lp(
         A,
@@ -418,11 +436,9 @@ class HighsMaster:
         cp, T, M = self.cp, pool.T, pool.M
         B = len(cp.blocks)
         sigma, self.sig_row, self.F = _scaling(pool, cp)
-        row_block = np.repeat(np.arange(B), [b.size for b in cp.blocks])
-        A = sp.csc_matrix((-np.ones(M), (T + np.arange(M), row_block)), shape=(T + M, B))
         cost = np.array([b.weight for b in cp.blocks]) * sigma / self.F
         self.h = highs_lp(
-            A,
+            _max_block(cp, T),
             cost,
             np.concatenate([np.ones(T), np.full(M, -np.inf)]),
             np.concatenate([np.ones(T), np.zeros(M)]),
@@ -437,11 +453,7 @@ class HighsMaster:
         if L <= self.synced:
             return
         new = np.arange(self.synced, L)
-        a = sp.csr_matrix(pool.a)[new].tocoo()
-        rows = np.concatenate([pool.slot[new], self.T + a.col])
-        cols = np.concatenate([np.arange(new.size), a.row])
-        vals = np.concatenate([np.ones(new.size), a.data / self.sig_row[a.col]])
-        C = sp.csc_matrix((vals, (rows, cols)), shape=(self.T + pool.M, new.size))
+        C = _column_block(pool, new, self.sig_row)
         C.sort_indices()
         self.h.addCols(
             new.size,
