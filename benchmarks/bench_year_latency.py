@@ -134,6 +134,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         backend=args.backend,
         address=args.address,
         time_limit=args.time_limit,
+        even_columns=not args.no_even_columns,
         progress=progress,
     )
     load_before = list(os.getloadavg())
@@ -263,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         "ray://head:10001; default: a local Ray instance with --workers CPUs",
     )
     ap.add_argument("--time-limit", type=float, default=None, help="per solve [s]")
+    ap.add_argument(
+        "--no-even-columns",
+        action="store_true",
+        help="master columns only as the slot LPs split each class (for comparison)",
+    )
     ap.add_argument("--check-slots", type=int, default=4)
     ap.add_argument("--describe-only", action="store_true")
     ap.add_argument("--json", type=Path, default=None)

@@ -187,10 +187,10 @@ def test_first_pass_chains_blocks_and_replays_them():
     lp = CompactLP.of(sc, obj)
     stream._init_worker(lp, worker=False)
     gamma = rng.uniform(0.0, 2.0, int(lp.offsets[-1]))
-    cols = stream.price_chain(([0, 1, 2], 3, gamma, [None, None, None]))
+    cols = stream.price_chain(([0, 1, 2], 3, gamma, [None, None, None], [None, None, None]))
     assert cols[0].start is None and cols[1].start is not None
     for c in cols:  # each block replays from its recorded start to the same values
-        sols = stream.replay_block((c.block, 3, gamma, c.start, sc.n_time))
+        sols = stream.replay_block((c.block, 3, gamma, c.start, sc.n_time, None, False))
         assert sum(s.bound for s in sols) == pytest.approx(c.bound, rel=1e-12)
         energy = sum(s.energy for s in sols)
         assert energy == pytest.approx(c.energy, rel=1e-12)

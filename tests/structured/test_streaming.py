@@ -291,3 +291,87 @@ def test_unservable_slot_is_a_clear_solve_error():
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
     with pytest.raises(SolveError, match=r"slot 7 \(2022-01-01 07:00 UTC\).*raise capacity"):
         StreamingOffline(obj, block_slots=4, backend="serial").solve(bad)
+
+
+def test_even_split_keeps_demand_and_class_totals():
+    sc = make_scenario(4, 12, 3, 6, reach=2, seed=3)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    prob = CompactLP.of(sc, obj)
+    assert np.bincount(prob.region_class).max() > 1  # classes of several regions
+    T, N, J, K = prob.shape
+    gamma = np.random.default_rng(0).uniform(0.1, 1.0, sum(prob.block_sizes))
+    for t in range(T):
+        r = prob.solve_slot(t, gamma)
+        d = prob.demand[t]
+        y = prob.even_split(r.z, d)
+        assert y.min() >= 0
+        yy = np.zeros((J, K))
+        yy[prob.yj, prob.yk] = y
+        np.testing.assert_allclose(yy.sum(axis=1), d, rtol=1e-12)  # demand served
+        # the same class totals as the LP's own split, so the same z serves them
+        lp_y = np.zeros((J, K))
+        lp_y[prob.yj, prob.yk] = r.y
+        for c in range(prob.n_classes):
+            members = prob.region_class == c
+            np.testing.assert_allclose(
+                yy[members].sum(axis=0), lp_y[members].sum(axis=0), rtol=1e-9, atol=1e-9
+            )
+            # every region of the class gets the class's model mix
+            mix = yy[members] / d[members, None]
+            np.testing.assert_allclose(mix, mix[:1].repeat(mix.shape[0], axis=0), atol=1e-12)
+        # the slot's reported even-split losses are those of this split
+        loss = np.bincount(prob.yj, prob.quality[prob.yj, prob.yk] * y, minlength=J)
+        np.testing.assert_allclose(r.even, loss, rtol=1e-12)
+
+
+def test_even_split_columns_at_q_inf_same_optimum_fewer_passes():
+    """At q = inf the master uses evenly split columns; their replayed dispatch is the
+    reported one (``_check``) and the optimum is that of the solver without them."""
+    sc = make_scenario(4, 12, 3, 24, reach=2, seed=3)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res, _ = _check(sc, obj)
+    assert any(c.split == "even" for c, _ in res._columns)
+    plain = StreamingOffline(
+        obj, tol=1e-7, block_slots=4, backend="serial", even_columns=False
+    ).solve(sc)
+    assert not any(c.split == "even" for c, _ in plain._columns)
+    assert res.objective == pytest.approx(plain.objective, rel=1e-6)
+    assert res.iterations < plain.iterations
+
+
+def test_mixture_plan_follows_the_sampled_weights():
+    from eqglb.structured.stream import _SampledMixture, mixture_plan
+
+    g = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([0.5, 0.5])]
+    mix = _SampledMixture(
+        10, 2, [(0, g[0], 0.3, False), (0, g[1], 0.7, True), (1, g[2], 1.0, False)]
+    )
+    plans = mixture_plan(mix, 23, 5, 5)  # the last sample stands for 13 slots
+    again = mixture_plan(mix, 23, 5, 5)
+    prices, even = [], []
+    for p, q in zip(plans, again, strict=True):
+        assert p is not None and q is not None
+        np.testing.assert_array_equal(p.choice, q.choice)  # deterministic
+        prices += [tuple(p.table[c]) for c in p.choice]
+        even += p.even.tolist()
+    first = prices[:10]
+    assert first.count((1.0, 0.0)) == 3 and first.count((0.0, 1.0)) == 7
+    assert all(e == (x == (0.0, 1.0)) for x, e in zip(first, even[:10], strict=True))
+    assert set(prices[10:]) == {(0.5, 0.5)} and not any(even[10:])
+
+
+def test_transferred_mixture_at_q_inf_is_certified_and_replays():
+    """With the warm start at q = inf the first pass also solves every slot at the
+    sampled mixture's prices: same optimum, the replayed dispatch is the reported one."""
+    sc = make_scenario(4, 12, 3, 48, reach=2, seed=3)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res, _ = _check(sc, obj, block_slots=6, warm_start=True, warm_sample=8)
+    assert res.info["mixture_blocks"] == 8
+    off = StreamingOffline(
+        obj, tol=1e-7, block_slots=6, backend="serial", warm_sample=8, transfer_mixture=False
+    ).solve(sc)
+    assert "mixture_blocks" not in off.info
+    assert res.objective == pytest.approx(off.objective, rel=1e-6)
+    # the optimum uses planned columns, and they replayed like the others (_check)
+    planned = [c for c, _ in res._columns if c.planned]
+    assert planned and all(c.plan is not None for c in planned)

@@ -127,6 +127,13 @@ class SlotResult:
         Certified lower bound on the slot's priced LP value [USD].
     value : float
         The LP value of (y, z) at the prices [USD].
+    even : array (region,)
+        Quality loss per region [unit of S] of the *even split* of the same class totals
+        (:meth:`CompactLP.even_split`): every region of a class gets the class's model
+        mix. Same feasibility, energy and data-centre burdens as (y, z).
+    lam : array
+        Capacity prices of the solve (:meth:`CompactLP.bound` turns them into a bound
+        at any slot costs) [USD per capacity unit].
     """
 
     y: np.ndarray
@@ -137,6 +144,8 @@ class SlotResult:
     bound: float
     value: float
     iterations: int = 0
+    even: np.ndarray | None = None
+    lam: np.ndarray | None = None
 
     def __getattr__(self, key: str) -> np.ndarray:
         vec = self.__dict__.get("vectors", {})
@@ -425,7 +434,27 @@ class CompactLP:
         vectors = self.totals(t, y, z)
         loads = np.bincount(zi * K + zk, z, minlength=N * K).reshape(N, K)
         it = int(h.getInfo().simplex_iteration_count)
-        return SlotResult(y, z, energy, vectors, loads, bound, value, it)
+        y_even = self.even_split(z, d)
+        even = np.bincount(self.yj, self.quality[self.yj, self.yk] * y_even, minlength=J)
+        return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
+
+    def even_split(self, z: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Compact y columns [requests/slot] giving every region of a class the class's
+        model mix, in proportion to its demand ``d`` (J,) [requests/slot].
+
+        ``y[j, k] = d[j] * Y[c(j), k] / D[c(j)]`` with ``Y`` the class totals of ``z``
+        and ``D`` the class demand. Any split of the class totals is feasible and has
+        the same cost outside the quality term; the LP's own split (:meth:`solve_slot`)
+        is a vertex that gives the best models to the regions of highest quality price
+        first, all or nothing. Master columns of even splits let the master balance the
+        regions of a class without mixing many such vertices.
+        """
+        K = self.shape[3]
+        C = self.n_classes
+        Y = np.bincount(self.zc * K + self.zk, z, minlength=C * K).reshape(C, K)
+        D = np.bincount(self.region_class, d, minlength=C)
+        share = np.divide(Y, D[:, None], out=np.zeros_like(Y), where=D[:, None] > 0)
+        return d[self.yj] * share[self.region_class[self.yj], self.yk]
 
     def totals(self, t: int, y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
         """Regional totals of every burden of a compact solution of slot t."""

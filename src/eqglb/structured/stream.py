@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from eqglb._workers import Executor
-from eqglb.burdens import BURDENS
+from eqglb.burdens import BURDENS, burden
 from eqglb.certify import relative_gap
 from eqglb.costs import Objective, RegionalCosts, objective_value
 from eqglb.scenario import Dispatch, Scenario, SolveInfo
@@ -76,6 +76,20 @@ def _init_worker(problem: CompactLP, worker: bool = True) -> None:
             threadpool_limits(limits=1)
 
 
+@dataclass(frozen=True)
+class SlotPlan:
+    """Prices per slot of one block: slot n is solved at ``table[choice[n]]`` and its
+    class totals split as the LP did, or evenly where ``even[n]``.
+
+    A plan carries the optimal mixture of a sampled problem (the warm start) to every
+    slot the sample stands for (:func:`mixture_plan`).
+    """
+
+    table: np.ndarray  # (m, M) price vectors
+    choice: np.ndarray  # (slots of block,) int index into table
+    even: np.ndarray  # (slots of block,) bool
+
+
 @dataclass
 class BlockColumn:
     """One block's dispatch at one price vector (a master column).
@@ -98,6 +112,21 @@ class BlockColumn:
         Basis after the block's first slot (the next pass starts there).
     iterations : int
         Simplex iterations spent.
+    split : {"price", "even"}
+        How each class's model totals are split over its regions: as the slot LP did
+        (best models to the regions of highest price), or evenly
+        (:meth:`eqglb.structured.compact.CompactLP.even_split`).
+    even : array (region,) or None
+        The block's quality loss per region under the even split (``split="price"``
+        columns only) [unit of S].
+    plan : SlotPlan or None
+        Per-slot prices (a transferred mixture, :class:`SlotPlan`) at which the block's
+        slots were solved a second time, right after their solve at ``gamma``.
+    planned : bool
+        This column is the dispatch at the plan's prices (its ``bound`` is still the
+        one at ``gamma``).
+    companion : BlockColumn or None
+        The planned column priced together with this one.
     """
 
     block: int
@@ -109,6 +138,11 @@ class BlockColumn:
     start: Basis | None
     end: Basis
     iterations: int
+    split: str = "price"
+    even: np.ndarray | None = None
+    plan: SlotPlan | None = None
+    planned: bool = False
+    companion: BlockColumn | None = None
 
     def __getattr__(self, key: str) -> np.ndarray:
         vec = self.__dict__.get("vectors", {})
@@ -116,35 +150,111 @@ class BlockColumn:
             return vec[key]
         raise AttributeError(f"'BlockColumn' object has no attribute {key!r}")
 
+    def evenly_split(self) -> BlockColumn | None:
+        """The same block dispatch with every class split evenly over its regions (a
+        second master column), or None where that changes nothing."""
+        if self.even is None or np.array_equal(self.even, self.vectors["social"]):
+            return None
+        vectors = {**self.vectors, "social": self.even}
+        return BlockColumn(
+            self.block,
+            self.energy,
+            vectors,
+            self.loads,
+            self.bound,
+            self.gamma,
+            self.start,
+            self.end,
+            0,
+            "even",
+            None,
+            self.plan,
+            self.planned,
+        )
+
 
 def _block_slots(block: int, length: int, n_time: int) -> range:
     return range(block * length, min(n_time, (block + 1) * length))
 
 
-def price_block(task: tuple[int, int, np.ndarray, Basis | None]) -> BlockColumn:
-    """Worker task: price block ``b`` (slots of length ``L``) at prices ``gamma``."""
-    b, length, gamma, start = task
+def _solve_planned(
+    prob: CompactLP, t: int, gamma: np.ndarray, plan: SlotPlan | None, n: int
+) -> tuple[Any, Any]:
+    """Slot ``t`` (position ``n`` of its block) at ``gamma``, then, with a plan, at the
+    plan's prices from there (the same sequence in pricing and in replay)."""
+    r0 = prob.solve_slot(t, gamma)
+    if plan is None:
+        return r0, None
+    g1 = plan.table[plan.choice[n]]
+    return r0, (r0 if np.array_equal(g1, gamma) else prob.solve_slot(t, g1))
+
+
+def price_block(
+    task: tuple[int, int, np.ndarray, Basis | None, SlotPlan | None],
+) -> BlockColumn:
+    """Worker task: price block ``b`` (slots of length ``L``) at prices ``gamma``.
+
+    With a ``plan``, every slot is solved a second time at the plan's prices; that
+    dispatch becomes the column's ``companion`` (same bound and bases)."""
+    b, length, gamma, start, plan = task
     prob = _PROBLEM
     assert prob is not None, "worker not initialised"
     T, N, J, K = prob.shape
     slots = _block_slots(b, length, T)
     prob.set_basis(start)
-    energy, bound, iters = 0.0, 0.0, 0
-    vectors = _zero_vectors(N, J)
-    loads = np.zeros((len(slots), N, K), dtype=np.float32)
+    acc = [_Accumulator(N, J, K, len(slots)) for _ in range(1 if plan is None else 2)]
+    bound, iters = 0.0, 0
     end: Basis | None = None
     for n, t in enumerate(slots):
-        r = prob.solve_slot(t, gamma)
+        r0, r1 = _solve_planned(prob, t, gamma, plan, n)
         if n == 0:
             end = prob.get_basis()
-        energy += r.energy
-        for name, v in r.vectors.items():
-            vectors[name] += v
-        loads[n] = r.loads
-        bound += r.bound
-        iters += r.iterations
+        bound += r0.bound
+        iters += r0.iterations
+        acc[0].add(n, r0, False)
+        if plan is not None:
+            if r1 is not r0:
+                iters += r1.iterations
+            acc[1].add(n, r1, bool(plan.even[n]))
     assert end is not None
-    return BlockColumn(b, energy, vectors, loads, bound, gamma, start, end, iters)
+    cols = [
+        BlockColumn(
+            b,
+            a.energy,
+            a.vectors,
+            a.loads,
+            bound,
+            gamma,
+            start,
+            end,
+            iters if i == 0 else 0,
+            "price",
+            a.even,
+            plan,
+            i == 1,
+        )
+        for i, a in enumerate(acc)
+    ]
+    if plan is not None:
+        cols[0].companion = cols[1]
+    return cols[0]
+
+
+class _Accumulator:
+    """A block's totals over its slots."""
+
+    def __init__(self, N: int, J: int, K: int, n_slots: int) -> None:
+        self.energy = 0.0
+        self.vectors = _zero_vectors(N, J)
+        self.even = np.zeros(J)
+        self.loads = np.zeros((n_slots, N, K), dtype=np.float32)
+
+    def add(self, n: int, r: Any, split_even: bool) -> None:
+        self.energy += r.energy
+        for name, v in r.vectors.items():
+            self.vectors[name] += r.even if split_even and name == "social" else v
+        self.even += r.even
+        self.loads[n] = r.loads
 
 
 def _one_blas_thread() -> Any:
@@ -157,18 +267,21 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def price_chain(task: tuple[list[int], int, np.ndarray, list[Basis | None]]) -> list[BlockColumn]:
+def price_chain(
+    task: tuple[list[int], int, np.ndarray, list[Basis | None], list[SlotPlan | None]],
+) -> list[BlockColumn]:
     """Worker task: price consecutive blocks one after the other (:func:`price_block`);
     a block without a saved starting basis starts from the basis the previous block of
     the chain ended with (its last slot, the slot just before), and records it as its
     start so that a replay solves it the same way."""
-    blocks, length, gamma, starts = task
+    blocks, length, gamma, starts, plans = task
     prob = _PROBLEM
     assert prob is not None, "worker not initialised"
     out: list[BlockColumn] = []
     last: Basis | None = None
-    for b, start in zip(blocks, starts, strict=True):
-        out.append(price_block((b, length, gamma, start if start is not None else last)))
+    for b, start, plan in zip(blocks, starts, plans, strict=True):
+        first = start if start is not None else last
+        out.append(price_block((b, length, gamma, first, plan)))
         last = prob.get_basis()
     return out
 
@@ -198,18 +311,22 @@ _SUM_ORDER = tuple(
 )
 
 
-def replay_block(task: tuple[int, int, np.ndarray, Basis | None, int]) -> list[Any]:
+def replay_block(
+    task: tuple[int, int, np.ndarray, Basis | None, int, SlotPlan | None, bool],
+) -> list[Any]:
     """Re-solve block ``b`` as :func:`price_block` did, returning compact slot solutions
-    up to slot ``stop`` (exclusive; absolute index)."""
-    b, length, gamma, start, stop = task
+    up to slot ``stop`` (exclusive; absolute index): those at the plan's prices where
+    ``planned``, else those at ``gamma``."""
+    b, length, gamma, start, stop, plan, planned = task
     prob = _PROBLEM
     assert prob is not None, "worker not initialised"
     prob.set_basis(start)
     out = []
-    for t in _block_slots(b, length, prob.shape[0]):
+    for n, t in enumerate(_block_slots(b, length, prob.shape[0])):
         if t >= stop:
             break
-        out.append(prob.solve_slot(t, gamma))
+        r0, r1 = _solve_planned(prob, t, gamma, plan, n)
+        out.append(r1 if planned else r0)
     return out
 
 
@@ -228,6 +345,84 @@ class _Executor(Executor):
             inline_single=True,
             shutdown_ray=False,  # a local Ray instance is kept for later solves
         )
+
+
+def _split_y(prob: CompactLP, col: BlockColumn, sol: Any, t: int, n: int) -> np.ndarray:
+    """Compact y of a replayed slot ``t`` (position ``n`` in its block) under the
+    column's split rule."""
+    plan_even = col.planned and col.plan is not None and bool(col.plan.even[n])
+    even = col.split == "even" or plan_even
+    return prob.even_split(sol.z, prob.demand[t]) if even else sol.y
+
+
+@dataclass(frozen=True)
+class _SampledMixture:
+    """The warm start's optimal columns: sampled slot ``s`` stands for slots
+    ``s * stride .. (s + 1) * stride - 1`` (the last one for the rest)."""
+
+    stride: int
+    n_samples: int
+    columns: list[tuple[int, np.ndarray, float, bool]]  # (sample, prices, weight, even)
+
+
+#: Golden-ratio offsets of the systematic sampling in :func:`mixture_plan`.
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def mixture_plan(
+    mix: _SampledMixture, n_time: int, length: int, n_blocks: int
+) -> list[SlotPlan | None]:
+    """Per-slot prices carrying the sampled problem's optimal mixture to every slot.
+
+    The slots a sampled slot stands for are given the prices of its columns in
+    proportion to the columns' weights, by systematic sampling (slot m of a stretch of
+    L slots takes the column where the cumulative weight passes ``(m + phi) / L``, with
+    a golden-ratio offset ``phi`` per stretch), and the split rule of that column.
+    Deterministic. Blocks none of whose slots has a sampled column get None.
+    """
+    table: list[np.ndarray] = []
+    index: dict[bytes, int] = {}
+    per: dict[int, list[tuple[int, float, bool]]] = {}
+    for s, g, weight, split_even in mix.columns:
+        if weight <= 0:
+            continue
+        key = np.ascontiguousarray(g).tobytes()
+        if key not in index:
+            index[key] = len(table)
+            table.append(np.asarray(g, dtype=float))
+        per.setdefault(int(s), []).append((index[key], float(weight), split_even))
+    if not table:
+        return [None] * n_blocks
+    tab = np.vstack(table)
+    choice = np.full(n_time, -1, dtype=np.int32)
+    even = np.zeros(n_time, dtype=bool)
+    for s, cols in per.items():
+        lo = s * mix.stride
+        hi = n_time if s == mix.n_samples - 1 else min(n_time, lo + mix.stride)
+        if hi <= lo:
+            continue
+        w = np.array([c[1] for c in cols])
+        cdf = np.cumsum(w) / w.sum()
+        u = (np.arange(hi - lo) + (s * _GOLDEN) % 1.0) / (hi - lo)
+        pick = np.minimum(np.searchsorted(cdf, u, side="right"), len(cols) - 1)
+        choice[lo:hi] = np.array([cols[i][0] for i in pick])
+        even[lo:hi] = np.array([cols[i][2] for i in pick])
+    plans: list[SlotPlan | None] = []
+    for b in range(n_blocks):
+        sl = _block_slots(b, length, n_time)
+        c = choice[sl.start : sl.stop]
+        if np.any(c < 0):
+            plans.append(None)
+            continue
+        used = np.unique(c)
+        plans.append(
+            SlotPlan(
+                tab[used],
+                np.searchsorted(used, c).astype(np.int32),
+                even[sl.start : sl.stop].copy(),
+            )
+        )
+    return plans
 
 
 # ---------------------------------------------------------------------------- master pool
@@ -350,8 +545,8 @@ class StreamingResult:
         for col, w in self._columns:
             if col.block != b:
                 continue
-            sols = replay_block((b, length, col.gamma, col.start, t + 1))
-            y += w * prob.expand(sols[-1].y, sols[-1].z)
+            sols = replay_block((b, length, col.gamma, col.start, t + 1, col.plan, col.planned))
+            y += w * prob.expand(_split_y(prob, col, sols[-1], t, t - b * length), sols[-1].z)
         return y
 
     def dispatch(self) -> np.ndarray:
@@ -367,9 +562,9 @@ class StreamingResult:
         _init_worker(prob, worker=False)
         y = np.zeros((T, N, J, K))
         for col, w in self._columns:
-            sols = replay_block((col.block, length, col.gamma, col.start, T))
+            sols = replay_block((col.block, length, col.gamma, col.start, T, col.plan, col.planned))
             for n, t in enumerate(_block_slots(col.block, length, T)):
-                y[t] += w * prob.expand(sols[n].y, sols[n].z)
+                y[t] += w * prob.expand(_split_y(prob, col, sols[n], t, n), sols[n].z)
         return y
 
 
@@ -412,6 +607,18 @@ class StreamingOffline:
         Slot LP solved per slot (:class:`eqglb.structured.compact.CompactLP`): the
         reduced form (no region rows; exact for a rank-one quality matrix, which eqglb's
         cost model always has) where it applies (``auto``), or the compact one.
+    even_columns : bool
+        Give the master, beside each block column, the same dispatch with every class's
+        model totals split evenly over its regions (docs/performance.md: at q = inf the
+        slot LP's own split is all or nothing between the regions of a class).
+    transfer_mixture : bool
+        With the warm start, where a term has q = inf: the first pass solves every slot
+        at the sampled problem's prices (its bound, as always) and once more at the
+        prices of one of the columns its sampled slot's optimal mixture uses, chosen in
+        proportion to their weights (:func:`mixture_plan`). That second dispatch is a
+        further master column per block, close to the optimum where the slot LPs'
+        answers at any one price are all or nothing (q = inf). Costs about one more
+        pass.
     progress : callable or None
         Called with a dict whose ``event`` is ``"warm_start"`` (sampled problem started),
         ``"pricing"`` (after each block of a pricing pass: pass, done, blocks) or
@@ -434,6 +641,8 @@ class StreamingOffline:
     warm_start: bool = True
     warm_sample: int = 120
     slot_form: str = "auto"
+    even_columns: bool = True
+    transfer_mixture: bool = True
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
 
@@ -498,18 +707,22 @@ class StreamingOffline:
             "slot_lp_columns": prob.lp_size[1],
         }
         gamma0 = None
+        plans: list[SlotPlan | None] | None = None
         if self.warm_start and prob.terms.blocks and T > 2 * self.warm_sample:
             t0 = _time.perf_counter()
             if self.progress is not None:
                 self.progress(
                     {"event": "warm_start", "slots": self.warm_sample, "elapsed": t0 - t_start}
                 )
-            gamma0 = self._sampled_prices(sc, info)
+            gamma0, sampled = self._sampled_prices(sc, info)
+            if self.transfer_mixture and any(math.isinf(b[2]) for b in prob.terms.blocks):
+                plans = mixture_plan(sampled, T, length, n_blocks)
+                info["mixture_blocks"] = sum(p is not None for p in plans)
             info["warm_start_time"] = _time.perf_counter() - t0
         ex = _Executor(prob, self.backend, workers, self.address)
         try:
             res = self._column_generation(
-                prob, ex, length, n_blocks, workers, gamma0, t_start, info
+                prob, ex, length, n_blocks, workers, gamma0, plans, t_start, info
             )
         finally:
             ex.close()
@@ -519,8 +732,11 @@ class StreamingOffline:
         return res
 
     # ------------------------------------------------------------------ internals
-    def _sampled_prices(self, sc: Scenario, info: dict[str, Any]) -> np.ndarray:
-        """Prices of the same problem on every k-th slot, each standing for k slots."""
+    def _sampled_prices(
+        self, sc: Scenario, info: dict[str, Any]
+    ) -> tuple[np.ndarray, _SampledMixture]:
+        """Prices of the same problem on every k-th slot, each standing for k slots, and
+        that problem's optimal mixture of columns (:func:`mixture_plan`)."""
         T = sc.n_time
         k = max(1, T // self.warm_sample)
         sample = np.arange(0, T, k)
@@ -550,6 +766,7 @@ class StreamingOffline:
             smoothing=self.smoothing,
             max_age=self.max_age,
             slot_form=self.slot_form,
+            even_columns=self.even_columns,
         )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
@@ -558,7 +775,11 @@ class StreamingOffline:
         info["warm_start_master_time"] = res.info["master_time"]
         info["warm_start_simplex_iterations"] = res.info["simplex_iterations"]
         info["warm_start_slots"] = int(sample.size)
-        return np.asarray(res.info["center"])
+        info["warm_start_gap"] = res.gap
+        mix = _SampledMixture(
+            k, int(sample.size), [(c.block, c.gamma, w, c.split == "even") for c, w in res._columns]
+        )
+        return np.asarray(res.info["center"]), mix
 
     def _column_generation(
         self,
@@ -568,10 +789,12 @@ class StreamingOffline:
         n_blocks: int,
         workers: int,
         gamma0: np.ndarray | None,
+        plans: list[SlotPlan | None] | None,
         t_start: float,
         info: dict[str, Any],
     ) -> StreamingResult:
-        """The loop of :mod:`eqglb.structured.colgen` over block columns."""
+        """The loop of :mod:`eqglb.structured.colgen` over block columns; the first pass
+        at the ``plans`` (a transferred mixture) where given."""
         terms = prob.terms
         cp = Coupling(
             np.zeros((1, 0)),
@@ -588,13 +811,21 @@ class StreamingOffline:
             "passes": 0,
             "simplex_iterations": 0,
         }
-        blocks = np.arange(n_blocks)
+        # even splits change only the regional quality losses: worth a column only when
+        # those are priced in a block
+        split_evenly = self.even_columns and any(
+            burden(b[0]).side == "region" for b in terms.blocks if b[0] != "environment"
+        )
 
         def price(gamma: list[np.ndarray]) -> Pricing:
             t0 = _time.perf_counter()
             g = np.concatenate(gamma) if gamma else np.zeros(0)
             chains = _chains(n_blocks, workers, bases)
-            tasks = [(ch, length, g, [bases[b] for b in ch]) for ch in chains]
+            # the first pass solves the transferred mixture (bounds at g all the same)
+            plan = plans if plans is not None and stats["passes"] == 0 else [None] * n_blocks
+            tasks = [
+                (ch, length, g, [bases[b] for b in ch], [plan[b] for b in ch]) for ch in chains
+            ]
             cols: list[BlockColumn] = []
             serial = ex.backend == "serial"
             with _one_blas_thread() if serial else contextlib.nullcontext():
@@ -616,12 +847,16 @@ class StreamingOffline:
             stats["pricing_time"] += _time.perf_counter() - t0
             stats["passes"] += 1
             cols.sort(key=lambda c: c.block)
+            lower = float(sum(c.bound for c in cols))
+            cols += [c.companion for c in cols if c.companion is not None]
+            if split_evenly:
+                cols += [e for e in (c.evenly_split() for c in cols) if e is not None]
             fa = [pool.summarise(c) for c in cols]
             return Pricing(
-                float(sum(c.bound for c in cols)),
+                lower,
                 np.array([x[0] for x in fa]),
-                np.array([x[1] for x in fa]).reshape(n_blocks, cp.size),
-                blocks,
+                np.array([x[1] for x in fa]).reshape(len(cols), cp.size),
+                np.array([c.block for c in cols], dtype=np.intp),
                 cols,
             )
 
