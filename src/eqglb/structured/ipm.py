@@ -135,6 +135,29 @@ class _Structure:
         return val, g, fac
 
 
+class _Workspace:
+    """Two L x M buffers reused by every Newton system of one interior-point solve.
+
+    Fresh arrays of this size (about 1 MB on the paper tier) are page-faulted in by the
+    allocator on every iteration, which cost more than the arithmetic on them.
+    """
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.w1 = np.empty(shape)
+        self.w2 = np.empty(shape)
+        self._E: sp.csr_matrix | None = None
+
+    def buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.w1, self.w2
+
+    def weighted(self, E: sp.csr_matrix, v: np.ndarray) -> sp.csr_matrix:
+        """``E diag(v)`` for the slot-membership matrix E (one entry per column)."""
+        if self._E is None:
+            self._E = E.copy()
+        self._E.data[:] = v[self._E.indices]
+        return self._E
+
+
 class _Newton:
     """The reduced Newton system of one interior-point iteration (module docstring)."""
 
@@ -153,6 +176,7 @@ class _Newton:
         base: np.ndarray,
         r2: np.ndarray,
         r_p: np.ndarray,
+        work: _Workspace | None = None,
     ) -> None:
         self.st, self.A, self.slot, self.n_time = st, A, slot, n_time
         self.lam, self.z, self.kap, self.slack = lam, z, kap, slack
@@ -161,9 +185,13 @@ class _Newton:
         rows = st.inf_rows
         self.Dinv = lam / z
         self.dsum = np.bincount(slot, self.Dinv, minlength=n_time)
-        Abar = (E @ (self.Dinv[:, None] * A)) / self.dsum[:, None]  # weighted slot means
-        Ac = A - Abar[slot]
-        self.Q = Ac.T @ (self.Dinv[:, None] * Ac)
+        ws = work or _Workspace(A.shape)
+        w1, w2 = ws.buffers()
+        Abar = (ws.weighted(E, self.Dinv) @ A) / self.dsum[:, None]  # weighted slot means
+        np.take(Abar, slot, axis=0, out=w2)
+        np.subtract(A, w2, out=w2)  # centred columns Ac
+        np.multiply(np.sqrt(self.Dinv)[:, None], w2, out=w1)
+        self.Q = w1.T @ w1  # Ac^T D^-1 Ac (one symmetric product)
         self.k = np.zeros(M)
         self.k[rows] = kap[rows] / slack[rows]
         # H' is block diagonal with blocks c (diag(d^2) - (d h)(d h)^T), |h| = 1 (the norm
@@ -238,7 +266,9 @@ class _Newton:
         M, B = st.M, st.B
         a5 = np.zeros(M)
         a5[rows] = (r5[rows] - self.kap[rows] * self.r_p[rows]) / self.slack[rows]
-        g1 = self.base - r4 / self.lam + A @ a5
+        # g1 = g0 + A a5; the products with A of a5 are taken through Q, as
+        # A^T P A = Q (P the projected scaling): one pass over A fewer per product
+        g0 = self.base - r4 / self.lam
         # s eliminated: ds_b = (k . v)_b / c_b - t_b
         t_b = np.zeros(B)
         extra = np.zeros(M)
@@ -247,7 +277,8 @@ class _Newton:
             t_b[n] = (self.r2[m] - a5[sl].sum()) / self.csum[n]
             extra[sl] = k[sl] * t_b[n]
         # v = A^T dlam solves (I + Q H') v = b with b = -A^T P g1 - Q extra
-        b = -(A.T @ self._PD(g1)) - self.Q @ extra
+        p0 = A.T @ self._PD(g0)
+        b = -p0 - self.Q @ (a5 + extra)
         y = self._solve_S(self.GT_dot(b))
         gy = self.G_dot(y)  # = H' v, without the cancellation in v
         v = b - self.Q @ gy
@@ -255,7 +286,8 @@ class _Newton:
             sl = st.sl(n)
             gy[sl] -= gy[sl].mean()
         hv = gy + extra
-        dlam = -self._PD(g1 + A @ hv)
+        dlam = -self._PD(g0 + A @ (a5 + hv))
+        at_dlam = -p0 - self.Q @ (a5 + hv)  # A^T dlam
         ds = np.zeros(B)
         for n in st.inf_blocks:
             sl = st.sl(n)
@@ -264,7 +296,7 @@ class _Newton:
         dk = np.zeros(M)
         dk[rows] = a5[rows] + hv[rows]  # slack dk + kappa dslack = r5, -k dslack = hv
         dw = np.zeros(M)
-        dw[rows] = ds[st.row_block[rows]] - (A.T @ dlam)[rows] + self.r_p[rows]
+        dw[rows] = ds[st.row_block[rows]] - at_dlam[rows] + self.r_p[rows]
         return dlam, ds, dz, dw, dk
 
 
@@ -320,6 +352,7 @@ def ipm_master(
         sl = st.sl(n)
         kap[sl] *= st.w[n] / max(float(kap[sl].sum()), 1e-300)
     best: tuple = (math.inf, lam, s, z, kap, math.inf, 0)
+    work = _Workspace(A.shape)
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
@@ -347,7 +380,7 @@ def ipm_master(
         if it - best[6] >= STALL:
             break
         mu = comp / nu
-        nw = _Newton(st, A, E, slot, n_time, lam, z, kap, slack, H, base, r2, r_p)
+        nw = _Newton(st, A, E, slot, n_time, lam, z, kap, slack, H, base, r2, r_p, work)
         # predictor (affine scaling)
         r5 = np.zeros(M)
         r5[rows] = -slack[rows] * kap[rows]

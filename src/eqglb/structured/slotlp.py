@@ -115,6 +115,7 @@ class SlotLPs:
         A[self.cap_row, np.arange(self.P)] = self.cap_coef
         A[np.arange(self.m), self.P + np.arange(self.m)] = 1.0
         self.A = A
+        self._A_struct = np.ascontiguousarray(A[:, : self.P])
         # routes grouped by region for the per-region minimum of the Lagrangian bound
         self._by_region = np.argsort(self.demand_row, kind="stable")
         counts = np.bincount(self.demand_row, minlength=self.n_eq)
@@ -132,11 +133,23 @@ class SlotLPs:
         self.pivots = 0
 
     # ----------------------------------------------------------------- internals
-    def _reduced(self, y: np.ndarray, c: np.ndarray, phase2: bool) -> np.ndarray:
-        """Reduced costs (S, P + m) of all columns for duals y (S, m) and costs c (S, P)."""
+    def _reduced(
+        self,
+        y: np.ndarray,
+        c: np.ndarray,
+        phase2: bool,
+        work: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Reduced costs (S, P + m) of all columns for duals y (S, m) and costs c (S, P).
+
+        ``work``: buffers of at least (S, P + m) and (S, P) rows reused from step to step
+        (fresh arrays of this size are page-faulted in on every step)."""
         S = y.shape[0]
-        d = np.empty((S, self.P + self.m))
-        d[:, : self.P] = c - y[:, self.demand_row] - self.cap_coef * y[:, self.cap_row]
+        if work is None:
+            work = (np.empty((S, self.P + self.m)), np.empty((S, self.P)))
+        d, tmp = work[0][:S], work[1][:S]
+        np.matmul(y, self._A_struct, out=tmp)  # y . a_p of every structural column
+        np.subtract(c, tmp, out=d[:, : self.P])
         if phase2:
             d[:, self.P : self.P + self.n_eq] = np.inf  # artificials never enter
             d[:, self.P + self.n_eq :] = -y[:, self.n_eq :]
@@ -216,6 +229,8 @@ class SlotLPs:
             self.basis[g] = bas[sel]
 
         y = duals()
+        work_d = (np.empty((S, P + self.m)), np.empty((S, P)))
+        work_b = np.empty_like(Bi)
         step = 0
         for step in range(1, max_steps + 1):
             if not live.any():
@@ -223,7 +238,7 @@ class SlotLPs:
             self.steps += 1
             if step % REFRESH == 0:
                 y = duals()
-            d = self._reduced(y, c, phase2)
+            d = self._reduced(y, c, phase2, work_d)
             q = np.argmin(d, axis=1)
             Sw = work.size
             s = np.arange(Sw)
@@ -291,7 +306,9 @@ class SlotLPs:
             np.clip(xb, 0.0, None, out=xb)
             piv = Bi[s, r, :] / ar[:, None]
             y += dq[:, None] * piv
-            Bi -= alpha[:, :, None] * piv[:, None, :]
+            outer = work_b[:Sw]
+            np.multiply(alpha[:, :, None], piv[:, None, :], out=outer)
+            Bi -= outer
             Bi[s, r, :] = piv
             bas[s, r] = q
             n_piv = int(live.sum())

@@ -56,6 +56,10 @@ MIN_AUTO_BLOCKS = 48
 MAX_AUTO_BLOCK = 168
 #: Most share of ``time_limit`` the warm start may take.
 WARM_SHARE = 0.25
+#: Relative gap to which the sampled problem of the warm start is solved: half the
+#: caller's tolerance, but never looser than WARM_TOL_MAX nor tighter than WARM_TOL_MIN.
+WARM_TOL_MIN = 1e-3
+WARM_TOL_MAX = 5e-3
 
 # ---------------------------------------------------------------------------- workers
 _PROBLEM: CompactLP | None = None
@@ -754,7 +758,7 @@ class StreamingOffline:
         )
         inner = StreamingOffline(  # priced where the year is priced (workers)
             objective=self.objective,
-            tol=1e-3,
+            tol=min(WARM_TOL_MAX, max(WARM_TOL_MIN, 0.5 * self.tol)),
             block_slots=1,
             backend=self.backend,
             workers=self.workers,
