@@ -228,11 +228,10 @@ class _Newton:
     def _solve_S(self, b: np.ndarray) -> np.ndarray:
         if self.cho is None:
             return np.linalg.lstsq(self.S, b, rcond=None)[0]
-        from scipy.linalg import solve_triangular
+        from scipy.linalg import cho_solve
 
-        return solve_triangular(
-            self.cho, solve_triangular(self.cho, b, lower=True), lower=True, trans="T"
-        )
+        # the factor and b are finite by construction (S is checked by the Cholesky)
+        return cho_solve((self.cho, True), b, check_finite=False)
 
     def G_dot(self, v: np.ndarray) -> np.ndarray:
         """G v with the block-diagonal factor G of H' (blocks without curvature are 0)."""
