@@ -118,6 +118,26 @@ def test_sampled_warm_start_and_time_limit():
     assert quick.gap > 0 and quick.dual_bound <= ref.info.objective * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("tol", [1e-2, 1e-6])
+def test_warm_start_tolerance_follows_the_callers(tol):
+    # the sampled problem is solved to half the caller's gap, within [1e-3, 5e-3]; the
+    # full solve still reaches the caller's tolerance, certified against the reference
+    from eqglb.structured.stream import WARM_TOL_MAX, WARM_TOL_MIN
+
+    sc = make_scenario(4, 6, 3, 300, reach=3, seed=2)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res = StreamingOffline(obj, tol=tol, block_slots=48, backend="serial", warm_sample=30).solve(
+        sc
+    )
+    assert res.info["warm_start_tol"] == min(WARM_TOL_MAX, max(WARM_TOL_MIN, 0.5 * tol))
+    assert res.info["warm_start_tol"] == (5e-3 if tol == 1e-2 else 1e-3)
+    assert 0 <= res.info["warm_start_gap"] <= res.info["warm_start_tol"]
+    ref = StructuredOffline(obj, tol=1e-8).plan(sc)
+    assert res.gap <= tol
+    assert res.dual_bound <= ref.info.objective * (1 + 1e-9) <= res.objective * (1 + 1e-9)
+    assert res.objective <= ref.info.objective * (1 + tol + 1e-9)
+
+
 def test_process_backend_matches_serial():
     sc = make_scenario(4, 6, 3, 40, reach=3, seed=4)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)

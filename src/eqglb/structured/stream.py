@@ -756,9 +756,11 @@ class StreamingOffline:
             capacity=np.asarray(sc.capacity)[sample] * w,
             validate_feasibility=False,
         )
+        inner_tol = min(WARM_TOL_MAX, max(WARM_TOL_MIN, 0.5 * self.tol))
+        info["warm_start_tol"] = inner_tol
         inner = StreamingOffline(  # priced where the year is priced (workers)
             objective=self.objective,
-            tol=min(WARM_TOL_MAX, max(WARM_TOL_MIN, 0.5 * self.tol)),
+            tol=inner_tol,
             block_slots=1,
             backend=self.backend,
             workers=self.workers,
