@@ -126,9 +126,7 @@ def test_warm_start_tolerance_follows_the_callers(tol):
 
     sc = make_scenario(4, 6, 3, 300, reach=3, seed=2)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
-    res = StreamingOffline(obj, tol=tol, block_slots=48, backend="serial", warm_sample=30).solve(
-        sc
-    )
+    res = StreamingOffline(obj, tol=tol, block_slots=48, backend="serial", warm_sample=30).solve(sc)
     assert res.info["warm_start_tol"] == min(WARM_TOL_MAX, max(WARM_TOL_MIN, 0.5 * tol))
     assert res.info["warm_start_tol"] == (5e-3 if tol == 1e-2 else 1e-3)
     assert 0 <= res.info["warm_start_gap"] <= res.info["warm_start_tol"]
