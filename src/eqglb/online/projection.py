@@ -54,6 +54,85 @@ def _w_root(a: np.ndarray, p: float, iters: int = 60) -> np.ndarray:
     return s**m
 
 
+_POW_CHECKED: list[bool] = []
+
+
+def _pow_fast_paths_are_numpys() -> bool:
+    """Whether ``a ** 1.0`` is ``a`` and ``a ** 2.0`` is ``a * a`` for float64 arrays here
+    (numpy's fast paths of ``**``; checked once per process on random values over 40
+    decades), which :func:`_w_root_py` takes in Python floats."""
+    if not _POW_CHECKED:
+        rng = np.random.default_rng(54321)
+        x = rng.random(4096) * 10.0 ** rng.uniform(-20, 20, 4096)
+        _POW_CHECKED.append(
+            bool((x**1.0).tobytes() == x.tobytes() and (x**2.0).tobytes() == (x * x).tobytes())
+        )
+    return _POW_CHECKED[0]
+
+
+def _pow_list(x: list[float], e: float) -> list[float]:
+    """``np.array(x) ** e`` as a list (1.0 and 2.0 in Python floats, the same bits where
+    :func:`_pow_fast_paths_are_numpys`; any other exponent by numpy itself)."""
+    if e == 1.0:
+        return x
+    if e == 2.0:
+        return [v * v for v in x]
+    return (np.array(x) ** e).tolist()  # type: ignore[no-any-return]
+
+
+def _w_root_py(a: list[float], p: float, iters: int = 60) -> list[float] | None:
+    """:func:`_w_root` element by element in Python floats, all elements stepped together
+    (the same iterations, the same IEEE operations in the same order, the same stopping
+    rule, NaN included), so the same bits without a dozen small array operations per
+    Newton step. None where an ``a`` is not finite and > 0 (the array path decides).
+    Powers other than ``** 1.0`` and ``** 2.0`` are numpy's (:func:`_pow_list`); the
+    caller checks :func:`_pow_fast_paths_are_numpys`."""
+    if not (sum(a) < math.inf and min(a) > 0.0):  # a NaN makes the sum NaN
+        return None
+    thr = 1e-13
+    n = len(a)
+    if p >= 2.0:
+        e2 = p - 2.0
+        p1 = p - 1.0
+        # np.minimum(1.0, a ** (-1 / (p - 1))): a > 0 finite, so no NaN
+        w = [v if v < 1.0 else 1.0 for v in _pow_list(a, -1.0 / (p - 1.0))]
+        for _ in range(iters):
+            wp = _pow_list(w, e2)
+            done = True  # np.max(step, initial=0.0) <= thr: every step <= thr, no NaN
+            for r in range(n):
+                wi, wpi, ai = w[r], wp[r], a[r]
+                st = (wi + ai * wpi * wi - 1.0) / (1.0 + ai * p1 * wpi)
+                w[r] = wi - st
+                if not st <= thr:
+                    done = False
+            if done:
+                break
+        return [0.0 if v < 0.0 else (1.0 if v > 1.0 else v) for v in w]  # np.clip
+    m = 1.0 / (p - 1.0)
+    em = m - 1.0
+    s = [x if (x := 1.0 / v) < 1.0 else 1.0 for v in a]  # np.minimum(1.0, 1.0 / a)
+    for _ in range(iters):
+        done = True
+        if em == 1.0:  # s ** 1.0 is s (q = 3)
+            for r in range(n):
+                si, ai = s[r], a[r]
+                st = (si * si + ai * si - 1.0) / (m * si + ai)
+                s[r] = si - st
+                if not st <= thr:
+                    done = False
+        else:
+            sm = _pow_list(s, em)
+            for r in range(n):
+                si, smi, ai = s[r], sm[r], a[r]
+                st = (smi * si + ai * si - 1.0) / (m * smi + ai)
+                s[r] = si - st
+                if not st <= thr:
+                    done = False
+        if done:
+            break
+    return _pow_list([0.0 if v < 0.0 else (1.0 if v > 1.0 else v) for v in s], m)
+
+
 #: Longest vector summed by :func:`_pairwise_sum` (numpy's block of 8-way unrolled sums).
 _PW_BLOCK = 128
 _PW_CHECKED: list[bool] = []
@@ -325,6 +404,28 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
         return out
     base = ep * p * up ** (p - 2.0)
     mup = mu**p
+    if up.size <= _PW_BLOCK and _pow_fast_paths_are_numpys():
+        base_l, up_l = base.tolist(), up.tolist()
+
+        def w_at(log_theta: float) -> np.ndarray:
+            # _w_root(base * exp(log_theta), p), Newton in Python floats (the same bits)
+            e = math.exp(log_theta)
+            w = _w_root_py([b * e for b in base_l], p)
+            return _w_root(base * e, p) if w is None else np.array(w)
+
+        def excess_py(log_theta: float) -> float:
+            e = math.exp(log_theta)
+            w = _w_root_py([b * e for b in base_l], p)
+            if w is None:
+                np.multiply(up, _w_root(base * e, p), out=buf)
+            else:
+                buf[...] = [x * y for x, y in zip(up_l, w, strict=True)]
+            return float(_add_reduce(buf**p, None)) - mup
+
+        log_theta = _root_log_theta(excess_py)
+        out = np.zeros_like(u)
+        out[pos] = up * w_at(log_theta)
+        return out
 
     def excess(log_theta: float) -> float:
         w = _w_root(base * math.exp(log_theta), p)
