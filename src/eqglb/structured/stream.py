@@ -28,6 +28,7 @@ length x N x K loads in float32 plus 2N + J totals) and one HiGHS instance per w
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import time as _time
@@ -73,6 +74,7 @@ def _init_worker(problem: CompactLP, worker: bool = True) -> None:
     """
     global _PROBLEM
     _PROBLEM = problem
+    _LANES.clear()
     if worker:
         with contextlib.suppress(ImportError):
             from threadpoolctl import threadpool_limits
@@ -181,16 +183,44 @@ def _block_slots(block: int, length: int, n_time: int) -> range:
     return range(block * length, min(n_time, (block + 1) * length))
 
 
-def _solve_planned(
-    prob: CompactLP, t: int, gamma: np.ndarray, plan: SlotPlan | None, n: int
-) -> tuple[Any, Any]:
-    """Slot ``t`` (position ``n`` of its block) at ``gamma``, then, with a plan, at the
-    plan's prices from there (the same sequence in pricing and in replay)."""
-    r0 = prob.solve_slot(t, gamma)
-    if plan is None:
-        return r0, None
-    g1 = plan.table[plan.choice[n]]
-    return r0, (r0 if np.array_equal(g1, gamma) else prob.solve_slot(t, g1))
+#: Further HiGHS instances of this process's slot LP, one per price vector of a plan.
+_LANES: list[CompactLP] = []
+
+
+class _PlanLanes:
+    """A block's slot solves at ``gamma`` and, with a plan, at the plan's prices.
+
+    Each price vector of the plan has its own HiGHS instance (a *lane*), started from
+    the block's starting basis and warm-started from its own previous solve, so that
+    neither sequence disturbs the other's warm start (one instance alternating between
+    prices took about three times the simplex iterations). Pricing and replay go through
+    this class, so both solve the same sequence.
+    """
+
+    def __init__(self, prob: CompactLP, plan: SlotPlan | None, start: Basis | None) -> None:
+        self.prob, self.plan, self.start = prob, plan, start
+        self.started: set[int] = set()
+        prob.set_basis(start)
+
+    def solve(self, t: int, n: int, gamma: np.ndarray) -> tuple[Any, Any]:
+        """Slot ``t`` (position ``n`` of its block) at ``gamma`` and at its plan price."""
+        r0 = self.prob.solve_slot(t, gamma)
+        plan = self.plan
+        if plan is None:
+            return r0, None
+        k = int(plan.choice[n])
+        g1 = plan.table[k]
+        if np.array_equal(g1, gamma):
+            return r0, r0
+        while len(_LANES) <= k:
+            lane = copy.copy(self.prob)
+            lane._highs = None  # its own HiGHS instance, built on first use
+            _LANES.append(lane)
+        lane = _LANES[k]
+        if k not in self.started:
+            lane.set_basis(self.start)
+            self.started.add(k)
+        return r0, lane.solve_slot(t, g1)
 
 
 def price_block(
@@ -205,12 +235,12 @@ def price_block(
     assert prob is not None, "worker not initialised"
     T, N, J, K = prob.shape
     slots = _block_slots(b, length, T)
-    prob.set_basis(start)
+    lanes = _PlanLanes(prob, plan, start)
     acc = [_Accumulator(N, J, K, len(slots)) for _ in range(1 if plan is None else 2)]
     bound, iters = 0.0, 0
     end: Basis | None = None
     for n, t in enumerate(slots):
-        r0, r1 = _solve_planned(prob, t, gamma, plan, n)
+        r0, r1 = lanes.solve(t, n, gamma)
         if n == 0:
             end = prob.get_basis()
         bound += r0.bound
@@ -324,12 +354,12 @@ def replay_block(
     b, length, gamma, start, stop, plan, planned = task
     prob = _PROBLEM
     assert prob is not None, "worker not initialised"
-    prob.set_basis(start)
+    lanes = _PlanLanes(prob, plan, start)
     out = []
     for n, t in enumerate(_block_slots(b, length, prob.shape[0])):
         if t >= stop:
             break
-        r0, r1 = _solve_planned(prob, t, gamma, plan, n)
+        r0, r1 = lanes.solve(t, n, gamma)
         out.append(r1 if planned else r0)
     return out
 
