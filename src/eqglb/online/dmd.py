@@ -108,7 +108,7 @@ import numpy as np
 from eqglb.burdens import burden, datacenter_burdens
 from eqglb.costs import Objective
 from eqglb.fields import signal_or_default
-from eqglb.online.projection import aux_explicit, project_dual
+from eqglb.online.projection import aux_explicit, project_dual, project_dual_uniform
 from eqglb.online.slot_solver import SlotSolver
 from eqglb.online.state import (
     base_state,
@@ -420,6 +420,23 @@ class OnlineDMD:
         self._reach_jk = self._reach_dk.any(axis=0)  # (J, K): some data centre serves it
         self._reach_all = bool(self._reach_jk.all())
         self._s_route = self._s[s.k]  # quality loss of each route's model
+        self._s_row = self._s[None, :]
+        # per-route coefficient of every group (rows 0..G-1, refilled each slot) and the
+        # quality loss (row G, static): one product with the routing gives every
+        # group's increment and the quality account in one bincount over offset bins
+        G = len(self._groups)
+        self._route_rows = np.empty((G + 1, s.n_routes))
+        self._route_rows[G] = self._s_route
+        sizes_g = [N if g.on == "datacenter" else J for g in self._groups] + [J]
+        self._inc_off = np.r_[0, np.cumsum(sizes_g)].tolist()
+        self._inc_index = np.concatenate(
+            [
+                (s.i if g.on == "datacenter" else s.j) + off
+                for g, off in zip(self._groups, self._inc_off[:G], strict=True)
+            ]
+            + [s.j + self._inc_off[G]]
+        )
+        self._inc_len = int(self._inc_off[-1])
 
     def _initial(self, g: _Group, n: int) -> np.ndarray:
         if isinstance(self.init, Mapping):
@@ -452,7 +469,7 @@ class OnlineDMD:
                 out[g.name] = site_coefficient(view, g.name, t)
             else:  # (J, K) [-/request]
                 if lam is not None:
-                    out[g.name] = _reciprocal(lam)[:, None] * self._s[None, :]
+                    out[g.name] = _reciprocal(lam)[:, None] * self._s_row
                 else:
                     out[g.name] = np.broadcast_to(self._s[None, :], (view.shape[1], self._s.size))
         return out
@@ -520,15 +537,19 @@ class OnlineDMD:
     def prices(self, g: _Group, t: int, n_time: int, lam: np.ndarray | None) -> np.ndarray:
         """Prices of group ``g`` used at slot t: DMD iterate plus the horizon correction
         (``t`` and ``n_time`` are the position and length of the fairness window)."""
+        return self._price(g, self._scale.get(g.name, 0.0), t, n_time, lam)
+
+    def _price(
+        self, g: _Group, scale: float, t: int, n_time: int, lam: np.ndarray | None
+    ) -> np.ndarray:
         gam = self.gamma[g.name]
-        scale = self._scale.get(g.name, 0.0)
         if self.horizon_gain == 0 or scale <= 0:
             return gam
         kappa = self.horizon_gain * g.mu / (scale * (n_time - t + 1.0))
         x = self._incurred(g, lam)
         if not (x > 0).any():
             return gam
-        return project_dual(gam + kappa * x, np.full(gam.shape, kappa), g.mu, g.q)
+        return project_dual_uniform(gam + kappa * x, kappa, g.mu, g.q)
 
     def decide(self, view: Any) -> np.ndarray:
         """Routing of slot ``view.t`` (datacenter, region, model) [requests/slot]."""
@@ -553,21 +574,23 @@ class OnlineDMD:
         coefs = self._coefs(view, t, lam)
         cost = np.take(view.energy_cost[t], self._ik_flat)  # a new array
         bounds: dict[str, np.ndarray] = {}
-        per_route: dict[str, np.ndarray] = {}  # each group's coefficient per route
+        rows = self._route_rows  # each group's coefficient per route (row r: group r)
+        scales, prices = self._scale, self._prices
         load = None  # the slot's _max_load, computed once for all data-centre groups
-        for g in self._groups:
+        for r, g in enumerate(self._groups):
             c = coefs[g.name]
-            if g.on == "datacenter" and load is None:
-                load = self._max_load(demand, cap)
-            bounds[g.name] = b = self._bounds(g, c, demand, cap, load)
-            self._scale[g.name] = max(self._scale.get(g.name, 0.0), float(b.max()))
-            p = self._prices[g.name] = self.prices(g, pos, length, lam)
             if g.on == "datacenter":
-                cr = per_route[g.name] = np.take(c, self._ik_flat)
-                cost += p[s.i] * cr
+                if load is None:
+                    load = self._max_load(demand, cap)
+                bounds[g.name] = b = (c * load).max(axis=1)  # _bounds
+                flat, idx = self._ik_flat, s.i
             else:
-                cr = per_route[g.name] = np.take(c, self._jk_flat)
-                cost += p[s.j] * cr
+                bounds[g.name] = b = self._bounds(g, c, demand, cap, load)
+                flat, idx = self._jk_flat, s.j
+            scales[g.name] = scale = max(scales.get(g.name, 0.0), float(b.max()))
+            p = prices[g.name] = self._price(g, scale, pos, length, lam)
+            cr = np.take(c, flat, out=rows[r], mode="clip")  # indices in range: a copy
+            cost += p[idx] * cr
         if self._smooth and self._f_prev is not None:
             x, method = self._smooth_decision(cost, demand, cap)
         else:
@@ -575,17 +598,20 @@ class OnlineDMD:
         if self._smooth:
             self._f_prev = x / np.where(demand > 0, demand, 1.0)[s.j]
         self._counts[method] = self._counts.get(method, 0) + 1
-        N, J, _ = view.shape
         n = self.slots_done + 1.0
+        # every group's increment and the quality account: one bincount (each bin sums
+        # its routes in route order, as one bincount per group does)
+        inc_all = np.bincount(
+            self._inc_index, weights=(rows * x).reshape(-1), minlength=self._inc_len
+        )
+        off = self._inc_off
         site_inc: dict[str, np.ndarray] = {}  # a data-centre burden's increment, computed once
-        for g in self._groups:
-            if g.on == "datacenter":
-                inc = np.bincount(s.i, weights=per_route[g.name] * x, minlength=N)
-                if g.name != "environment":
-                    site_inc[g.name] = inc
-            else:
-                inc = np.bincount(s.j, weights=per_route[g.name] * x, minlength=J)
+        for r, g in enumerate(self._groups):
+            inc = inc_all[off[r] : off[r + 1]]
+            if g.on == "datacenter" and g.name != "environment":
+                site_inc[g.name] = inc
             self._update(g, inc, bounds[g.name], n)
+        N = s.shape[0]
         for key in self.cumulative:
             if key not in ("quality", "demand"):
                 done = site_inc.get(key)
@@ -593,7 +619,7 @@ class OnlineDMD:
                     c = site_coefficient(view, key, t)
                     done = np.bincount(s.i, weights=c[self._ik] * x, minlength=N)
                 self.cumulative[key] += done
-        self.cumulative["quality"] += np.bincount(s.j, weights=self._s_route * x, minlength=J)
+        self.cumulative["quality"] += inc_all[off[-2] :]
         self.cumulative["demand"] += demand
         self.slots_done += 1
         return s.scatter(x)
@@ -623,6 +649,10 @@ class OnlineDMD:
         if scale <= 0:  # nothing of this cost can be incurred yet
             return
         assert self.eta is not None  # set in __post_init__
+        if self.step != "adaptive" and self.aux == "proximal":  # one step size: a float
+            e = self.eta * g.mu / (scale if self.step == "constant" else scale * math.sqrt(n))
+            self.gamma[g.name] = project_dual_uniform(gam + e * inc, e, g.mu, g.q)
+            return
         if self.step == "constant":
             eta = np.full(gam.shape, self.eta * g.mu / scale)
         elif self.step == "sqrt":

@@ -15,7 +15,7 @@ import numpy as np
 
 from eqglb.metrics import dual_exponent
 
-__all__ = ["aux_explicit", "project_dual"]
+__all__ = ["aux_explicit", "project_dual", "project_dual_uniform"]
 
 #: ``np.sum`` of an array is ``np.add.reduce(a, None)``; called directly (no wrapper).
 _add_reduce = np.add.reduce
@@ -295,19 +295,24 @@ def _project_inf(u: np.ndarray, eta: np.ndarray, mu: float) -> np.ndarray:
     return out
 
 
-def _project_inf_py(u: np.ndarray, eta: np.ndarray, mu: float) -> np.ndarray | None:
+def _project_inf_py(
+    u: np.ndarray, eta: np.ndarray | None, mu: float, el: list[float] | None = None
+) -> np.ndarray | None:
     """:func:`_project_inf` element by element in Python floats: the same IEEE operations
     in the same order (sums in numpy's pairwise order, cumulative sums left to right, a
     stable sort), so the same bits, without the per-call cost of a dozen small array
     operations (the online policy projects six short vectors per slot). None where the
-    array path must decide (a NaN, or the round-off branch of :func:`_project_inf`)."""
+    array path must decide (a NaN, or the round-off branch of :func:`_project_inf`).
+    ``el``: ``eta`` as a list already (then ``eta`` is not read)."""
     ul = u.tolist()
     total = _pairwise_sum(ul)
     if total <= mu:
         return u
     if total != total:  # NaN: the array path's comparisons
         return None
-    el = eta.tolist()
+    if el is None:
+        assert eta is not None
+        el = eta.tolist()
     # (-theta_r, r) in increasing order: theta descending, ties by index (a stable sort)
     order = sorted([(-(a / b), r) for r, (a, b) in enumerate(zip(ul, el, strict=True)) if a > 0])
     cv = ce = 0.0
@@ -436,6 +441,27 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
     out = np.zeros_like(u)
     out[pos] = up * _w_root(base * math.exp(log_theta), p)
     return out
+
+
+def project_dual_uniform(v: np.ndarray, eta: float, mu: float, q: float) -> np.ndarray:
+    """:func:`project_dual` with every step size equal to ``eta`` (a float): the same bits
+    as ``project_dual(v, np.full(v.shape, eta), mu, q)``, without the array of step sizes
+    where the projection does not need one (q = 1, q = inf, q = 2's radial scaling)."""
+    if q == 1.0:
+        return np.minimum(np.maximum(v, 0.0), mu)
+    if math.isinf(q):
+        u = np.maximum(v, 0.0)
+        if u.size <= _PW_BLOCK and _pairwise_sum_is_numpys():
+            out_py = _project_inf_py(u, None, mu, [eta] * u.size)
+            if out_py is not None:
+                return out_py
+        return _project_inf(u, np.full(u.shape, eta), mu)
+    if q == 2.0 and eta == eta:  # dual exponent 2: radial scaling (eta.min() == eta.max())
+        u = np.maximum(v, 0.0)
+        if float(_add_reduce(u**2.0, None)) ** (1.0 / 2.0) <= mu:
+            return u
+        return u * (mu / float(np.sqrt(np.sum(u * u))))
+    return project_dual(v, np.full(v.shape, eta), mu, q)
 
 
 def _project_dual_reference(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
