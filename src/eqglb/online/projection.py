@@ -314,14 +314,20 @@ def _project_inf_py(
         assert eta is not None
         el = eta.tolist()
     # (-theta_r, r) in increasing order: theta descending, ties by index (a stable sort)
-    order = sorted([(-(a / b), r) for r, (a, b) in enumerate(zip(ul, el, strict=True)) if a > 0])
+    # a stable sort of the positive coordinates' indices (ascending) by -theta_r: the
+    # order of sorting the pairs (-theta_r, r); a NaN breakpoint goes to the array path
+    neg = [-(a / b) if a > 0 else 0.0 for a, b in zip(ul, el, strict=True)]
+    if (chk := sum(neg)) != chk:
+        return None
+    order = [r for r, a in enumerate(ul) if a > 0]
+    order.sort(key=neg.__getitem__)
     cv = ce = 0.0
     theta = None
-    for neg_th, r in order:
+    for r in order:
         cv += ul[r]
         ce += el[r]
         cand = (cv - mu) / ce
-        if -neg_th > cand:
+        if -neg[r] > cand:
             theta = cand  # the last candidate below its breakpoint
     if theta is None:
         return None
