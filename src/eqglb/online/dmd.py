@@ -437,6 +437,21 @@ class OnlineDMD:
             + [s.j + self._inc_off[G]]
         )
         self._inc_len = int(self._inc_off[-1])
+        # the groups' duals and AdaGrad sums in one buffer each (the dicts hold views of
+        # them), so the adaptive dual step of all groups takes one pass of array
+        # operations (elementwise: the same bits as one pass per group)
+        off = self._inc_off
+        self._gam_buf = np.concatenate([self.gamma[g.name] for g in self._groups] + [[]])
+        self._ss_buf = np.concatenate([self._sumsq[g.name] for g in self._groups] + [[]])
+        for r, g in enumerate(self._groups):
+            self.gamma[g.name] = self._gam_buf[off[r] : off[r + 1]]
+            self._sumsq[g.name] = self._ss_buf[off[r] : off[r + 1]]
+        self._gam_views = [self.gamma[g.name] for g in self._groups]
+        self._ss_views = [self._sumsq[g.name] for g in self._groups]
+        self._sizes = sizes_g[:G]
+        self._eta_mu = np.repeat([(self.eta or 0.0) * g.mu for g in self._groups], self._sizes)
+        self._mu_all = np.repeat([g.mu for g in self._groups], self._sizes)
+        self._all_q1 = all(g.q == 1.0 for g in self._groups)
 
     def _initial(self, g: _Group, n: int) -> np.ndarray:
         if isinstance(self.init, Mapping):
@@ -543,12 +558,12 @@ class OnlineDMD:
         self, g: _Group, scale: float, t: int, n_time: int, lam: np.ndarray | None
     ) -> np.ndarray:
         gam = self.gamma[g.name]
-        if self.horizon_gain == 0 or scale <= 0:
-            return gam
+        if self.horizon_gain == 0 or scale <= 0:  # a copy: the duals change in place
+            return gam.copy()
         kappa = self.horizon_gain * g.mu / (scale * (n_time - t + 1.0))
         x = self._incurred(g, lam)
         if not (x > 0).any():
-            return gam
+            return gam.copy()
         return project_dual_uniform(gam + kappa * x, kappa, g.mu, g.q)
 
     def decide(self, view: Any) -> np.ndarray:
@@ -607,10 +622,11 @@ class OnlineDMD:
         off = self._inc_off
         site_inc: dict[str, np.ndarray] = {}  # a data-centre burden's increment, computed once
         for r, g in enumerate(self._groups):
-            inc = inc_all[off[r] : off[r + 1]]
             if g.on == "datacenter" and g.name != "environment":
-                site_inc[g.name] = inc
-            self._update(g, inc, bounds[g.name], n)
+                site_inc[g.name] = inc_all[off[r] : off[r + 1]]
+        if not self._update_all(inc_all[: off[-2]]):
+            for r, g in enumerate(self._groups):
+                self._update(g, inc_all[off[r] : off[r + 1]], bounds[g.name], n)
         N = s.shape[0]
         for key in self.cumulative:
             if key not in ("quality", "demand"):
@@ -642,6 +658,36 @@ class OnlineDMD:
             self._limit["slots_over"] += 1
             self._limit["excess_requests"] += over
         return sol.x, "switching"
+
+    def _update_all(self, inc: np.ndarray) -> bool:
+        """:meth:`_update` of every group at once (adaptive steps, proximal step, every
+        scale > 0, the duals and sums still the buffers' views): the same elementwise
+        operations on the concatenated vectors, then each group's projection. False
+        (nothing done) where it does not apply."""
+        groups = self._groups
+        if self.step != "adaptive" or self.aux != "proximal" or not groups:
+            return False
+        scales = [self._scale[g.name] for g in groups]
+        if min(scales) <= 0:
+            return False
+        for r, g in enumerate(groups):
+            if self.gamma[g.name] is not self._gam_views[r]:
+                return False
+            if self._sumsq[g.name] is not self._ss_views[r]:
+                return False
+        ss = self._ss_buf
+        ss += inc * inc
+        tiny = np.repeat([(1e-6 * sc) ** 2 for sc in scales], self._sizes)
+        eta = self._eta_mu / np.sqrt(ss + tiny)
+        v = self._gam_buf + eta * inc
+        if self._all_q1:  # project_dual at q = 1: clip to [0, mu]
+            np.minimum(np.maximum(v, 0.0), self._mu_all, out=self._gam_buf)
+            return True
+        off = self._inc_off
+        for r, g in enumerate(groups):
+            a, b = off[r], off[r + 1]
+            self._gam_buf[a:b] = project_dual(v[a:b], eta[a:b], g.mu, g.q)
+        return True
 
     def _update(self, g: _Group, inc: np.ndarray, bound: np.ndarray, n: float) -> None:
         gam = self.gamma[g.name]
