@@ -196,3 +196,53 @@ def test_max_norm_projection_when_the_radius_is_below_round_off() -> None:
         out = pd_(v, eta, mu, math.inf)
         assert np.all(out >= 0) and out.sum() <= mu * (1 + 1e-9)
         assert np.all(out <= np.maximum(v, 0.0))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 40),
+    q=st.sampled_from(QS),
+    mag=st.floats(-12, 12),
+    spread=st.floats(0, 6),
+    mu_mag=st.floats(-8, 8),
+)
+def test_uniform_step_projection_bit_identical_to_the_array_one(seed, n, q, mag, spread, mu_mag):
+    """project_dual_uniform (one step size as a float, the online policy's price and
+    constant-step projections) gives the same bits, or the same exception, as
+    project_dual with the step size repeated in an array."""
+    from eqglb.online.projection import project_dual_uniform
+
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=n) * 10.0**mag * 10.0 ** rng.uniform(-spread, spread, n)
+    if rng.random() < 0.2:
+        v[rng.random(n) < 0.3] = 0.0
+    eta = float(10.0 ** rng.uniform(-6, 6))
+    mu = 10.0**mu_mag
+    new = _outcome(project_dual_uniform, v, eta, mu, q)
+    ref = _outcome(project_dual, v, np.full(n, eta), mu, q)
+    assert _same(new, ref) or (isinstance(new, type) and new is ref)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 40),
+    p=st.sampled_from([1.25, 1.5, 2.0, 3.0, 4.0, 10.0]),
+    mag=st.floats(-10, 10),
+)
+def test_python_float_newton_root_bit_identical_to_numpy(seed, n, p, mag):
+    """The inner Newton root of the q-norm projection in Python floats (_w_root_py) and
+    in numpy arrays (_w_root): the same bits for positive finite inputs, None (the array
+    path decides) for any other."""
+    from eqglb.online.projection import _pow_fast_paths_are_numpys, _w_root, _w_root_py
+
+    assert _pow_fast_paths_are_numpys()  # on this platform the fast path is taken
+    rng = np.random.default_rng(seed)
+    a = 10.0 ** (mag + rng.uniform(-3, 3, n))
+    py = _w_root_py(a.tolist(), p)
+    assert py is not None
+    assert np.array(py).tobytes() == _w_root(a, p).tobytes()
+    bad = a.copy()
+    bad[rng.integers(n)] = rng.choice([0.0, -1.0, np.inf, np.nan])
+    assert _w_root_py(bad.tolist(), p) is None
