@@ -597,11 +597,10 @@ class OnlineDMD:
             if g.on == "datacenter":
                 if load is None:
                     load = self._max_load(demand, cap)
-                bounds[g.name] = b = (c * load).max(axis=1)  # _bounds
                 flat, idx = self._ik_flat, s.i
             else:
-                bounds[g.name] = b = self._bounds(g, c, demand, cap, load)
                 flat, idx = self._jk_flat, s.j
+            bounds[g.name] = b = self._bounds(g, c, demand, cap, load)
             scales[g.name] = scale = max(scales.get(g.name, 0.0), float(b.max()))
             p = prices[g.name] = self._price(g, scale, pos, length, lam)
             cr = np.take(c, flat, out=rows[r], mode="clip")  # indices in range: a copy

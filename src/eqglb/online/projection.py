@@ -295,25 +295,20 @@ def _project_inf(u: np.ndarray, eta: np.ndarray, mu: float) -> np.ndarray:
     return out
 
 
-def _project_inf_py(
-    u: np.ndarray, eta: np.ndarray | None, mu: float, el: list[float] | None = None
-) -> np.ndarray | None:
+def _project_inf_py(u: np.ndarray, eta: np.ndarray | float, mu: float) -> np.ndarray | None:
     """:func:`_project_inf` element by element in Python floats: the same IEEE operations
     in the same order (sums in numpy's pairwise order, cumulative sums left to right, a
     stable sort), so the same bits, without the per-call cost of a dozen small array
     operations (the online policy projects six short vectors per slot). None where the
     array path must decide (a NaN, or the round-off branch of :func:`_project_inf`).
-    ``el``: ``eta`` as a list already (then ``eta`` is not read)."""
+    ``eta``: the step sizes, or one float for all."""
     ul = u.tolist()
     total = _pairwise_sum(ul)
     if total <= mu:
         return u
     if total != total:  # NaN: the array path's comparisons
         return None
-    if el is None:
-        assert eta is not None
-        el = eta.tolist()
-    # (-theta_r, r) in increasing order: theta descending, ties by index (a stable sort)
+    el = eta.tolist() if isinstance(eta, np.ndarray) else [float(eta)] * len(ul)
     # a stable sort of the positive coordinates' indices (ascending) by -theta_r: the
     # order of sorting the pairs (-theta_r, r); a NaN breakpoint goes to the array path
     neg = [-(a / b) if a > 0 else 0.0 for a, b in zip(ul, el, strict=True)]
@@ -339,7 +334,7 @@ def _project_inf_py(
     return np.array(out)
 
 
-def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:
+def project_dual(v: np.ndarray, eta: np.ndarray | float, mu: float, q: float) -> np.ndarray:
     """Projection of ``v`` onto ``C = {gamma >= 0, ||gamma||_{q*} <= mu}`` in the metric
     ``sum_r (gamma_r - v_r)^2 / eta_r``.
 
@@ -347,8 +342,9 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
     ----------
     v : array (n,)
         Point to project [price unit, e.g. USD/kg].
-    eta : array (n,)
-        Positive step sizes (the metric's weights) [price unit / cost unit].
+    eta : array (n,) or float
+        Positive step sizes (the metric's weights) [price unit / cost unit]; a float: the
+        same for every coordinate (no array is made where the projection needs none).
     mu : float
         Radius of the dual ball: the norm's weight [price unit].
     q : float
@@ -371,12 +367,15 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
             out_py = _project_inf_py(u, eta, mu)
             if out_py is not None:
                 return out_py
-        return _project_inf(u, eta, mu)
+        return _project_inf(u, np.broadcast_to(eta, u.shape), mu)
     p = dual_exponent(q)
     if float(_add_reduce(u**p, None)) ** (1.0 / p) <= mu:
         return u
-    if p == 2.0 and eta.min() == eta.max():  # Euclidean metric, q = 2: radial scaling
+    if p == 2.0 and (  # Euclidean metric, q = 2: radial scaling
+        eta == eta if isinstance(eta, float) else eta.min() == eta.max()
+    ):
         return u * (mu / float(np.sqrt(np.sum(u * u))))
+    eta = np.broadcast_to(eta, u.shape)
     pos = u > 0
     up, ep = u[pos], eta[pos]
     buf = np.empty_like(up)
@@ -416,7 +415,7 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
     base = ep * p * up ** (p - 2.0)
     mup = mu**p
     if up.size <= _PW_BLOCK and _pow_fast_paths_are_numpys():
-        base_l, up_l = base.tolist(), up.tolist()
+        base_l = base.tolist()
 
         def w_at(log_theta: float) -> np.ndarray:
             # _w_root(base * exp(log_theta), p), Newton in Python floats (the same bits)
@@ -425,12 +424,7 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
             return _w_root(base * e, p) if w is None else np.array(w)
 
         def excess_py(log_theta: float) -> float:
-            e = math.exp(log_theta)
-            w = _w_root_py([b * e for b in base_l], p)
-            if w is None:
-                np.multiply(up, _w_root(base * e, p), out=buf)
-            else:
-                buf[...] = [x * y for x, y in zip(up_l, w, strict=True)]
+            np.multiply(up, w_at(log_theta), out=buf)
             return float(_add_reduce(buf**p, None)) - mup
 
         log_theta = _root_log_theta(excess_py)
@@ -451,23 +445,8 @@ def project_dual(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndar
 
 def project_dual_uniform(v: np.ndarray, eta: float, mu: float, q: float) -> np.ndarray:
     """:func:`project_dual` with every step size equal to ``eta`` (a float): the same bits
-    as ``project_dual(v, np.full(v.shape, eta), mu, q)``, without the array of step sizes
-    where the projection does not need one (q = 1, q = inf, q = 2's radial scaling)."""
-    if q == 1.0:
-        return np.minimum(np.maximum(v, 0.0), mu)
-    if math.isinf(q):
-        u = np.maximum(v, 0.0)
-        if u.size <= _PW_BLOCK and _pairwise_sum_is_numpys():
-            out_py = _project_inf_py(u, None, mu, [eta] * u.size)
-            if out_py is not None:
-                return out_py
-        return _project_inf(u, np.full(u.shape, eta), mu)
-    if q == 2.0 and eta == eta:  # dual exponent 2: radial scaling (eta.min() == eta.max())
-        u = np.maximum(v, 0.0)
-        if float(_add_reduce(u**2.0, None)) ** (1.0 / 2.0) <= mu:
-            return u
-        return u * (mu / float(np.sqrt(np.sum(u * u))))
-    return project_dual(v, np.full(v.shape, eta), mu, q)
+    as ``project_dual(v, np.full(v.shape, eta), mu, q)``."""
+    return project_dual(v, float(eta), mu, q)
 
 
 def _project_dual_reference(v: np.ndarray, eta: np.ndarray, mu: float, q: float) -> np.ndarray:

@@ -32,6 +32,7 @@ LP solver can never overstate it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,6 +282,13 @@ class CompactLP:
         state = dict(self.__dict__)
         state["_highs"] = None
         return state
+
+    def replica(self) -> CompactLP:
+        """The same slot LP (its data shared, not copied) with a HiGHS instance of its
+        own, built on first use: a second warm-start sequence beside this one's."""
+        other = copy.copy(self)
+        other._highs = None
+        return other
 
     @property
     def n_classes(self) -> int:

@@ -147,9 +147,6 @@ class _Workspace:
         self.w2 = np.empty(shape)
         self._E: sp.csr_matrix | None = None
 
-    def buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.w1, self.w2
-
     def weighted(self, E: sp.csr_matrix, v: np.ndarray) -> sp.csr_matrix:
         """``E diag(v)`` for the slot-membership matrix E (one entry per column)."""
         if self._E is None:
@@ -176,7 +173,7 @@ class _Newton:
         base: np.ndarray,
         r2: np.ndarray,
         r_p: np.ndarray,
-        work: _Workspace | None = None,
+        work: _Workspace,
     ) -> None:
         self.st, self.A, self.slot, self.n_time = st, A, slot, n_time
         self.lam, self.z, self.kap, self.slack = lam, z, kap, slack
@@ -185,9 +182,8 @@ class _Newton:
         rows = st.inf_rows
         self.Dinv = lam / z
         self.dsum = np.bincount(slot, self.Dinv, minlength=n_time)
-        ws = work or _Workspace(A.shape)
-        w1, w2 = ws.buffers()
-        Abar = (ws.weighted(E, self.Dinv) @ A) / self.dsum[:, None]  # weighted slot means
+        w1, w2 = work.w1, work.w2
+        Abar = (work.weighted(E, self.Dinv) @ A) / self.dsum[:, None]  # weighted slot means
         np.take(Abar, slot, axis=0, out=w2)
         np.subtract(A, w2, out=w2)  # centred columns Ac
         np.multiply(np.sqrt(self.Dinv)[:, None], w2, out=w1)

@@ -138,15 +138,13 @@ class SlotLPs:
         y: np.ndarray,
         c: np.ndarray,
         phase2: bool,
-        work: tuple[np.ndarray, np.ndarray] | None = None,
+        work: tuple[np.ndarray, np.ndarray],
     ) -> np.ndarray:
         """Reduced costs (S, P + m) of all columns for duals y (S, m) and costs c (S, P).
 
         ``work``: buffers of at least (S, P + m) and (S, P) rows reused from step to step
         (fresh arrays of this size are page-faulted in on every step)."""
         S = y.shape[0]
-        if work is None:
-            work = (np.empty((S, self.P + self.m)), np.empty((S, self.P)))
         d, tmp = work[0][:S], work[1][:S]
         np.matmul(y, self._A_struct, out=tmp)  # y . a_p of every structural column
         np.subtract(c, tmp, out=d[:, : self.P])

@@ -28,7 +28,6 @@ length x N x K loads in float32 plus 2N + J totals) and one HiGHS instance per w
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
 import time as _time
@@ -213,9 +212,7 @@ class _PlanLanes:
         if np.array_equal(g1, gamma):
             return r0, r0
         while len(_LANES) <= k:
-            lane = copy.copy(self.prob)
-            lane._highs = None  # its own HiGHS instance, built on first use
-            _LANES.append(lane)
+            _LANES.append(self.prob.replica())
         lane = _LANES[k]
         if k not in self.started:
             lane.set_basis(self.start)
