@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from eqglb.costs import Objective
@@ -194,3 +194,87 @@ def test_first_pass_chains_blocks_and_replays_them():
         assert sum(s.bound for s in sols) == pytest.approx(c.bound, rel=1e-12)
         energy = sum(s.energy for s in sols)
         assert energy == pytest.approx(c.energy, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------- windows
+def _windowed(sc, obj, window):
+    lp = CompactLP.of(sc, obj, form="reduced", window=window)
+    assert lp._red is not None and lp._red.n_win > 0, "the instance must have a windowed class"
+    return lp
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    J=st.integers(7, 40),
+    K=st.integers(2, 4),
+    patterns=st.integers(1, 2),
+    window=st.integers(1, 3),
+    per_model=st.booleans(),
+    ties=st.booleans(),
+    mu=st.sampled_from([1e-4, 1.0, 30.0, 1e5]),
+)
+def test_windowed_equals_compact_property(seed, J, K, patterns, window, per_model, ties, mu):
+    """Classes of many regions solved through windows of 1 to 3 columns per level (so
+    that windows move and the fallback runs): the same optimum as the compact LP."""
+    rng = np.random.default_rng(seed)
+    losses = rng.choice([0.0, 0.5, 1.0], K) if ties else rng.uniform(0.0, 1.0, K)
+    sc = classy_scenario(rng, 5, 3, J, K, patterns, per_model=per_model, losses=losses)
+    obj = Objective.uniform(2.0, mu_social=mu, mu_carbon=0.7, mu_water=0.03)
+    win = CompactLP.of(sc, obj, form="reduced", window=window)
+    # a class of more than 2 x window regions hosting two models or more
+    assume(win._red is not None and win._red.n_win > 0)
+    ref = _pair(sc, obj)[0]
+    M = int(win.offsets[-1])
+    gamma = rng.uniform(0.0, 2.0, M)
+    for t in range(sc.n_time):  # one price vector, warm-started: a block of a pass
+        if t == 3:
+            gamma = rng.uniform(0.0, 2.0, M)  # a new price vector mid-sequence
+        _check_slot(win, t, gamma, win.solve_slot(t, gamma), ref.solve_slot(t, gamma))
+
+
+@pytest.mark.parametrize("rounds", [1, 8])
+def test_windows_move_and_fall_back_exactly(monkeypatch, rounds):
+    """Windows of 2 columns on a class of 60 regions over 12 slots: they move, the
+    fallback (the LP without windows) runs where they do not settle, and every slot's
+    optimum equals the compact LP's."""
+    from eqglb.structured import compact
+
+    monkeypatch.setattr(compact, "_WINDOW_ROUNDS", rounds)
+    rng = np.random.default_rng(21)
+    sc = classy_scenario(rng, 12, 3, 60, 4, patterns=1)
+    obj = Objective.uniform(2.0, mu_social=30.0, mu_carbon=0.7, mu_water=0.03)
+    ref = _pair(sc, obj)[0]
+    win = _windowed(sc, obj, 2)
+    assert win.lp_size[1] < CompactLP.of(sc, obj, form="reduced", window=0).lp_size[1]
+    gamma = rng.uniform(0.0, 2.0, int(win.offsets[-1]))
+    starts = set()
+    for t in range(sc.n_time):
+        _check_slot(win, t, gamma, win.solve_slot(t, gamma), ref.solve_slot(t, gamma))
+        starts.add(tuple(win._wstart.tolist()))
+    assert len(starts) > 1  # the windows moved
+    if rounds == 1:
+        assert win.window_fallbacks > 0
+
+
+def test_windowed_basis_replays_the_same_solves():
+    """get_basis carries the windows' positions: a sequence restarted from a saved
+    basis solves to the same values as the first time."""
+    rng = np.random.default_rng(8)
+    sc = classy_scenario(rng, 10, 3, 50, 3, patterns=1)
+    obj = Objective.uniform(2.0, mu_social=30.0, mu_carbon=0.7, mu_water=0.03)
+    lp = _windowed(sc, obj, 3)
+    gamma = rng.uniform(0.0, 2.0, int(lp.offsets[-1]))
+    lp.set_basis(None)
+    for t in range(4):
+        lp.solve_slot(t, gamma)
+    saved = lp.get_basis()
+    assert len(saved) == 3 and np.array_equal(saved[2], lp._wstart)
+    first = [lp.solve_slot(t, gamma) for t in range(4, 10)]
+    other = lp.replica()
+    other.set_basis(saved)
+    again = [other.solve_slot(t, gamma) for t in range(4, 10)]
+    for a, b in zip(first, again, strict=True):
+        assert a.value == b.value and np.array_equal(a.z, b.z) and a.bound == b.bound
+    with pytest.raises(ValueError, match="window"):
+        CompactLP.of(sc, obj, window=-1)

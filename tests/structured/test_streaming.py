@@ -393,3 +393,18 @@ def test_transferred_mixture_at_q_inf_is_certified_and_replays():
     # the optimum uses planned columns, and they replayed like the others (_check)
     planned = [c for c, _ in res._columns if c.planned]
     assert planned and all(c.plan is not None for c in planned)
+
+
+@pytest.mark.parametrize("q", [2.0, math.inf])
+def test_windowed_slot_lps_same_optimum_and_replay(monkeypatch, q):
+    """One class of 12 regions with windows of 2 columns per level (the year tier's
+    windows of 48 in miniature): the streaming optimum, its certificate and the replayed
+    dispatch agree with the in-memory solver (:func:`_check`)."""
+    from eqglb.structured import compact
+
+    monkeypatch.setattr(compact, "T_WINDOW", 2)
+    sc = make_scenario(4, 12, 3, 24, reach=4, seed=2)
+    obj = Objective.uniform(q, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    lp = CompactLP.of(sc, obj)
+    assert lp.n_classes == 1 and lp._red is not None and lp._red.n_win == 2
+    _check(sc, obj, block_slots=6, warm_start=q == math.inf, warm_sample=8)

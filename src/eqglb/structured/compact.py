@@ -33,7 +33,7 @@ LP solver can never overstate it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,34 @@ from eqglb.burdens import BURDENS, burden
 from eqglb.costs import Objective, coefficients
 from eqglb.scenario import Scenario
 
-__all__ = ["CompactLP", "SlotResult", "price_terms"]
+__all__ = ["T_WINDOW", "CompactLP", "SlotResult", "price_terms"]
+
+#: Columns per hosted-model level of a windowed class in the reduced slot LP
+#: (:class:`_Reduced`): a class of more than ``2 * T_WINDOW`` regions carries, per level,
+#: this many of its regions' cumulative columns around the level's breakpoint; the others
+#: are fixed at a bound and checked against the duals after each solve.
+T_WINDOW = 48
+#: Solves of one slot with moved windows before the slot is solved without windows.
+_WINDOW_ROUNDS = 8
+#: HiGHS basis status codes (``HighsBasisStatus``): at lower bound, basic, at upper bound.
+_LOWER, _BASIC, _UPPER = 0, 1, 2
+#: Reduced-cost tolerance of a fixed column (HiGHS's dual feasibility tolerance of the
+#: reduced form) [scaled cost].
+_RC_TOL = 1e-10
+#: Primal tolerance of an aggregate window column at its fixed value [scaled requests].
+_X_TOL = 1e-9
+
+
+def _apply_basis(h: Any, cols: np.ndarray, rows: np.ndarray) -> None:
+    """Give HiGHS instance ``h`` the basis of status codes ``cols``, ``rows``."""
+    import highspy
+
+    b = highspy.HighsBasis()
+    lut = sorted(highspy.HighsBasisStatus.__members__.values(), key=int)
+    b.col_status = [lut[v] for v in np.asarray(cols).tolist()]
+    b.row_status = [lut[v] for v in np.asarray(rows).tolist()]
+    b.valid = True
+    h.setBasis(b)
 
 
 @dataclass(frozen=True)
@@ -176,12 +203,18 @@ class CompactLP:
     cap_coef: np.ndarray  # (K,) units per request (shared) or ones
     time_labels: tuple[str, ...] = ()
     form: str = "auto"
+    window: int = T_WINDOW
     _highs: Any = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def of(cls, sc: Scenario, obj: Objective, form: str = "auto") -> CompactLP:
-        """The compact slot LPs of ``sc`` under ``obj``; ``form`` as in :attr:`form`."""
+    def of(
+        cls, sc: Scenario, obj: Objective, form: str = "auto", window: int | None = None
+    ) -> CompactLP:
+        """The compact slot LPs of ``sc`` under ``obj``; ``form`` as in :attr:`form`,
+        ``window`` the reduced form's columns per level of a large class (0: none;
+        None: :data:`T_WINDOW`)."""
+        window = T_WINDOW if window is None else int(window)
         T, N, J, K = sc.shape
         coef = coefficients(sc, social_average=obj.social_average)
         allowed = np.asarray(sc.allowed, dtype=bool)
@@ -216,6 +249,7 @@ class CompactLP:
             shared=shared,
             cap_coef=(np.asarray(sc.capacity_per_request, float) if shared else np.ones(K)),
             form=form,
+            window=window,
         )
 
     def __post_init__(self) -> None:
@@ -257,7 +291,12 @@ class CompactLP:
         self.offsets = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
         if self.form not in ("auto", "compact", "reduced"):
             raise ValueError(f"form must be 'auto', 'compact' or 'reduced', not {self.form!r}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0 columns, not {self.window}")
         self._red: _Reduced | None = None
+        self._full: CompactLP | None = None  # the same LP without windows (fallback)
+        self._wcache: tuple[np.ndarray, ...] | None = None
+        self.window_fallbacks = 0  # slots solved without windows (diagnostics)
         if self.form != "compact":
             self._red = _Reduced.build(self)
             if self._red is None and self.form == "reduced":
@@ -265,6 +304,7 @@ class CompactLP:
                     "the reduced form needs a rank-one quality matrix "
                     "(quality[j, k] = w[j] * loss[k]) and a hosted model in every class"
                 )
+        self._wstart = np.zeros(0 if self._red is None else self._red.n_win, dtype=np.int64)
 
     @property
     def lp_form(self) -> str:
@@ -276,11 +316,13 @@ class CompactLP:
         """(rows, columns) of the slot LP solved (:attr:`lp_form`)."""
         if self._red is None:
             return self.n_row, self.n_col
-        return self._red.n_row, self.nz + self._red.n_t
+        return self._red.n_row, self._red.n_cols
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_highs"] = None
+        state["_full"] = None
+        state["_wcache"] = None
         return state
 
     def replica(self) -> CompactLP:
@@ -288,6 +330,8 @@ class CompactLP:
         own, built on first use: a second warm-start sequence beside this one's."""
         other = copy.copy(self)
         other._highs = None
+        other._full = None
+        other._wstart = self._wstart.copy()
         return other
 
     @property
@@ -360,32 +404,30 @@ class CompactLP:
             self._rows = np.arange(n_row, dtype=np.int32)
         return self._highs
 
-    def get_basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """The current HiGHS basis as two int8 arrays (columns, rows) (picklable)."""
+    def get_basis(self) -> tuple[np.ndarray, ...]:
+        """The current HiGHS basis as two int8 arrays (columns, rows) (picklable); with
+        windows (:class:`_Reduced`) a third array, the windows' first positions."""
         from eqglb._highs import basis_status
 
-        return basis_status(self._solver())
+        cols, rows = basis_status(self._solver())
+        if self._wstart.size:
+            return cols, rows, self._wstart.copy()
+        return cols, rows
 
-    def set_basis(self, basis: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Start the next solve from ``basis`` (None: from the slack basis, cold)."""
-        import highspy
-
+    def set_basis(self, basis: tuple[np.ndarray, ...] | None) -> None:
+        """Start the next solve from ``basis`` (None: from the slack basis, cold, with
+        every window at its class's first regions)."""
         h = self._solver()
         h.clearSolver()
         if basis is None:
+            self._wstart = np.zeros_like(self._wstart)
             return
-        b = highspy.HighsBasis()
-        lut = list(highspy.HighsBasisStatus.__members__.values())
-        lut = sorted(lut, key=int)
-        b.col_status = [lut[v] for v in basis[0].tolist()]
-        b.row_status = [lut[v] for v in basis[1].tolist()]
-        b.valid = True
-        h.setBasis(b)
+        if self._wstart.size:
+            self._wstart = np.array(basis[2], dtype=np.int64)
+        _apply_basis(h, basis[0], basis[1])
 
     def solve_slot(self, t: int, gamma: np.ndarray) -> SlotResult:
         """Solve slot t at block prices ``gamma`` (stacked (M,)) from the current basis."""
-        from eqglb.policies.problem import SolveError
-
         T, N, J, K = self.shape
         h = self._solver()
         alpha, beta = self.slot_costs(t, gamma)
@@ -400,40 +442,38 @@ class CompactLP:
             lo = np.concatenate([d / sx, np.zeros(self.n_link), np.full(cap.size, -np.inf)])
             hi = np.concatenate([d / sx, np.zeros(self.n_link), cap / sx])
             h.changeRowsBounds(self.n_row, self._rows, lo, hi)
-        else:
-            lp_cost = red.costs(alpha, beta)
-            sc = 1.0 / max(float(np.abs(lp_cost).max()), 1e-300)
-            h.changeColsCost(lp_cost.size, self._cols, lp_cost * sc)
-            h.changeColsBounds(red.n_t, red.t_cols, np.zeros(red.n_t), d[red.tj] / sx)
-            lo, hi = red.row_bounds(d / sx, cap / sx)
-            h.changeRowsBounds(lo.size, self._rows, lo, hi)
-        h.run()
-        status = h.modelStatusToString(h.getModelStatus())
-        if status != "Optimal":
-            h.clearSolver()  # once more from scratch
-            h.run()
-            status = h.modelStatusToString(h.getModelStatus())
-            if status != "Optimal":
-                when = f" ({self.time_labels[t]})" if self.time_labels else ""
-                hint = (
-                    "demand cannot be served within capacity and routing in this slot; "
-                    "raise capacity, allow more routes or lower demand"
-                    if status == "Infeasible"
-                    else "the slot LP could not be solved"
-                )
-                raise SolveError(
-                    f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
-                )
-        sol = h.getSolution()
-        col = np.asarray(sol.col_value)
-        row_dual = np.asarray(sol.row_dual)
-        if red is None:
+            self._run(t)
+            sol = h.getSolution()
+            col = np.asarray(sol.col_value)
+            row_dual = np.asarray(sol.row_dual)
             x = np.clip(col, 0.0, None) * sx
             y, z = x[: self.ny], x[self.ny :]
             lam = np.clip(-row_dual[J + self.n_link :], 0.0, None) / sc
         else:
+            cost = red.costs(alpha, beta)
+            order, reg, ctw, pmax, smin = self._ordered(gamma, beta)
+            if red.n_win:
+                big = max(float(np.abs(cost).max()), float(np.abs(ctw).max()))
+            else:
+                big = float(np.abs(cost).max())
+            sc = 1.0 / max(big, 1e-300)
+            if red.n_t:
+                h.changeColsBounds(red.n_t, red.t_cols, np.zeros(red.n_t), d[red.tj] / sx)
+            lo, hi = red.row_bounds(d / sx, cap / sx)
+            if not red.n_win:
+                h.changeColsCost(cost.size, self._cols, cost * sc)
+                h.changeRowsBounds(lo.size, self._rows, lo, hi)
+                self._run(t)
+                sol = h.getSolution()
+                col = np.asarray(sol.col_value)
+                row_dual = np.asarray(sol.row_dual)
+            else:
+                got = self._solve_windows(t, cost * sc, sc, ctw, pmax, smin, d[reg] / sx, lo, hi)
+                if got is None:  # not settled within _WINDOW_ROUNDS: the LP without windows
+                    return self._solve_full(t, gamma, ctw * sc)
+                col, row_dual = got
             z = np.clip(col[: self.nz], 0.0, None) * sx
-            y = red.recover(z, d, beta)
+            y = red.recover(z, d, beta, order)
             lam = np.clip(-row_dual[red.n_row - red.n_cap :], 0.0, None) / sc
         bound = self.bound(t, alpha, beta, lam)
         zi, zk = self.zi, self.zk
@@ -445,6 +485,198 @@ class CompactLP:
         y_even = self.even_split(z, d)
         even = np.bincount(self.yj, self.quality[self.yj, self.yk] * y_even, minlength=J)
         return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
+
+    def _run(self, t: int, fail: bool = True) -> bool:
+        """Run HiGHS from the current basis, once more from scratch if that is not
+        optimal; with ``fail`` a clear error if still not optimal, else False."""
+        from eqglb.policies.problem import SolveError
+
+        h = self._highs
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if status != "Optimal":
+            h.clearSolver()  # once more from scratch
+            h.run()
+            status = h.modelStatusToString(h.getModelStatus())
+            if status != "Optimal":
+                if not fail:
+                    return False
+                when = f" ({self.time_labels[t]})" if self.time_labels else ""
+                hint = (
+                    "demand cannot be served within capacity and routing in this slot; "
+                    "raise capacity, allow more routes or lower demand"
+                    if status == "Infeasible"
+                    else "the slot LP could not be solved"
+                )
+                raise SolveError(
+                    f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
+                )
+        return True
+
+    # ------------------------------------------------------------------ windows
+    def _ordered(self, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The greedy region order (:meth:`_Reduced.region_order`); per position of every
+        window's class, the region and its cumulative column's cost [USD/request]; and
+        per position the largest cost up to it and the smallest from it on, within its
+        window's class. They depend on the prices only (beta does not change from slot
+        to slot): kept while gamma is."""
+        c = self._wcache
+        if c is not None and np.array_equal(c[0], gamma):
+            return c[1:]
+        red = self._red
+        assert red is not None
+        order = red.region_order(beta)
+        reg = order[red.cls_first[red.wc[red.flat_w]] + red.flat_pos]
+        ctw = beta[reg, red.wk0[red.flat_w]] - beta[reg, red.wk1[red.flat_w]]
+        pmax, smin = np.empty_like(ctw), np.empty_like(ctw)
+        for a, b in zip(red.wseg[:-1], red.wseg[1:], strict=True):
+            pmax[a:b] = np.maximum.accumulate(ctw[a:b])
+            smin[a:b] = np.minimum.accumulate(ctw[a:b][::-1])[::-1]
+        self._wcache = (np.array(gamma, copy=True), order, reg, ctw, pmax, smin)
+        return order, reg, ctw, pmax, smin
+
+    def _solve_windows(
+        self,
+        t: int,
+        cost: np.ndarray,
+        sc: float,
+        ctw: np.ndarray,
+        pmax: np.ndarray,
+        smin: np.ndarray,
+        dw: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Solve the windowed LP until it is optimal for the LP with every column.
+
+        ``cost``: the scaled costs of the other columns; ``sc``: the cost scale; per
+        window position (:meth:`_ordered`) the unscaled cost ``ctw``, its running maximum
+        ``pmax`` and minimum from the end ``smin``, and the scaled bound ``dw``; ``lo``,
+        ``hi``: row bounds. Returns (column values, row duals), or None.
+
+        Besides its W columns a window has two aggregate columns: the regions below it
+        (bounds [0, their demand], the cost of the last of them) and above it ([0, their
+        demand], the cost of the first): a relaxation of the full LP, so feasible where
+        that is. Its solution is the full LP's optimum where the aggregates sit at the
+        fixed values (below: full, above: zero) and every fixed column's reduced cost has
+        the sign of its bound (checked on the largest cost below the window and the
+        smallest above it); else the windows move to the level's breakpoint.
+        """
+        red = self._red
+        assert red is not None
+        h = self._highs
+        W, nw = red.W, red.n_win
+        seg, end = red.wseg[:-1], red.wseg[1:]
+        c0 = np.concatenate([[0.0], np.cumsum(dw)])
+        ar = np.arange(W)
+        zeros = np.zeros(red.n_wcols)
+        for _ in range(_WINDOW_ROUNDS):
+            s = self._wstart
+            lo_pos, hi_pos = seg + s, seg + s + W  # first position in and past the window
+            has_below, has_above = s > 0, hi_pos < end
+            i_below, i_above = np.maximum(lo_pos - 1, 0), np.minimum(hi_pos, end - 1)
+            idx = lo_pos[:, None] + ar  # (n_win, W) positions in the flat arrays
+            below = c0[lo_pos] - c0[seg]
+            above = c0[end] - c0[hi_pos]
+            c_agg = np.concatenate(
+                [np.where(has_below, ctw[i_below], 0.0), np.where(has_above, ctw[i_above], 0.0)]
+            )
+            h.changeColsCost(
+                red.n_cols, self._cols, np.concatenate([cost, ctw[idx].ravel() * sc, c_agg * sc])
+            )
+            h.changeColsBounds(
+                red.n_wcols, red.w_cols, zeros, np.concatenate([dw[idx].ravel(), below, above])
+            )
+            h.changeRowsBounds(lo.size, self._rows, lo, hi)
+            self._run(t)
+            sol = h.getSolution()
+            col = np.asarray(sol.col_value)
+            row_dual = np.asarray(sol.row_dual)
+            theta = row_dual[red.wrow] - row_dual[red.wrow + 1]
+            # fixed at their demand below (reduced cost <= 0), at zero above (>= 0)
+            bad = (has_below & (pmax[i_below] * sc - theta > _RC_TOL)) | (
+                has_above & (smin[i_above] * sc - theta < -_RC_TOL)
+            )
+            agg = col[red.n_cols - 2 * nw :]
+            off = (agg[:nw] < below - _X_TOL) | (agg[nw:] > _X_TOL)
+            if not off.any() and not bad.any():
+                return col, row_dual
+            # an aggregate off its fixed value: the level's total S lies outside the
+            # window; start where the greedy fill of S stops (regions filled before it)
+            win = col[red.n_cols - red.n_wcols : red.n_cols - 2 * nw].reshape(nw, W)
+            total = agg[:nw] + win.sum(axis=1) + agg[nw:]
+            cum = c0[1:] - c0[seg][red.flat_w]  # demand up to each position, per window
+            filled = np.bincount(red.flat_w, cum <= total[red.flat_w] + _X_TOL, minlength=nw)
+            rc = ctw * sc - theta[red.flat_w]  # reduced costs at every position
+            new = np.where(off, self._centred_at(filled), np.where(bad, self._centred(rc), s))
+            if np.array_equal(new, s):
+                return None
+            self._move_windows(new)
+        return None
+
+    def _centred(self, rc: np.ndarray) -> np.ndarray:
+        """Window starts centred on each level's breakpoint by the duals: the count of
+        positions of negative reduced cost (those belong at their upper bound)."""
+        red = self._red
+        assert red is not None
+        return self._centred_at(np.bincount(red.flat_w, rc < 0, minlength=red.n_win))
+
+    def _centred_at(self, breakpoint: np.ndarray) -> np.ndarray:
+        """Window starts centred on the positions ``breakpoint`` (per window)."""
+        red = self._red
+        assert red is not None
+        b = np.asarray(breakpoint).astype(np.int64)
+        return np.clip(b - red.W // 2, 0, red.wn - red.W)
+
+    def _move_windows(self, new: np.ndarray) -> None:
+        """Move the windows to start at ``new``, carrying the basis over: a column that
+        stays keeps its status, one entering from below its old window starts at its
+        upper bound, from above at zero (cold where a basic column would leave)."""
+        from eqglb._highs import basis_status
+
+        red = self._red
+        assert red is not None
+        h = self._highs
+        old = self._wstart
+        self._wstart = np.asarray(new, dtype=np.int64)
+        if not h.getBasis().valid:
+            h.clearSolver()
+            return
+        cols, rows = basis_status(h)
+        W = red.W
+        first = red.n_cols - red.n_wcols
+        blk = cols[first : first + red.n_win * W].reshape(red.n_win, W).astype(np.int64)
+        ar = np.arange(W)[None, :]
+        i_old = ar + (self._wstart - old)[:, None]
+        inside = (i_old >= 0) & (i_old < W)
+        kept = np.take_along_axis(blk, np.clip(i_old, 0, W - 1), axis=1)
+        fill = np.where(self._wstart[:, None] + ar < old[:, None], _UPPER, _LOWER)
+        cols[first : first + red.n_win * W] = np.where(inside, kept, fill).ravel()
+        if int((cols == _BASIC).sum() + (rows == _BASIC).sum()) != red.n_row:
+            h.clearSolver()
+            return
+        h.clearSolver()
+        _apply_basis(h, cols, rows)
+
+    def _solve_full(self, t: int, gamma: np.ndarray, ctw: np.ndarray) -> SlotResult:
+        """Slot t by the same reduced LP without windows, from scratch (so the result
+        depends on (t, gamma) alone); the windows then start at its breakpoints and the
+        windowed LP's next solve is cold."""
+        full = self._full
+        if full is None:
+            kw = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+            kw.update(window=0, _highs=None)
+            full = self._full = CompactLP(**kw)
+        full.set_basis(None)
+        res = full.solve_slot(t, gamma)
+        red = self._red
+        assert red is not None
+        row_dual = np.asarray(full._solver().getSolution().row_dual)
+        theta = row_dual[red.wrow] - row_dual[red.wrow + 1]
+        self._wstart = self._centred(ctw - theta[red.flat_w])
+        self._highs.clearSolver()
+        self.window_fallbacks += 1
+        return res
 
     def even_split(self, z: np.ndarray, d: np.ndarray) -> np.ndarray:
         """Compact y columns [requests/slot] giving every region of a class the class's
@@ -535,17 +767,56 @@ class _Reduced:
     A: sp.csc_matrix
     n_row: int
     n_cap: int
+    # windows, one per (windowed class, level p): W columns each, after the t columns
+    W: int
+    wc: np.ndarray  # (n_win,) class
+    wrow: np.ndarray  # (n_win,) link row of level p (the column's -1 is in the next)
+    wk0: np.ndarray  # (n_win,) model k_p
+    wk1: np.ndarray  # (n_win,) model k_p+1
+    wn: np.ndarray  # (n_win,) regions of the class (positions of the window's level)
+    wseg: np.ndarray  # (n_win + 1,) offsets of each window's positions in the flat arrays
+    flat_w: np.ndarray  # (L,) window of each flat position
+    flat_pos: np.ndarray  # (L,) position within its class's regions by price
+    cls_first: np.ndarray  # (C,) first index of a class among regions sorted by class
+    last_pos: np.ndarray  # (J, K) bool: position p >= m - 1 of the region's class
+    y_pick: np.ndarray  # (ny,) each y column in [yp (J x K) by position, Y (C x K)]
 
     @property
     def n_t(self) -> int:
         return int(self.tj.size)
 
     @property
+    def n_win(self) -> int:
+        return int(self.wc.size)
+
+    @property
+    def n_wcols(self) -> int:
+        """Window columns: W per window, then one aggregate column per window for the
+        regions below it and one for those above it."""
+        return self.n_win * (self.W + 2)
+
+    @property
+    def n_cols(self) -> int:
+        return self.lp.nz + self.n_t + self.n_wcols
+
+    @property
     def t_cols(self) -> np.ndarray:
         return np.arange(self.lp.nz, self.lp.nz + self.n_t, dtype=np.int32)
 
+    @property
+    def w_cols(self) -> np.ndarray:
+        return np.arange(self.n_cols - self.n_wcols, self.n_cols, dtype=np.int32)
+
     def shape_of(self) -> tuple[sp.csc_matrix, int, int]:
-        return self.A, self.lp.nz + self.n_t, self.n_row
+        return self.A, self.n_cols, self.n_row
+
+    def region_order(self, beta: np.ndarray) -> np.ndarray:
+        """Regions by class, then by quality price ``v`` descending, then by index: the
+        greedy order of every level's knapsack (:meth:`recover`)."""
+        J = self.lp.shape[2]
+        nl = float(self.loss @ self.loss)
+        v = beta @ self.loss / nl if nl > 0 else np.zeros(J)
+        return np.lexsort((np.arange(J), -v, self.lp.region_class))
 
     @classmethod
     def build(cls, lp: CompactLP) -> _Reduced | None:
@@ -575,6 +846,8 @@ class _Reduced:
             pos[c, ks] = np.arange(ks.size)
         size = np.bincount(lp.region_class, minlength=C)
         single = size == 1
+        W = int(lp.window)
+        windowed = (~single) & (n_models >= 2) & (size > 2 * W) if W > 0 else np.zeros(C, bool)
         region_of = np.full(C, -1)
         region_of[lp.region_class[single[lp.region_class]]] = np.flatnonzero(
             single[lp.region_class]
@@ -595,7 +868,7 @@ class _Reduced:
         n_row = n_link + n_cap
         # t columns: regions of multi-region classes, p = 0 .. m - 2
         cls_j = lp.region_class
-        multi_j = np.flatnonzero(~single[cls_j])
+        multi_j = np.flatnonzero(~single[cls_j] & ~windowed[cls_j])
         m_j = n_models[cls_j[multi_j]]
         tj = np.repeat(multi_j, np.maximum(m_j - 1, 0))
         tp = np.concatenate([np.arange(m - 1) for m in m_j]) if multi_j.size else np.zeros(0)
@@ -609,12 +882,31 @@ class _Reduced:
         z_val = np.where(single[zc], 1.0, -1.0)
         cap_row = n_link + (zi if lp.shared else zi * K + zk)
         n_t = tj.size
-        rows = np.concatenate([z_link, cap_row, class_row[tc] + tp, class_row[tc] + tp + 1])
-        cols = np.concatenate(
-            [np.arange(nz), np.arange(nz), nz + np.arange(n_t), nz + np.arange(n_t)]
+        # windows: per windowed class, one per level p = 0 .. m - 2
+        wc = np.repeat(np.flatnonzero(windowed), np.maximum(n_models[windowed] - 1, 0))
+        levels = [np.arange(n_models[c] - 1) for c in np.flatnonzero(windowed)]
+        wp = np.concatenate(levels).astype(int) if levels else np.zeros(0, dtype=int)
+        wrow = class_row[wc] + wp
+        wn = size[wc]
+        wseg = np.concatenate([[0], np.cumsum(wn)]).astype(np.int64)
+        flat_w = np.repeat(np.arange(wc.size), wn)
+        flat_pos = np.arange(flat_w.size) - wseg[flat_w]
+        cls_first = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+        n_wc = wc.size * (W + 2)
+        w_row = np.concatenate([np.repeat(wrow, W), wrow, wrow])
+        c_t = nz + np.arange(n_t)
+        c_w = nz + n_t + np.arange(n_wc)
+        rows = np.concatenate(
+            [z_link, cap_row, class_row[tc] + tp, class_row[tc] + tp + 1, w_row, w_row + 1]
         )
-        vals = np.concatenate([z_val, lp.cap_coef[zk], np.ones(n_t), -np.ones(n_t)])
-        A = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, nz + n_t))
+        cols = np.concatenate([np.arange(nz), np.arange(nz), c_t, c_t, c_w, c_w])
+        vals = np.concatenate(
+            [z_val, lp.cap_coef[zk], np.ones(n_t), -np.ones(n_t), np.ones(n_wc), -np.ones(n_wc)]
+        )
+        A = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, nz + n_t + n_wc))
+        last_pos = np.arange(K)[None, :] >= (n_models[cls_j] - 1)[:, None]
+        yc = cls_j[lp.yj]
+        y_pick = np.where(single[yc], J * K + yc * K + lp.yk, lp.yj * K + pos[yc, lp.yk])
         return cls(
             lp,
             loss,
@@ -630,10 +922,23 @@ class _Reduced:
             A,
             n_row,
             n_cap,
+            W,
+            wc,
+            wrow,
+            models[wc, wp],
+            models[wc, wp + 1],
+            wn,
+            wseg,
+            flat_w,
+            flat_pos,
+            cls_first,
+            last_pos,
+            y_pick,
         )
 
     def costs(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        """LP column costs at slot costs alpha (N, K), beta (J, K) [USD/request]."""
+        """Costs of the z and t columns at slot costs alpha (N, K), beta (J, K)
+        [USD/request] (a window's columns are set per solve by :class:`CompactLP`)."""
         lp = self.lp
         cz = alpha[lp.zi, lp.zk].copy()
         s = self.single[lp.zc]
@@ -655,8 +960,11 @@ class _Reduced:
         hi = np.concatenate([rhs, cap])
         return lo, hi
 
-    def recover(self, z: np.ndarray, d: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        """Compact y columns [requests/slot] of an optimal z (class docstring)."""
+    def recover(
+        self, z: np.ndarray, d: np.ndarray, beta: np.ndarray, order: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Compact y columns [requests/slot] of an optimal z (class docstring); ``order``
+        is :meth:`region_order` of ``beta`` where the caller has it."""
         lp = self.lp
         T, N, J, K = lp.shape
         C = lp.n_classes
@@ -666,25 +974,16 @@ class _Reduced:
         Yp = np.where(mod >= 0, np.take_along_axis(Y, np.maximum(mod, 0), axis=1), 0.0)
         S = np.cumsum(Yp, axis=1)  # (C, K)
         cls_j = lp.region_class
-        # regions by class, then v descending (the greedy order of every knapsack)
-        nl = float(self.loss @ self.loss)
-        v = beta @ self.loss / nl if nl > 0 else np.zeros(J)
-        order = np.lexsort((np.arange(J), -v, cls_j))
+        if order is None:
+            order = self.region_order(beta)  # the greedy order of every knapsack
         ds = d[order]
         cs = np.cumsum(ds)
-        first = np.searchsorted(cls_j[order], np.arange(C))  # first sorted index per class
+        first = self.cls_first  # first sorted index per class (sorted by class first)
         base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
         before = np.empty(J)
         before[order] = cs - ds - base[cls_j[order]]
         tcum = np.clip(S[cls_j] - before[:, None], 0.0, d[:, None])  # (J, K)
-        m_j = self.n_models[cls_j]
-        tcum[np.arange(K)[None, :] >= (m_j - 1)[:, None]] = np.repeat(d, K).reshape(J, K)[
-            np.arange(K)[None, :] >= (m_j - 1)[:, None]
-        ]
+        tcum = np.where(self.last_pos, d[:, None], tcum)  # past the last model: all of d
         yp = np.diff(tcum, axis=1, prepend=0.0)  # (J, K) by position
-        yfull = np.zeros((J, K))
-        jj, pp = np.nonzero(mod[cls_j] >= 0)
-        yfull[jj, mod[cls_j[jj], pp]] = yp[jj, pp]
-        s = self.single[cls_j]
-        yfull[s] = Y[cls_j[s]]  # a single-region class: y is its class total
-        return np.clip(yfull[lp.yj, lp.yk], 0.0, None)
+        # y column (j, k): yp[j, position of k], or its class total for a one-region class
+        return np.clip(np.concatenate([yp.ravel(), Y.ravel()])[self.y_pick], 0.0, None)
