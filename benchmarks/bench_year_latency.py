@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_solver import MU_CARBON, MU_WATER, PeakRSS, machine  # noqa: E402
+from bench_solver import MU_CARBON, MU_WATER, PSS_INTERVAL, PeakRSS, machine  # noqa: E402
 from instances import TIERS, make_instance  # noqa: E402
 
 from eqglb.costs import Objective  # noqa: E402
@@ -139,7 +139,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     load_before = list(os.getloadavg())
     cpu0 = os.times()
-    with PeakRSS(interval=0.05, pss=True) as mem:
+    with PeakRSS(interval=PSS_INTERVAL, pss=True) as mem:
         t1 = time.perf_counter()
         res = solver.solve(sc)
         elapsed = time.perf_counter() - t1
@@ -182,6 +182,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "parallel_share": parallel / elapsed,
         "driver_share": 1.0 - parallel / elapsed,
         "peak_pss_mib": mem.mib,
+        "pss_sampler_cpu_s": mem.cpu_s,
         "parent_cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system),
         "children_cpu_s": (cpu1.children_user - cpu0.children_user)
         + (cpu1.children_system - cpu0.children_system),
@@ -215,7 +216,8 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         f"({info['workers']} workers, blocks of {info['block_slots']} slots), warm start "
         f"{warm:.1f} s ({warm_pricing:.1f} s of it on the workers), master {master:.1f} s, "
         f"other driver {row['other_driver_time_s']:.1f} s; parallel share "
-        f"{row['parallel_share']:.0%}; peak PSS +{mem.mib:.0f} MiB; {row['simplex_iterations']} "
+        f"{row['parallel_share']:.0%}; peak PSS +{mem.mib:.0f} MiB (sampler {mem.cpu_s:.1f} s "
+        f"CPU); {row['simplex_iterations']} "
         f"simplex iterations ({info.get('slot_form')} slot LP {info.get('slot_lp_rows')} x "
         f"{info.get('slot_lp_columns')}); load average {load_before[0]:.2f} -> "
         f"{row['load_average_after'][0]:.2f}",

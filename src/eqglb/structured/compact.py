@@ -280,12 +280,19 @@ class CompactLP:
         )
         vals = np.concatenate([np.ones(ny), np.ones(ny), -np.ones(nzc), self.cap_coef[self.zk]])
         self.A = sp.csc_matrix((vals, (rows, cols)), shape=(self.n_row, self.n_col))
+        # flat indices of the columns into (N, K), (J, K) and (C, K) arrays
+        self._zflat = self.zi * K + self.zk
+        self._yflat = self.yj * K + self.yk
+        self._zkey = self.zc * K + self.zk
+        self._ykey = self.region_class[self.yj] * K + self.yk
+        self._yq = np.asarray(self.quality)[self.yj, self.yk]  # quality loss per y column
         # z columns grouped by (class, model), for the per-(class, model) minima of bound()
-        key = self.zc * K + self.zk
+        key = self._zkey
         self._ck_order = np.argsort(key, kind="stable")
         ks = key[self._ck_order]
         self._ck_start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if ks.size else ks
         self._ck_key = ks[self._ck_start] if ks.size else ks
+        self._ck_flat = self._zflat[self._ck_order]
         self.block_names = [b[0] for b in self.terms.blocks]
         self.block_sizes = [b[3] for b in self.terms.blocks]
         self.offsets = np.concatenate([[0], np.cumsum(self.block_sizes)]).astype(int)
@@ -372,12 +379,14 @@ class CompactLP:
         C = self.hosted.shape[0]
         m = np.full(C * K, np.inf)  # min over hosted sites i of price[i, k], per (c, k)
         if self._ck_order.size:
-            pz = price[self.zi, self.zk][self._ck_order]
+            pz = price.ravel()[self._ck_flat]
             m[self._ck_key] = np.minimum.reduceat(pz, self._ck_start)
         m = m.reshape(C, K)
         per = beta + m[self.region_class]  # (J, K)
         d = self.demand[t]
-        best = per.min(axis=1)
+        best = per[:, 0].copy()  # the minimum over models, column by column (K is small)
+        for k in range(1, K):
+            np.minimum(best, per[:, k], out=best)
         best = np.where(d > 0, best, 0.0)
         return float(d @ best - self.capacity[t] @ lam)
 
@@ -476,14 +485,14 @@ class CompactLP:
             y = red.recover(z, d, beta, order)
             lam = np.clip(-row_dual[red.n_row - red.n_cap :], 0.0, None) / sc
         bound = self.bound(t, alpha, beta, lam)
-        zi, zk = self.zi, self.zk
-        value = float(beta[self.yj, self.yk] @ y + alpha[zi, zk] @ z)
-        energy = float(self.energy_cost[t, zi, zk] @ z)
+        zf = self._zflat
+        value = float(beta.ravel()[self._yflat] @ y + alpha.ravel()[zf] @ z)
+        energy = float(self.energy_cost[t].ravel()[zf] @ z)
         vectors = self.totals(t, y, z)
-        loads = np.bincount(zi * K + zk, z, minlength=N * K).reshape(N, K)
+        loads = np.bincount(zf, z, minlength=N * K).reshape(N, K)
         it = int(h.getInfo().simplex_iteration_count)
         y_even = self.even_split(z, d)
-        even = np.bincount(self.yj, self.quality[self.yj, self.yk] * y_even, minlength=J)
+        even = np.bincount(self.yj, self._yq * y_even, minlength=J)
         return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
 
     def _run(self, t: int, fail: bool = True) -> bool:
@@ -691,21 +700,21 @@ class CompactLP:
         """
         K = self.shape[3]
         C = self.n_classes
-        Y = np.bincount(self.zc * K + self.zk, z, minlength=C * K).reshape(C, K)
+        Y = np.bincount(self._zkey, z, minlength=C * K).reshape(C, K)
         D = np.bincount(self.region_class, d, minlength=C)
         share = np.divide(Y, D[:, None], out=np.zeros_like(Y), where=D[:, None] > 0)
-        return d[self.yj] * share[self.region_class[self.yj], self.yk]
+        return d[self.yj] * share.ravel()[self._ykey]
 
     def totals(self, t: int, y: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
         """Regional totals of every burden of a compact solution of slot t."""
         T, N, J, K = self.shape
-        zi, zk = self.zi, self.zk
+        zi, zf = self.zi, self._zflat
         out: dict[str, np.ndarray] = {}
         for name, b in BURDENS.items():
             if b.side == "region":
-                out[name] = np.bincount(self.yj, self.quality[self.yj, self.yk] * y, minlength=J)
+                out[name] = np.bincount(self.yj, self._yq * y, minlength=J)
             elif name in self.site:
-                out[name] = np.bincount(zi, self.site[name][t, zi, zk] * z, minlength=N)
+                out[name] = np.bincount(zi, self.site[name][t].ravel()[zf] * z, minlength=N)
             else:
                 out[name] = np.zeros(N)
         return out
@@ -779,6 +788,7 @@ class _Reduced:
     flat_pos: np.ndarray  # (L,) position within its class's regions by price
     cls_first: np.ndarray  # (C,) first index of a class among regions sorted by class
     last_pos: np.ndarray  # (J, K) bool: position p >= m - 1 of the region's class
+    model_flat: np.ndarray  # (C, K) flat index into (C, K) of the class's p-th model
     y_pick: np.ndarray  # (ny,) each y column in [yp (J x K) by position, Y (C x K)]
 
     @property
@@ -905,6 +915,7 @@ class _Reduced:
         )
         A = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, nz + n_t + n_wc))
         last_pos = np.arange(K)[None, :] >= (n_models[cls_j] - 1)[:, None]
+        model_flat = np.arange(C)[:, None] * K + np.maximum(models, 0)
         yc = cls_j[lp.yj]
         y_pick = np.where(single[yc], J * K + yc * K + lp.yk, lp.yj * K + pos[yc, lp.yk])
         return cls(
@@ -933,6 +944,7 @@ class _Reduced:
             flat_pos,
             cls_first,
             last_pos,
+            model_flat,
             y_pick,
         )
 
@@ -968,10 +980,9 @@ class _Reduced:
         lp = self.lp
         T, N, J, K = lp.shape
         C = lp.n_classes
-        Y = np.bincount(lp.zc * K + lp.zk, z, minlength=C * K).reshape(C, K)
+        Y = np.bincount(lp._zkey, z, minlength=C * K).reshape(C, K)
         # class totals by position p of the hosted models (loss ascending)
-        mod = self.models
-        Yp = np.where(mod >= 0, np.take_along_axis(Y, np.maximum(mod, 0), axis=1), 0.0)
+        Yp = np.where(self.models >= 0, Y.ravel()[self.model_flat], 0.0)
         S = np.cumsum(Yp, axis=1)  # (C, K)
         cls_j = lp.region_class
         if order is None:
@@ -982,8 +993,11 @@ class _Reduced:
         base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
         before = np.empty(J)
         before[order] = cs - ds - base[cls_j[order]]
-        tcum = np.clip(S[cls_j] - before[:, None], 0.0, d[:, None])  # (J, K)
+        tcum = S[cls_j] - before[:, None]  # (J, K), clipped to [0, d]
+        np.maximum(tcum, 0.0, out=tcum)
+        np.minimum(tcum, d[:, None], out=tcum)
         tcum = np.where(self.last_pos, d[:, None], tcum)  # past the last model: all of d
-        yp = np.diff(tcum, axis=1, prepend=0.0)  # (J, K) by position
+        yp = tcum.copy()  # (J, K) by position: the differences of tcum
+        yp[:, 1:] -= tcum[:, :-1]
         # y column (j, k): yp[j, position of k], or its class total for a one-region class
         return np.clip(np.concatenate([yp.ravel(), Y.ravel()])[self.y_pick], 0.0, None)
