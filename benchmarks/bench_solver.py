@@ -58,9 +58,10 @@ MU_CARBON, MU_WATER, MU_SOCIAL = 1.5, 0.06, 3.0e4
 
 
 #: Sampling interval of the PSS sampler around streaming solves [s]. Reading every
-#: process's /proc/<pid>/smaps_rollup walks its page tables: at 0.05 s it took about a
-#: quarter of a core from the two workers of a 2-core machine (a year pricing pass of
-#: 5.0 s measured 7.8 s under it); at 0.5 s a few percent (``PeakRSS.cpu_s`` says).
+#: process's /proc/<pid>/smaps_rollup walks its page tables (about 10 ms for the year
+#: tier's processes): at 0.05 s it took a quarter of a core or more from the two
+#: workers of a 2-core machine. The sampler waits at least this long, and at least 20
+#: times its last read, so it uses at most about 5 % of a core (``PeakRSS.cpu_s``).
 PSS_INTERVAL = 0.5
 
 
@@ -111,9 +112,11 @@ class PeakRSS:
     def _run(self) -> None:
         c0 = time.thread_time()
         while not self._stop.is_set():
+            c1 = time.thread_time()
             self.peak = max(self.peak, self._rss())
             self.cpu_s = time.thread_time() - c0
-            self._stop.wait(self.interval)
+            # at most about 5 % of a core: a read of large processes' smaps costs ~10 ms
+            self._stop.wait(max(self.interval, 20.0 * (time.thread_time() - c1)))
 
     def __enter__(self) -> PeakRSS:
         self.start = self._rss()

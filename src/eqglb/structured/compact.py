@@ -28,6 +28,17 @@ Each slot also yields a certified lower bound computed by us from the capacity d
 (:meth:`CompactLP.bound`): any capacity prices lam >= 0 give the Lagrangian bound
 ``sum_j d_j min_(i,k) (beta_jk + alpha_ik + r_k lam_i) - cap . lam``, so round-off in the
 LP solver can never overstate it.
+
+Where quality is rank one the LP solved is the *reduced* form (:class:`_Reduced`): no
+region rows, a region's split written as cumulative amounts per hosted-model level. In
+a class of many regions each level fills the regions in the order of their quality
+price and only the region at the level's breakpoint is fractional, so a class of more
+than ``2 * T_WINDOW`` regions carries per level only a *window* of ``T_WINDOW`` of them
+around the breakpoint, the others fixed at a bound (one class of 1000 regions and 5
+models: 700 columns instead of 4 500). A slot's window solution is accepted only where
+it is optimal for the LP with every column (aggregates at their fixed values, the fixed
+columns' reduced costs of the right sign); else the windows move and the slot is solved
+again, or, failing that, solved without windows.
 """
 
 from __future__ import annotations
@@ -431,8 +442,10 @@ class CompactLP:
         if basis is None:
             self._wstart = np.zeros_like(self._wstart)
             return
-        if self._wstart.size:
-            self._wstart = np.array(basis[2], dtype=np.int64)
+        if self._wstart.size:  # a basis without windows' positions: at the first regions
+            w = basis[2] if len(basis) > 2 else np.zeros(0)
+            ok = np.shape(w) == self._wstart.shape
+            self._wstart = np.array(w, dtype=np.int64) if ok else np.zeros_like(self._wstart)
         _apply_basis(h, basis[0], basis[1])
 
     def solve_slot(self, t: int, gamma: np.ndarray) -> SlotResult:

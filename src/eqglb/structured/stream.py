@@ -49,7 +49,9 @@ from eqglb.structured.coupling import Block, Coupling
 
 __all__ = ["BlockColumn", "StreamingOffline", "StreamingResult"]
 
-Basis = tuple[np.ndarray, np.ndarray]
+#: A slot LP basis as CompactLP.get_basis returns it (status arrays; with windows, their
+#: positions as a third array).
+Basis = tuple[np.ndarray, ...]
 
 #: Automatic block length: at least this many blocks, each at most MAX_AUTO_BLOCK slots.
 MIN_AUTO_BLOCKS = 48
