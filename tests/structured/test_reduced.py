@@ -213,14 +213,16 @@ def _windowed(sc, obj, window):
     per_model=st.booleans(),
     ties=st.booleans(),
     mu=st.sampled_from([1e-4, 1.0, 30.0, 1e5]),
+    scale=st.sampled_from([1e-3, 1.0, 1e6]),
 )
-def test_windowed_equals_compact_property(seed, J, K, patterns, window, per_model, ties, mu):
+def test_windowed_equals_compact_property(seed, J, K, patterns, window, per_model, ties, mu, scale):
     """Classes of many regions solved through windows of 1 to 3 columns per level (so
-    that windows move and the fallback runs): the same optimum as the compact LP."""
+    that windows move and the fallback runs), demand and capacity from 1e-3 to 1e6: the
+    same optimum as the compact LP."""
     rng = np.random.default_rng(seed)
     losses = rng.choice([0.0, 0.5, 1.0], K) if ties else rng.uniform(0.0, 1.0, K)
-    sc = classy_scenario(rng, 5, 3, J, K, patterns, per_model=per_model, losses=losses)
-    obj = Objective.uniform(2.0, mu_social=mu, mu_carbon=0.7, mu_water=0.03)
+    sc = classy_scenario(rng, 5, 3, J, K, patterns, per_model=per_model, losses=losses, scale=scale)
+    obj = Objective.uniform(2.0, mu_social=mu * scale, mu_carbon=0.7, mu_water=0.03)
     win = CompactLP.of(sc, obj, form="reduced", window=window)
     # a class of more than 2 x window regions hosting two models or more
     assume(win._red is not None and win._red.n_win > 0)
