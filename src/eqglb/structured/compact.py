@@ -315,6 +315,7 @@ class CompactLP:
         self._full: CompactLP | None = None  # the same LP without windows (fallback)
         self._wcache: tuple[np.ndarray, ...] | None = None
         self.window_fallbacks = 0  # slots solved without windows (diagnostics)
+        self._window_iters = 0  # simplex iterations of a slot's window rounds
         if self.form != "compact":
             self._red = _Reduced.build(self)
             if self._red is None and self.form == "reduced":
@@ -492,7 +493,9 @@ class CompactLP:
             else:
                 got = self._solve_windows(t, cost * sc, sc, ctw, pmax, smin, d[reg] / sx, lo, hi)
                 if got is None:  # not settled within _WINDOW_ROUNDS: the LP without windows
-                    return self._solve_full(t, gamma, ctw * sc)
+                    res = self._solve_full(t, gamma, ctw * sc)
+                    res.iterations += self._window_iters
+                    return res
                 col, row_dual = got
             z = np.clip(col[: self.nz], 0.0, None) * sx
             y = red.recover(z, d, beta, order)
@@ -503,7 +506,8 @@ class CompactLP:
         energy = float(self.energy_cost[t].ravel()[zf] @ z)
         vectors = self.totals(t, y, z)
         loads = np.bincount(zf, z, minlength=N * K).reshape(N, K)
-        it = int(h.getInfo().simplex_iteration_count)
+        # windowed: the simplex iterations of every round of the slot
+        it = self._window_iters if red is not None and red.n_win else self._iterations(h)
         y_even = self.even_split(z, d)
         even = np.bincount(self.yj, self._yq * y_even, minlength=J)
         return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
@@ -592,6 +596,7 @@ class CompactLP:
         c0 = np.concatenate([[0.0], np.cumsum(dw)])
         ar = np.arange(W)
         zeros = np.zeros(red.n_wcols)
+        self._window_iters = 0
         for _ in range(_WINDOW_ROUNDS):
             s = self._wstart
             lo_pos, hi_pos = seg + s, seg + s + W  # first position in and past the window
@@ -611,6 +616,7 @@ class CompactLP:
             )
             h.changeRowsBounds(lo.size, self._rows, lo, hi)
             self._run(t)
+            self._window_iters += self._iterations(h)
             sol = h.getSolution()
             col = np.asarray(sol.col_value)
             row_dual = np.asarray(sol.row_dual)
@@ -635,6 +641,11 @@ class CompactLP:
                 return None
             self._move_windows(new)
         return None
+
+    @staticmethod
+    def _iterations(h: Any) -> int:
+        """Simplex iterations of HiGHS instance ``h``'s last run."""
+        return int(h.getInfoValue("simplex_iteration_count")[1])
 
     def _centred(self, rc: np.ndarray) -> np.ndarray:
         """Window starts centred on each level's breakpoint by the duals: the count of
