@@ -314,6 +314,7 @@ class CompactLP:
         self._red: _Reduced | None = None
         self._full: CompactLP | None = None  # the same LP without windows (fallback)
         self._wcache: tuple[np.ndarray, ...] | None = None
+        self._bcache: tuple[np.ndarray, np.ndarray] | None = None  # (gamma, beta)
         self.window_fallbacks = 0  # slots solved without windows (diagnostics)
         self._window_iters = 0  # simplex iterations of a slot's window rounds
         if self.form != "compact":
@@ -342,6 +343,7 @@ class CompactLP:
         state["_highs"] = None
         state["_full"] = None
         state["_wcache"] = None
+        state["_bcache"] = None
         return state
 
     def replica(self) -> CompactLP:
@@ -359,22 +361,31 @@ class CompactLP:
 
     # ------------------------------------------------------------------ prices
     def slot_costs(self, t: int, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Priced costs alpha (N, K) and beta (J, K) of slot t [USD/request]."""
+        """Priced costs alpha (N, K) and beta (J, K) of slot t [USD/request].
+
+        beta does not depend on the slot: it is kept while gamma is, read-only."""
         lin = self.terms.linear
         alpha = self.energy_cost[t]
         for name, arr in self.site.items():
             if lin[name]:
                 alpha = alpha + lin[name] * arr[t]
-        beta = lin["social"] * self.quality
         for n, name in enumerate(self.block_names):
             g = gamma[self.offsets[n] : self.offsets[n + 1]]
             if name == "environment":
                 env = sum(mu * self.site[k][t] for k, mu in self.terms.env.items())
                 alpha = alpha + g[:, None] * env
-            elif burden(name).side == "region":
-                beta = beta + g[:, None] * self.quality
-            else:
+            elif burden(name).side != "region":
                 alpha = alpha + g[:, None] * self.site[name][t]
+        c = self._bcache
+        if c is not None and np.array_equal(c[0], gamma):
+            return alpha, c[1]
+        beta = lin["social"] * self.quality
+        for n, name in enumerate(self.block_names):
+            if name != "environment" and burden(name).side == "region":
+                g = gamma[self.offsets[n] : self.offsets[n + 1]]
+                beta = beta + g[:, None] * self.quality
+        beta.flags.writeable = False
+        self._bcache = (np.array(gamma, copy=True), beta)
         return alpha, beta
 
     def bound(self, t: int, alpha: np.ndarray, beta: np.ndarray, lam: np.ndarray) -> float:
@@ -811,7 +822,7 @@ class _Reduced:
     flat_w: np.ndarray  # (L,) window of each flat position
     flat_pos: np.ndarray  # (L,) position within its class's regions by price
     cls_first: np.ndarray  # (C,) first index of a class among regions sorted by class
-    last_pos: np.ndarray  # (J, K) bool: position p >= m - 1 of the region's class
+    last_class_pos: np.ndarray  # (C, K) bool: position p >= m - 1 of the class
     model_flat: np.ndarray  # (C, K) flat index into (C, K) of the class's p-th model
     y_pick: np.ndarray  # (ny,) each y column in [yp (J x K) by position, Y (C x K)]
 
@@ -938,7 +949,7 @@ class _Reduced:
             [z_val, lp.cap_coef[zk], np.ones(n_t), -np.ones(n_t), np.ones(n_wc), -np.ones(n_wc)]
         )
         A = sp.csc_matrix((vals, (rows, cols)), shape=(n_row, nz + n_t + n_wc))
-        last_pos = np.arange(K)[None, :] >= (n_models[cls_j] - 1)[:, None]
+        last_class_pos = np.arange(K)[None, :] >= (n_models - 1)[:, None]
         model_flat = np.arange(C)[:, None] * K + np.maximum(models, 0)
         yc = cls_j[lp.yj]
         y_pick = np.where(single[yc], J * K + yc * K + lp.yk, lp.yj * K + pos[yc, lp.yk])
@@ -967,7 +978,7 @@ class _Reduced:
             flat_w,
             flat_pos,
             cls_first,
-            last_pos,
+            last_class_pos,
             model_flat,
             y_pick,
         )
@@ -1008,6 +1019,7 @@ class _Reduced:
         # class totals by position p of the hosted models (loss ascending)
         Yp = np.where(self.models >= 0, Y.ravel()[self.model_flat], 0.0)
         S = np.cumsum(Yp, axis=1)  # (C, K)
+        S[self.last_class_pos] = np.inf  # past the last model: all of d (clipped below)
         cls_j = lp.region_class
         if order is None:
             order = self.region_order(beta)  # the greedy order of every knapsack
@@ -1020,8 +1032,8 @@ class _Reduced:
         tcum = S[cls_j] - before[:, None]  # (J, K), clipped to [0, d]
         np.maximum(tcum, 0.0, out=tcum)
         np.minimum(tcum, d[:, None], out=tcum)
-        tcum = np.where(self.last_pos, d[:, None], tcum)  # past the last model: all of d
-        yp = tcum.copy()  # (J, K) by position: the differences of tcum
-        yp[:, 1:] -= tcum[:, :-1]
+        yp = np.empty_like(tcum)  # (J, K) by position: the differences of tcum
+        yp[:, 0] = tcum[:, 0]
+        np.subtract(tcum[:, 1:], tcum[:, :-1], out=yp[:, 1:])
         # y column (j, k): yp[j, position of k], or its class total for a one-region class
         return np.clip(np.concatenate([yp.ravel(), Y.ravel()])[self.y_pick], 0.0, None)
