@@ -299,10 +299,16 @@ def test_solve_command_writes_certified_results(tmp_path, capsys):
     assert "--slot 30 is outside" in capsys.readouterr().err
 
 
-def test_unservable_slot_is_a_clear_solve_error():
+@pytest.mark.parametrize("windows", [False, True])
+def test_unservable_slot_is_a_clear_solve_error(monkeypatch, windows):
     from eqglb.policies import SolveError
+    from eqglb.structured import compact
 
-    sc = make_scenario(3, 4, 2, 12, reach=2, seed=2)
+    if windows:  # one class of 4 regions in windows of 1: the relaxation is infeasible too
+        monkeypatch.setattr(compact, "T_WINDOW", 1)
+    sc = make_scenario(3, 4, 2, 12, reach=3 if windows else 2, seed=2)
+    if windows:
+        assert CompactLP.of(sc, Objective.uniform(2.0, mu_social=3e4))._red.n_win == 1
     demand = np.asarray(sc.demand).copy()
     demand[7] *= 100.0  # far beyond capacity in slot 7 only
     bad = sc.replace(demand=demand, validate_feasibility=False)

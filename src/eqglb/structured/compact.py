@@ -523,9 +523,9 @@ class CompactLP:
         even = np.bincount(self.yj, self._yq * y_even, minlength=J)
         return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
 
-    def _run(self, t: int, fail: bool = True) -> bool:
+    def _run(self, t: int) -> None:
         """Run HiGHS from the current basis, once more from scratch if that is not
-        optimal; with ``fail`` a clear error if still not optimal, else False."""
+        optimal; a clear error if still not optimal."""
         from eqglb.policies.problem import SolveError
 
         h = self._highs
@@ -536,8 +536,6 @@ class CompactLP:
             h.run()
             status = h.modelStatusToString(h.getModelStatus())
             if status != "Optimal":
-                if not fail:
-                    return False
                 when = f" ({self.time_labels[t]})" if self.time_labels else ""
                 hint = (
                     "demand cannot be served within capacity and routing in this slot; "
@@ -548,7 +546,6 @@ class CompactLP:
                 raise SolveError(
                     f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
                 )
-        return True
 
     # ------------------------------------------------------------------ windows
     def _ordered(self, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, ...]:
