@@ -252,6 +252,63 @@ def _brentq(
     raise RuntimeError(f"Failed to converge after {maxiter} iterations, value is {xcur}.")
 
 
+def _theta2_py(pairs: list[tuple[float, float]], mu: float) -> float | None:
+    """q = 2 projection multiplier in Python floats: theta >= 0 with
+    ``sum_r (u_r / (1 + a_r theta))^2 = mu^2`` for the pairs (u_r > 0, a_r = 2 eta_r).
+
+    Newton's method on ``phi(theta) = 1 / ||x(theta)|| - 1 / mu``, which is increasing and
+    concave (the trust-region secular equation, Moré and Sorensen 1983), from theta = 0
+    where phi < 0: the iterates rise monotonically to the root, quadratically near it
+    (4 steps on average on the policy's inputs). Sums in numpy's pairwise order, so
+    :func:`_theta2_array` gives the same bits. None where it does not settle (a value
+    not finite and positive, or 100 steps): Brent's method decides then."""
+    th, inv = 0.0, 1.0 / mu
+    for _ in range(100):
+        xs, ws = [], []
+        for u_, a_ in pairs:
+            den = 1.0 + a_ * th
+            x = u_ / den
+            xs.append(x * x)
+            ws.append(x * x * a_ / den)
+        S, D = _pairwise_sum(xs), _pairwise_sum(ws)
+        if not (0.0 < S < math.inf and 0.0 < D < math.inf):
+            return None
+        nrm = math.sqrt(S)
+        phi = 1.0 / nrm - inv
+        if phi >= 0.0:
+            return th
+        step = -phi * (S * nrm) / D  # phi' = D / (S ||x||)
+        th += step
+        if not th < math.inf:
+            return None
+        if step <= 1e-15 * th:
+            return th
+    return None
+
+
+def _theta2_array(up: np.ndarray, a: np.ndarray, mu: float) -> float | None:
+    """:func:`_theta2_py` with array operations (the same operations in the same order)."""
+    th, inv = 0.0, 1.0 / mu
+    for _ in range(100):
+        den = 1.0 + a * th
+        x = up / den
+        xx = x * x
+        S, D = float(_add_reduce(xx, None)), float(_add_reduce(xx * a / den, None))
+        if not (0.0 < S < math.inf and 0.0 < D < math.inf):
+            return None
+        nrm = math.sqrt(S)
+        phi = 1.0 / nrm - inv
+        if phi >= 0.0:
+            return th
+        step = -phi * (S * nrm) / D
+        th += step
+        if not th < math.inf:
+            return None
+        if step <= 1e-15 * th:
+            return th
+    return None
+
+
 def _root_log_theta(excess: Callable[[float], float]) -> float:
     """Root of the decreasing ``excess(log theta)``: bracketed from [-60, 0] upwards in
     steps of 10 (up to 700), then Brent's method (xtol 1e-13, rtol 1e-15)."""
@@ -357,7 +414,10 @@ def project_dual(v: np.ndarray, eta: np.ndarray | float, mu: float, q: float) ->
     For 1 < q < inf the multiplier is found in ``log theta`` by Brent's method
     (:func:`_brentq`, scipy's algorithm); each evaluation of the excess norm runs the same
     array operations in the same order as :func:`_project_dual_reference`, so both give
-    the same bits (tested).
+    the same bits (tested). At q = 2 with steps that differ it is found by Newton's method
+    (:func:`_theta2_py`, about half the time of Brent's on the policy's inputs): within
+    about 1e-13 of the reference, on the sphere to a few ulps, the same bits on the
+    Python-float and the array path; Brent's method remains where Newton's does not settle.
     """
     u = np.maximum(v, 0.0)  # np.clip(v, 0.0, None)
     if q == 1.0:
@@ -382,8 +442,15 @@ def project_dual(v: np.ndarray, eta: np.ndarray | float, mu: float, q: float) ->
     if p == 2.0:  # w = 1 / (1 + a): no inner iteration
         ep2 = 2.0 * ep
         mu2 = mu * mu
-        if up.size <= _PW_BLOCK and _pairwise_sum_is_numpys():
+        fast = up.size <= _PW_BLOCK and _pairwise_sum_is_numpys()
+        if fast:
             pairs = list(zip(up.tolist(), ep2.tolist(), strict=True))
+        th = _theta2_py(pairs, mu) if fast else _theta2_array(up, ep2, mu)
+        if th is not None:  # Newton settled (else Brent's method in log theta below)
+            out = np.zeros_like(u)
+            out[pos] = up / (1.0 + ep2 * th)
+            return out
+        if fast:
 
             def excess2_py(log_theta: float) -> float:
                 # the array version below, element by element in Python floats (the same
