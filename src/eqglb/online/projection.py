@@ -252,6 +252,22 @@ def _brentq(
     raise RuntimeError(f"Failed to converge after {maxiter} iterations, value is {xcur}.")
 
 
+def _theta2_next(th: float, inv: float, S: float, D: float) -> tuple[float, int]:
+    """Newton's step of :func:`_theta2_py` from ``theta`` at the sums ``S`` and ``D``:
+    (theta, state), state 1 settled, 0 go on, -1 not settled (a non-finite value)."""
+    if not (0.0 < S < math.inf and 0.0 < D < math.inf):
+        return th, -1
+    nrm = math.sqrt(S)
+    phi = 1.0 / nrm - inv
+    if phi >= 0.0:
+        return th, 1
+    step = -phi * (S * nrm) / D  # phi' = D / (S ||x||)
+    th += step
+    if not th < math.inf:
+        return th, -1
+    return th, 1 if step <= 1e-15 * th else 0
+
+
 def _theta2_py(pairs: list[tuple[float, float]], mu: float) -> float | None:
     """q = 2 projection multiplier in Python floats: theta >= 0 with
     ``sum_r (u_r / (1 + a_r theta))^2 = mu^2`` for the pairs (u_r > 0, a_r = 2 eta_r).
@@ -270,19 +286,9 @@ def _theta2_py(pairs: list[tuple[float, float]], mu: float) -> float | None:
             x = u_ / den
             xs.append(x * x)
             ws.append(x * x * a_ / den)
-        S, D = _pairwise_sum(xs), _pairwise_sum(ws)
-        if not (0.0 < S < math.inf and 0.0 < D < math.inf):
-            return None
-        nrm = math.sqrt(S)
-        phi = 1.0 / nrm - inv
-        if phi >= 0.0:
-            return th
-        step = -phi * (S * nrm) / D  # phi' = D / (S ||x||)
-        th += step
-        if not th < math.inf:
-            return None
-        if step <= 1e-15 * th:
-            return th
+        th, state = _theta2_next(th, inv, _pairwise_sum(xs), _pairwise_sum(ws))
+        if state:
+            return th if state > 0 else None
     return None
 
 
@@ -294,18 +300,9 @@ def _theta2_array(up: np.ndarray, a: np.ndarray, mu: float) -> float | None:
         x = up / den
         xx = x * x
         S, D = float(_add_reduce(xx, None)), float(_add_reduce(xx * a / den, None))
-        if not (0.0 < S < math.inf and 0.0 < D < math.inf):
-            return None
-        nrm = math.sqrt(S)
-        phi = 1.0 / nrm - inv
-        if phi >= 0.0:
-            return th
-        step = -phi * (S * nrm) / D
-        th += step
-        if not th < math.inf:
-            return None
-        if step <= 1e-15 * th:
-            return th
+        th, state = _theta2_next(th, inv, S, D)
+        if state:
+            return th if state > 0 else None
     return None
 
 
