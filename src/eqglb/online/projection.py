@@ -284,8 +284,9 @@ def _theta2_py(pairs: list[tuple[float, float]], mu: float) -> float | None:
         for u_, a_ in pairs:
             den = 1.0 + a_ * th
             x = u_ / den
-            xs.append(x * x)
-            ws.append(x * x * a_ / den)
+            xx = x * x
+            xs.append(xx)
+            ws.append(xx * a_ / den)
         th, state = _theta2_next(th, inv, _pairwise_sum(xs), _pairwise_sum(ws))
         if state:
             return th if state > 0 else None

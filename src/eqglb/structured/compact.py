@@ -313,7 +313,7 @@ class CompactLP:
             raise ValueError(f"window must be >= 0 columns, not {self.window}")
         self._red: _Reduced | None = None
         self._full: CompactLP | None = None  # the same LP without windows (fallback)
-        self._wcache: tuple[np.ndarray, ...] | None = None
+        self._wcache: tuple[Any, ...] | None = None
         self._bcache: tuple[np.ndarray, np.ndarray] | None = None  # (gamma, beta)
         self.window_fallbacks = 0  # slots solved without windows (diagnostics)
         self._window_iters = 0  # simplex iterations of a slot's window rounds
@@ -476,31 +476,21 @@ class CompactLP:
             lo = np.concatenate([d / sx, np.zeros(self.n_link), np.full(cap.size, -np.inf)])
             hi = np.concatenate([d / sx, np.zeros(self.n_link), cap / sx])
             h.changeRowsBounds(self.n_row, self._rows, lo, hi)
-            self._run(t)
-            sol = h.getSolution()
-            col = np.asarray(sol.col_value)
-            row_dual = np.asarray(sol.row_dual)
+            col, row_dual = self._run(t)
             x = np.clip(col, 0.0, None) * sx
             y, z = x[: self.ny], x[self.ny :]
             lam = np.clip(-row_dual[J + self.n_link :], 0.0, None) / sc
         else:
             cost = red.costs(alpha, beta)
-            order, reg, ctw, pmax, smin = self._ordered(gamma, beta)
-            if red.n_win:
-                big = max(float(np.abs(cost).max()), float(np.abs(ctw).max()))
-            else:
-                big = float(np.abs(cost).max())
-            sc = 1.0 / max(big, 1e-300)
+            order, reg, ctw, pmax, smin, wbig = self._ordered(gamma, beta)
+            sc = 1.0 / max(float(np.abs(cost).max()), wbig, 1e-300)
             if red.n_t:
                 h.changeColsBounds(red.n_t, red.t_cols, np.zeros(red.n_t), d[red.tj] / sx)
             lo, hi = red.row_bounds(d / sx, cap / sx)
             if not red.n_win:
                 h.changeColsCost(cost.size, self._cols, cost * sc)
                 h.changeRowsBounds(lo.size, self._rows, lo, hi)
-                self._run(t)
-                sol = h.getSolution()
-                col = np.asarray(sol.col_value)
-                row_dual = np.asarray(sol.row_dual)
+                col, row_dual = self._run(t)
             else:
                 got = self._solve_windows(t, cost * sc, sc, ctw, pmax, smin, d[reg] / sx, lo, hi)
                 if got is None:  # not settled within _WINDOW_ROUNDS: the LP without windows
@@ -509,7 +499,7 @@ class CompactLP:
                     return res
                 col, row_dual = got
             z = np.clip(col[: self.nz], 0.0, None) * sx
-            y = red.recover(z, d, beta, order)
+            y = red.recover(z, d, order)
             lam = np.clip(-row_dual[red.n_row - red.n_cap :], 0.0, None) / sc
         bound = self.bound(t, alpha, beta, lam)
         zf = self._zflat
@@ -523,9 +513,10 @@ class CompactLP:
         even = np.bincount(self.yj, self._yq * y_even, minlength=J)
         return SlotResult(y, z, energy, vectors, loads, bound, value, it, even, lam)
 
-    def _run(self, t: int) -> None:
+    def _run(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Run HiGHS from the current basis, once more from scratch if that is not
-        optimal; a clear error if still not optimal."""
+        optimal; a clear error if still not optimal. Returns (column values, row duals)
+        of the scaled LP."""
         from eqglb.policies.problem import SolveError
 
         h = self._highs
@@ -546,14 +537,17 @@ class CompactLP:
                 raise SolveError(
                     f"slot {t}{when}: HiGHS returned {status!r} for the compact slot LP: {hint}"
                 )
+        sol = h.getSolution()
+        return np.asarray(sol.col_value), np.asarray(sol.row_dual)
 
     # ------------------------------------------------------------------ windows
-    def _ordered(self, gamma: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _ordered(self, gamma: np.ndarray, beta: np.ndarray) -> tuple[Any, ...]:
         """The greedy region order (:meth:`_Reduced.region_order`); per position of every
         window's class, the region and its cumulative column's cost [USD/request]; and
         per position the largest cost up to it and the smallest from it on, within its
-        window's class. They depend on the prices only (beta does not change from slot
-        to slot): kept while gamma is."""
+        window's class; and the largest magnitude of those costs (0 without windows).
+        They depend on the prices only (beta does not change from slot to slot): kept
+        while gamma is."""
         c = self._wcache
         if c is not None and np.array_equal(c[0], gamma):
             return c[1:]
@@ -566,8 +560,9 @@ class CompactLP:
         for a, b in zip(red.wseg[:-1], red.wseg[1:], strict=True):
             pmax[a:b] = np.maximum.accumulate(ctw[a:b])
             smin[a:b] = np.minimum.accumulate(ctw[a:b][::-1])[::-1]
-        self._wcache = (np.array(gamma, copy=True), order, reg, ctw, pmax, smin)
-        return order, reg, ctw, pmax, smin
+        wbig = float(np.abs(ctw).max()) if ctw.size else 0.0
+        self._wcache = (np.array(gamma, copy=True), order, reg, ctw, pmax, smin, wbig)
+        return order, reg, ctw, pmax, smin, wbig
 
     def _solve_windows(
         self,
@@ -623,11 +618,8 @@ class CompactLP:
                 red.n_wcols, red.w_cols, zeros, np.concatenate([dw[idx].ravel(), below, above])
             )
             h.changeRowsBounds(lo.size, self._rows, lo, hi)
-            self._run(t)
+            col, row_dual = self._run(t)
             self._window_iters += self._iterations(h)
-            sol = h.getSolution()
-            col = np.asarray(sol.col_value)
-            row_dual = np.asarray(sol.row_dual)
             theta = row_dual[red.wrow] - row_dual[red.wrow + 1]
             # fixed at their demand below (reduced cost <= 0), at zero above (>= 0)
             bad = (has_below & (pmax[i_below] * sc - theta > _RC_TOL)) | (
@@ -680,10 +672,7 @@ class CompactLP:
         h = self._highs
         old = self._wstart
         self._wstart = np.asarray(new, dtype=np.int64)
-        if not h.getBasis().valid:
-            h.clearSolver()
-            return
-        cols, rows = basis_status(h)
+        cols, rows = basis_status(h)  # valid: the last run was optimal
         W = red.W
         first = red.n_cols - red.n_wcols
         blk = cols[first : first + red.n_win * W].reshape(red.n_win, W).astype(np.int64)
@@ -693,11 +682,9 @@ class CompactLP:
         kept = np.take_along_axis(blk, np.clip(i_old, 0, W - 1), axis=1)
         fill = np.where(self._wstart[:, None] + ar < old[:, None], _UPPER, _LOWER)
         cols[first : first + red.n_win * W] = np.where(inside, kept, fill).ravel()
-        if int((cols == _BASIC).sum() + (rows == _BASIC).sum()) != red.n_row:
-            h.clearSolver()
-            return
         h.clearSolver()
-        _apply_basis(h, cols, rows)
+        if int((cols == _BASIC).sum() + (rows == _BASIC).sum()) == red.n_row:
+            _apply_basis(h, cols, rows)
 
     def _solve_full(self, t: int, gamma: np.ndarray, ctw: np.ndarray) -> SlotResult:
         """Slot t by the same reduced LP without windows, from scratch (so the result
@@ -1004,11 +991,9 @@ class _Reduced:
         hi = np.concatenate([rhs, cap])
         return lo, hi
 
-    def recover(
-        self, z: np.ndarray, d: np.ndarray, beta: np.ndarray, order: np.ndarray | None = None
-    ) -> np.ndarray:
+    def recover(self, z: np.ndarray, d: np.ndarray, order: np.ndarray) -> np.ndarray:
         """Compact y columns [requests/slot] of an optimal z (class docstring); ``order``
-        is :meth:`region_order` of ``beta`` where the caller has it."""
+        is :meth:`region_order` of the slot's beta (the greedy order of every knapsack)."""
         lp = self.lp
         T, N, J, K = lp.shape
         C = lp.n_classes
@@ -1018,8 +1003,6 @@ class _Reduced:
         S = np.cumsum(Yp, axis=1)  # (C, K)
         S[self.last_class_pos] = np.inf  # past the last model: all of d (clipped below)
         cls_j = lp.region_class
-        if order is None:
-            order = self.region_order(beta)  # the greedy order of every knapsack
         ds = d[order]
         cs = np.cumsum(ds)
         first = self.cls_first  # first sorted index per class (sorted by class first)
