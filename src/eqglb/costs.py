@@ -329,6 +329,39 @@ class Objective:
             return Objective(**unit, **qs, **flags)
         return Objective.normalized(sizes[0], sizes[1], **unit, **qs, **flags)
 
+    def finite_surrogate(self, p: float, n_region: int, n_datacenter: int) -> Objective:
+        """A smooth objective that is never above this one: a lower bound for q = inf.
+
+        Every norm term of order q = inf becomes order ``p`` with its weight times
+        ``n ** (-1/p)``, where ``n`` is the length of the term's vector (``n_region`` for
+        regional burdens, ``n_datacenter`` for site burdens; under a combined environment
+        the combinable terms follow ``q_carbon``). Because ``||v||_p <= n ** (1/p)
+        ||v||_inf``, the surrogate's value of any dispatch is at most this objective's, so
+        the certified lower bound of a solve at the surrogate [USD] is a valid lower bound
+        of this objective's optimum, and the surrogate's dispatch is feasible here (the
+        constraints are the same). Other terms are unchanged. The bound tightens as ``p``
+        grows (docs/performance.md, the latency-limited year at q = inf). The weights of the
+        result are absolute (no :attr:`norm_sizes`).
+        """
+        pv = float(p)
+        if not (math.isfinite(pv) and pv >= 1.0):
+            raise ValueError(f"p = {p!r}; give a finite norm order >= 1")
+        sizes = {"region": int(n_region), "datacenter": int(n_datacenter)}
+        if min(sizes.values()) < 1:
+            raise ValueError(
+                f"n_region = {n_region!r}, n_datacenter = {n_datacenter!r}; both must be >= 1"
+            )
+        terms: dict[str, tuple[float, float]] = {}
+        for name, t in self.terms.items():
+            b = _burden(name)
+            q = self.q_carbon if self.combined_environment and b.combinable else t.q
+            if math.isinf(q):
+                terms[name] = (t.mu * float(sizes[b.side]) ** (-1.0 / pv), pv)
+            else:
+                terms[name] = (t.mu, t.q)
+        flags = {**self._flags(), "norm_sizes": None}
+        return Objective(terms, **flags)
+
     def active(self) -> list[tuple[str, Term]]:
         """The terms with a positive weight, in registry order."""
         return [(k, t) for k, t in self.terms.items() if t.mu > 0]

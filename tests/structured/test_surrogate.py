@@ -1,0 +1,100 @@
+"""Objective.finite_surrogate: a finite-order objective never above a q = inf one, so that
+the certified lower bound of a smooth solve is a lower bound of the q = inf optimum."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eqglb.costs import Objective, coefficients, objective_value, regional_costs
+from eqglb.policies import EquitableOffline
+from eqglb.structured import StructuredOffline
+from eqglb.testing import random_scenario
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from instances import make_scenario  # noqa: E402
+
+
+def _value(sc, obj, y):
+    return objective_value(
+        obj, regional_costs(coefficients(sc, social_average=obj.social_average), y)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    qs=st.lists(st.sampled_from([1.0, 2.0, 3.0, math.inf]), min_size=3, max_size=3),
+    combined=st.booleans(),
+    scale=st.sampled_from([1e-6, 1.0, 1e6]),
+)
+def test_surrogate_never_above_and_grows_with_p(seed, qs, combined, scale):
+    rng = np.random.default_rng(seed)
+    sc = random_scenario(rng, 3, 3, 4, 3)
+    obj = Objective(
+        q_social=qs[0],
+        q_carbon=qs[1],
+        q_water=qs[2],
+        mu_social=scale * 3e4,
+        mu_carbon=1.5,
+        mu_water=0.06,
+        combined_environment=combined,
+    )
+    # any nonnegative dispatch: the inequality is about the norms, not feasibility
+    y = rng.random(sc.shape) ** 3 * scale
+    v = _value(sc, obj, y)
+    T, N, J, K = sc.shape
+    prev = -math.inf
+    for p in (1.0, 2.0, 8.0, 64.0):
+        s = _value(sc, obj.finite_surrogate(p, J, N), y)
+        assert s <= v * (1 + 1e-12) + 1e-300
+        assert s >= prev * (1 - 1e-12)  # power means grow with the order
+        prev = s
+    # a term that is not q = inf is left exactly as it was
+    if not any(math.isinf(q) for q in qs):
+        assert obj.finite_surrogate(8.0, J, N).terms == obj.terms
+
+
+def test_surrogate_terms_and_errors():
+    obj = Objective.uniform("inf", mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    sur = obj.finite_surrogate(16, 1000, 100)
+    assert sur.terms["social"].q == 16.0
+    assert sur.terms["social"].mu == pytest.approx(3e4 * 1000 ** (-1 / 16))
+    assert sur.terms["carbon"].mu == pytest.approx(1.5 * 100 ** (-1 / 16))
+    assert sur.norm_sizes is None
+    with pytest.raises(ValueError, match="finite norm order"):
+        obj.finite_surrogate(math.inf, 10, 10)
+    with pytest.raises(ValueError, match="finite norm order"):
+        obj.finite_surrogate(0.5, 10, 10)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        obj.finite_surrogate(4, 0, 10)
+    # a normalised objective: the surrogate keeps the absolute weights
+    nobj = Objective.normalized(7, 3, q_social="inf", mu_social=2.0)
+    nsur = nobj.finite_surrogate(4, 7, 3)
+    assert nsur.terms["social"].mu == pytest.approx(nobj.terms["social"].mu * 7**-0.25)
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_surrogate_bound_certifies_the_inf_optimum(seed):
+    """The smooth solve's certified lower bound is at most the q = inf optimum (HiGHS LP),
+    its dispatch at least that optimum, and the bound rises with p."""
+    sc = make_scenario(4, 6, 3, 24, reach=2, seed=seed)
+    obj = Objective.uniform("inf", mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    ref = EquitableOffline(obj).plan(sc)
+    opt = _value(sc, obj, ref.y)
+    T, N, J, K = sc.shape
+    lows = []
+    for p in (2.0, 8.0, 32.0):
+        d = StructuredOffline(obj.finite_surrogate(p, J, N), tol=1e-9).plan(sc)
+        low = float(d.info.dual_bound)
+        assert low <= opt * (1 + 1e-9)
+        assert _value(sc, obj, d.y) >= opt * (1 - 1e-7)
+        lows.append(low)
+    assert lows[0] <= lows[1] * (1 + 1e-7) <= lows[2] * (1 + 1e-6)
+    assert lows[2] < opt  # a bound, not the optimum itself, at this size
