@@ -135,6 +135,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         address=args.address,
         time_limit=args.time_limit,
         even_columns=not args.no_even_columns,
+        homotopy=tuple(args.homotopy),
         progress=progress,
     )
     load_before = list(os.getloadavg())
@@ -169,6 +170,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "gap": res.gap,
         "iterations": res.iterations,
         "passes": info["passes"],
+        "homotopy": info.get("homotopy"),
         "pricing_time_s": pricing,
         "time_per_pass_s": pricing / max(1, info["passes"]),
         "warm_start_time_s": warm,
@@ -227,6 +229,12 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "        terms [USD]: " + ", ".join(f"{k} {v:.4g}" for k, v in terms.items()),
         flush=True,
     )
+    for st in info.get("homotopy") or []:
+        print(
+            f"        stage q={st['q']:g}: {st['passes']} passes, {st['time']:.1f} s, "
+            f"upper {st['upper']:.8g} lower {st['lower']:.8g} gap {st['gap']:.2e}",
+            flush=True,
+        )
     active = row["not_smallest_share"] >= 0.10 and row["distinct_regional_losses"] > 1
     print(
         f"        share of requests per model {' '.join(f'{m:.3f}' for m in mix)}; "
@@ -266,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         "ray://head:10001; default: a local Ray instance with --workers CPUs",
     )
     ap.add_argument("--time-limit", type=float, default=None, help="per solve [s]")
+    ap.add_argument(
+        "--homotopy",
+        type=float,
+        nargs="*",
+        default=[],
+        help="norm orders of smooth surrogate stages solved before q = inf (e.g. 8 32)",
+    )
     ap.add_argument(
         "--no-even-columns",
         action="store_true",

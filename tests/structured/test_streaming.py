@@ -414,3 +414,83 @@ def test_windowed_slot_lps_same_optimum_and_replay(monkeypatch, q):
     lp = CompactLP.of(sc, obj)
     assert lp.n_classes == 1 and lp._red is not None and lp._red.n_win == 2
     _check(sc, obj, block_slots=6, warm_start=q == math.inf, warm_sample=8)
+
+
+@pytest.mark.parametrize(
+    "qs", [(math.inf, math.inf, math.inf), (math.inf, 2.0, math.inf), (3.0, math.inf, 1.0)]
+)
+@pytest.mark.parametrize("warm", [False, True])
+def test_homotopy_in_the_norm_order_reaches_the_q_inf_optimum(qs, warm):
+    """Smooth stages p = 4, 16 before q = inf: the same optimum, a replayed dispatch equal
+    to the reported one (:func:`_check`), and every stage's bound a valid q = inf bound,
+    never falling from one stage to the next."""
+    sc = make_scenario(4, 12, 3, 48, reach=2, seed=3)
+    obj = Objective(
+        q_social=qs[0], q_carbon=qs[1], q_water=qs[2], mu_social=3e4, mu_carbon=1.5, mu_water=0.06
+    )
+    ref = StructuredOffline(obj, tol=1e-9).plan(sc).info.objective
+    res, _ = _check(sc, obj, block_slots=6, warm_start=warm, warm_sample=8, homotopy=(4, 16))
+    stages = res.info["homotopy"]
+    if warm:  # the sample ran both smooth stages, the horizon the last one and q = inf
+        assert [s["q"] for s in res.info["warm_start_homotopy"]] == [4.0, 16.0]
+        assert [s["q"] for s in stages] == [16.0, math.inf]
+        res, _ = _check(
+            sc, obj, block_slots=6, warm_sample=8, homotopy=(4, 16), homotopy_on_sample=False
+        )
+        assert [s["q"] for s in res.info["warm_start_homotopy"]] == [4.0]
+        stages = res.info["homotopy"]
+    assert [s["q"] for s in stages] == [4.0, 16.0, math.inf]
+    lowers = [s["lower"] for s in stages]
+    assert all(lo <= ref * (1 + 1e-9) for lo in lowers)
+    assert lowers == sorted(lowers)
+    # the smooth stages stop at their own tolerance, well below the q = inf optimum
+    assert stages[0]["gap"] <= 1e-3 and lowers[0] < ref * (1 - 1e-3)
+    assert sum(s["passes"] for s in stages) == res.info["passes"]
+
+
+def test_homotopy_without_a_q_inf_term_is_the_plain_solve():
+    sc = make_scenario(4, 12, 3, 24, reach=2, seed=3)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    kw = dict(tol=1e-7, block_slots=6, backend="serial", warm_start=False)
+    a = StreamingOffline(obj, homotopy=(8,), **kw).solve(sc)
+    b = StreamingOffline(obj, **kw).solve(sc)
+    assert "homotopy" not in a.info
+    assert a.objective == b.objective and a.info["passes"] == b.info["passes"]
+
+
+def test_homotopy_time_limit_still_ends_at_q_inf_certified():
+    """Out of time in the first smooth stage: the q = inf problem still gets its master
+    solve, and the result is the q = inf value of a feasible dispatch with a valid bound."""
+    sc = make_scenario(4, 12, 3, 48, reach=2, seed=3)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    ref = StructuredOffline(obj, tol=1e-9).plan(sc).info.objective
+    res = StreamingOffline(
+        obj,
+        tol=1e-9,
+        block_slots=6,
+        backend="serial",
+        warm_start=False,
+        homotopy=(8,),
+        time_limit=0.0,
+    ).solve(sc)
+    assert res.status == "feasible"
+    assert [s["q"] for s in res.info["homotopy"]] == [8.0, math.inf]
+    y = res.dispatch()
+    assert check_feasibility(sc, y).ok(1e-7)
+    assert res.objective == pytest.approx(_value(sc, obj, y), rel=1e-9)
+    assert res.dual_bound <= ref * (1 + 1e-9) <= res.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(homotopy=(32, 8)),
+        dict(homotopy=(math.inf,)),
+        dict(homotopy=(1.0,)),
+        dict(homotopy_share=1.0),
+    ],
+)
+def test_homotopy_settings_are_checked(kw):
+    obj = Objective.uniform(math.inf, mu_social=3e4)
+    with pytest.raises(ValueError, match="homotopy"):
+        StreamingOffline(obj, **kw)

@@ -98,3 +98,36 @@ def test_surrogate_bound_certifies_the_inf_optimum(seed):
         lows.append(low)
     assert lows[0] <= lows[1] * (1 + 1e-7) <= lows[2] * (1 + 1e-6)
     assert lows[2] < opt  # a bound, not the optimum itself, at this size
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 300),
+    w=st.sampled_from([1e-6, 1.0, 3e4, 1e9]),
+    ps=st.lists(st.sampled_from([1.5, 2.0, 4.0, 8.0, 32.0, 128.0]), min_size=2, max_size=2),
+)
+def test_block_surrogate_value_below_and_prices_nest(seed, size, w, ps):
+    """Block.surrogate (the streaming homotopy's stages): its term is never above the
+    q = inf term, and prices feasible at order p are feasible at any larger order and at
+    q = inf, so bounds carry from stage to stage."""
+    from eqglb.metrics import lq_norm
+    from eqglb.structured.coupling import Block
+
+    rng = np.random.default_rng(seed)
+    b = Block("social", w, math.inf, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
+    lo, hi = sorted(ps)
+    s_lo, s_hi = b.surrogate(lo), b.surrogate(hi)
+    assert s_lo.q == lo and s_lo.weight == pytest.approx(w * size ** (-1 / lo), rel=1e-15)
+    u = rng.random(size) ** 4 * rng.choice([1e-3, 1.0, 1e6])
+    assert s_lo.norm(u) <= s_hi.norm(u) * (1 + 1e-12) <= b.norm(u) * (1 + 2e-12)
+    # a price vector on the boundary of the order-lo ball
+    g = s_lo.project(rng.random(size) ** 2 * 10 * w + 1e-300)
+    for outer in (s_hi, b):
+        assert np.allclose(outer.project(g), g, rtol=1e-12, atol=0)
+    assert g.sum() <= w * (1 + 1e-12)
+    assert lq_norm(g, hi / (hi - 1)) <= s_hi.weight * (1 + 1e-12)
+    # finite blocks are left alone, and bad orders are refused
+    assert s_lo.surrogate(hi) is s_lo
+    with pytest.raises(ValueError, match="norm order"):
+        b.surrogate(1.0)

@@ -111,8 +111,15 @@ def column_generation(
     t_start: float,
     stats: dict[str, Any],
     on_iteration: Callable[[int, float, float, float, int], None] | None,
+    seed: Pricing | None = None,
 ) -> dict[str, Any]:
     """Run the loop of the module docstring.
+
+    ``seed``, where given, stands for the first pricing pass: its columns start the
+    pool and its ``lower`` the bound (it must be a valid bound of this problem, e.g. the
+    bound of a problem never above this one, priced at prices feasible here), so a
+    continuation (:class:`eqglb.structured.stream.StreamingOffline`'s homotopy in the
+    norm order) does not price its starting prices twice.
 
     Returns a dict: ``best`` (the best master solution), ``snapshot`` (the pool's
     snapshot of its weights), ``lower``, ``upper`` [USD], ``iterations``, ``status``
@@ -120,7 +127,7 @@ def column_generation(
     best-bound prices, one array per block).
     """
     gamma = cp.project(gamma0 if gamma0 is not None else fair_prices(cp))
-    first = price(gamma)
+    first = price(gamma) if seed is None else seed
     lower = first.lower
     center = gamma
     pool.add_picked(first, np.arange(first.f.size), 0)

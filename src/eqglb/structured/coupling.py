@@ -28,6 +28,7 @@ linear; its maximum equals the optimum (strong duality, all terms convex and fin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,24 @@ class Block:
         """``w ||u||_q`` [USD]."""
         return self.weight * lq_norm(u, self.q)
 
+    def surrogate(self, p: float) -> Block:
+        """This block, where ``q = inf``, as order ``p`` with weight ``w size ** (-1/p)``.
+
+        ``||u||_p <= size ** (1/p) ||u||_inf``, so the surrogate term is never above this
+        one (:meth:`eqglb.costs.Objective.finite_surrogate` at the block level), and its
+        dual ball ``||g||_{p/(p-1)} <= w size ** (-1/p)`` lies inside this block's
+        ``sum g <= w`` (Hölder): prices feasible for the surrogate are feasible here, and
+        so are those of a surrogate of a smaller ``p``. Blocks of finite q are returned
+        as they are.
+        """
+        if not math.isinf(self.q):
+            return self
+        pv = float(p)
+        if not (math.isfinite(pv) and pv > 1.0):
+            raise ValueError(f"p = {p!r}; give a finite norm order > 1")
+        w = self.weight * float(self.size) ** (-1.0 / pv)
+        return Block(self.name, w, pv, self.index, self.size, self.coef)
+
     def project(self, gamma: np.ndarray) -> np.ndarray:
         """Nearest-by-scaling point of ``{g >= 0, ||g||_p <= w}`` (feasible dual prices)."""
         g = np.clip(np.asarray(gamma, float), 0.0, None)
@@ -121,6 +140,11 @@ class Coupling:
             else:
                 c += g[b.index][None, :] * b.coef[t]
         return c
+
+    def surrogate(self, p: float) -> Coupling:
+        """The same coupling with every ``q = inf`` block replaced by
+        :meth:`Block.surrogate` at order ``p`` (a lower-bounding smooth problem)."""
+        return Coupling(self.linear, tuple(b.surrogate(p) for b in self.blocks))
 
     def project(self, gamma: list[np.ndarray]) -> list[np.ndarray]:
         return [b.project(g) for b, g in zip(self.blocks, gamma, strict=True)]

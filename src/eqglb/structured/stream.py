@@ -652,6 +652,26 @@ class StreamingOffline:
         further master column per block, close to the optimum where the slot LPs'
         answers at any one price are all or nothing (q = inf). Costs about one more
         pass.
+    homotopy : tuple of float
+        Where a term has q = inf: norm orders ``p_1 < p_2 < ...`` (e.g. ``(8, 32)``) of
+        smooth surrogate problems solved first, each from the previous one's prices and
+        columns, before the q = inf problem itself (a continuation in the norm order).
+        Stage ``p`` replaces every q = inf block by order ``p`` with its weight times
+        ``size ** (-1/p)`` (:meth:`eqglb.structured.coupling.Block.surrogate`): never
+        above the q = inf objective, so its certified bound is a valid q = inf bound,
+        and its prices are feasible q = inf prices (Hölder). The warm start then samples
+        the first stage, or every stage (``homotopy_on_sample``). Empty (the default):
+        the q = inf problem directly.
+    homotopy_on_sample : bool
+        With the warm start: the sampled problem runs every stage of the homotopy and the
+        horizon only the last one and q = inf (prices feasible at order p are feasible
+        at larger orders only, so the horizon cannot go back to the first). False: the
+        sample runs the first stage and the horizon every stage.
+    homotopy_tol : float
+        Relative gap [-] to which each surrogate stage is solved (of its own problem).
+    homotopy_share : float
+        Most share of ``time_limit`` the surrogate stages take together (the q = inf
+        stage always gets at least one master solve).
     progress : callable or None
         Called with a dict whose ``event`` is ``"warm_start"`` (sampled problem started),
         ``"pricing"`` (after each block of a pricing pass: pass, done, blocks) or
@@ -676,13 +696,30 @@ class StreamingOffline:
     slot_form: str = "auto"
     even_columns: bool = True
     transfer_mixture: bool = True
+    homotopy: tuple[float, ...] = ()
+    homotopy_tol: float = 1e-3
+    homotopy_share: float = 0.5
+    homotopy_on_sample: bool = True
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
+    #: internal (the warm start of a homotopy): solve only the surrogate stages
+    surrogate_only: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         from eqglb.structured.solver import refuse_switching
 
         refuse_switching(self.objective, "streaming")
+        orders = tuple(float(p) for p in self.homotopy)
+        if any(not (math.isfinite(p) and p > 1.0) for p in orders) or any(
+            b <= a for a, b in zip(orders, orders[1:], strict=False)
+        ):
+            raise ValueError(
+                f"homotopy = {self.homotopy!r}; give increasing finite norm orders > 1, "
+                "e.g. (8, 32)"
+            )
+        if not 0.0 < self.homotopy_share < 1.0:
+            raise ValueError(f"homotopy_share = {self.homotopy_share!r}; give a share in (0, 1)")
+        self.homotopy = orders
 
     def state(self) -> dict[str, Any]:
         return {
@@ -741,21 +778,29 @@ class StreamingOffline:
         }
         gamma0 = None
         plans: list[SlotPlan | None] | None = None
-        if self.warm_start and prob.terms.blocks and T > 2 * self.warm_sample:
+        stages = self._stages(prob)
+        warm = self.warm_start and bool(prob.terms.blocks) and T > 2 * self.warm_sample
+        if warm and self.homotopy_on_sample and len(stages) > 2:
+            stages = stages[-2:]  # the sample ran the others (_sampled_prices)
+        if warm:
             t0 = _time.perf_counter()
             if self.progress is not None:
                 self.progress(
                     {"event": "warm_start", "slots": self.warm_sample, "elapsed": t0 - t_start}
                 )
             gamma0, sampled = self._sampled_prices(sc, info)
-            if self.transfer_mixture and any(math.isinf(b[2]) for b in prob.terms.blocks):
+            if (
+                self.transfer_mixture
+                and stages[0] is None
+                and any(math.isinf(b[2]) for b in prob.terms.blocks)
+            ):
                 plans = mixture_plan(sampled, T, length, n_blocks)
                 info["mixture_blocks"] = sum(p is not None for p in plans)
             info["warm_start_time"] = _time.perf_counter() - t0
         ex = _Executor(prob, self.backend, workers, self.address)
         try:
             res = self._column_generation(
-                prob, ex, length, n_blocks, workers, gamma0, plans, t_start, info
+                prob, ex, length, n_blocks, workers, gamma0, plans, t_start, info, stages
             )
         finally:
             ex.close()
@@ -765,6 +810,14 @@ class StreamingOffline:
         return res
 
     # ------------------------------------------------------------------ internals
+    def _stages(self, prob: CompactLP) -> list[float | None]:
+        """Norm orders of the surrogate stages, then None for the problem itself
+        (omitted when ``surrogate_only``); just ``[None]`` without a q = inf block."""
+        if not self.homotopy or not any(math.isinf(b[2]) for b in prob.terms.blocks):
+            return [None]
+        out: list[float | None] = list(self.homotopy)
+        return out if self.surrogate_only else [*out, None]
+
     def _sampled_prices(
         self, sc: Scenario, info: dict[str, Any]
     ) -> tuple[np.ndarray, _SampledMixture]:
@@ -802,6 +855,10 @@ class StreamingOffline:
             max_age=self.max_age,
             slot_form=self.slot_form,
             even_columns=self.even_columns,
+            # a homotopy's stages are smooth, so the sample converges
+            homotopy=self.homotopy if self.homotopy_on_sample else self.homotopy[:1],
+            homotopy_tol=inner_tol,
+            surrogate_only=bool(self.homotopy),
         )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
@@ -811,6 +868,8 @@ class StreamingOffline:
         info["warm_start_simplex_iterations"] = res.info["simplex_iterations"]
         info["warm_start_slots"] = int(sample.size)
         info["warm_start_gap"] = res.gap
+        if "homotopy" in res.info:
+            info["warm_start_homotopy"] = res.info["homotopy"]
         mix = _SampledMixture(
             k, int(sample.size), [(c.block, c.gamma, w, c.split == "even") for c, w in res._columns]
         )
@@ -827,9 +886,11 @@ class StreamingOffline:
         plans: list[SlotPlan | None] | None,
         t_start: float,
         info: dict[str, Any],
+        stages: list[float | None],
     ) -> StreamingResult:
-        """The loop of :mod:`eqglb.structured.colgen` over block columns; the first pass
-        at the ``plans`` (a transferred mixture) where given."""
+        """The loop of :mod:`eqglb.structured.colgen` over block columns, once per stage
+        (:meth:`_stages`); the first pass at the ``plans`` (a transferred mixture) where
+        given."""
         terms = prob.terms
         cp = Coupling(
             np.zeros((1, 0)),
@@ -838,7 +899,6 @@ class StreamingOffline:
                 for name, w, q, size in terms.blocks
             ),
         )
-        pool = _BlockPool(n_blocks, terms.blocks, terms.linear, terms.env)
         bases: list[Basis | None] = [None] * n_blocks
         stats: dict[str, Any] = {
             "pricing_time": 0.0,
@@ -896,6 +956,7 @@ class StreamingOffline:
             )
 
         if not terms.blocks:  # separable: one pass is the whole problem
+            pool = _BlockPool(n_blocks, terms.blocks, terms.linear, terms.env)
             pr = price([])
             return self._result(
                 prob,
@@ -922,31 +983,71 @@ class StreamingOffline:
                     }
                 )
 
-        res = column_generation(
-            cp,
-            pool,
-            price,
-            gamma0=None if gamma0 is None else cp.split(gamma0),
-            tol=self.tol,
-            max_iter=int(self.max_iter),
-            smoothing=self.smoothing,
-            adaptive=True,
-            max_age=self.max_age,
-            master="auto",
-            time_limit=self.time_limit,
-            t_start=t_start,
-            stats=stats,
-            on_iteration=on_iteration,
-        )
+        seed: Pricing | None = None
+        n_smooth = sum(p is not None for p in stages)
+        share = 1.0 if self.surrogate_only else self.homotopy_share
+        history: list[dict[str, Any]] = []
+        iterations = 0
+        for n, p in enumerate(stages):
+            t0 = _time.perf_counter()
+            passes0 = stats["passes"]
+            cps = cp if p is None else cp.surrogate(p)
+            pool = _BlockPool(
+                n_blocks,
+                [(b.name, b.weight, b.q, b.size) for b in cps.blocks],
+                terms.linear,
+                terms.env,
+            )
+            limit = self.time_limit
+            if p is not None and limit is not None:  # the smooth stages share a part
+                limit = t0 - t_start + (share * limit - (t0 - t_start)) / max(1, n_smooth - n)
+            res = column_generation(
+                cps,
+                pool,
+                price,
+                gamma0=None if gamma0 is None else cps.split(gamma0),
+                tol=self.tol if p is None else self.homotopy_tol,
+                max_iter=int(self.max_iter),
+                smoothing=self.smoothing,
+                adaptive=True,
+                max_age=self.max_age,
+                master="auto",
+                time_limit=limit,
+                t_start=t_start,
+                stats=stats,
+                on_iteration=on_iteration,
+                seed=seed,
+            )
+            iterations += res["iterations"]
+            history.append(
+                {
+                    "q": math.inf if p is None else p,
+                    "upper": res["upper"],
+                    "lower": res["lower"],
+                    "gap": relative_gap(res["upper"], res["lower"]),
+                    "iterations": res["iterations"],
+                    "passes": stats["passes"] - passes0,
+                    "time": _time.perf_counter() - t0,
+                }
+            )
+            # the next stage starts where this one ended: its prices (feasible there),
+            # its bound (valid there) and every column it kept
+            gamma0 = np.concatenate(res["center"])
+            seed = Pricing(
+                res["lower"], pool.f.copy(), pool._a.copy(), pool.slot.copy(), list(pool.cols)
+            )
+        if len(stages) > 1 or stages[0] is not None:
+            info["homotopy"] = history
         return self._result(
             prob,
             res["snapshot"],
             res["lower"],
-            res["iterations"],
+            iterations,
             res["status"],
             stats,
             info,
             np.concatenate(res["center"]),
+            upper=res["upper"] if stages[-1] is not None else None,
         )
 
     def _result(
@@ -959,6 +1060,7 @@ class StreamingOffline:
         stats: dict[str, Any],
         info: dict[str, Any],
         center: np.ndarray,
+        upper: float | None = None,
     ) -> StreamingResult:
         T, N, J, K = prob.shape
         length = int(info["block_slots"])
@@ -972,7 +1074,8 @@ class StreamingOffline:
             sl = _block_slots(c.block, length, T)
             loads[sl.start : sl.stop] += np.float32(w) * c.loads
         costs = RegionalCosts(energy, vectors)
-        value = objective_value(self.objective, costs)
+        # a surrogate-only solve (a homotopy's warm start) reports its own problem's value
+        value = objective_value(self.objective, costs) if upper is None else float(upper)
         gap = relative_gap(value, lower)
         if status == "optimal" and gap > self.tol:
             status = "feasible"
