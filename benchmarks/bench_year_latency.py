@@ -109,6 +109,13 @@ def check_slots(sc: Any, res: Any, n: int, seed: int) -> tuple[float, float, lis
     return worst, (time.perf_counter() - t0) / max(1, slots.size), slots.tolist()
 
 
+def _stages(stages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Homotopy stages with their norm order as a string (``"8"``, ``"inf"``)."""
+    if stages is None:
+        return None
+    return [{**s, "q": "inf" if math.isinf(s["q"]) else f"{s['q']:g}"} for s in stages]
+
+
 def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
     obj = year_latency_objective(q, sc.n_time, args.mu_social)
     events: list[tuple[float, str]] = []
@@ -135,7 +142,9 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         address=args.address,
         time_limit=args.time_limit,
         even_columns=not args.no_even_columns,
-        homotopy=tuple(args.homotopy),
+        **({} if args.homotopy is None else {"homotopy": tuple(args.homotopy)}),
+        homotopy_horizon=None if args.homotopy_horizon < 0 else args.homotopy_horizon,
+        transfer_mixture=not args.no_transfer,
         progress=progress,
     )
     load_before = list(os.getloadavg())
@@ -170,7 +179,9 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "gap": res.gap,
         "iterations": res.iterations,
         "passes": info["passes"],
-        "homotopy": info.get("homotopy"),
+        # the stages' orders as strings ("inf" is not JSON)
+        "homotopy": _stages(info.get("homotopy")),
+        "warm_start_homotopy": _stages(info.get("warm_start_homotopy")),
         "pricing_time_s": pricing,
         "time_per_pass_s": pricing / max(1, info["passes"]),
         "warm_start_time_s": warm,
@@ -229,9 +240,10 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         "        terms [USD]: " + ", ".join(f"{k} {v:.4g}" for k, v in terms.items()),
         flush=True,
     )
-    for st in info.get("homotopy") or []:
+    stages = [("sample ", st) for st in row["warm_start_homotopy"] or []]
+    for where, st in stages + [("", st) for st in row["homotopy"] or []]:
         print(
-            f"        stage q={st['q']:g}: {st['passes']} passes, {st['time']:.1f} s, "
+            f"        {where}stage q={st['q']}: {st['passes']} passes, {st['time']:.1f} s, "
             f"upper {st['upper']:.8g} lower {st['lower']:.8g} gap {st['gap']:.2e}",
             flush=True,
         )
@@ -278,9 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         "--homotopy",
         type=float,
         nargs="*",
-        default=[],
-        help="norm orders of smooth surrogate stages solved before q = inf (e.g. 8 32)",
+        default=None,
+        help="norm orders of the smooth stages before q = inf (default the solver's "
+        "8 32 128; none: q = inf directly)",
     )
+    ap.add_argument(
+        "--homotopy-horizon",
+        type=int,
+        default=1,
+        help="smooth stages also run on the horizon after the sample (-1: all)",
+    )
+    ap.add_argument("--no-transfer", action="store_true", help="no transferred mixture")
     ap.add_argument(
         "--no-even-columns",
         action="store_true",

@@ -435,7 +435,7 @@ def test_homotopy_in_the_norm_order_reaches_the_q_inf_optimum(qs, warm):
         assert [s["q"] for s in res.info["warm_start_homotopy"]] == [4.0, 16.0]
         assert [s["q"] for s in stages] == [16.0, math.inf]
         res, _ = _check(
-            sc, obj, block_slots=6, warm_sample=8, homotopy=(4, 16), homotopy_on_sample=False
+            sc, obj, block_slots=6, warm_sample=8, homotopy=(4, 16), homotopy_horizon=None
         )
         assert [s["q"] for s in res.info["warm_start_homotopy"]] == [4.0]
         stages = res.info["homotopy"]
@@ -488,6 +488,7 @@ def test_homotopy_time_limit_still_ends_at_q_inf_certified():
         dict(homotopy=(math.inf,)),
         dict(homotopy=(1.0,)),
         dict(homotopy_share=1.0),
+        dict(homotopy_horizon=-1),
     ],
 )
 def test_homotopy_settings_are_checked(kw):

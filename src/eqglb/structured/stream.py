@@ -58,6 +58,12 @@ MIN_AUTO_BLOCKS = 48
 MAX_AUTO_BLOCK = 168
 #: Most share of ``time_limit`` the warm start may take.
 WARM_SHARE = 0.25
+#: Default norm orders of the smooth stages solved before a q = inf problem
+#: (:class:`StreamingOffline` ``homotopy``; docs/performance.md: on 30 days of the
+#: year-latency tier at q = inf, 14 % after 300 s without, 0.99 % in 185 s with). Orders
+#: above about 256 stall the interior-point master (a p = 512 stage did not converge in
+#: 200 passes on a 4 x 12 x 3 x 48 instance).
+HOMOTOPY = (8.0, 32.0, 128.0)
 #: Relative gap to which the sampled problem of the warm start is solved: half the
 #: caller's tolerance, but never looser than WARM_TOL_MAX nor tighter than WARM_TOL_MIN.
 WARM_TOL_MIN = 1e-3
@@ -660,13 +666,14 @@ class StreamingOffline:
         ``size ** (-1/p)`` (:meth:`eqglb.structured.coupling.Block.surrogate`): never
         above the q = inf objective, so its certified bound is a valid q = inf bound,
         and its prices are feasible q = inf prices (Hölder). The warm start then samples
-        the first stage, or every stage (``homotopy_on_sample``). Empty (the default):
-        the q = inf problem directly.
-    homotopy_on_sample : bool
+        the first stage, or every stage (``homotopy_horizon``). Default
+        :data:`HOMOTOPY` = (8, 32, 128); empty: the q = inf problem directly.
+    homotopy_horizon : int or None
         With the warm start: the sampled problem runs every stage of the homotopy and the
-        horizon only the last one and q = inf (prices feasible at order p are feasible
-        at larger orders only, so the horizon cannot go back to the first). False: the
-        sample runs the first stage and the horizon every stage.
+        horizon only the last ``homotopy_horizon`` of them, then q = inf (prices
+        feasible at order p are feasible at larger orders only, so the horizon cannot go
+        back to an earlier one). None: the sample runs the first stage and the horizon
+        every stage.
     homotopy_tol : float
         Relative gap [-] to which each surrogate stage is solved (of its own problem).
     homotopy_share : float
@@ -696,10 +703,10 @@ class StreamingOffline:
     slot_form: str = "auto"
     even_columns: bool = True
     transfer_mixture: bool = True
-    homotopy: tuple[float, ...] = ()
+    homotopy: tuple[float, ...] = HOMOTOPY
     homotopy_tol: float = 1e-3
     homotopy_share: float = 0.5
-    homotopy_on_sample: bool = True
+    homotopy_horizon: int | None = 1
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
     #: internal (the warm start of a homotopy): solve only the surrogate stages
@@ -716,6 +723,10 @@ class StreamingOffline:
             raise ValueError(
                 f"homotopy = {self.homotopy!r}; give increasing finite norm orders > 1, "
                 "e.g. (8, 32)"
+            )
+        if self.homotopy_horizon is not None and self.homotopy_horizon < 0:
+            raise ValueError(
+                f"homotopy_horizon = {self.homotopy_horizon!r}; give a count >= 0 or None"
             )
         if not 0.0 < self.homotopy_share < 1.0:
             raise ValueError(f"homotopy_share = {self.homotopy_share!r}; give a share in (0, 1)")
@@ -780,8 +791,9 @@ class StreamingOffline:
         plans: list[SlotPlan | None] | None = None
         stages = self._stages(prob)
         warm = self.warm_start and bool(prob.terms.blocks) and T > 2 * self.warm_sample
-        if warm and self.homotopy_on_sample and len(stages) > 2:
-            stages = stages[-2:]  # the sample ran the others (_sampled_prices)
+        if warm and self.homotopy_horizon is not None and len(stages) > 1:
+            # the sample ran the others (_sampled_prices)
+            stages = stages[max(0, len(stages) - 1 - self.homotopy_horizon) :]
         if warm:
             t0 = _time.perf_counter()
             if self.progress is not None:
@@ -789,11 +801,7 @@ class StreamingOffline:
                     {"event": "warm_start", "slots": self.warm_sample, "elapsed": t0 - t_start}
                 )
             gamma0, sampled = self._sampled_prices(sc, info)
-            if (
-                self.transfer_mixture
-                and stages[0] is None
-                and any(math.isinf(b[2]) for b in prob.terms.blocks)
-            ):
+            if self.transfer_mixture and any(math.isinf(b[2]) for b in prob.terms.blocks):
                 plans = mixture_plan(sampled, T, length, n_blocks)
                 info["mixture_blocks"] = sum(p is not None for p in plans)
             info["warm_start_time"] = _time.perf_counter() - t0
@@ -856,7 +864,7 @@ class StreamingOffline:
             slot_form=self.slot_form,
             even_columns=self.even_columns,
             # a homotopy's stages are smooth, so the sample converges
-            homotopy=self.homotopy if self.homotopy_on_sample else self.homotopy[:1],
+            homotopy=self.homotopy if self.homotopy_horizon is not None else self.homotopy[:1],
             homotopy_tol=inner_tol,
             surrogate_only=bool(self.homotopy),
         )
