@@ -495,3 +495,36 @@ def test_homotopy_settings_are_checked(kw):
     obj = Objective.uniform(math.inf, mu_social=3e4)
     with pytest.raises(ValueError, match="homotopy"):
         StreamingOffline(obj, **kw)
+
+
+def test_no_pricing_pass_starts_that_would_end_past_the_time_limit(monkeypatch):
+    """A fake clock advancing 10 s per pricing pass and a 25 s limit: the loop prices
+    twice (ending at 20 s) and does not start a third pass, which would end at 30 s."""
+    from eqglb.structured import colgen, stream
+
+    clock = [0.0]
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock[0]
+
+    n_blocks = 4
+    real = stream.price_block
+
+    def slow_block(task):
+        clock[0] += 10.0 / n_blocks
+        return real(task)
+
+    monkeypatch.setattr(colgen, "_time", FakeTime)
+    monkeypatch.setattr(stream, "_time", FakeTime)
+    monkeypatch.setattr(stream, "price_block", slow_block)
+    sc = make_scenario(4, 6, 3, 24, reach=3, seed=2)
+    obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res = StreamingOffline(
+        obj, tol=1e-15, block_slots=6, backend="serial", warm_start=False, time_limit=25.0
+    ).solve(sc)
+    assert res.info["blocks"] == n_blocks
+    assert res.status == "feasible"
+    assert res.info["passes"] == 2
+    assert res.info["time"] <= 25.0

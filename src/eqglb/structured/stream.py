@@ -947,7 +947,10 @@ class StreamingOffline:
                             "elapsed": _time.perf_counter() - t_start,
                         }
                     )
-            stats["pricing_time"] += _time.perf_counter() - t0
+            took = _time.perf_counter() - t0
+            stats["pricing_time"] += took
+            if any(pl is not None for pl in plan):  # two solves a slot: a plain pass is half
+                stats["next_pass_estimate"] = 0.5 * took
             stats["passes"] += 1
             cols.sort(key=lambda c: c.block)
             lower = float(sum(c.bound for c in cols))
