@@ -144,7 +144,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         even_columns=not args.no_even_columns,
         **({} if args.homotopy is None else {"homotopy": tuple(args.homotopy)}),
         homotopy_horizon=None if args.homotopy_horizon < 0 else args.homotopy_horizon,
-        homotopy_share=args.homotopy_share,
+        **({} if args.homotopy_share is None else {"homotopy_share": args.homotopy_share}),
         transfer_mixture=not args.no_transfer,
         progress=progress,
     )
@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--homotopy-share",
         type=float,
-        default=0.5,
-        help="most share of the time limit for the smooth stages",
+        default=None,
+        help="most share of the time limit for the smooth stages (default the solver's)",
     )
     ap.add_argument("--no-transfer", action="store_true", help="no transferred mixture")
     ap.add_argument(

@@ -60,10 +60,14 @@ MAX_AUTO_BLOCK = 168
 WARM_SHARE = 0.25
 #: Default norm orders of the smooth stages solved before a q = inf problem
 #: (:class:`StreamingOffline` ``homotopy``; docs/performance.md: on 30 days of the
-#: year-latency tier at q = inf, 14 % after 300 s without, 0.99 % in 185 s with). Orders
+#: year-latency tier at q = inf, 14 % after 300 s without, 0.72 % in 219 s with). Orders
 #: above about 256 stall the interior-point master (a p = 512 stage did not converge in
 #: 200 passes on a 4 x 12 x 3 x 48 instance).
 HOMOTOPY = (8.0, 32.0, 128.0)
+#: Default most share of ``time_limit`` for the smooth stages (``homotopy_share``): their
+#: passes improve the q = inf upper bound more than q = inf passes do (full year at q = inf:
+#: 1.43 % after 578 s with 0.8, 2.06 % after 576 s with 0.5; docs/performance.md).
+HOMOTOPY_SHARE = 0.8
 #: Relative gap to which the sampled problem of the warm start is solved: half the
 #: caller's tolerance, but never looser than WARM_TOL_MAX nor tighter than WARM_TOL_MIN.
 WARM_TOL_MIN = 1e-3
@@ -678,7 +682,7 @@ class StreamingOffline:
         Relative gap [-] to which each surrogate stage is solved (of its own problem).
     homotopy_share : float
         Most share of ``time_limit`` the surrogate stages take together (the q = inf
-        stage always gets at least one master solve).
+        stage always gets at least one master solve); default :data:`HOMOTOPY_SHARE`.
     progress : callable or None
         Called with a dict whose ``event`` is ``"warm_start"`` (sampled problem started),
         ``"pricing"`` (after each block of a pricing pass: pass, done, blocks) or
@@ -705,7 +709,7 @@ class StreamingOffline:
     transfer_mixture: bool = True
     homotopy: tuple[float, ...] = HOMOTOPY
     homotopy_tol: float = 1e-3
-    homotopy_share: float = 0.5
+    homotopy_share: float = HOMOTOPY_SHARE
     homotopy_horizon: int | None = 1
     progress: Callable[[dict[str, Any]], None] | None = None
     name: str = "streaming"
