@@ -55,6 +55,9 @@ class Pricing:
         Convexity group (slot or block) of each candidate.
     payload : object
         What the pool needs to store the picked candidates.
+    seconds : float or None
+        Wall time a plain pass takes [s], where the pricer knows it better than the
+        time of this call (a pass that did extra work); None: the call's time.
     """
 
     lower: float
@@ -62,6 +65,17 @@ class Pricing:
     a: Any
     group: np.ndarray
     payload: Any
+    seconds: float | None = None
+
+
+def _timed(
+    price: Callable[[list[np.ndarray]], Pricing], gamma: list[np.ndarray], stats: dict[str, Any]
+) -> Pricing:
+    """``price(gamma)``, keeping the pass's wall time in ``stats["last_pass_time"]``."""
+    t0 = _time.perf_counter()
+    pr = price(gamma)
+    stats["last_pass_time"] = pr.seconds if pr.seconds is not None else _time.perf_counter() - t0
+    return pr
 
 
 class ColumnStore(Protocol):
@@ -128,13 +142,9 @@ def column_generation(
     best-bound prices, one array per block).
     """
     gamma = cp.project(gamma0 if gamma0 is not None else fair_prices(cp))
-    t_price = _time.perf_counter()
-    first = price(gamma) if seed is None else seed
-    # the last pricing pass's wall time [s] (kept in stats across a continuation; a
-    # pricer whose pass did extra work may leave its estimate of a plain one in
-    # "next_pass_estimate"): no pass starts that would end past the limit
-    if seed is None:
-        stats["last_pass_time"] = stats.pop("next_pass_estimate", _time.perf_counter() - t_price)
+    # the last pass's wall time, kept in stats across a continuation: no pass starts
+    # that would end past the limit
+    first = _timed(price, gamma, stats) if seed is None else seed
     lower = first.lower
     center = gamma
     pool.add_picked(first, np.arange(first.f.size), 0)
@@ -187,11 +197,7 @@ def column_generation(
             g_sep = cp.project(
                 [a_sep * c + (1 - a_sep) * g for c, g in zip(center, g_out, strict=True)]
             )
-            t_price = _time.perf_counter()
-            pr = price(g_sep)
-            stats["last_pass_time"] = stats.pop(
-                "next_pass_estimate", _time.perf_counter() - t_price
-            )
+            pr = _timed(price, g_sep, stats)
             center_new = g_sep if pr.lower > lower else center
             lower = max(lower, pr.lower)
             # reduced costs of the new columns at the master's prices

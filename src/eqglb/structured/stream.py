@@ -523,6 +523,12 @@ class _BlockPool:
         self._a = np.vstack([self._a, np.asarray(pricing.a)[pick].reshape(pick.size, -1)])
         self.last_used = np.concatenate([self.last_used, np.full(pick.size, iteration)])
 
+    def as_pricing(self, lower: float) -> Pricing:
+        """Every column of the pool as one pricing pass with bound ``lower`` [USD] (the
+        seed of the next stage of a homotopy; the pool's arrays are never changed in
+        place, so they are shared, not copied)."""
+        return Pricing(lower, self.f, self._a, self.slot, self.cols)
+
     def snapshot(self, lam: np.ndarray) -> list[tuple[BlockColumn, float]]:
         """The columns with positive weight and their weights."""
         return [(self.cols[i], float(lam[i])) for i in np.flatnonzero(lam > 0)]
@@ -793,18 +799,15 @@ class StreamingOffline:
         }
         gamma0 = None
         plans: list[SlotPlan | None] | None = None
-        stages = self._stages(prob)
         warm = self.warm_start and bool(prob.terms.blocks) and T > 2 * self.warm_sample
-        if warm and self.homotopy_horizon is not None and len(stages) > 1:
-            # the sample ran the others (_sampled_prices)
-            stages = stages[max(0, len(stages) - 1 - self.homotopy_horizon) :]
+        sampled_orders, stages = self._stages(prob, warm)
         if warm:
             t0 = _time.perf_counter()
             if self.progress is not None:
                 self.progress(
                     {"event": "warm_start", "slots": self.warm_sample, "elapsed": t0 - t_start}
                 )
-            gamma0, sampled = self._sampled_prices(sc, info)
+            gamma0, sampled = self._sampled_prices(sc, info, sampled_orders)
             if self.transfer_mixture and any(math.isinf(b[2]) for b in prob.terms.blocks):
                 plans = mixture_plan(sampled, T, length, n_blocks)
                 info["mixture_blocks"] = sum(p is not None for p in plans)
@@ -822,16 +825,25 @@ class StreamingOffline:
         return res
 
     # ------------------------------------------------------------------ internals
-    def _stages(self, prob: CompactLP) -> list[float | None]:
-        """Norm orders of the surrogate stages, then None for the problem itself
-        (omitted when ``surrogate_only``); just ``[None]`` without a q = inf block."""
-        if not self.homotopy or not any(math.isinf(b[2]) for b in prob.terms.blocks):
-            return [None]
-        out: list[float | None] = list(self.homotopy)
-        return out if self.surrogate_only else [*out, None]
+    def _stages(self, prob: CompactLP, warm: bool) -> tuple[tuple[float, ...], list[float | None]]:
+        """The norm orders the warm start's sample runs, and the stages of the horizon:
+        surrogate orders, then None for the problem itself (omitted when
+        ``surrogate_only``); just ``[None]`` without a q = inf block."""
+        orders = self.homotopy
+        if not orders or not any(math.isinf(b[2]) for b in prob.terms.blocks):
+            return orders, [None]
+        if not warm or self.homotopy_horizon is None:  # the sample runs the first stage
+            horizon, sampled = orders, orders[:1]
+        else:  # the sample runs every stage, the horizon the last homotopy_horizon
+            horizon, sampled = (
+                orders[len(orders) - min(self.homotopy_horizon, len(orders)) :],
+                orders,
+            )
+        tail: list[float | None] = [] if self.surrogate_only else [None]
+        return sampled, [*horizon, *tail]
 
     def _sampled_prices(
-        self, sc: Scenario, info: dict[str, Any]
+        self, sc: Scenario, info: dict[str, Any], orders: tuple[float, ...]
     ) -> tuple[np.ndarray, _SampledMixture]:
         """Prices of the same problem on every k-th slot, each standing for k slots, and
         that problem's optimal mixture of columns (:func:`mixture_plan`)."""
@@ -868,9 +880,9 @@ class StreamingOffline:
             slot_form=self.slot_form,
             even_columns=self.even_columns,
             # a homotopy's stages are smooth, so the sample converges
-            homotopy=self.homotopy if self.homotopy_horizon is not None else self.homotopy[:1],
+            homotopy=orders,
             homotopy_tol=inner_tol,
-            surrogate_only=bool(self.homotopy),
+            surrogate_only=bool(orders),
         )
         res = inner.solve(sub)
         info["warm_start_iterations"] = res.iterations
@@ -953,8 +965,6 @@ class StreamingOffline:
                     )
             took = _time.perf_counter() - t0
             stats["pricing_time"] += took
-            if any(pl is not None for pl in plan):  # two solves a slot: a plain pass is half
-                stats["next_pass_estimate"] = 0.5 * took
             stats["passes"] += 1
             cols.sort(key=lambda c: c.block)
             lower = float(sum(c.bound for c in cols))
@@ -968,6 +978,8 @@ class StreamingOffline:
                 np.array([x[1] for x in fa]).reshape(len(cols), cp.size),
                 np.array([c.block for c in cols], dtype=np.intp),
                 cols,
+                # a planned pass solved every slot twice: a plain one takes about half
+                seconds=0.5 * took if any(pl is not None for pl in plan) else took,
             )
 
         if not terms.blocks:  # separable: one pass is the whole problem
@@ -999,6 +1011,7 @@ class StreamingOffline:
                 )
 
         seed: Pricing | None = None
+        start = None if gamma0 is None else cp.split(gamma0)
         n_smooth = sum(p is not None for p in stages)
         share = 1.0 if self.surrogate_only else self.homotopy_share
         history: list[dict[str, Any]] = []
@@ -1020,7 +1033,7 @@ class StreamingOffline:
                 cps,
                 pool,
                 price,
-                gamma0=None if gamma0 is None else cps.split(gamma0),
+                gamma0=start,
                 tol=self.tol if p is None else self.homotopy_tol,
                 max_iter=int(self.max_iter),
                 smoothing=self.smoothing,
@@ -1047,10 +1060,8 @@ class StreamingOffline:
             )
             # the next stage starts where this one ended: its prices (feasible there),
             # its bound (valid there) and every column it kept
-            gamma0 = np.concatenate(res["center"])
-            seed = Pricing(
-                res["lower"], pool.f.copy(), pool._a.copy(), pool.slot.copy(), list(pool.cols)
-            )
+            start = res["center"]
+            seed = pool.as_pricing(res["lower"])
         if len(stages) > 1 or stages[0] is not None:
             info["homotopy"] = history
         return self._result(
