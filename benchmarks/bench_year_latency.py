@@ -146,6 +146,7 @@ def solve_one(sc: Any, q: str, args: argparse.Namespace) -> dict[str, Any]:
         homotopy_horizon=None if args.homotopy_horizon < 0 else args.homotopy_horizon,
         **({} if args.homotopy_share is None else {"homotopy_share": args.homotopy_share}),
         transfer_mixture=not args.no_transfer,
+        homotopy_lift=not args.no_lift,
         progress=progress,
     )
     load_before = list(os.getloadavg())
@@ -308,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         help="most share of the time limit for the smooth stages (default the solver's)",
     )
     ap.add_argument("--no-transfer", action="store_true", help="no transferred mixture")
+    ap.add_argument(
+        "--no-lift",
+        action="store_true",
+        help="the q = inf stage without its first pass at lifted prices (for comparison)",
+    )
     ap.add_argument(
         "--no-even-columns",
         action="store_true",

@@ -448,6 +448,21 @@ def test_homotopy_in_the_norm_order_reaches_the_q_inf_optimum(qs, warm):
     assert sum(s["passes"] for s in stages) == res.info["passes"]
 
 
+@pytest.mark.parametrize("lift", [False, True])
+def test_homotopy_lift_pass_same_optimum(lift):
+    """With and without the q = inf stage's first pass at lifted prices
+    (``homotopy_lift``): the q = inf optimum, certified; with it, that stage prices at
+    least once and its bound is at least the surrogate stage's."""
+    sc = make_scenario(4, 12, 3, 48, reach=2, seed=5)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    res, _ = _check(sc, obj, block_slots=6, warm_start=False, homotopy=(8,), homotopy_lift=lift)
+    stages = res.info["homotopy"]
+    assert [s["q"] for s in stages] == [8.0, math.inf]
+    assert stages[1]["lower"] >= stages[0]["lower"]
+    if lift:
+        assert stages[1]["passes"] >= 1
+
+
 def test_homotopy_without_a_q_inf_term_is_the_plain_solve():
     sc = make_scenario(4, 12, 3, 24, reach=2, seed=3)
     obj = Objective.uniform(2.0, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)

@@ -131,3 +131,67 @@ def test_block_surrogate_value_below_and_prices_nest(seed, size, w, ps):
     assert s_lo.surrogate(hi) is s_lo
     with pytest.raises(ValueError, match="norm order"):
         b.surrogate(1.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 300),
+    w=st.sampled_from([1e-6, 1.0, 3e4, 1e9]),
+    p=st.sampled_from([1.5, 2.0, 8.0, 128.0]),
+    q=st.sampled_from([2.0, 3.0, math.inf]),
+)
+def test_block_lift_puts_feasible_prices_on_the_boundary(seed, size, w, p, q):
+    """Block.lift: prices feasible for a surrogate (or anywhere inside the ball) grow,
+    each by the same factor, onto the boundary of this block's dual ball; all-zero prices
+    stay zero."""
+    from eqglb.metrics import dual_exponent, lq_norm
+    from eqglb.structured.coupling import Block
+
+    rng = np.random.default_rng(seed)
+    b = Block("social", w, q, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
+    inner = b.surrogate(p) if math.isinf(q) else Block(b.name, 0.5 * w, q, b.index, size, b.coef)
+    g = inner.project(rng.random(size) ** 3 * 10 * w + 1e-300)
+    lifted = b.lift(g)
+    assert lq_norm(lifted, dual_exponent(q)) == pytest.approx(w, rel=1e-12)
+    assert np.all(lifted >= g * (1 - 1e-15))
+    assert np.allclose(b.project(lifted), lifted, rtol=1e-12, atol=0)  # feasible
+    ratio = lifted[g > 0] / g[g > 0]
+    assert np.allclose(ratio, ratio[0], rtol=1e-12)
+    assert np.array_equal(b.lift(np.zeros(size)), np.zeros(size))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_lifted_prices_give_a_higher_valid_bound(seed):
+    """The Lagrangian bound (sum of the compact slot LPs' certified bounds) at
+    surrogate prices lifted onto the q = inf face is higher than at the prices
+    themselves, and still below the q = inf optimum (the streaming homotopy's first
+    q = inf pass, ``homotopy_lift``)."""
+    from eqglb.structured.compact import CompactLP
+    from eqglb.structured.coupling import Block, Coupling
+
+    sc = make_scenario(4, 12, 3, 24, reach=2, seed=seed)
+    obj = Objective.uniform(math.inf, mu_social=3e4, mu_carbon=1.5, mu_water=0.06)
+    opt = StructuredOffline(obj, tol=1e-9).plan(sc).info.objective
+    prob = CompactLP.of(sc, obj)
+    cp = Coupling(
+        np.zeros((1, 0)),
+        tuple(
+            Block(n, w, q, np.zeros(0, dtype=np.intp), size, np.zeros((1, 0)))
+            for n, w, q, size in prob.terms.blocks
+        ),
+    )
+    rng = np.random.default_rng(seed)
+    sur = cp.surrogate(16.0)
+    g = sur.project([rng.random(b.size) * b.weight for b in sur.blocks])
+    # 16-surrogate prices sum to less than the weight unless uniform
+    assert all(x.sum() < b.weight * (1 - 1e-3) for x, b in zip(g, cp.blocks, strict=True))
+
+    def bound(gamma):
+        prob.set_basis(None)
+        flat = np.concatenate(gamma)
+        return sum(prob.solve_slot(t, flat).bound for t in range(sc.n_time))
+
+    low, high = bound(g), bound(cp.lift(g))
+    assert low < high * (1 - 1e-6)
+    assert high <= opt * (1 + 1e-9)

@@ -127,6 +127,7 @@ def column_generation(
     stats: dict[str, Any],
     on_iteration: Callable[[int, float, float, float, int], None] | None,
     seed: Pricing | None = None,
+    lift: bool = False,
 ) -> dict[str, Any]:
     """Run the loop of the module docstring.
 
@@ -140,6 +141,13 @@ def column_generation(
     snapshot of its weights), ``lower``, ``upper`` [USD], ``iterations``, ``status``
     (``"optimal"`` or ``"feasible"``), ``columns`` and ``center`` (the
     best-bound prices, one array per block).
+
+    ``lift`` (with a ``seed``): the loop first prices ``gamma0`` lifted onto the boundary
+    of every block's dual ball (:meth:`eqglb.structured.coupling.Coupling.lift`), a
+    bound at least the one at ``gamma0``; where the seed comes from a surrogate stage
+    whose prices lie strictly inside this problem's dual set, that raises the bound
+    without waiting for the master. Skipped where the pass would end past
+    ``time_limit``.
     """
     gamma = cp.project(gamma0 if gamma0 is not None else fair_prices(cp))
     # the last pass's wall time, kept in stats across a continuation: no pass starts
@@ -148,6 +156,15 @@ def column_generation(
     lower = first.lower
     center = gamma
     pool.add_picked(first, np.arange(first.f.size), 0)
+    if seed is not None and lift:
+        lifted = cp.lift(gamma)
+        moved = any(not np.array_equal(a, b) for a, b in zip(lifted, gamma, strict=True))
+        elapsed = _time.perf_counter() - t_start + stats.get("last_pass_time", 0.0)
+        if moved and (time_limit is None or elapsed <= time_limit):
+            pr = _timed(price, lifted, stats)
+            pool.add_picked(pr, np.arange(pr.f.size), 0)
+            if pr.lower > lower:
+                lower, center = pr.lower, lifted
     best: MasterSolution | None = None
     snapshot: Any = None
     exact_next = force_tight = False

@@ -106,6 +106,20 @@ class Block:
             g = np.zeros_like(g)
         return g
 
+    def lift(self, gamma: np.ndarray) -> np.ndarray:
+        """Feasible prices ``gamma`` scaled up onto the boundary ``||g||_p = w`` of the
+        dual ball (unchanged where they are 0).
+
+        Regional totals are non-negative, so the Lagrangian dual function (module
+        docstring) does not fall when every price grows: at prices on the boundary it
+        is at least its value at ``gamma``. At q = inf the boundary is the face
+        ``sum g = w``, which prices of a surrogate (:meth:`surrogate`) never reach
+        unless they are uniform.
+        """
+        g = self.project(gamma)
+        n = lq_norm(g, dual_exponent(self.q)) if g.size else 0.0
+        return g * (self.weight / n) if n > 0 else g
+
 
 @dataclass(frozen=True, eq=False)
 class Coupling:
@@ -148,6 +162,10 @@ class Coupling:
 
     def project(self, gamma: list[np.ndarray]) -> list[np.ndarray]:
         return [b.project(g) for b, g in zip(self.blocks, gamma, strict=True)]
+
+    def lift(self, gamma: list[np.ndarray]) -> list[np.ndarray]:
+        """Every block's prices on its dual ball's boundary (:meth:`Block.lift`)."""
+        return [b.lift(g) for b, g in zip(self.blocks, gamma, strict=True)]
 
     def regularizer(self, u: np.ndarray) -> float:
         """``sum_b w_b ||u_b||_q_b`` for stacked totals u (size,) [USD]."""
